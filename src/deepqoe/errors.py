@@ -1,0 +1,27 @@
+"""User-facing errors.
+
+Every problem a user can fix (a bad file, column, value or config) is raised as a
+:class:`DeepQoEError` whose message names the file, column and row where it applies. The CLI prints the
+message alone (no traceback) and exits with status 2.
+"""
+
+from __future__ import annotations
+
+
+class DeepQoEError(Exception):
+    """A problem with the user's input, described in one clear message."""
+
+    def __init__(self, message: str, *, file: str | None = None, column: str | None = None,
+                 row: int | None = None, field: str | None = None):
+        self.file, self.column, self.row, self.field = file, column, row, field
+        where = []
+        if file is not None:
+            where.append(f"file '{file}'")
+        if field is not None:
+            where.append(f"field '{field}'")
+        if column is not None:
+            where.append(f"column '{column}'")
+        if row is not None:
+            where.append(f"row {row}")
+        self.message = message
+        super().__init__(f"{', '.join(where)}: {message}" if where else message)
