@@ -1,0 +1,1 @@
+"""Evaluation: one metrics module, one protocol (splits) module, one statistics module."""

@@ -1,0 +1,84 @@
+"""The metrics of the QoE field, in one place.
+
+Classification: accuracy, macro-F1, confusion matrix. Regression: MSE, RMSE, PLCC (Pearson), SROCC
+(Spearman), KROCC (Kendall), and PLCC after the 4-parameter logistic mapping customary in video quality
+assessment (VQEG / VIDEVAL).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Sequence
+
+import numpy as np
+from scipy import stats
+
+from deepqoe.evaluation.statistics import logistic_4_fit
+
+
+def _corr(fn, a, b) -> float:
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 2 or np.all(a == a[0]) or np.all(b == b[0]):
+        return 0.0  # undefined correlation (constant predictions) counts as no correlation
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = fn(a, b)[0]
+    return float(r) if np.isfinite(r) else 0.0
+
+
+def plcc(y_true, y_pred) -> float:
+    return _corr(stats.pearsonr, y_true, y_pred)
+
+
+def srocc(y_true, y_pred) -> float:
+    return _corr(stats.spearmanr, y_true, y_pred)
+
+
+def krocc(y_true, y_pred) -> float:
+    return _corr(stats.kendalltau, y_true, y_pred)
+
+
+def plcc_logistic(y_true, y_pred) -> float:
+    """PLCC after fitting the 4-parameter logistic mapping from predictions to MOS."""
+    mapped = logistic_4_fit(np.asarray(y_pred, float), np.asarray(y_true, float))
+    return plcc(y_true, mapped)
+
+
+def regression_metrics(y_true, y_pred, logistic: bool = False) -> dict[str, float]:
+    y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
+    mse = float(np.mean((y_true - y_pred) ** 2))
+    out = {"mse": mse, "rmse": float(np.sqrt(mse)), "plcc": plcc(y_true, y_pred),
+           "srocc": srocc(y_true, y_pred), "krocc": krocc(y_true, y_pred)}
+    if logistic:
+        out["plcc_logistic"] = plcc_logistic(y_true, y_pred)
+    return out
+
+
+def confusion_matrix(y_true, y_pred, labels: Sequence) -> np.ndarray:
+    index = {lab: i for i, lab in enumerate(labels)}
+    cm = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    for t, p in zip(y_true, y_pred):
+        if t in index and p in index:
+            cm[index[t], index[p]] += 1
+    return cm
+
+
+def classification_metrics(y_true, y_pred, labels: Sequence) -> dict:
+    """Accuracy, macro-F1 (over the classes present in y_true or y_pred) and the confusion matrix."""
+    y_true, y_pred = list(y_true), list(y_pred)
+    cm = confusion_matrix(y_true, y_pred, labels)
+    tp = np.diag(cm).astype(float)
+    support, predicted = cm.sum(1), cm.sum(0)
+    present = (support + predicted) > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, tp / np.maximum(predicted, 1), 0.0)
+        recall = np.where(support > 0, tp / np.maximum(support, 1), 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    return {"accuracy": float(tp.sum() / max(cm.sum(), 1)),
+            "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+            "confusion_matrix": cm.tolist()}
+
+
+def scalar_metrics(m: dict) -> dict[str, float]:
+    """The metrics that are single numbers (for mean +- std over splits)."""
+    return {k: v for k, v in m.items() if isinstance(v, (int, float))}

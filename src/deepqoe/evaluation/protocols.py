@@ -1,0 +1,92 @@
+"""Evaluation protocols: how a dataset is split into training and test parts.
+
+* ``holdout``: one random split (``test_size``).
+* ``repeated``: ``n_splits`` independent random splits (e.g. 10 x 90/10, or VIDEVAL's 100 x 80/20).
+* ``kfold``: k-fold cross-validation (shuffled).
+* ``group``: leave-one-group-out (content, title or genre disjoint): every test set is one group.
+* ``group-kfold``: k group-disjoint folds.
+
+Each split is a :class:`Split` of integer indices; the same function serves the CLI, the experiments
+and the benchmarks, so two methods compared in one run always see the same splits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from deepqoe.errors import DeepQoEError
+
+PROTOCOLS = ("holdout", "repeated", "kfold", "group", "group-kfold")
+
+
+@dataclass(frozen=True)
+class Split:
+    name: str
+    train: np.ndarray
+    test: np.ndarray
+
+
+def _n_test(n: int, test_size: float) -> int:
+    k = int(round(n * test_size)) if test_size < 1 else int(test_size)
+    return min(max(k, 1), n - 1)
+
+
+def make_splits(protocol: str, n_samples: int, *, groups=None, n_splits: int = 10, test_size: float = 0.1,
+                seed: int = 0) -> list[Split]:
+    if n_samples < 2:
+        raise DeepQoEError(f"need at least 2 rows to split, got {n_samples}")
+    rng = np.random.default_rng(seed)
+    idx = np.arange(n_samples)
+    if protocol in ("holdout", "repeated"):
+        reps = 1 if protocol == "holdout" else n_splits
+        k = _n_test(n_samples, test_size)
+        out = []
+        for r in range(reps):
+            perm = rng.permutation(n_samples)
+            out.append(Split(f"split{r}", np.sort(perm[k:]), np.sort(perm[:k])))
+        return out
+    if protocol == "kfold":
+        if n_splits > n_samples:
+            raise DeepQoEError(f"kfold with {n_splits} folds needs at least {n_splits} rows, got {n_samples}")
+        folds = np.array_split(rng.permutation(n_samples), n_splits)
+        return [Split(f"fold{i}", np.setdiff1d(idx, f), np.sort(f)) for i, f in enumerate(folds)]
+    if protocol in ("group", "group-kfold"):
+        if groups is None:
+            raise DeepQoEError(f"the '{protocol}' protocol needs a group column (set 'group' in the dataset config)")
+        groups = np.asarray(groups)
+        uniq = list(dict.fromkeys(groups.tolist()))
+        if len(uniq) < 2:
+            raise DeepQoEError(f"the '{protocol}' protocol needs at least 2 groups, found {len(uniq)}")
+        if protocol == "group":
+            return [Split(f"group={g}", idx[groups != g], idx[groups == g]) for g in uniq]
+        order = rng.permutation(len(uniq))
+        parts = np.array_split(order, min(n_splits, len(uniq)))
+        out = []
+        for i, part in enumerate(parts):
+            test_groups = {uniq[j] for j in part}
+            mask = np.isin(groups, list(test_groups))
+            out.append(Split(f"groupfold{i}", idx[~mask], idx[mask]))
+        return out
+    raise DeepQoEError(f"unknown protocol '{protocol}'; use one of {', '.join(PROTOCOLS)}")
+
+
+def validation_split(n_train: int, fraction: float, seed: int, groups=None) -> tuple[np.ndarray, np.ndarray]:
+    """Split the training part once more for early stopping (group-disjoint when groups are given)."""
+    idx = np.arange(n_train)
+    if fraction <= 0 or n_train < 10:
+        return idx, idx[:0]
+    rng = np.random.default_rng(seed + 7919)
+    if groups is not None:
+        groups = np.asarray(groups)
+        uniq = np.array(list(dict.fromkeys(groups.tolist())), dtype=object)
+        if len(uniq) >= 3:
+            rng.shuffle(uniq)
+            n_val = max(1, int(round(len(uniq) * fraction)))
+            mask = np.isin(groups, uniq[:n_val])
+            if 0 < mask.sum() < n_train:
+                return idx[~mask], idx[mask]
+    k = max(1, int(round(n_train * fraction)))
+    perm = rng.permutation(n_train)
+    return np.sort(perm[k:]), np.sort(perm[:k])

