@@ -103,6 +103,10 @@ def _fit(net, train_inputs, y_train, val_inputs, y_val, *, task, optimizer, lear
 
         bar = tqdm(total=max_epochs, desc="training", unit="epoch", leave=False)
     since_best = 0
+    # On small data an epoch is a handful of steps and the validation loss is noisy: give early stopping
+    # at least ~300 optimiser steps of patience, whatever the epoch count says.
+    steps_per_epoch = max(1, math.ceil(n / batch_size))
+    patience = max(patience, math.ceil(300 / steps_per_epoch))
     for epoch in range(1, max_epochs + 1):
         net.train()
         perm = torch.randperm(n, generator=gen)

@@ -138,7 +138,28 @@ def prepare_inputs(cfg: DatasetConfig, df: pd.DataFrame, source_name: str) -> tu
                 _check_column(df, c, source_name, f"input '{inp.key}'")
                 X[c] = df[c]
         inputs.append(d)
+    _validate_values(cfg, X, inputs, source_name)
     return X, inputs
+
+
+def _validate_values(cfg: DatasetConfig, X: pd.DataFrame, inputs: list[dict], source_name: str) -> None:
+    """Check every input value once, on the whole table, so errors name the file and its data row."""
+    from deepqoe.features.tabular import numeric_matrix
+
+    for d in inputs:
+        try:
+            if d["modality"] in ("continuous", "vector"):
+                numeric_matrix(X, d.get("columns") or [d["column"]],
+                               nan_to=d.get("nan_to") if d["modality"] == "vector" else None)
+            elif d["modality"] in ("text", "categorical"):
+                bad = X[d["column"]].isna().to_numpy()
+                if bad.any():
+                    raise DeepQoEError(f"a missing {d['modality']} value", column=d["column"],
+                                       row=int(np.flatnonzero(bad)[0]) + 1)
+        except DeepQoEError as e:
+            if e.file is None:
+                raise DeepQoEError(e.message, file=source_name, column=e.column, row=e.row) from None
+            raise
 
 
 def load_dataset(cfg: DatasetConfig) -> Dataset:

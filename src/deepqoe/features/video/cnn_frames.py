@@ -94,4 +94,4 @@ class CNNFramesExtractor(Extractor):
         mean, std = f.mean(axis=0), f.std(axis=0)
         values = {f"cnn_mean_{i:04d}": float(v) for i, v in enumerate(mean)}
         values.update({f"cnn_std_{i:04d}": float(v) for i, v in enumerate(std)})
-        return Features(values=values, frames=sampler.stats.decoded)
+        return Features(values=values, frames=sampler.stats.packets)

@@ -146,6 +146,8 @@ class DecodeStats:
     sampled: int = 0         # frames returned to the caller
     errors: int = 0          # packets the decoder rejected
     skipped_gops: int = 0    # GOPs never decoded
+    packets: int = 0         # frames of the stream covered (demuxed), decoded or not
+    skipped_nonref: int = 0  # packets sent with "skip if not a reference frame"
 
 
 class FrameSampler:
@@ -250,24 +252,49 @@ class FrameSampler:
         gop_pts: list[int] = []
         last_max_t = [-math.inf]      # largest frame time of the previous GOP
 
-        def gop_needed(pts_list) -> bool:
-            """Does a target time fall in (max time of the previous GOP, max time of this GOP]?"""
+        def gop_plan(pts_list) -> set | None:
+            """The pts of this GOP's frames that may be sampled (None: the whole GOP is not needed).
+
+            A frame is sampled when a target time lies in (time of the frame before it, its time]; the
+            check here is a little generous (2 eps), so it never drops a frame that will be sampled.
+            """
             if not pts_list:
-                return True
+                return set()
             st = state["start"] if state["start"] is not None else min(pts_list)
-            hi = float((max(pts_list) - st) * tb)
-            lo = last_max_t[0]
-            # the first target strictly after lo (targets are k * period, k >= 0)
-            k = 0 if lo < 0 else math.floor((lo + eps) / period) + 1
-            needed = k * period <= hi + eps
-            last_max_t[0] = hi
-            return needed
+            prev = last_max_t[0]
+            keep = set()
+            for pts in sorted(set(pts_list)):
+                t = float((pts - st) * tb)
+                k = 0 if prev == -math.inf else math.floor((prev - 2 * eps) / period) + 1
+                if k * period <= t + 2 * eps:
+                    keep.add(pts)
+                prev = t
+            last_max_t[0] = max(last_max_t[0], prev)
+            return keep or None
+
+        cc = stream.codec_context
+        skip_mode = ["DEFAULT"]
+
+        def set_skip(mode: str):
+            if skip_mode[0] != mode:
+                try:
+                    cc.skip_frame = mode
+                except (AttributeError, ValueError, TypeError):
+                    return
+                skip_mode[0] = mode
 
         def flush_gop():
             if state["start"] is None and gop_pts:
                 state["start"] = min(gop_pts)
-            if gop_needed(gop_pts):
+            keep = gop_plan(gop_pts)
+            if keep is not None:
                 for pk in gop:
+                    # frames that will not be sampled need decoding only if others refer to them
+                    if pk.pts in keep:
+                        set_skip("DEFAULT")
+                    else:
+                        set_skip("NONREF")
+                        self.stats.skipped_nonref += 1
                     yield from emit(decode(pk))
                     if state["done"]:
                         return
@@ -281,8 +308,10 @@ class FrameSampler:
                 for packet in container.demux(stream):
                     if packet.size == 0 and packet.pts is None:
                         continue  # the demuxer's end marker; the decoder is flushed below
+                    self.stats.packets += 1
                     if can_skip and packet.pts is None:
                         can_skip = False  # no timestamps: decode everything
+                        set_skip("DEFAULT")
                         for pk in gop:
                             yield from emit(decode(pk))
                         gop.clear()
@@ -309,6 +338,7 @@ class FrameSampler:
                 yield from flush_gop()
                 if state["done"]:
                     return
+            set_skip("DEFAULT")
             yield from emit(decode(None))
         finally:
             container.close()

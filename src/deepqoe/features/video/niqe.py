@@ -16,9 +16,13 @@ from deepqoe.features.video.decode import FrameSampler, VideoError, probe
 
 
 def _niqe():
+    import warnings
+
     try:
-        import skvideo.measure  # noqa: F401
-        from skvideo.measure import niqe
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import skvideo.measure  # noqa: F401
+            from skvideo.measure import niqe
     except Exception as e:  # noqa: BLE001 - any import failure (missing, or broken with this numpy)
         raise DeepQoEError(f"the niqe extractor needs scikit-video, which cannot be imported ({e}); install "
                            "it with: pip install absolutely-not-scikit-video") from None
@@ -51,5 +55,5 @@ class NIQEExtractor(Extractor):
             raise VideoError("no frame could be decoded", file=str(video_path))
         a = np.asarray(scores)
         return Features(values={"niqe_mean": float(a.mean()), "niqe_median": float(np.median(a)),
-                                "niqe_max": float(a.max())}, frames=sampler.stats.decoded,
+                                "niqe_max": float(a.max())}, frames=sampler.stats.packets,
                         per_frame={"niqe": scores})

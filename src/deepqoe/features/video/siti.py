@@ -53,5 +53,5 @@ class SITIExtractor(Extractor):
         nan = float("nan")
         values = {"siti_si_max": max(si), "siti_si_mean": float(np.mean(si)),
                   "siti_ti_max": max(ti) if ti else nan, "siti_ti_mean": float(np.mean(ti)) if ti else nan}
-        return Features(values=values, frames=sampler.stats.decoded,
+        return Features(values=values, frames=sampler.stats.packets,
                         per_frame={"si": si, "ti": ti})

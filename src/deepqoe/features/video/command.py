@@ -1,0 +1,145 @@
+"""``deepqoe extract``: a feature table (Parquet, one row per video) from video files.
+
+Also ``deepqoe convert-c3d-weights``: turn the published C3D torch checkpoint into safetensors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from deepqoe.errors import DeepQoEError
+
+EPILOG = """\
+examples:
+  deepqoe extract videos/ --out features.parquet
+  deepqoe extract videos/ --out features.parquet --extractors cnn-frames,siti,stream --fps 2
+  deepqoe extract distorted/ --reference-dir originals/ --extractors full-reference --out fr.parquet
+  deepqoe extract list.csv --out f.parquet --scheduler local --workers 2
+
+INPUT: video files, folders (searched recursively for video files) or lists: a .txt file with one path
+a line, or a CSV with a 'path' column and optional 'id' and 'reference' columns.
+Outputs: OUT (id + features), OUT.errors.csv (id, path, extractor, error), OUT.meta.json (extractors,
+versions, options; also stored in the Parquet schema metadata under 'deepqoe').
+Exit status: 0 when at least one video succeeded (1 when all failed; with --strict 1 on any failure),
+2 for a usage problem.
+"""
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
+    return v
+
+
+def register(subparsers) -> None:
+    from deepqoe.features.video.base import DEFAULT_EXTRACTORS, EXTRACTORS
+
+    p = subparsers.add_parser(
+        "extract", help="video features (CNN, C3D, SI/TI, stream, PSNR/SSIM/VMAF, NIQE) -> a feature table",
+        description="Extract features from video files into a Parquet table (one row per video, joined "
+                    "to a dataset by id as a 'vector' input).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders, or .txt/.csv lists")
+    p.add_argument("--out", "-o", required=True, metavar="FEATURES.parquet", help="the feature table to write")
+    p.add_argument("--extractors", "-e", default=",".join(DEFAULT_EXTRACTORS),
+                   help=f"comma-separated, from: {', '.join(EXTRACTORS)} (default: %(default)s)")
+    p.add_argument("--fps", type=_positive_float, default=None,
+                   help="frames sampled per second for cnn-frames, siti and niqe (defaults: 2, 2, 1; "
+                        "siti with 0: every frame)")
+    ref = p.add_mutually_exclusive_group()
+    ref.add_argument("--reference-dir", metavar="DIR",
+                     help="full-reference: the reference of video X is the video named X.* in DIR")
+    ref.add_argument("--reference-map", metavar="CSV",
+                     help="full-reference: a CSV with columns id (or path) and reference")
+    p.add_argument("--vmaf-model", default=None, metavar="MODEL",
+                   help="libvmaf model (default: the built-in version=vmaf_v0.6.1)")
+    p.add_argument("--c3d-weights", metavar="FILE", help="C3D weights (safetensors; see convert-c3d-weights)")
+    p.add_argument("--c3d-max-clips", type=_positive_int, default=None, metavar="N",
+                   help="C3D: at most N clips of 16 frames per video (default 8)")
+    p.add_argument("--cache", metavar="DIR", help="feature cache folder (default ~/.cache/deepqoe/features)")
+    p.add_argument("--no-cache", action="store_true", help="compute everything, read and write no cache")
+    p.add_argument("--scheduler", metavar="local|tcp://HOST:PORT",
+                   help="run on Dask: 'local' (a cluster on this machine) or a scheduler address")
+    p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
+                   help="workers of the local Dask cluster (default: one per core)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="threads of FFmpeg/libvmaf for full-reference (default: all cores)")
+    p.add_argument("--per-frame", action="store_true",
+                   help="also write OUT.frames.parquet (per-frame SI/TI, PSNR, SSIM, VMAF, NIQE)")
+    p.add_argument("--strict", action="store_true", help="exit with status 1 if any video failed")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_extract)
+
+    c = subparsers.add_parser(
+        "convert-c3d-weights", help="convert a C3D torch checkpoint (c3d.pickle) to safetensors",
+        description="Read a C3D checkpoint with torch.load(weights_only=True) (tensors only, no code run), "
+                    "check its layer names and shapes, and write safetensors for --c3d-weights.")
+    c.add_argument("source", metavar="c3d.pickle")
+    c.add_argument("dest", metavar="c3d.safetensors")
+    c.set_defaults(func=run_convert_c3d)
+
+
+def extract_options(args) -> dict:
+    opts = {"fps": args.fps, "weights": args.c3d_weights, "max_clips": args.c3d_max_clips,
+            "model": args.vmaf_model, "threads": args.threads}
+    return {k: v for k, v in opts.items() if v is not None}
+
+
+def run_extract(args) -> int:
+    from deepqoe.features.video.base import parse_extractor_list
+    from deepqoe.features.video.cache import default_cache_dir
+    from deepqoe.features.video.pipeline import collect_inputs, extract_features, write_outputs
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".parquet", ".pq", ".csv"):
+        raise DeepQoEError("the output must end in .parquet (or .csv)", field="--out")
+    if out.exists() and out.is_dir():
+        raise DeepQoEError("is a folder; give a file name such as features.parquet", file=str(out))
+    names = parse_extractor_list(args.extractors)
+    if "full-reference" in names and not (args.reference_dir or args.reference_map) and not any(
+            Path(i).suffix.lower() == ".csv" for i in args.inputs):
+        raise DeepQoEError("the full-reference extractor needs the reference videos: give --reference-dir DIR "
+                           "or --reference-map CSV (or a CSV list with a 'reference' column)")
+    items = collect_inputs(args.inputs, reference_dir=args.reference_dir, reference_map=args.reference_map)
+    cache_dir = None if args.no_cache else (args.cache or default_cache_dir())
+    run = extract_features(items, names, options=extract_options(args), cache_dir=cache_dir,
+                           scheduler=args.scheduler, workers=args.workers,
+                           progress=not args.no_progress and sys.stderr.isatty())
+    written = write_outputs(run, out, per_frame=args.per_frame)
+    n, bad = len(run.order), len(run.failed_ids)
+    print(f"deepqoe extract: {n - bad} of {n} video(s) done ({run.computed} computed, {run.cached} from the cache) "
+          f"in {run.seconds:.1f} s -> {written['features']}", file=sys.stderr)
+    if bad:
+        print(f"deepqoe extract: {bad} video(s) failed, see {written['errors']}", file=sys.stderr)
+        for i in run.failed_ids[:5]:
+            first = next(iter(run.rows[i]["errors"].items()))
+            print(f"  {i}: {first[0]}: {first[1]}", file=sys.stderr)
+        if bad > 5:
+            print(f"  ... and {bad - 5} more", file=sys.stderr)
+    if bad and (bad == n or args.strict):
+        return 1
+    return 0
+
+
+def run_convert_c3d(args) -> int:
+    from deepqoe.features.video.c3d import convert_c3d_checkpoint
+
+    shapes = convert_c3d_checkpoint(args.source, args.dest)
+    print(f"deepqoe: wrote {len(shapes)} C3D tensors to {args.dest}", file=sys.stderr)
+    return 0

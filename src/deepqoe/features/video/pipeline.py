@@ -1,0 +1,529 @@
+"""Turn many videos into one feature table: inputs, cache, in-process or Dask execution, outputs.
+
+::
+
+    items = collect_inputs(["videos/"], reference_dir="originals/")
+    run = extract_features(items, ["cnn-frames", "siti", "stream"], options={"fps": 2},
+                           cache_dir="~/.cache/deepqoe/features", scheduler=None)
+    write_outputs(run, "features.parquet")
+
+One task per video (``process_video``) does the work; without a scheduler the tasks run one after the
+other in this process, with ``scheduler="local"`` on a Dask LocalCluster, with ``"tcp://host:port"``
+on a Dask cluster: the same function either way. Results already in the cache are found before any
+task is sent; each task writes its results to the cache as soon as they are computed.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import math
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from deepqoe.errors import DeepQoEError
+from deepqoe.features.video.base import Extractor, Features, cached_extractor, make_extractor
+from deepqoe.features.video.cache import FeatureCache, cache_key, sha256_file
+from deepqoe.features.video.decode import VIDEO_EXTENSIONS
+
+LIST_SUFFIXES = (".txt", ".csv", ".tsv", ".lst")
+
+
+@dataclass
+class VideoItem:
+    id: str
+    path: str
+    reference: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "path": self.path, "reference": self.reference}
+
+
+# --------------------------------------------------------------------------------------------------
+# inputs
+# --------------------------------------------------------------------------------------------------
+def _is_video_name(p: Path) -> bool:
+    return p.suffix.lower() in VIDEO_EXTENSIONS
+
+
+def _read_list(p: Path) -> list[VideoItem]:
+    """A .txt list (one path a line, '#' comments) or a CSV with 'path' (or 'file') and optional 'id',
+    'reference' columns. Relative paths are relative to the list's folder."""
+    base = p.parent
+    items: list[VideoItem] = []
+
+    def resolve(s: str) -> str:
+        q = Path(str(s).strip()).expanduser()
+        return str(q if q.is_absolute() else base / q)
+
+    if p.suffix.lower() in (".csv", ".tsv"):
+        from deepqoe.io import read_table
+
+        df = read_table(p)
+        col = "path" if "path" in df.columns else "file" if "file" in df.columns else None
+        if col is None:
+            raise DeepQoEError(f"a video list needs a 'path' (or 'file') column; found {list(df.columns)}",
+                               file=str(p))
+        for i, row in enumerate(df.itertuples(index=False), start=2):
+            r = row._asdict()
+            path = r[col]
+            if path is None or (isinstance(path, float) and math.isnan(path)) or not str(path).strip():
+                raise DeepQoEError("empty path", file=str(p), column=col, row=i)
+            vid = r.get("id")
+            vid = None if vid is None or (isinstance(vid, float) and math.isnan(vid)) else str(vid).strip()
+            ref = r.get("reference")
+            ref = None if ref is None or (isinstance(ref, float) and math.isnan(ref)) else resolve(ref)
+            items.append(VideoItem(id=vid or Path(str(path)).stem, path=resolve(path), reference=ref))
+        return items
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DeepQoEError(f"cannot read the video list: {e}", file=str(p)) from None
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            items.append(VideoItem(id=Path(line).stem, path=resolve(line)))
+    return items
+
+
+def _reference_lookup(reference_dir: str | None, reference_map: str | None) -> Callable[[VideoItem], str | None]:
+    if reference_dir and reference_map:
+        raise DeepQoEError("give either --reference-dir or --reference-map, not both")
+    if reference_dir:
+        d = Path(reference_dir).expanduser()
+        if not d.is_dir():
+            raise DeepQoEError("reference folder not found", file=str(d))
+        by_stem: dict[str, str] = {}
+        for q in sorted(d.rglob("*")):
+            if q.is_file() and _is_video_name(q):
+                by_stem.setdefault(q.stem, str(q))
+        return lambda it: by_stem.get(it.id) or by_stem.get(Path(it.path).stem)
+    if reference_map:
+        from deepqoe.io import read_table
+
+        p = Path(reference_map).expanduser()
+        df = read_table(p)
+        if "reference" not in df.columns:
+            raise DeepQoEError(f"the reference map needs a 'reference' column; found {list(df.columns)}",
+                               file=str(p))
+        key = "id" if "id" in df.columns else "path" if "path" in df.columns else None
+        if key is None:
+            raise DeepQoEError("the reference map needs an 'id' or 'path' column (the distorted video) and "
+                               "a 'reference' column", file=str(p))
+        table = {}
+        for k, ref in zip(df[key].astype(str), df["reference"].astype(str)):
+            q = Path(ref).expanduser()
+            table[k.strip()] = str(q if q.is_absolute() else p.parent / q)
+        if key == "id":
+            return lambda it: table.get(it.id)
+        by_path = {str((p.parent / k).resolve()) if not Path(k).is_absolute() else str(Path(k).resolve()): v
+                   for k, v in table.items()}
+        return lambda it: by_path.get(str(Path(it.path).resolve()))
+    return lambda it: None
+
+
+def collect_inputs(inputs: list[str], reference_dir: str | None = None,
+                   reference_map: str | None = None) -> list[VideoItem]:
+    """Expand files, folders (recursively, video extensions) and .txt/.csv lists into videos with ids.
+
+    A path that does not exist is kept (its error is reported in the error table, not here). Ids are
+    file stems unless a CSV list gives them; two videos with one id are an error.
+    """
+    if not inputs:
+        raise DeepQoEError("no input given: name video files, folders or a .txt/.csv list of videos")
+    items: list[VideoItem] = []
+    for raw in inputs:
+        p = Path(raw).expanduser()
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*") if q.is_file() and _is_video_name(q)
+                           and not any(part.startswith(".") for part in q.relative_to(p).parts))
+            if not found:
+                raise DeepQoEError(f"no video files ({', '.join(VIDEO_EXTENSIONS[:6])}, ...) in the folder",
+                                   file=str(p))
+            items += [VideoItem(id=q.stem, path=str(q)) for q in found]
+        elif p.is_file() and p.suffix.lower() in LIST_SUFFIXES:
+            items += _read_list(p)
+        else:
+            items.append(VideoItem(id=p.stem, path=str(p)))
+    seen: dict[str, str] = {}
+    for it in items:
+        if it.id in seen and os.path.abspath(seen[it.id]) != os.path.abspath(it.path):
+            raise DeepQoEError(f"two videos have the id '{it.id}': {seen[it.id]} and {it.path}; rename one or "
+                               "give ids in a CSV list (columns path,id)")
+        seen[it.id] = it.path
+    # the same file twice: keep it once
+    unique, done = [], set()
+    for it in items:
+        if it.id not in done:
+            done.add(it.id)
+            unique.append(it)
+    lookup = _reference_lookup(reference_dir, reference_map)
+    for it in unique:
+        if it.reference is None:
+            it.reference = lookup(it)
+    return unique
+
+
+# --------------------------------------------------------------------------------------------------
+# one video: the task
+# --------------------------------------------------------------------------------------------------
+def _error_text(e: BaseException) -> str:
+    if isinstance(e, DeepQoEError):
+        return getattr(e, "message", str(e))
+    return f"{type(e).__name__}: {e}"
+
+
+def process_video(item: dict, specs: list[dict], cache_dir: str | None = None,
+                  runtime: dict | None = None) -> dict:
+    """Run the extractors of ``specs`` on one video (the unit of work, in-process or on a Dask worker).
+
+    ``specs``: ``[{"name", "options", "key"}]`` (``key``: the cache key, computed by the caller).
+    ``item`` carries ``video_sha256`` / ``reference_sha256`` when the caller hashed the files already.
+    Every result is written to the cache as soon as it is computed. Never raises for a bad video:
+    errors are returned per extractor.
+    """
+    runtime = runtime or {}
+    if runtime.get("torch_threads"):
+        import torch
+
+        if torch.get_num_threads() != int(runtime["torch_threads"]):
+            torch.set_num_threads(int(runtime["torch_threads"]))
+    out: dict[str, Any] = {"id": item["id"], "path": item["path"], "results": {}, "errors": {}, "frames": 0,
+                           "seconds": 0.0, "computed": []}
+    t0 = time.perf_counter()
+    cache = FeatureCache(cache_dir) if cache_dir else None
+    vsha = item.get("video_sha256")
+    if cache is not None and vsha is None:
+        try:
+            vsha = sha256_file(item["path"])
+        except OSError as e:
+            for s in specs:
+                out["errors"][s["name"]] = f"cannot read the file: {e.strerror or e}"
+            return out
+    for spec in specs:
+        name = spec["name"]
+        try:
+            ex = cached_extractor(name, spec.get("options"))
+            ref = item.get("reference")
+            if ex.needs_reference and ref is None:
+                raise DeepQoEError("no reference video for the full-reference extractor (give --reference-dir "
+                                   "or --reference-map, or a 'reference' column in the input list)")
+            feats = ex.extract(item["path"], reference=ref if ex.needs_reference else None)
+            out["computed"].append(name)
+            if cache is not None and vsha is not None:
+                try:
+                    cache.put(vsha, name, spec["key"], feats,
+                              meta={"version": ex.version, "options": ex.options(), "path": item["path"],
+                                    "reference_sha256": item.get("reference_sha256") if ex.needs_reference
+                                    else None})
+                except OSError as e:  # a full disk or read-only cache must not lose the result
+                    logging.getLogger(__name__).warning("cannot write the cache: %s", e)
+            out["results"][name] = {"values": feats.values, "frames": feats.frames, "per_frame": feats.per_frame}
+            out["frames"] += feats.frames
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # noqa: BLE001 - a bad video must not stop the batch
+            if not isinstance(e, DeepQoEError):
+                logging.getLogger(__name__).debug("extractor %s failed on %s\n%s", name, item["path"],
+                                                  traceback.format_exc())
+            out["errors"][name] = _error_text(e)
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# many videos
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class ExtractionRun:
+    extractors: list[Extractor]
+    rows: dict[str, dict]                       # id -> {"path", "results": {name: {...}}, "errors": {...}}
+    order: list[str]                            # ids in input order
+    computed: int = 0                           # extractor runs actually computed (not from the cache)
+    cached: int = 0                             # extractor results found in the cache
+    frames: int = 0
+    seconds: float = 0.0
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def failed_ids(self) -> list[str]:
+        return [i for i in self.order if self.rows[i]["errors"]]
+
+    @property
+    def ok_ids(self) -> list[str]:
+        return [i for i in self.order if not self.rows[i]["errors"]]
+
+    def features_table(self) -> pd.DataFrame:
+        """One row per video whose every extractor succeeded: ``id`` + feature columns."""
+        columns: list[str] = []
+        seen = set()
+        for ex in self.extractors:
+            for i in self.order:
+                r = self.rows[i]["results"].get(ex.name)
+                if r:
+                    for c in r["values"]:
+                        if c not in seen:
+                            seen.add(c)
+                            columns.append(c)
+        data = {"id": [i for i in self.ok_ids]}
+        for c in columns:
+            data[c] = []
+        for i in self.ok_ids:
+            vals = {}
+            for ex in self.extractors:
+                vals.update(self.rows[i]["results"][ex.name]["values"])
+            for c in columns:
+                v = vals.get(c, np.nan)
+                data[c].append(np.nan if v is None else float(v))
+        df = pd.DataFrame(data)
+        df["id"] = df["id"].astype(str)
+        for c in columns:
+            df[c] = df[c].astype(np.float64)
+        return df
+
+    def errors_table(self) -> pd.DataFrame:
+        rows = []
+        for i in self.failed_ids:
+            r = self.rows[i]
+            by_msg: dict[str, list[str]] = {}
+            for name, msg in r["errors"].items():
+                by_msg.setdefault(msg, []).append(name)
+            for msg, names in by_msg.items():  # one row per distinct error of a video
+                rows.append({"id": i, "path": r["path"], "extractor": ",".join(names), "error": msg})
+        return pd.DataFrame(rows, columns=["id", "path", "extractor", "error"])
+
+    def per_frame_table(self) -> pd.DataFrame:
+        recs = []
+        for i in self.order:
+            for name, r in self.rows[i]["results"].items():
+                for metric, series in (r.get("per_frame") or {}).items():
+                    for k, v in enumerate(series):
+                        recs.append((i, name, metric, k, np.nan if v is None else float(v)))
+        return pd.DataFrame(recs, columns=["id", "extractor", "metric", "frame", "value"])
+
+    def extractor_metadata(self) -> dict:
+        info = {}
+        for ex in self.extractors:
+            cols = []
+            for i in self.ok_ids:
+                cols = list(self.rows[i]["results"][ex.name]["values"])
+                break
+            info[ex.name] = {"version": ex.version, "options": ex.options(), "columns": cols}
+        return info
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="video", desc="extract", disable=not enabled, dynamic_ncols=True,
+                file=sys.stderr, smoothing=0.1)
+
+
+def _dask_client(scheduler: str, workers: int | None, processes: bool):
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise DeepQoEError("--scheduler needs Dask distributed: pip install 'deepqoe[video]'") from None
+    if scheduler == "local":
+        n = workers or (os.cpu_count() or 1)
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+        return Client(cluster), cluster, max(1, (os.cpu_count() or 1) // n)
+    if not (scheduler.startswith("tcp://") or scheduler.startswith("tls://") or ":" in scheduler):
+        raise DeepQoEError(f"unknown scheduler '{scheduler}': use 'local' or the address of a Dask scheduler "
+                           "(tcp://host:port)", field="scheduler")
+    try:
+        client = Client(scheduler, timeout="15s")
+    except (OSError, TimeoutError) as e:
+        raise DeepQoEError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
+    return client, None, None
+
+
+def build_extractors(names: list[str], options: dict[str, Any] | None = None) -> tuple[list[Extractor], list[dict]]:
+    """Create (and so validate) the extractors once, before any video is touched."""
+    extractors = [make_extractor(n, options) for n in names]
+    specs = []
+    for ex, n in zip(extractors, names):
+        opts = {k: v for k, v in (options or {}).items() if k in type(ex).defaults}
+        specs.append({"name": n, "options": opts, "version": ex.version, "cache_options": ex.options(),
+                      "needs_reference": ex.needs_reference})
+    return extractors, specs
+
+
+def extract_features(items: list[VideoItem], extractors: list[str], options: dict[str, Any] | None = None,
+                     cache_dir: str | os.PathLike | None = None, scheduler: str | None = None,
+                     workers: int | None = None, processes: bool = True, progress: bool = True,
+                     _task: Callable = process_video) -> ExtractionRun:
+    """Extract features of every video (see the module docstring). ``cache_dir=None``: no cache."""
+    t_start = time.perf_counter()
+    exs, base_specs = build_extractors(extractors, options)
+    cache = FeatureCache(cache_dir) if cache_dir else None
+    rows = {it.id: {"path": it.path, "results": {}, "errors": {}} for it in items}
+    run = ExtractionRun(extractors=exs, rows=rows, order=[it.id for it in items])
+    bar = _progress(len(items), progress)
+
+    def show():
+        el = time.perf_counter() - t_start
+        bar.set_postfix_str(f"{run.frames / el if el > 0 else 0:.0f} frames/s, "
+                            f"{len(run.failed_ids)} failed, {run.cached} cached", refresh=False)
+
+    # 1. hash, look up the cache, and plan the tasks
+    tasks: list[tuple[dict, list[dict]]] = []
+    ref_hashes: dict[str, str | None] = {}
+    for it in items:
+        row = rows[it.id]
+        d = it.as_dict()
+        specs = []
+        vsha = None
+        if cache is not None:
+            try:
+                vsha = sha256_file(it.path)
+            except OSError as e:
+                reason = ("file not found" if isinstance(e, FileNotFoundError) else
+                          "is a folder, not a video file" if isinstance(e, IsADirectoryError) else
+                          f"cannot read the file: {e.strerror or e}")
+                for s in base_specs:
+                    row["errors"][s["name"]] = reason
+                bar.update(1)
+                continue
+            d["video_sha256"] = vsha
+            if it.reference and any(s["needs_reference"] for s in base_specs):
+                if it.reference not in ref_hashes:
+                    try:
+                        ref_hashes[it.reference] = sha256_file(it.reference)
+                    except OSError:
+                        ref_hashes[it.reference] = None
+                d["reference_sha256"] = ref_hashes[it.reference]
+        for s in base_specs:
+            rsha = d.get("reference_sha256") if s["needs_reference"] else None
+            key = cache_key(s["name"], s["version"], s["cache_options"], rsha)
+            hit = None
+            if cache is not None and not (s["needs_reference"] and rsha is None):
+                hit = cache.get(vsha, s["name"], key)
+            if hit is not None:
+                row["results"][s["name"]] = {"values": hit.values, "frames": hit.frames, "per_frame": hit.per_frame}
+                run.cached += 1
+            else:
+                specs.append({"name": s["name"], "options": s["options"], "key": key})
+        if specs:
+            tasks.append((d, specs))
+        else:
+            bar.update(1)
+    show()
+
+    def take(result: dict):
+        row = rows[result["id"]]
+        row["results"].update(result["results"])
+        row["errors"].update(result["errors"])
+        run.computed += len(result.get("computed", []))
+        run.frames += int(result.get("frames", 0))
+        bar.update(1)
+        show()
+
+    cache_arg = str(cache.root) if cache is not None else None
+    # 2. run the tasks
+    try:
+        if scheduler:
+            client, cluster, torch_threads = _dask_client(scheduler, workers, processes)
+            try:
+                from distributed import as_completed
+
+                runtime = {"torch_threads": torch_threads} if torch_threads else {}
+                futures = {}
+                for d, specs in tasks:
+                    fut = client.submit(_task, d, specs, cache_arg, runtime, pure=False,
+                                        key=f"deepqoe-extract-{d['id']}-{time.time_ns()}")
+                    futures[fut] = (d, specs)
+                for fut in as_completed(list(futures)):
+                    d, specs = futures.pop(fut)
+                    try:
+                        res = fut.result()
+                    except Exception as e:  # noqa: BLE001 - a lost worker, a task that could not run
+                        res = {"id": d["id"], "results": {}, "frames": 0, "computed": [],
+                               "errors": {s["name"]: f"the task failed on the cluster: {_error_text(e)}"
+                                          for s in specs}}
+                    else:
+                        # a cluster that cannot see the cache folder: keep the results here too
+                        if cache is not None and d.get("video_sha256"):
+                            for s in specs:
+                                r = res["results"].get(s["name"])
+                                if r and not cache.path(d["video_sha256"], s["name"], s["key"]).exists():
+                                    cache.put(d["video_sha256"], s["name"], s["key"],
+                                              Features(r["values"], r["frames"], r.get("per_frame")))
+                    take(res)
+            finally:
+                client.close()
+                if cluster is not None:
+                    cluster.close()
+        else:
+            for d, specs in tasks:
+                take(_task(d, specs, cache_arg, {}))
+    finally:
+        bar.close()
+    run.seconds = time.perf_counter() - t_start
+    run.meta = {"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "scheduler": scheduler or "in-process"}
+    return run
+
+
+# --------------------------------------------------------------------------------------------------
+# outputs
+# --------------------------------------------------------------------------------------------------
+def sidecar_paths(out: str | os.PathLike) -> dict[str, Path]:
+    p = Path(out)
+    stem = p.with_suffix("") if p.suffix else p
+    return {"errors": Path(f"{stem}.errors.csv"), "meta": Path(f"{stem}.meta.json"),
+            "frames": Path(f"{stem}.frames.parquet")}
+
+
+def write_outputs(run: ExtractionRun, out: str | os.PathLike, per_frame: bool = False) -> dict[str, Path]:
+    """Write the feature table (Parquet, or CSV by suffix), its errors CSV and metadata JSON."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from deepqoe import __version__
+    from deepqoe.io import atomic_path, atomic_write_json, write_table
+
+    out = Path(out)
+    paths = sidecar_paths(out)
+    df = run.features_table()
+    meta = {"format": "deepqoe-video-features", "deepqoe_version": __version__, "id_column": "id",
+            "extractors": run.extractor_metadata(), "videos": len(run.order), "ok": len(run.ok_ids),
+            "failed": len(run.failed_ids), **run.meta}
+    if out.suffix.lower() in (".parquet", ".pq"):
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        md = dict(table.schema.metadata or {})
+        md[b"deepqoe"] = json.dumps(meta).encode()
+        table = table.replace_schema_metadata(md)
+        with atomic_path(out) as tmp:
+            pq.write_table(table, tmp)
+    elif out.suffix.lower() in (".csv", ".tsv"):
+        write_table(df, out)
+    else:
+        raise DeepQoEError("the output must end in .parquet (or .csv)", file=str(out))
+    atomic_write_json(paths["meta"], meta)
+    write_table(run.errors_table(), paths["errors"])
+    written = {"features": out, "errors": paths["errors"], "meta": paths["meta"]}
+    if per_frame:
+        with atomic_path(paths["frames"]) as tmp:
+            run.per_frame_table().to_parquet(tmp, index=False)
+        written["frames"] = paths["frames"]
+    return written
+
+
+def read_feature_metadata(path: str | os.PathLike) -> dict:
+    """The ``deepqoe`` metadata of a feature table written by :func:`write_outputs`."""
+    import pyarrow.parquet as pq
+
+    md = pq.read_schema(path).metadata or {}
+    raw = md.get(b"deepqoe")
+    return json.loads(raw) if raw else {}
