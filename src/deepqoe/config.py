@@ -183,6 +183,7 @@ class TrainingConfig(_Strict):
     max_epochs: int = Field(default=200, ge=1)
     patience: int = Field(default=20, ge=1)
     validation_fraction: float = Field(default=0.1, ge=0.0, lt=0.9)
+    early_stopping: Literal["loss", "score"] = "loss"
     seed: int = 0
     progress: bool = False
 

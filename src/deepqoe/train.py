@@ -34,6 +34,16 @@ class FitResult:
     history: list[dict] = field(default_factory=list)
 
 
+def _better(key: tuple, best: tuple, tol: float = 1e-9) -> bool:
+    """Lexicographic 'strictly better' (smaller) with a tolerance per element."""
+    for a, b in zip(key, best):
+        if a < b - tol:
+            return True
+        if a > b + tol:
+            return False
+    return False
+
+
 def make_optimizer(params, name: str, lr: float, momentum: float, weight_decay: float):
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
@@ -69,10 +79,11 @@ def fit_network(net: nn.Module, train_inputs: list[torch.Tensor], y_train: torch
                 val_inputs: list[torch.Tensor] | None, y_val: torch.Tensor | None, *, task: str,
                 optimizer: str = "adam", learning_rate: float = 1e-3, momentum: float = 0.9,
                 weight_decay: float = 0.0, batch_size: int = 64, max_epochs: int = 200, patience: int = 20,
-                seed: int = 0, progress: bool = False, trainable=None, stop_at: float | None = None
-                ) -> FitResult:
+                seed: int = 0, progress: bool = False, trainable=None, stop_at: float | None = None,
+                monitor: str = "loss") -> FitResult:
     """Train ``net`` in place. With a validation set, stop after ``patience`` epochs without a better
-    validation loss and restore the best weights. ``stop_at`` (a validation score: accuracy, or -MSE)
+    validation loss (``monitor="loss"``) or score (``monitor="score"``: accuracy, or -MSE) and restore the
+    best weights. ``stop_at`` (a validation score: accuracy, or -MSE)
     ends training as soon as it is reached (used by the time-to-accuracy benchmark)."""
     threads = torch.get_num_threads()
     if batch_size <= 256:
@@ -82,13 +93,13 @@ def fit_network(net: nn.Module, train_inputs: list[torch.Tensor], y_train: torch
         return _fit(net, train_inputs, y_train, val_inputs, y_val, task=task, optimizer=optimizer,
                     learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay,
                     batch_size=batch_size, max_epochs=max_epochs, patience=patience, seed=seed,
-                    progress=progress, trainable=trainable, stop_at=stop_at)
+                    progress=progress, trainable=trainable, stop_at=stop_at, monitor=monitor)
     finally:
         torch.set_num_threads(threads)
 
 
 def _fit(net, train_inputs, y_train, val_inputs, y_val, *, task, optimizer, learning_rate, momentum,
-         weight_decay, batch_size, max_epochs, patience, seed, progress, trainable, stop_at) -> FitResult:
+         weight_decay, batch_size, max_epochs, patience, seed, progress, trainable, stop_at, monitor) -> FitResult:
     gen = seed_everything(seed)
     params = [p for p in (trainable if trainable is not None else net.parameters()) if p.requires_grad]
     opt = make_optimizer(params, optimizer, learning_rate, momentum, weight_decay)
@@ -103,6 +114,7 @@ def _fit(net, train_inputs, y_train, val_inputs, y_val, *, task, optimizer, lear
 
         bar = tqdm(total=max_epochs, desc="training", unit="epoch", leave=False)
     since_best = 0
+    best_key = None
     # On small data an epoch is a handful of steps and the validation loss is noisy: give early stopping
     # at least ~300 optimiser steps of patience, whatever the epoch count says.
     steps_per_epoch = max(1, math.ceil(n / batch_size))
@@ -127,7 +139,10 @@ def _fit(net, train_inputs, y_train, val_inputs, y_val, *, task, optimizer, lear
         if has_val:
             val_loss, val_score = evaluate_loss(net, val_inputs, y_val, task)
             record.update(val_loss=val_loss, val_score=val_score)
-            if val_loss < result.best_val_loss - 1e-7:
+            # "loss": lowest validation loss; "score": best accuracy (or -MSE), ties broken by loss
+            key = (val_loss,) if monitor == "loss" else (-val_score, val_loss)
+            if best_key is None or _better(key, best_key):
+                best_key = key
                 result.best_val_loss, result.best_epoch, since_best = val_loss, epoch, 0
                 best_state = copy.deepcopy(net.state_dict())
             else:

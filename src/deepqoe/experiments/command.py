@@ -23,7 +23,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder for report.md, results.json, plots")
     p.add_argument("--ugc-splits", type=int, default=None,
                    help="number of VIDEVAL 80/20 splits for the ugc experiment (the published protocol "
-                        "uses 100; default: 20 for a full run, 3 with --quick)")
+                        "uses 100; default: 20 for a full run, 2 with --quick)")
     p.add_argument("--jobs", type=int, default=2, help="worker processes for independent splits")
     p.set_defaults(func=_run)
 

@@ -126,3 +126,27 @@ def parse_extractor_list(text: str | list[str]) -> list[str]:
 def extractor_class_name_check(name: str) -> None:
     if name not in EXTRACTORS:
         extractor_class(name)  # raises with a hint
+
+
+class torch_threads:
+    """Run a block with ``n`` torch intra-op threads (``None`` or 0: leave as is), then restore."""
+
+    def __init__(self, n: int | None):
+        self.n = int(n or 0)
+        self.old = None
+
+    def __enter__(self):
+        if self.n > 0:
+            import torch
+
+            self.old = torch.get_num_threads()
+            if self.old != self.n:
+                torch.set_num_threads(self.n)
+        return self
+
+    def __exit__(self, *exc):
+        if self.old is not None and self.old != self.n:
+            import torch
+
+            torch.set_num_threads(self.old)
+        return False

@@ -1,6 +1,7 @@
 """``cnn-frames``: ImageNet EfficientNet-Lite0 features of sampled frames, pooled over time.
 
-Frames are sampled at ``fps`` (default 2 per second), scaled to 224 x 224 (the whole picture, squashed
+Frames are sampled at ``fps`` (default 2 per second; decoded in a background thread while the network
+runs on ``torch_threads`` threads, default 1), scaled to 224 x 224 (the whole picture, squashed
 to a square), normalised with the ImageNet mean and standard deviation, and passed through the network
 up to its last convolution; global average pooling gives 1280 numbers per frame. The video's features
 are their mean (``cnn_mean_0000`` ... ``cnn_mean_1279``) and standard deviation over time
@@ -18,8 +19,8 @@ import threading
 import numpy as np
 
 from deepqoe.errors import DeepQoEError
-from deepqoe.features.video.base import Extractor, Features
-from deepqoe.features.video.decode import FrameSampler, VideoError
+from deepqoe.features.video.base import Extractor, Features, torch_threads
+from deepqoe.features.video.decode import FrameSampler, VideoError, prefetch
 
 FEATURE_DIM = 1280
 _MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
@@ -57,10 +58,10 @@ def load_efficientnet_lite0():
 class CNNFramesExtractor(Extractor):
     name = "cnn-frames"
     version = "1"
-    defaults = {"fps": 2.0, "batch_size": 16}
+    defaults = {"fps": 2.0, "batch_size": 8, "torch_threads": 1}
 
     def options(self) -> dict:
-        return {"fps": float(self.opts["fps"])}  # batch_size does not change the output
+        return {"fps": float(self.opts["fps"])}  # batch size and threads do not change the output
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -81,13 +82,16 @@ class CNNFramesExtractor(Extractor):
         sampler = FrameSampler(video_path, fps=float(self.opts["fps"]), size=(224, 224), fmt="rgb24")
         feats, batch = [], []
         bs = int(self.opts["batch_size"])
-        for _t, img in sampler:
-            batch.append(img)
-            if len(batch) >= bs:
+        # decoding (FFmpeg threads, in the background) overlaps with the network (one torch thread by
+        # default: on a small machine the decoder needs the other core)
+        with torch_threads(self.opts["torch_threads"]):
+            for _t, img in prefetch(sampler, size=2 * bs):
+                batch.append(img)
+                if len(batch) >= bs:
+                    feats.append(self.embed_frames(batch))
+                    batch = []
+            if batch:
                 feats.append(self.embed_frames(batch))
-                batch = []
-        if batch:
-            feats.append(self.embed_frames(batch))
         if not feats:
             raise VideoError("no frame could be decoded", file=str(video_path))
         f = np.concatenate(feats)

@@ -4,7 +4,9 @@ Speed matters here, so:
 
 * the decoder runs with threads (``thread_type = "AUTO"``: frame and slice threading);
 * with a sampling rate, whole groups of pictures (GOP: a key frame up to the next one) that hold no
-  sampled frame are never sent to the decoder (demuxing is cheap, decoding is not);
+  sampled frame are never sent to the decoder (demuxing is cheap, decoding is not), and inside the
+  other GOPs the frames that will not be sampled are sent with ``skip_frame = NONREF``: the decoder
+  drops them unless other frames refer to them (typically half the frames of H.264/HEVC with B-frames);
 * only the sampled frames are converted (scaled and turned into RGB or luma arrays, by libswscale).
 
 A frame is *sampled* at rate ``fps`` when it is the first frame at or after one of the times
@@ -369,3 +371,52 @@ def count_frames(path) -> DecodeStats:
     finally:
         container.close()
     return stats
+
+
+def prefetch(iterable, size: int = 8):
+    """Iterate ``iterable`` in a background thread, ``size`` items ahead.
+
+    Decoding (FFmpeg, which releases the GIL) then overlaps with the caller's work on the frames (e.g.
+    a CNN). Exceptions of the producer are raised in the caller; stopping early stops the producer.
+    """
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=max(1, size))
+    stop = threading.Event()
+    done = object()
+
+    def produce():
+        try:
+            for item in iterable:
+                while not stop.is_set():
+                    try:
+                        q.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("end", done))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            q.put(("error", e))
+
+    t = threading.Thread(target=produce, name="deepqoe-decode", daemon=True)
+    t.start()
+    try:
+        while True:
+            kind, item = q.get()
+            if kind == "item":
+                yield item
+            elif kind == "error":
+                raise item
+            else:
+                return
+    finally:
+        stop.set()
+        while t.is_alive():
+            try:
+                q.get_nowait()
+            except Exception:  # noqa: BLE001 - queue empty
+                pass
+            t.join(timeout=0.05)

@@ -1,11 +1,13 @@
 """``full-reference``: PSNR, SSIM and VMAF of a video against its reference (original) video.
 
 Runs the static FFmpeg shipped by ``imageio-ffmpeg`` (it is built with libvmaf; the model is the
-built-in default ``vmaf_v0.6.1``). The distorted video is scaled (bicubic) to the reference's size,
-both start at time 0 and are compared frame by frame; every frame's ``vmaf``, ``psnr_y``, ``psnr_cb``,
-``psnr_cr`` and ``float_ssim`` are kept as per-frame series and pooled into columns ``fr_<metric>_mean``,
-``_min``, ``_p05`` (5th percentile) and, for VMAF, ``fr_vmaf_hmean`` (harmonic mean), plus
-``fr_psnr_yuv_mean`` (6:1:1 weighted PSNR) and ``fr_frames``.
+built-in default ``vmaf_v0.6.1``), in one pass: the distorted video is scaled (bicubic) to the
+reference's size, both start at time 0 and are compared frame by frame by libvmaf (VMAF, ``n_threads``)
+and by FFmpeg's own ``psnr`` and ``ssim`` filters (SIMD code, faster than libvmaf's float_ssim).
+Every frame's ``vmaf``, ``psnr_y``, ``psnr_cb``, ``psnr_cr`` (capped at 60 dB, as libvmaf does for
+8-bit video; identical frames would be infinite) and ``ssim`` (luma) are kept as per-frame series and
+pooled into columns ``fr_<metric>_mean``, ``_min``, ``_p05`` (5th percentile) and, for VMAF,
+``fr_vmaf_hmean`` (harmonic mean), plus ``fr_psnr_yuv_mean`` (6:1:1 weighted PSNR) and ``fr_frames``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from deepqoe.errors import DeepQoEError
 from deepqoe.features.video.base import Extractor, Features
 from deepqoe.features.video.decode import VideoError, probe
 
-METRICS = ("vmaf", "psnr_y", "psnr_cb", "psnr_cr", "float_ssim")
+METRICS = ("vmaf", "psnr_y", "psnr_cb", "psnr_cr", "ssim")
+PSNR_CAP = 60.0
 DEFAULT_MODEL = "version=vmaf_v0.6.1"
 
 
@@ -42,14 +45,14 @@ def _escape(path: str) -> str:
 
 class FullReferenceExtractor(Extractor):
     name = "full-reference"
-    version = "1"
+    version = "2"
     needs_reference = True
     defaults = {"model": DEFAULT_MODEL, "threads": 0, "subsample": 1}
 
     def options(self) -> dict:
         return {"model": self.opts["model"], "subsample": int(self.opts["subsample"])}
 
-    def command(self, video_path, reference, log_path: str) -> list[str]:
+    def command(self, video_path, reference, logs: dict[str, str]) -> list[str]:
         ref = probe(reference)
         threads = int(self.opts["threads"] or 0) or (os.cpu_count() or 1)
         dist_chain = "setpts=PTS-STARTPTS"
@@ -58,12 +61,30 @@ class FullReferenceExtractor(Extractor):
             dist_chain = f"scale={ref.width}:{ref.height}:flags=bicubic," + dist_chain
         vmaf = (f"libvmaf=model={self.opts['model']}:n_threads={threads}"
                 f":n_subsample={int(self.opts['subsample'])}"
-                f":log_fmt=json:log_path={_escape(log_path)}"
-                f":feature='name=psnr|name=float_ssim'")
-        graph = (f"[0:v]{dist_chain},format=yuv420p[dis];"
-                 f"[1:v]setpts=PTS-STARTPTS,format=yuv420p[ref];[dis][ref]{vmaf}")
+                f":log_fmt=json:log_path={_escape(logs['vmaf'])}")
+        graph = (f"[0:v]{dist_chain},format=yuv420p,split=3[d0][d1][d2];"
+                 f"[1:v]setpts=PTS-STARTPTS,format=yuv420p,split=3[r0][r1][r2];"
+                 f"[d0][r0]{vmaf};"
+                 f"[d1][r1]psnr=stats_file={_escape(logs['psnr'])};"
+                 f"[d2][r2]ssim=stats_file={_escape(logs['ssim'])}")
         return [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-threads", str(threads),
-                "-i", str(video_path), "-i", str(reference), "-lavfi", graph, "-f", "null", "-"]
+                "-i", str(video_path), "-i", str(reference), "-filter_complex", graph, "-f", "null", "-"]
+
+    @staticmethod
+    def _read_stats(path: str, keys: dict[str, str]) -> dict[str, list[float]]:
+        """Per-frame values from an FFmpeg psnr/ssim stats file (``n:1 key:value ...`` lines)."""
+        out: dict[str, list[float]] = {v: [] for v in keys.values()}
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                fields = dict(p.split(":", 1) for p in line.split() if ":" in p)
+                for k, name in keys.items():
+                    if k in fields:
+                        try:
+                            v = float(fields[k])
+                        except ValueError:
+                            v = float("nan")
+                        out[name].append(v)
+        return out
 
     def extract(self, video_path, reference=None) -> Features:
         if reference is None:
@@ -73,23 +94,28 @@ class FullReferenceExtractor(Extractor):
         if not Path(reference).is_file():
             raise VideoError(f"reference video not found: {reference}", file=str(video_path))
         with tempfile.TemporaryDirectory(prefix="deepqoe-vmaf-") as tmp:
-            log = os.path.join(tmp, "vmaf.json")
-            cmd = self.command(video_path, reference, log)
+            logs = {k: os.path.join(tmp, f"{k}.log") for k in ("vmaf", "psnr", "ssim")}
+            cmd = self.command(video_path, reference, logs)
             proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
-            if proc.returncode != 0 or not os.path.exists(log):
+            if proc.returncode != 0 or not all(os.path.exists(p) for p in logs.values()):
                 err = (proc.stderr or "").strip().splitlines()
                 raise VideoError(f"FFmpeg/libvmaf failed: {err[-1] if err else proc.returncode}",
                                  file=str(video_path))
-            with open(log, encoding="utf-8") as f:
+            with open(logs["vmaf"], encoding="utf-8") as f:
                 data = json.load(f)
-        frames = data.get("frames") or []
+            series = {"vmaf": [float(fr["metrics"]["vmaf"]) for fr in data.get("frames") or []
+                               if "vmaf" in fr.get("metrics", {})]}
+            series.update(self._read_stats(logs["psnr"], {"psnr_y": "psnr_y", "psnr_u": "psnr_cb",
+                                                          "psnr_v": "psnr_cr"}))
+            series.update(self._read_stats(logs["ssim"], {"Y": "ssim"}))
+        for k in ("psnr_y", "psnr_cb", "psnr_cr"):
+            series[k] = [min(v, PSNR_CAP) for v in series[k]]
+        frames = series["vmaf"]
         if not frames:
             raise VideoError("no frame could be compared with the reference", file=str(video_path))
-        series = {m: [float(fr["metrics"][m]) for fr in frames if m in fr.get("metrics", {})]
-                  for m in METRICS}
         values: dict[str, float] = {}
         for m, s in series.items():
-            short = m.replace("float_", "")
+            short = m
             a = np.asarray(s, np.float64)
             if a.size == 0:
                 continue
@@ -104,4 +130,4 @@ class FullReferenceExtractor(Extractor):
                  + np.asarray(series["psnr_cr"])) / 8))
         values["fr_frames"] = float(len(frames))
         return Features(values=values, frames=2 * len(frames) * int(self.opts["subsample"]),
-                        per_frame={k.replace("float_", ""): s for k, s in series.items()})
+                        per_frame=series)

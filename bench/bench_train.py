@@ -1,0 +1,217 @@
+"""Training speed of deepqoe against a faithful re-creation of the original DeepQoE recipe.
+
+The original code trains with a torch Dataset returning one dict per sample, a DataLoader with batch 64,
+SGD (lr 0.01, momentum 0.5) for 500 epochs, on the small-dataset network (genre GloVe 50 -> 5,
+resolution embedding 8, bitrate and age dense, gender embedding 1, FC 512 and 256, dropout 0.5).
+Both sides below use the *same* network class; only the input pipeline and the recipe differ.
+
+(a) Throughput: samples per second on 100k synthetic rows, with the fp32 matmul throughput of this
+    machine measured in the same run as the bound (FLOPs per sample of forward + backward).
+(b) Time to accuracy on upec-qoe-lab (needs DEEPQOE_DATA): the original recipe's best validation
+    accuracy on a fixed split, then the wall time each recipe needs to first reach it.
+
+Usage: python bench/bench_train.py [--rows 100000] [--epochs-original 500] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import time
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from deepqoe.config import InputConfig
+from deepqoe.estimators import DeepQoEClassifier
+from deepqoe.features.tabular import build_encoder
+from deepqoe.model import BranchSpec, DeepQoENet
+from deepqoe.train import evaluate_loss, fit_network, seed_everything
+
+INPUTS = [
+    {"column": "content", "modality": "text", "projection": 5},
+    {"column": "resolution", "modality": "categorical", "embedding_dim": 8, "projection": None},
+    {"column": "bitrate_video", "modality": "continuous", "projection": 8},
+    {"column": "age_user", "modality": "continuous", "projection": 8},
+    {"column": "sex_user", "modality": "categorical", "embedding_dim": 1, "projection": None},
+]
+
+
+def machine() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        name = next(line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith("Model name"))
+    except Exception:  # noqa: BLE001
+        name = platform.processor() or "unknown CPU"
+    return f"{name}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+def synthetic(n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    genres = ["News", "Sports", "Documentary", "Music", "Cartoons", "Lessons", "Movies", "Games"]
+    df = pd.DataFrame({"content": rng.choice(genres, n), "resolution": rng.choice([144, 240, 360, 480, 720, 1080], n),
+                       "bitrate_video": rng.uniform(50, 5000, n), "age_user": rng.integers(18, 70, n).astype(float),
+                       "sex_user": rng.choice(["men", "women"], n)})
+    score = np.log(df.bitrate_video) / np.log(5000) * 4 + (df.resolution >= 720) + rng.normal(0, 0.5, n)
+    y = np.clip(np.round(score), 1, 5).astype(int).to_numpy()
+    return df, y
+
+
+def encode(df: pd.DataFrame, fit_df: pd.DataFrame):
+    encs = [build_encoder(InputConfig(**i)).fit(fit_df) for i in INPUTS]
+    tensors = [torch.from_numpy(np.ascontiguousarray(e.transform(df))) for e in encs]
+    specs = []
+    for cfg, e in zip(INPUTS, encs):
+        d = e.describe()
+        specs.append(BranchSpec(cfg["column"], d["kind"], dim=d.get("dim", 0), cardinality=d.get("cardinality", 0),
+                                embedding_dim=d.get("embedding_dim", 0), projection=cfg.get("projection", 8)))
+    return tensors, specs
+
+
+def net_flops_per_sample(net: DeepQoENet) -> float:
+    """Multiply-adds of the Linear layers x 2 (FLOPs) x 3 (forward + backward)."""
+    macs = sum(m.in_features * m.out_features for m in net.modules() if isinstance(m, torch.nn.Linear))
+    return 2 * macs * 3
+
+
+def matmul_gflops(threads: int, seconds: float = 2.0) -> float:
+    torch.set_num_threads(threads)
+    a, b = torch.randn(1024, 512), torch.randn(512, 256)
+    for _ in range(10):
+        a @ b
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(20):
+            a @ b
+        n += 20
+    return 2 * 1024 * 512 * 256 * n / (time.perf_counter() - t0) / 1e9
+
+
+# ---- the original recipe ---------------------------------------------------------------------------
+class PerSampleDataset(Dataset):
+    """As in the original code: one dict of tensors per sample, collated by the DataLoader."""
+
+    def __init__(self, tensors, y):
+        self.tensors, self.y = tensors, y
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        genre, res, bitrate, age, sex = (t[i] for t in self.tensors)
+        return {"genre": genre, "res": res, "bitrate": bitrate, "age": age, "sex": sex, "label": self.y[i]}
+
+
+def original_epoch(net, loader, opt) -> int:
+    net.train()
+    seen = 0
+    for batch in loader:
+        x = [batch["genre"], batch["res"], batch["bitrate"], batch["age"], batch["sex"]]
+        loss = torch.nn.functional.cross_entropy(net(x), batch["label"])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        seen += len(batch["label"])
+    return seen
+
+
+def throughput(rows: int, epochs_each: int = 1) -> dict:
+    df, y = synthetic(rows)
+    tensors, specs = encode(df, df)
+    yt = torch.from_numpy(y - 1)
+    res = {}
+    # original recipe (default threads, as the original code ran)
+    torch.set_num_threads(os.cpu_count() or 1)
+    seed_everything(0)
+    net = DeepQoENet(specs, (512, 256), 0.5, 5)
+    flops = net_flops_per_sample(net)
+    loader = DataLoader(PerSampleDataset(tensors, yt), batch_size=64, shuffle=True)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.5)
+    t0 = time.perf_counter()
+    seen = sum(original_epoch(net, loader, opt) for _ in range(epochs_each))
+    res["original_samples_per_s"] = seen / (time.perf_counter() - t0)
+    # ours: whole-tensor batches; default recipe (batch 64) and a large-batch recipe for big data
+    for label, bs in (("deepqoe_batch64", 64), ("deepqoe_batch1024", 1024)):
+        net = DeepQoENet(specs, (512, 256), 0.5, 5)
+        t0 = time.perf_counter()
+        fit_network(net, tensors, yt, None, None, task="classification", batch_size=bs, max_epochs=epochs_each,
+                    learning_rate=1e-3)
+        res[f"{label}_samples_per_s"] = rows * epochs_each / (time.perf_counter() - t0)
+    gf = {t: matmul_gflops(t) for t in sorted({1, os.cpu_count() or 1})}
+    best = max(gf.values())
+    torch.set_num_threads(os.cpu_count() or 1)
+    res.update(rows=rows, flops_per_sample=flops, matmul_gflops=gf,
+               bound_samples_per_s=best * 1e9 / flops)
+    res["best_deepqoe_samples_per_s"] = max(res["deepqoe_batch64_samples_per_s"], res["deepqoe_batch1024_samples_per_s"])
+    res["fraction_of_bound"] = res["best_deepqoe_samples_per_s"] / res["bound_samples_per_s"]
+    res["speedup_vs_original"] = res["best_deepqoe_samples_per_s"] / res["original_samples_per_s"]
+    return res
+
+
+def time_to_accuracy(epochs_original: int) -> dict:
+    from deepqoe.evaluation.protocols import make_splits
+
+    path = os.path.join(os.environ["DEEPQOE_DATA"], "upec-qoe-lab", "QoEcontrolledLab.csv")
+    df = pd.read_csv(path, sep=";", decimal=",")
+    y = df["mos"].to_numpy()
+    split = make_splits("holdout", len(df), test_size=0.2, seed=0)[0]
+    tr, va = split.train, split.test
+    tensors, specs = encode(df, df.iloc[tr])
+    yt = torch.from_numpy(y - 1)
+    tr_t = [t[tr] for t in tensors]
+    va_t = [t[va] for t in tensors]
+    # original recipe: record the validation accuracy after every epoch and when it was reached
+    torch.set_num_threads(os.cpu_count() or 1)
+    seed_everything(0)
+    net = DeepQoENet(specs, (512, 256), 0.5, 5)
+    loader = DataLoader(PerSampleDataset(tr_t, yt[tr]), batch_size=64, shuffle=True)
+    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.5)
+    t0 = time.perf_counter()
+    curve = []
+    for _ in range(epochs_original):
+        original_epoch(net, loader, opt)
+        curve.append((time.perf_counter() - t0, evaluate_loss(net, va_t, yt[va], "classification")[1]))
+    total_original = time.perf_counter() - t0
+    target = max(a for _, a in curve)
+    t_original = next(t for t, a in curve if a >= target)
+    # ours: default estimator recipe (Adam, batch 64), stopping as soon as the target is reached
+    runs = []
+    for seed in range(3):
+        net = DeepQoENet(specs, (512, 256), 0.5, 5)
+        t0 = time.perf_counter()
+        r = fit_network(net, tr_t, yt[tr], va_t, yt[va], task="classification", batch_size=64, max_epochs=500,
+                        patience=500, learning_rate=1e-3, seed=seed, stop_at=target)
+        reached = r.history[-1]["val_score"] >= target
+        runs.append({"seed": seed, "seconds": time.perf_counter() - t0, "epochs": r.epochs_run, "reached": reached,
+                     "best_val_accuracy": max(h["val_score"] for h in r.history)})
+    ok = [r["seconds"] for r in runs if r["reached"]]
+    return {"target_val_accuracy": target, "original_seconds_to_target": t_original,
+            "original_total_seconds": total_original, "original_epochs": epochs_original,
+            "deepqoe_runs": runs, "deepqoe_median_seconds_to_target": float(np.median(ok)) if ok else None,
+            "speedup_to_target": t_original / float(np.median(ok)) if ok else None,
+            "speedup_vs_original_full_run": total_original / float(np.median(ok)) if ok else None}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--epochs-original", type=int, default=500)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    out = {"machine": machine(), "date": time.strftime("%Y-%m-%d"), "throughput": throughput(args.rows)}
+    print(json.dumps(out["throughput"], indent=2))
+    if os.environ.get("DEEPQOE_DATA"):
+        out["time_to_accuracy"] = time_to_accuracy(args.epochs_original)
+        print(json.dumps(out["time_to_accuracy"], indent=2))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

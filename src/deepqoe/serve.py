@@ -1,0 +1,495 @@
+"""The prediction service: one model behind a small HTTP API (FastAPI + uvicorn).
+
+    deepqoe serve [MODEL_DIR or shipped name] [--host 127.0.0.1] [--port 8000]
+
+Endpoints (interactive docs at ``/docs``, the OpenAPI schema at ``/openapi.json``):
+
+* ``POST /predict`` - rows (table models) or sessions (session models) in JSON:
+
+  - a table model takes one row object, a list of rows, or ``{"rows": [...], "explain": false}``; a row
+    holds exactly the model's input columns (``GET /model`` lists them), plus an optional ``id``;
+  - a session model (the shipped ``streaming`` model) takes one session, a list of sessions,
+    ``{"sessions": [...]}``, or an ITU-T P.1203 input JSON (``I13`` / ``I23`` / ``IGen``);
+  - ``?explain=true`` adds each input's contribution (:func:`deepqoe.explain.explain`); for sessions the
+    contributions of stalls, quality, switches, startup and context; ``?curve=true`` adds a session
+    model's per-second QoE curve.
+
+* ``GET /health`` - liveness; ``GET /model`` - the input schema, classes / scale, scores, model card.
+
+Every bad request gets a 4xx answer with a ``detail`` that says what is wrong (and ``field`` where it
+applies): 400 for a body that is not JSON (NaN and Infinity are not JSON), 413 for a body over the size
+limit or too many rows, 422 for JSON of the wrong shape, unknown or missing fields, wrong types,
+non-finite numbers. The model is loaded once; inference runs in a thread pool, so the event loop keeps
+accepting requests while the network computes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deepqoe.errors import DeepQoEError
+
+log = logging.getLogger("deepqoe.serve")
+
+DEFAULT_MAX_BODY = 2_000_000  # bytes
+DEFAULT_MAX_ITEMS = 1000  # rows or sessions per request
+
+
+class RequestError(Exception):
+    """A bad request: HTTP status, message, and the field it concerns."""
+
+    def __init__(self, status: int, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.field = status, message, field
+
+
+def default_model() -> str:
+    """The shipped streaming-session model if this build has it, else the viewer-rating classifier."""
+    from deepqoe.persistence import PRETRAINED_DIR
+
+    for name in ("streaming", "upec-qoe-lab"):
+        if (PRETRAINED_DIR / name / "model.json").is_file():
+            return name
+    raise DeepQoEError("no shipped model in this build; give a model directory: deepqoe serve MODEL_DIR")
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON (use null or a finite number)")
+
+
+def parse_json(body: bytes) -> Any:
+    """Strict JSON: UTF-8, no NaN / Infinity."""
+    if not body.strip():
+        raise RequestError(400, "empty request body; send JSON")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RequestError(400, "the request body is not UTF-8 text; send JSON") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        raise RequestError(400, f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    except ValueError as e:
+        raise RequestError(400, f"malformed JSON: {e}") from None
+    except RecursionError:
+        raise RequestError(400, "malformed JSON: nested too deeply") from None
+
+
+def _type_name(v: Any) -> str:
+    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
+            dict: "object", type(None): "null"}.get(type(v), type(v).__name__)
+
+
+class ModelService:
+    """A loaded model and everything the endpoints need: schema, validation, prediction."""
+
+    def __init__(self, model: str | Path | None = None, *, max_items: int = DEFAULT_MAX_ITEMS,
+                 max_body_bytes: int = DEFAULT_MAX_BODY, explain_default: bool = False):
+        from deepqoe.persistence import load_model, resolve_model_dir
+
+        model = model or default_model()
+        self.model_dir = resolve_model_dir(model)
+        self.est = load_model(self.model_dir)
+        self.meta = dict(self.est.meta_)
+        self.name = self.meta.get("name") or self.model_dir.name
+        self.task = self.est._task
+        self.max_items, self.max_body_bytes = int(max_items), int(max_body_bytes)
+        self.explain_default = explain_default
+        from deepqoe.pretrained.streaming import is_session_model
+
+        self.is_session = is_session_model(self.meta)
+        card = self.model_dir / "MODEL_CARD.md"
+        self.card = card.read_text(encoding="utf-8") if card.is_file() else None
+        self.columns = self._columns()
+        self.started = time.time()
+        self.n_requests = 0
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ schema
+    def _columns(self) -> dict[str, dict]:
+        """Input column -> {modality, type, ...} for table models."""
+        cols: dict[str, dict] = {}
+        for cfg, enc in zip(self.est.input_configs_, self.est.encoders_):
+            for c in enc.columns:
+                d: dict[str, Any] = {"input": cfg.key, "modality": cfg.modality}
+                if cfg.modality in ("continuous", "vector"):
+                    d["type"] = "number"
+                elif cfg.modality == "text":
+                    d["type"] = "string"
+                elif cfg.modality == "categorical":
+                    d["type"] = "string or integer"
+                    d["categories"] = list(enc.vocabulary)
+                else:
+                    d["type"] = "array"
+                    d["channels"] = int(enc.channels)
+                    d["max_length"] = int(cfg.sequence_length)
+                cols[c] = d
+        return cols
+
+    def example_row(self) -> dict:
+        row: dict[str, Any] = {}
+        for c, d in self.columns.items():
+            if d["modality"] == "categorical":
+                v = d["categories"][0] if d["categories"] else "unknown"
+                row[c] = int(v) if v.lstrip("-").isdigit() else v
+            elif d["modality"] == "text":
+                row[c] = "News"
+            elif d["modality"] == "sequence":
+                row[c] = [[0.0] * d["channels"]] * 4 if d["channels"] > 1 else [0.0] * 4
+            else:
+                enc = next(e for e in self.est.encoders_ if c in e.columns)
+                j = enc.columns.index(c)
+                v = float(enc.shift[j] + (0.5 * enc.scale[j] if enc.cfg.normalisation == "minmax" else 0.0))
+                row[c] = round(v, 3)
+        return row
+
+    def example_request(self) -> Any:
+        if self.is_session:
+            from deepqoe.pretrained.streaming import example_sessions
+
+            return {"sessions": example_sessions()[2:3]}
+        return {"rows": [self.example_row()]}
+
+    def request_schema(self) -> dict:
+        if self.is_session:
+            seg = {"type": "object", "required": ["start", "duration"], "additionalProperties": False,
+                   "properties": {k: {"type": "number"} for k in ("start", "duration", "bitrate_kbps", "width",
+                                                                  "height", "fps", "quality")}
+                   | {"codec": {"type": "string"}}}
+            session = {"type": "object", "required": ["id", "segments"],
+                       "description": "a streaming session (docs/sessions.md); a P.1203 input JSON "
+                                      "(I13, I23, IGen) is accepted too",
+                       "properties": {"id": {"type": "string"}, "segments": {"type": "array", "items": seg},
+                                      "stalls": {"type": "array", "items": {
+                                          "type": "object", "properties": {"start": {"type": "number"},
+                                                                           "duration": {"type": "number"}}}},
+                                      "device": {"type": "string", "enum": ["pc", "mobile", "tablet", "tv",
+                                                                            "unknown"]},
+                                      "content": {"type": "string"}, "context": {"type": "object"}}}
+            wrapper = {"type": "object", "required": ["sessions"], "additionalProperties": False,
+                       "properties": {"sessions": {"type": "array", "items": session, "maxItems": self.max_items},
+                                      "explain": {"type": "boolean"}}}
+            return {"oneOf": [wrapper, session, {"type": "array", "items": session}]}
+        props = {}
+        for c, d in self.columns.items():
+            if d["modality"] in ("continuous", "vector"):
+                props[c] = {"type": "number"}
+            elif d["modality"] == "text":
+                props[c] = {"type": "string"}
+            elif d["modality"] == "categorical":
+                props[c] = {"oneOf": [{"type": "string"}, {"type": "integer"}],
+                            "description": f"known values: {', '.join(d['categories'][:40])}"}
+            else:
+                props[c] = {"type": "array", "maxItems": d["max_length"]}
+        props["id"] = {"oneOf": [{"type": "string"}, {"type": "integer"}], "description": "optional, echoed back"}
+        row = {"type": "object", "properties": props, "required": list(self.columns), "additionalProperties": False}
+        wrapper = {"type": "object", "required": ["rows"], "additionalProperties": False,
+                   "properties": {"rows": {"type": "array", "items": row, "maxItems": self.max_items},
+                                  "explain": {"type": "boolean"}}}
+        return {"oneOf": [wrapper, row, {"type": "array", "items": row}]}
+
+    def describe(self) -> dict:
+        m = self.meta
+        out = {"name": self.name, "task": self.task, "estimator": m.get("estimator"),
+               "kind": "sessions" if self.is_session else "rows",
+               "classes": m.get("classes"),
+               "scale": (m.get("session_model") or {}).get("scale"),
+               "inputs": [] if self.is_session else [{"column": c, **d} for c, d in self.columns.items()],
+               "session_model": m.get("session_model"),
+               "explain_groups": list(m.get("explain_groups") or [c.key for c in self.est.input_configs_]),
+               "evaluation": m.get("evaluation"), "versions": m.get("versions"),
+               "limits": {"max_body_bytes": self.max_body_bytes, "max_items": self.max_items},
+               "request_schema": self.request_schema(), "example_request": self.example_request(),
+               "model_card": self.card}
+        return out
+
+    # ------------------------------------------------------------------ validation
+    def _items(self, obj: Any, key: str) -> tuple[list, bool | None]:
+        explain = None
+        if isinstance(obj, dict) and key in obj and key not in self.columns:
+            extra = set(obj) - {key, "explain"}
+            if extra:
+                k = sorted(extra)[0]
+                raise RequestError(422, f"unknown field '{k}' next to '{key}' (allowed: '{key}', 'explain')", k)
+            explain = obj.get("explain")
+            if explain is not None and not isinstance(explain, bool):
+                raise RequestError(422, f"'explain' must be true or false, got {_type_name(explain)}", "explain")
+            obj = obj[key]
+            if not isinstance(obj, list):
+                raise RequestError(422, f"'{key}' must be an array, got {_type_name(obj)}", key)
+        items = obj if isinstance(obj, list) else [obj]
+        if not items:
+            raise RequestError(422, f"no {key} given (an empty array)", key)
+        if len(items) > self.max_items:
+            raise RequestError(413, f"too many {key}: {len(items)} in one request (at most {self.max_items}); "
+                                    "split the request", key)
+        return items, explain
+
+    def parse_rows(self, obj: Any) -> tuple[pd.DataFrame, list | None, bool | None]:
+        items, explain = self._items(obj, "rows")
+        cols = list(self.columns)
+        out: dict[str, list] = {c: [] for c in cols}
+        ids: list = []
+        for r, row in enumerate(items):
+            where = f"rows[{r}]"
+            if not isinstance(row, dict):
+                raise RequestError(422, f"{where}: expected an object with the input columns, got {_type_name(row)}",
+                                   where)
+            extra = [k for k in row if k not in self.columns and k != "id"]
+            if extra:
+                close = difflib.get_close_matches(extra[0], cols, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else f" (the inputs are: {', '.join(cols)})"
+                raise RequestError(422, f"{where}: unknown field '{extra[0]}'{hint}", f"{where}.{extra[0]}")
+            missing = [c for c in cols if c not in row]
+            if missing:
+                raise RequestError(422, f"{where}: missing field '{missing[0]}'", f"{where}.{missing[0]}")
+            rid = row.get("id")
+            if rid is not None and (isinstance(rid, bool) or not isinstance(rid, (str, int))):
+                raise RequestError(422, f"{where}: 'id' must be a string or an integer", f"{where}.id")
+            ids.append(rid)
+            for c in cols:
+                out[c].append(self._check_value(row[c], self.columns[c], f"{where}.{c}"))
+        df = pd.DataFrame(out, columns=cols)
+        return df, (ids if any(i is not None for i in ids) else None), explain
+
+    @staticmethod
+    def _check_value(v: Any, d: dict, field: str) -> Any:
+        mod = d["modality"]
+        if mod in ("continuous", "vector"):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise RequestError(422, f"{field}: expected a number, got {_type_name(v)} {json.dumps(v)[:40]}", field)
+            if not math.isfinite(float(v)):
+                raise RequestError(422, f"{field}: expected a finite number", field)
+            return float(v)
+        if mod == "text":
+            if not isinstance(v, str):
+                raise RequestError(422, f"{field}: expected a string, got {_type_name(v)}", field)
+            if len(v) > 1000:
+                raise RequestError(422, f"{field}: text longer than 1000 characters", field)
+            return v
+        if mod == "categorical":
+            if isinstance(v, float) and math.isfinite(v) and v.is_integer():
+                v = int(v)
+            if isinstance(v, bool) or not isinstance(v, (str, int)):
+                raise RequestError(422, f"{field}: expected a string or an integer, got {_type_name(v)}", field)
+            return str(v)
+        # sequence
+        if not isinstance(v, list) or not v:
+            raise RequestError(422, f"{field}: expected a non-empty array (a per-second series)", field)
+        if len(v) > 100_000:
+            raise RequestError(422, f"{field}: series too long", field)
+        ch = d["channels"]
+        for t, step in enumerate(v):
+            vals = step if isinstance(step, list) else [step]
+            if len(vals) != ch:
+                raise RequestError(422, f"{field}[{t}]: expected {ch} value(s) per step, got {len(vals)}", field)
+            for x in vals:
+                if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(float(x)):
+                    raise RequestError(422, f"{field}[{t}]: expected finite numbers", field)
+        return v
+
+    def parse_sessions(self, obj: Any) -> tuple[list, bool | None]:
+        from deepqoe.pretrained.streaming import parse_sessions
+
+        explain = None
+        if isinstance(obj, dict) and "sessions" in obj:
+            explain = obj.get("explain")
+            if explain is not None and not isinstance(explain, bool):
+                raise RequestError(422, f"'explain' must be true or false, got {_type_name(explain)}", "explain")
+            if not isinstance(obj["sessions"], list):
+                raise RequestError(422, f"'sessions' must be an array, got {_type_name(obj['sessions'])}", "sessions")
+        n = len(obj["sessions"]) if isinstance(obj, dict) and "sessions" in obj else (
+            len(obj) if isinstance(obj, list) else 1)
+        if n > self.max_items:
+            raise RequestError(413, f"too many sessions: {n} in one request (at most {self.max_items}); "
+                                    "split the request", "sessions")
+        try:
+            return parse_sessions(obj), explain
+        except DeepQoEError as e:
+            msg = (f"field '{e.field}': " if e.field else "") + e.message
+            raise RequestError(422, msg, e.field) from None
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as e:
+            raise RequestError(422, f"not a valid session: {e}") from None
+
+    # ------------------------------------------------------------------ prediction
+    def predict_obj(self, obj: Any, explain: bool | None = None, curve: bool = False) -> dict:
+        """Validate a parsed JSON request and predict (runs in a worker thread)."""
+        with self._lock:
+            self.n_requests += 1
+        if self.is_session:
+            sessions, ex = self.parse_sessions(obj)
+            from deepqoe.pretrained.streaming import session_frame
+
+            try:
+                X = session_frame(sessions)
+            except DeepQoEError as e:
+                raise RequestError(422, str(e), e.field) from None
+            ids = [s.id for s in sessions]
+        else:
+            X, ids, ex = self.parse_rows(obj)
+        explain = bool(explain if explain is not None else ex if ex is not None else self.explain_default)
+        try:
+            return self.predict_frame(X, ids, explain=explain, curve=curve)
+        except DeepQoEError as e:
+            raise RequestError(422, str(e), e.column or e.field) from None
+
+    def predict_frame(self, X: pd.DataFrame, ids: list | None = None, explain: bool = False,
+                      curve: bool = False) -> dict:
+        est = self.est
+        X = X.reset_index(drop=True)
+        preds: list[dict] = [{} if ids is None or ids[i] is None else {"id": ids[i]} for i in range(len(X))]
+        if self.task == "classification":
+            proba = est.predict_proba(X)
+            classes = est.classes_.tolist()
+            best = proba.argmax(1)
+            try:
+                expected = proba @ np.asarray([float(c) for c in classes])
+            except (TypeError, ValueError):
+                expected = None
+            for i, p in enumerate(preds):
+                p["prediction"] = classes[int(best[i])]
+                if expected is not None:
+                    p["expected_rating"] = round(float(expected[i]), 6)
+                p["probabilities"] = {str(c): round(float(proba[i, j]), 6) for j, c in enumerate(classes)}
+        else:
+            y = est.predict(X)
+            for i, p in enumerate(preds):
+                p["prediction"] = round(float(y[i]), 6)
+        if curve and self.is_session:
+            cur = est.predict_curve(X)
+            for i, p in enumerate(preds):
+                c = cur[i]
+                p["curve"] = [round(float(v), 4) for v in c[np.isfinite(c)]]
+        if explain:
+            from deepqoe.explain import explain_records
+
+            for p, e in zip(preds, explain_records(est, X)):
+                p["explanation"] = e
+        out = {"model": self.name, "task": self.task, "n": len(preds), "predictions": preds}
+        if self.is_session:
+            out["scale"] = (self.meta.get("session_model") or {}).get("scale", "1-5")
+        return out
+
+    def warm_up(self) -> None:
+        """One prediction at start-up (loads word vectors etc.), so the first request is not slow."""
+        try:
+            self.predict_obj(self.example_request(), explain=False)
+        except RequestError as e:  # pragma: no cover - a model whose example does not fit
+            log.warning("warm-up prediction failed: %s", e.message)
+        self.n_requests = 0
+
+
+def create_app(model: str | Path | None = None, *, max_body_bytes: int = DEFAULT_MAX_BODY,
+               max_items: int = DEFAULT_MAX_ITEMS, explain_default: bool = False, warm_up: bool = True):
+    """The FastAPI application serving one model (loaded here, once)."""
+    from fastapi import FastAPI, Query, Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    from deepqoe import __version__
+
+    svc = ModelService(model, max_items=max_items, max_body_bytes=max_body_bytes, explain_default=explain_default)
+    if warm_up:
+        svc.warm_up()
+    kind = "sessions" if svc.is_session else "rows"
+    app = FastAPI(title=f"deepqoe: {svc.name}", version=__version__,
+                  description=f"Predict video QoE with the DeepQoE model **{svc.name}** ({svc.task}, input: "
+                              f"{kind}). `GET /model` gives the input schema and the model card.")
+    app.state.service = svc
+
+    def error(status: int, message: str, field: str | None = None) -> JSONResponse:
+        body = {"detail": message}
+        if field:
+            body["field"] = field
+        return JSONResponse(status_code=status, content=body)
+
+    @app.exception_handler(RequestError)
+    async def _request_error(request, exc: RequestError):
+        return error(exc.status, exc.message, exc.field)
+
+    @app.exception_handler(DeepQoEError)
+    async def _deepqoe_error(request, exc: DeepQoEError):
+        return error(422, str(exc), exc.field or exc.column)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request, exc: RequestValidationError):
+        e = exc.errors()[0] if exc.errors() else {}
+        loc = ".".join(str(p) for p in e.get("loc", ()) if p not in ("query", "body"))
+        return error(422, f"{loc}: {e.get('msg', 'invalid value')}" if loc else e.get("msg", "invalid request"),
+                     loc or None)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request, exc: StarletteHTTPException):
+        return error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request, exc: Exception):  # pragma: no cover - a bug, not a bad request
+        log.exception("unexpected error")
+        return error(500, f"internal error ({type(exc).__name__}); the service keeps running")
+
+    async def read_body(request: Request) -> bytes:
+        limit = svc.max_body_bytes
+        cl = request.headers.get("content-length")
+        if cl is not None:
+            try:
+                n = int(cl)
+            except ValueError:
+                raise RequestError(400, "invalid Content-Length header") from None
+            if n > limit:
+                raise RequestError(413, f"request body of {n} bytes is over the limit of {limit} bytes; "
+                                        "split the request")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RequestError(413, f"request body is over the limit of {limit} bytes; split the request")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @app.get("/health", summary="liveness")
+    def health() -> dict:
+        return {"status": "ok", "model": svc.name, "uptime_s": round(time.time() - svc.started, 1),
+                "requests": svc.n_requests}
+
+    @app.get("/model", summary="the model: input schema, classes or scale, scores, model card")
+    def model_info() -> dict:
+        return svc.describe()
+
+    @app.post("/predict", summary=f"predict QoE for one or many {kind}",
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                  "schema": svc.request_schema(), "example": svc.example_request()}}}})
+    async def predict(request: Request,
+                      explain: bool | None = Query(None, description="add each input's contribution"),
+                      curve: bool = Query(False, description="session models: add the per-second QoE curve")):
+        body = await read_body(request)
+        obj = parse_json(body)
+        return await run_in_threadpool(svc.predict_obj, obj, explain, curve)
+
+    return app
+
+
+def run_server(model: str | Path | None = None, host: str = "127.0.0.1", port: int = 8000, *,
+               max_body_bytes: int = DEFAULT_MAX_BODY, max_items: int = DEFAULT_MAX_ITEMS,
+               explain_default: bool = False, access_log: bool = False, log_level: str = "info") -> None:
+    import torch
+    import uvicorn
+
+    torch.set_num_threads(1)  # many small requests: one thread each beats threads fighting for cores
+    app = create_app(model, max_body_bytes=max_body_bytes, max_items=max_items, explain_default=explain_default)
+    svc = app.state.service
+    print(f"deepqoe: serving model '{svc.name}' ({svc.task}, input: {'sessions' if svc.is_session else 'rows'}) "
+          f"on http://{host}:{port}  (docs: http://{host}:{port}/docs)", flush=True)
+    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level, backlog=2048,
+                timeout_keep_alive=30)

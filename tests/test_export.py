@@ -1,0 +1,63 @@
+"""ONNX export: the graph's outputs match PyTorch's (max abs difference under 1e-5) and the metadata
+documents the encoded inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from deepqoe.cli import main  # noqa: E402
+from deepqoe.persistence import PRETRAINED_DIR  # noqa: E402
+
+
+def _need(name):
+    if not (PRETRAINED_DIR / name / "model.json").is_file():
+        pytest.skip(f"shipped model {name} not in this build")
+
+
+def test_onnx_parity_classifier_on_real_rows(tmp_path, capsys):
+    _need("upec-qoe-lab")
+    import onnx
+
+    from deepqoe.demo import VIEWER_ROWS
+    from deepqoe.export import parity
+
+    out = tmp_path / "upec.onnx"
+    assert main(["export", "upec-qoe-lab", "--onnx", str(out)]) == 0
+    assert "max |ONNX - PyTorch|" in capsys.readouterr().out
+    assert parity("upec-qoe-lab", out, VIEWER_ROWS.drop(columns=["id"])) < 1e-5
+    assert parity("upec-qoe-lab", out, n=64) < 1e-5
+    m = onnx.load(str(out))
+    meta = {p.key: p.value for p in m.metadata_props}
+    inputs = json.loads(meta["deepqoe.inputs"])
+    assert [i["input"] for i in inputs] == ["content", "resolution", "bitrate_video", "age_user", "sex_user"]
+    assert inputs[1]["kind"] == "index" and inputs[1]["dtype"] == "int64" and "vocabulary" in inputs[1]["encoder"]
+    assert json.loads(meta["deepqoe.model"])["classes"] == [1, 2, 3, 4, 5]
+    assert [o.name for o in m.graph.output] == ["output", "probabilities"]
+
+
+def test_onnx_parity_session_regressor(tmp_path):
+    _need("streaming")
+    from deepqoe.export import onnx_session, parity
+    from deepqoe.persistence import load_model
+    from deepqoe.pretrained.streaming import example_sessions, parse_sessions, session_frame
+
+    out = tmp_path / "streaming.onnx"
+    assert main(["export", "streaming", "--onnx", str(out)]) == 0
+    X = session_frame(parse_sessions(example_sessions()))
+    assert parity("streaming", out, X) < 1e-5
+    # the 'prediction' output is the model's score, batch size free
+    est = load_model("streaming")
+    feeds = {i.name: t.numpy() for i, t in zip(onnx_session(out).get_inputs(), est._encode(X))}
+    pred = onnx_session(out).run(["prediction"], feeds)[0]
+    np.testing.assert_allclose(pred, est.predict(X), atol=1e-5)
+
+
+def test_export_errors(tmp_path, capsys):
+    assert main(["export", str(tmp_path / "missing"), "--onnx", str(tmp_path / "x.onnx")]) == 2
+    assert "no such model" in capsys.readouterr().err

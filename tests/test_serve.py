@@ -1,0 +1,225 @@
+"""The prediction service: good requests, every kind of bad request (4xx with a reason, never a 500, and
+the service keeps serving), session models, explanations, and concurrent requests on loopback."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from deepqoe.persistence import PRETRAINED_DIR  # noqa: E402
+
+ROW = {"content": "Sports", "resolution": 720, "bitrate_video": 1500.0, "age_user": 30, "sex_user": "men"}
+SESSION = {"id": "s1", "device": "pc",
+           "segments": [{"start": 4.0 * i, "duration": 4.0, "bitrate_kbps": 2500, "width": 1280, "height": 720,
+                         "fps": 30} for i in range(10)],
+           "stalls": [{"start": 0, "duration": 1.0}, {"start": 12, "duration": 3.0}]}
+P1203 = {"I13": {"segments": [{"start": 2.0 * i, "duration": 2.0, "bitrate": 1500, "resolution": "1280x720",
+                               "fps": 25, "codec": "h264"} for i in range(15)]},
+         "I23": {"stalling": [[0, 1.5], [10, 2.0]]}, "IGen": {"device": "mobile", "displaySize": "1920x1080"}}
+
+
+def _need(name):
+    if not (PRETRAINED_DIR / name / "model.json").is_file():
+        pytest.skip(f"shipped model {name} not in this build")
+
+
+@pytest.fixture(scope="module")
+def client():
+    _need("upec-qoe-lab")
+    from deepqoe.serve import create_app
+
+    with TestClient(create_app("upec-qoe-lab", max_body_bytes=20_000, max_items=50),
+                    raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def session_client():
+    _need("streaming")
+    from deepqoe.serve import create_app
+
+    with TestClient(create_app("streaming", max_body_bytes=200_000, max_items=20), raise_server_exceptions=False) as c:
+        yield c
+
+
+def _post(c, body, **kw):
+    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+    return c.post("/predict", content=data, headers={"content-type": "application/json"}, **kw)
+
+
+def test_health_model_and_docs(client):
+    r = client.get("/health")
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+    m = client.get("/model").json()
+    assert m["task"] == "classification" and m["classes"] == [1, 2, 3, 4, 5]
+    assert {i["column"] for i in m["inputs"]} == set(ROW)
+    assert "UPEC" in m["model_card"]
+    spec = client.get("/openapi.json").json()
+    assert "/predict" in spec["paths"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_predict_forms(client):
+    one = _post(client, ROW)
+    assert one.status_code == 200, one.text
+    p = one.json()["predictions"][0]
+    assert p["prediction"] in [1, 2, 3, 4, 5]
+    assert abs(sum(p["probabilities"].values()) - 1) < 1e-4
+    many = _post(client, [ROW, {**ROW, "resolution": 240, "bitrate_video": 200.0, "id": "low"}]).json()
+    assert many["n"] == 2 and many["predictions"][1]["id"] == "low"
+    wrapped = _post(client, {"rows": [ROW], "explain": True}).json()["predictions"][0]
+    ex = wrapped["explanation"]
+    assert set(ex["contributions"]) == {"content", "resolution", "bitrate_video", "age_user", "sex_user"}
+    assert abs(sum(ex["contributions"].values()) + ex["baseline"] - ex["value"]) < 1e-6
+    assert abs(ex["value"] - wrapped["expected_rating"]) < 1e-5
+    q = _post(client, [ROW], params={"explain": "true"}).json()["predictions"][0]
+    assert "explanation" in q
+    # a float that is a whole number is the same category (720.0 == 720)
+    a = _post(client, {**ROW, "resolution": 720.0}).json()["predictions"][0]["probabilities"]
+    assert a == one.json()["predictions"][0]["probabilities"]
+
+
+BAD = [
+    ("malformed JSON", b'{"content": "Sports", ', 400, "malformed JSON"),
+    ("empty body", b"", 400, "empty"),
+    ("not UTF-8", b'{"content": "\xff\xfe"}', 400, "UTF-8"),
+    ("NaN literal", b'{"content": "News", "resolution": 720, "bitrate_video": NaN, "age_user": 30, '
+                    b'"sex_user": "men"}', 400, "NaN"),
+    ("Infinity literal", b'[{"bitrate_video": Infinity}]', 400, "Infinity"),
+    ("huge number", {**ROW, "bitrate_video": 1e999}, 422, "finite"),
+    ("wrong type number", {**ROW, "bitrate_video": "fast"}, 422, "bitrate_video"),
+    ("bool as number", {**ROW, "age_user": True}, 422, "age_user"),
+    ("wrong type text", {**ROW, "content": 5}, 422, "content"),
+    ("wrong type category", {**ROW, "sex_user": ["men"]}, 422, "sex_user"),
+    ("null value", {**ROW, "age_user": None}, 422, "age_user"),
+    ("unknown field", {**ROW, "bitrate": 3}, 422, "unknown field 'bitrate'"),
+    ("missing field", {k: v for k, v in ROW.items() if k != "age_user"}, 422, "missing field 'age_user'"),
+    ("row not an object", [ROW, 3], 422, "rows[1]"),
+    ("top level string", "just text", 422, "expected an object"),
+    ("empty list", [], 422, "empty"),
+    ("rows not a list", {"rows": {"a": 1}}, 422, "array"),
+    ("extra key next to rows", {"rows": [ROW], "foo": 1}, 422, "unknown field 'foo'"),
+    ("explain not a bool", {"rows": [ROW], "explain": "yes"}, 422, "explain"),
+    ("bad id", {**ROW, "id": {"x": 1}}, 422, "id"),
+    ("too many rows", [ROW] * 60, 413, "too many"),
+    ("deep nesting", b"[" * 5000 + b"]" * 5000, 400, "nested"),
+]
+
+
+@pytest.mark.parametrize("name,body,status,reason", BAD, ids=[b[0] for b in BAD])
+def test_bad_requests_get_4xx_with_reason(client, name, body, status, reason):
+    r = _post(client, body)
+    assert r.status_code == status, (name, r.status_code, r.text)
+    detail = r.json()["detail"]
+    assert reason.lower() in detail.lower(), detail
+    # and the service keeps serving
+    assert _post(client, ROW).status_code == 200
+
+
+def test_huge_bodies_413(client):
+    big = json.dumps([ROW] * 400)  # over 20 kB
+    r = _post(client, big)
+    assert r.status_code == 413 and "limit" in r.json()["detail"]
+
+    def chunks():  # no Content-Length: the limit still holds while streaming
+        for _ in range(100):
+            yield b" " * 1000
+    r = client.post("/predict", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert _post(client, ROW).status_code == 200
+
+
+def test_bad_query_and_methods(client):
+    assert _post(client, ROW, params={"explain": "maybe"}).status_code == 422
+    assert client.get("/predict").status_code == 405
+    assert client.get("/nope").status_code == 404
+
+
+def test_session_model(session_client):
+    c = session_client
+    m = c.get("/model").json()
+    assert m["kind"] == "sessions" and m["scale"] == "1-5"
+    r = _post(c, SESSION, params={"explain": "true", "curve": "true"})
+    assert r.status_code == 200, r.text
+    p = r.json()["predictions"][0]
+    assert p["id"] == "s1" and 1.0 <= p["prediction"] <= 5.5
+    assert set(p["explanation"]["contributions"]) == {"stalls", "startup", "quality", "switches", "context"}
+    assert len(p["curve"]) > 30
+    both = _post(c, {"sessions": [SESSION, {**SESSION, "id": "s2", "stalls": []}]}).json()
+    assert [q["id"] for q in both["predictions"]] == ["s1", "s2"]
+    assert both["predictions"][1]["prediction"] > both["predictions"][0]["prediction"]  # no stalls: better
+    p12 = _post(c, P1203)
+    assert p12.status_code == 200, p12.text
+
+
+SESSION_BAD = [
+    ("no segments", {"id": "x"}, "segments"),
+    ("negative duration", {**SESSION, "segments": [{"start": 0, "duration": -4}]}, "duration"),
+    ("wrong type", {**SESSION, "segments": [{"start": 0, "duration": "long"}]}, "number"),
+    ("unknown field", {**SESSION, "colour": "red"}, "colour"),
+    ("unknown device", {**SESSION, "device": "toaster"}, "device"),
+    ("sessions not a list", {"sessions": 3}, "array"),
+    ("P.1203 without segments", {"I23": {"stalling": []}, "IGen": {"device": "pc"}}, "I13"),
+    ("duplicate ids", [SESSION, SESSION], "twice"),
+]
+
+
+@pytest.mark.parametrize("name,body,reason", SESSION_BAD, ids=[b[0] for b in SESSION_BAD])
+def test_bad_sessions_get_422(session_client, name, body, reason):
+    r = _post(session_client, body)
+    assert r.status_code == 422, (name, r.text)
+    assert reason.lower() in r.json()["detail"].lower()
+    assert _post(session_client, SESSION).status_code == 200
+
+
+def test_many_requests_at_once_on_loopback():
+    """A real uvicorn server on 127.0.0.1: 8 concurrent clients, every answer right."""
+    _need("upec-qoe-lab")
+    import httpx
+    import uvicorn
+
+    from deepqoe.serve import create_app
+
+    app = create_app("upec-qoe-lab")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    th = threading.Thread(target=server.run, daemon=True)
+    th.start()
+    try:
+        for _ in range(100):
+            if server.started:
+                break
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{port}"
+        expected = httpx.post(f"{url}/predict", json=ROW).json()["predictions"][0]["probabilities"]
+
+        def worker(k):
+            codes = []
+            with httpx.Client(base_url=url, timeout=30) as c:
+                for i in range(25):
+                    body = ROW if i % 5 else b"{bad json"
+                    r = c.post("/predict", content=body if isinstance(body, bytes) else json.dumps(body),
+                               headers={"content-type": "application/json"})
+                    codes.append(r.status_code)
+                    if r.status_code == 200:
+                        assert r.json()["predictions"][0]["probabilities"] == expected
+            return codes
+
+        with ThreadPoolExecutor(8) as ex:
+            codes = [c for cs in ex.map(worker, range(8)) for c in cs]
+        assert codes.count(200) == 160 and codes.count(400) == 40
+    finally:
+        server.should_exit = True
+        th.join(10)
