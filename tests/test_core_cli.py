@@ -45,7 +45,9 @@ def test_train_predict_embed_roundtrip(tmp_path, csv):
 def test_evaluate_writes_every_metric_for_deepqoe_and_baselines(tmp_path, csv):
     cfg = write_config(tmp_path, csv)
     out = tmp_path / "eval.json"
-    assert main(["evaluate", str(cfg), "--protocol", "group", "--json", str(out), "--quiet"]) == 0
+    assert main(["evaluate", str(cfg), "--protocol", "group", "--json", str(out), "--plots", str(tmp_path / "plots"),
+                 "--quiet"]) == 0
+    assert len(list((tmp_path / "plots").glob("*.png"))) == 3
     res = json.loads(out.read_text())
     assert set(res["methods"]) == {"deepqoe", "majority", "random_forest"}
     assert res["n_splits"] == 8  # one split per title A..H
@@ -59,7 +61,9 @@ def test_evaluate_writes_every_metric_for_deepqoe_and_baselines(tmp_path, csv):
 def test_regression_kfold(tmp_path, csv):
     cfg = write_config(tmp_path, csv, task="regression", evaluation={"baselines": ["mean", "lightgbm"]})
     out = tmp_path / "eval.json"
-    assert main(["evaluate", str(cfg), "--protocol", "kfold", "--n-splits", "3", "--json", str(out), "--quiet"]) == 0
+    assert main(["evaluate", str(cfg), "--protocol", "kfold", "--n-splits", "3", "--json", str(out), "--quiet",
+                 "--plots", str(tmp_path / "plots")]) == 0
+    assert (tmp_path / "plots" / "synthetic_kfold_deepqoe.png").stat().st_size > 1000
     res = json.loads(out.read_text())
     for k in ("mse", "rmse", "plcc", "srocc", "krocc"):
         assert k in res["methods"]["deepqoe"]["metrics"]

@@ -169,3 +169,23 @@ def test_niqe(clips):
     f = make_extractor("niqe", {"fps": 1}).extract(clips["ref"])
     assert set(f.values) == {"niqe_mean", "niqe_median", "niqe_max"}
     assert all(math.isfinite(v) and v > 0 for v in f.values.values())
+
+
+def test_siti_formulas_match_p910_by_hand(clips):
+    from deepqoe.features.video.decode import iter_frames
+    from deepqoe.features.video.siti import diff_std, sobel_std
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 256, (60, 80)).astype(np.uint8)
+    p = rng.integers(0, 256, (60, 80)).astype(np.uint8)
+    f = y.astype(np.float64)
+    gx = (f[:-2, 2:] + 2 * f[1:-1, 2:] + f[2:, 2:]) - (f[:-2, :-2] + 2 * f[1:-1, :-2] + f[2:, :-2])
+    gy = (f[2:, :-2] + 2 * f[2:, 1:-1] + f[2:, 2:]) - (f[:-2, :-2] + 2 * f[:-2, 1:-1] + f[:-2, 2:])
+    assert sobel_std(y) == pytest.approx(np.hypot(gx, gy).std(), rel=1e-6)
+    assert diff_std(y, p) == pytest.approx((f - p).std(), rel=1e-12)
+    # every frame: SI/TI maxima over the whole clip, by hand
+    frames = [a for _, a in iter_frames(clips["crf34"], fmt="gray")]
+    si = max(sobel_std(a) for a in frames)
+    ti = max(diff_std(b, a) for a, b in zip(frames, frames[1:]))
+    v = make_extractor("siti", {"fps": 0}).extract(clips["crf34"]).values
+    assert v["siti_si_max"] == pytest.approx(si) and v["siti_ti_max"] == pytest.approx(ti)

@@ -42,6 +42,7 @@ def evaluate_config(cfg, protocol: str = "repeated", n_splits: int | None = None
     per_split: dict[str, list[dict]] = {n: [] for n in names}
     fit_seconds: dict[str, list[float]] = {n: [] for n in names}
     cm_total = {n: None for n in names}
+    pooled = {n: ([], []) for n in names}  # out-of-split (true, predicted), for plots
     iterator = splits
     if progress:
         from tqdm.auto import tqdm
@@ -62,6 +63,8 @@ def evaluate_config(cfg, protocol: str = "repeated", n_splits: int | None = None
                 est.fit(Xtr, ytr)
             fit_seconds[name].append(time.perf_counter() - t0)
             pred = est.predict(Xte)
+            pooled[name][0].extend(np.asarray(yte).tolist())
+            pooled[name][1].extend(np.asarray(pred).tolist())
             if task == "classification":
                 m = classification_metrics(yte, pred, labels)
                 cm = np.asarray(m["confusion_matrix"])
@@ -84,7 +87,27 @@ def evaluate_config(cfg, protocol: str = "repeated", n_splits: int | None = None
         methods[name] = entry
     return {"dataset": ds_cfg.name, "task": task, "protocol": protocol, "n_splits": len(splits),
             "test_size": test_size if protocol in ("repeated", "holdout") else None,
-            "labels": labels, "key_metric": key, "methods": methods}
+            "labels": labels, "key_metric": key, "methods": methods, "_pooled": pooled}
+
+
+def write_evaluation_plots(results: dict, out_dir: str | Path) -> list[Path]:
+    """Confusion matrices (classification) or predicted-vs-MOS scatter plots (regression), per method,
+    pooled over the test parts of all splits."""
+    from deepqoe.report import confusion_plot, scatter_plot
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, entry in results["methods"].items():
+        path = out_dir / f"{results['dataset']}_{results['protocol']}_{name}.png"
+        title = f"{name} on {results['dataset']} ({results['protocol']}, {results['n_splits']} splits)"
+        if results["task"] == "classification":
+            confusion_plot(path, entry["confusion_matrix_total"], results["labels"], title)
+        else:
+            y_true, y_pred = results["_pooled"][name]
+            scatter_plot(path, y_true, y_pred, title)
+        written.append(path)
+    return written
 
 
 def format_summary(results: dict) -> str:
@@ -185,6 +208,10 @@ def _cmd_evaluate(args) -> int:
     results = evaluate_config(cfg, protocol=args.protocol, n_splits=args.n_splits, test_size=args.test_size,
                               baselines=baselines, progress=not args.quiet, max_epochs=args.epochs)
     print(format_summary(results))
+    if args.plots:
+        for p in write_evaluation_plots(results, args.plots):
+            print(f"plot: {p}")
+    results.pop("_pooled")
     if args.json:
         atomic_write_json(args.json, results)
         print(f"results written to {args.json}")
@@ -272,6 +299,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--baselines", help="comma-separated baselines (default from the config), e.g. majority,random_forest")
     p.add_argument("--epochs", type=int, help="override training.max_epochs")
     p.add_argument("--json", help="write every metric (mean, std, per split) to this JSON file")
+    p.add_argument("--plots", help="folder for plots: confusion matrices or predicted-vs-MOS scatter per method")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_evaluate)
 

@@ -23,7 +23,6 @@ non-finite numbers. The model is loaded once; inference runs in a thread pool, s
 accepting requests while the network computes.
 """
 
-from __future__ import annotations
 
 import difflib
 import json

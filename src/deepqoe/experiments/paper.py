@@ -660,6 +660,13 @@ def run_ugc(settings: Settings, out_dir: Path, log=print) -> tuple[str, dict]:
         md_table(["dataset", "method", "SROCC median", "SROCC std", "PLCC median", "PLCC std", "RMSE median"],
                  reg_rows, align="llrrrrr"),
         "\n".join(verdict) + "\n",
+        ("" if all(res["datasets"][k]["target"]["meets_target"] for k in UGC_DATASETS) else
+         "Why the 0.80 target is missed: the 60 VIDEVAL features were *selected by their authors for an "
+         "RBF-SVR* on these very datasets, so the SVR is the model they favour; with ~850-1060 training videos a "
+         "network has no more information than those 60 numbers (plus category and resolution on YouTube-UGC) "
+         "and lands within about ±0.01 SROCC of the SVR, while the split-to-split spread of every method "
+         "(std ≈ 0.02-0.03) is larger than the gaps between methods. Getting past 0.80 would need richer "
+         "inputs (e.g. deep frame features) rather than a different head on the same features.\n"),
         "![median SROCC](ugc_srocc.png) ![KoNViD-1k scatter](ugc_konvid-1k_scatter.png) "
         "![YouTube-UGC scatter](ugc_youtube-ugc_scatter.png)\n",
         "### Classification into 4 classes\n",

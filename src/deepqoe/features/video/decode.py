@@ -158,7 +158,7 @@ class FrameSampler:
     ``fps``: sampling rate in frames/s (``None`` or ``0``: every frame). ``size``: ``(width, height)``
     to scale to (``None``: as stored). ``fmt``: ``"rgb24"`` (H x W x 3 uint8) or ``"gray"`` (H x W
     uint8 luma). ``with_previous``: also return the frame just before each sampled one (for temporal
-    differences; turns GOP skipping off). ``max_frames``: stop after so many sampled frames.
+    differences; these are decoded too). ``max_frames``: stop after so many sampled frames.
     ``select``: a function ``index -> bool`` on decoded frame indices, instead of ``fps``.
 
     After iterating, ``stats`` tells how many frames were decoded and sampled.
@@ -248,8 +248,8 @@ class FrameSampler:
                 self.stats.errors += 1
                 return []
 
-        # GOP skipping only for plain rate sampling with timestamps.
-        can_skip = period is not None and self.select is None and not self.with_previous
+        # skipping only for plain rate sampling with timestamps
+        can_skip = period is not None and self.select is None
         gop: list = []                # packets of the current GOP
         gop_pts: list[int] = []
         last_max_t = [-math.inf]      # largest frame time of the previous GOP
@@ -259,19 +259,27 @@ class FrameSampler:
 
             A frame is sampled when a target time lies in (time of the frame before it, its time]; the
             check here is a little generous (2 eps), so it never drops a frame that will be sampled.
+            With ``with_previous`` the frame before each sampled one is kept too, and so is the last
+            frame of every GOP (it may be the predecessor of the next GOP's first frame).
             """
             if not pts_list:
                 return set()
             st = state["start"] if state["start"] is not None else min(pts_list)
             prev = last_max_t[0]
             keep = set()
-            for pts in sorted(set(pts_list)):
+            ordered = sorted(set(pts_list))
+            for j, pts in enumerate(ordered):
                 t = float((pts - st) * tb)
                 k = 0 if prev == -math.inf else math.floor((prev - 2 * eps) / period) + 1
                 if k * period <= t + 2 * eps:
                     keep.add(pts)
+                    if self.with_previous and j > 0:
+                        keep.add(ordered[j - 1])
                 prev = t
             last_max_t[0] = max(last_max_t[0], prev)
+            if self.with_previous:
+                keep.add(ordered[-1])
+                return keep
             return keep or None
 
         cc = stream.codec_context

@@ -19,17 +19,28 @@ from deepqoe.features.video.decode import FrameSampler, VideoError
 
 
 def sobel_std(y: np.ndarray) -> float:
-    """Standard deviation of the Sobel magnitude over the inner pixels of a luma frame."""
-    f = y.astype(np.float32)
-    # separable Sobel on the inner (H-2) x (W-2) pixels
-    gx = (f[:-2, 2:] + 2 * f[1:-1, 2:] + f[2:, 2:]) - (f[:-2, :-2] + 2 * f[1:-1, :-2] + f[2:, :-2])
-    gy = (f[2:, :-2] + 2 * f[2:, 1:-1] + f[2:, 2:]) - (f[:-2, :-2] + 2 * f[:-2, 1:-1] + f[:-2, 2:])
-    mag = np.sqrt(gx * gx + gy * gy, dtype=np.float32)
-    return float(mag.std(dtype=np.float64))
+    """Standard deviation of the Sobel magnitude over the inner pixels of a luma frame.
+
+    Separable and in 16-bit integers (exact for 8-bit luma) until the magnitude.
+    """
+    f = y.astype(np.int16)
+    s = f[:-2] + f[2:]          # vertical smoothing [1 2 1] ...
+    s += f[1:-1]
+    s += f[1:-1]
+    gx = (s[:, 2:] - s[:, :-2]).astype(np.float32)   # ... then horizontal difference
+    t = f[:, :-2] + f[:, 2:]    # horizontal smoothing ...
+    t += f[:, 1:-1]
+    t += f[:, 1:-1]
+    gy = (t[2:] - t[:-2]).astype(np.float32)         # ... then vertical difference
+    gx *= gx
+    gy *= gy
+    gx += gy
+    np.sqrt(gx, out=gx)
+    return float(gx.std(dtype=np.float64))
 
 
 def diff_std(y: np.ndarray, prev: np.ndarray) -> float:
-    return float((y.astype(np.float32) - prev.astype(np.float32)).std(dtype=np.float64))
+    return float((y.astype(np.int16) - prev.astype(np.int16)).std(dtype=np.float64))
 
 
 class SITIExtractor(Extractor):
