@@ -54,7 +54,7 @@ def request_body(model: str) -> bytes:
 
     meta = read_model_meta(model)
     if meta.get("session_model"):
-        from deepqoe.pretrained.streaming import example_sessions
+        from deepqoe.pretrained.session_input import example_sessions
 
         return json.dumps(example_sessions()[2]).encode()
     return json.dumps({"content": "Sports", "resolution": 720, "bitrate_video": 1500.0, "age_user": 30,
@@ -117,12 +117,14 @@ def run(model: str | None, clients: int, requests: int, time_limit: float) -> di
                     lat[i] = time.perf_counter() - t
 
         threads = [threading.Thread(target=worker) for _ in range(clients)]
+        load_before = os.getloadavg()[0]
         start = time.perf_counter()
         for th in threads:
             th.start()
         for th in threads:
             th.join()
         wall = time.perf_counter() - start
+        load_after = os.getloadavg()[0]
         done = status != 0
         n = int(done.sum())
         ok = int((status == 200).sum())
@@ -132,7 +134,8 @@ def run(model: str | None, clients: int, requests: int, time_limit: float) -> di
                 "p50_ms": float(np.percentile(ms, 50)), "p90_ms": float(np.percentile(ms, 90)),
                 "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max()),
                 "body_bytes": len(body), "machine": machine(), "cpus": os.cpu_count(),
-                "date": date.today().isoformat(), "stopped_by_time_limit": n < requests}
+                "date": date.today().isoformat(), "stopped_by_time_limit": n < requests,
+                "load_before": load_before, "load_after": load_after}
     finally:
         proc.terminate()
         try:
@@ -144,8 +147,9 @@ def run(model: str | None, clients: int, requests: int, time_limit: float) -> di
 def section(results: list[dict]) -> str:
     r0 = results[0]
     lines = [SECTION, "",
-             f"`python bench/bench_serve.py` on {r0['date']}, machine: {r0['machine']} ({r0['cpus']} logical CPUs, "
-             "shared with other jobs while measured). One `deepqoe serve` process (uvicorn, one worker, "
+             f"`python bench/bench_serve.py --write` on {r0['date']}, machine: {r0['machine']} ({r0['cpus']} logical "
+             f"CPUs, shared with other jobs: load average {r0['load_before']:.1f} before, {results[-1]['load_after']:.1f} "
+             "after, so the numbers are lower bounds). One `deepqoe serve` process (uvicorn, one worker, "
              "inference in its thread pool, 1 torch thread) on 127.0.0.1; the clients are threads of one "
              "Python process with keep-alive httpx connections, each request one row or one session, every "
              "answer checked against the reference prediction.", "",

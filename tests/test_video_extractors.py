@@ -140,6 +140,7 @@ def test_c3d_without_weights_is_a_clear_error():
         make_extractor("c3d", {"weights": "/nonexistent/c3d.safetensors"})
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_c3d_converter_refuses_code_and_wrong_layouts(tmp_path):
     import pickle
 

@@ -227,3 +227,30 @@ def test_unreachable_scheduler_is_a_clear_error(good, tmp_path):
     with pytest.raises(DeepQoEError, match="scheduler"):
         extract_features(collect_inputs([str(good / "clip0.mp4")]), ["stream"], cache_dir=None,
                          scheduler="bogus", progress=False)
+
+
+def test_c3d_through_the_cli_with_converted_weights(good, tmp_path, capsys):
+    import torch
+
+    from deepqoe.features.video.c3d import build_c3d
+
+    torch.manual_seed(1)
+    torch.save(build_c3d().state_dict(), tmp_path / "c3d.pickle")
+    st = tmp_path / "c3d.safetensors"
+    assert main(["convert-c3d-weights", str(tmp_path / "c3d.pickle"), str(st)]) == 0
+    short = tmp_path / "short.mp4"
+    write_clip(short, seconds=0.4, width=160, height=120, fps=25, crf=30)  # 10 frames
+    out = tmp_path / "c3d.parquet"
+    rc = _extract([good / "clip0.mp4", short, "--out", out, "--extractors", "c3d", "--c3d-weights", st,
+                   "--c3d-max-clips", "1", "--no-cache"])
+    assert rc == 0
+    df = pd.read_parquet(out)
+    assert list(df["id"]) == ["clip0"] and df.shape[1] == 1 + 4096
+    errors = pd.read_csv(tmp_path / "c3d.errors.csv")
+    assert list(errors["id"]) == ["short"] and "fewer than one C3D clip" in errors["error"][0]
+
+
+def test_progress_bar_shows_videos_and_frames_per_second(good, capsys):
+    extract_features(collect_inputs([str(good)]), ["siti"], cache_dir=None, progress=True)
+    err = capsys.readouterr().err
+    assert "4/4" in err and "frames/s" in err

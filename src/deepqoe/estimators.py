@@ -48,6 +48,13 @@ def infer_inputs(X: pd.DataFrame) -> list[dict]:
     return out
 
 
+def _store_params(est, params: dict) -> None:
+    """scikit-learn convention: __init__ stores its arguments unchanged (validated later, in fit)."""
+    for k, v in params.items():
+        if k not in ("self", "__class__"):
+            setattr(est, k, v)
+
+
 class _DeepQoEBase(BaseEstimator):
     _task = "regression"
 
@@ -55,23 +62,7 @@ class _DeepQoEBase(BaseEstimator):
                  learning_rate=1e-3, momentum=0.9, weight_decay=0.0, batch_size=64, max_epochs=200,
                  patience=20, validation_fraction=0.1, early_stopping="loss", random_state=0, progress=False,
                  classes=None, init_from=None, freeze_representation=False):
-        self.inputs = inputs
-        self.hidden_layers = hidden_layers
-        self.dropout = dropout
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.validation_fraction = validation_fraction
-        self.early_stopping = early_stopping
-        self.random_state = random_state
-        self.progress = progress
-        self.classes = classes
-        self.init_from = init_from
-        self.freeze_representation = freeze_representation
+        _store_params(self, locals())
 
     # ---- parameters, validated in one place -------------------------------------------------------
     def _settings(self, X: pd.DataFrame | None = None):
@@ -281,22 +272,7 @@ class DeepQoERepresentation(TransformerMixin, BaseEstimator):
                  optimizer="adam", learning_rate=1e-3, momentum=0.9, weight_decay=0.0, batch_size=64,
                  max_epochs=200, patience=20, validation_fraction=0.1, early_stopping="loss", random_state=0,
                  progress=False, classes=None):
-        self.task = task
-        self.inputs = inputs
-        self.hidden_layers = hidden_layers
-        self.dropout = dropout
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.momentum = momentum
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.max_epochs = max_epochs
-        self.patience = patience
-        self.validation_fraction = validation_fraction
-        self.early_stopping = early_stopping
-        self.random_state = random_state
-        self.progress = progress
-        self.classes = classes
+        _store_params(self, locals())
 
     def fit(self, X, y, groups=None):
         if self.task not in ("classification", "regression"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from deepqoe.errors import DeepQoEError
@@ -14,8 +13,7 @@ def register(subparsers) -> None:
         "reproduce", help="reproduce the DeepQoE paper's experiments (tables + plots) on public data",
         description="Reproduce the DeepQoE paper (ICME 2019) on public stand-in datasets read from "
                     "DEEPQOE_DATA. Writes OUT/report.md (tables and PNG plots beside it) and "
-                    "OUT/results.json (every number of the report).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "OUT/results.json (every number of the report).")
     p.add_argument("experiments", nargs="*", metavar="EXPERIMENT",
                    help=f"which experiments to run (default: all): {', '.join(EXPERIMENTS)}")
     p.add_argument("--quick", action="store_true",
@@ -24,7 +22,7 @@ def register(subparsers) -> None:
     p.add_argument("--ugc-splits", type=int, default=None,
                    help="number of VIDEVAL 80/20 splits for the ugc experiment (the published protocol "
                         "uses 100; default: 20 for a full run, 2 with --quick)")
-    p.add_argument("--jobs", type=int, default=2, help="worker processes for independent splits")
+    p.add_argument("--jobs", type=int, default=2, help="worker processes for independent splits (default: 2)")
     p.set_defaults(func=_run)
 
 

@@ -2,7 +2,7 @@
 
 Runs the static FFmpeg shipped by ``imageio-ffmpeg`` (it is built with libvmaf; the model is the
 built-in default ``vmaf_v0.6.1``), in one pass: the distorted video is scaled (bicubic) to the
-reference's size, both start at time 0 and are compared frame by frame by libvmaf (VMAF, ``n_threads``)
+reference's size, both start at time 0 and are compared frame by frame (up to the end of the shorter one) by libvmaf (VMAF, ``n_threads``)
 and by FFmpeg's own ``psnr`` and ``ssim`` filters (SIMD code, faster than libvmaf's float_ssim).
 Every frame's ``vmaf``, ``psnr_y``, ``psnr_cb``, ``psnr_cr`` (capped at 60 dB, as libvmaf does for
 8-bit video; identical frames would be infinite) and ``ssim`` (luma) are kept as per-frame series and
@@ -61,12 +61,12 @@ class FullReferenceExtractor(Extractor):
             dist_chain = f"scale={ref.width}:{ref.height}:flags=bicubic," + dist_chain
         vmaf = (f"libvmaf=model={self.opts['model']}:n_threads={threads}"
                 f":n_subsample={int(self.opts['subsample'])}"
-                f":log_fmt=json:log_path={_escape(logs['vmaf'])}")
+                f":log_fmt=json:log_path={_escape(logs['vmaf'])}:shortest=1")
         graph = (f"[0:v]{dist_chain},format=yuv420p,split=3[d0][d1][d2];"
                  f"[1:v]setpts=PTS-STARTPTS,format=yuv420p,split=3[r0][r1][r2];"
                  f"[d0][r0]{vmaf};"
-                 f"[d1][r1]psnr=stats_file={_escape(logs['psnr'])};"
-                 f"[d2][r2]ssim=stats_file={_escape(logs['ssim'])}")
+                 f"[d1][r1]psnr=stats_file={_escape(logs['psnr'])}:shortest=1;"
+                 f"[d2][r2]ssim=stats_file={_escape(logs['ssim'])}:shortest=1")
         return [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-threads", str(threads),
                 "-i", str(video_path), "-i", str(reference), "-filter_complex", graph, "-f", "null", "-"]
 

@@ -33,7 +33,7 @@ from deepqoe.errors import DeepQoEError
 
 FRAME_VERSION = 1
 SEQUENCE_LENGTH = 128
-FRAME_BUILDER = "deepqoe.pretrained.streaming.session_frame"
+FRAME_BUILDER = "deepqoe.pretrained.session_input.session_frame"
 
 STALL_COLUMNS = ["n_stalls", "stall_total_log", "stall_max_log", "stall_ratio", "stall_freq", "tsl_stall_norm"]
 STARTUP_COLUMNS = ["startup_delay_log"]
@@ -103,35 +103,36 @@ def session_frame(sessions: Sequence[Any]) -> pd.DataFrame:
         raise DeepQoEError("no sessions to predict")
     F = mod.session_features(list(sessions), extra=False)
     n = len(F)
-    has_q = np.isfinite(F["q_mean"].to_numpy(float))
-    pick = lambda q, qp: np.nan_to_num(_first_finite(F[q].to_numpy(float), F[qp].to_numpy(float)),  # noqa: E731
-                                       nan=50.0)
-    out = pd.DataFrame(index=F.index)
-    out["n_stalls"] = F["n_stalls"].to_numpy(float)
-    out["stall_total_log"] = np.log1p(F["stall_total"].to_numpy(float))
-    out["stall_max_log"] = np.log1p(F["stall_max"].to_numpy(float))
-    out["stall_ratio"] = np.nan_to_num(F["stall_ratio"].to_numpy(float))
-    out["stall_freq"] = np.nan_to_num(F["stall_freq"].to_numpy(float))
-    out["tsl_stall_norm"] = np.nan_to_num(F["tsl_stall_norm"].to_numpy(float), nan=1.0)
-    out["startup_delay_log"] = np.log1p(F["startup_delay"].to_numpy(float))
-    out["quality_mean"] = pick("q_mean", "qp_mean")
-    out["quality_min"] = pick("q_min", "qp_min")
-    out["quality_std"] = np.nan_to_num(_first_finite(F["q_std"].to_numpy(float), F["qp_std"].to_numpy(float)))
-    out["quality_first10"] = pick("q_first10", "qp_mean")
-    out["quality_last10"] = pick("q_last10", "qp_last10")
-    out["time_below_best_norm"] = np.nan_to_num(F["time_below_best_norm"].to_numpy(float))
-    out["quality_is_metric"] = has_q.astype(float)
+    f = {c: F[c].to_numpy(float) for c in F.columns if c not in ("device", "codec", "content")}
+    has_q = np.isfinite(f["q_mean"])
+    pick = lambda q, qp: np.nan_to_num(_first_finite(f[q], f[qp]), nan=50.0)  # noqa: E731
+    cols: dict[str, Any] = {
+        "n_stalls": f["n_stalls"],
+        "stall_total_log": np.log1p(f["stall_total"]),
+        "stall_max_log": np.log1p(f["stall_max"]),
+        "stall_ratio": np.nan_to_num(f["stall_ratio"]),
+        "stall_freq": np.nan_to_num(f["stall_freq"]),
+        "tsl_stall_norm": np.nan_to_num(f["tsl_stall_norm"], nan=1.0),
+        "startup_delay_log": np.log1p(f["startup_delay"]),
+        "quality_mean": pick("q_mean", "qp_mean"),
+        "quality_min": pick("q_min", "qp_min"),
+        "quality_std": np.nan_to_num(_first_finite(f["q_std"], f["qp_std"])),
+        "quality_first10": pick("q_first10", "qp_mean"),
+        "quality_last10": pick("q_last10", "qp_last10"),
+        "time_below_best_norm": np.nan_to_num(f["time_below_best_norm"]),
+        "quality_is_metric": has_q.astype(float),
+    }
     for c in SWITCH_COLUMNS:
-        out[c] = np.nan_to_num(F[c].to_numpy(float))
-    out["device"] = F["device"].astype(str).to_numpy()
-    out["media_duration_log"] = np.log1p(F["media_duration"].to_numpy(float))
-    X, lengths = mod.per_second_series(list(sessions), length=SEQUENCE_LENGTH)
-    out["series"] = [X[k, :max(int(lengths[k]), 1)].astype(float).tolist() for k in range(n)]
-    num = out.drop(columns=["device", "series"]).to_numpy(float)
-    if not np.isfinite(num).all():  # pragma: no cover - guarded above
+        cols[c] = np.nan_to_num(f[c])
+    num = np.column_stack(list(cols.values()))
+    if not np.isfinite(num).all():  # pragma: no cover - every column is guarded above
         r, c = np.argwhere(~np.isfinite(num))[0]
-        raise DeepQoEError(f"session '{out.index[r]}': could not compute feature "
-                           f"{out.drop(columns=['device', 'series']).columns[c]}")
+        raise DeepQoEError(f"session '{F.index[r]}': could not compute feature {list(cols)[c]}")
+    cols["device"] = F["device"].astype(str).to_numpy()
+    cols["media_duration_log"] = np.log1p(f["media_duration"])
+    X, lengths = mod.per_second_series(list(sessions), length=SEQUENCE_LENGTH)
+    cols["series"] = [X[k, :max(int(lengths[k]), 1)].astype(float).tolist() for k in range(n)]
+    out = pd.DataFrame(cols, index=F.index)
     return out
 
 
