@@ -167,6 +167,14 @@ class SmallMLP:
         import torch
 
         torch.manual_seed(self.seed)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # tiny data: threads only add overhead
+        try:
+            return self._fit(torch, X, y)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _fit(self, torch, X, y):
         X = np.nan_to_num(X[self.columns].to_numpy(float))
         self.mu_, self.sd_ = X.mean(0), X.std(0) + 1e-9
         self.ym_, self.ys_ = float(np.mean(y)), float(np.std(y) + 1e-9)
@@ -257,9 +265,12 @@ class DeepQoEWrapper:
 def _nflx_ours(quick: bool) -> Callable:
     cg, gg = (C_GRID_QUICK, G_GRID_QUICK) if quick else ((1.0, 10.0, 100.0), (0.01, 0.03, 0.1, 0.3, 1.0))
 
+    sets = [["STRRED_mean"] + STALL4, ["STRRED_hyst"] + STALL4, ["SSIM_mean"] + STALL4,
+            ["STRRED_mean", "MSSIM_mean"] + STALL4]
+    if quick:
+        cg, gg, sets = (10.0, 100.0), (0.01, 0.03, 0.1), sets[:2]
+
     def make():
-        sets = [["STRRED_mean"] + STALL4, ["STRRED_hyst"] + STALL4, ["SSIM_mean"] + STALL4,
-                ["STRRED_mean", "MSSIM_mean"] + STALL4]
         return Ensemble([GridSVR(c, cg, gg, use_groups=True) for c in sets])
     return make
 
@@ -282,7 +293,7 @@ def live_nflx_table(ds: StreamingDataset, n_splits: int, quick: bool, log=print)
         "DeepQoE original streaming MLP": lambda: SmallMLP(va_cols),
         "ours (content-CV SVR ensemble)": OURS_FACTORIES.get("live-nflx", _nflx_ours(quick)),
     }
-    if deepqoe_available():
+    if deepqoe_available() and not quick:
         methods["DeepQoE (deepqoe.estimators)"] = lambda: DeepQoEWrapper(va_cols, max_epochs=200)
     single = {"STRRED_mean": -1, "VMAF_mean": 1, "MSSIM_mean": 1, "SSIM_mean": 1, "PSNR_mean": 1}
     per = {k: {"srocc": [], "plcc": []} for k in list(single) + list(methods)}
@@ -398,7 +409,7 @@ def p1203_table(ds: StreamingDataset, quick: bool, log=print) -> dict:
     methods = {"LightGBM (monotone, session features)": lambda: LGBM(cols + ["device_code"], monotone=MONO),
                "ours (monotone LightGBM + SVR ensemble)": OURS_FACTORIES.get("p1203-open",
                                                                             _session_ours(cols))}
-    if deepqoe_available():
+    if deepqoe_available() and not quick:
         methods["DeepQoE (deepqoe.estimators)"] = lambda: DeepQoEWrapper(cols, ["device"], max_epochs=200)
     lodo = _eval_groups(F, y, meta["database"].to_numpy(), methods, {"P.1203 (O46, mode 0)": o46})
     # per database and context, like the upstream README (mean over databases)
@@ -435,7 +446,7 @@ def waterloo_table(ds: StreamingDataset, quick: bool, log=print) -> dict:
     methods = {"LightGBM (monotone, session features)": lambda: LGBM(cols + ["device_code"], monotone=MONO),
                "ours (monotone LightGBM + SVR ensemble)": OURS_FACTORIES.get(
                    "waterloo-sqoe-iv", _session_ours(cols))}
-    if deepqoe_available():
+    if deepqoe_available() and not quick:
         methods["DeepQoE (deepqoe.estimators)"] = lambda: DeepQoEWrapper(cols, ["device"], max_epochs=100)
     ref = {"VMAF pooled (no training)": F["q_mean"].to_numpy()}
     pub_scores = Path(os.environ.get("DEEPQOE_DATA", ".")) / "published/ksqi/WaterlooSQoE-IV/scores.csv"
@@ -584,7 +595,7 @@ def _plots(res: dict, out_dir: Path) -> list[str]:
         sr = res["live_nflx"]["_srocc"]
         fig, ax = plt.subplots(figsize=(9, 4))
         names = list(sr)
-        ax.boxplot([np.asarray(sr[k], float)[np.isfinite(sr[k])] for k in names], vert=False)
+        ax.boxplot([np.asarray(sr[k], float)[np.isfinite(sr[k])] for k in names], orientation="horizontal")
         ax.set_yticks(range(1, len(names) + 1), names, fontsize=7)
         ax.set_xlabel("SROCC per split")
         ax.set_title("LIVE-NFLX")
@@ -621,15 +632,22 @@ def run(out_dir: Path, quick: bool = False, n_splits: int | None = None, log=pri
                  deepqoe_available()}
     nflx = load_live_nflx()
     log("LIVE-NFLX ...")
+    t = time.time()
     res["live_nflx"] = live_nflx_table(nflx, n, quick, log)
+    res["section_seconds"] = {"live_nflx": round(time.time() - t, 1)}
     p12 = load_p1203_open()
     log("P.1203 ...")
+    t = time.time()
     res["p1203"] = p1203_table(p12, quick, log)
+    res["section_seconds"]["p1203"] = round(time.time() - t, 1)
     wat = load_waterloo_sqoe_iv()
     log("Waterloo ...")
+    t = time.time()
     res["waterloo"] = waterloo_table(wat, quick, log)
+    res["section_seconds"]["waterloo"] = round(time.time() - t, 1)
     res["cross"] = cross_dataset_table({"live-nflx": nflx, "p1203-open": p12, "waterloo-sqoe-iv": wat}, log)
     res["seconds"] = time.time() - t0
+    log(f"  sections (s): {res['section_seconds']}")
     ours = res["live_nflx"]["methods"]["ours (content-CV SVR ensemble)"]["srocc"]["median"]
     va = res["live_nflx"]["methods"]["VideoATLAS (SVR, STRRED)"]["srocc"]["median"]
     lodo = res["p1203"]["lodo_mean"]
