@@ -234,7 +234,7 @@ def _cmd_predict(args) -> int:
 
     data = Path(args.data)
     est = load_model(args.model_dir)
-    if data.suffix.lower() == ".json" or data.is_dir():
+    if est.meta_.get("session_model") or data.suffix.lower() == ".json" or data.is_dir():
         return _predict_sessions(est, args)
     X, ids = read_prediction_input(dict(est.meta_), data)
     out = pd.DataFrame({"row": np.arange(1, len(X) + 1)})
