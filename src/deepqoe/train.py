@@ -80,15 +80,17 @@ def fit_network(net: nn.Module, train_inputs: list[torch.Tensor], y_train: torch
                 optimizer: str = "adam", learning_rate: float = 1e-3, momentum: float = 0.9,
                 weight_decay: float = 0.0, batch_size: int = 64, max_epochs: int = 200, patience: int = 20,
                 seed: int = 0, progress: bool = False, trainable=None, stop_at: float | None = None,
-                monitor: str = "loss") -> FitResult:
+                monitor: str = "loss", n_threads: int | None = None) -> FitResult:
     """Train ``net`` in place. With a validation set, stop after ``patience`` epochs without a better
     validation loss (``monitor="loss"``) or score (``monitor="score"``: accuracy, or -MSE) and restore the
     best weights. ``stop_at`` (a validation score: accuracy, or -MSE)
     ends training as soon as it is reached (used by the time-to-accuracy benchmark)."""
     threads = torch.get_num_threads()
-    if batch_size <= 256:
+    if batch_size <= 256 or n_threads == 1:
         # intra-op threads cost more than they give on small batches (and stall badly on a busy machine)
         torch.set_num_threads(1)
+    elif n_threads:
+        torch.set_num_threads(n_threads)
     try:
         return _fit(net, train_inputs, y_train, val_inputs, y_val, task=task, optimizer=optimizer,
                     learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay,

@@ -770,6 +770,12 @@ def run_transfer(settings: Settings, out_dir: Path, log=print) -> tuple[str, dic
               {m: [table[str(f)][m]["srocc"]["median"] for f in settings.transfer_fractions] for m in modes},
               title="KoNViD-1k -> YouTube-UGC (60-d VIDEVAL features)", xlabel="% of target training data",
               ylabel="median SROCC")
+    fr = settings.transfer_fractions
+    won = [f"{int(round(100 * f))} %" for f in fr
+           if table[str(f)]["full fine-tune"]["srocc"]["median"] > table[str(f)]["from scratch"]["srocc"]["median"]]
+    wins = len(won)
+    frozen_worst = all(table[str(f)]["frozen representation"]["srocc"]["median"] <=
+                       min(table[str(f)][m]["srocc"]["median"] for m in modes) for f in fr)
     res = {"source": "konvid-1k (all 1200 videos)", "target": "youtube-ugc (1323 colour videos)",
            "inputs": inputs, "pretrain_seconds": t_pre, "n_splits": settings.transfer_splits,
            "fractions": list(settings.transfer_fractions), "results": table,
@@ -785,6 +791,11 @@ def run_transfer(settings: Settings, out_dir: Path, log=print) -> tuple[str, dic
         "on the target's training data.\n",
         md_table(["target data", "training videos"] + [f"SROCC {m}" for m in modes] + [f"PLCC {m}" for m in modes],
                  rows),
+        f"Full fine-tuning beats training from scratch at {wins} of {len(fr)} target-data fractions "
+        f"({', '.join(won) if won else 'none'}). The frozen KoNViD-1k "
+        f"representation {'is the worst of the three everywhere' if frozen_worst else 'is not always the worst'}: "
+        "a representation learned on KoNViD-1k's content and subjective study does not carry over unchanged to "
+        "YouTube-UGC; it needs adapting, not just a new head.\n",
         "![transfer](transfer_srocc.png)\n",
     ]
     return "\n".join(md), res
