@@ -412,6 +412,13 @@ def _genre_fold(split: Split, cond: pd.DataFrame, settings: Settings) -> dict:
             "deepqoe": dq.tolist(), "deepqoe_categorical_genre": dq_cat.tolist()}
 
 
+def _compare(gain: float, small: float = 0.02) -> str:
+    """Words for an MSE gain (positive = better)."""
+    if abs(gain) < small:
+        return "makes little difference"
+    return "helps" if gain > 0 else "hurts"
+
+
 def run_genre(settings: Settings, out_dir: Path, log=print) -> tuple[str, dict]:
     cond = upec_conditions(load_upec())
     splits = make_splits("group", len(cond), groups=cond["content"].to_numpy())
@@ -461,7 +468,7 @@ def run_genre(settings: Settings, out_dir: Path, log=print) -> tuple[str, dict]:
         f"Lowest pooled MSE on unseen genres: **{methods[best]}**. Games has only 3 conditions (all at 360p), "
         "so its SROCC is ±0.5 or 1 by construction; the pooled row weighs every condition once. The paper "
         "reports that DeepQoE generalises to an unseen genre thanks to the word embedding; here the GloVe "
-        f"input {'helps' if pooled['deepqoe']['mse'] < pooled['deepqoe_categorical_genre']['mse'] else 'does not help'} "
+        f"input {_compare(pooled['deepqoe_categorical_genre']['mse'] - pooled['deepqoe']['mse'])} "
         "compared with a plain category (pooled MSE "
         f"{pooled['deepqoe']['mse']:.3f} vs {pooled['deepqoe_categorical_genre']['mse']:.3f}), and bitrate and "
         "resolution carry most of what can be predicted.\n",
@@ -836,13 +843,23 @@ RUNNERS = {"shallow": run_shallow, "mos": run_mos, "genre": run_genre, "ugc": ru
            "transfer": run_transfer, "streaming": run_streaming}
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def machine_info() -> dict:
     import sklearn
     import torch
 
     return {"date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
             "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU(s)",
-            "processor": platform.processor() or "unknown", "python": platform.python_version(),
+            "processor": _cpu_model(), "python": platform.python_version(),
             "torch": torch.__version__, "scikit-learn": sklearn.__version__,
             "load_average_at_start": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None}
 
