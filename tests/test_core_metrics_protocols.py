@@ -69,3 +69,14 @@ def test_summary_and_paired_test():
     assert s["acc"]["std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
     t = paired_test([0.9, 0.8, 0.85, 0.95], [0.5, 0.4, 0.45, 0.5])
     assert t["t_pvalue"] < 0.01 and t["mean_difference"] > 0
+
+
+def test_videval_protocol_is_the_authors_train_test_split():
+    import math
+
+    from sklearn.model_selection import train_test_split
+
+    splits = make_splits("videval", 1200, n_splits=3)
+    for i, s in enumerate(splits, start=1):
+        tr, te = train_test_split(np.arange(1200), test_size=0.2, random_state=math.ceil(8.8 * i))
+        assert s.test.tolist() == list(te) and s.train.tolist() == list(tr)

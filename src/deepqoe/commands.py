@@ -15,7 +15,7 @@ import pandas as pd
 
 from deepqoe.errors import DeepQoEError
 
-PROTOCOL_CHOICES = ("repeated", "kfold", "group", "group-kfold", "holdout")
+PROTOCOL_CHOICES = ("repeated", "kfold", "group", "group-kfold", "holdout", "videval")
 
 
 # ---- library functions (used by the CLI, the experiments, the service and the demo) ----------------

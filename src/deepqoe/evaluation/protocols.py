@@ -5,6 +5,8 @@
 * ``kfold``: k-fold cross-validation (shuffled).
 * ``group``: leave-one-group-out (content, title or genre disjoint): every test set is one group.
 * ``group-kfold``: k group-disjoint folds.
+* ``videval``: the VIDEVAL authors' 80/20 splits (``train_test_split(test_size=0.2,
+  random_state=ceil(8.8 i))`` for i = 1..n), the protocol of the UGC video-quality literature.
 
 Each split is a :class:`Split` of integer indices; the same function serves the CLI, the experiments
 and the benchmarks, so two methods compared in one run always see the same splits.
@@ -12,13 +14,14 @@ and the benchmarks, so two methods compared in one run always see the same split
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from deepqoe.errors import DeepQoEError
 
-PROTOCOLS = ("holdout", "repeated", "kfold", "group", "group-kfold")
+PROTOCOLS = ("holdout", "repeated", "kfold", "group", "group-kfold", "videval")
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ def make_splits(protocol: str, n_samples: int, *, groups=None, n_splits: int = 1
             mask = np.isin(groups, list(test_groups))
             out.append(Split(f"groupfold{i}", idx[~mask], idx[mask]))
         return out
+    if protocol == "videval":
+        return videval_splits(n_samples, n_splits)
     raise DeepQoEError(f"unknown protocol '{protocol}'; use one of {', '.join(PROTOCOLS)}")
 
 
@@ -90,3 +95,25 @@ def validation_split(n_train: int, fraction: float, seed: int, groups=None) -> t
     k = max(1, int(round(n_train * fraction)))
     perm = rng.permutation(n_train)
     return np.sort(perm[k:]), np.sort(perm[:k])
+
+
+def videval_split(n_samples: int, i: int):
+    """The i-th (1-based) VIDEVAL 80/20 split of ``n_samples`` rows, as a protocols.Split."""
+    from sklearn.model_selection import train_test_split
+
+    if i < 1:
+        raise DeepQoEError(f"VIDEVAL splits are numbered from 1, got {i}")
+    tr, te = train_test_split(np.arange(n_samples), test_size=0.2, random_state=math.ceil(8.8 * i))
+    return Split(f"videval{i}", np.asarray(tr), np.asarray(te))
+
+
+def videval_splits(n_samples: int, n_splits: int = 100) -> list:
+    return [videval_split(n_samples, i) for i in range(1, n_splits + 1)]
+
+
+def videval_inner_split(n_train: int, i: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (within the training part) of the inner 80/20 split that tunes the SVR of split i."""
+    from sklearn.model_selection import train_test_split
+
+    a, b = train_test_split(np.arange(n_train), test_size=0.2, random_state=math.ceil(6.6 * i))
+    return np.asarray(a), np.asarray(b)

@@ -177,29 +177,18 @@ def _small_net(settings: Settings, seed: int) -> dict:
 
 
 def shallow_learners(seed: int = 0) -> dict:
-    from sklearn.ensemble import AdaBoostClassifier, RandomForestClassifier
-    from sklearn.naive_bayes import GaussianNB
-    from sklearn.svm import SVC
-    from sklearn.tree import DecisionTreeClassifier
+    """The paper's five learners (one definition, in deepqoe.shallow), one job each: splits run in parallel."""
+    from deepqoe.shallow import paper_learners
 
-    return {"SVM": SVC(C=1.0, kernel="rbf", gamma="scale"),
-            "Decision tree": DecisionTreeClassifier(random_state=seed),
-            "Random forest": RandomForestClassifier(n_estimators=200, random_state=seed, n_jobs=1),
-            "AdaBoost": AdaBoostClassifier(random_state=seed),
-            "Naive Bayes": GaussianNB()}
+    return paper_learners(seed, n_jobs=1)
 
 
 def original_features(categorical: list[str], numeric: list[str]):
-    """The 'original features' of the shallow learners: one-hot categories, standardised numbers."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    """The 'original features' of the shallow learners (deepqoe.shallow.original_features)."""
+    from deepqoe.shallow import original_features as features
 
-    parts = []
-    if categorical:
-        parts.append(("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False), categorical))
-    if numeric:
-        parts.append(("scale", StandardScaler(), numeric))
-    return ColumnTransformer(parts)
+    return features([{"column": c, "modality": "categorical"} for c in categorical] +
+                    ([{"column": "numeric", "modality": "continuous", "columns": list(numeric)}] if numeric else []))
 
 
 def _shallow_split(split: Split, df: pd.DataFrame, settings: Settings) -> dict:
