@@ -53,11 +53,9 @@ class VidevalData:
 def data_dir(path: str | os.PathLike | None = None) -> Path:
     """The VIDEVAL feature folder under ``DEEPQOE_DATA`` (or below ``path``)."""
     if path is None:
-        root = os.environ.get("DEEPQOE_DATA")
-        if not root:
-            raise DeepQoEError("the VIDEVAL features need the DEEPQOE_DATA environment variable "
-                               "(the folder holding the datasets); it is not set")
-        path = root
+        from deepqoe.datasets import data_dir as root_dir
+
+        path = root_dir()
     p = Path(path)
     for cand in (p / "videval-ugc" / "features", p / "features", p):
         if (cand / "KONVID_1K_metadata.csv").is_file() or (cand / "YOUTUBE_UGC_metadata.csv").is_file():

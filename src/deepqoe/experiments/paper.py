@@ -118,14 +118,9 @@ UPEC_CLASSES = [1, 2, 3, 4, 5]
 
 
 def _data_root() -> Path:
-    d = os.environ.get("DEEPQOE_DATA")
-    if not d:
-        raise DeepQoEError("set DEEPQOE_DATA to the folder that holds the datasets "
-                           "(the reproduction reads upec-qoe-lab/ and videval-ugc/ there)")
-    p = Path(d)
-    if not p.is_dir():
-        raise DeepQoEError(f"DEEPQOE_DATA points at '{d}', which is not a folder")
-    return p
+    from deepqoe.datasets import data_dir
+
+    return data_dir()
 
 
 def load_upec() -> pd.DataFrame:

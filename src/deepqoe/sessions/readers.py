@@ -241,10 +241,9 @@ class StreamingDataset:
 def data_root(root: str | os.PathLike | None = None) -> Path:
     if root is not None:
         return Path(root)
-    env = os.environ.get("DEEPQOE_DATA")
-    if not env:
-        raise DeepQoEError("set the DEEPQOE_DATA environment variable to the folder holding the datasets")
-    return Path(env)
+    from deepqoe.datasets import data_dir
+
+    return data_dir()
 
 
 def _need(p: Path) -> Path:
