@@ -125,16 +125,21 @@ def throughput(rows: int, epochs_each: int = 1) -> dict:
     tensors, specs = encode(df, df)
     yt = torch.from_numpy(y - 1)
     res = {}
-    # original recipe (default threads, as the original code ran)
-    torch.set_num_threads(os.cpu_count() or 1)
-    seed_everything(0)
-    net = DeepQoENet(specs, (512, 256), 0.5, 5)
-    flops = net_flops_per_sample(net)
-    loader = DataLoader(PerSampleDataset(tensors, yt), batch_size=64, shuffle=True)
-    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.5)
-    t0 = time.perf_counter()
-    seen = sum(original_epoch(net, loader, opt) for _ in range(epochs_each))
-    res["original_samples_per_s"] = seen / (time.perf_counter() - t0)
+    # original recipe, with torch's default threads (as the original code ran) and with one thread
+    # (kinder on a busy machine); the faster of the two is the reference
+    orig = {}
+    for threads in sorted({1, os.cpu_count() or 1}):
+        torch.set_num_threads(threads)
+        seed_everything(0)
+        net = DeepQoENet(specs, (512, 256), 0.5, 5)
+        flops = net_flops_per_sample(net)
+        loader = DataLoader(PerSampleDataset(tensors, yt), batch_size=64, shuffle=True)
+        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.5)
+        t0 = time.perf_counter()
+        seen = sum(original_epoch(net, loader, opt) for _ in range(epochs_each))
+        orig[f"threads{threads}"] = seen / (time.perf_counter() - t0)
+    res["original_samples_per_s_by_threads"] = orig
+    res["original_samples_per_s"] = max(orig.values())
     # ours: whole-tensor batches; default recipe (batch 64) and a large-batch recipe for big data
     ours = {}
     for bs, threads in ((64, 1), (4096, 1), (4096, 2)):
@@ -167,8 +172,9 @@ def time_to_accuracy(epochs_original: int) -> dict:
     yt = torch.from_numpy(y - 1)
     tr_t = [t[tr] for t in tensors]
     va_t = [t[va] for t in tensors]
-    # original recipe: record the validation accuracy after every epoch and when it was reached
-    torch.set_num_threads(os.cpu_count() or 1)
+    # original recipe (one thread: the faster setting on this 2-core machine, see throughput), recording
+    # the validation accuracy after every epoch and when it was reached
+    torch.set_num_threads(1)
     seed_everything(0)
     net = DeepQoENet(specs, (512, 256), 0.5, 5)
     loader = DataLoader(PerSampleDataset(tr_t, yt[tr]), batch_size=64, shuffle=True)
@@ -179,7 +185,7 @@ def time_to_accuracy(epochs_original: int) -> dict:
         original_epoch(net, loader, opt)
         curve.append((time.perf_counter() - t0, evaluate_loss(net, va_t, yt[va], "classification")[1]))
     total_original = time.perf_counter() - t0
-    target = max(a for _, a in curve)
+    target = max(a for _, a in curve)  # the best the original recipe ever shows on this split
     t_original = next(t for t, a in curve if a >= target)
     # ours: default estimator recipe (Adam, batch 64), stopping as soon as the target is reached
     runs = []
@@ -191,12 +197,13 @@ def time_to_accuracy(epochs_original: int) -> dict:
         reached = r.history[-1]["val_score"] >= target
         runs.append({"seed": seed, "seconds": time.perf_counter() - t0, "epochs": r.epochs_run, "reached": reached,
                      "best_val_accuracy": max(h["val_score"] for h in r.history)})
-    ok = [r["seconds"] for r in runs if r["reached"]]
+    # a run that never reaches the target counts with its whole time (500 epochs): no flattering
+    med = float(np.median([r["seconds"] for r in runs]))
     return {"target_val_accuracy": target, "original_seconds_to_target": t_original,
             "original_total_seconds": total_original, "original_epochs": epochs_original,
-            "deepqoe_runs": runs, "deepqoe_median_seconds_to_target": float(np.median(ok)) if ok else None,
-            "speedup_to_target": t_original / float(np.median(ok)) if ok else None,
-            "speedup_vs_original_full_run": total_original / float(np.median(ok)) if ok else None}
+            "deepqoe_runs": runs, "deepqoe_runs_reaching_target": sum(r["reached"] for r in runs),
+            "deepqoe_median_seconds": med, "speedup_to_target": t_original / med,
+            "speedup_vs_original_full_run": total_original / med}
 
 
 def main() -> None:
