@@ -172,38 +172,51 @@ def time_to_accuracy(epochs_original: int) -> dict:
     yt = torch.from_numpy(y - 1)
     tr_t = [t[tr] for t in tensors]
     va_t = [t[va] for t in tensors]
-    # original recipe (one thread: the faster setting on this 2-core machine, see throughput), recording
-    # the validation accuracy after every epoch and when it was reached
+    # The original recipe, 3 seeds, one thread (its faster setting here, see the throughput part):
+    # validation accuracy after every epoch, with the time it was reached.
     torch.set_num_threads(1)
-    seed_everything(0)
-    net = DeepQoENet(specs, (512, 256), 0.5, 5)
-    loader = DataLoader(PerSampleDataset(tr_t, yt[tr]), batch_size=64, shuffle=True)
-    opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.5)
-    t0 = time.perf_counter()
-    curve = []
-    for _ in range(epochs_original):
-        original_epoch(net, loader, opt)
-        curve.append((time.perf_counter() - t0, evaluate_loss(net, va_t, yt[va], "classification")[1]))
-    total_original = time.perf_counter() - t0
-    target = max(a for _, a in curve)  # the best the original recipe ever shows on this split
-    t_original = next(t for t, a in curve if a >= target)
-    # ours: default estimator recipe (Adam, batch 64), stopping as soon as the target is reached
-    runs = []
+    curves, totals = [], []
     for seed in range(3):
+        seed_everything(seed)
         net = DeepQoENet(specs, (512, 256), 0.5, 5)
+        loader = DataLoader(PerSampleDataset(tr_t, yt[tr]), batch_size=64, shuffle=True)
+        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.5)
         t0 = time.perf_counter()
-        r = fit_network(net, tr_t, yt[tr], va_t, yt[va], task="classification", batch_size=64, max_epochs=500,
-                        patience=500, learning_rate=1e-3, seed=seed, stop_at=target)
-        reached = r.history[-1]["val_score"] >= target
-        runs.append({"seed": seed, "seconds": time.perf_counter() - t0, "epochs": r.epochs_run, "reached": reached,
-                     "best_val_accuracy": max(h["val_score"] for h in r.history)})
-    # a run that never reaches the target counts with its whole time (500 epochs): no flattering
-    med = float(np.median([r["seconds"] for r in runs]))
-    return {"target_val_accuracy": target, "original_seconds_to_target": t_original,
-            "original_total_seconds": total_original, "original_epochs": epochs_original,
-            "deepqoe_runs": runs, "deepqoe_runs_reaching_target": sum(r["reached"] for r in runs),
-            "deepqoe_median_seconds": med, "speedup_to_target": t_original / med,
-            "speedup_vs_original_full_run": total_original / med}
+        curve = []
+        for _ in range(epochs_original):
+            original_epoch(net, loader, opt)
+            curve.append((time.perf_counter() - t0, evaluate_loss(net, va_t, yt[va], "classification")[1]))
+        curves.append(curve)
+        totals.append(time.perf_counter() - t0)
+    # The accuracy the original recipe settles at: the mean over its last 50 epochs (median over seeds).
+    # (Its single best epoch is an extreme of 500 noisy evaluations on 112 ratings, which no recipe
+    # reliably hits again.)
+    target = float(np.median([np.mean([a for _, a in c[-50:]]) for c in curves]))
+
+    def first_time(curve, total):
+        return next((t for t, a in curve if a >= target), total)
+
+    t_original = float(np.median([first_time(c, tot) for c, tot in zip(curves, totals)]))
+    recipes = {"default (Adam 1e-3, batch 64)": dict(batch_size=64, learning_rate=1e-3),
+               "large batch (Adam 3e-3, batch 256)": dict(batch_size=256, learning_rate=3e-3)}
+    out = {"target_val_accuracy": target, "original_seconds_to_target": t_original,
+           "original_total_seconds": float(np.median(totals)), "original_epochs": epochs_original,
+           "original_best_val_accuracy": float(np.median([max(a for _, a in c) for c in curves])),
+           "deepqoe": {}}
+    for label, kw in recipes.items():
+        runs = []
+        for seed in range(5):
+            net = DeepQoENet(specs, (512, 256), 0.5, 5)
+            t0 = time.perf_counter()
+            r = fit_network(net, tr_t, yt[tr], va_t, yt[va], task="classification", max_epochs=epochs_original,
+                            patience=epochs_original, seed=seed, stop_at=target, **kw)
+            runs.append({"seed": seed, "seconds": time.perf_counter() - t0, "epochs": r.epochs_run,
+                         "reached": bool(r.history[-1]["val_score"] >= target)})
+        # a run that never reaches the target counts with its whole time: no flattering
+        med = float(np.median([r["seconds"] for r in runs]))
+        out["deepqoe"][label] = {"runs": runs, "reached": sum(r["reached"] for r in runs), "median_seconds": med,
+                                 "speedup_to_target": t_original / med}
+    return out
 
 
 def main() -> None:

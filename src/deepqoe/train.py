@@ -86,11 +86,9 @@ def fit_network(net: nn.Module, train_inputs: list[torch.Tensor], y_train: torch
     best weights. ``stop_at`` (a validation score: accuracy, or -MSE)
     ends training as soon as it is reached (used by the time-to-accuracy benchmark)."""
     threads = torch.get_num_threads()
-    if batch_size <= 256 or n_threads == 1:
-        # intra-op threads cost more than they give on small batches (and stall badly on a busy machine)
-        torch.set_num_threads(1)
-    elif n_threads:
-        torch.set_num_threads(n_threads)
+    # One intra-op thread unless asked otherwise: on these small networks more threads cost more than they
+    # give, and on a busy machine they stall badly (measured: 2 threads 5-10x slower than 1, bench/).
+    torch.set_num_threads(n_threads or 1)
     try:
         return _fit(net, train_inputs, y_train, val_inputs, y_val, task=task, optimizer=optimizer,
                     learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay,
