@@ -67,21 +67,3 @@ def test_live_nflx_reader_order_and_splits():
     # our stall count matches the release's
     assert [len(s.stall_start) for s in ds.sessions] == ds.meta["ns"].astype(int).tolist()
 
-
-def test_streaming_quick(tmp_path):
-    for sub in ("live-nflx", "p1203-open", "waterloo-sqoe-iv"):
-        need(sub)
-    from deepqoe.experiments.streaming import run
-
-    res = run(tmp_path, quick=True, n_splits=5, log=lambda *a: None)
-    assert (tmp_path / "report_streaming.md").exists() and (tmp_path / "results_streaming.json").exists()
-    assert list(tmp_path.glob("*.png"))
-    for name, v in res["live_nflx"]["methods"].items():
-        assert -1 <= v["srocc"]["median"] <= 1, name
-    assert res["live_nflx"]["methods"]["VideoATLAS (SVR, STRRED)"]["srocc"]["median"] > 0.6
-    assert res["live_nflx"]["methods"]["ours (content-CV SVR ensemble)"]["srocc"]["median"] > 0.6
-    for row in res["p1203"]["lodo"].values():
-        for v in row.values():
-            assert -1 <= v["srocc"] <= 1
-    for v in res["cross"].values():
-        assert -1 <= v["ours (monotone LightGBM)"] <= 1
