@@ -22,6 +22,10 @@ def register(subparsers) -> None:
     p.add_argument("--ugc-splits", type=int, default=None,
                    help="number of VIDEVAL 80/20 splits for the ugc experiment (the published protocol "
                         "uses 100; default: 20 for a full run, 2 with --quick)")
+    p.add_argument("--streaming-splits", type=int, default=None,
+                   help="LIVE-NFLX splits for the cheap streaming methods (default 1000; 5 with --quick)")
+    p.add_argument("--streaming-neural-splits", type=int, default=None,
+                   help="how many of those (the first ones) the neural streaming models run on (default 100)")
     p.add_argument("--jobs", type=int, default=2, help="worker processes for independent splits (default: 2)")
     p.set_defaults(func=_run)
 
@@ -41,7 +45,12 @@ def _run(args) -> int:
         raise DeepQoEError("--jobs must be at least 1")
     from deepqoe.experiments.paper import run_reproduce
 
+    for opt in ("streaming_splits", "streaming_neural_splits"):
+        v = getattr(args, opt)
+        if v is not None and not 1 <= v <= 1000:
+            raise DeepQoEError(f"--{opt.replace('_', '-')} must be between 1 and 1000 (LIVE-NFLX has 1000 splits)")
     md, js = run_reproduce(names, args.out, quick=args.quick, ugc_splits=args.ugc_splits, jobs=args.jobs,
-                           log=print)
+                           log=print, streaming_splits=args.streaming_splits,
+                           streaming_neural_splits=args.streaming_neural_splits)
     print(f"wrote {md} and {js}")
     return 0

@@ -59,6 +59,8 @@ class Settings:
     ugc_class_splits: int = 10
     transfer_splits: int = 5
     transfer_fractions: tuple = (0.1, 0.25, 0.5, 1.0)
+    streaming_splits: int | None = None         # LIVE-NFLX splits, cheap methods (None: the module's default)
+    streaming_neural_splits: int | None = None  # of which the neural methods run the first N
 
     @classmethod
     def make(cls, quick: bool, ugc_splits: int | None = None, jobs: int = 2) -> "Settings":
@@ -805,7 +807,8 @@ def run_streaming(settings: Settings, out_dir: Path, log=print) -> tuple[str, di
             return ("## Streaming QoE\n\nNot run: `deepqoe.experiments.streaming` is not built yet.\n",
                     {"status": "not available"})
         raise
-    out = streaming.run(Path(out_dir), settings.quick)
+    out = streaming.run(Path(out_dir), settings.quick, n_splits=settings.streaming_splits,
+                        n_neural=settings.streaming_neural_splits, jobs=settings.jobs, log=log)
     if not isinstance(out, dict):
         return "## Streaming QoE\n\n(the streaming experiment returned no results)\n", {"status": "no results"}
     md = None
@@ -849,7 +852,9 @@ def machine_info() -> dict:
 
 
 def run_reproduce(experiments: list[str], out_dir: str | os.PathLike, quick: bool = False,
-                  ugc_splits: int | None = None, jobs: int = 2, log: Callable = print) -> tuple[Path, Path]:
+                  ugc_splits: int | None = None, jobs: int = 2, log: Callable = print,
+                  streaming_splits: int | None = None, streaming_neural_splits: int | None = None
+                  ) -> tuple[Path, Path]:
     """Run the named experiments; write ``report.md`` and ``results.json`` into ``out_dir``."""
     from deepqoe import __version__
 
@@ -861,6 +866,7 @@ def run_reproduce(experiments: list[str], out_dir: str | os.PathLike, quick: boo
         raise DeepQoEError(f"unknown experiment(s): {', '.join(unknown)}; choose from {', '.join(RUNNERS)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = Settings.make(quick, ugc_splits, jobs)
+    settings.streaming_splits, settings.streaming_neural_splits = streaming_splits, streaming_neural_splits
     needs_data = [e for e in experiments if e != "streaming"]
     if needs_data:
         _data_root()
