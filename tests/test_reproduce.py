@@ -196,7 +196,7 @@ def test_streaming_results_are_merged(tmp_path, monkeypatch):
     fake = types.ModuleType("deepqoe.experiments.streaming")
     seen = {}
 
-    def run(out_dir, quick):
+    def run(out_dir, quick, **options):  # options: n_splits, n_neural, jobs, log
         seen["args"] = (Path(out_dir), quick)
         return {"markdown": "## Streaming QoE\n\n| a | b |\n| --- | --- |\n| 1 | 2 |\n", "results": {"srocc": 0.5}}
 
