@@ -54,7 +54,7 @@ def request_body(model: str) -> bytes:
 
     meta = read_model_meta(model)
     if meta.get("session_model"):
-        from deepqoe.pretrained.session_input import example_sessions
+        from deepqoe.sessions.frame import example_sessions
 
         return json.dumps(example_sessions()[2]).encode()
     return json.dumps({"content": "Sports", "resolution": 720, "bitrate_video": 1500.0, "age_user": 30,

@@ -182,7 +182,7 @@ def build_streaming(out_dir: Path, n_folds: int = 5, quiet: bool = True,
                     datasets=STREAMING_DATASETS, max_epochs: int | None = None) -> dict:
     from deepqoe.estimators import DeepQoERegressor
     from deepqoe.evaluation.protocols import make_splits
-    from deepqoe.pretrained.session_input import (EXPLAIN_GROUPS, STREAMING_INPUTS, load_training_sessions,
+    from deepqoe.sessions.frame import (EXPLAIN_GROUPS, STREAMING_INPUTS, load_training_sessions,
                                               session_frame, session_model_meta)
     from deepqoe.shallow import baseline_pipeline
 
@@ -281,14 +281,14 @@ release's pooled VQA features, about 0.88 median SROCC on LIVE-NFLX over its 100
 A session JSON (`docs/sessions.md`: `segments` with `start`, `duration`, `bitrate_kbps`, `width`,
 `height`, `fps`, `codec`, optional `quality`; `stalls` as `{{start, duration}}` in media time, a stall at
 0 = initial loading; `device`: pc / mobile / tablet / tv) or an ITU-T P.1203 input JSON (`I13`, `I23`,
-`IGen`). The features the network reads are built by `deepqoe.pretrained.session_input.session_frame`
+`IGen`). The features the network reads are built by `deepqoe.sessions.frame.session_frame`
 (recorded in `model.json` as `session_model`): stalls, startup, quality, switches, context and the
 per-second series (quality, log bitrate, height, stall flag; sessions longer than 128 s are averaged into
 128 steps).
 
     deepqoe serve streaming        # POST /predict with a session or {{"sessions": [...]}}
     from deepqoe.persistence import load_model
-    from deepqoe.pretrained.session_input import session_frame
+    from deepqoe.sessions.frame import session_frame
     load_model("streaming").predict(session_frame(sessions))
 
 ## Licence of the data

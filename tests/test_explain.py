@@ -66,7 +66,7 @@ def test_shipped_classifier_expected_rating(tmp_path):
 
 def test_session_groups_and_stalls_pull_down():
     _need("streaming")
-    from deepqoe.pretrained.session_input import example_sessions, parse_sessions, session_frame
+    from deepqoe.sessions.frame import example_sessions, parse_sessions, session_frame
 
     est = load_model("streaming")
     X = session_frame(parse_sessions(example_sessions()))

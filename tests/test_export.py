@@ -45,7 +45,7 @@ def test_onnx_parity_session_regressor(tmp_path):
     _need("streaming")
     from deepqoe.export import onnx_session, parity
     from deepqoe.persistence import load_model
-    from deepqoe.pretrained.session_input import example_sessions, parse_sessions, session_frame
+    from deepqoe.sessions.frame import example_sessions, parse_sessions, session_frame
 
     out = tmp_path / "streaming.onnx"
     assert main(["export", "streaming", "--onnx", str(out)]) == 0

@@ -40,7 +40,7 @@ def test_upec_predicts():
 def test_streaming_predicts_and_curves():
     if not (PRETRAINED_DIR / "streaming" / "model.json").is_file():
         pytest.skip("not built")
-    from deepqoe.pretrained.session_input import example_sessions, parse_sessions, session_frame
+    from deepqoe.sessions.frame import example_sessions, parse_sessions, session_frame
 
     est = load_model("streaming")
     X = session_frame(parse_sessions(example_sessions()))

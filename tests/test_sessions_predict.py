@@ -115,7 +115,7 @@ def test_csv_of_sessions_and_folder_and_p1203(tmp_path, model):
 
 
 def test_more_stalls_predict_lower(model):
-    from deepqoe.sessions.model import Session
+    from deepqoe.sessions.session import Session
 
     good = Session.from_dict(_session(2, stalls=[[0, 0.5]]))
     bad = Session.from_dict(_session(2, id="bad", stalls=[[0, 0.5], [10, 6.0], [24, 8.0]]))
@@ -130,3 +130,12 @@ def test_not_a_session_model_is_refused(tmp_path, model):
     src.write_text(json.dumps(_session(0)))
     with pytest.raises(DeepQoEError, match="not trained on streaming sessions"):
         predict_sessions(est, _args(src))
+
+
+def test_models_saved_before_the_move_still_find_their_frame_builder():
+    import importlib
+
+    old = importlib.import_module("deepqoe.pretrained.session_input")
+    from deepqoe.sessions.frame import session_frame
+
+    assert old.session_frame is session_frame

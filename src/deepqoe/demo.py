@@ -186,7 +186,7 @@ def sessions_part(out: Path, quiet: bool, clip_sessions: list | None = None) -> 
         return None
     from deepqoe.explain import explain
     from deepqoe.persistence import load_model
-    from deepqoe.pretrained.session_input import example_sessions, parse_sessions, session_frame
+    from deepqoe.sessions.frame import example_sessions, parse_sessions, session_frame
 
     est = load_model("streaming")
     sessions = parse_sessions(example_sessions(), source="demo")

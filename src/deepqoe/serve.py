@@ -104,7 +104,7 @@ class ModelService:
         self.task = self.est._task
         self.max_items, self.max_body_bytes = int(max_items), int(max_body_bytes)
         self.explain_default = explain_default
-        from deepqoe.pretrained.session_input import is_session_model
+        from deepqoe.sessions.frame import is_session_model
 
         self.is_session = is_session_model(self.meta)
         card = self.model_dir / "MODEL_CARD.md"
@@ -154,7 +154,7 @@ class ModelService:
 
     def example_request(self) -> Any:
         if self.is_session:
-            from deepqoe.pretrained.session_input import example_sessions
+            from deepqoe.sessions.frame import example_sessions
 
             return {"sessions": example_sessions()[2:3]}
         return {"rows": [self.example_row()]}
@@ -298,7 +298,7 @@ class ModelService:
         return v
 
     def parse_sessions(self, obj: Any) -> tuple[list, bool | None]:
-        from deepqoe.pretrained.session_input import parse_sessions
+        from deepqoe.sessions.frame import parse_sessions
 
         explain = None
         if isinstance(obj, dict) and "sessions" in obj:
@@ -327,7 +327,7 @@ class ModelService:
             self.n_requests += 1
         if self.is_session:
             sessions, ex = self.parse_sessions(obj)
-            from deepqoe.pretrained.session_input import session_frame
+            from deepqoe.sessions.frame import session_frame
 
             try:
                 X = session_frame(sessions)

@@ -8,7 +8,7 @@ object with ``fit(X: DataFrame, y)`` / ``predict(X)``):
 * **ours = the DeepQoE fusion model** (:class:`DeepQoEFusion`: a seed ensemble of
   ``deepqoe.estimators.DeepQoERegressor`` with grouped inputs): on LIVE-NFLX the groups of
   :data:`NFLX_INPUTS` (pooled STRRED as ``quality``, the VideoATLAS stall / memory features as
-  ``stalls``); on P.1203 and Waterloo the shipped model's ``session_input.STREAMING_INPUTS`` built by
+  ``stalls``); on P.1203 and Waterloo the shipped model's ``sessions.frame.STREAMING_INPUTS`` built by
   ``session_frame`` (stalls, startup, quality, switches, device, duration, per-second series); across
   datasets :data:`CROSS_INPUTS` on dataset-normalised common features. A blend of ours with a
   monotone-constrained LightGBM (:class:`Blend`, mean of z-scored outputs) is a separate, named row;
@@ -305,7 +305,7 @@ NFLX_INPUTS: list[dict] = [
 NFLX_RECIPE = dict(hidden_layers=[64, 32], dropout=0.2, weight_decay=1e-4, learning_rate=1e-3, batch_size=128,
                    max_epochs=500, patience=500, validation_fraction=0.0)
 NFLX_SEEDS = 2
-#: session datasets: the shipped model's inputs (session_input.STREAMING_INPUTS) and a recipe close to it
+#: session datasets: the shipped model's inputs (sessions.frame.STREAMING_INPUTS) and a recipe close to it
 SESSION_RECIPE = dict(hidden_layers=[128, 64], dropout=0.2, weight_decay=1e-4, learning_rate=1e-3, batch_size=64,
                       max_epochs=60, patience=10, validation_fraction=0.1)
 
@@ -344,15 +344,15 @@ class DeepQoEFusion:
         return self.ym_ + self.ys_ * z
 
 
-def _session_input_frame(X: pd.DataFrame) -> pd.DataFrame:
-    """The shipped model's frame (session_input.session_frame) of the sessions held in ``X['_session']``."""
-    from deepqoe.pretrained.session_input import session_frame
+def _shipped_frame(X: pd.DataFrame) -> pd.DataFrame:
+    """The shipped model's frame (sessions.frame.session_frame) of the sessions held in ``X['_session']``."""
+    from deepqoe.sessions.frame import session_frame
 
     return session_frame(list(X["_session"])).reset_index(drop=True)
 
 
 def _streaming_inputs() -> list[dict]:
-    from deepqoe.pretrained.session_input import STREAMING_INPUTS
+    from deepqoe.sessions.frame import STREAMING_INPUTS
 
     return [dict(i) for i in STREAMING_INPUTS]
 
@@ -523,7 +523,7 @@ def _session_ours(cols: list[str], seed: int = 0) -> Callable:
 
 
 class _RowFrame:
-    """Picklable frame builder: rows ``X['_row']`` of a precomputed session_input.session_frame."""
+    """Picklable frame builder: rows ``X['_row']`` of a precomputed sessions.frame.session_frame."""
 
     def __init__(self, SF: pd.DataFrame):
         self.SF = SF.reset_index(drop=True)
@@ -540,7 +540,7 @@ SVR_LGBM_S = "monotone LightGBM + SVR (previous 'ours')"
 
 def _session_methods(ds: StreamingDataset, cols: list[str], key: str, quick: bool, seeds: int,
                      recipe: dict) -> dict:
-    SF = _session_input_frame(pd.DataFrame({"_session": ds.sessions}))
+    SF = _shipped_frame(pd.DataFrame({"_session": ds.sessions}))
     frame = _RowFrame(SF)
     inputs = _streaming_inputs()
     if quick:
@@ -662,7 +662,7 @@ def p1203_table(ds: StreamingDataset, quick: bool, log=print, jobs: int = 2) -> 
     return {"lodo": lodo, "lodo_mean": _mean_over_groups(lodo), "lodo_mean_by_context": ctx,
             "content_splits": {k: {"srocc": _summary(v["srocc"]), "plcc": _summary(v["plcc"])}
                                for k, v in cs.items()}, "n_content_splits": n_cs,
-            "inputs": {OURS_S: "session_input.session_frame: stalls, startup, quality (bitrate/resolution/fps "
+            "inputs": {OURS_S: "sessions.frame.session_frame: stalls, startup, quality (bitrate/resolution/fps "
                                "proxy), switches, device, duration groups + per-second series",
                        LGBM_S: "session_features (mode 0: segments, stalls, device)",
                        O46: "the standard's own output (mode 0); never an input of ours"},

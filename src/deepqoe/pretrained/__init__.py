@@ -2,7 +2,7 @@
 ``MODEL_CARD.md``), loaded by name: ``deepqoe.persistence.load_model("upec-qoe-lab")``.
 
 ``deepqoe models`` lists them; ``scripts/build_pretrained.py`` rebuilds them from the public data.
-:mod:`deepqoe.pretrained.session_input` defines the input of the streaming-session model (which session
+:mod:`deepqoe.sessions.frame` defines the input of the streaming-session model (which session
 features and per-second series it reads, and how they are grouped for explanations).
 """
 

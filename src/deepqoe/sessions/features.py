@@ -35,7 +35,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from deepqoe.sessions.model import Session
+from deepqoe.sessions.session import Session
 
 CATEGORICAL = ("device", "codec")
 TEXT = ("content",)

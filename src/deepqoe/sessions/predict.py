@@ -7,7 +7,7 @@
 ``SESSIONS`` is anything :func:`deepqoe.sessions.load_sessions` reads: a session JSON (one session, a
 list, ``{"sessions": [...]}``), a P.1203 input JSON, a CSV of sessions (one row per segment) or a folder
 of those. The model's ``model.json`` names the frame builder in its ``session_model`` entry
-(``deepqoe.pretrained.session_input.session_frame`` for the shipped ``streaming`` model); scores are
+(``deepqoe.sessions.frame.session_frame`` for the shipped ``streaming`` model); scores are
 predicted on the model's scale (``session_model.scale``, the common 1-5 scale) and converted to
 ``--scale`` (default ``1-5``; any ``lo-hi`` such as ``0-100``, or ``z``: ``(common - 3) / 0.8``, see
 :mod:`deepqoe.sessions.scales`).
@@ -41,7 +41,7 @@ import pandas as pd
 from deepqoe.errors import DeepQoEError
 from deepqoe.sessions.scales import COMMON_SCALE, from_common, parse_scale, to_common
 
-DEFAULT_FRAME = "deepqoe.pretrained.session_input.session_frame"
+DEFAULT_FRAME = "deepqoe.sessions.frame.session_frame"
 
 
 def is_session_model(meta: dict | None) -> bool:

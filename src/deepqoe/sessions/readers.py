@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from deepqoe.errors import DeepQoEError
-from deepqoe.sessions.model import Session
+from deepqoe.sessions.session import Session
 
 # ------------------------------------------------------------------------------------ user input
 
