@@ -38,8 +38,9 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from scipy.stats import pearsonr, spearmanr, wilcoxon
+from scipy.stats import wilcoxon
 
+from deepqoe.evaluation.metrics import plcc, srocc  # symmetric in their arguments
 from deepqoe.io import atomic_write_json, atomic_write_text
 from deepqoe.sessions.features import session_features
 from deepqoe.sessions.readers import (StreamingDataset, live_nflx_splits, load_live_nflx, load_p1203_open,
@@ -55,20 +56,6 @@ STALL4 = ["ds_norm", "ns", "tsl_norm", "lt_norm"]
 
 
 # ------------------------------------------------------------------------------------ metrics
-
-def srocc(p, y) -> float:
-    p, y = np.asarray(p, float), np.asarray(y, float)
-    if np.std(p) == 0 or np.std(y) == 0:
-        return 0.0
-    return float(spearmanr(p, y)[0])
-
-
-def plcc(p, y) -> float:
-    p, y = np.asarray(p, float), np.asarray(y, float)
-    if np.std(p) == 0 or np.std(y) == 0:
-        return 0.0
-    return float(pearsonr(p, y)[0])
-
 
 def _summary(vals) -> dict:
     a = np.asarray(vals, float)
