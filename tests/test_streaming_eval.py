@@ -80,6 +80,7 @@ def test_quick_run_on_real_data(tmp_path):
     assert len(cross) == 6
     for v in cross.values():
         assert -1 <= v[st.CROSS_OURS] <= 1 and 0 <= v["best single input"]["srocc"] <= 1
+    assert list(saved["cross_normalisations"]) == [st.CROSS_NORM]  # quick: the main normalisation only
     assert len(saved["targets"]) >= 4
     assert saved["seconds"] < 300  # generous: the CI machine may be shared
 
@@ -95,3 +96,18 @@ def test_blend_of_fitted_members_equals_blend():
         X[~tr].reset_index(drop=True))
     assert row["blend"]["srocc"] == pytest.approx(st.srocc(p, y[~tr]))
     assert list(row) == ["a", "b", "blend"]
+
+
+def test_per_dataset_normalisation_uses_features_only_and_clips_to_training_range():
+    Fa = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "c": [5.0] * 4})
+    Fb = pd.DataFrame({"x": [10.0, 20.0, 30.0, 100.0], "c": [1.0] * 4})
+    z = st.normalise_per_dataset(Fb, "z")
+    assert z["x"].mean() == pytest.approx(0) and z["x"].std(ddof=0) == pytest.approx(1)
+    assert (z["c"] == 0).all()  # a constant column carries no information, not a division by zero
+    assert list(st.normalise_per_dataset(Fb, "rank")["x"]) == [0.25, 0.5, 0.75, 1.0]
+    Xa, Xb = st._cross_inputs(Fa, Fb, "per-dataset z-score + clip")
+    assert Xb["x"].max() <= Xa["x"].max() + 1e-12 and Xb["x"].min() >= Xa["x"].min() - 1e-12
+    Xa, Xb = st._cross_inputs(Fa, Fb, "quality rank only")
+    assert Xb["x"].max() == 100.0  # no normalisation, no clipping
+    with pytest.raises(ValueError):
+        st.normalise_per_dataset(Fa, "minmax")
