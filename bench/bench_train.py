@@ -79,9 +79,9 @@ def net_flops_per_sample(net: DeepQoENet) -> float:
     return 2 * macs * 3
 
 
-def matmul_gflops(threads: int, seconds: float = 2.0) -> float:
+def matmul_gflops(threads: int, seconds: float = 2.0, dtype=torch.float32) -> float:
     torch.set_num_threads(threads)
-    a, b = torch.randn(1024, 512), torch.randn(512, 256)
+    a, b = torch.randn(1024, 512).to(dtype), torch.randn(512, 256).to(dtype)
     for _ in range(10):
         a @ b
     n, t0 = 0, time.perf_counter()
@@ -140,23 +140,33 @@ def throughput(rows: int, epochs_each: int = 1) -> dict:
         orig[f"threads{threads}"] = seen / (time.perf_counter() - t0)
     res["original_samples_per_s_by_threads"] = orig
     res["original_samples_per_s"] = max(orig.values())
-    # ours: whole-tensor batches; default recipe (batch 64) and a large-batch recipe for big data
+    # ours: whole-tensor batches; default recipe (batch 64), large-batch recipes for big data, in fp32 and
+    # with bf16 mixed precision (training.precision: bf16)
     ours = {}
-    for bs, threads in ((64, 1), (4096, 1), (4096, 2)):
+    for bs, threads, precision in ((64, 1, "fp32"), (2048, 1, "fp32"), (4096, 1, "fp32"), (4096, 2, "fp32"),
+                                   (2048, 1, "bf16"), (4096, 1, "bf16")):
         net = DeepQoENet(specs, (512, 256), 0.5, 5)
         t0 = time.perf_counter()
         fit_network(net, tensors, yt, None, None, task="classification", batch_size=bs, max_epochs=epochs_each,
-                    learning_rate=1e-3, n_threads=threads)
-        ours[f"batch{bs}_threads{threads}"] = rows * epochs_each / (time.perf_counter() - t0)
+                    learning_rate=1e-3, n_threads=threads, precision=precision)
+        ours[f"batch{bs}_threads{threads}_{precision}"] = rows * epochs_each / (time.perf_counter() - t0)
     res["deepqoe_samples_per_s"] = ours
-    gf = {t: matmul_gflops(t) for t in sorted({1, os.cpu_count() or 1})}
-    best = max(gf.values())
+    threads = sorted({1, os.cpu_count() or 1})
+    gf = {t: matmul_gflops(t) for t in threads}
+    gf16 = {t: matmul_gflops(t, dtype=torch.bfloat16) for t in threads}
     torch.set_num_threads(os.cpu_count() or 1)
-    res.update(rows=rows, flops_per_sample=flops, matmul_gflops=gf,
-               bound_samples_per_s=best * 1e9 / flops)
-    res["best_deepqoe_samples_per_s"] = max(ours.values())
-    res["fraction_of_bound"] = res["best_deepqoe_samples_per_s"] / res["bound_samples_per_s"]
-    res["speedup_vs_original"] = res["best_deepqoe_samples_per_s"] / res["original_samples_per_s"]
+    res.update(rows=rows, flops_per_sample=flops, matmul_gflops=gf, matmul_gflops_bf16=gf16,
+               bound_samples_per_s=max(gf.values()) * 1e9 / flops,
+               bound_bf16_samples_per_s=max(gf16.values()) * 1e9 / flops)
+    best32 = max(v for k, v in ours.items() if k.endswith("fp32"))
+    best16 = max(v for k, v in ours.items() if k.endswith("bf16"))
+    res["best_deepqoe_samples_per_s"] = best32
+    res["fraction_of_bound"] = best32 / res["bound_samples_per_s"]
+    res["speedup_vs_original"] = best32 / res["original_samples_per_s"]
+    res["best_bf16_samples_per_s"] = best16
+    res["bf16_fraction_of_fp32_bound"] = best16 / res["bound_samples_per_s"]
+    res["bf16_fraction_of_bf16_bound"] = best16 / res["bound_bf16_samples_per_s"]
+    res["bf16_speedup_vs_original"] = best16 / res["original_samples_per_s"]
     return res
 
 

@@ -48,6 +48,21 @@ def test_regressor_fits_mos(table, inputs):
     assert np.corrcoef(pred, te.mos)[0, 1] > 0.8
 
 
+def test_bf16_mixed_precision_trains_as_well_and_repeats(table, inputs):
+    tr, te = table.iloc[:240], table.iloc[240:]
+    fp32 = DeepQoERegressor(inputs=inputs, **FAST).fit(tr, tr.mos)
+    bf16 = DeepQoERegressor(inputs=inputs, precision="bf16", **FAST).fit(tr, tr.mos)
+    again = DeepQoERegressor(inputs=inputs, precision="bf16", **FAST).fit(tr, tr.mos)
+    p16, p32 = bf16.predict(te), fp32.predict(te)
+    assert np.array_equal(p16, again.predict(te))  # still exactly repeatable for a seed
+    assert not np.array_equal(p16, p32)  # the layers really ran in bfloat16 while training
+    assert np.corrcoef(p16, te.mos)[0, 1] > 0.8
+    assert p16.dtype == np.float32 or p16.dtype == np.float64  # prediction stays full precision
+    assert all(p.dtype == torch.float32 for p in bf16.network_.parameters())
+    with pytest.raises(DeepQoEError, match="precision"):
+        DeepQoERegressor(inputs=inputs, precision="fp8").fit(tr, tr.mos)
+
+
 def test_projection_zero_removes_an_input(table, inputs):
     inputs[0]["projection"] = 0  # drop genre
     clf = DeepQoEClassifier(inputs=inputs, **FAST).fit(table, table.rating)
