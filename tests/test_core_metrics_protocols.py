@@ -69,6 +69,9 @@ def test_summary_and_paired_test():
     assert s["acc"]["std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
     t = paired_test([0.9, 0.8, 0.85, 0.95], [0.5, 0.4, 0.45, 0.5])
     assert t["t_pvalue"] < 0.01 and t["mean_difference"] > 0
+    t = paired_test([0.9, 0.8, np.nan, 0.7, 0.6], [0.85, 0.8, 0.1, 0.75, 0.5])  # the NaN pair is dropped
+    assert t["n"] == 4 and t["a_better_fraction"] == 0.5 and t["ties_fraction"] == 0.25
+    assert t["median_difference"] == pytest.approx(0.025) and 0 <= t["wilcoxon_pvalue"] <= 1
 
 
 def test_videval_protocol_is_the_authors_train_test_split():

@@ -46,15 +46,10 @@ def test_par_runs_tasks_in_order():
     assert st._par(abs, [(-i,) for i in range(5)], 2) == [0, 1, 2, 3, 4]
 
 
-def test_paired_test_fields():
-    t = st._paired([0.9, 0.8, 0.85, 0.7], [0.85, 0.8, 0.8, 0.75])
-    assert t["n_splits"] == 4 and 0 <= t["ours_better_fraction"] <= 1
-    assert t["wilcoxon_p"] is None or 0 <= t["wilcoxon_p"] <= 1
-
-
-def test_quick_run_on_real_data(tmp_path):
+def test_quick_run_on_real_data(tmp_path, monkeypatch):
     for d in ("live-nflx", "p1203-open", "waterloo-sqoe-iv"):
         real_data(d)
+    monkeypatch.setattr(st, "NFLX_TUNED_SPLITS", 1)  # split 2 then counts as held out from the recipe choice
     res = st.run(tmp_path, quick=True, n_splits=4, n_neural=2, jobs=2, log=lambda *a: None)
     assert (tmp_path / "report_streaming.md").is_file()
     saved = json.loads((tmp_path / "results_streaming.json").read_text())
@@ -67,7 +62,11 @@ def test_quick_run_on_real_data(tmp_path):
     assert rows[st.OURS]["srocc"]["median"] > 0.5
     assert rows[st.VA]["srocc"]["median"] > 0.5
     t = saved["live_nflx"]["paired_test_ours_vs_videoatlas"]
-    assert t["n_splits"] == 2
+    assert t["n"] == 2 and 0 <= t["a_better_fraction"] <= 1  # the one paired test of evaluation.statistics
+    held = saved["live_nflx"]["held_out_from_tuning"]
+    assert held["splits"] == "2-2" and held["paired_test_ours_vs_videoatlas"]["n"] == 1
+    assert -1 <= held["methods"][st.OURS]["srocc"]["median"] <= 1 and held["methods"][st.OURS]["srocc"]["n"] == 1
+    assert "Held out from the choice of our recipe" in res["markdown"]
     lodo = saved["p1203"]["lodo"]
     assert set(lodo) == {"TR04", "TR06", "VL04", "VL13"}
     for row in lodo.values():

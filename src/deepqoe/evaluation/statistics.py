@@ -21,13 +21,21 @@ def summarise(per_split: list[dict]) -> dict[str, dict]:
 
 
 def paired_test(a, b) -> dict[str, float]:
-    """Paired comparison of two methods over the same splits: t-test and Wilcoxon signed-rank."""
+    """Paired comparison of method A against method B over the same splits (pairs with a NaN dropped):
+    mean and median of A - B, the share of splits where A is better (larger) and tied, a paired t-test and
+    the Wilcoxon signed-rank test."""
     a, b = np.asarray(a, float), np.asarray(b, float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    a, b = a[ok], b[ok]
     d = a - b
-    res = {"mean_difference": float(d.mean()), "n": int(len(d))}
+    n = len(d)
+    res = {"mean_difference": float(d.mean()) if n else float("nan"),
+           "median_difference": float(np.median(d)) if n else float("nan"),
+           "a_better_fraction": float(np.mean(d > 0)) if n else float("nan"),
+           "ties_fraction": float(np.mean(d == 0)) if n else float("nan"), "n": int(n)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if len(d) >= 2 and np.std(d) > 0:
+        if n >= 2 and np.std(d) > 0:
             res["t_pvalue"] = float(stats.ttest_rel(a, b).pvalue)
             try:
                 res["wilcoxon_pvalue"] = float(stats.wilcoxon(a, b).pvalue)
