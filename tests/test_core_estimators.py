@@ -145,3 +145,35 @@ def test_sequence_input_and_per_second_curve():
     assert np.corrcoef(reg.predict(df), y)[0, 1] > 0.5
     curve = reg.predict_curve(df.iloc[:3])
     assert curve.shape == (3, L) and np.isfinite(curve).all()
+
+
+@pytest.mark.parametrize("encoder", ["conv", "gru"])
+def test_per_second_curve_equals_rerunning_the_network_on_each_prefix(encoder):
+    """predict_curve computes every prefix in one pass; it must equal cutting the series after each second
+    and running the whole network again (what the curve means)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    n, L = 40, 12
+    lengths = rng.integers(3, L + 1, n)
+    df = pd.DataFrame({"q": [rng.normal(3, 1, k).tolist() for k in lengths], "x": rng.normal(0, 1, n)})
+    y = np.array([np.mean(s) for s in df.q]) + df.x.to_numpy()
+    reg = DeepQoERegressor(inputs=[{"column": "q", "modality": "sequence", "sequence_length": L, "projection": 8,
+                                    "sequence_encoder": encoder},
+                                   {"column": "x", "modality": "continuous"}], **dict(FAST, max_epochs=5)).fit(df, y)
+    curve = reg.predict_curve(df)
+    tensors = reg._encode(df)
+    k = next(i for i, e in enumerate(reg.encoders_) if e.kind == "sequence")
+    brute = np.full((n, L), np.nan)
+    with torch.no_grad():
+        for t in range(1, L + 1):
+            parts = list(tensors)
+            parts[k] = tensors[k].clone()
+            parts[k][:, :, t:] = 0.0
+            out = reg.network_(parts)[:, 0].numpy() * reg.y_std_ + reg.y_mean_
+            ok = lengths >= t
+            brute[ok, t - 1] = out[ok]
+    assert np.array_equal(np.isnan(curve), np.isnan(brute))
+    assert np.allclose(curve[~np.isnan(curve)], brute[~np.isnan(brute)], atol=1e-5)
+    last = curve[np.arange(n), lengths - 1]  # the curve ends at the session's overall score
+    assert np.allclose(last, reg.predict(df), atol=1e-5)

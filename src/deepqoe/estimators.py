@@ -233,19 +233,14 @@ class DeepQoERegressor(RegressorMixin, _DeepQoEBase):
         X = as_frame(X)
         tensors = self._encode(X)
         self.network_.eval()
-        seq_t = tensors[k]
-        n, _, L = seq_t.shape
-        lengths = seq_t[:, -1].sum(1).long()
+        lengths = tensors[k][:, -1].sum(1).long().numpy()
+        n, L = tensors[k].shape[0], tensors[k].shape[2]
         curve = np.full((n, L), np.nan)
-        steps = torch.arange(L)
-        for t in range(1, L + 1):
-            cut = seq_t.clone()
-            cut[:, :, steps >= t] = 0.0
-            parts = list(tensors)
-            parts[k] = cut
-            out = self.network_(parts)[:, 0].numpy() * self.y_std_ + self.y_mean_
-            valid = (lengths >= t).numpy()
-            curve[valid, t - 1] = out[valid]
+        chunk = max(1, 8192 // L)  # sessions per pass: bounds the (sessions x steps) rows in memory
+        for s in range(0, n, chunk):
+            out = self.network_.forward_prefixes([t[s:s + chunk] for t in tensors], k)[:, :, 0].numpy()
+            curve[s:s + chunk] = out * self.y_std_ + self.y_mean_
+        curve[np.arange(L)[None, :] >= lengths[:, None]] = np.nan  # past a session's end
         return curve
 
 

@@ -94,6 +94,16 @@ class SequenceEncoder(nn.Module):
         worst = (h * mask - (1 - mask) * 1e4).max(1).values
         return torch.cat([mean, worst], 1)
 
+    def prefixes(self, x: torch.Tensor) -> torch.Tensor:
+        """``forward`` of every prefix at once: (batch, steps, out_dim), where [:, t] is what ``forward``
+        gives on the series cut after step t. Exact because ``steps`` is causal: a step's features do not
+        change when later steps are cut, so the pooled mean and max become a running mean and max."""
+        h = self.steps(x)
+        mask = x[:, -1].unsqueeze(-1)
+        mean = torch.cumsum(h * mask, 1) / torch.cumsum(mask, 1).clamp_min(1.0)
+        worst = torch.cummax(h * mask - (1 - mask) * 1e4, 1).values
+        return torch.cat([mean, worst], 2)
+
 
 class InputBranch(nn.Module):
     """f_i followed by g_i for one input."""
@@ -141,3 +151,14 @@ class DeepQoENet(nn.Module):
 
     def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
         return self.head(self.representation(inputs))
+
+    def forward_prefixes(self, inputs: list[torch.Tensor], k: int) -> torch.Tensor:
+        """The output for every prefix of the sequence input ``k`` (the per-second curve): (batch, steps,
+        n_outputs), [:, t] being ``forward`` with that series cut after step t. One pass over the series
+        instead of one network run per step."""
+        seq = self.branches[k]
+        pooled = seq.project(seq.encode.prefixes(inputs[k]))  # (batch, steps, width)
+        steps = pooled.shape[1]
+        parts = [pooled if i == k else b(x).unsqueeze(1).expand(-1, steps, -1)
+                 for i, (b, x) in enumerate(zip(self.branches, inputs))]
+        return self.head(self.fc(torch.cat(parts, 2)))

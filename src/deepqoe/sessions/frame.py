@@ -131,7 +131,7 @@ def session_frame(sessions: Sequence[Any]) -> pd.DataFrame:
     cols["device"] = F["device"].astype(str).to_numpy()
     cols["media_duration_log"] = np.log1p(f["media_duration"])
     X, lengths = mod.per_second_series(list(sessions), length=SEQUENCE_LENGTH)
-    cols["series"] = [X[k, :max(int(lengths[k]), 1)].astype(float).tolist() for k in range(n)]
+    cols["series"] = [X[k, :max(int(lengths[k]), 1)].astype(float) for k in range(n)]  # arrays: no list round trip
     out = pd.DataFrame(cols, index=F.index)
     return out
 
