@@ -34,3 +34,12 @@ def test_upec_repeated_evaluation_beats_majority(tmp_path):
     # majority class is ~25 % of the ratings: a model using the inputs must do clearly better
     assert acc["deepqoe"]["mean"] > acc["majority"]["mean"] + 0.1
     assert np.isfinite(acc["random_forest"]["mean"])
+
+
+def test_relative_deepqoe_data_is_relative_to_the_working_directory(monkeypatch):
+    data = Path(real_data("upec-qoe-lab", "QoEcontrolledLab.csv")).resolve().parents[1]
+    monkeypatch.chdir(data.parent)
+    monkeypatch.setenv("DEEPQOE_DATA", data.name)  # e.g. DEEPQOE_DATA=datasets, not an absolute path
+    cfg = load_config(CONFIG)
+    assert cfg.dataset.sources[0].resolve() == data / "upec-qoe-lab" / "QoEcontrolledLab.csv"
+    assert len(load_dataset(cfg.dataset)) == 562

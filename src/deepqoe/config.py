@@ -144,6 +144,9 @@ class DatasetConfig(_Strict):
             if not os.environ.get("DEEPQOE_DATA"):
                 raise DeepQoEError(f"the path '{path}' needs the DEEPQOE_DATA environment variable "
                                    "(the folder holding the datasets); it is not set")
+            # a relative DEEPQOE_DATA means relative to where the command runs, not to the config file
+            data = str(Path(os.environ["DEEPQOE_DATA"]).expanduser().absolute())
+            path = path.replace("${DEEPQOE_DATA}", data).replace("$DEEPQOE_DATA", data)
             path = os.path.expandvars(path)
         p = Path(path).expanduser()
         if not p.is_absolute() and self.base_dir:
