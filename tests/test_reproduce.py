@@ -130,6 +130,9 @@ def test_ugc_numbers(quick_run):
         assert {"SVM", "Decision tree", "Random forest", "AdaBoost", "Naive Bayes", "DeepQoE"} <= set(d["classification"])
         assert all(v > 0 for v in d["fit_seconds"].values())
     assert "VIDEVAL published" in md and "0.7787" in md and "0.7832" in md
+    # the recipe (ensemble size included) was chosen on splits 91-100, never on the reported ones
+    assert "chosen on VIDEVAL splits 91-100" in md
+    assert u["protocol"]["deepqoe_seeds"] >= 1 and u["protocol"]["deepqoe_classifier_seeds"] >= 1
 
 
 def test_transfer_numbers(quick_run):
