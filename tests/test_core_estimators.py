@@ -48,7 +48,7 @@ def test_regressor_fits_mos(table, inputs):
     assert np.corrcoef(pred, te.mos)[0, 1] > 0.8
 
 
-def test_bf16_mixed_precision_trains_as_well_and_repeats(table, inputs):
+def test_bf16_mixed_precision_and_threads(table, inputs):
     tr, te = table.iloc[:240], table.iloc[240:]
     fp32 = DeepQoERegressor(inputs=inputs, **FAST).fit(tr, tr.mos)
     bf16 = DeepQoERegressor(inputs=inputs, precision="bf16", **FAST).fit(tr, tr.mos)
@@ -61,6 +61,11 @@ def test_bf16_mixed_precision_trains_as_well_and_repeats(table, inputs):
     assert all(p.dtype == torch.float32 for p in bf16.network_.parameters())
     with pytest.raises(DeepQoEError, match="precision"):
         DeepQoERegressor(inputs=inputs, precision="fp8").fit(tr, tr.mos)
+    before = torch.get_num_threads()
+    two = DeepQoERegressor(inputs=inputs, n_threads=2, **dict(FAST, max_epochs=3)).fit(tr, tr.mos)
+    assert np.isfinite(two.predict(te)).all() and torch.get_num_threads() == before  # threads restored
+    with pytest.raises(DeepQoEError, match="n_threads"):
+        DeepQoERegressor(inputs=inputs, n_threads=0).fit(tr, tr.mos)
 
 
 def test_projection_zero_removes_an_input(table, inputs):

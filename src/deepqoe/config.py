@@ -190,6 +190,9 @@ class TrainingConfig(_Strict):
     # "bf16": mixed precision while training (weights, loss and optimiser stay fp32; the layers run in
     # bfloat16). About 2x faster on CPUs with AMX / AVX512-BF16 (bench/bench_train.py); prediction is fp32.
     precision: Literal["fp32", "bf16"] = "fp32"
+    # torch intra-op threads while training. 1 by default: on these small networks a busy second core makes
+    # multi-threaded kernels stall; on an idle machine with big batches 2+ threads are faster (bench/).
+    n_threads: int = Field(default=1, ge=1)
     seed: int = 0
     progress: bool = False
 

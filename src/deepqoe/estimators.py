@@ -60,8 +60,8 @@ class _DeepQoEBase(BaseEstimator):
 
     def __init__(self, inputs=None, hidden_layers=(512, 256), dropout=0.5, optimizer="adam",
                  learning_rate=1e-3, momentum=0.9, weight_decay=0.0, batch_size=64, max_epochs=200,
-                 patience=20, validation_fraction=0.1, early_stopping="loss", precision="fp32", random_state=0,
-                 progress=False, classes=None, init_from=None, freeze_representation=False):
+                 patience=20, validation_fraction=0.1, early_stopping="loss", precision="fp32", n_threads=1,
+                 random_state=0, progress=False, classes=None, init_from=None, freeze_representation=False):
         _store_params(self, locals())
 
     # ---- parameters, validated in one place -------------------------------------------------------
@@ -74,7 +74,8 @@ class _DeepQoEBase(BaseEstimator):
                 optimizer=self.optimizer, learning_rate=self.learning_rate, momentum=self.momentum,
                 weight_decay=self.weight_decay, batch_size=self.batch_size, max_epochs=self.max_epochs,
                 patience=self.patience, validation_fraction=self.validation_fraction,
-                early_stopping=self.early_stopping, precision=self.precision, seed=int(self.random_state or 0),
+                early_stopping=self.early_stopping, precision=self.precision, n_threads=self.n_threads,
+                seed=int(self.random_state or 0),
                 progress=bool(self.progress))
         except ValidationError as e:
             raise format_validation_error(e, InputConfig, None) from None
@@ -170,7 +171,7 @@ class _DeepQoEBase(BaseEstimator):
             momentum=train_cfg.momentum, weight_decay=train_cfg.weight_decay, batch_size=train_cfg.batch_size,
             max_epochs=train_cfg.max_epochs, patience=train_cfg.patience, seed=train_cfg.seed,
             progress=train_cfg.progress, trainable=trainable, monitor=train_cfg.early_stopping,
-            precision=train_cfg.precision)
+            precision=train_cfg.precision, n_threads=train_cfg.n_threads)
         for p in self.network_.parameters():
             p.requires_grad_(True)
         return self
@@ -268,7 +269,7 @@ class DeepQoERepresentation(TransformerMixin, BaseEstimator):
     def __init__(self, task="classification", inputs=None, hidden_layers=(512, 256), dropout=0.5,
                  optimizer="adam", learning_rate=1e-3, momentum=0.9, weight_decay=0.0, batch_size=64,
                  max_epochs=200, patience=20, validation_fraction=0.1, early_stopping="loss", precision="fp32",
-                 random_state=0, progress=False, classes=None):
+                 n_threads=1, random_state=0, progress=False, classes=None):
         _store_params(self, locals())
 
     def fit(self, X, y, groups=None):
@@ -307,7 +308,7 @@ def estimator_from_config(cfg, inputs: list[dict] | None = None, **overrides) ->
                   learning_rate=t.learning_rate, momentum=t.momentum, weight_decay=t.weight_decay,
                   batch_size=t.batch_size, max_epochs=t.max_epochs, patience=t.patience,
                   validation_fraction=t.validation_fraction, early_stopping=t.early_stopping, precision=t.precision,
-                  random_state=t.seed, progress=t.progress,
+                  n_threads=t.n_threads, random_state=t.seed, progress=t.progress,
                   classes=list(ds.classes) if ds.task == "classification" else None)
     params.update(overrides)
     return estimator_for_task(ds.task, **params)
