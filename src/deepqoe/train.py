@@ -85,8 +85,8 @@ def fit_network(net: nn.Module, train_inputs: list[torch.Tensor], y_train: torch
     validation loss (``monitor="loss"``) or score (``monitor="score"``: accuracy, or -MSE) and restore the
     best weights. ``stop_at`` (a validation score: accuracy, or -MSE)
     ends training as soon as it is reached (used by the time-to-accuracy benchmark). ``precision="bf16"``
-    runs the training forward pass under bfloat16 autocast (the weights, the loss, the gradients' optimiser
-    state and the validation pass stay fp32)."""
+    runs the training forward pass under bfloat16 autocast (the weights, the loss, the optimiser and the
+    validation pass stay fp32)."""
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be 'fp32' or 'bf16', not {precision!r}")
     threads = torch.get_num_threads()

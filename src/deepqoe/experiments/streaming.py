@@ -199,24 +199,38 @@ class SmallMLP:
         return p * self.ys_ + self.ym_
 
 
-class Ensemble:
-    """Average of member predictions, each z-scored with its own training-set prediction statistics."""
+def _pred_stats(p) -> tuple[float, float]:
+    """Mean and std (never 0) of a member's training-set predictions: what its outputs are z-scored with."""
+    p = np.asarray(p, float)
+    return float(p.mean()), float(p.std() + 1e-9)
 
-    def __init__(self, members: list):
-        self.members = members
+
+def _z_combine(preds: list, stats: list, y_mean: float, y_std: float, weights=None) -> np.ndarray:
+    """Members' predictions z-scored with their own training statistics, averaged (or weighted), mapped back
+    to the training target's mean and std. The one combination rule of Ensemble, Blend, BlendOf and
+    DeepQoEFusion."""
+    z = [(np.asarray(p, float) - a) / b for p, (a, b) in zip(preds, stats)]
+    mix = np.mean(z, axis=0) if weights is None else sum(w * zi for w, zi in zip(weights, z))
+    return y_mean + y_std * mix
+
+
+class Ensemble:
+    """Average (or ``weights``-weighted sum) of member predictions, each z-scored with its own training-set
+    prediction statistics."""
+
+    def __init__(self, members: list, weights: list | None = None):
+        self.members, self.weights = members, weights
 
     def fit(self, X, y, groups=None):
         self.stats_ = []
         for m in self.members:
             m.fit(X, y, groups=groups)
-            p = m.predict(X)
-            self.stats_.append((float(p.mean()), float(p.std() + 1e-9)))
+            self.stats_.append(_pred_stats(m.predict(X)))
         self.ym_, self.ys_ = float(np.mean(y)), float(np.std(y))
         return self
 
     def predict(self, X):
-        z = np.mean([(m.predict(X) - a) / b for m, (a, b) in zip(self.members, self.stats_)], axis=0)
-        return self.ym_ + self.ys_ * z
+        return _z_combine([m.predict(X) for m in self.members], self.stats_, self.ym_, self.ys_, self.weights)
 
 
 def deepqoe_available() -> bool:
@@ -322,16 +336,14 @@ class DeepQoEFusion:
         self.members_, self.stats_ = [], []
         for s in range(self.seeds):
             m = DeepQoERegressor(inputs=self.inputs, random_state=s, **self.recipe).fit(X, y)
-            p = m.predict(X)
             self.members_.append(m)
-            self.stats_.append((float(p.mean()), float(p.std() + 1e-9)))
+            self.stats_.append(_pred_stats(m.predict(X)))
         self.ym_, self.ys_ = float(y.mean()), float(y.std())
         return self
 
     def predict(self, X):
         X = self._X(X)
-        z = np.mean([(m.predict(X) - a) / b for m, (a, b) in zip(self.members_, self.stats_)], axis=0)
-        return self.ym_ + self.ys_ * z
+        return _z_combine([m.predict(X) for m in self.members_], self.stats_, self.ym_, self.ys_)
 
 
 def _shipped_frame(X: pd.DataFrame) -> pd.DataFrame:
@@ -347,26 +359,13 @@ def _streaming_inputs() -> list[dict]:
     return [dict(i) for i in STREAMING_INPUTS]
 
 
-class Blend:
-    """Honest blend: mean of the z-scored outputs of a DeepQoE model and a monotone-constrained LightGBM
-    (each z-scored with its own training-set prediction statistics)."""
+class Blend(Ensemble):
+    """Honest blend: ``w`` x the z-scored output of a DeepQoE model + (1 - ``w``) x that of a
+    monotone-constrained LightGBM (each z-scored with its own training-set prediction statistics)."""
 
     def __init__(self, a, b, w: float = 0.5):
+        super().__init__([a, b], [w, 1 - w])
         self.a, self.b, self.w = a, b, w
-
-    def fit(self, X, y, groups=None):
-        self.st_ = []
-        for m in (self.a, self.b):
-            m.fit(X, y, groups=groups)
-            p = m.predict(X)
-            self.st_.append((float(p.mean()), float(p.std() + 1e-9)))
-        self.ym_, self.ys_ = float(np.mean(y)), float(np.std(y))
-        return self
-
-    def predict(self, X):
-        za = (self.a.predict(X) - self.st_[0][0]) / self.st_[0][1]
-        zb = (self.b.predict(X) - self.st_[1][0]) / self.st_[1][1]
-        return self.ym_ + self.ys_ * (self.w * za + (1 - self.w) * zb)
 
 
 # ------------------------------------------------------------------------------------ LIVE-NFLX
@@ -561,9 +560,9 @@ class BlendOf:
 
 
 def _blend_preds(pa_tr, pb_tr, pa, pb, ytr, w=0.5):
-    za = (pa - pa_tr.mean()) / (pa_tr.std() + 1e-9)
-    zb = (pb - pb_tr.mean()) / (pb_tr.std() + 1e-9)
-    return float(np.mean(ytr)) + float(np.std(ytr)) * (w * za + (1 - w) * zb)
+    """What :class:`Blend` predicts, from its two members' predictions already at hand."""
+    return _z_combine([pa, pb], [_pred_stats(pa_tr), _pred_stats(pb_tr)], float(np.mean(ytr)),
+                      float(np.std(ytr)), [w, 1 - w])
 
 
 def _fit_group(g, tr, te, F, y, methods, norm_groups=None) -> tuple:
