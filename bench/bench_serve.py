@@ -90,7 +90,7 @@ def run(model: str | None, clients: int, requests: int, time_limit: float) -> di
         body = request_body(model)
         headers = {"content-type": "application/json"}
         with httpx.Client(base_url=url) as c:  # warm-up, and the reference answer
-            ref = c.post("/predict", content=body, headers=headers).json()["predictions"][0]["prediction"]
+            ref = c.post("/predict", content=body, headers=headers).json()["predictions"][0]["score"]
         lat = np.zeros(requests)
         status = np.zeros(requests, dtype=np.int32)
         wrong = [0]
@@ -109,7 +109,7 @@ def run(model: str | None, clients: int, requests: int, time_limit: float) -> di
                     try:
                         r = c.post("/predict", content=body, headers=headers)
                         status[i] = r.status_code
-                        if r.status_code == 200 and r.json()["predictions"][0]["prediction"] != ref:
+                        if r.status_code == 200 and r.json()["predictions"][0]["score"] != ref:
                             with lock:
                                 wrong[0] += 1
                     except httpx.HTTPError:

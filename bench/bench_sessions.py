@@ -59,16 +59,16 @@ def bench(texts: list[str], model=None, cols=None) -> dict:
 def bench_shipped(texts: list[str], est) -> dict:
     """The shipped DeepQoE model: JSON -> Session -> model frame -> network score + per-second curve."""
     from deepqoe.sessions import Session
-    from deepqoe.sessions.predict import predict_session_batch
+    from deepqoe.predictor import Predictor
 
     t = time.perf_counter()
-    rows, bad = predict_session_batch(est, [Session.from_dict(json.loads(s)) for s in texts])
+    rows, bad = Predictor(est).predict_sessions([Session.from_dict(json.loads(s)) for s in texts])
     batch = time.perf_counter() - t
     assert len(rows) == len(texts) and not bad and all(r["curve"] for r in rows)
     m = min(len(texts), 300)
     t = time.perf_counter()
     for s in texts[:m]:
-        predict_session_batch(est, [Session.from_dict(json.loads(s))])
+        Predictor(est).predict_sessions([Session.from_dict(json.loads(s))])
     single = (time.perf_counter() - t) / m
     return {"batch_ms_per_session": 1000 * batch / len(texts), "single_ms_per_session": 1000 * single,
             "batch_sessions_per_s": len(texts) / batch, "single_sessions_per_s": 1 / single}

@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from deepqoe.config import InputConfig
+from deepqoe.config import InputConfig, TrainingConfig
 from deepqoe.estimators import DeepQoEClassifier
 from deepqoe.features.tabular import build_encoder
 from deepqoe.model import BranchSpec, DeepQoENet
@@ -151,8 +151,8 @@ def throughput(rows: int, epochs_each: int = 1) -> dict:
         before = matmul_gflops(threads, 1.0)
         net = DeepQoENet(specs, (512, 256), 0.5, 5)
         t0 = time.perf_counter()
-        fit_network(net, tensors, yt, None, None, task="classification", batch_size=bs, max_epochs=epochs_each,
-                    learning_rate=1e-3, n_threads=threads, precision=precision)
+        fit_network(net, tensors, yt, None, None, task="classification", training=TrainingConfig(
+            batch_size=bs, max_epochs=epochs_each, learning_rate=1e-3, n_threads=threads, precision=precision))
         ours[key] = rows * epochs_each / (time.perf_counter() - t0)
         bounds[key] = {"gflops_before": before, "gflops_after": matmul_gflops(threads, 1.0)}
         bounds[key]["bound_samples_per_s"] = max(bounds[key]["gflops_before"], bounds[key]["gflops_after"]) * 1e9 / flops
@@ -227,8 +227,8 @@ def time_to_accuracy(epochs_original: int) -> dict:
         for seed in range(5):
             net = DeepQoENet(specs, (512, 256), 0.5, 5)
             t0 = time.perf_counter()
-            r = fit_network(net, tr_t, yt[tr], va_t, yt[va], task="classification", max_epochs=epochs_original,
-                            patience=epochs_original, seed=seed, stop_at=target, **kw)
+            r = fit_network(net, tr_t, yt[tr], va_t, yt[va], task="classification", stop_at=target,
+                            training=TrainingConfig(max_epochs=epochs_original, patience=epochs_original, seed=seed, **kw))
             runs.append({"seed": seed, "seconds": time.perf_counter() - t0, "epochs": r.epochs_run,
                          "reached": bool(r.history[-1]["val_score"] >= target)})
         # a run that never reaches the target counts with its whole time: no flattering

@@ -67,10 +67,10 @@ def _git_note() -> str:
 
 # ------------------------------------------------------------------------------ upec-qoe-lab
 def build_upec(out_dir: Path, n_splits: int | None = None, quiet: bool = True, max_epochs: int | None = None) -> dict:
-    from deepqoe.commands import evaluate_config, train_config
     from deepqoe.config import load_config
     from deepqoe.datasets import load_dataset
     from deepqoe.persistence import load_model
+    from deepqoe.workflow import evaluate_config, train_config
 
     cfg = load_config(ROOT / "configs" / "upec-qoe-lab.yaml")
     if max_epochs:

@@ -167,7 +167,7 @@ def test_per_second_curve_equals_rerunning_the_network_on_each_prefix(encoder):
                                     "sequence_encoder": encoder},
                                    {"column": "x", "modality": "continuous"}], **dict(FAST, max_epochs=5)).fit(df, y)
     curve = reg.predict_curve(df)
-    tensors = reg._encode(df)
+    tensors = reg.encode(df)
     k = next(i for i, e in enumerate(reg.encoders_) if e.kind == "sequence")
     brute = np.full((n, L), np.nan)
     with torch.no_grad():
@@ -182,3 +182,106 @@ def test_per_second_curve_equals_rerunning_the_network_on_each_prefix(encoder):
     assert np.allclose(curve[~np.isnan(curve)], brute[~np.isnan(brute)], atol=1e-5)
     last = curve[np.arange(n), lengths - 1]  # the curve ends at the session's overall score
     assert np.allclose(last, reg.predict(df), atol=1e-5)
+
+
+def _tamper_json(edit):
+    def apply(d):
+        meta = json.loads((d / "model.json").read_text())
+        out = edit(meta)
+        (d / "model.json").write_text(out if isinstance(out, str) else json.dumps(meta if out is None else out))
+    return apply
+
+
+def _tamper_weights(edit):
+    def apply(d):
+        from safetensors.torch import load_file, save_file
+
+        w = load_file(str(d / "model.safetensors"))
+        edit(w)
+        save_file(w, str(d / "model.safetensors"))
+    return apply
+
+
+TAMPERED = {
+    "no estimator": (_tamper_json(lambda m: m.pop("estimator") and None), "model.json", "estimator"),
+    "estimator names a callable": (_tamper_json(lambda m: m.update(estimator="deepqoe.cli.main")), "model.json",
+                                   "estimator"),
+    "no params": (_tamper_json(lambda m: m.pop("params") and None), "model.json", "params"),
+    "no inputs": (_tamper_json(lambda m: m.pop("inputs") and None), "model.json", "inputs"),
+    "no encoders": (_tamper_json(lambda m: m.pop("encoders") and None), "model.json", "encoders"),
+    "no task": (_tamper_json(lambda m: m.pop("task") and None), "model.json", "task"),
+    "no classes": (_tamper_json(lambda m: m.update(classes=None)), "model.json", "classes"),
+    "hidden layers a string": (_tamper_json(lambda m: m["params"].update(hidden_layers="big")), "model.json",
+                               "hidden_layers"),
+    "inputs a number": (_tamper_json(lambda m: m.update(inputs=5)), "model.json", "inputs"),
+    "empty encoder state": (_tamper_json(lambda m: m["encoders"].__setitem__(1, {})), "model.json", "encoders.1"),
+    "unknown parameter": (_tamper_json(lambda m: m["params"].update(evil=1)), "model.json", "params"),
+    "a JSON list": (_tamper_json(lambda m: [m]), "model.json", "JSON object"),
+    "nested 200k deep": (_tamper_json(lambda m: "[" * 200_000 + "]" * 200_000), "model.json", "model.json"),
+    "wrong tensor shape": (_tamper_weights(lambda w: w.update({"head.weight": torch.zeros(3, 7)})),
+                           "model.safetensors", "head.weight"),
+    "NaN weights": (_tamper_weights(lambda w: w["head.weight"].fill_(float("nan"))), "model.safetensors", "NaN"),
+    "int64 weights": (_tamper_weights(lambda w: w.update({"head.bias": w["head.bias"].long()})),
+                      "model.safetensors", "int64"),
+    "missing tensor": (_tamper_weights(lambda w: w.pop("head.bias")), "model.safetensors", "missing"),
+}
+
+
+@pytest.fixture(scope="module")
+def saved_classifier(tmp_path_factory):
+    from conftest import INPUTS, synthetic_table
+
+    t = synthetic_table(80)
+    est = DeepQoEClassifier(inputs=[dict(i) for i in INPUTS], **dict(FAST, max_epochs=2)).fit(t, t.rating)
+    d = tmp_path_factory.mktemp("saved") / "m"
+    save_model(est, d)
+    return d
+
+
+@pytest.mark.parametrize("case", list(TAMPERED))
+def test_tampered_model_directory_is_one_line_error(tmp_path, saved_classifier, case):
+    import shutil
+
+    tamper, file, word = TAMPERED[case]
+    d = tmp_path / "m"
+    shutil.copytree(saved_classifier, d)
+    load_model(d)  # untouched, it loads
+    tamper(d)
+    with pytest.raises(DeepQoEError) as e:
+        load_model(d)
+    msg = str(e.value)
+    assert "\n" not in msg and f"{d / file}" in msg and word in msg, msg
+
+
+def test_model_types_are_a_registry(tmp_path, saved_classifier):
+    import shutil
+
+    from deepqoe.persistence import register_model_type
+
+    seen = []
+    register_model_type("TestModelType", lambda d, meta: seen.append(meta["estimator"]) or type("M", (), {})())
+    d = shutil.copytree(saved_classifier, tmp_path / "m")
+    meta = json.loads((d / "model.json").read_text())
+    assert meta["estimator"] == "DeepQoEClassifier"
+    meta["estimator"] = "TestModelType"
+    (d / "model.json").write_text(json.dumps(meta))
+    m = load_model(d)
+    assert seen == ["TestModelType"] and m.meta_["estimator"] == "TestModelType"
+
+
+def test_array_input_and_parameters_from_the_configs():
+    from deepqoe.config import TrainingConfig
+    from deepqoe.estimators import config_parameters
+
+    params = DeepQoERegressor().get_params()
+    for name, field in TrainingConfig.model_fields.items():
+        assert params["random_state" if name == "seed" else name] == field.default  # one source of defaults
+    assert config_parameters()["hidden_layers"] == (512, 256)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = X @ [1.0, -2.0, 0.5]
+    reg = DeepQoERegressor(**dict(FAST, max_epochs=20)).fit(X, y)
+    assert reg.predict(X).dtype == np.float64 and reg.transform(X).dtype == np.float64
+    assert reg.n_features_in_ == 3 and not hasattr(reg, "feature_names_in_")
+    with pytest.raises(ValueError, match="3 features"):
+        reg.predict(X[:, :2])

@@ -53,7 +53,7 @@ def test_onnx_parity_session_regressor(tmp_path):
     assert parity("streaming", out, X) < 1e-5
     # the 'prediction' output is the model's score, batch size free
     est = load_model("streaming")
-    feeds = {i.name: t.numpy() for i, t in zip(onnx_session(out).get_inputs(), est._encode(X))}
+    feeds = {i.name: t.numpy() for i, t in zip(onnx_session(out).get_inputs(), est.encode(X))}
     pred = onnx_session(out).run(["prediction"], feeds)[0]
     np.testing.assert_allclose(pred, est.predict(X), atol=1e-5)
 

@@ -69,14 +69,16 @@ def test_health_model_and_docs(client):
     assert "UPEC" in m["model_card"]
     spec = client.get("/openapi.json").json()
     assert "/predict" in spec["paths"]
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/openapi.json" in docs.text and "POST /predict" in docs.text
+    assert "<script" not in docs.text and "http" not in docs.text.replace("http://HOST", "")  # works offline
 
 
 def test_predict_forms(client):
     one = _post(client, ROW)
     assert one.status_code == 200, one.text
     p = one.json()["predictions"][0]
-    assert p["prediction"] in [1, 2, 3, 4, 5]
+    assert p["score"] in [1, 2, 3, 4, 5] and "prediction" not in p
     assert abs(sum(p["probabilities"].values()) - 1) < 1e-4
     many = _post(client, [ROW, {**ROW, "resolution": 240, "bitrate_video": 200.0, "id": "low"}]).json()
     assert many["n"] == 2 and many["predictions"][1]["id"] == "low"
@@ -116,6 +118,9 @@ BAD = [
     ("bad id", {**ROW, "id": {"x": 1}}, 422, "id"),
     ("too many rows", [ROW] * 60, 413, "too many"),
     ("deep nesting", b"[" * 5000 + b"]" * 5000, 400, "nested"),
+    ("10**400", json.dumps(ROW).replace("1500.0", "1" + "0" * 400).encode(), 422, "finite"),
+    ("10**5000", json.dumps(ROW).replace("1500.0", "1" + "0" * 5000).encode(), 400, "malformed"),
+    ("deep nesting in an object", b'{"a": ' * 2500 + b"1" + b"}" * 2500, 400, "nested"),
 ]
 
 
@@ -155,14 +160,43 @@ def test_session_model(session_client):
     r = _post(c, SESSION, params={"explain": "true", "curve": "true"})
     assert r.status_code == 200, r.text
     p = r.json()["predictions"][0]
-    assert p["id"] == "s1" and 1.0 <= p["prediction"] <= 5.5
+    assert p["id"] == "s1" and 1.0 <= p["score"] <= 5.0 and p["scale"] == "1-5"
     assert set(p["explanation"]["contributions"]) == {"stalls", "startup", "quality", "switches", "context"}
-    assert len(p["curve"]) > 30
+    assert len(p["curve"]) > 30 and all(1.0 <= v <= 5.0 for v in p["curve"])
     both = _post(c, {"sessions": [SESSION, {**SESSION, "id": "s2", "stalls": []}]}).json()
     assert [q["id"] for q in both["predictions"]] == ["s1", "s2"]
-    assert both["predictions"][1]["prediction"] > both["predictions"][0]["prediction"]  # no stalls: better
+    assert both["predictions"][1]["score"] > both["predictions"][0]["score"]  # no stalls: better
     p12 = _post(c, P1203)
     assert p12.status_code == 200, p12.text
+
+
+def test_session_request_schema_is_the_session_format(session_client):
+    from deepqoe.sessions.schema import session_json_schema
+
+    spec = session_client.get("/openapi.json").json()
+    body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    def no_nulls(x):  # FastAPI leaves out "default": null
+        if isinstance(x, dict):
+            return {k: no_nulls(v) for k, v in x.items() if v is not None}
+        return [no_nulls(v) for v in x] if isinstance(x, list) else x
+
+    text = json.dumps(body)
+    assert json.dumps(no_nulls(session_json_schema(inline=True))) in text  # generated from the one definition
+    assert "$defs" not in text and "representation" in text and "smartphone" in text
+    assert session_client.get("/docs").status_code == 200
+
+
+def test_session_scores_stay_on_the_scale(session_client):
+    def plain(sid, seconds, **kw):
+        return {"id": sid, "segments": [{"start": 20.0 * i, "duration": 20.0, "bitrate_kbps": 2500, "height": 720}
+                                        for i in range(int(seconds / 20))], **kw}
+
+    stalls = [{"start": 0, "duration": 2.0}] + [{"start": 20.0 * k, "duration": 50.0} for k in range(1, 30)]
+    body = {"sessions": [plain("10min", 600), plain("10h", 36000), plain("stalls", 600, stalls=stalls)]}
+    r = _post(session_client, body, params={"curve": "true"})
+    assert r.status_code == 200, r.text
+    for p in r.json()["predictions"]:
+        assert 1.0 <= p["score"] <= 5.0 and all(1.0 <= v <= 5.0 for v in p["curve"])
 
 
 SESSION_BAD = [
@@ -174,6 +208,10 @@ SESSION_BAD = [
     ("sessions not a list", {"sessions": 3}, "array"),
     ("P.1203 without segments", {"I23": {"stalling": []}, "IGen": {"device": "pc"}}, "I13"),
     ("duplicate ids", [SESSION, SESSION], "twice"),
+    ("10**400 duration", {**SESSION, "segments": [{"start": 0, "duration": 10 ** 400}]}, "finite"),
+    ("stall of 1e12 s", {**SESSION, "stalls": [{"start": 4, "duration": 1e12}]}, "7 days"),
+    ("stall far after the end", {**SESSION, "stalls": [{"start": 45, "duration": 1}]}, "after the end"),
+    ("bool as a number", {**SESSION, "segments": [{"start": 0, "duration": True}]}, "number"),
 ]
 
 

@@ -4,7 +4,7 @@ import json
 
 import pandas as pd
 
-from deepqoe.sessions.command import register
+from deepqoe.sessions.cli import register
 
 
 def _main(argv):

@@ -151,3 +151,125 @@ def test_scales_round_trip():
     assert parse_scale("1 - 7").name == "1-7"
     with pytest.raises(DeepQoEError):
         parse_scale("stars")
+
+
+# ------------------------------------------------------------------ one definition of the format
+def test_schema_file_is_the_generated_schema():
+    from deepqoe.sessions.schema import SCHEMA_PATH, session_schema_text
+
+    assert SCHEMA_PATH.read_text(encoding="utf-8") == session_schema_text(), \
+        "regenerate it: python -m deepqoe.sessions.schema"
+
+
+def _schema_accepts(doc) -> bool:
+    import jsonschema
+
+    from deepqoe.sessions.schema import session_json_schema
+
+    try:
+        jsonschema.Draft202012Validator(session_json_schema()).validate(doc)
+        return True
+    except jsonschema.ValidationError:
+        return False
+
+
+def _from_dict_accepts(doc) -> bool:
+    try:
+        Session.from_dict(doc)
+        return True
+    except DeepQoEError:
+        return False
+
+
+def _variant(path, value):
+    d = make(n=8, seg=2.0)
+    target = d
+    for k in path[:-1]:
+        target = target[k]
+    if value is _DROP:
+        target.pop(path[-1])
+    else:
+        target[path[-1]] = value
+    return d
+
+
+_DROP = object()
+VARIANTS = [
+    ((), None), (("id",), 7), (("id",), ""), (("id",), True), (("id",), ["a"]), (("id",), _DROP),
+    (("device",), "phone"), (("device",), "uhdtv"), (("device",), "toaster"), (("device",), 3), (("device",), None),
+    (("segments", 0, "width"), 1920.0), (("segments", 0, "width"), 1920.5), (("segments", 0, "height"), "1080"),
+    (("segments", 0, "bitrate_kbps"), "3000"), (("segments", 0, "bitrate_kbps"), True),
+    (("segments", 0, "bitrate_kbps"), 0), (("segments", 0, "bitrate_kbps"), None), (("segments", 0, "fps"), 1001),
+    (("segments", 0, "quality"), 100.5), (("segments", 0, "quality"), 0), (("segments", 0, "codec"), 264),
+    (("segments", 0, "representation"), "720p-3M"), (("segments", 0, "representation"), 4),
+    (("segments", 0, "representation"), True), (("segments", 0, "representation"), [1]),
+    (("segments", 0, "bitrate"), 3), (("segments", 0, "start"), _DROP), (("segments",), []),
+    (("segments",), "x"), (("stalls",), [[0, 1.5], {"start": 4, "duration": 2}]), (("stalls",), [[0, 1, 2]]),
+    (("stalls",), [{"start": 4}]), (("stalls",), [{"start": 4, "duration": 1, "x": 1}]), (("stalls",), None),
+    (("stall_time_base",), "wall"), (("stall_time_base",), "clock"), (("context",), []),
+    (("extra",), {"a": 1}), (("quality_per_second",), [50.0] * 8), (("quality_per_second",), [50, "x"]),
+    (("mos",), 3.5), (("mos",), "good"), (("mos_scale",), 5), (("content",), ["news"]), (("colour",), "red"),
+    (("$schema",), "https://deepqoe.example/schemas/session.schema.json"),
+]
+
+
+@pytest.mark.parametrize("path,value", VARIANTS, ids=[f"{'.'.join(map(str, p))}={v!r}"[:50] for p, v in VARIANTS])
+def test_from_dict_accepts_exactly_what_the_schema_describes(path, value):
+    doc = copy.deepcopy(_variant(path, value) if path else make(n=8, seg=2.0))
+    assert _from_dict_accepts(copy.deepcopy(doc)) == _schema_accepts(doc)
+
+
+def test_representation_is_kept_and_round_trips():
+    d = make(n=8, seg=1.0)
+    for i, seg in enumerate(d["segments"]):
+        seg["representation"] = "hd" if i < 4 else 3
+    s = Session.from_dict(d)
+    assert s.representation == ["hd"] * 4 + [3.0] * 4
+    assert s.segments[5].representation == 3.0
+    assert Session.from_dict(s.to_dict()).representation == s.representation
+    a = Session.from_arrays("a", [0, 4, 8], [4, 4, 4], height=720, representation=["r1", "r2", "r1"])
+    assert a.representation == ["r1", "r2", "r1"]
+    b = Session.from_arrays("b", [0, 4], [4, 4], height=720)
+    assert b.representation == [None, None] and b.segments[0].representation is None
+    c = Session.from_arrays("c", [0, 4], [4, 4], height=720, representation=[1, np.nan])
+    assert c.representation == [1.0, None]
+    with pytest.raises(DeepQoEError) as ei:
+        Session.from_arrays("d", [0, 4], [4, 4], height=720, representation=["a"])
+    assert ei.value.field == "segments"
+
+
+def test_a_stall_just_after_the_end_is_clipped_with_a_warning():
+    with pytest.warns(UserWarning, match=r"stalls\[1\]\.start.*session 's1'.*moved to the end"):
+        s = Session.from_dict(make(n=60, stalls=[(0, 1.0), (60.6, 2.0)]), file="x.json")
+    assert s.stall_start.tolist() == [0, 60] and s.stall_duration.tolist() == [1, 2]
+    with pytest.warns(UserWarning):  # two stalls that meet at the end become one
+        s = Session.from_dict(make(n=60, stalls=[(60, 1.0), (60.9, 2.0)]))
+    assert s.stall_start.tolist() == [60] and s.stall_duration.tolist() == [3]
+    with pytest.warns(UserWarning):  # from columns too (the readers)
+        a = Session.from_arrays("a", [0, 4], [4, 4], height=720, stall_start=[8.4], stall_duration=[1.0])
+    assert a.stall_start.tolist() == [8.0]
+
+
+def test_a_stall_more_than_a_second_after_the_end_is_an_error():
+    with pytest.raises(DeepQoEError) as ei:
+        Session.from_dict(make(n=60, stalls=[(0, 1.0), (61.5, 2.0)]), file="x.json")
+    assert ei.value.field == "stalls[1].start" and "after the end of the media" in str(ei.value)
+
+
+def test_absurdly_long_sessions_are_a_one_line_error():
+    with pytest.raises(DeepQoEError) as ei:
+        Session.from_dict(make(n=60, stalls=[(10, 1e12)]))
+    assert ei.value.field == "stalls[0].duration" and "7 days" in str(ei.value)
+    d = make(n=60)
+    d["segments"] = [{"start": 0, "duration": 1e9, "height": 720}]
+    with pytest.raises(DeepQoEError) as ei:
+        Session.from_dict(d)
+    assert ei.value.field == "segments"
+
+
+def test_huge_numbers_are_named_not_echoed():
+    d = make(n=8, seg=2.0)
+    d["segments"][0]["bitrate_kbps"] = 10 ** 400
+    with pytest.raises(DeepQoEError) as ei:
+        Session.from_dict(d)
+    assert ei.value.field == "segments[0].bitrate_kbps" and "finite" in str(ei.value) and len(str(ei.value)) < 200

@@ -11,8 +11,10 @@ import pytest
 
 from deepqoe.cli import main
 from deepqoe.errors import DeepQoEError
-from deepqoe.sessions.predict import (frame_builder, is_session_model, predict_session_batch,
-                                      predict_sessions)
+from deepqoe.predictor import Predictor
+from deepqoe.sessions.frame import FRAME_BUILDERS, frame_builder, is_session_model, session_frame
+from deepqoe.sessions.predict import predict_sessions
+from deepqoe.sessions.session import Session
 
 
 def _session(i, **kw):
@@ -115,11 +117,9 @@ def test_csv_of_sessions_and_folder_and_p1203(tmp_path, model):
 
 
 def test_more_stalls_predict_lower(model):
-    from deepqoe.sessions.session import Session
-
     good = Session.from_dict(_session(2, stalls=[[0, 0.5]]))
     bad = Session.from_dict(_session(2, id="bad", stalls=[[0, 0.5], [10, 6.0], [24, 8.0]]))
-    rows, fails = predict_session_batch(model, [good, bad])
+    rows, fails = Predictor(model).predict_sessions([good, bad])
     assert not fails
     assert rows[0]["score"] > rows[1]["score"]
 
@@ -132,10 +132,66 @@ def test_not_a_session_model_is_refused(tmp_path, model):
         predict_sessions(est, _args(src))
 
 
-def test_models_saved_before_the_move_still_find_their_frame_builder():
-    import importlib
+def _copy_model(tmp_path, frame):
+    import shutil
 
-    old = importlib.import_module("deepqoe.pretrained.session_input")
-    from deepqoe.sessions.frame import session_frame
+    from deepqoe.persistence import PRETRAINED_DIR
 
-    assert old.session_frame is session_frame
+    d = tmp_path / "model"
+    shutil.copytree(PRETRAINED_DIR / "streaming", d)
+    meta = json.loads((d / "model.json").read_text())
+    if frame is None:
+        meta["session_model"].pop("frame")
+    else:
+        meta["session_model"]["frame"] = frame
+    (d / "model.json").write_text(json.dumps(meta))
+    return d
+
+
+@pytest.mark.parametrize("frame", ["session-frame-v1", "deepqoe.sessions.frame.session_frame",
+                                   "deepqoe.pretrained.session_input.session_frame", None])
+def test_model_files_name_the_frame_builder_by_key_and_old_paths_still_load(tmp_path, model, frame):
+    assert frame_builder({"session_model": {"frame": frame} if frame else {}}) is session_frame
+    d = _copy_model(tmp_path, frame)
+    s = [Session.from_dict(_session(i)) for i in range(2)]
+    a, _ = Predictor.load(d).predict_sessions(s)
+    b, _ = Predictor(model).predict_sessions(s)
+    assert [r["score"] for r in a] == [r["score"] for r in b]
+
+
+@pytest.mark.parametrize("frame", ["deepqoe.cli.main", "os.system", "deepqoe.sessions.frame.parse_sessions",
+                                   "session-frame-v2", 3, ["session-frame-v1"], {"a": 1}])
+def test_a_tampered_model_json_cannot_name_a_callable(tmp_path, capsys, frame):
+    from deepqoe import cli
+
+    called = []
+    d = _copy_model(tmp_path, frame)
+    with pytest.raises(DeepQoEError) as ei:
+        Predictor.load(d)
+    msg = str(ei.value)
+    assert ei.value.field == "session_model.frame" and "model.json" in msg and "\n" not in msg
+    assert "session-frame-v1" in msg  # the known keys
+    src = tmp_path / "s.json"
+    src.write_text(json.dumps(_session(0)))
+    orig = cli.main
+    try:
+        cli.main = lambda *a, **k: called.append(a)  # would be called if the model file could name it
+        assert main(["predict", str(d), str(src)]) != 0
+    finally:
+        cli.main = orig
+    assert not called
+    assert "session_model.frame" in capsys.readouterr().err
+
+
+def test_a_wrong_frame_version_is_refused(tmp_path):
+    d = _copy_model(tmp_path, "session-frame-v1")
+    meta = json.loads((d / "model.json").read_text())
+    meta["session_model"]["frame_version"] = 99
+    (d / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(DeepQoEError, match="version") as ei:
+        Predictor.load(d)
+    assert ei.value.field == "session_model.frame_version"
+
+
+def test_the_registry_holds_only_the_frame_builders():
+    assert set(FRAME_BUILDERS) == {"session-frame-v1"} and FRAME_BUILDERS["session-frame-v1"] is session_frame

@@ -68,7 +68,7 @@ def test_example_extract_then_config_then_train_and_predict(tmp_path):
     assert loaded.dataset.resolve(loaded.dataset.inputs[0].file) == feats
 
     # 4. train and predict, once the core commands exist
-    if importlib.util.find_spec("deepqoe.commands") is None:
+    if importlib.util.find_spec("deepqoe.workflow") is None:
         return
     from deepqoe.datasets import load_dataset
 

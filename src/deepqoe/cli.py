@@ -1,7 +1,8 @@
 """The ``deepqoe`` command. Thin: it parses arguments and calls the modules that do the work.
 
-Sub-commands live beside the code they drive; each such module has ``register(subparsers)``, which adds
-its parser(s) with ``set_defaults(func=...)``; ``func(args)`` returns the exit status. A
+Sub-commands live in modules named ``cli*`` beside the code they drive; each has ``register(subparsers)``,
+which adds its parser(s) with ``set_defaults(func=...)``; ``func(args)`` returns the exit status. Library
+code never imports these modules (the workflows they call are in :mod:`deepqoe.workflow`). A
 :class:`~deepqoe.errors.DeepQoEError` is printed as one line (no traceback) with exit status 2.
 """
 
@@ -16,12 +17,30 @@ from deepqoe.errors import DeepQoEError
 
 # Modules that add sub-commands, in the order they appear in --help.
 COMMAND_MODULES = (
-    "deepqoe.commands",              # train, evaluate, predict, embed
-    "deepqoe.experiments.command",   # reproduce
-    "deepqoe.features.video.command",  # extract
-    "deepqoe.sessions.command",      # sessions (convert / features)
-    "deepqoe.service_command",       # serve, export, finetune, demo
+    "deepqoe.cli_models",              # train, evaluate, predict, embed, models, export, finetune
+    "deepqoe.experiments.cli",         # reproduce
+    "deepqoe.features.video.cli",      # extract, convert-c3d-weights
+    "deepqoe.sessions.cli",            # sessions (convert / features / validate)
+    "deepqoe.cli_service",             # demo, serve
 )
+
+
+def _check_model(args) -> int:
+    from deepqoe.evaluation.behaviour import main_check_model
+
+    return main_check_model(args)
+
+
+def _register_check_model(sub) -> None:
+    p = sub.add_parser("check-model", help="check that a session model behaves like QoE (table of relations)",
+                       description="Check a session model on random perturbed sessions (more stalls, a later "
+                                   "start, more switches, lower quality must not raise the score, ...). Exit 0 "
+                                   "if nothing is violated, 1 otherwise.")
+    p.add_argument("model", help="a model directory or a shipped model's name (e.g. streaming)")
+    p.add_argument("--n-sessions", type=int, default=1000, help="random sessions to perturb (default: 1000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--json", action="store_true", help="the report as JSON on standard output")
+    p.set_defaults(func=_check_model)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         mod.register(sub)
+    _register_check_model(sub)
     return parser
 
 

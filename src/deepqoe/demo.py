@@ -110,11 +110,12 @@ def contributions_plot(path: Path, contrib: pd.DataFrame, labels: list[str], tit
     return _save(fig, path)
 
 
-def curves_plot(path: Path, curves: np.ndarray, sessions: list, labels: list[str], seconds_per_step: list[float]
+def curves_plot(path: Path, curves: list, sessions: list, labels: list[str], seconds_per_step: list[float]
                 ) -> Path:
     fig = _figure(7.5, 3.8)
     ax = fig.add_subplot(111)
     for k, (c, s, lab, sps) in enumerate(zip(curves, sessions, labels, seconds_per_step)):
+        c = np.asarray(c, float)
         ok = np.isfinite(c)
         t = (np.arange(len(c)) + 1) * sps
         line, = ax.plot(t[ok], c[ok], label=lab, lw=1.6)
@@ -181,29 +182,41 @@ def _session_models():
     return (PRETRAINED_DIR / "streaming" / "model.json").is_file()
 
 
+def _contributions(rows: list[dict]) -> pd.DataFrame:
+    """The predictor's explanations as a table: one column per part, ``baseline`` and ``prediction``."""
+    recs = []
+    for r in rows:
+        e = r.get("explanation") or {}
+        c = dict(e.get("contributions") or {})
+        value = float(e.get("value", r["score"]))
+        recs.append({**c, "baseline": float(e.get("baseline", value - sum(c.values()))), "prediction": value})
+    return pd.DataFrame(recs, index=pd.Index([r["id"] for r in rows], name="session_id"))
+
+
 def sessions_part(out: Path, quiet: bool, clip_sessions: list | None = None) -> dict | None:
     if not _session_models():
         return None
-    from deepqoe.explain import explain
-    from deepqoe.persistence import load_model
-    from deepqoe.sessions.frame import example_sessions, parse_sessions, session_frame
+    from deepqoe.predictor import load_predictor
+    from deepqoe.sessions import session_features
+    from deepqoe.sessions.frame import example_sessions, parse_sessions
 
-    est = load_model("streaming")
+    predictor = load_predictor("streaming")
     sessions = parse_sessions(example_sessions(), source="demo")
-    X = session_frame(sessions)
-    pred = est.predict(X)
-    curves = est.predict_curve(X)
-    contrib = explain(est, X)
+    rows, failures = predictor.predict_sessions(sessions, curve=True, explain=True)
+    if failures:
+        raise failures[0]
+    F = session_features(sessions, extra=False)
+    contrib = _contributions(rows)
     labels = [s.id for s in sessions]
-    L = curves.shape[1]
-    sps = [max(s.wall_duration / L, 1.0) if s.wall_duration > L else 1.0 for s in sessions]
+    curves = [r["curve"] or [] for r in rows]
+    sps = [r["curve_step_s"] or 1.0 for r in rows]
     table = pd.DataFrame({"session": labels, "device": [s.device for s in sessions],
                           "duration (s)": [s.media_duration for s in sessions],
-                          "startup (s)": X["startup_delay_log"].map(np.expm1).to_numpy(),
-                          "stalls": X["n_stalls"].astype(int).to_numpy(),
-                          "stall time (s)": X["stall_total_log"].map(np.expm1).to_numpy(),
-                          "switches": X["n_switches"].astype(int).to_numpy(),
-                          "predicted QoE (1-5)": pred})
+                          "startup (s)": F["startup_delay"].to_numpy(),
+                          "stalls": F["n_stalls"].astype(int).to_numpy(),
+                          "stall time (s)": F["stall_total"].to_numpy(),
+                          "switches": F["n_switches"].astype(int).to_numpy(),
+                          "predicted QoE (1-5)": [r["score"] for r in rows]})
     plots = [curves_plot(out / "session_curves.png", curves, sessions, labels, sps),
              contributions_plot(out / "session_contributions.png", contrib, labels,
                                 "streaming: what moved each session's score "
@@ -212,10 +225,10 @@ def sessions_part(out: Path, quiet: bool, clip_sessions: list | None = None) -> 
     _say(quiet, "\nStreaming sessions (shipped model streaming):")
     _say(quiet, _text_table(table))
     res = {"model": "streaming", "table": table, "contrib": contrib, "plots": plots,
-           "curves": {lab: [None if not np.isfinite(v) else float(v) for v in c] for lab, c in zip(labels, curves)}}
+           "curves": {lab: list(c) for lab, c in zip(labels, curves)}}
     if clip_sessions:
-        Xc = session_frame(clip_sessions)
-        res["clip_scores"] = dict(zip([s.id for s in clip_sessions], est.predict(Xc).tolist()))
+        clip_rows, _ = predictor.predict_sessions(clip_sessions, curve=False)
+        res["clip_scores"] = {r["id"]: r["score"] for r in clip_rows}
     return res
 
 
@@ -264,7 +277,7 @@ def data_part(out: Path, quiet: bool) -> dict | None:
         return None
     from importlib import resources
 
-    from deepqoe.commands import evaluate_config
+    from deepqoe.workflow import evaluate_config
     from deepqoe.config import config_from_dict, load_config
 
     cfg_path = Path(__file__).resolve().parents[2] / "configs" / "upec-qoe-lab.yaml"

@@ -8,8 +8,9 @@ message alone (no traceback) and exits with status 2.
 from __future__ import annotations
 
 
-class DeepQoEError(Exception):
-    """A problem with the user's input, described in one clear message."""
+class DeepQoEError(ValueError):
+    """A problem with the user's input, described in one clear message (a ValueError, as scikit-learn
+    expects of a bad parameter or input)."""
 
     def __init__(self, message: str, *, file: str | None = None, column: str | None = None,
                  row: int | None = None, field: str | None = None):

@@ -1,23 +1,36 @@
 """scikit-learn estimators around the DeepQoE network.
 
 * :class:`DeepQoEClassifier`: softmax head, cross-entropy; ``predict``, ``predict_proba``.
-* :class:`DeepQoERegressor`: linear head, MSE on a standardised target; ``predict``.
+* :class:`DeepQoERegressor`: linear head, MSE on a standardised target; ``predict``, ``predict_curve``.
 * :class:`DeepQoERepresentation`: a transformer whose output is the learned representation (the last
   hidden layer), so any shallow learner can sit on it in a :class:`sklearn.pipeline.Pipeline`.
 
-All three take a DataFrame ``X`` whose columns are named by ``inputs`` (a list of
-:class:`deepqoe.config.InputConfig` dicts); parameters are validated in one place (``_settings``, which
-builds the typed configs of :mod:`deepqoe.config`). They compose with ``clone``, ``cross_val_score``,
-``GridSearchCV`` and ``Pipeline``.
+Inputs: with ``inputs`` (a list of :class:`deepqoe.config.InputConfig` dicts), ``X`` is a DataFrame and
+each input reads its named column(s); extra columns are ignored. With ``inputs=None``, ``X`` is a numeric
+array (or an all-numeric DataFrame) validated by scikit-learn, and every column is a standardised
+continuous input.
+
+Parameters: the training parameters are the fields of :class:`~deepqoe.config.ModelConfig` and
+:class:`~deepqoe.config.TrainingConfig` (``seed`` is called ``random_state`` here), read from those
+classes, so a new field there is a new estimator parameter with the same default.
+
+Public API beyond scikit-learn's, used by persistence, explanations, export and the service:
+``encode(X)`` (phase 1: the tensors the network reads), ``network_`` (the fitted
+:class:`~deepqoe.model.DeepQoENet`), ``task`` and ``get_state()`` / ``from_state(state, weights)``.
 """
 
 from __future__ import annotations
 
+import inspect
+from typing import Any, ClassVar, Literal
+
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, TransformerMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d, validate_data
 
 from deepqoe.config import InputConfig, ModelConfig, TrainingConfig, format_validation_error
 from deepqoe.errors import DeepQoEError
@@ -26,61 +39,122 @@ from deepqoe.features.tabular import build_encoder
 from deepqoe.model import BranchSpec, DeepQoENet
 from deepqoe.train import FitResult, fit_network, seed_everything
 
-
-def as_frame(X) -> pd.DataFrame:
-    if isinstance(X, pd.DataFrame):
-        return X
-    arr = np.asarray(X)
-    if arr.ndim == 1:
-        arr = arr[:, None]
-    return pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
+# scikit-learn calls the seed ``random_state``; every other parameter has its config field's name.
+_PARAMETER_NAME = {"seed": "random_state"}
 
 
-def infer_inputs(X: pd.DataFrame) -> list[dict]:
-    """Default inputs when none are given: numbers are continuous, anything else categorical."""
-    out = []
-    for c in X.columns:
-        s = X[c]
-        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-            out.append({"column": str(c), "modality": "continuous", "normalisation": "standard"})
-        else:
-            out.append({"column": str(c), "modality": "categorical", "projection": None})
+def config_parameters() -> dict[str, Any]:
+    """The estimators' network and training parameters with their defaults, read from the configs."""
+    out = {}
+    for cls in (ModelConfig, TrainingConfig):
+        for name, field in cls.model_fields.items():
+            default = field.get_default(call_default_factory=True)
+            out[_PARAMETER_NAME.get(name, name)] = tuple(default) if isinstance(default, list) else default
     return out
 
 
-def _store_params(est, params: dict) -> None:
-    """scikit-learn convention: __init__ stores its arguments unchanged (validated later, in fit)."""
-    for k, v in params.items():
-        if k not in ("self", "__class__"):
-            setattr(est, k, v)
+def parameters_from_config(model: ModelConfig, training: TrainingConfig) -> dict[str, Any]:
+    """Estimator parameters from a model and a training config (the inverse of ``training_config``)."""
+    values = {**model.model_dump(), **training.model_dump()}
+    return {_PARAMETER_NAME.get(k, k): tuple(v) if isinstance(v, list) else v for k, v in values.items()}
 
 
-class _DeepQoEBase(BaseEstimator):
-    _task = "regression"
+def _init_with(before: dict[str, Any], after: dict[str, Any]):
+    """An ``__init__`` taking keyword parameters ``before`` + the config parameters + ``after``.
 
-    def __init__(self, inputs=None, hidden_layers=(512, 256), dropout=0.5, optimizer="adam",
-                 learning_rate=1e-3, momentum=0.9, weight_decay=0.0, batch_size=64, max_epochs=200,
-                 patience=20, validation_fraction=0.1, early_stopping="loss", precision="fp32", n_threads=1,
-                 random_state=0, progress=False, classes=None, init_from=None, freeze_representation=False):
-        _store_params(self, locals())
+    scikit-learn reads an estimator's parameters from the signature of ``__init__``; here that signature
+    is built from the configs, and ``__init__`` stores every argument unchanged (validated in ``fit``).
+    """
+    defaults = {**before, **config_parameters(), **after}
+
+    def __init__(self, **params):
+        unknown = sorted(set(params) - set(defaults))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unexpected parameter(s): {', '.join(unknown)}")
+        for name, default in defaults.items():
+            setattr(self, name, params.get(name, default))
+
+    kw = inspect.Parameter.KEYWORD_ONLY
+    __init__.__signature__ = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [inspect.Parameter(name, kw, default=default) for name, default in defaults.items()])
+    return __init__
+
+
+class _Target(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mean: float
+    std: float = Field(gt=0)
+
+
+class EstimatorState(BaseModel):
+    """What :meth:`get_state` describes (besides the weights); validated by :meth:`from_state`."""
+
+    model_config = ConfigDict(extra="allow")
+    estimator: str
+    task: Literal["classification", "regression"]
+    params: dict[str, Any]
+    inputs: list[InputConfig] = Field(min_length=1)
+    encoders: list[dict[str, Any]]
+    classes: list[Any] | None = None
+    target: _Target | None = None
+    n_features_in: int | None = None
+    feature_names_in: list[str] | None = None
+
+
+# Checks of sklearn.utils.estimator_checks that these estimators fail on purpose, with the reason
+# (passed to parametrize_with_checks(expected_failed_checks=...) in tests/test_sklearn_conformance.py).
+_EXPECTED_FAILED_CHECKS = {
+    "check_methods_subset_invariance":
+        "the network computes in float32: a batch of another size may round the last bit differently "
+        "(differences of about 1e-7, the check allows 1e-7 absolute)",
+}
+
+
+def expected_failed_checks(estimator) -> dict[str, str]:
+    """The scikit-learn checks ``estimator`` fails on purpose, each with its reason."""
+    return dict(_EXPECTED_FAILED_CHECKS)
+
+
+class _DeepQoENetworkEstimator(TransformerMixin, BaseEstimator):
+    """Phase 1 (encoders), phases 2-3 (the network) and the fit loop, shared by the two estimators."""
+
+    task: ClassVar[str] = "regression"
+
+    __init__ = _init_with({"inputs": None},
+                          {"classes": None, "init_from": None, "freeze_representation": False})
 
     # ---- parameters, validated in one place -------------------------------------------------------
-    def _settings(self, X: pd.DataFrame | None = None):
-        raw_inputs = self.inputs if self.inputs is not None else infer_inputs(X)
+    def model_config(self) -> ModelConfig:
+        return self._config(ModelConfig)
+
+    def training_config(self) -> TrainingConfig:
+        return self._config(TrainingConfig)
+
+    def _config(self, cls):
+        values = {name: getattr(self, _PARAMETER_NAME.get(name, name)) for name in cls.model_fields}
+        if "seed" in values:
+            values["seed"] = int(values["seed"] or 0)
+        if "hidden_layers" in values and isinstance(values["hidden_layers"], tuple):
+            values["hidden_layers"] = list(values["hidden_layers"])
         try:
-            inputs = [i if isinstance(i, InputConfig) else InputConfig.model_validate(i) for i in raw_inputs]
-            model = ModelConfig(hidden_layers=list(self.hidden_layers), dropout=self.dropout)
-            training = TrainingConfig(
-                optimizer=self.optimizer, learning_rate=self.learning_rate, momentum=self.momentum,
-                weight_decay=self.weight_decay, batch_size=self.batch_size, max_epochs=self.max_epochs,
-                patience=self.patience, validation_fraction=self.validation_fraction,
-                early_stopping=self.early_stopping, precision=self.precision, n_threads=self.n_threads,
-                seed=int(self.random_state or 0),
-                progress=bool(self.progress))
+            return cls(**values)
+        except ValidationError as e:
+            err = format_validation_error(e, cls, None)
+            field = _PARAMETER_NAME.get(err.field or "", err.field)
+            raise DeepQoEError(f"invalid estimator parameter: {err.message}", field=field) from None
+
+    def _input_configs(self, frame: pd.DataFrame) -> list[InputConfig]:
+        if self.inputs is None:  # array mode: every column is a standardised continuous input
+            raw = [{"column": str(c), "modality": "continuous", "normalisation": "standard"} for c in frame.columns]
+        else:
+            raw = self.inputs
+        try:
+            inputs = [i if isinstance(i, InputConfig) else InputConfig.model_validate(i) for i in raw]
         except ValidationError as e:
             raise format_validation_error(e, InputConfig, None) from None
         except TypeError as e:
-            raise DeepQoEError(f"invalid estimator parameter: {e}") from None
+            raise DeepQoEError(f"invalid estimator parameter: {e}", field="inputs") from None
         for i in inputs:
             if i.modality == "vector" and not i.columns:
                 raise DeepQoEError("a vector input given to an estimator needs 'columns' (join the feature "
@@ -88,17 +162,51 @@ class _DeepQoEBase(BaseEstimator):
         active = [i for i in inputs if i.projection != 0]
         if not active:
             raise DeepQoEError("every input has projection 0: nothing is left for the model")
-        return active, model, training
+        return active
+
+    # ---- input validation -------------------------------------------------------------------------
+    def _table(self, X, y=None, *, fit: bool):
+        """X as the DataFrame the encoders read (and y validated, when given)."""
+        if self.inputs is None:
+            kw = dict(reset=fit, dtype=[np.float64, np.float32], ensure_min_samples=2 if fit else 1)
+            try:
+                if fit:
+                    X, y = validate_data(self, X, y, y_numeric=self.task == "regression", **kw)
+                else:
+                    X = validate_data(self, X, **kw)
+            except ValueError as e:
+                if "convert" in str(e) and "string" in str(e):
+                    raise DeepQoEError(f"without 'inputs' every column of X must be a number ({e}); describe "
+                                       "text and categorical columns with inputs=[...]") from None
+                raise
+            names = getattr(self, "feature_names_in_", None)
+            names = [str(c) for c in names] if names is not None else [f"x{j}" for j in range(X.shape[1])]
+            X = pd.DataFrame(X, columns=names)
+        else:
+            if not isinstance(X, pd.DataFrame):
+                raise DeepQoEError("X must be a DataFrame holding the columns named in 'inputs' (give "
+                                   "inputs=None to fit a numeric array)")
+            if fit:
+                if y is None:
+                    raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None")
+                y = column_or_1d(y, warn=True)
+                check_consistent_length(X, y)
+                if len(X) < 2:
+                    raise DeepQoEError("need at least 2 rows to train (got 1 sample)")
+        if fit and self.task == "classification":
+            check_classification_targets(y)
+        return (X, y) if fit else X
 
     # ---- phase 1: encoders ------------------------------------------------------------------------
-    def _encode(self, X: pd.DataFrame) -> list[torch.Tensor]:
-        out = []
-        for enc in self.encoders_:
-            a = enc.transform(X)
-            out.append(torch.from_numpy(np.ascontiguousarray(a)))
-        return out
+    def encode(self, X) -> list[torch.Tensor]:
+        """Phase 1: the tensors the network reads, one per input (X validated as in ``predict``)."""
+        check_is_fitted(self, "network_")
+        return self._encode_table(self._table(X, fit=False))
 
-    def _branch_specs(self, inputs) -> list[BranchSpec]:
+    def _encode_table(self, frame: pd.DataFrame) -> list[torch.Tensor]:
+        return [torch.from_numpy(np.ascontiguousarray(enc.transform(frame))) for enc in self.encoders_]
+
+    def _new_network(self, inputs: list[InputConfig], model_cfg: ModelConfig) -> DeepQoENet:
         specs = []
         for cfg, enc in zip(inputs, self.encoders_):
             d = enc.describe()
@@ -106,15 +214,12 @@ class _DeepQoEBase(BaseEstimator):
                                     cardinality=d.get("cardinality", 0), embedding_dim=d.get("embedding_dim", 0),
                                     length=d.get("length", 0), encoder=d.get("encoder", "conv"),
                                     projection=cfg.projection))
-        return specs
-
-    def _build_network(self, inputs, model_cfg) -> DeepQoENet:
-        n_out = len(self.classes_) if self._task == "classification" else 1
-        return DeepQoENet(self._branch_specs(inputs), model_cfg.hidden_layers, model_cfg.dropout, n_out)
+        n_out = len(self.classes_) if self.task == "classification" else 1
+        return DeepQoENet(specs, model_cfg.hidden_layers, model_cfg.dropout, n_out)
 
     # ---- targets ----------------------------------------------------------------------------------
     def _encode_target(self, y) -> torch.Tensor:
-        if self._task == "classification":
+        if self.task == "classification":
             index = {c: i for i, c in enumerate(self.classes_.tolist())}
             codes = np.empty(len(y), dtype=np.int64)
             for r, v in enumerate(np.asarray(y).tolist()):
@@ -123,7 +228,10 @@ class _DeepQoEBase(BaseEstimator):
                                        column="target", row=r + 1)
                 codes[r] = index[v]
             return torch.from_numpy(codes)
-        yy = np.asarray(y, dtype=np.float64)
+        try:
+            yy = np.asarray(y, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DeepQoEError("the target of a regression must be numbers", column="target") from None
         if not np.isfinite(yy).all():
             raise DeepQoEError("NaN or infinite target value", column="target",
                                row=int(np.flatnonzero(~np.isfinite(yy))[0]) + 1)
@@ -131,28 +239,29 @@ class _DeepQoEBase(BaseEstimator):
 
     # ---- fit --------------------------------------------------------------------------------------
     def fit(self, X, y, groups=None):
-        X = as_frame(X)
-        if len(X) != len(y):
-            raise DeepQoEError(f"X has {len(X)} rows but y has {len(y)}")
-        if len(X) < 2:
-            raise DeepQoEError("need at least 2 rows to train")
-        inputs, model_cfg, train_cfg = self._settings(X)
+        frame, y = self._table(X, y, fit=True)
+        inputs = self._input_configs(frame)
+        model_cfg, train_cfg = self.model_config(), self.training_config()
+        if self.init_from is not None and not isinstance(self.init_from, _DeepQoENetworkEstimator):
+            raise DeepQoEError("init_from takes a fitted DeepQoE estimator; load a model directory first "
+                               "with deepqoe.persistence.load_model", field="init_from")
         self.input_configs_ = inputs
         y = np.asarray(y)
-        if self._task == "classification":
+        if self.task == "classification":
             self.classes_ = np.asarray(self.classes) if self.classes is not None else np.unique(y)
         else:
             yy = np.asarray(y, dtype=np.float64)
             self.y_mean_ = float(np.nanmean(yy))
             self.y_std_ = float(np.nanstd(yy)) or 1.0
         seed_everything(train_cfg.seed)
-        self.encoders_ = [build_encoder(c).fit(X) for c in inputs]
-        self.feature_names_in_ = np.asarray(sorted({col for e in self.encoders_ for col in e.columns}), dtype=object)
-        self.n_features_in_ = len(self.feature_names_in_)
-        tensors = self._encode(X)
+        self.encoders_ = [build_encoder(c).fit(frame) for c in inputs]
+        if self.inputs is not None:  # (in array mode validate_data has set them)
+            self.feature_names_in_ = np.asarray(sorted({c for e in self.encoders_ for c in e.columns}), dtype=object)
+            self.n_features_in_ = len(self.feature_names_in_)
+        tensors = self._encode_table(frame)
         target = self._encode_target(y)
-        fit_idx, val_idx = validation_split(len(X), train_cfg.validation_fraction, train_cfg.seed, groups)
-        self.network_ = self._build_network(inputs, model_cfg)
+        fit_idx, val_idx = validation_split(len(frame), train_cfg.validation_fraction, train_cfg.seed, groups)
+        self.network_ = self._new_network(inputs, model_cfg)
         trainable = None
         if self.init_from is not None:
             self._warm_start(self.init_from)
@@ -167,21 +276,13 @@ class _DeepQoEBase(BaseEstimator):
         va_y = target.index_select(0, torch.from_numpy(val_idx)) if len(val_idx) else None
         self.fit_result_: FitResult = fit_network(
             self.network_, pick(tensors, fit_idx), tr_y, pick(tensors, val_idx) if len(val_idx) else None, va_y,
-            task=self._task, optimizer=train_cfg.optimizer, learning_rate=train_cfg.learning_rate,
-            momentum=train_cfg.momentum, weight_decay=train_cfg.weight_decay, batch_size=train_cfg.batch_size,
-            max_epochs=train_cfg.max_epochs, patience=train_cfg.patience, seed=train_cfg.seed,
-            progress=train_cfg.progress, trainable=trainable, monitor=train_cfg.early_stopping,
-            precision=train_cfg.precision, n_threads=train_cfg.n_threads)
+            task=self.task, training=train_cfg, trainable=trainable)
         for p in self.network_.parameters():
             p.requires_grad_(True)
         return self
 
-    def _warm_start(self, source) -> None:
-        """Copy every weight whose name and shape match from a fitted estimator or a model directory."""
-        if not isinstance(source, _DeepQoEBase):
-            from deepqoe.persistence import load_model
-
-            source = load_model(source)
+    def _warm_start(self, source: _DeepQoENetworkEstimator) -> None:
+        """Copy every weight whose name and shape match from a fitted estimator."""
         theirs = source.network_.state_dict()
         mine = self.network_.state_dict()
         copied = {k: v for k, v in theirs.items() if k in mine and mine[k].shape == v.shape}
@@ -190,33 +291,129 @@ class _DeepQoEBase(BaseEstimator):
         self.warm_started_ = sorted(copied)
 
     # ---- outputs ----------------------------------------------------------------------------------
-    def _check_fitted(self):
-        if not hasattr(self, "network_"):
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit first")
-
     @torch.no_grad()
     def _forward(self, X, what: str = "output", batch_size: int = 8192) -> np.ndarray:
-        self._check_fitted()
-        X = as_frame(X)
-        tensors = self._encode(X)
+        tensors = self.encode(X)
         self.network_.eval()
+        n = len(tensors[0])
         outs = []
-        for s in range(0, len(X), batch_size):
+        for s in range(0, n, batch_size):
             part = [t[s:s + batch_size] for t in tensors]
             outs.append(self.network_.representation(part) if what == "representation" else self.network_(part))
         return torch.cat(outs).numpy() if outs else np.zeros((0, 1), np.float32)
 
     def transform(self, X) -> np.ndarray:
-        """The learned representation: the last hidden layer (n, hidden_layers[-1])."""
-        return self._forward(X, "representation")
+        """The learned representation: the last hidden layer (n, hidden_layers[-1]), as float64."""
+        return self._forward(X, "representation").astype(np.float64)
+
+    # ---- state (for persistence) ------------------------------------------------------------------
+    def get_state(self) -> tuple[dict, dict[str, torch.Tensor]]:
+        """A JSON-ready description of the fitted estimator, and its network's weights."""
+        check_is_fitted(self, "network_")
+        params = {k: v for k, v in self.get_params(deep=False).items() if k != "init_from"}
+        params["hidden_layers"] = list(params["hidden_layers"])
+        if params.get("classes") is not None:
+            params["classes"] = np.asarray(params["classes"]).tolist()
+        classification = self.task == "classification"
+        names = getattr(self, "feature_names_in_", None)
+        state = {
+            "estimator": type(self).__name__,
+            "task": self.task,
+            "params": params,
+            "inputs": [c.model_dump() for c in self.input_configs_],
+            "encoders": [e.state() for e in self.encoders_],
+            "classes": self.classes_.tolist() if classification else None,
+            "target": None if classification else {"mean": self.y_mean_, "std": self.y_std_},
+            "representation_dim": self.network_.representation_dim,
+            "training": {"best_epoch": self.fit_result_.best_epoch, "epochs_run": self.fit_result_.epochs_run}
+            if hasattr(self, "fit_result_") else None,
+            "n_features_in": int(self.n_features_in_),
+            "feature_names_in": [str(c) for c in names] if names is not None else None,
+        }
+        weights = {k: v.detach().contiguous().clone() for k, v in self.network_.state_dict().items()}
+        return state, weights
+
+    @classmethod
+    def from_state(cls, state: dict, weights: dict[str, torch.Tensor]):
+        """The fitted estimator that :meth:`get_state` described. Every problem is a DeepQoEError naming
+        the field of ``state`` (or ``field="weights"`` for the weights)."""
+        if not isinstance(state, dict):
+            raise DeepQoEError("the model description must be a JSON object")
+        try:
+            s = EstimatorState.model_validate(state)
+        except ValidationError as e:
+            raise format_validation_error(e, EstimatorState, None) from None
+        if s.estimator != cls.__name__ or s.task != cls.task:
+            raise DeepQoEError(f"a {s.task} model cannot be loaded as {cls.__name__}", field="task")
+        try:
+            est = cls(**s.params)
+        except TypeError as e:
+            raise DeepQoEError(str(e), field="params") from None
+        try:
+            model_cfg = est.model_config()
+        except DeepQoEError as e:
+            raise DeepQoEError(e.message, field=f"params.{e.field}") from None
+        if len(s.encoders) != len(s.inputs):
+            raise DeepQoEError(f"{len(s.encoders)} encoder states for {len(s.inputs)} inputs", field="encoders")
+        est.input_configs_ = s.inputs
+        est.encoders_ = []
+        for j, (cfg, enc_state) in enumerate(zip(s.inputs, s.encoders)):
+            try:
+                est.encoders_.append(build_encoder(cfg).load_state(enc_state))
+            except DeepQoEError:
+                raise
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+                raise DeepQoEError(f"encoder state does not fit its input ({type(e).__name__}: {e})",
+                                   field=f"encoders.{j}") from None
+        if s.feature_names_in is not None:
+            est.feature_names_in_ = np.asarray(s.feature_names_in, dtype=object)
+        elif est.inputs is not None:  # written before n_features_in was stored
+            est.feature_names_in_ = np.asarray(sorted({c for e in est.encoders_ for c in e.columns}), dtype=object)
+        est.n_features_in_ = s.n_features_in if s.n_features_in is not None else len(est.feature_names_in_)
+        if cls.task == "classification":
+            if not s.classes:
+                raise DeepQoEError("a classifier needs its list of classes", field="classes")
+            est.classes_ = np.asarray(s.classes)
+        else:
+            if s.target is None:
+                raise DeepQoEError("a regressor needs its target scaling {mean, std}", field="target")
+            est.y_mean_, est.y_std_ = s.target.mean, s.target.std
+        try:
+            est.network_ = est._new_network(s.inputs, model_cfg)
+        except (RuntimeError, ValueError, TypeError) as e:
+            raise DeepQoEError(f"the described network cannot be built ({e})", field="inputs") from None
+        est._load_weights(weights)
+        return est
+
+    def _load_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        expected = self.network_.state_dict()
+        missing = sorted(set(expected) - set(weights))
+        unexpected = sorted(set(weights) - set(expected))
+        if missing or unexpected:
+            raise DeepQoEError(f"weights do not match the model description (missing {missing[:3]}, "
+                               f"unexpected {unexpected[:3]})", field="weights")
+        for k, v in weights.items():
+            want = expected[k]
+            if v.shape != want.shape or v.dtype != want.dtype:
+                raise DeepQoEError(f"tensor {k} is {v.dtype} {tuple(v.shape)}, the model needs "
+                                   f"{want.dtype} {tuple(want.shape)}", field="weights")
+            if v.is_floating_point() and not torch.isfinite(v).all():
+                raise DeepQoEError(f"tensor {k} holds NaN or infinite values", field="weights")
+        self.network_.load_state_dict(weights)
+        self.network_.eval()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.input_tags.string = self.inputs is not None
+        tags.input_tags.categorical = self.inputs is not None
+        return tags
 
 
-class DeepQoERegressor(RegressorMixin, _DeepQoEBase):
+class DeepQoERegressor(RegressorMixin, _DeepQoENetworkEstimator):
     """DeepQoE with a linear head trained with MSE (the target is standardised internally)."""
 
-    _task = "regression"
+    task: ClassVar[str] = "regression"
 
     def predict(self, X) -> np.ndarray:
         return self._forward(X)[:, 0].astype(np.float64) * self.y_std_ + self.y_mean_
@@ -225,14 +422,13 @@ class DeepQoERegressor(RegressorMixin, _DeepQoEBase):
     def predict_curve(self, X, column: str | None = None) -> np.ndarray:
         """Per-second QoE: the score of each session's first t seconds, for t = 1..length of the sequence
         input (NaN past a session's end). Shape (n, length)."""
-        self._check_fitted()
+        check_is_fitted(self, "network_")
         seq = [i for i, e in enumerate(self.encoders_) if e.kind == "sequence"
                and (column is None or self.input_configs_[i].column == column)]
         if not seq:
             raise DeepQoEError("this model has no sequence input, so it has no per-second curve")
         k = seq[0]
-        X = as_frame(X)
-        tensors = self._encode(X)
+        tensors = self.encode(X)
         self.network_.eval()
         lengths = tensors[k][:, -1].sum(1).long().numpy()
         n, L = tensors[k].shape[0], tensors[k].shape[2]
@@ -245,17 +441,18 @@ class DeepQoERegressor(RegressorMixin, _DeepQoEBase):
         return curve
 
 
-class DeepQoEClassifier(ClassifierMixin, _DeepQoEBase):
+class DeepQoEClassifier(ClassifierMixin, _DeepQoENetworkEstimator):
     """DeepQoE with a softmax head trained with cross-entropy."""
 
-    _task = "classification"
+    task: ClassVar[str] = "classification"
 
     def predict_proba(self, X) -> np.ndarray:
         logits = torch.from_numpy(self._forward(X))
         return torch.softmax(logits, 1).numpy().astype(np.float64)
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(1)]
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(1)]
 
 
 class DeepQoERepresentation(TransformerMixin, BaseEstimator):
@@ -266,49 +463,40 @@ class DeepQoERepresentation(TransformerMixin, BaseEstimator):
     split never sees its labels.
     """
 
-    def __init__(self, task="classification", inputs=None, hidden_layers=(512, 256), dropout=0.5,
-                 optimizer="adam", learning_rate=1e-3, momentum=0.9, weight_decay=0.0, batch_size=64,
-                 max_epochs=200, patience=20, validation_fraction=0.1, early_stopping="loss", precision="fp32",
-                 n_threads=1, random_state=0, progress=False, classes=None):
-        _store_params(self, locals())
+    __init__ = _init_with({"task": "classification", "inputs": None}, {"classes": None})
 
-    def fit(self, X, y, groups=None):
+    def fit(self, X, y=None, groups=None):
         if self.task not in ("classification", "regression"):
-            raise DeepQoEError(f"task must be 'classification' or 'regression', not {self.task!r}")
-        params = {k: v for k, v in self.get_params().items() if k != "task"}
-        if self.task == "regression":
-            params.pop("classes")
-            self.estimator_ = DeepQoERegressor(**params)
-        else:
-            self.estimator_ = DeepQoEClassifier(**params)
+            raise DeepQoEError(f"task must be 'classification' or 'regression', not {self.task!r}", field="task")
+        params = {k: v for k, v in self.get_params(deep=False).items() if k != "task"}
+        self.estimator_ = (DeepQoERegressor if self.task == "regression" else DeepQoEClassifier)(**params)
         self.estimator_.fit(X, y, groups=groups)
         self.n_features_in_ = self.estimator_.n_features_in_
+        if hasattr(self.estimator_, "feature_names_in_"):
+            self.feature_names_in_ = self.estimator_.feature_names_in_
         return self
 
     def transform(self, X) -> np.ndarray:
-        if not hasattr(self, "estimator_"):
-            from sklearn.exceptions import NotFittedError
-
-            raise NotFittedError("DeepQoERepresentation is not fitted yet; call fit first")
+        check_is_fitted(self, "estimator_")
         return self.estimator_.transform(X)
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.input_tags.string = self.inputs is not None
+        tags.input_tags.categorical = self.inputs is not None
+        return tags
 
-def estimator_for_task(task: str, **params) -> _DeepQoEBase:
-    if task == "classification":
-        return DeepQoEClassifier(**params)
-    params.pop("classes", None)
-    return DeepQoERegressor(**params)
+
+def estimator_for_task(task: str, **params) -> _DeepQoENetworkEstimator:
+    return (DeepQoEClassifier if task == "classification" else DeepQoERegressor)(**params)
 
 
-def estimator_from_config(cfg, inputs: list[dict] | None = None, **overrides) -> _DeepQoEBase:
+def estimator_from_config(cfg, inputs: list[dict] | None = None, **overrides) -> _DeepQoENetworkEstimator:
     """The DeepQoE estimator an :class:`~deepqoe.config.ExperimentConfig` describes."""
-    ds, m, t = cfg.dataset, cfg.model, cfg.training
-    params = dict(inputs=inputs if inputs is not None else [i.model_dump() for i in ds.active_inputs],
-                  hidden_layers=tuple(m.hidden_layers), dropout=m.dropout, optimizer=t.optimizer,
-                  learning_rate=t.learning_rate, momentum=t.momentum, weight_decay=t.weight_decay,
-                  batch_size=t.batch_size, max_epochs=t.max_epochs, patience=t.patience,
-                  validation_fraction=t.validation_fraction, early_stopping=t.early_stopping, precision=t.precision,
-                  n_threads=t.n_threads, random_state=t.seed, progress=t.progress,
-                  classes=list(ds.classes) if ds.task == "classification" else None)
+    ds = cfg.dataset
+    params = {"inputs": inputs if inputs is not None else [i.model_dump() for i in ds.active_inputs],
+              **parameters_from_config(cfg.model, cfg.training),
+              "classes": list(ds.classes) if ds.task == "classification" else None}
     params.update(overrides)
     return estimator_for_task(ds.task, **params)

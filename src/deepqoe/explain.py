@@ -44,8 +44,7 @@ _MAX_BATCH_ROWS = 65536
 # ------------------------------------------------------------------------------------- baselines
 def fit_baseline(est, X) -> list[dict]:
     """The training baseline of each input, in the encoded space (JSON-ready)."""
-    est._check_fitted()
-    tensors = est._encode(X if isinstance(X, pd.DataFrame) else pd.DataFrame(X))
+    tensors = est.encode(X)
     out = []
     for enc, t in zip(est.encoders_, tensors):
         a = t.numpy()
@@ -124,7 +123,7 @@ def _baseline_tensors(est, tensors: list[torch.Tensor], base: list[dict]) -> lis
 # ------------------------------------------------------------------------------------- outputs
 def _output_fn(est, tensors_full: list[torch.Tensor]):
     """A function of network outputs -> the explained value per row, and its description."""
-    if est._task == "regression":
+    if est.task == "regression":
         return (lambda out, rows: out[:, 0] * est.y_std_ + est.y_mean_), "predicted score"
     classes = est.classes_.tolist()
     try:
@@ -190,14 +189,10 @@ def _values(est, tensors, base_t, groups, coalitions: np.ndarray, fn) -> np.ndar
 def explain(est, X, method: str = "auto", groups: dict | None = None) -> pd.DataFrame:
     """Contribution of each input (group) to each prediction of ``est`` on ``X``.
 
-    Returns a DataFrame indexed like ``X`` with one column per group, plus ``baseline`` (the value
+    ``X`` is what ``est.predict`` takes. Returns a DataFrame indexed like ``X`` with one column per group, plus ``baseline`` (the value
     with every input at its training baseline) and ``prediction`` (the explained value: score,
     expected rating, or probability; see the module doc). ``df.attrs`` holds ``method`` and ``output``.
     """
-    from deepqoe.estimators import as_frame
-
-    est._check_fitted()
-    X = as_frame(X)
     if len(X) == 0:
         raise DeepQoEError("nothing to explain: X has no rows")
     groups = groups or model_groups(est)
@@ -209,7 +204,8 @@ def explain(est, X, method: str = "auto", groups: dict | None = None) -> pd.Data
     if method == "shapley" and K > MAX_SHAPLEY_GROUPS:
         raise DeepQoEError(f"exact Shapley values over {K} groups is too costly (at most "
                            f"{MAX_SHAPLEY_GROUPS}); use method='occlusion' or fewer groups")
-    tensors = est._encode(X)
+    tensors = est.encode(X)
+    n = len(tensors[0])
     base_t = _baseline_tensors(est, tensors, model_baseline(est))
     fn, what = _output_fn(est, tensors)
     names = list(groups)
@@ -222,7 +218,7 @@ def explain(est, X, method: str = "auto", groups: dict | None = None) -> pd.Data
         size = coal.sum(1)
         w = np.array([math.factorial(s) * math.factorial(K - s - 1) / math.factorial(K) if s < K else 0.0
                       for s in range(K + 1)])
-        contrib = np.zeros((K, len(X)))
+        contrib = np.zeros((K, n))
         for g in range(K):
             without = np.flatnonzero(~coal[:, g])
             with_ = pos[code[without] | (1 << g)]
@@ -237,7 +233,8 @@ def explain(est, X, method: str = "auto", groups: dict | None = None) -> pd.Data
         vals = _values(est, tensors, base_t, groups, coal, fn)
         base, full = vals[0], vals[1]
         contrib = full[None, :] - vals[2:]
-    df = pd.DataFrame(contrib.T, index=X.index, columns=names)
+    index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(n)
+    df = pd.DataFrame(contrib.T, index=index, columns=names)
     df["baseline"] = base
     df["prediction"] = full
     df.attrs.update(method=method, output=what)

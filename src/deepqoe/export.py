@@ -106,7 +106,7 @@ def export_onnx(model: str | Path, path: str | Path, opset: int = 17) -> dict:
 
     est = load_model(model)
     est.network_.eval()
-    task = est._task
+    task = est.task
     wrapper = _Exportable(est.network_, task, getattr(est, "y_mean_", 0.0), getattr(est, "y_std_", 1.0)).eval()
     inputs = input_descriptions(est)
     names = [d["name"] for d in inputs]
@@ -168,8 +168,8 @@ def parity(model: str | Path, onnx_path: str | Path, X=None, n: int = 16) -> flo
     from deepqoe.persistence import load_model
 
     est = load_model(model)
-    tensors = est._encode(X) if X is not None else example_tensors(est, n=n, seed=1)
-    wrapper = _Exportable(est.network_, est._task, getattr(est, "y_mean_", 0.0), getattr(est, "y_std_", 1.0)).eval()
+    tensors = est.encode(X) if X is not None else example_tensors(est, n=n, seed=1)
+    wrapper = _Exportable(est.network_, est.task, getattr(est, "y_mean_", 0.0), getattr(est, "y_std_", 1.0)).eval()
     with torch.no_grad():
         ref = [t.numpy() for t in wrapper(*tensors)]
     sess = onnx_session(onnx_path)

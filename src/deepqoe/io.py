@@ -117,8 +117,8 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def read_table(path: str | os.PathLike, sep: str = ",", decimal: str = ".", encoding: str = "utf-8"
-               ) -> pd.DataFrame:
+def read_table(path: str | os.PathLike, sep: str = ",", decimal: str = ".", encoding: str = "utf-8",
+               dtype: dict | None = None) -> pd.DataFrame:
     """Read a CSV / TSV / Parquet / JSON-lines table; any problem becomes a DeepQoEError naming the file."""
     p = Path(path)
     if not p.exists():
@@ -132,11 +132,11 @@ def read_table(path: str | os.PathLike, sep: str = ",", decimal: str = ".", enco
         if suffix in (".parquet", ".pq"):
             df = pd.read_parquet(p)
         elif suffix in (".jsonl", ".ndjson"):
-            df = pd.read_json(p, lines=True)
+            df = pd.read_json(p, lines=True, dtype=dtype)
         else:
             if suffix == ".tsv" and sep == ",":
                 sep = "\t"
-            df = pd.read_csv(p, sep=sep, decimal=decimal, encoding=encoding)
+            df = pd.read_csv(p, sep=sep, decimal=decimal, encoding=encoding, dtype=dtype)
     except UnicodeDecodeError:
         raise DeepQoEError(f"not a text file in {encoding} (is it a CSV?)", file=str(p)) from None
     except pd.errors.EmptyDataError:

@@ -8,23 +8,27 @@
 
 A directory is written to a temporary sibling and renamed into place, so a crash leaves no half-written
 model. Loading rebuilds the estimator and gives exactly the outputs of the model that was saved.
+
+``model.json``'s ``estimator`` field is a key of a fixed registry of model types
+(:func:`register_model_type`), never a name that is imported; a missing or damaged field, or weights
+that do not fit the description, is one DeepQoEError naming the file and the field.
 """
 
 from __future__ import annotations
 
 import json
 import platform
+from collections.abc import Callable
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
 from deepqoe import __version__
-from deepqoe.config import InputConfig
 from deepqoe.errors import DeepQoEError
-from deepqoe.features.tabular import build_encoder
+from deepqoe.estimators import DeepQoEClassifier, DeepQoERegressor
 from deepqoe.io import atomic_directory, to_json
 
 FORMAT_VERSION = 1
@@ -43,31 +47,12 @@ def _versions() -> dict:
 
 def save_model(est, out_dir: str | Path, dataset_config: dict | None = None, extra: dict | None = None) -> Path:
     """Save a fitted DeepQoE estimator to ``out_dir`` (replacing it atomically)."""
-    est._check_fitted()
-    params = {k: v for k, v in est.get_params().items() if k not in ("init_from",)}
-    params["hidden_layers"] = list(params["hidden_layers"])
-    if params.get("classes") is not None:
-        params["classes"] = list(np.asarray(params["classes"]).tolist())
-    meta = {
-        "format_version": FORMAT_VERSION,
-        "estimator": type(est).__name__,
-        "task": est._task,
-        "params": params,
-        "inputs": [c.model_dump() for c in est.input_configs_],
-        "encoders": [e.state() for e in est.encoders_],
-        "classes": est.classes_.tolist() if est._task == "classification" else None,
-        "target": None if est._task == "classification" else {"mean": est.y_mean_, "std": est.y_std_},
-        "representation_dim": est.network_.representation_dim,
-        "training": {"best_epoch": est.fit_result_.best_epoch, "epochs_run": est.fit_result_.epochs_run}
-        if hasattr(est, "fit_result_") else None,
-        "dataset": dataset_config,
-        "versions": _versions(),
-        **(extra or {}),
-    }
+    state, weights = est.get_state()
+    meta = {"format_version": FORMAT_VERSION, **state, "dataset": dataset_config, "versions": _versions(),
+            **(extra or {})}
     out_dir = Path(out_dir)
     with atomic_directory(out_dir) as tmp:
-        tensors = {k: v.detach().contiguous().clone() for k, v in est.network_.state_dict().items()}
-        save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "deepqoe", "version": str(FORMAT_VERSION)})
+        save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "deepqoe", "version": str(FORMAT_VERSION)})
         (tmp / "model.json").write_text(to_json(meta) + "\n", encoding="utf-8")
     return out_dir
 
@@ -88,53 +73,79 @@ def resolve_model_dir(name_or_path: str | Path) -> Path:
 
 
 def read_model_meta(model_dir: str | Path) -> dict:
+    """The JSON object in ``model.json`` (not yet checked beyond being an object with a format version)."""
     d = resolve_model_dir(model_dir)
+    path = d / "model.json"
     try:
-        return json.loads((d / "model.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise DeepQoEError(f"cannot read model.json: {e}", file=str(d / "model.json")) from None
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as e:
+        reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+        raise DeepQoEError(f"cannot read model.json: {reason}", file=str(path)) from None
+    if not isinstance(meta, dict):
+        raise DeepQoEError(f"model.json must hold a JSON object, not a {type(meta).__name__}", file=str(path))
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise DeepQoEError(f"model format {meta.get('format_version')!r} is not supported "
+                           f"(this deepqoe reads format {FORMAT_VERSION})", file=str(path), field="format_version")
+    return meta
+
+
+# ---- model types: model.json's "estimator" field selects a loader from this registry, never an import path
+ModelLoader = Callable[[Path, dict], object]
+_MODEL_TYPES: dict[str, ModelLoader] = {}
+
+
+def register_model_type(key: str, loader: ModelLoader) -> None:
+    """Let ``load_model`` read model directories whose model.json says ``"estimator": key``.
+
+    ``loader(model_dir, meta)`` returns the model; it raises DeepQoEError for a bad directory."""
+    _MODEL_TYPES[key] = loader
+
+
+def read_weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    """The tensors of ``model_dir/model.safetensors``."""
+    path = model_dir / "model.safetensors"
+    try:
+        return load_file(str(path))
+    except Exception as e:  # noqa: BLE001 - safetensors raises several kinds
+        raise DeepQoEError(f"cannot read the weights: {e}", file=str(path)) from None
+
+
+def _load_network_estimator(cls, model_dir: Path, meta: dict):
+    try:
+        return cls.from_state(meta, read_weights(model_dir))
+    except DeepQoEError as e:
+        if e.file is not None:
+            raise
+        if e.field == "weights":
+            raise DeepQoEError(e.message, file=str(model_dir / "model.safetensors")) from None
+        raise DeepQoEError(e.message, file=str(model_dir / "model.json"), field=e.field) from None
+
+
+register_model_type("DeepQoEClassifier", partial(_load_network_estimator, DeepQoEClassifier))
+register_model_type("DeepQoERegressor", partial(_load_network_estimator, DeepQoERegressor))
+
+
+def _load_session_qoe_model(model_dir: Path, meta: dict):
+    from deepqoe.sessions.qoe_model import SessionQoEModel
+
+    return SessionQoEModel.load(model_dir, meta)
+
+
+register_model_type("SessionQoEModel", _load_session_qoe_model)
 
 
 def load_model(model_dir: str | Path):
-    """Load a model directory (or a shipped model's name) into a fitted estimator."""
-    from deepqoe import estimators
-
+    """Load a model directory (or a shipped model's name); the model gets ``meta_`` (model.json) and
+    ``model_dir_``."""
     d = resolve_model_dir(model_dir)
     meta = read_model_meta(d)
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise DeepQoEError(f"model format {meta.get('format_version')} is not supported "
-                           f"(this deepqoe reads format {FORMAT_VERSION})", file=str(d / "model.json"))
-    cls = {"DeepQoEClassifier": estimators.DeepQoEClassifier,
-           "DeepQoERegressor": estimators.DeepQoERegressor}.get(meta["estimator"])
-    if cls is None:
-        raise DeepQoEError(f"unknown estimator {meta['estimator']!r}", file=str(d / "model.json"))
-    params = dict(meta["params"])
-    if cls is estimators.DeepQoERegressor:
-        params.pop("classes", None)
-    est = cls(**params)
-    est.input_configs_ = [InputConfig.model_validate(c) for c in meta["inputs"]]
-    est.encoders_ = [build_encoder(c).load_state(s) for c, s in zip(est.input_configs_, meta["encoders"])]
-    est.feature_names_in_ = np.asarray(sorted({col for e in est.encoders_ for col in e.columns}), dtype=object)
-    est.n_features_in_ = len(est.feature_names_in_)
-    if meta["task"] == "classification":
-        est.classes_ = np.asarray(meta["classes"])
-    else:
-        est.y_mean_, est.y_std_ = float(meta["target"]["mean"]), float(meta["target"]["std"])
-    from deepqoe.model import DeepQoENet  # noqa: F401  (built through the estimator)
-    from deepqoe.config import ModelConfig
-
-    est.network_ = est._build_network(est.input_configs_, ModelConfig(hidden_layers=list(params["hidden_layers"]),
-                                                                      dropout=params["dropout"]))
-    try:
-        state = load_file(str(d / "model.safetensors"))
-    except Exception as e:  # noqa: BLE001 - safetensors raises several kinds
-        raise DeepQoEError(f"cannot read the weights: {e}", file=str(d / "model.safetensors")) from None
-    missing = est.network_.load_state_dict(state, strict=False)
-    if missing.missing_keys or missing.unexpected_keys:
-        raise DeepQoEError(f"weights do not match the model description (missing {missing.missing_keys[:3]}, "
-                           f"unexpected {missing.unexpected_keys[:3]})", file=str(d / "model.safetensors"))
-    est.network_.eval()
-    est.model_dir_ = str(d)
-    est.meta_ = meta
-    torch.set_grad_enabled(True)
-    return est
+    key = meta.get("estimator")
+    loader = _MODEL_TYPES.get(key) if isinstance(key, str) else None
+    if loader is None:
+        what = "no model type given" if key is None else f"unknown model type {key!r}"
+        raise DeepQoEError(f"{what} (known: {', '.join(sorted(_MODEL_TYPES))})", file=str(d / "model.json"),
+                           field="estimator")
+    model = loader(d, meta)
+    model.meta_ = meta
+    model.model_dir_ = str(d)
+    return model

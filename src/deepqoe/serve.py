@@ -2,7 +2,7 @@
 
     deepqoe serve [MODEL_DIR or shipped name] [--host 127.0.0.1] [--port 8000]
 
-Endpoints (interactive docs at ``/docs``, the OpenAPI schema at ``/openapi.json``):
+Endpoints (the OpenAPI schema at ``/openapi.json``; ``/docs`` is a small page built in, so it works offline):
 
 * ``POST /predict`` - rows (table models) or sessions (session models) in JSON:
 
@@ -13,6 +13,10 @@ Endpoints (interactive docs at ``/docs``, the OpenAPI schema at ``/openapi.json`
   - ``?explain=true`` adds each input's contribution (:func:`deepqoe.explain.explain`); for sessions the
     contributions of stalls, quality, switches, startup and context; ``?curve=true`` adds a session
     model's per-second QoE curve.
+
+  The answer is ``{"model", "task", "n", "predictions": [...]}`` (and ``"scale"`` for session models); each
+  prediction has ``score`` (and ``id``), computed by :class:`deepqoe.predictor.Predictor`, the path
+  ``deepqoe predict`` takes: a session model's scores and curves are always inside its scale.
 
 * ``GET /health`` - liveness; ``GET /model`` - the input schema, classes / scale, scores, model card.
 
@@ -33,7 +37,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from deepqoe.errors import DeepQoEError
@@ -84,6 +87,13 @@ def parse_json(body: bytes) -> Any:
         raise RequestError(400, "malformed JSON: nested too deeply") from None
 
 
+def _finite(x: int | float) -> bool:
+    try:
+        return math.isfinite(float(x))
+    except OverflowError:
+        return False
+
+
 def _type_name(v: Any) -> str:
     return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
             dict: "object", type(None): "null"}.get(type(v), type(v).__name__)
@@ -94,19 +104,17 @@ class ModelService:
 
     def __init__(self, model: str | Path | None = None, *, max_items: int = DEFAULT_MAX_ITEMS,
                  max_body_bytes: int = DEFAULT_MAX_BODY, explain_default: bool = False):
-        from deepqoe.persistence import load_model, resolve_model_dir
+        from deepqoe.predictor import Predictor
 
-        model = model or default_model()
-        self.model_dir = resolve_model_dir(model)
-        self.est = load_model(self.model_dir)
-        self.meta = dict(self.est.meta_)
-        self.name = self.meta.get("name") or self.model_dir.name
-        self.task = self.est._task
+        self.predictor = Predictor.load(model or default_model())
+        self.model_dir = self.predictor.model_dir
+        self.est = self.predictor.model
+        self.meta = self.predictor.meta
+        self.name = self.predictor.name
+        self.task = self.predictor.task
         self.max_items, self.max_body_bytes = int(max_items), int(max_body_bytes)
         self.explain_default = explain_default
-        from deepqoe.sessions.frame import is_session_model
-
-        self.is_session = is_session_model(self.meta)
+        self.is_session = self.predictor.is_session
         card = self.model_dir / "MODEL_CARD.md"
         self.card = card.read_text(encoding="utf-8") if card.is_file() else None
         self.columns = self._columns()
@@ -118,6 +126,8 @@ class ModelService:
     def _columns(self) -> dict[str, dict]:
         """Input column -> {modality, type, ...} for table models."""
         cols: dict[str, dict] = {}
+        if self.is_session:
+            return cols
         for cfg, enc in zip(self.est.input_configs_, self.est.encoders_):
             for c in enc.columns:
                 d: dict[str, Any] = {"input": cfg.key, "modality": cfg.modality}
@@ -161,24 +171,18 @@ class ModelService:
 
     def request_schema(self) -> dict:
         if self.is_session:
-            seg = {"type": "object", "required": ["start", "duration"], "additionalProperties": False,
-                   "properties": {k: {"type": "number"} for k in ("start", "duration", "bitrate_kbps", "width",
-                                                                  "height", "fps", "quality")}
-                   | {"codec": {"type": "string"}}}
-            session = {"type": "object", "required": ["id", "segments"],
-                       "description": "a streaming session (docs/sessions.md); a P.1203 input JSON "
-                                      "(I13, I23, IGen) is accepted too",
-                       "properties": {"id": {"type": "string"}, "segments": {"type": "array", "items": seg},
-                                      "stalls": {"type": "array", "items": {
-                                          "type": "object", "properties": {"start": {"type": "number"},
-                                                                           "duration": {"type": "number"}}}},
-                                      "device": {"type": "string", "enum": ["pc", "mobile", "tablet", "tv",
-                                                                            "unknown"]},
-                                      "content": {"type": "string"}, "context": {"type": "object"}}}
+            from deepqoe.sessions.schema import session_json_schema
+
+            session = session_json_schema(inline=True)
+            p1203 = {"type": "object", "required": ["I13"], "description": "an ITU-T P.1203 input JSON (I13, "
+                                                                           "I23, IGen), with an optional id",
+                     "properties": {"id": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                                    "I13": {"type": "object"}, "I23": {"type": "object"}, "IGen": {"type": "object"}}}
+            session = {"anyOf": [session, p1203]}
             wrapper = {"type": "object", "required": ["sessions"], "additionalProperties": False,
                        "properties": {"sessions": {"type": "array", "items": session, "maxItems": self.max_items},
                                       "explain": {"type": "boolean"}}}
-            return {"oneOf": [wrapper, session, {"type": "array", "items": session}]}
+            return {"anyOf": [wrapper, session, {"type": "array", "items": session, "maxItems": self.max_items}]}
         props = {}
         for c, d in self.columns.items():
             if d["modality"] in ("continuous", "vector"):
@@ -205,7 +209,8 @@ class ModelService:
                "scale": (m.get("session_model") or {}).get("scale"),
                "inputs": [] if self.is_session else [{"column": c, **d} for c, d in self.columns.items()],
                "session_model": m.get("session_model"),
-               "explain_groups": list(m.get("explain_groups") or [c.key for c in self.est.input_configs_]),
+               "explain_groups": list(m.get("explain_groups")
+                                      or [c.key for c in getattr(self.est, "input_configs_", [])]),
                "evaluation": m.get("evaluation"), "versions": m.get("versions"),
                "limits": {"max_body_bytes": self.max_body_bytes, "max_items": self.max_items},
                "request_schema": self.request_schema(), "example_request": self.example_request(),
@@ -267,9 +272,13 @@ class ModelService:
         if mod in ("continuous", "vector"):
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise RequestError(422, f"{field}: expected a number, got {_type_name(v)} {json.dumps(v)[:40]}", field)
-            if not math.isfinite(float(v)):
+            try:
+                f = float(v)
+            except OverflowError:  # a JSON integer of hundreds of digits
+                f = math.inf
+            if not math.isfinite(f):
                 raise RequestError(422, f"{field}: expected a finite number", field)
-            return float(v)
+            return f
         if mod == "text":
             if not isinstance(v, str):
                 raise RequestError(422, f"{field}: expected a string, got {_type_name(v)}", field)
@@ -293,7 +302,7 @@ class ModelService:
             if len(vals) != ch:
                 raise RequestError(422, f"{field}[{t}]: expected {ch} value(s) per step, got {len(vals)}", field)
             for x in vals:
-                if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(float(x)):
+                if isinstance(x, bool) or not isinstance(x, (int, float)) or not _finite(x):
                     raise RequestError(422, f"{field}[{t}]: expected finite numbers", field)
         return v
 
@@ -318,65 +327,34 @@ class ModelService:
             msg = (f"field '{e.field}': " if e.field else "") + e.message
             raise RequestError(422, msg, e.field) from None
         except (TypeError, ValueError, AttributeError, KeyError, IndexError) as e:
-            raise RequestError(422, f"not a valid session: {e}") from None
+            raise RequestError(422, f"not a valid session: {str(e)[:200]}") from None
+        except RecursionError:
+            raise RequestError(422, "not a valid session: nested too deeply") from None
 
     # ------------------------------------------------------------------ prediction
     def predict_obj(self, obj: Any, explain: bool | None = None, curve: bool = False) -> dict:
-        """Validate a parsed JSON request and predict (runs in a worker thread)."""
+        """Validate a parsed JSON request and predict with the :class:`~deepqoe.predictor.Predictor`
+        (runs in a worker thread)."""
         with self._lock:
             self.n_requests += 1
         if self.is_session:
             sessions, ex = self.parse_sessions(obj)
-            from deepqoe.sessions.frame import session_frame
-
-            try:
-                X = session_frame(sessions)
-            except DeepQoEError as e:
-                raise RequestError(422, str(e), e.field) from None
-            ids = [s.id for s in sessions]
         else:
             X, ids, ex = self.parse_rows(obj)
         explain = bool(explain if explain is not None else ex if ex is not None else self.explain_default)
         try:
-            return self.predict_frame(X, ids, explain=explain, curve=curve)
+            if self.is_session:
+                preds, failures = self.predictor.predict_sessions(sessions, curve=curve, explain=explain)
+                if failures:
+                    e = failures[0]
+                    raise RequestError(422, str(e), e.field or e.column)
+            else:
+                preds = self.predictor.predict_rows(X, explain=explain, ids=ids)
         except DeepQoEError as e:
-            raise RequestError(422, str(e), e.column or e.field) from None
-
-    def predict_frame(self, X: pd.DataFrame, ids: list | None = None, explain: bool = False,
-                      curve: bool = False) -> dict:
-        est = self.est
-        X = X.reset_index(drop=True)
-        preds: list[dict] = [{} if ids is None or ids[i] is None else {"id": ids[i]} for i in range(len(X))]
-        if self.task == "classification":
-            proba = est.predict_proba(X)
-            classes = est.classes_.tolist()
-            best = proba.argmax(1)
-            try:
-                expected = proba @ np.asarray([float(c) for c in classes])
-            except (TypeError, ValueError):
-                expected = None
-            for i, p in enumerate(preds):
-                p["prediction"] = classes[int(best[i])]
-                if expected is not None:
-                    p["expected_rating"] = round(float(expected[i]), 6)
-                p["probabilities"] = {str(c): round(float(proba[i, j]), 6) for j, c in enumerate(classes)}
-        else:
-            y = est.predict(X)
-            for i, p in enumerate(preds):
-                p["prediction"] = round(float(y[i]), 6)
-        if curve and self.is_session:
-            cur = est.predict_curve(X)
-            for i, p in enumerate(preds):
-                c = cur[i]
-                p["curve"] = [round(float(v), 4) for v in c[np.isfinite(c)]]
-        if explain:
-            from deepqoe.explain import explain_records
-
-            for p, e in zip(preds, explain_records(est, X)):
-                p["explanation"] = e
+            raise RequestError(422, str(e), e.field or e.column) from None
         out = {"model": self.name, "task": self.task, "n": len(preds), "predictions": preds}
         if self.is_session:
-            out["scale"] = (self.meta.get("session_model") or {}).get("scale", "1-5")
+            out["scale"] = self.predictor.scale
         return out
 
     def warm_up(self) -> None:
@@ -388,12 +366,40 @@ class ModelService:
         self.n_requests = 0
 
 
+def docs_page(svc: ModelService) -> str:
+    """The ``/docs`` page: the endpoints, an example request and the request schema, with no script and
+    nothing loaded from elsewhere (Swagger UI needs a CDN, so it is a blank page offline)."""
+    import html
+
+    def pre(obj: Any) -> str:
+        return f"<pre>{html.escape(json.dumps(obj, indent=2, ensure_ascii=False))}</pre>"
+
+    kind = "sessions" if svc.is_session else "rows"
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>deepqoe: {html.escape(svc.name)}</title><style>body{{font-family:system-ui,sans-serif;"
+        "max-width:960px;margin:2em auto;padding:0 1em}pre{background:#f4f4f4;padding:.6em;overflow:auto;"
+        "font-size:.85em}code{background:#f4f4f4}</style></head><body>"
+        f"<h1>deepqoe: {html.escape(svc.name)}</h1><p>Model task: {html.escape(svc.task)}; input: {kind}.</p>"
+        "<h2>Endpoints</h2><ul>"
+        f"<li><code>POST /predict</code>: one or many {kind} as JSON; query <code>explain=true</code> adds each "
+        "input's contribution" + (", <code>curve=true</code> the per-second QoE curve" if svc.is_session else "")
+        + ". Each prediction has <code>score</code>.</li>"
+        "<li><code>GET /model</code>: input schema, classes or scale, scores, model card</li>"
+        "<li><code>GET /health</code>: liveness</li>"
+        "<li><code><a href='/openapi.json'>GET /openapi.json</a></code>: the OpenAPI schema (for code "
+        "generators and API tools)</li></ul>"
+        "<h2>Example</h2><pre>curl -s -X POST http://HOST:PORT/predict -H 'content-type: application/json' "
+        "-d @request.json</pre>" + pre(svc.example_request())
+        + "<h2>Request schema</h2>" + pre(svc.request_schema()) + "</body></html>")
+
+
 def create_app(model: str | Path | None = None, *, max_body_bytes: int = DEFAULT_MAX_BODY,
                max_items: int = DEFAULT_MAX_ITEMS, explain_default: bool = False, warm_up: bool = True):
     """The FastAPI application serving one model (loaded here, once)."""
     from fastapi import FastAPI, Query, Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import HTMLResponse, JSONResponse
     from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -403,7 +409,7 @@ def create_app(model: str | Path | None = None, *, max_body_bytes: int = DEFAULT
     if warm_up:
         svc.warm_up()
     kind = "sessions" if svc.is_session else "rows"
-    app = FastAPI(title=f"deepqoe: {svc.name}", version=__version__,
+    app = FastAPI(title=f"deepqoe: {svc.name}", version=__version__, docs_url=None, redoc_url=None,
                   description=f"Predict video QoE with the DeepQoE model **{svc.name}** ({svc.task}, input: "
                               f"{kind}). `GET /model` gives the input schema and the model card.")
     app.state.service = svc
@@ -461,6 +467,10 @@ def create_app(model: str | Path | None = None, *, max_body_bytes: int = DEFAULT
     def health() -> dict:
         return {"status": "ok", "model": svc.name, "uptime_s": round(time.time() - svc.started, 1),
                 "requests": svc.n_requests}
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return HTMLResponse(docs_page(svc))
 
     @app.get("/model", summary="the model: input schema, classes or scale, scores, model card")
     def model_info() -> dict:

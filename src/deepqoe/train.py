@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepqoe.config import TrainingConfig
+
 
 def seed_everything(seed: int) -> torch.Generator:
     random.seed(seed)
@@ -77,45 +79,38 @@ def evaluate_loss(net: nn.Module, inputs: list[torch.Tensor], y: torch.Tensor, t
 
 def fit_network(net: nn.Module, train_inputs: list[torch.Tensor], y_train: torch.Tensor,
                 val_inputs: list[torch.Tensor] | None, y_val: torch.Tensor | None, *, task: str,
-                optimizer: str = "adam", learning_rate: float = 1e-3, momentum: float = 0.9,
-                weight_decay: float = 0.0, batch_size: int = 64, max_epochs: int = 200, patience: int = 20,
-                seed: int = 0, progress: bool = False, trainable=None, stop_at: float | None = None,
-                monitor: str = "loss", n_threads: int | None = None, precision: str = "fp32") -> FitResult:
-    """Train ``net`` in place. With a validation set, stop after ``patience`` epochs without a better
-    validation loss (``monitor="loss"``) or score (``monitor="score"``: accuracy, or -MSE) and restore the
-    best weights. ``stop_at`` (a validation score: accuracy, or -MSE)
-    ends training as soon as it is reached (used by the time-to-accuracy benchmark). ``precision="bf16"``
-    runs the training forward pass under bfloat16 autocast (the weights, the loss, the optimiser and the
-    validation pass stay fp32)."""
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be 'fp32' or 'bf16', not {precision!r}")
+                training: TrainingConfig, trainable=None, stop_at: float | None = None) -> FitResult:
+    """Train ``net`` in place with the recipe ``training``. With a validation set, stop after
+    ``training.patience`` epochs without a better validation loss (``early_stopping="loss"``) or score
+    (``"score"``: accuracy, or -MSE) and restore the best weights. ``stop_at`` (a validation score) ends
+    training as soon as it is reached (used by the time-to-accuracy benchmark). ``precision="bf16"`` runs
+    the training forward pass under bfloat16 autocast (the weights, the loss, the optimiser and the
+    validation pass stay fp32). ``trainable``: the parameters to train (default: all)."""
     threads = torch.get_num_threads()
     # One intra-op thread unless asked otherwise: on these small networks more threads cost more than they
     # give, and on a busy machine they stall badly (measured: 2 threads 5-10x slower than 1, bench/).
-    torch.set_num_threads(n_threads or 1)
+    torch.set_num_threads(training.n_threads)
     try:
-        return _fit(net, train_inputs, y_train, val_inputs, y_val, task=task, optimizer=optimizer,
-                    learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay,
-                    batch_size=batch_size, max_epochs=max_epochs, patience=patience, seed=seed,
-                    progress=progress, trainable=trainable, stop_at=stop_at, monitor=monitor,
-                    bf16=precision == "bf16")
+        return _fit(net, train_inputs, y_train, val_inputs, y_val, task, training, trainable, stop_at)
     finally:
         torch.set_num_threads(threads)
 
 
-def _fit(net, train_inputs, y_train, val_inputs, y_val, *, task, optimizer, learning_rate, momentum,
-         weight_decay, batch_size, max_epochs, patience, seed, progress, trainable, stop_at, monitor,
-         bf16=False) -> FitResult:
-    gen = seed_everything(seed)
+def _fit(net, train_inputs, y_train, val_inputs, y_val, task: str, training: TrainingConfig, trainable,
+         stop_at) -> FitResult:
+    t = training
+    bf16 = t.precision == "bf16"
+    batch_size, max_epochs, monitor = t.batch_size, t.max_epochs, t.early_stopping
+    gen = seed_everything(t.seed)
     params = [p for p in (trainable if trainable is not None else net.parameters()) if p.requires_grad]
-    opt = make_optimizer(params, optimizer, learning_rate, momentum, weight_decay)
+    opt = make_optimizer(params, t.optimizer, t.learning_rate, t.momentum, t.weight_decay)
     loss_fn = _loss_fn(task)
     n = len(y_train)
     has_val = val_inputs is not None and y_val is not None and len(y_val) > 0
     result = FitResult()
     best_state = None
     bar = None
-    if progress:
+    if t.progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=max_epochs, desc="training", unit="epoch", leave=False)
@@ -124,7 +119,7 @@ def _fit(net, train_inputs, y_train, val_inputs, y_val, *, task, optimizer, lear
     # On small data an epoch is a handful of steps and the validation loss is noisy: give early stopping
     # at least ~300 optimiser steps of patience, whatever the epoch count says.
     steps_per_epoch = max(1, math.ceil(n / batch_size))
-    patience = max(patience, math.ceil(300 / steps_per_epoch))
+    patience = max(t.patience, math.ceil(300 / steps_per_epoch))
     for epoch in range(1, max_epochs + 1):
         net.train()
         perm = torch.randperm(n, generator=gen)

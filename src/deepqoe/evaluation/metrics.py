@@ -54,6 +54,12 @@ def regression_metrics(y_true, y_pred, logistic: bool = False) -> dict[str, floa
     return out
 
 
+def outage_rate(y_pred, ci_low, ci_high) -> float:
+    """Share of predictions outside their ratings' confidence interval [ci_low, ci_high] (continuous QoE)."""
+    p, lo, hi = (np.asarray(a, float) for a in (y_pred, ci_low, ci_high))
+    return float(np.mean((p < lo) | (p > hi))) if p.size else float("nan")
+
+
 def confusion_matrix(y_true, y_pred, labels: Sequence) -> np.ndarray:
     index = {lab: i for i, lab in enumerate(labels)}
     cm = np.zeros((len(labels), len(labels)), dtype=np.int64)

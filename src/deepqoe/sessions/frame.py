@@ -17,7 +17,8 @@ series     the per-second series (quality, log bitrate, height, stall flag), thr
 =========  ======================================================================================
 
 Scores are on the common 1-5 scale of :mod:`deepqoe.sessions.scales`. ``model.json`` of a session
-model holds ``session_model`` (which frame builder and version it needs), and ``explain_groups`` so
+model holds ``session_model`` (the frame builder, by its key in :data:`FRAME_BUILDERS`, and its
+version), and ``explain_groups`` so
 :func:`deepqoe.explain.explain` reports the contributions of stalls, quality, switches, startup and
 context (the series' stall channel counts as stalls, its other channels as quality).
 """
@@ -33,7 +34,8 @@ from deepqoe.errors import DeepQoEError
 
 FRAME_VERSION = 1
 SEQUENCE_LENGTH = 128
-FRAME_BUILDER = "deepqoe.sessions.frame.session_frame"
+#: The key ``model.json`` records for :func:`session_frame` (see :data:`FRAME_BUILDERS`).
+FRAME_BUILDER = "session-frame-v1"
 
 STALL_COLUMNS = ["n_stalls", "stall_total_log", "stall_max_log", "stall_ratio", "stall_freq", "tsl_stall_norm"]
 STARTUP_COLUMNS = ["startup_delay_log"]
@@ -84,7 +86,28 @@ def session_model_meta() -> dict:
 
 
 def is_session_model(meta: dict | None) -> bool:
-    return bool(meta and meta.get("session_model"))
+    """True when ``model.json`` (``meta``) describes a model whose input is streaming sessions."""
+    return bool(isinstance(meta, dict) and meta.get("session_model"))
+
+
+def frame_builder(meta: dict | None, file: str | None = None):
+    """The function that turns sessions into the model's input table, chosen by the key that ``model.json``
+    holds in ``session_model.frame`` from the fixed :data:`FRAME_BUILDERS` (old import paths of the same
+    function are accepted as aliases). Nothing named in a model file is imported or called."""
+    info = (meta or {}).get("session_model")
+    info = info if isinstance(info, dict) else {}
+    name = info.get("frame", FRAME_BUILDER)
+    key = FRAME_ALIASES.get(name, name) if isinstance(name, str) else None
+    if key not in FRAME_BUILDERS:
+        shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:57] + "..."
+        raise DeepQoEError(f"model.json: unknown session frame builder {shown}; known: {', '.join(FRAME_BUILDERS)}",
+                           file=file, field="session_model.frame")
+    want = info.get("frame_version")
+    if want is not None and (isinstance(want, bool) or not isinstance(want, int) or want != FRAME_VERSION):
+        raise DeepQoEError(f"model.json: the model needs session frame version {want!r}, this deepqoe builds "
+                           f"version {FRAME_VERSION}; use the deepqoe version the model was trained with",
+                           file=file, field="session_model.frame_version")
+    return FRAME_BUILDERS[key]
 
 
 def _first_finite(*arrays: np.ndarray) -> np.ndarray:
@@ -134,6 +157,13 @@ def session_frame(sessions: Sequence[Any]) -> pd.DataFrame:
     cols["series"] = [X[k, :max(int(lengths[k]), 1)].astype(float) for k in range(n)]  # arrays: no list round trip
     out = pd.DataFrame(cols, index=F.index)
     return out
+
+
+#: Frame builders a model file may name, by key.
+FRAME_BUILDERS = {"session-frame-v1": session_frame}
+#: What model files saved by earlier versions hold in ``session_model.frame`` -> the key.
+FRAME_ALIASES = {"deepqoe.sessions.frame.session_frame": "session-frame-v1",
+                 "deepqoe.pretrained.session_input.session_frame": "session-frame-v1"}
 
 
 def parse_sessions(obj: Any, source: str = "request") -> list:

@@ -3,7 +3,8 @@
 A :class:`Session` is what a streaming service knows about one playback: the media segments played
 (in media-time order, without gaps), the stalls (initial loading = a stall at media time 0), the
 device, the content, optional per-second quality scores and an optional MOS with its scale. The JSON
-form is documented in ``docs/sessions.md`` and ``deepqoe/schemas/session.schema.json``.
+form is defined once, by :class:`deepqoe.sessions.schema.SessionModel` (``docs/sessions.md``; the file
+``deepqoe/schemas/session.schema.json`` is generated from it).
 
 Segments are held column-wise (numpy arrays), so feature computation over thousands of sessions is
 vectorised; :attr:`Session.segments` gives them back as :class:`Segment` records.
@@ -16,32 +17,27 @@ from __future__ import annotations
 
 import difflib
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from deepqoe.errors import DeepQoEError
+from pydantic import ValidationError
 
-#: Devices the format knows; aliases map onto them.
-DEVICES = ("pc", "mobile", "tablet", "tv", "unknown")
-DEVICE_ALIASES = {
-    "pc": "pc", "desktop": "pc", "laptop": "pc", "computer": "pc",
-    "mobile": "mobile", "phone": "mobile", "smartphone": "mobile", "handheld": "mobile",
-    "tablet": "tablet", "pad": "tablet",
-    "tv": "tv", "hdtv": "tv", "uhdtv": "tv", "smarttv": "tv", "smart_tv": "tv", "television": "tv",
-    "unknown": "unknown",
-}
+from deepqoe.errors import DeepQoEError
+from deepqoe.sessions.schema import DEVICE_ALIASES, DEVICES, SessionModel, validation_error
 #: Time bases of stall ``start``: media time (seconds of media played before the stall, the P.1203
 #: convention) or wall time (seconds since the user pressed play).
 TIME_BASES = ("media", "wall")
 #: Tolerance (s) when checking that segments follow each other without gap or overlap.
 CONTIGUITY_TOL = 0.05
+#: A stall up to this many seconds after the end of the media (rounded timestamps) is moved to the end.
+STALL_AFTER_END_TOL = 1.0
+#: The longest session (wall time: media + stalls) the package reads: 7 days.
+MAX_SESSION_SECONDS = 7 * 86400.0
 
-_SEG_REQUIRED = ("start", "duration")
-_SEG_OPTIONAL = ("bitrate_kbps", "width", "height", "fps", "codec", "quality")
-_TOP_FIELDS = {"id", "segments", "stalls", "stall_time_base", "device", "context", "content",
-               "quality_per_second", "mos", "mos_scale", "dataset", "extra", "$schema"}
+_SEG_OPTIONAL = ("bitrate_kbps", "width", "height", "fps", "codec", "quality", "representation")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +50,7 @@ class Segment:
     fps: float | None = None
     codec: str | None = None
     quality: float | None = None
+    representation: str | float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +68,8 @@ class Session:
     """One playback session. Build it with :meth:`from_dict` (validates) or :meth:`from_arrays`.
 
     Array fields (one entry per segment, NaN = unknown): ``seg_start``, ``seg_duration``,
-    ``bitrate_kbps``, ``width``, ``height``, ``fps``, ``quality``; ``codec`` is a list of str/None.
+    ``bitrate_kbps``, ``width``, ``height``, ``fps``, ``quality``; ``codec`` and ``representation`` (the id
+    of the ladder rung played) are lists of str/None (``representation`` may hold numbers).
     Stalls: ``stall_start`` (media time, always: wall-time input is converted), ``stall_duration``.
     """
 
@@ -94,6 +92,7 @@ class Session:
     mos_scale: str | None = None
     dataset: str | None = None
     extra: dict = field(default_factory=dict)
+    representation: list = field(default_factory=list)
 
     # ------------------------------------------------------------------ views
     @property
@@ -118,7 +117,8 @@ class Session:
                         _nan_to_none(self.bitrate_kbps[i]),
                         None if not np.isfinite(self.width[i]) else int(self.width[i]),
                         None if not np.isfinite(self.height[i]) else int(self.height[i]),
-                        _nan_to_none(self.fps[i]), self.codec[i], _nan_to_none(self.quality[i]))
+                        _nan_to_none(self.fps[i]), self.codec[i], _nan_to_none(self.quality[i]),
+                        self.representation[i] if self.representation else None)
                 for i in range(self.n_segments)]
 
     @property
@@ -164,7 +164,7 @@ class Session:
                     fps=None, quality=None, codec=None, stall_start=(), stall_duration=(),
                     stall_time_base: str = "media", device: str = "unknown", context=None, content=None,
                     quality_per_second=None, mos=None, mos_scale=None, dataset=None, extra=None,
-                    file: str | None = None) -> "Session":
+                    representation=None, file: str | None = None) -> "Session":
         """Build from columns (readers use this); validated like :meth:`from_dict`."""
         n = len(seg_start)
 
@@ -180,6 +180,8 @@ class Session:
                 quality=col(quality),
                 codec=list(codec) if codec is not None and not isinstance(codec, str)
                 else [codec] * n,
+                representation=list(representation) if representation is not None
+                and not isinstance(representation, (str, int, float)) else [representation] * n,
                 stall_start=np.asarray(stall_start, float).reshape(-1),
                 stall_duration=np.asarray(stall_duration, float).reshape(-1),
                 device=device, context=dict(context or {}), content=content,
@@ -197,27 +199,6 @@ def _err(sid, msg, file, fieldname) -> DeepQoEError:
     return DeepQoEError(f"session '{sid}': {msg}", file=file, field=fieldname)
 
 
-def _num(v, sid, file, fname, *, required=True, integer=False):
-    if v is None:
-        if required:
-            raise _err(sid, "missing (a number is required)", file, fname)
-        return math.nan
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        if isinstance(v, str):
-            try:
-                v = float(v)
-            except ValueError:
-                raise _err(sid, f"expected a number, got {v!r}", file, fname) from None
-        else:
-            raise _err(sid, f"expected a number, got {type(v).__name__} {v!r}", file, fname)
-    v = float(v)
-    if not math.isfinite(v):
-        raise _err(sid, f"expected a finite number, got {v}", file, fname)
-    if integer and v != int(v):
-        raise _err(sid, f"expected a whole number, got {v}", file, fname)
-    return v
-
-
 def normalise_device(dev: Any, sid: str = "?", file: str | None = None, fname: str = "device") -> str:
     if dev is None:
         return "unknown"
@@ -233,89 +214,49 @@ def normalise_device(dev: Any, sid: str = "?", file: str | None = None, fname: s
 
 
 def _parse_session(d: Any, *, file=None, index=None) -> Session:
+    """Check ``d`` against the format (:class:`~deepqoe.sessions.schema.SessionModel`), then build and
+    check the session as a whole (:func:`_validate`)."""
     where = f"#{index}" if index is not None else "?"
     if not isinstance(d, dict):
         raise DeepQoEError(f"session {where}: expected a JSON object, got {type(d).__name__}", file=file)
-    sid = d.get("id")
-    if sid is None or (isinstance(sid, str) and not sid.strip()):
-        raise _err(where, "missing 'id' (a non-empty text)", file, "id")
-    if not isinstance(sid, (str, int)):
-        raise _err(where, f"'id' must be text, got {type(sid).__name__}", file, "id")
-    sid = str(sid)
-    unknown = set(d) - _TOP_FIELDS
-    if unknown:
-        k = sorted(unknown)[0]
-        close = difflib.get_close_matches(k, sorted(_TOP_FIELDS), n=1)
-        raise _err(sid, f"unknown field '{k}'" + (f" (did you mean '{close[0]}'?)" if close else ""),
-                   file, k)
-    segs = d.get("segments")
-    if segs is None:
-        raise _err(sid, "missing (a list of segments is required)", file, "segments")
-    if not isinstance(segs, list) or not segs:
-        raise _err(sid, "must be a non-empty list of segments", file, "segments")
+    raw_id = d.get("id")
+    sid = str(raw_id) if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) and str(raw_id).strip() \
+        else where
+    try:
+        m = SessionModel.model_validate(d)
+    except ValidationError as e:
+        msg, fname = validation_error(e)
+        raise _err(sid, msg, file, fname) from None
+    except RecursionError:
+        raise _err(sid, "nested too deeply", file, None) from None
+    segs = m.segments
     n = len(segs)
-    start, dur = np.empty(n), np.empty(n)
-    br, w, h, fps, q = (np.full(n, np.nan) for _ in range(5))
-    codec: list = [None] * n
-    for i, s in enumerate(segs):
-        f = f"segments[{i}]"
-        if not isinstance(s, dict):
-            raise _err(sid, f"expected an object, got {type(s).__name__}", file, f)
-        for k in s:
-            if k not in _SEG_REQUIRED and k not in _SEG_OPTIONAL:
-                close = difflib.get_close_matches(k, _SEG_REQUIRED + _SEG_OPTIONAL, n=1)
-                raise _err(sid, f"unknown field '{k}'" + (f" (did you mean '{close[0]}'?)" if close else ""),
-                           file, f"{f}.{k}")
-        start[i] = _num(s.get("start"), sid, file, f"{f}.start")
-        dur[i] = _num(s.get("duration"), sid, file, f"{f}.duration")
-        br[i] = _num(s.get("bitrate_kbps"), sid, file, f"{f}.bitrate_kbps", required=False)
-        w[i] = _num(s.get("width"), sid, file, f"{f}.width", required=False, integer=True)
-        h[i] = _num(s.get("height"), sid, file, f"{f}.height", required=False, integer=True)
-        fps[i] = _num(s.get("fps"), sid, file, f"{f}.fps", required=False)
-        q[i] = _num(s.get("quality"), sid, file, f"{f}.quality", required=False)
-        c = s.get("codec")
-        if c is not None and not isinstance(c, str):
-            raise _err(sid, f"expected text, got {c!r}", file, f"{f}.codec")
-        codec[i] = c.lower() if isinstance(c, str) else None
-    stalls = d.get("stalls", [])
-    if stalls is None:
-        stalls = []
-    if not isinstance(stalls, list):
-        raise _err(sid, "must be a list of {start, duration}", file, "stalls")
-    ss, sd = np.empty(len(stalls)), np.empty(len(stalls))
-    for i, st in enumerate(stalls):
-        f = f"stalls[{i}]"
-        if isinstance(st, (list, tuple)) and len(st) == 2:   # P.1203 style [start, duration]
-            st = {"start": st[0], "duration": st[1]}
-        if not isinstance(st, dict):
-            raise _err(sid, "expected an object {start, duration}", file, f)
-        ss[i] = _num(st.get("start"), sid, file, f"{f}.start")
-        sd[i] = _num(st.get("duration"), sid, file, f"{f}.duration")
-    tb = d.get("stall_time_base", "media")
-    qps = d.get("quality_per_second")
-    if qps is not None:
-        if not isinstance(qps, list):
-            raise _err(sid, "must be a list of numbers", file, "quality_per_second")
-        qps = np.array([_num(v, sid, file, f"quality_per_second[{i}]") for i, v in enumerate(qps)])
-    content = d.get("content")
-    if content is not None and not isinstance(content, str):
-        raise _err(sid, f"expected text, got {content!r}", file, "content")
-    context = d.get("context") or {}
-    if not isinstance(context, dict):
-        raise _err(sid, "must be an object", file, "context")
-    extra = d.get("extra") or {}
-    if not isinstance(extra, dict):
-        raise _err(sid, "must be an object", file, "extra")
-    mos = d.get("mos")
-    if mos is not None:
-        mos = _num(mos, sid, file, "mos")
-    s = Session(id=sid, seg_start=start, seg_duration=dur, bitrate_kbps=br, width=w, height=h, fps=fps,
-                quality=q, codec=codec, stall_start=ss, stall_duration=sd,
-                device=d.get("device", "unknown"), context=context, content=content,
-                quality_per_second=qps, mos=mos, mos_scale=d.get("mos_scale"),
-                dataset=d.get("dataset"), extra=extra)
-    _validate(s, tb, file)
+
+    def col(name):
+        return np.fromiter((np.nan if getattr(g, name) is None else getattr(g, name) for g in segs), float, n)
+
+    stalls = m.stalls or []
+    s = Session(id=str(m.id), seg_start=col("start"), seg_duration=col("duration"), bitrate_kbps=col("bitrate_kbps"),
+                width=col("width"), height=col("height"), fps=col("fps"), quality=col("quality"),
+                codec=[g.codec.lower() if g.codec is not None else None for g in segs],
+                representation=[g.representation for g in segs],
+                stall_start=np.array([st.start for st in stalls], float),
+                stall_duration=np.array([st.duration for st in stalls], float),
+                device=m.device, context=dict(m.context or {}), content=m.content,
+                quality_per_second=None if m.quality_per_second is None else np.array(m.quality_per_second, float),
+                mos=m.mos, mos_scale=m.mos_scale, dataset=m.dataset, extra=dict(m.extra or {}))
+    _validate(s, m.stall_time_base, file)
     return s
+
+
+def _representation_id(r: Any, sid: str, file: str | None, i: int) -> str | float | None:
+    """A representation id as stored: text, a finite number, or None (also for NaN, from tables)."""
+    if r is None or isinstance(r, str):
+        return r
+    if isinstance(r, (bool, np.bool_)) or not isinstance(r, (int, float, np.integer, np.floating)):
+        raise _err(sid, f"expected text or a number, got {r!r}", file, f"segments[{i}].representation")
+    v = float(r)
+    return None if math.isnan(v) else v
 
 
 def _first(mask: np.ndarray) -> int:
@@ -331,9 +272,10 @@ def _validate(s: Session, time_base: str, file: str | None) -> None:
     n = len(s.seg_start)
     if n == 0:
         raise _err(sid, "must be a non-empty list of segments", file, "segments")
-    for name in ("seg_duration", "bitrate_kbps", "width", "height", "fps", "quality"):
+    for name in ("seg_duration", "bitrate_kbps", "width", "height", "fps", "quality", "codec", "representation"):
         if len(getattr(s, name)) != n:
             raise _err(sid, f"{name} has {len(getattr(s, name))} values for {n} segments", file, "segments")
+    s.representation = [_representation_id(r, sid, file, i) for i, r in enumerate(s.representation)]
     fields = {"seg_start": "start", "seg_duration": "duration"}
     for arr_name, fname in fields.items():
         a = getattr(s, arr_name)
@@ -413,10 +355,31 @@ def _validate(s: Session, time_base: str, file: str | None) -> None:
             ss = ss - np.concatenate([[0.0], np.cumsum(sd)[:-1]])
             s.stall_start = ss
         end = s.media_duration
-        if (ss > end + CONTIGUITY_TOL).any():
-            i = _first(ss > end + CONTIGUITY_TOL)
+        if (ss > end + STALL_AFTER_END_TOL).any():
+            i = _first(ss > end + STALL_AFTER_END_TOL)
             raise _err(sid, f"stall at media time {ss[i]:g} s is after the end of the media ({end:g} s)", file,
                        f"stalls[{i}].start")
+        late = ss > end
+        if late.any():
+            i = _first(late)
+            where = f"file '{file}', " if file else ""
+            warnings.warn(f"{where}field 'stalls[{i}].start': session '{sid}': stall at media time {ss[i]:g} s "
+                          f"is after the end of the media ({end:g} s); moved to the end", stacklevel=4)
+            ss, sd = np.minimum(ss, end), sd.copy()
+            if (ss == end).sum() > 1:  # several stalls now at the end: one stall
+                keep = np.ones(len(ss), bool)
+                at_end = np.flatnonzero(ss == end)
+                sd[at_end[0]] = sd[at_end].sum()
+                keep[at_end[1:]] = False
+                ss, sd = ss[keep], sd[keep]
+            s.stall_start, s.stall_duration = ss, sd
+    total = s.media_duration + float(s.stall_duration.sum())
+    if not total <= MAX_SESSION_SECONDS:
+        longest = int(np.argmax(s.stall_duration)) if len(s.stall_duration) else None
+        fname = (f"stalls[{longest}].duration" if longest is not None
+                 and s.stall_duration[longest] > s.media_duration else "segments")
+        raise _err(sid, f"the session lasts {total:.6g} s (media + stalls); sessions up to "
+                        f"{MAX_SESSION_SECONDS:.0f} s (7 days) are supported", file, fname)
     if s.quality_per_second is not None:
         q = s.quality_per_second
         if q.size == 0:

@@ -5,7 +5,7 @@
   ``full-reference`` (PSNR / SSIM / VMAF), ``niqe``;
 * :mod:`.pipeline`: inputs, the content-hash cache (:mod:`.cache`), in-process or Dask execution,
   and the output tables;
-* :mod:`.command`: the ``extract`` and ``convert-c3d-weights`` sub-commands.
+* :mod:`.cli`: the ``extract`` and ``convert-c3d-weights`` sub-commands.
 """
 
 from deepqoe.features.video.base import (DEFAULT_EXTRACTORS, EXTRACTORS, Extractor, Features, make_extractor)

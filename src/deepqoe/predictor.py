@@ -1,0 +1,241 @@
+"""The one path from input to score: rows or sessions -> scores on the model's scale, curves, explanations.
+
+    from deepqoe.predictor import load_predictor
+
+    p = load_predictor("streaming")                        # a model directory or a shipped name
+    rows, failures = p.predict_sessions(sessions)          # [{"id", "score", "scale", "curve", "curve_step_s"}]
+    rows = load_predictor("upec-qoe-lab").predict_rows(df)  # [{"score", "expected_rating", "probabilities"}]
+
+``deepqoe predict``, the service (``POST /predict``), the demo and the behaviour checks all call this
+class; nothing else turns sessions into scores. Session scores and curves are always finite and inside
+the scale: the model's output is put on the common 1-5 scale, clipped to [1, 5], then converted to the
+scale asked for. A session whose input cannot be built is returned as a failure (a
+:class:`~deepqoe.errors.DeepQoEError` naming it) and the batch goes on.
+
+Two kinds of session model are served:
+
+* a model object with ``predict_sessions(sessions)`` (scores on the common scale, bounded),
+  ``predict_curves(sessions)`` (per wall-clock second) and, optionally, ``explain_sessions(sessions)``;
+* a :class:`~deepqoe.estimators.DeepQoERegressor` whose ``model.json`` has a ``session_model`` entry: its
+  input table is built by the frame builder that entry names (a key of
+  :data:`deepqoe.sessions.frame.FRAME_BUILDERS`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from deepqoe.errors import DeepQoEError
+
+COMMON_SCALE = "1-5"
+
+
+def _round(v: float, digits: int = 6) -> float:
+    return round(float(v), digits)
+
+
+def _name_session(e: DeepQoEError, sid: str) -> DeepQoEError:
+    if f"'{sid}'" in e.message:
+        return e
+    return DeepQoEError(f"session '{sid}': {e.message}", file=e.file, field=e.field, column=e.column, row=e.row)
+
+
+def _per_session(fn: Callable[[list], list], sessions: list) -> tuple[list | None, list, list[DeepQoEError]]:
+    """``fn(sessions)`` (a list, one item per session); when the batch fails with a DeepQoEError, session by
+    session so that one bad session is named and the others go on: (items, good sessions, failures)."""
+    try:
+        return fn(sessions), list(sessions), []
+    except DeepQoEError as e:
+        if len(sessions) == 1:
+            return None, [], [_name_session(e, sessions[0].id)]
+    ok, bad, parts = [], [], []
+    for s in sessions:
+        try:
+            parts.append(fn([s]))
+            ok.append(s)
+        except DeepQoEError as e:
+            bad.append(_name_session(e, s.id))
+    return [x for p in parts for x in p], ok, bad
+
+
+class Predictor:
+    """A loaded model and the one way to get its scores (see the module's documentation)."""
+
+    def __init__(self, model: Any, model_dir: str | Path | None = None):
+        from deepqoe.sessions.frame import frame_builder, is_session_model
+
+        self.model = model
+        self.meta: dict = dict(getattr(model, "meta_", None) or {})
+        d = model_dir if model_dir is not None else getattr(model, "model_dir_", None)
+        self.model_dir = Path(d) if d else None
+        self.name: str = str(self.meta.get("name") or (self.model_dir.name if self.model_dir else "model"))
+        self.task: str = str(self.meta.get("task") or "regression")
+        self.is_session: bool = hasattr(model, "predict_sessions") or is_session_model(self.meta)
+        info = self.meta.get("session_model")
+        info = info if isinstance(info, dict) else {}
+        self._model_json = str(self.model_dir / "model.json") if self.model_dir else "model.json"
+        self.scale: str | None = None
+        self._model_scale = None
+        self._frame = None
+        if self.is_session:
+            from deepqoe.sessions.scales import parse_scale
+
+            try:
+                self._model_scale = parse_scale(info.get("scale", COMMON_SCALE))
+            except DeepQoEError as e:
+                raise DeepQoEError(f"model.json: {e.message}", file=self._model_json,
+                                   field="session_model.scale") from None
+            self.scale = self._model_scale.name
+            if not hasattr(model, "predict_sessions"):
+                self._frame = frame_builder(self.meta, file=self._model_json)
+
+    @classmethod
+    def load(cls, model: str | Path) -> "Predictor":
+        """A model directory or the name of a shipped model."""
+        from deepqoe.persistence import load_model, resolve_model_dir
+
+        d = resolve_model_dir(model)
+        return cls(load_model(d), d)
+
+    # ------------------------------------------------------------------ sessions
+    def require_sessions(self) -> None:
+        if not self.is_session:
+            raise DeepQoEError("this model was not trained on streaming sessions (its model.json has no "
+                               "'session_model' entry); give it a table (CSV / Parquet) instead",
+                               file=str(self.model_dir) if self.model_dir else None)
+
+    def _to_common(self, values: np.ndarray) -> np.ndarray:
+        from deepqoe.sessions.scales import to_common
+
+        return np.clip(to_common(np.asarray(values, float), self._model_scale), 1.0, 5.0)
+
+    def _scores_curves_explain(self, sessions: list, curve: bool, explain: bool
+                               ) -> tuple[np.ndarray, list | None, list | None, list | None]:
+        """(scores, curves, curve steps in s, explanations) on the model's own scale, for good sessions."""
+        m = self.model
+        if hasattr(m, "predict_sessions"):
+            scores = np.asarray(m.predict_sessions(sessions), float).reshape(-1)
+            curves = steps = None
+            if curve and hasattr(m, "predict_curves"):
+                curves = [np.asarray(c, float).reshape(-1) for c in m.predict_curves(sessions)]
+                if hasattr(m, "curve_times"):
+                    steps = [float(t[-1]) / len(t) if len(t) else None for t in m.curve_times(sessions)]
+                else:
+                    steps = [1.0] * len(sessions)
+            ex = None
+            if explain and hasattr(m, "explain_sessions"):  # {part: contribution} -> the shape of explain_records
+                ex = [e if "contributions" in e else {"method": "parts", "output": "score", "value": float(v),
+                                                      "contributions": dict(e)}
+                      for e, v in zip(m.explain_sessions(sessions), scores)]
+            return scores, curves, steps, ex
+        X = self._frame(sessions).reset_index(drop=True)
+        scores = np.asarray(m.predict(X), float).reshape(-1)
+        curves = steps = None
+        if curve and any(getattr(e, "kind", None) == "sequence" for e in getattr(m, "encoders_", [])):
+            c = m.predict_curve(X)
+            curves = [row[np.isfinite(row)] for row in c]
+            steps = [max(_wall_seconds(s), len(cv)) / len(cv) if len(cv) else None
+                     for s, cv in zip(sessions, curves)]
+        ex = None
+        if explain:
+            from deepqoe.explain import explain_records
+
+            ex = explain_records(m, X)
+        return scores, curves, steps, ex
+
+    def predict_sessions(self, sessions: Sequence, *, scale: str | None = None, curve: bool = True,
+                         explain: bool = False) -> tuple[list[dict], list[DeepQoEError]]:
+        """Score sessions: ``(rows, failures)``; rows in input order (failed sessions left out) as
+        ``{"id", "score", "scale", "curve", "curve_step_s"}`` (+ ``"explanation"`` when asked)."""
+        from deepqoe.sessions.scales import from_common, parse_scale
+
+        self.require_sessions()
+        target = parse_scale(scale or COMMON_SCALE)  # a bad scale fails before any work
+        sessions = list(sessions)
+        if not sessions:
+            return [], []
+
+        def run(batch: list):
+            scores, curves, steps, ex = self._scores_curves_explain(batch, curve, explain)
+            if len(scores) != len(batch):
+                raise DeepQoEError(f"the model gave {len(scores)} scores for {len(batch)} sessions")
+            if not np.isfinite(scores).all():
+                k = int(np.flatnonzero(~np.isfinite(scores))[0])
+                raise DeepQoEError(f"session '{batch[k].id}': the model gives no finite score (are its weights "
+                                   "damaged?)", file=self._model_json)
+            return [(s, scores[k], None if curves is None else curves[k], None if steps is None else steps[k],
+                     None if ex is None else ex[k]) for k, s in enumerate(batch)]
+
+        results, _, failures = _per_session(run, sessions)
+        rows = []
+        for s, score, cv, step, ex in results or []:
+            row: dict[str, Any] = {"id": s.id, "score": _round(from_common(self._to_common(score), target)),
+                                   "scale": target.name, "curve": None, "curve_step_s": None}
+            if cv is not None:
+                cv = cv[np.isfinite(cv)]
+                row["curve"] = [round(float(v), 4) for v in from_common(self._to_common(cv), target)]
+                row["curve_step_s"] = None if step is None or not len(cv) else round(float(step), 4)
+            if explain:
+                row["explanation"] = ex
+            rows.append(row)
+        return rows, failures
+
+    # ------------------------------------------------------------------ rows
+    def predict_rows(self, df: pd.DataFrame, *, explain: bool = False, ids: Sequence | None = None) -> list[dict]:
+        """Predict a table model's rows: ``[{"score", ...}]`` in row order (``"id"`` when ``ids`` gives one).
+
+        Classifiers add ``expected_rating`` (when the classes are numbers) and ``probabilities``."""
+        if self.is_session:
+            raise DeepQoEError("this is a streaming-session model: give it sessions, not table rows")
+        est = self.model
+        X = df.reset_index(drop=True)
+        rows: list[dict] = [{} if ids is None or ids[i] is None else {"id": ids[i]} for i in range(len(X))]
+        if self.task == "classification":
+            proba = np.asarray(est.predict_proba(X), float)
+            _check_finite(proba, "probabilities")
+            classes = np.asarray(est.classes_).tolist()
+            best = proba.argmax(1)
+            try:
+                expected = proba @ np.asarray([float(c) for c in classes])
+            except (TypeError, ValueError):
+                expected = None
+            for i, r in enumerate(rows):
+                r["score"] = classes[int(best[i])]
+                if expected is not None:
+                    r["expected_rating"] = _round(expected[i])
+                r["probabilities"] = {str(c): _round(proba[i, j]) for j, c in enumerate(classes)}
+        else:
+            y = np.asarray(est.predict(X), float).reshape(-1)
+            _check_finite(y, "score")
+            for i, r in enumerate(rows):
+                r["score"] = _round(y[i])
+        if explain:
+            from deepqoe.explain import explain_records
+
+            for r, e in zip(rows, explain_records(est, X)):
+                r["explanation"] = e
+        return rows
+
+
+def _check_finite(a: np.ndarray, what: str) -> None:
+    bad = ~np.isfinite(a).reshape(len(a), -1).all(1)
+    if bad.any():
+        raise DeepQoEError(f"the model gives no finite {what} for this row (an input value far outside the "
+                           "training data, or damaged weights)", row=int(np.flatnonzero(bad)[0]) + 1)
+
+
+def _wall_seconds(s) -> int:
+    """Steps of the per-second series (media seconds + whole stall seconds), as per_second_series counts."""
+    T = int(np.ceil(float(s.media_duration) - 1e-9))
+    if len(s.stall_duration):
+        T += int(np.maximum(np.rint(s.stall_duration).astype(np.int64), 1).sum())
+    return T
+
+
+def load_predictor(model: str | Path) -> Predictor:
+    """:meth:`Predictor.load`: a model directory or the name of a shipped model."""
+    return Predictor.load(model)

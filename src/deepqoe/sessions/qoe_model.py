@@ -1,0 +1,558 @@
+"""The streaming QoE model: QoE's known parts, each learned from data, monotone by construction.
+
+One readable file, top to bottom (the DeepQoE design with the streaming parts as its g_i branches):
+
+1. **Quality track** (phase 1). Per media second, a quality q_t in 0-100: the session's own metric
+   (``quality_per_second``, else the segments' ``quality``, e.g. VMAF) when it has one, else
+   :class:`QualityMapping` of bitrate, resolution, frame rate, codec and display height, one mapping
+   fitted on every chunk with a measured VMAF (``fit_quality_mapping``). The mapping rises with bitrate
+   at a fixed resolution, frame rate and codec (its bits-per-pixel weight is positive).
+2. **Parts, as running (prefix) features**, evaluated at any wall-clock time t, so the same network
+   gives the session score (t = end) and the per-second curve (t = 1, 2, ... s):
+
+   ============  ==========================================================================  ========
+   part          features at wall time t                                                    sign
+   ============  ==========================================================================  ========
+   quality       running mean of q; a memory track m (asymmetric exponential memory: it      +
+                 follows drops faster than gains, learned rates); mean of m; m now
+   stalls        log stall rate per media minute; stall share of the rebuffering wall time;   -
+                 log longest stall; recency: sum of log(1 + duration) * exp(-age / tau)
+   startup       log(1 + initial loading delay)                                              -
+   switches      log switch rate per media minute; recency-weighted switch count             -
+   ============  ==========================================================================  ========
+
+   A switch is a change of representation (``representation`` id, height, frame rate or codec), never
+   VBR jitter of measured chunk sizes. No feature grows with session length: every count is a rate,
+   every time a share, a maximum or an exponentially forgotten sum, so a 10-s and a 10-min session with
+   the same impairment rate are on the same footing, and a steady session repeated scores the same.
+3. **Monotone fusion** (phases 2 and 3). Each part's features (penalties negated) go through its own
+   projection g_i with non-negative weights and a monotone activation, the projections are concatenated
+   and go through a fully connected layer with non-negative weights to the representation, and the head
+   maps it to ``1 + 4 * sigmoid(z)``: inside the 1-5 scale for any input, and never higher with more or
+   longer stalls, a longer startup or more switches, never lower with higher quality. The device and
+   "quality from the mapping, not a metric" only add a learned offset (they cannot flip a sign).
+
+Training (:meth:`SessionQoEModel.fit`) minimises the squared error of the session scores of several
+datasets together (each through its own positive affine calibration of z, so labs with different scale
+use do not fight; prediction uses the average calibration) plus the squared error of the curve against
+per-second (continuous-time) ratings where given. Model directories: ``model.safetensors`` +
+``model.json`` (``"estimator": "SessionQoEModel"``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from deepqoe.errors import DeepQoEError
+
+MAX_STEPS = 4096          # media steps of the quality track (longer sessions use longer steps)
+MAX_CURVE_POINTS = 4096   # points of a per-second curve (longer sessions: equal wall-time bins)
+MAX_STALLS = 64           # stalls kept for the recency term (the most recent ones)
+DEVICES = ("pc", "mobile", "tablet", "tv", "unknown")
+DEFAULT_DISPLAY_HEIGHT = 1080.0
+PART_FEATURES = {
+    "quality": ("q_running_mean", "q_memory_mean", "q_memory_now"),
+    "stalls": ("stall_rate_log", "stall_share", "stall_longest_log", "stall_recency"),
+    "startup": ("startup_log",),
+    "switches": ("switch_rate_log", "switch_recency"),
+}
+PART_SIGN = {"quality": 1.0, "stalls": -1.0, "startup": -1.0, "switches": -1.0}
+
+
+# ============================================================================ phase 1: quality mapping
+#: codec -> the codec whose learned offset it uses (only codecs present in the fitting data are learned;
+#: VP9 and AV1 take HEVC's offset, a conservative choice: both are at least as efficient as HEVC).
+CODEC_FAMILY = {"h264": "h264", "avc": "h264", "avc1": "h264", "hevc": "hevc", "h265": "hevc", "hvc1": "hevc",
+                "hev1": "hevc", "vp9": "hevc", "vp09": "hevc", "av1": "hevc", "av01": "hevc"}
+
+
+@dataclass
+class QualityMapping:
+    """q = 100 * sigmoid(bias + codec offset + w_bpp * log2 bits/pixel + w_res * log2(min(h, display)/display)
+    + w_fps * log2(fps / 30) + w_h * log2(h / 1080)), every weight >= 0: quality never falls with more
+    bitrate (at a fixed resolution, frame rate and codec), with a resolution closer to the display, a
+    higher frame rate or a larger picture at the same bits per pixel."""
+
+    bias: float = -1.0
+    w_bpp: float = 1.0
+    w_res: float = 1.0
+    w_fps: float = 0.0
+    w_h: float = 0.0
+    codec_offset: dict | None = None
+    median_log_bpp: float = -4.0
+
+    def _inputs(self, bitrate_kbps, width, height, fps, display_height):
+        h = np.asarray(height, float)
+        w = np.where(np.isfinite(width), width, h * 16.0 / 9.0)
+        f = np.where(np.isfinite(fps) & (np.asarray(fps, float) > 0), fps, 30.0)
+        disp = np.broadcast_to(np.asarray(display_height, float), h.shape)
+        h = np.where(np.isfinite(h), h, 720.0)
+        w = np.where(np.isfinite(w), w, 1280.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lbpp = np.log2(np.asarray(bitrate_kbps, float) * 1000.0 / (w * h * f))
+        lbpp = np.clip(np.where(np.isfinite(lbpp), lbpp, self.median_log_bpp), -20.0, 10.0)
+        res = np.log2(np.clip(np.minimum(h, disp) / disp, 1e-3, 1.0))
+        return (lbpp, res, np.clip(np.log2(f / 30.0), -5, 5), np.clip(np.log2(h / 1080.0), -6, 4))
+
+    def __call__(self, bitrate_kbps, width, height, fps, codec, display_height=DEFAULT_DISPLAY_HEIGHT):
+        lbpp, res, lf, lh = self._inputs(bitrate_kbps, width, height, fps, display_height)
+        off = self.codec_offset or {}
+        co = np.array([off.get(CODEC_FAMILY.get(str(c).lower(), "h264"), 0.0) if c else 0.0
+                       for c in np.broadcast_to(np.asarray(codec, dtype=object), lbpp.shape)], float)
+        z = self.bias + co + self.w_bpp * lbpp + self.w_res * res + self.w_fps * lf + self.w_h * lh
+        return 100.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+
+    def state(self) -> dict:
+        return {k: getattr(self, k) for k in ("bias", "w_bpp", "w_res", "w_fps", "w_h", "codec_offset",
+                                              "median_log_bpp")}
+
+
+def fit_quality_mapping(sessions: Sequence, seed: int = 0) -> QualityMapping:
+    """Fit :class:`QualityMapping` on every segment that has a measured quality and a bitrate."""
+    rows = []
+    for s in sessions:
+        disp = float(s.context.get("display_height") or DEFAULT_DISPLAY_HEIGHT)
+        ok = np.isfinite(s.quality) & np.isfinite(s.bitrate_kbps) & np.isfinite(s.height)
+        for i in np.flatnonzero(ok):
+            rows.append((s.bitrate_kbps[i], s.width[i], s.height[i], s.fps[i], s.codec[i], disp, s.quality[i]))
+    if len(rows) < 20:
+        raise DeepQoEError("fitting the quality mapping needs at least 20 segments with both a quality metric "
+                           "and a bitrate")
+    br, w, h, f, codec, disp, q = (np.array([r[k] for r in rows], dtype=object if k == 4 else float)
+                                   for k in range(7))
+    base = QualityMapping()
+    lbpp, res, lf, lh = base._inputs(br, w, h, f, disp)
+    fam = np.array([CODEC_FAMILY.get(str(c).lower(), "h264") if c else "h264" for c in codec])
+    families = sorted(set(fam))
+    X = torch.tensor(np.stack([lbpp, res, lf, lh], 1), dtype=torch.float64)
+    C = torch.tensor(np.stack([fam == c for c in families[1:]], 1) if len(families) > 1
+                     else np.zeros((len(fam), 0)), dtype=torch.float64)
+    y = torch.tensor(np.clip(q.astype(float), 0, 100) / 100.0, dtype=torch.float64)
+    torch.manual_seed(seed)
+    p = torch.zeros(5 + C.shape[1], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([p], max_iter=500, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        z = p[0] + X @ F.softplus(p[1:5]) + (C @ p[5:] if C.shape[1] else 0.0)
+        loss = ((torch.sigmoid(z) - y) ** 2).mean()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    v = p.detach().numpy()
+    offsets = {str(families[0]): 0.0} | {str(c): float(v[5 + k]) for k, c in enumerate(families[1:])}
+    w = np.log1p(np.exp(v[1:5]))
+    return QualityMapping(bias=float(v[0]), w_bpp=float(w[0]), w_res=float(w[1]), w_fps=float(w[2]),
+                          w_h=float(w[3]), codec_offset=offsets,
+                          median_log_bpp=float(np.median(lbpp)))
+
+
+# ============================================================================ phase 1: session -> parts
+def _representation_ids(s) -> np.ndarray:
+    """An id per segment for switch detection: representation, height, frame rate and codec (not bitrate)."""
+    rep = getattr(s, "representation", None)
+    n = s.n_segments
+    rep = list(rep) if rep is not None else [None] * n
+    return np.array([hash((rep[i], s.height[i] if np.isfinite(s.height[i]) else None,
+                           s.fps[i] if np.isfinite(s.fps[i]) else None, s.codec[i])) for i in range(n)],
+                    dtype=np.int64)
+
+
+def quality_steps(s, mapping: QualityMapping) -> tuple[np.ndarray, float, bool]:
+    """The quality track of a session: (q per media step in 0-1, step length in s, from a metric?)."""
+    M = float(s.media_duration)
+    dt = max(1.0, math.ceil(M / MAX_STEPS)) if np.isfinite(M) else float(MAX_STEPS)
+    n = max(1, int(math.ceil(min(M, MAX_STEPS * dt) / dt - 1e-9)))
+    t = (np.arange(n) + 0.5) * dt
+    disp = float(s.context.get("display_height") or DEFAULT_DISPLAY_HEIGHT)
+    si = np.clip(np.searchsorted(s.seg_start, t, side="right") - 1, 0, s.n_segments - 1)
+    if s.quality_per_second is not None and len(s.quality_per_second):
+        qps = np.asarray(s.quality_per_second, float)
+        q = qps[np.minimum((t).astype(np.int64), len(qps) - 1)]
+        metric = bool(np.isfinite(q).any())
+    else:
+        q = s.quality[si].astype(float)
+        metric = bool(np.isfinite(q).any())
+    if not np.isfinite(q).all():
+        mapped = mapping(s.bitrate_kbps, s.width, s.height, s.fps, s.codec, disp)[si]
+        if metric:  # fill gaps of a metric with the metric's own mean, else the mapping
+            q = np.where(np.isfinite(q), q, np.nanmean(q))
+        else:
+            q = mapped
+    return np.clip(np.nan_to_num(q, nan=50.0), 0, 100) / 100.0, dt, metric
+
+
+@dataclass
+class Batch:
+    """Sessions prepared for the network: quality tracks (B, J) and evaluation points (P)."""
+
+    q: torch.Tensor            # (B, J) quality 0-1, padded with the last value
+    decay_steps: torch.Tensor  # (B,) step length in seconds
+    device: torch.Tensor       # (B,) device index
+    mapped: torch.Tensor       # (B,) 1.0 when the quality comes from the mapping
+    p_sess: torch.Tensor       # (P,) session of each evaluation point
+    p_step: torch.Tensor       # (P,) last media step played at that point
+    fixed: torch.Tensor        # (P, 6) q_running_mean, stall_rate_log, stall_share, stall_longest_log,
+    #                            startup_log, switch_rate_log
+    st_age: torch.Tensor       # (P, S) media age of each started stall (s)
+    st_mag: torch.Tensor       # (P, S) log(1 + elapsed duration) of each stall (0 = not started)
+    sw_recent: torch.Tensor    # (B, J) switches in each step (for the running recency sum)
+    t_wall: np.ndarray         # (P,) wall time of each point
+
+
+def _session_points(s, eval_wall: np.ndarray, q: np.ndarray, dt: float, rep: np.ndarray):
+    """Prefix features of one session at wall times ``eval_wall`` (ascending)."""
+    M = float(s.media_duration)
+    ss, sd = np.asarray(s.stall_start, float), np.asarray(s.stall_duration, float)
+    order = np.argsort(ss, kind="stable")
+    ss, sd = np.minimum(ss[order], M), np.clip(sd[order], 0, 1e12)
+    init = ss <= 1e-6
+    startup = float(sd[init].sum())
+    rs, rd = ss[~init], sd[~init]
+    # wall time at which each rebuffering stall starts: its media position + startup + earlier stalls
+    wstart = rs + startup + np.concatenate([[0.0], np.cumsum(rd)[:-1]])
+    t = np.asarray(eval_wall, float)
+    # elapsed time of each stall at each point, and the media played by then
+    el = np.clip(t[:, None] - wstart[None, :], 0.0, rd[None, :])           # (P, R)
+    stall_time = el.sum(1)
+    media = np.clip(t - np.minimum(t, startup) - stall_time, 0.0, M)
+    started = (t[:, None] >= wstart[None, :]) & (rd[None, :] > 0)
+    n_st = started.sum(1)
+    m_eff = np.maximum(media, 1.0)
+    step = np.clip(np.ceil(media / dt - 1e-9).astype(np.int64) - 1, 0, len(q) - 1)
+    csum = np.cumsum(q)
+    q_run = csum[step] / (step + 1)
+    longest = el.max(1) if el.shape[1] else np.zeros(len(t))
+    # switches up to each point: a change of representation id between consecutive segments
+    sw_pos = s.seg_start[1:][rep[1:] != rep[:-1]] if s.n_segments > 1 else np.zeros(0)
+    n_sw = np.searchsorted(sw_pos, media, side="right")
+    fixed = np.stack([q_run, np.log1p(60.0 * n_st / m_eff), stall_time / np.maximum(stall_time + media, 1e-9),
+                      np.log1p(longest), np.log1p(np.minimum(t, startup)), np.log1p(60.0 * n_sw / m_eff)], 1)
+    age = np.where(started, media[:, None] - rs[None, :], 0.0)
+    mag = np.where(started, np.log1p(el), 0.0)
+    if age.shape[1] > MAX_STALLS:
+        age, mag = age[:, -MAX_STALLS:], mag[:, -MAX_STALLS:]
+    sw_steps = np.bincount(np.clip((sw_pos / dt).astype(np.int64), 0, len(q) - 1), minlength=len(q))[:len(q)]
+    return step, fixed, age, mag, sw_steps
+
+
+def wall_points(s, every_second: bool) -> np.ndarray:
+    """Evaluation times: the end of playback, or every wall second (at most MAX_CURVE_POINTS, equal bins)."""
+    W = float(s.media_duration + s.stall_total)
+    if not np.isfinite(W):
+        W = 1e15
+    if not every_second:
+        return np.array([W])
+    k = int(math.ceil(W - 1e-9))
+    if k <= MAX_CURVE_POINTS:
+        return np.minimum(np.arange(1, k + 1, dtype=float), W)
+    return W * np.arange(1, MAX_CURVE_POINTS + 1) / MAX_CURVE_POINTS
+
+
+def make_batch(sessions: Sequence, mapping: QualityMapping, curves: bool | Sequence[bool] = False) -> Batch:
+    """Prepare sessions; ``curves`` (per session or for all) adds a point per wall second."""
+    n = len(sessions)
+    want = [bool(curves)] * n if isinstance(curves, bool) else [bool(c) for c in curves]
+    qs, dts, maps, pts = [], [], [], []
+    for s, c in zip(sessions, want):
+        q, dt, metric = quality_steps(s, mapping)
+        qs.append(q)
+        dts.append(dt)
+        maps.append(0.0 if metric else 1.0)
+        pts.append(_session_points(s, wall_points(s, c), q, dt, _representation_ids(s)) + (wall_points(s, c),))
+    J = max(len(q) for q in qs)
+    S = max(1, max(p[2].shape[1] for p in pts))
+    Q = np.zeros((n, J))
+    SW = np.zeros((n, J))
+    for b, q in enumerate(qs):
+        Q[b, :len(q)] = q
+        Q[b, len(q):] = q[-1]
+        SW[b, :len(q)] = pts[b][4]
+
+    def pad(a):
+        return np.pad(a, ((0, 0), (0, S - a.shape[1])))
+
+    tt = lambda a, dt=torch.float32: torch.as_tensor(np.asarray(a), dtype=dt)  # noqa: E731
+    return Batch(
+        q=tt(Q), decay_steps=tt(dts), mapped=tt(maps),
+        device=tt([DEVICES.index(s.device) if s.device in DEVICES else DEVICES.index("unknown") for s in sessions],
+                  torch.long),
+        p_sess=tt(np.concatenate([np.full(len(p[0]), b) for b, p in enumerate(pts)]), torch.long),
+        p_step=tt(np.concatenate([p[0] for p in pts]), torch.long),
+        fixed=tt(np.concatenate([p[1] for p in pts])),
+        st_age=tt(np.concatenate([pad(p[2]) for p in pts])), st_mag=tt(np.concatenate([pad(p[3]) for p in pts])),
+        sw_recent=tt(SW), t_wall=np.concatenate([p[5] for p in pts]))
+
+
+# ============================================================================ phases 2 and 3: the network
+class PositiveLinear(nn.Module):
+    """A linear layer whose weights are softplus(raw) >= 0: monotone non-decreasing in every input."""
+
+    def __init__(self, n_in: int, n_out: int):
+        super().__init__()
+        self.raw = nn.Parameter(torch.randn(n_out, n_in) * 0.3 - 1.0)
+        self.bias = nn.Parameter(torch.zeros(n_out))
+
+    def forward(self, x):
+        return F.linear(x, F.softplus(self.raw), self.bias)
+
+
+class SessionQoENet(nn.Module):
+    """Parts -> g_i (monotone) -> concat -> monotone FC -> representation -> 1 + 4 sigmoid(z)."""
+
+    def __init__(self, width: int = 4, hidden: int = 8, n_calibrations: int = 1):
+        super().__init__()
+        # memory track: gain rate a_up, drop rate a_down >= a_up (drops are followed faster)
+        self.mem_up = nn.Parameter(torch.tensor(-2.0))
+        self.mem_down = nn.Parameter(torch.tensor(0.0))
+        self.stall_tau = nn.Parameter(torch.tensor(math.log(30.0)))
+        self.switch_tau = nn.Parameter(torch.tensor(math.log(30.0)))
+        self.g = nn.ModuleDict({p: PositiveLinear(len(f), width) for p, f in PART_FEATURES.items()})
+        self.fc = PositiveLinear(width * len(PART_FEATURES), hidden)
+        self.head = PositiveLinear(hidden, 1)
+        self.device_offset = nn.Embedding(len(DEVICES), 1)
+        nn.init.zeros_(self.device_offset.weight)
+        self.mapped_offset = nn.Parameter(torch.tensor(0.0))
+        self.cal_scale = nn.Parameter(torch.zeros(n_calibrations))
+        self.cal_shift = nn.Parameter(torch.zeros(n_calibrations))
+
+    def rates(self):
+        up = torch.sigmoid(self.mem_up)
+        return up, up + (1 - up) * torch.sigmoid(self.mem_down)
+
+    def parts(self, b: Batch) -> dict[str, torch.Tensor]:
+        """The features of each part at every evaluation point, oriented so that higher = better."""
+        up, down = self.rates()
+        B, J = b.q.shape
+        m = b.q[:, 0]
+        ms, msum = [], torch.zeros_like(m)
+        sw_dec = torch.exp(-b.decay_steps / torch.exp(self.switch_tau))
+        swr, sws = torch.zeros_like(m), []
+        up_b = 1 - (1 - up) ** b.decay_steps      # rates per step of decay_steps seconds
+        down_b = 1 - (1 - down) ** b.decay_steps
+        for j in range(J):
+            qj = b.q[:, j]
+            a = torch.where(qj < m, down_b, up_b)
+            m = m + a * (qj - m)
+            msum = msum + m
+            swr = swr * sw_dec + b.sw_recent[:, j]
+            ms.append(torch.stack([m, msum / (j + 1), swr], 1))
+        track = torch.stack(ms, 1)                 # (B, J, 3)
+        at = track[b.p_sess, b.p_step]             # (P, 3)
+        fx = b.fixed
+        rec = (b.st_mag * torch.exp(-b.st_age / torch.exp(self.stall_tau))).sum(1)
+        return {
+            "quality": torch.stack([fx[:, 0], at[:, 1], at[:, 0]], 1),
+            "stalls": -torch.stack([fx[:, 1], fx[:, 2], fx[:, 3], rec], 1),
+            "startup": -fx[:, 4:5],
+            "switches": -torch.stack([fx[:, 5], torch.log1p(at[:, 2])], 1),
+        }
+
+    def score_from_parts(self, parts: dict, b: Batch, calibration: torch.Tensor | None = None) -> torch.Tensor:
+        """g_i per part -> concat -> FC (the representation) -> head -> 1 + 4 sigmoid(z)."""
+        h = torch.cat([torch.tanh(self.g[p](parts[p])) for p in PART_FEATURES], 1)
+        z = self.head(torch.tanh(self.fc(h))).squeeze(1)
+        z = z + self.device_offset(b.device).squeeze(1)[b.p_sess] + self.mapped_offset * b.mapped[b.p_sess]
+        if calibration is None:  # prediction: the average calibration of the training datasets
+            a, c = F.softplus(self.cal_scale + 0.5413).mean(), self.cal_shift.mean()
+        else:
+            a, c = F.softplus(self.cal_scale[calibration] + 0.5413), self.cal_shift[calibration]
+        return 1.0 + 4.0 * torch.sigmoid(a * z + c)
+
+    def forward(self, b: Batch, calibration: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores on the 1-5 scale at every evaluation point."""
+        return self.score_from_parts(self.parts(b), b, calibration)
+
+
+# ============================================================================ the estimator
+@dataclass
+class TrainingData:
+    """Session scores (common 1-5 scale) and, optionally, per-second ratings for some sessions."""
+
+    sessions: list
+    y: np.ndarray                   # session score, NaN when the session only has a curve
+    dataset: np.ndarray             # calibration group of each session (dataset name)
+    curves: list | None = None      # per session: per-wall-second ratings (np.ndarray) or None
+
+
+class SessionQoEModel:
+    """Fit on sessions, predict session scores and per-second curves on the 1-5 scale."""
+
+    scale = "1-5"
+
+    def __init__(self, width: int = 4, hidden: int = 8, epochs: int = 400, learning_rate: float = 0.03,
+                 curve_weight: float = 1.0, weight_decay: float = 1e-2, device_offsets: bool = False,
+                 n_members: int = 1, random_state: int = 0):
+        self.width, self.hidden, self.epochs, self.n_members = width, hidden, epochs, n_members
+        self.device_offsets = device_offsets
+        self.learning_rate, self.curve_weight = learning_rate, curve_weight
+        self.weight_decay, self.random_state = weight_decay, random_state
+
+    def get_params(self) -> dict:
+        return {k: getattr(self, k) for k in ("width", "hidden", "epochs", "learning_rate", "curve_weight",
+                                              "weight_decay", "device_offsets", "n_members", "random_state")}
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, data: TrainingData, mapping: QualityMapping, progress=None) -> "SessionQoEModel":
+        self.mapping_ = mapping
+        names = list(dict.fromkeys(data.dataset.tolist()))
+        self.calibrations_ = names
+        curves = data.curves or [None] * len(data.sessions)
+        batch = make_batch(data.sessions, mapping, [c is not None for c in curves])
+        sess_cal = torch.as_tensor([names.index(d) for d in data.dataset], dtype=torch.long)
+        pcal = sess_cal[batch.p_sess]
+        # targets: the last point of each session = its score; curve points = per-second ratings
+        P = len(batch.p_sess)
+        target = np.full(P, np.nan)
+        weight = np.zeros(P)
+        last = np.r_[np.flatnonzero(np.diff(batch.p_sess.numpy())), P - 1]
+        n_per = {d: max(1, int(((data.dataset == d) & np.isfinite(data.y)).sum())) for d in names}
+        for b, i in enumerate(last):
+            if np.isfinite(data.y[b]):
+                target[i], weight[i] = data.y[b], 1.0 / n_per[data.dataset[b]]
+        starts = np.r_[0, last[:-1] + 1]
+        n_curve = {d: max(1, sum(1 for k, c in enumerate(curves) if c is not None and data.dataset[k] == d))
+                   for d in names}
+        for b, c in enumerate(curves):
+            if c is None:
+                continue
+            idx = np.arange(starts[b], last[b] + 1)
+            k = min(len(idx), len(c))
+            if k and np.isfinite(data.y[b]):
+                idx_c = idx[:k]
+            else:
+                idx_c = idx[:k]
+            ok = np.isfinite(np.asarray(c[:k], float))
+            target[idx_c[ok]] = np.asarray(c[:k], float)[ok]
+            weight[idx_c[ok]] = self.curve_weight / n_curve[data.dataset[b]] / max(1, ok.sum())
+        keep = weight > 0
+        tgt = torch.as_tensor(np.nan_to_num(target), dtype=torch.float32)
+        w = torch.as_tensor(weight / weight[keep].sum(), dtype=torch.float32)
+        members, self.loss_ = [], []
+        for k in range(int(self.n_members)):
+            torch.manual_seed(self.random_state + 1000 * k)
+            net = SessionQoENet(self.width, self.hidden, len(names))
+            net.device_offset.weight.requires_grad_(bool(self.device_offsets))
+            opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=self.learning_rate)
+            positive = [m for m in net.modules() if isinstance(m, PositiveLinear)]
+            for epoch in range(self.epochs):
+                opt.zero_grad()
+                loss = (w * (net(batch, pcal) - tgt) ** 2).sum()
+                # shrink the effective weights (not the raw ones): a part the data does not vary keeps
+                # (close to) no effect instead of its initial one
+                penalty = sum((F.softplus(m.raw) ** 2).sum() for m in positive)
+                (loss + self.weight_decay * penalty).backward()
+                opt.step()
+                if progress is not None:
+                    progress(k * self.epochs + epoch, float(loss.detach()))
+            self.loss_.append(float(loss.detach()))
+            members.append(net.eval())
+        self.net_ = nn.ModuleList(members)
+        return self
+
+    # ------------------------------------------------------------------ predict
+    def _check(self):
+        if not hasattr(self, "net_"):
+            raise DeepQoEError("this session model is not fitted")
+
+    def _run(self, sessions: Sequence, curves: bool, chunk: int = 512):
+        """Predict in chunks of sessions of similar length (a 10-h session does not slow the others)."""
+        self._check()
+        order = np.argsort([float(s.media_duration) for s in sessions], kind="stable")
+        out: list = [None] * len(sessions)
+        with torch.no_grad():
+            for lo in range(0, len(order), chunk):
+                ids = order[lo:lo + chunk]
+                b = make_batch([sessions[i] for i in ids], self.mapping_, curves)
+                pred = torch.stack([net(b) for net in self.net_]).mean(0).numpy().astype(float)
+                ps = b.p_sess.numpy()
+                for k, i in enumerate(ids):
+                    sel = ps == k
+                    out[i] = (pred[sel], b.t_wall[sel])
+        return out
+
+    def predict_sessions(self, sessions: Sequence) -> np.ndarray:
+        """The session scores (1-5)."""
+        if not len(sessions):
+            return np.zeros(0)
+        return np.array([r[0][-1] for r in self._run(list(sessions), False)])
+
+    def predict_curves(self, sessions: Sequence) -> list[np.ndarray]:
+        """The per-second curve of each session: the score of the first t wall seconds, t = 1, 2, ...
+        (sessions longer than MAX_CURVE_POINTS seconds: that many equal bins)."""
+        return [r[0] for r in self._run(list(sessions), True)]
+
+    def curve_times(self, sessions: Sequence) -> list[np.ndarray]:
+        return [wall_points(s, True) for s in sessions]
+
+    def explain_sessions(self, sessions: Sequence) -> list[dict]:
+        """How much each part moves the score (1-5 scale): the score minus the score of the same session
+        without that part's impairments (for quality: with a typical quality of 80)."""
+        self._check()
+        with torch.no_grad():
+            b = make_batch(list(sessions), self.mapping_, False)
+            contrib = {p: np.zeros(len(sessions)) for p in PART_FEATURES}
+            for net in self.net_:
+                parts = net.parts(b)
+                full = net.score_from_parts(parts, b).numpy()
+                for p in PART_FEATURES:
+                    neutral = torch.full_like(parts[p], 0.8) if p == "quality" else torch.zeros_like(parts[p])
+                    contrib[p] += (full - net.score_from_parts(parts | {p: neutral}, b).numpy()) / len(self.net_)
+        return [{p: round(float(contrib[p][k]), 4) for p in PART_FEATURES} for k in range(len(sessions))]
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, out_dir: str | Path, extra: dict | None = None) -> Path:
+        from safetensors.torch import save_file
+
+        from deepqoe.io import atomic_directory, to_json
+        from deepqoe.persistence import FORMAT_VERSION, _versions
+
+        self._check()
+        meta = {"format_version": FORMAT_VERSION, "estimator": "SessionQoEModel", "task": "regression",
+                "params": self.get_params(), "quality_mapping": self.mapping_.state(),
+                "calibrations": self.calibrations_, "session_model": {"scale": "1-5"},
+                "versions": _versions(), **(extra or {})}
+        out_dir = Path(out_dir)
+        with atomic_directory(out_dir) as tmp:
+            tensors = {k: v.detach().contiguous().clone() for k, v in self.net_.state_dict().items()}
+            save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "deepqoe"})
+            (tmp / "model.json").write_text(to_json(meta) + "\n", encoding="utf-8")
+        return out_dir
+
+    @classmethod
+    def load(cls, model_dir: Path, meta: dict) -> "SessionQoEModel":
+        """The model of a directory written by :meth:`save` (``meta``: its model.json)."""
+        from deepqoe.persistence import read_weights
+
+        file = str(Path(model_dir) / "model.json")
+        try:
+            est = cls(**dict(meta["params"]))
+            est.mapping_ = QualityMapping(**meta["quality_mapping"])
+            est.calibrations_ = [str(c) for c in meta["calibrations"]]
+            if not 1 <= int(est.n_members) <= 100 or not 1 <= int(est.width) <= 64 or not 1 <= int(est.hidden) <= 256:
+                raise ValueError("member count or layer width out of range")
+        except (KeyError, TypeError, ValueError) as e:
+            raise DeepQoEError(f"not a valid session-model description ({type(e).__name__}: {e})",
+                               file=file) from None
+        est.net_ = nn.ModuleList(SessionQoENet(est.width, est.hidden, len(est.calibrations_))
+                                 for _ in range(int(est.n_members)))
+        state = read_weights(Path(model_dir))
+        weights = str(Path(model_dir) / "model.safetensors")
+        try:
+            est.net_.load_state_dict(state, strict=True)
+        except (RuntimeError, ValueError) as e:
+            raise DeepQoEError(f"the weights do not match the model description: {str(e).splitlines()[0][:200]}",
+                               file=weights) from None
+        if any(v.dtype != torch.float32 or not torch.isfinite(v).all() for v in state.values()):
+            raise DeepQoEError("the weights must be finite float32 values", file=weights)
+        est.net_.eval()
+        return est

@@ -1,0 +1,206 @@
+"""The behaviour suite (``deepqoe check-model``): it must catch wrong models and pass a monotone one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from deepqoe.errors import DeepQoEError
+from deepqoe.evaluation import behaviour
+from deepqoe.evaluation.behaviour import RELATIONS, check_model
+
+MONOTONE = ("stall_added", "stall_longer", "startup_longer", "more_switches", "quality_higher",
+            "bitrate_higher")
+
+
+class RunningMeanQoE:
+    """Monotone by construction: quality per wall-clock second (``quality``, else a rising function of
+    bitrate; 0 during stalls), its running mean as the curve, minus 0.02 per switch of height, clipped
+    to 1-5. Curves longer than ``max_steps`` seconds are sampled at ``max_steps`` equal steps."""
+
+    max_steps = 600
+    offset = 0.0      # added after clipping (a subclass uses it to leave the scale)
+    stall_bonus = 0.0  # per stall second, added before clipping (a subclass uses it to reward stalls)
+
+    @staticmethod
+    def _pieces(s):
+        value = np.where(np.isfinite(s.quality), s.quality, 100 * s.bitrate_kbps / (s.bitrate_kbps + 1500))
+        dur, val, j, n_st = [], [], 0, len(s.stall_start)
+        for i in range(s.n_segments):
+            a, b = s.seg_start[i], s.seg_start[i] + s.seg_duration[i]
+            while j < n_st and (s.stall_start[j] < b or i == s.n_segments - 1):
+                p = min(max(s.stall_start[j], a), b)
+                if p > a:
+                    dur.append(p - a), val.append(value[i])
+                    a = p
+                dur.append(s.stall_duration[j]), val.append(0.0)
+                j += 1
+            if b > a:
+                dur.append(b - a), val.append(value[i])
+        return np.asarray(dur), np.asarray(val)
+
+    def _score(self, s):
+        dur, val = self._pieces(s)
+        t = np.concatenate([[0.0], np.cumsum(dur)])
+        area = np.concatenate([[0.0], np.cumsum(dur * val)])
+        wall = t[-1]
+        k = min(int(np.ceil(wall - 1e-9)), self.max_steps)
+        step = wall / k if k == self.max_steps else 1.0
+        grid = np.minimum(step * np.arange(1, k + 1), wall)
+        curve = np.clip(1 + 4 * np.interp(grid, t, area) / grid / 100, 1, 5)
+        switches = int((np.diff(s.height) != 0).sum())
+        score = np.clip(curve[-1] - 0.02 * switches + self.stall_bonus * s.stall_total, 1, 5) + self.offset
+        return float(score), curve + self.offset, step
+
+    def predict_sessions(self, sessions, scale=None, curve=True):
+        rows = []
+        for s in sessions:
+            score, cv, step = self._score(s)
+            rows.append({"id": s.id, "score": score, "scale": "1-5", "curve": cv.tolist(), "curve_step_s": step})
+        return rows, []
+
+
+class StallsRaiseScore(RunningMeanQoE):
+    """Wrong: every second of stalling adds 0.05 to the score (inside the scale)."""
+
+    stall_bonus = 0.05
+
+
+class OutOfScale(RunningMeanQoE):
+    """Wrong: monotone, but half a point above the 1-5 scale's range at the top."""
+
+    offset = 0.5
+
+
+class CrashesOnLongSessions(RunningMeanQoE):
+    """Wrong: a traceback (not a DeepQoEError) for sessions over 10 hours."""
+
+    def predict_sessions(self, sessions, scale=None, curve=True):
+        if any(s.wall_duration > 30_000 for s in sessions):
+            raise ValueError("cannot convert float NaN to integer")
+        return super().predict_sessions(sessions, scale, curve)
+
+
+class RefusesLongSessions(RunningMeanQoE):
+    """Right: a one-line DeepQoEError for sessions over 10 hours (batch: in the failures)."""
+
+    def predict_sessions(self, sessions, scale=None, curve=True):
+        ok = [s for s in sessions if s.wall_duration <= 30_000]
+        bad = [DeepQoEError(f"session '{s.id}': too long") for s in sessions if s.wall_duration > 30_000]
+        return super().predict_sessions(ok, scale, curve)[0], bad
+
+
+N = 60
+
+
+def test_monotone_toy_model_violates_nothing():
+    report = check_model(RunningMeanQoE(), n_sessions=N, seed=3)
+    assert report.ok, report.table()
+    for name, _ in RELATIONS:
+        r = report[name]
+        if name == "python_vs_service":
+            assert r.skipped and r.checked == 0
+            continue
+        assert r.checked > 0, name
+        assert r.violated == 0 and r.held == r.checked, name
+    # every random session is perturbed: each gets a stall and a longer startup
+    assert report["stall_added"].checked >= N - 2
+    assert report["startup_longer"].checked == N
+    assert report["quality_higher"].checked + report["bitrate_higher"].checked == N
+    assert report["repeat_steady"].worst < 1e-9   # a running mean is exactly invariant
+
+
+def test_stalls_that_raise_the_score_are_caught():
+    report = check_model(StallsRaiseScore(), n_sessions=N, seed=3)
+    assert not report.ok
+    for name in ("stall_added", "stall_longer", "startup_longer"):
+        r = report[name]
+        assert r.violated > 0 and r.worst > 0.1 and r.example, name
+    assert report["bounds"].violated == 0
+    assert report["quality_higher"].violated == 0
+
+
+def test_scores_outside_the_scale_are_caught():
+    report = check_model(OutOfScale(), n_sessions=N, seed=3)
+    assert not report.ok
+    b = report["bounds"]
+    assert b.violated > 0 and b.worst == pytest.approx(0.5, abs=1e-9)
+    assert all(report[name].violated == 0 for name in MONOTONE)
+
+
+def test_a_crash_on_an_extreme_session_is_a_violation_and_a_clear_error_is_not():
+    crash = check_model(CrashesOnLongSessions(), n_sessions=10, seed=0)
+    assert crash["bounds"].violated >= 1
+    assert "ValueError" in crash["bounds"].example
+    refuse = check_model(RefusesLongSessions(), n_sessions=10, seed=0)
+    assert refuse["bounds"].violated == 0
+    assert any("too long" in n for n in refuse.notes)
+
+
+def test_report_is_reproducible_and_json():
+    a = check_model(RunningMeanQoE(), n_sessions=20, seed=7).to_dict()
+    b = check_model(RunningMeanQoE(), n_sessions=20, seed=7).to_dict()
+    c = check_model(RunningMeanQoE(), n_sessions=20, seed=8).to_dict()
+    for d in (a, b, c):
+        d.pop("seconds")
+    assert a == b
+    assert a != c   # another seed draws other sessions
+    json.dumps(a, allow_nan=False)
+    assert [r["relation"] for r in a["relations"]] == [name for name, _ in RELATIONS]
+
+
+def test_n_sessions_must_be_positive():
+    with pytest.raises(DeepQoEError):
+        check_model(RunningMeanQoE(), n_sessions=0)
+
+
+@pytest.mark.parametrize("toy, code", [(RunningMeanQoE, 0), (StallsRaiseScore, 1)])
+def test_main_check_model_exit_status_and_json(monkeypatch, capsys, toy, code):
+    monkeypatch.setattr(behaviour, "load_predictor", lambda model: toy())
+    monkeypatch.setattr(behaviour, "_service_scores", lambda model, sessions: ([], "no service for a toy"))
+    args = argparse.Namespace(model="toy", n_sessions=15, seed=0, json=True)
+    assert behaviour.main_check_model(args) == code
+    out, err = capsys.readouterr()
+    doc = json.loads(out)     # stdout holds only the JSON report
+    assert doc["ok"] is (code == 0)
+    assert doc["model"] == "toy" and doc["n_sessions"] == 15
+    assert "check-model:" in err
+    args.json = False
+    assert behaviour.main_check_model(args) == code
+    out, _ = capsys.readouterr()
+    assert out.splitlines()[0].split()[:4] == ["relation", "checked", "held", "violated"]
+    assert ("all relations hold" in out) is (code == 0)
+
+
+@pytest.fixture(scope="module")
+def shipped_report():
+    return check_model(behaviour.load_predictor("streaming"), n_sessions=50, seed=0, model="streaming")
+
+
+def test_shipped_streaming_model_report_structure(shipped_report):
+    r = shipped_report
+    assert [x.name for x in r.relations] == [name for name, _ in RELATIONS]
+    assert r.scale == "1-5" and r.n_sessions == 50
+    for x in r.relations:
+        assert x.held + x.violated == x.checked
+        assert x.violated == 0 or x.example
+    for name in ("stall_added", "startup_longer", "curve_stall_dip", "repeat_steady", "bounds"):
+        assert r[name].checked > 0, name
+    svc = r["python_vs_service"]
+    try:
+        import fastapi.testclient  # noqa: F401
+    except ImportError:
+        assert svc.skipped
+    else:
+        assert svc.checked > 0
+    json.dumps(r.to_dict(), allow_nan=False)
+    table = r.table()
+    assert all(name in table for name, _ in RELATIONS)
+
+
+@pytest.mark.xfail(reason="shipped model rebuilt by the lead", strict=False)
+def test_shipped_streaming_model_violates_nothing(shipped_report):
+    assert shipped_report.ok, shipped_report.table()

@@ -1,0 +1,137 @@
+"""Readers for upstream formats: the Waterloo SQoE folder layout in its variants, and CSV ids as text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import real_data
+
+from deepqoe.errors import DeepQoEError
+from deepqoe.sessions.readers import load_sessions, load_waterloo_folder, load_waterloo_sqoe_iv
+
+
+def _log(n: int = 5, seed: int = 0, **extra) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    reb = np.zeros(n)
+    reb[0], reb[3] = 1.5, 2.0          # initial loading, then a stall before chunk 3
+    d = {"representation_index": rng.integers(0, 6, n), "rebuffering_duration": reb,
+         "video_bitrate": rng.uniform(300, 5000, n).round(1), "chunk_duration": np.full(n, 2.0),
+         "width": np.full(n, 1280), "height": np.full(n, 720), "framerate": np.full(n, 30.0),
+         "vmaf": rng.uniform(20, 95, n).round(1)}
+    d.update(extra)
+    return pd.DataFrame(d)
+
+
+def _folder(root: Path, data: pd.DataFrame, logs: dict[str, pd.DataFrame]) -> Path:
+    (root / "streaming_logs").mkdir(parents=True)
+    data.to_csv(root / "data.csv", index=False)
+    for name, log in logs.items():
+        log.to_csv(root / "streaming_logs" / name, index=False)
+    return root
+
+
+def test_minimal_variant_uses_defaults(tmp_path):
+    log = _log()[["rebuffering_duration", "chunk_duration", "video_bitrate"]]
+    folder = _folder(tmp_path / "mini", pd.DataFrame({"streaming_log": ["a.csv", "b.csv"], "mos": [70.0, 40.0]}),
+                     {"a.csv": log, "b.csv": log})
+    ds = load_waterloo_folder(folder)
+    assert ds.name == "mini" and ds.scale == "0-100" and np.allclose(ds.mos, [70, 40])
+    s = ds.sessions[0]
+    assert s.id == "a" and s.device == "unknown" and s.content is None and s.codec == [None] * 5
+    assert s.mos == 70.0 and s.mos_scale == "0-100" and s.dataset == "mini"
+    assert np.allclose(s.seg_start, [0, 2, 4, 6, 8]) and np.allclose(s.seg_duration, 2.0)
+    assert np.allclose(s.stall_start, [0.0, 6.0]) and np.allclose(s.stall_duration, [1.5, 2.0])
+    assert np.all(np.isnan(s.quality)) and np.allclose(s.bitrate_kbps, log["video_bitrate"])
+    assert list(ds.meta.columns) == ["session_id", "streaming_log"]
+
+
+def test_full_variant_reads_every_column(tmp_path):
+    log = _log(seed=1)
+    data = pd.DataFrame({"streaming_log": ["0001.csv"], "mos": [55.5], "abr": ["BOLA"], "content": ["007"],
+                         "encoding_profile": ["HEVC"], "device": ["phone"], "trace": [3]})
+    ds = load_waterloo_folder(_folder(tmp_path / "full", data, {"0001.csv": log}), name="mine", mos_scale="0-100")
+    s = ds.sessions[0]
+    assert s.id == "0001" and s.dataset == "mine" and s.content == "007"
+    assert s.codec == ["hevc"] * 5 and s.device == "mobile" and s.context["display_height"] == 1080
+    assert np.allclose(s.quality, log["vmaf"]) and np.allclose(s.height, 720) and np.allclose(s.fps, 30)
+    assert [g.representation for g in s.segments] == [float(v) for v in log["representation_index"]]
+    m = ds.meta.iloc[0]
+    assert m["abr"] == "BOLA" and m["content"] == "007" and m["trace"] == 3
+    assert m["rep_index_mean"] == pytest.approx(log["representation_index"].mean())
+
+
+def test_a_per_chunk_mos_never_reaches_the_sessions(tmp_path):
+    data = pd.DataFrame({"streaming_log": ["x.csv"], "mos": [60.0]})
+    clean = load_waterloo_folder(_folder(tmp_path / "clean", data, {"x.csv": _log(seed=2)}))
+    rated_log = _log(seed=2, mos=np.array([1.0, 99.0, 5.0, 80.0, 3.0]))
+    rated = load_waterloo_folder(_folder(tmp_path / "rated", data, {"x.csv": rated_log}))
+    a, b = clean.sessions[0].to_dict(), rated.sessions[0].to_dict()
+    a.pop("dataset"), b.pop("dataset")
+    assert a == b
+    pd.testing.assert_frame_equal(clean.meta, rated.meta)
+    assert rated.sessions[0].mos == 60.0
+
+
+def test_logs_named_without_extension_and_without_mos(tmp_path):
+    data = pd.DataFrame({"streaming_log": ["0007", "0010"]})
+    folder = _folder(tmp_path / "nomos", data, {"0007.csv": _log(), "0010.csv": _log(seed=3)})
+    ds = load_waterloo_folder(folder)
+    assert [s.id for s in ds.sessions] == ["0007", "0010"]
+    assert np.all(np.isnan(ds.mos)) and all(s.mos is None for s in ds.sessions)
+
+
+def test_chunk_duration_missing_or_given(tmp_path):
+    log = _log().drop(columns=["chunk_duration"])
+    folder = _folder(tmp_path / "nodur", pd.DataFrame({"streaming_log": ["a.csv"], "mos": [50]}), {"a.csv": log})
+    with pytest.raises(DeepQoEError, match="chunk_duration") as e:
+        load_waterloo_folder(folder)
+    assert e.value.file.endswith("a.csv")
+    ds = load_waterloo_folder(folder, chunk_duration=4)
+    assert np.allclose(ds.sessions[0].seg_start, [0, 4, 8, 12, 16])
+
+
+def test_bad_folders_name_the_problem(tmp_path):
+    folder = _folder(tmp_path / "gone", pd.DataFrame({"streaming_log": ["a.csv", "missing.csv"], "mos": [1, 2]}),
+                     {"a.csv": _log()})
+    with pytest.raises(DeepQoEError, match="not found") as e:
+        load_waterloo_folder(folder)
+    assert "missing.csv" in e.value.file
+    bad = _folder(tmp_path / "bad", pd.DataFrame({"streaming_log": ["a.csv"], "mos": ["high"]}), {"a.csv": _log()})
+    with pytest.raises(DeepQoEError) as e:
+        load_waterloo_folder(bad)
+    assert e.value.column == "mos" and e.value.row == 1
+    nolog = _folder(tmp_path / "nocol", pd.DataFrame({"video": ["a.csv"], "mos": [3]}), {"a.csv": _log()})
+    with pytest.raises(DeepQoEError, match="streaming_log"):
+        load_waterloo_folder(nolog)
+    nostall = _folder(tmp_path / "nostall", pd.DataFrame({"streaming_log": ["a.csv"], "mos": [3]}),
+                      {"a.csv": _log().drop(columns=["rebuffering_duration"])})
+    with pytest.raises(DeepQoEError, match="rebuffering_duration"):
+        load_waterloo_folder(nostall)
+
+
+def test_real_sqoe_iv_folder():
+    folder = real_data("waterloo-sqoe-iv", "data.csv").parent
+    ds = load_waterloo_folder(folder, name="waterloo-sqoe-iv")
+    assert len(ds.sessions) == 1350 and ds.scale == "0-100"
+    assert ds.mos.min() >= 0 and ds.mos.max() <= 100
+    assert {c for s in ds.sessions for c in s.codec} == {"h264", "hevc"}
+    assert {s.device for s in ds.sessions} == {"mobile", "tv"}
+    assert all(g.representation is not None for g in ds.sessions[0].segments)
+    assert sum(len(s.stall_start) for s in ds.sessions) > 0
+    ref = load_waterloo_sqoe_iv()
+    assert [s.to_dict() for s in ref.sessions[:50]] == [s.to_dict() for s in ds.sessions[:50]]
+
+
+def test_csv_session_ids_stay_text(tmp_path):
+    p = tmp_path / "sessions.csv"
+    p.write_text("session_id,start,duration,bitrate_kbps,stall_before,content,mos\n"
+                 "001,0,4,1000,0.5,0042,4.1\n001,4,4,2000,0,0042,4.1\n"
+                 "010,0,4,800,0,7,3.0\n")
+    sessions, failures = load_sessions(p)
+    assert not failures
+    assert [s.id for s in sessions] == ["001", "010"]
+    assert sessions[0].content == "0042" and sessions[1].content == "7"
+    assert sessions[0].mos == 4.1 and np.allclose(sessions[0].stall_duration, [0.5])
