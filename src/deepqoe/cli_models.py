@@ -23,11 +23,31 @@ def _print_trained(metrics: dict, out: str, prefix: str) -> None:
     print(f"model saved to {out} (metrics in {Path(out) / 'metrics.json'})")
 
 
-def _cmd_train(args) -> int:
-    from deepqoe.config import load_config
-    from deepqoe.workflow import train_config
+def _print_trained_sessions(metrics: dict, out: str) -> None:
+    """The summary of a session model's training, on standard error (metrics.json holds every number)."""
+    ev = metrics["evaluation"]
+    score = ""
+    if ev:
+        key = "all" if "all" in ev["scores"] else next(iter(ev["scores"]))
+        score = f"; {ev['n_splits']}-fold content-disjoint SROCC = {ev['scores'][key]['srocc']:.3f}"
+    print(f"trained a session model on {metrics['n_train']} sessions ({', '.join(metrics['datasets'])}) "
+          f"in {metrics['fit_seconds']:.1f} s{score}", file=sys.stderr)
+    print(f"model saved to {out} (metrics in {Path(out) / 'metrics.json'})", file=sys.stderr)
 
-    cfg = load_config(args.config)
+
+def _cmd_train(args) -> int:
+    from deepqoe.config import SessionsExperimentConfig, load_train_config
+    from deepqoe.workflow import train_config, train_sessions_config
+
+    cfg = load_train_config(args.config)
+    if isinstance(cfg, SessionsExperimentConfig):
+        if args.epochs is not None:
+            if args.epochs < 1:
+                raise DeepQoEError(f"--epochs must be at least 1, got {args.epochs}")
+            cfg.training.epochs = args.epochs
+        _print_trained_sessions(train_sessions_config(cfg, args.out, full=args.full, progress=not args.quiet),
+                                args.out)
+        return 0
     if args.epochs:
         cfg.training.max_epochs = args.epochs
     _print_trained(train_config(cfg, args.out, full=args.full, progress=not args.quiet), args.out, "trained")
@@ -143,11 +163,13 @@ def _cmd_export(args) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a DeepQoE model from a dataset config")
-    p.add_argument("config", help="dataset/experiment config (YAML)")
+    p = sub.add_parser("train", help="train a DeepQoE model from a dataset config or a sessions config")
+    p.add_argument("config", help="dataset/experiment config (YAML), or a sessions config (top-level 'sessions:'): "
+                                  "the streaming session model on rated sessions (docs/sessions.md)")
     p.add_argument("--out", required=True, help="model directory to write")
-    p.add_argument("--full", action="store_true", help="train on all rows (no held-out test part)")
-    p.add_argument("--epochs", type=int, help="override training.max_epochs")
+    p.add_argument("--full", action="store_true", help="train on all rows (no held-out test part; for a "
+                                                       "sessions config: no cross-validated score)")
+    p.add_argument("--epochs", type=int, help="override training.max_epochs (sessions config: training.epochs)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train)
 

@@ -7,6 +7,10 @@ A YAML file holds up to four sections::
     training:  {optimizer, learning_rate, batch_size, max_epochs, patience, seed, ...}
     evaluation:{n_splits, test_size, baselines}
 
+A sessions config (``deepqoe train`` of the streaming session model, :class:`SessionsExperimentConfig`)
+has ``sessions: {name, datasets, continuous, quality_mapping}`` instead of ``dataset``, and ``model``,
+``training`` and ``evaluation`` sections that override the session recipe.
+
 Every field is validated here, in one place; a typo or a wrong value becomes one
 :class:`~deepqoe.errors.DeepQoEError` naming the file and the field (with a "did you mean" hint).
 Paths in ``source`` and ``inputs[].file`` may start with ``$DEEPQOE_DATA``; other relative paths are
@@ -31,6 +35,22 @@ MODALITIES = ("text", "categorical", "continuous", "vector", "sequence")
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def resolve_path(path: str, base_dir: str | None) -> Path:
+    """A path from a config: ``$DEEPQOE_DATA/...``, absolute, or relative to the config file's folder."""
+    if "$DEEPQOE_DATA" in path or "${DEEPQOE_DATA}" in path:
+        if not os.environ.get("DEEPQOE_DATA"):
+            raise DeepQoEError(f"the path '{path}' needs the DEEPQOE_DATA environment variable "
+                               "(the folder holding the datasets); it is not set")
+        # a relative DEEPQOE_DATA means relative to where the command runs, not to the config file
+        data = str(Path(os.environ["DEEPQOE_DATA"]).expanduser().absolute())
+        path = path.replace("${DEEPQOE_DATA}", data).replace("$DEEPQOE_DATA", data)
+        path = os.path.expandvars(path)
+    p = Path(path).expanduser()
+    if not p.is_absolute() and base_dir:
+        p = Path(base_dir) / p
+    return p
 
 
 class ReaderOptions(_Strict):
@@ -140,18 +160,7 @@ class DatasetConfig(_Strict):
 
     def resolve(self, path: str) -> Path:
         """Resolve a path from the config: ``$DEEPQOE_DATA/...`` or relative to the config file."""
-        if "$DEEPQOE_DATA" in path or "${DEEPQOE_DATA}" in path:
-            if not os.environ.get("DEEPQOE_DATA"):
-                raise DeepQoEError(f"the path '{path}' needs the DEEPQOE_DATA environment variable "
-                                   "(the folder holding the datasets); it is not set")
-            # a relative DEEPQOE_DATA means relative to where the command runs, not to the config file
-            data = str(Path(os.environ["DEEPQOE_DATA"]).expanduser().absolute())
-            path = path.replace("${DEEPQOE_DATA}", data).replace("$DEEPQOE_DATA", data)
-            path = os.path.expandvars(path)
-        p = Path(path).expanduser()
-        if not p.is_absolute() and self.base_dir:
-            p = Path(self.base_dir) / p
-        return p
+        return resolve_path(path, self.base_dir)
 
     @property
     def sources(self) -> list[Path]:
@@ -215,6 +224,142 @@ class ExperimentConfig(_Strict):
     path: str | None = Field(default=None, exclude=True)
 
 
+# ---- sessions configs: ``deepqoe train`` of the streaming session model ----------------------------------
+def _registered(name: str, kind: str) -> str:
+    from deepqoe.datasets.registry import dataset_names, get_dataset
+
+    if get_dataset(name).kind != kind:  # an unknown name raises, listing the known ones
+        raise ValueError(f"'{name}' is a {get_dataset(name).kind} dataset, not a {kind} one; {kind} datasets: "
+                         f"{', '.join(dataset_names(kind))}")
+    return name
+
+
+class SessionSource(_Strict):
+    """Rated sessions: a registered ``dataset`` (by name), or a ``path`` to a session JSON / CSV / P.1203
+    JSON file or a folder of those, whose sessions carry ``mos`` (on their ``mos_scale``, or on ``scale``,
+    which overrides it). In YAML a bare string is a registered dataset's name."""
+
+    dataset: str | None = None
+    path: str | None = None
+    name: str | None = None      # label in metrics.json (a path's default: its file or folder name)
+    scale: str | None = None     # e.g. "1-5", "0-100", "z" (z: through these scores' own mean and SD)
+
+    @field_validator("dataset")
+    @classmethod
+    def _known(cls, v):
+        return v if v is None else _registered(v, "sessions")
+
+    @field_validator("scale")
+    @classmethod
+    def _scale(cls, v):
+        from deepqoe.sessions.scales import parse_scale
+
+        return v if v is None else parse_scale(v).name
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.dataset is None) == (self.path is None):
+            raise ValueError("give either 'dataset' (a registered name) or 'path' (a file or folder of sessions)")
+        if self.dataset is not None and (self.scale is not None or self.name is not None):
+            raise ValueError("'scale' and 'name' are for 'path' entries; a registered dataset has both")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.dataset or self.name or Path(self.path).name
+
+
+class SessionsDataConfig(_Strict):
+    """What the session model learns from (see :mod:`deepqoe.sessions.training`)."""
+
+    name: str | None = None                  # the model's name (default: the output folder's name)
+    datasets: list[SessionSource]            # session scores
+    continuous: list[str] = Field(default_factory=list)   # registered per-second (continuous-time) ratings
+    quality_mapping: str = "waterloo-sqoe-iv"  # a registered sessions dataset or a path: chunks with VMAF + bitrate
+
+    @field_validator("datasets", mode="before")
+    @classmethod
+    def _names_to_entries(cls, v):
+        if isinstance(v, list):
+            return [{"dataset": e} if isinstance(e, str) else e for e in v]
+        return v
+
+    @field_validator("datasets")
+    @classmethod
+    def _some(cls, v):
+        if not v:
+            raise ValueError("at least one dataset with session scores is needed")
+        labels = [e.label for e in v]
+        dup = sorted({x for x in labels if labels.count(x) > 1})
+        if dup:
+            raise ValueError(f"dataset names must be unique; repeated: {dup} (set 'name' to tell them apart)")
+        return v
+
+    @field_validator("continuous")
+    @classmethod
+    def _continuous(cls, v):
+        return [_registered(n, "continuous") for n in v]
+
+    @field_validator("quality_mapping")
+    @classmethod
+    def _mapping(cls, v):
+        from deepqoe.datasets.registry import dataset_names
+
+        return _registered(v, "sessions") if v in dataset_names() else v
+
+    @property
+    def quality_mapping_path(self) -> str | None:
+        """``quality_mapping`` when it is a path (not a registered dataset's name)."""
+        from deepqoe.datasets.registry import dataset_names
+
+        return None if self.quality_mapping in dataset_names() else self.quality_mapping
+
+
+class SessionModelOverrides(_Strict):
+    """Overrides of the recipe's network (``deepqoe.sessions.training.RECIPE``); unset = the recipe's."""
+
+    width: int | None = Field(default=None, ge=1, le=64)
+    hidden: int | None = Field(default=None, ge=1, le=256)
+    n_members: int | None = Field(default=None, ge=1, le=100)
+    device_offsets: bool | None = None
+
+
+class SessionTrainingOverrides(_Strict):
+    """Overrides of the recipe's training (``RECIPE``); unset = the recipe's."""
+
+    epochs: int | None = Field(default=None, ge=1, le=100_000)
+    learning_rate: float | None = Field(default=None, gt=0, le=10, allow_inf_nan=False)
+    curve_weight: float | None = Field(default=None, ge=0, le=1e6, allow_inf_nan=False)
+    weight_decay: float | None = Field(default=None, ge=0, le=1e6, allow_inf_nan=False)
+    seed: int = 0
+
+
+class SessionEvaluationConfig(_Strict):
+    """The score written to metrics.json: content-disjoint k-fold over all datasets together (sessions of
+    the same content, in any dataset, share a fold), out-of-fold scores per dataset; ``none`` skips it."""
+
+    protocol: Literal["group-kfold", "none"] = "group-kfold"
+    n_splits: int = Field(default=5, ge=2, le=100)
+    seed: int = 0
+
+
+class SessionsExperimentConfig(_Strict):
+    """A sessions config (top-level ``sessions:``), for ``deepqoe train``."""
+
+    sessions: SessionsDataConfig
+    model: SessionModelOverrides = SessionModelOverrides()
+    training: SessionTrainingOverrides = SessionTrainingOverrides()
+    evaluation: SessionEvaluationConfig = SessionEvaluationConfig()
+    path: str | None = Field(default=None, exclude=True)
+    base_dir: str | None = Field(default=None, exclude=True)
+
+    def model_params(self) -> dict:
+        """The estimator parameters that differ from the recipe (``random_state`` from training.seed)."""
+        over = {**self.model.model_dump(exclude_none=True),
+                **self.training.model_dump(exclude_none=True, exclude={"seed"})}
+        return {**over, "random_state": self.training.seed}
+
+
 def _known_fields(model_cls, loc: tuple) -> list[str]:
     """Field names valid at a location (for 'did you mean' hints)."""
     cls = model_cls
@@ -264,6 +409,45 @@ def format_validation_error(err: ValidationError, root_cls, file: str | None) ->
 
 def load_config(path: str | os.PathLike) -> ExperimentConfig:
     """Read and validate a YAML config file."""
+    p, raw = _read_yaml(path)
+    if _is_sessions(raw):
+        raise DeepQoEError("a sessions config (top-level 'sessions:') is read by 'deepqoe train' only",
+                           file=str(p))
+    return _experiment_config(p, raw)
+
+
+def load_train_config(path: str | os.PathLike) -> "ExperimentConfig | SessionsExperimentConfig":
+    """A config for ``deepqoe train``: a sessions config (top-level ``sessions:``) or a dataset config."""
+    p, raw = _read_yaml(path)
+    return _sessions_config(p, raw) if _is_sessions(raw) else _experiment_config(p, raw)
+
+
+def load_sessions_config(path: str | os.PathLike) -> SessionsExperimentConfig:
+    """Read and validate a sessions config; every path in it must exist (relative to the config's folder)."""
+    return _sessions_config(*_read_yaml(path))
+
+
+def _sessions_config(p: Path, raw: dict) -> SessionsExperimentConfig:
+    try:
+        cfg = SessionsExperimentConfig.model_validate(raw)
+    except ValidationError as e:
+        raise format_validation_error(e, SessionsExperimentConfig, str(p)) from None
+    cfg.path, cfg.base_dir = str(p), str(p.resolve().parent)
+    paths = {f"sessions.datasets.{i}.path": src.path for i, src in enumerate(cfg.sessions.datasets) if src.path}
+    if cfg.sessions.quality_mapping_path is not None:
+        paths["sessions.quality_mapping"] = cfg.sessions.quality_mapping_path
+    for field, path in paths.items():
+        if not resolve_path(path, cfg.base_dir).exists():
+            hint = " (neither a registered sessions dataset nor a path)" if field.endswith("mapping") else ""
+            raise DeepQoEError(f"no such file or folder: {path}{hint}", file=str(p), field=field)
+    return cfg
+
+
+def _is_sessions(raw) -> bool:
+    return isinstance(raw, dict) and "sessions" in raw and "dataset" not in raw
+
+
+def _read_yaml(path: str | os.PathLike) -> tuple[Path, Any]:
     p = Path(path)
     if not p.is_file():
         raise DeepQoEError("config file not found", file=str(p))
@@ -276,7 +460,11 @@ def load_config(path: str | os.PathLike) -> ExperimentConfig:
     except UnicodeDecodeError:
         raise DeepQoEError("not a text (UTF-8) file", file=str(p)) from None
     if not isinstance(raw, dict):
-        raise DeepQoEError("the config must be a mapping with a 'dataset' section", file=str(p))
+        raise DeepQoEError("the config must be a mapping with a 'dataset' (or 'sessions') section", file=str(p))
+    return p, raw
+
+
+def _experiment_config(p: Path, raw: dict) -> ExperimentConfig:
     if "dataset" not in raw and "inputs" in raw:  # a bare dataset config
         raw = {"dataset": raw}
     return config_from_dict(raw, base_dir=str(p.resolve().parent), file=str(p))

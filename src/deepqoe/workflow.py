@@ -2,6 +2,8 @@
 
 * :func:`train_config`: fit on a dataset config (a held-out test part unless ``full``), score, save the
   model directory and its ``metrics.json``.
+* :func:`train_sessions_config`: the streaming session model on a sessions config (content-disjoint
+  k-fold score, then fit on everything, save the model directory and its ``metrics.json``).
 * :func:`finetune`: the same, starting from a shipped or saved model's weights.
 * :func:`evaluate_config`: DeepQoE and baselines on the same splits, every metric per split and summarised.
 * :func:`read_prediction_input`: a table to predict on, read the way the model's dataset was read.
@@ -134,6 +136,187 @@ def finetune(pretrained: str | Path, cfg, out_dir: str | Path, *, freeze: bool =
     return _fit_and_save(est, cfg, data, out_dir, full=full, use_groups=True,
                          metrics={"pretrained": str(pretrained), "frozen": bool(freeze)},
                          after_fit=after_fit, extra_meta=extra_meta)
+
+
+# ---- train a session model on a sessions config ------------------------------------------------------------
+def read_session_source(src, base_dir: str | None = None):
+    """One ``sessions.datasets`` entry (:class:`deepqoe.config.SessionSource`) -> a
+    :class:`~deepqoe.sessions.training.SessionSet` on the common 1-5 scale, grouped by content.
+
+    A registered dataset is read by :func:`~deepqoe.sessions.training.load_session_set`. Files are read
+    with :func:`~deepqoe.sessions.readers.load_sessions`; every session must be valid and carry a ``mos``,
+    on its ``mos_scale`` or the entry's ``scale`` (which overrides it); a z scale goes through these
+    scores' own mean and SD, as for registered datasets (:mod:`deepqoe.sessions.scales`)."""
+    from deepqoe.config import resolve_path
+    from deepqoe.sessions.readers import load_sessions
+    from deepqoe.sessions.scales import fit_z_reference, parse_scale, to_common
+    from deepqoe.sessions.training import SessionSet, load_session_set
+
+    if src.dataset is not None:
+        return load_session_set(src.dataset)
+    path = resolve_path(src.path, base_dir)
+    files = [path] if path.is_file() else sorted(f for f in path.iterdir()
+                                                 if f.is_file() and f.suffix.lower() in (".json", ".csv"))
+    if not files:
+        raise DeepQoEError("no .json or .csv session files in the folder", file=str(path))
+    sessions, seen = [], {}
+    for f in files:
+        got, failures = load_sessions(f)
+        if failures:
+            more = f" ({len(failures) - 1} more problem(s) in this file)" if len(failures) > 1 else ""
+            e = failures[0]
+            raise DeepQoEError(e.message + more, file=e.file, field=e.field, column=e.column, row=e.row)
+        for s in got:
+            if s.mos is None:
+                raise DeepQoEError(f"session '{s.id}' has no 'mos': sessions to train on need their score",
+                                   file=str(f), field="mos")
+            if s.id in seen:
+                raise DeepQoEError(f"session '{s.id}': the id is already used in {seen[s.id]}", file=str(f),
+                                   field="id")
+            seen[s.id] = str(f)
+            sessions.append(s)
+    mos = np.array([s.mos for s in sessions], float)
+    scales = np.array([src.scale or s.mos_scale or "1-5" for s in sessions])
+    y = np.empty(len(sessions))
+    for name in dict.fromkeys(scales.tolist()):
+        sel = scales == name
+        scale = parse_scale(name)
+        if scale.kind == "z":
+            scale = fit_z_reference(mos[sel])
+        elif not ((mos[sel] >= scale.lo - 1e-9) & (mos[sel] <= scale.hi + 1e-9)).all():
+            k = int(np.flatnonzero(sel & ((mos < scale.lo - 1e-9) | (mos > scale.hi + 1e-9)))[0])
+            raise DeepQoEError(f"session '{sessions[k].id}': mos {mos[k]:g} is outside the scale {scale.name}",
+                               file=seen[sessions[k].id], field="mos")
+        y[sel] = to_common(mos[sel], scale)
+    groups = np.array([f"{src.label}:{s.content or s.id}" for s in sessions])
+    return SessionSet(src.label, sessions, y, groups)
+
+
+def _scores_by_dataset(y: np.ndarray, pred: np.ndarray, names: np.ndarray) -> dict:
+    """SROCC, PLCC, RMSE (and the rest of regression_metrics) per dataset and over all, on the 1-5 scale."""
+    from deepqoe.evaluation.metrics import regression_metrics, scalar_metrics
+
+    out = {d: {"n": int((names == d).sum()), **scalar_metrics(regression_metrics(y[names == d], pred[names == d]))}
+           for d in dict.fromkeys(names.tolist())}
+    if len(out) > 1:
+        out["all"] = {"n": int(len(y)), **scalar_metrics(regression_metrics(y, pred))}
+    return out
+
+
+def _predict_common(model, sessions: list) -> np.ndarray:
+    """Session scores on the common 1-5 scale, through the one predictor."""
+    from deepqoe.predictor import Predictor
+
+    rows, failures = Predictor(model).predict_sessions(sessions, curve=False)
+    if failures:
+        raise failures[0]
+    return np.array([r["score"] for r in rows], float)
+
+
+def _session_quality_mapping(cfg):
+    """``sessions.quality_mapping``: fitted on a registered dataset's chunks or on the sessions of a path
+    (objective measurements only, quality and bitrate per segment: no score is needed or used)."""
+    from deepqoe.config import resolve_path
+    from deepqoe.sessions.qoe_model import fit_quality_mapping
+    from deepqoe.sessions.readers import load_sessions
+    from deepqoe.sessions.training import load_session_set
+
+    sc = cfg.sessions
+    if sc.quality_mapping_path is None:
+        return fit_quality_mapping(load_session_set(sc.quality_mapping).sessions)
+    sessions, failures = load_sessions(resolve_path(sc.quality_mapping_path, cfg.base_dir))
+    if failures:
+        raise failures[0]
+    try:
+        return fit_quality_mapping(sessions)
+    except DeepQoEError as e:
+        raise DeepQoEError(e.message, file=cfg.path, field="sessions.quality_mapping") from None
+
+
+def _cross_validate_sessions(fit, session_sets: list, curve_sets: list, splits) -> dict:
+    """Out-of-fold scores per session dataset: ``fit(session_sets, curve_sets)`` on each split's training
+    part (``splits`` index the sessions of ``session_sets + curve_sets``, concatenated)."""
+    sets = session_sets + curve_sets
+    offsets = np.cumsum([0] + [len(x.sessions) for x in sets])
+
+    def part(idx: np.ndarray, k: int) -> np.ndarray:  # positions of set k's sessions in idx
+        return idx[(idx >= offsets[k]) & (idx < offsets[k + 1])] - offsets[k]
+
+    oof = np.full(offsets[len(session_sets)], np.nan)
+    for split in splits:
+        train = [x.subset(part(split.train, k)) for k, x in enumerate(sets)]
+        model = fit([x for x in train[:len(session_sets)] if len(x.sessions)],
+                    [x for x in train[len(session_sets):] if len(x.sessions)])
+        for k, x in enumerate(session_sets):
+            te = part(split.test, k)
+            if len(te):
+                oof[offsets[k] + te] = _predict_common(model, [x.sessions[i] for i in te])
+    return _scores_by_dataset(np.concatenate([x.y for x in session_sets]), oof,
+                              np.concatenate([[x.name] * len(x.sessions) for x in session_sets]))
+
+
+def train_sessions_config(cfg, out_dir: str | Path, *, full: bool = False, progress: bool = True) -> dict:
+    """Train the streaming session model (:mod:`deepqoe.sessions.training`) on a sessions config
+    (:class:`deepqoe.config.SessionsExperimentConfig`) and save it to ``out_dir`` with ``metrics.json``.
+
+    Unless ``full`` or ``evaluation.protocol: none``, the recipe is first scored by content-disjoint k-fold
+    over all datasets together (a content, in any dataset, falls in one fold; curve datasets are split the
+    same way), out-of-fold scores per dataset. Then the model is trained on everything and the directory
+    (model.json, model.safetensors, metrics.json) appears whole or not at all. A progress bar goes to
+    standard error when ``progress`` and standard error is a terminal. Returns the metrics."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    from deepqoe.evaluation.protocols import make_splits
+    from deepqoe.io import atomic_directory, atomic_write_json
+    from deepqoe.sessions.training import RECIPE, fit_streaming_model, load_curve_set
+
+    sc = cfg.sessions
+    session_sets = [read_session_source(src, cfg.base_dir) for src in sc.datasets]
+    curve_sets = [load_curve_set(name) for name in sc.continuous]
+    mapping = _session_quality_mapping(cfg)
+    params = {**RECIPE, **cfg.model_params()}
+    splits = []
+    if not full and cfg.evaluation.protocol != "none":
+        # the fold key of a session: its content where it has one (shared by datasets of the same source)
+        keys = np.array([s.content or g for x in session_sets + curve_sets for s, g in zip(x.sessions, x.groups)])
+        splits = make_splits("group-kfold", len(keys), groups=keys, n_splits=cfg.evaluation.n_splits,
+                             seed=cfg.evaluation.seed)
+    bar = tqdm(total=(len(splits) + 1) * params["n_members"] * params["epochs"], desc="training", unit="epoch",
+               file=sys.stderr, disable=not (progress and sys.stderr.isatty()), leave=False)
+
+    def fit(ss: list, cs: list):
+        return fit_streaming_model(ss, cs, mapping=mapping, progress=lambda step, loss: bar.update(1), **params)
+
+    try:
+        evaluation = None
+        if splits:
+            evaluation = {"protocol": "group-kfold",
+                          "description": f"{len(splits)}-fold content-disjoint cross-validation over the datasets "
+                                         "together (a content falls in one fold in every dataset), out-of-fold "
+                                         "predictions scored per dataset on the common 1-5 scale",
+                          "n_splits": len(splits), "seed": cfg.evaluation.seed,
+                          "scores": _cross_validate_sessions(fit, session_sets, curve_sets, splits)}
+        t0 = time.perf_counter()
+        model = fit(session_sets, curve_sets)
+        seconds = time.perf_counter() - t0
+    finally:
+        bar.close()
+    y = np.concatenate([s.y for s in session_sets])
+    names = np.concatenate([[s.name] * len(s.sessions) for s in session_sets])
+    pred = _predict_common(model, [x for s in session_sets for x in s.sessions])
+    name = sc.name or Path(out_dir).name
+    sizes = {s.name: len(s.sessions) for s in session_sets}
+    metrics = {"name": name, "kind": "sessions", "task": "regression", "scale": "1-5",
+               "datasets": sizes, "continuous": {c.name: len(c.sessions) for c in curve_sets},
+               "quality_mapping": sc.quality_mapping, "params": model.get_params(),
+               "n_train": int(sum(sizes.values())), "fit_seconds": seconds,
+               "evaluation": evaluation, "train": _scores_by_dataset(y, pred, names)}
+    with atomic_directory(out_dir) as tmp:
+        model.save(tmp, extra={"name": name, "metrics": metrics})
+        atomic_write_json(tmp / "metrics.json", metrics)
+    return metrics
 
 
 # ---- evaluate ------------------------------------------------------------------------------------------

@@ -5,6 +5,8 @@
 * ``kfold``: k-fold cross-validation (shuffled).
 * ``group``: leave-one-group-out (content, title or genre disjoint): every test set is one group.
 * ``group-kfold``: k group-disjoint folds.
+* ``group-shuffle``: ``n_splits`` random group-disjoint splits, each holding out ``test_size`` of the groups
+  (at least one), drawn independently.
 * ``videval``: the VIDEVAL authors' 80/20 splits (``train_test_split(test_size=0.2,
   random_state=ceil(8.8 i))`` for i = 1..n), the protocol of the UGC video-quality literature.
 
@@ -21,7 +23,7 @@ import numpy as np
 
 from deepqoe.errors import DeepQoEError
 
-PROTOCOLS = ("holdout", "repeated", "kfold", "group", "group-kfold", "videval")
+PROTOCOLS = ("holdout", "repeated", "kfold", "group", "group-kfold", "group-shuffle", "videval")
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ def make_splits(protocol: str, n_samples: int, *, groups=None, n_splits: int = 1
             raise DeepQoEError(f"kfold with {n_splits} folds needs at least {n_splits} rows, got {n_samples}")
         folds = np.array_split(rng.permutation(n_samples), n_splits)
         return [Split(f"fold{i}", np.setdiff1d(idx, f), np.sort(f)) for i, f in enumerate(folds)]
-    if protocol in ("group", "group-kfold"):
+    if protocol in ("group", "group-kfold", "group-shuffle"):
         if groups is None:
             raise DeepQoEError(f"the '{protocol}' protocol needs a group column (set 'group' in the dataset config)")
         groups = np.asarray(groups)
@@ -64,6 +66,14 @@ def make_splits(protocol: str, n_samples: int, *, groups=None, n_splits: int = 1
             raise DeepQoEError(f"the '{protocol}' protocol needs at least 2 groups, found {len(uniq)}")
         if protocol == "group":
             return [Split(f"group={g}", idx[groups != g], idx[groups == g]) for g in uniq]
+        if protocol == "group-shuffle":
+            values = np.unique(groups)
+            k = max(1, int(round(test_size * len(values))))
+            out = []
+            for r in range(n_splits):
+                mask = np.isin(groups, rng.choice(values, k, replace=False))
+                out.append(Split(f"groupshuffle{r}", idx[~mask], idx[mask]))
+            return out
         order = rng.permutation(len(uniq))
         parts = np.array_split(order, min(n_splits, len(uniq)))
         out = []
@@ -75,6 +85,12 @@ def make_splits(protocol: str, n_samples: int, *, groups=None, n_splits: int = 1
     if protocol == "videval":
         return videval_splits(n_samples, n_splits)
     raise DeepQoEError(f"unknown protocol '{protocol}'; use one of {', '.join(PROTOCOLS)}")
+
+
+def fixed_splits(train_masks) -> list[Split]:
+    """A dataset's own published splits, given as a (rows x splits) boolean matrix of training rows."""
+    m = np.asarray(train_masks, dtype=bool)
+    return [Split(f"split{j}", np.flatnonzero(m[:, j]), np.flatnonzero(~m[:, j])) for j in range(m.shape[1])]
 
 
 def validation_split(n_train: int, fraction: float, seed: int, groups=None) -> tuple[np.ndarray, np.ndarray]:

@@ -8,16 +8,31 @@ import numpy as np
 from scipy import optimize, stats
 
 
-def summarise(per_split: list[dict]) -> dict[str, dict]:
-    """Mean, std, median, min, max of each scalar metric over splits, with the per-split values kept."""
-    keys = [k for k, v in per_split[0].items() if isinstance(v, (int, float))] if per_split else []
-    out = {}
-    for k in keys:
-        vals = np.array([float(s[k]) for s in per_split], dtype=float)
-        out[k] = {"mean": float(np.mean(vals)), "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
-                  "median": float(np.median(vals)), "min": float(np.min(vals)), "max": float(np.max(vals)),
-                  "values": vals.tolist()}
+#: The one ddof of every reported spread (std over splits, folds, groups or seeds): the sample standard
+#: deviation, ddof = 1 (0.0 for a single value). Standardising features or targets *inside* a model
+#: (StandardScaler, z-scores) is not a report and keeps the population std (ddof = 0), as scikit-learn does.
+STD_DDOF = 1
+
+
+def describe(values, keep_values: bool = False) -> dict:
+    """The one summary of a metric over splits: mean, std (ddof :data:`STD_DDOF`), median, min, max and
+    n (NaN for no values); ``keep_values`` adds the values themselves."""
+    vals = np.asarray(values, dtype=float).reshape(-1)
+    n = len(vals)
+    nan = float("nan")
+    out = {"mean": float(np.mean(vals)) if n else nan,
+           "std": float(np.std(vals, ddof=STD_DDOF)) if n > 1 else (0.0 if n else nan),
+           "median": float(np.median(vals)) if n else nan, "min": float(np.min(vals)) if n else nan,
+           "max": float(np.max(vals)) if n else nan, "n": n}
+    if keep_values:
+        out["values"] = vals.tolist()
     return out
+
+
+def summarise(per_split: list[dict]) -> dict[str, dict]:
+    """:func:`describe` of each scalar metric over splits, with the per-split values kept."""
+    keys = [k for k, v in per_split[0].items() if isinstance(v, (int, float))] if per_split else []
+    return {k: describe([float(s[k]) for s in per_split], keep_values=True) for k in keys}
 
 
 def paired_test(a, b) -> dict[str, float]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from deepqoe.errors import DeepQoEError
-from deepqoe.experiments import EXPERIMENTS
+from deepqoe.experiments import SECTIONS
 
 
 def register(subparsers) -> None:
@@ -15,7 +15,7 @@ def register(subparsers) -> None:
                     "DEEPQOE_DATA. Writes OUT/report.md (tables and PNG plots beside it) and "
                     "OUT/results.json (every number of the report).")
     p.add_argument("experiments", nargs="*", metavar="EXPERIMENT",
-                   help=f"which experiments to run (default: all): {', '.join(EXPERIMENTS)}")
+                   help=f"which experiments to run (default: all): {', '.join(SECTIONS)}")
     p.add_argument("--quick", action="store_true",
                    help="fewer splits and epochs (a smoke run of a few minutes, for CI)")
     p.add_argument("--out", required=True, type=Path, help="output folder for report.md, results.json, plots")
@@ -31,19 +31,19 @@ def register(subparsers) -> None:
 
 
 def _run(args) -> int:
-    names = list(dict.fromkeys(args.experiments)) or list(EXPERIMENTS)
-    bad = [n for n in names if n not in EXPERIMENTS]
+    names = list(dict.fromkeys(args.experiments)) or list(SECTIONS)
+    bad = [n for n in names if n not in SECTIONS]
     if bad:
         import difflib
 
-        hints = [f"'{b}'" + (f" (did you mean '{c[0]}'?)" if (c := difflib.get_close_matches(b, EXPERIMENTS, 1))
+        hints = [f"'{b}'" + (f" (did you mean '{c[0]}'?)" if (c := difflib.get_close_matches(b, list(SECTIONS), 1))
                              else "") for b in bad]
-        raise DeepQoEError(f"unknown experiment {', '.join(hints)}; choose from {', '.join(EXPERIMENTS)}")
+        raise DeepQoEError(f"unknown experiment {', '.join(hints)}; choose from {', '.join(SECTIONS)}")
     if args.ugc_splits is not None and not 1 <= args.ugc_splits <= 100:
         raise DeepQoEError("--ugc-splits must be between 1 and 100 (the VIDEVAL protocol has 100 splits)")
     if args.jobs < 1:
         raise DeepQoEError("--jobs must be at least 1")
-    from deepqoe.experiments.paper import run_reproduce
+    from deepqoe.experiments.reproduce import run_reproduce
 
     for opt in ("streaming_splits", "streaming_neural_splits"):
         v = getattr(args, opt)

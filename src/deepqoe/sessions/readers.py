@@ -416,9 +416,25 @@ def _mat_scalar(d, k):
     return float(np.asarray(d[k]).reshape(-1)[0])
 
 
-def load_live_nflx(root=None) -> StreamingDataset:
+#: per-frame metrics of the LIVE-NFLX release where lower means better
+LOWER_IS_BETTER = ("STRRED", "GMSD", "NIQE")
+
+
+def _per_second(v: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    nfr = len(v)
+    T = int(np.ceil(nfr / fps))
+    edges = np.minimum((np.arange(T) * fps).astype(int), nfr)
+    return np.add.reduceat(v, edges) / np.diff(np.append(edges, nfr)), edges, np.diff(np.append(edges, nfr)) / fps
+
+
+def load_live_nflx(root=None, quality_metric: str = "VMAF") -> StreamingDataset:
     """LIVE-NFLX (VideoATLAS release): 112 sessions in the natural order of the file names (content_1..14,
     seq_0..7), i.e. the row order of ``TrainingMatrix_LIVENetflix_1000_trials.mat``.
+
+    ``quality_metric`` picks the per-second ``quality``: ``VMAF`` (default, 0-100 as is) or another metric
+    of the release (``STRRED``, the VideoATLAS convention, ``SSIM``, ...), put on VMAF's 0-100 scale by a
+    monotone (isotonic) regression of per-second VMAF on that metric over the release's seconds: objective
+    measurements only, no subjective score.
 
     The ``.mat`` files hold per-frame VQA of the played frames but not where the stalls are, so the
     session is built as 1-s segments with ``quality`` = mean per-frame VMAF of that second, and stalls
@@ -434,16 +450,27 @@ def load_live_nflx(root=None) -> StreamingDataset:
     files = sorted(_need(base).glob("content_*_seq_*.mat"), key=lambda p: natural_key(p.name))
     if len(files) != 112:
         raise DeepQoEError(f"expected 112 content_*_seq_*.mat files, found {len(files)}", file=str(base))
-    sessions, ys, rows = [], [], []
-    for f in files:
-        d = sio.loadmat(f)
+    if quality_metric not in LIVE_NFLX_METRICS:
+        raise DeepQoEError(f"unknown LIVE-NFLX quality metric {quality_metric!r}; use one of {', '.join(LIVE_NFLX_METRICS)}")
+    mats = [sio.loadmat(f) for f in files]
+    qual = []
+    for d in mats:
         fps = _mat_scalar(d, "vid_fps")
-        vm = np.clip(np.asarray(d["VMAF_vec"], float).reshape(-1), 0, 100)
-        nfr = len(vm)
-        T = int(np.ceil(nfr / fps))
-        edges = np.minimum((np.arange(T) * fps).astype(int), nfr)
-        q = np.add.reduceat(vm, edges) / np.diff(np.append(edges, nfr))
-        dur = np.diff(np.append(edges, nfr)) / fps
+        vm = _per_second(np.clip(np.asarray(d["VMAF_vec"], float).reshape(-1), 0, 100), fps)[0]
+        qual.append((vm, _per_second(np.asarray(d[f"{quality_metric}_vec"], float).reshape(-1), fps)[0]))
+    if quality_metric != "VMAF":
+        from sklearn.isotonic import IsotonicRegression
+
+        x, y = np.concatenate([m for _, m in qual]), np.concatenate([v for v, _ in qual])
+        ok = np.isfinite(x) & np.isfinite(y)
+        iso = IsotonicRegression(increasing=quality_metric not in LOWER_IS_BETTER, out_of_bounds="clip",
+                                 y_min=0, y_max=100).fit(x[ok], y[ok])
+        qual = [(iso.predict(np.nan_to_num(m, nan=float(np.nanmedian(x)))), m) for _, m in qual]
+    sessions, ys, rows = [], [], []
+    for f, d, (q, _) in zip(files, mats, qual):
+        fps = _mat_scalar(d, "vid_fps")
+        nfr = len(np.asarray(d["VMAF_vec"]).reshape(-1))
+        _, edges, dur = _per_second(np.zeros(nfr), fps)
         start = edges / fps
         ns, ds = int(round(_mat_scalar(d, "ns"))), _mat_scalar(d, "ds")
         media = nfr / fps

@@ -69,7 +69,12 @@ class CurveSet:
 def load_session_set(name: str, root=None) -> SessionSet:
     from deepqoe.datasets.registry import load_session_dataset
 
-    d = load_session_dataset(name, root)
+    return session_set(load_session_dataset(name, root))
+
+
+def session_set(d) -> SessionSet:
+    """A loaded :class:`~deepqoe.sessions.readers.StreamingDataset` on the common scale, with content groups."""
+    name = d.name
     scale = fit_z_reference(d.mos) if d.scale == "z" else d.scale
     meta = d.meta
     col = next((c for c in ("src", "content") if c in meta.columns), None)
