@@ -197,7 +197,7 @@ def build_streaming(out_dir: Path, quiet: bool = True, datasets=STREAMING_DATASE
                               "scores on the common 1-5 scale", "key_metric": "srocc",
                   "datasets": {n: len(s.sessions) for n, s in S.items()},
                   "continuous": {n: len(c.sessions) for n, c in C.items()},
-                  "scores": {"ours": {d: r["ours"] for d, r in lodo.items()}},
+                  "scores": {"deepqoe": {d: r["ours"] for d, r in lodo.items()}},
                   "leave_one_dataset_out": lodo, "behaviour": report.to_dict(), "recipe": params}
     model.save(out_dir, extra={"name": "streaming", "evaluation": evaluation, "built": _git_note(),
                                "metrics": {"n_train": sum(len(s.sessions) for s in S.values()),
@@ -242,7 +242,7 @@ networks with different seeds are averaged.
 Session scores (mapped to the common 1-5 scale, `deepqoe.sessions.scales`): {sizes}. Per-second
 (continuous-time) ratings, trained jointly: {curves}.
 
-## Scores
+## Protocol and scores
 
 {ev["protocol"]}.
 
@@ -251,7 +251,7 @@ Session scores (mapped to the common 1-5 scale, `deepqoe.sessions.scales`): {siz
 For orientation: P.1203's own O46 is in the table where the data has it; KSQI reaches SRCC about 0.70 on
 Waterloo SQoE-IV trained on other data. More in docs/results.md (continuous-time table, LIVE-NFLX splits).
 
-## Input
+## Input schema
 
 A session JSON (`docs/sessions.md`) or an ITU-T P.1203 input JSON:
 
@@ -300,7 +300,7 @@ def compare(name: str, new: dict, tolerance: float) -> bool:
     key = "accuracy" if name == "upec-qoe-lab" else "srocc"
     worst, ok = 0.0, True
     for k in sorted(set(a) & set(b)):
-        if k.startswith(("deepqoe", "ours")) and key in k:
+        if k.startswith("deepqoe") and key in k:
             d = abs(a[k] - b[k])
             worst = max(worst, d)
             flag = "ok" if d <= tolerance else "DIFFERS"

@@ -77,3 +77,38 @@ def write_config(tmp_path: Path, csv: Path, task: str = "classification", **over
     p = tmp_path / "config.yaml"
     p.write_text(yaml.safe_dump(cfg))
     return p
+
+
+@pytest.fixture(scope="session")
+def frame_session_model_dir(tmp_path_factory) -> Path:
+    """A small session model of the older kind (a DeepQoERegressor on ``session_frame``, named in model.json
+    by its frame-builder key), trained in seconds on synthetic sessions: old model directories must load."""
+    import numpy as np
+    import torch
+
+    from deepqoe.estimators import DeepQoERegressor
+    from deepqoe.explain import fit_baseline
+    from deepqoe.persistence import save_model
+    from deepqoe.sessions import Session
+    from deepqoe.sessions.frame import EXPLAIN_GROUPS, STREAMING_INPUTS, session_frame, session_model_meta
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    ladder = [(300, 240), (800, 480), (2000, 720), (4500, 1080)]
+    sessions, y = [], []
+    for i in range(60):
+        lv = int(rng.integers(0, 4))
+        n_st = int(rng.integers(0, 3))
+        segs = [{"start": 4 * k, "duration": 4, "bitrate_kbps": ladder[lv][0], "height": ladder[lv][1],
+                 "fps": 30, "codec": "h264"} for k in range(10)]
+        stalls = [[0, float(rng.uniform(0, 3))]] + [[8.0 * (j + 1), 3.0] for j in range(n_st)]
+        sessions.append(Session.from_dict({"id": f"t{i}", "segments": segs, "stalls": stalls,
+                                           "device": ["pc", "mobile"][i % 2]}))
+        y.append(1.5 + 0.8 * lv - 0.5 * n_st)
+    X = session_frame(sessions).reset_index(drop=True)
+    est = DeepQoERegressor(inputs=STREAMING_INPUTS, hidden_layers=(16,), max_epochs=15, patience=15,
+                           random_state=0).fit(X, np.array(y))
+    d = tmp_path_factory.mktemp("frame-model") / "model"
+    save_model(est, d, extra={"name": "frame-session-model", "session_model": session_model_meta(),
+                              "explain_groups": EXPLAIN_GROUPS, "explain_baseline": fit_baseline(est, X)})
+    return d

@@ -64,11 +64,10 @@ def test_shipped_classifier_expected_rating(tmp_path):
     assert set(rec["contributions"]) == set(groups)
 
 
-def test_session_groups_and_stalls_pull_down():
-    _need("streaming")
+def test_session_groups_and_stalls_pull_down(frame_session_model_dir):
     from deepqoe.sessions.frame import example_sessions, parse_sessions, session_frame
 
-    est = load_model("streaming")
+    est = load_model(frame_session_model_dir)
     X = session_frame(parse_sessions(example_sessions()))
     e = explain(est, X)
     groups = [c for c in e.columns if c not in ("baseline", "prediction")]

@@ -42,20 +42,22 @@ def test_onnx_parity_classifier_on_real_rows(tmp_path, capsys):
 
 
 def test_onnx_parity_session_regressor(tmp_path):
+    """The shipped streaming model (a SessionQoEModel; more in tests/test_export_sessions.py)."""
     _need("streaming")
-    from deepqoe.export import onnx_session, parity
+    from deepqoe.export import onnx_session, parity, session_feeds
     from deepqoe.persistence import load_model
-    from deepqoe.sessions.frame import example_sessions, parse_sessions, session_frame
+    from deepqoe.sessions.frame import example_sessions, parse_sessions
+    from deepqoe.sessions.qoe_model import make_batch
 
     out = tmp_path / "streaming.onnx"
     assert main(["export", "streaming", "--onnx", str(out)]) == 0
-    X = session_frame(parse_sessions(example_sessions()))
-    assert parity("streaming", out, X) < 1e-5
-    # the 'prediction' output is the model's score, batch size free
+    sessions = parse_sessions(example_sessions())
+    assert parity("streaming", out, sessions) < 1e-5
+    # the 'score' output is the model's score, batch size free
     est = load_model("streaming")
-    feeds = {i.name: t.numpy() for i, t in zip(onnx_session(out).get_inputs(), est.encode(X))}
-    pred = onnx_session(out).run(["prediction"], feeds)[0]
-    np.testing.assert_allclose(pred, est.predict(X), atol=1e-5)
+    pred = onnx_session(out).run(["score"], session_feeds(make_batch(sessions, est.mapping_)))[0]
+    np.testing.assert_allclose(pred, est.predict_sessions(sessions), atol=1e-5)
+    assert np.all((pred >= 1.0) & (pred <= 5.0))
 
 
 def test_export_errors(tmp_path, capsys):

@@ -161,7 +161,7 @@ def test_session_model(session_client):
     assert r.status_code == 200, r.text
     p = r.json()["predictions"][0]
     assert p["id"] == "s1" and 1.0 <= p["score"] <= 5.0 and p["scale"] == "1-5"
-    assert set(p["explanation"]["contributions"]) == {"stalls", "startup", "quality", "switches", "context"}
+    assert set(p["explanation"]["contributions"]) == {"stalls", "startup", "quality", "switches"}
     assert len(p["curve"]) > 30 and all(1.0 <= v <= 5.0 for v in p["curve"])
     both = _post(c, {"sessions": [SESSION, {**SESSION, "id": "s2", "stalls": []}]}).json()
     assert [q["id"] for q in both["predictions"]] == ["s1", "s2"]

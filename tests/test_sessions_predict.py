@@ -26,17 +26,17 @@ def _session(i, **kw):
 
 
 @pytest.fixture(scope="module")
-def model():
+def model(frame_session_model_dir):
     from deepqoe.persistence import load_model
 
-    return load_model("streaming")
+    return load_model(frame_session_model_dir)
 
 
 def _args(data, out=None, scale=None):
     return types.SimpleNamespace(data=str(data), out=str(out) if out else None, scale=scale)
 
 
-def test_shipped_model_is_a_session_model(model):
+def test_frame_model_is_a_session_model(model):
     assert is_session_model(model.meta_)
     assert not is_session_model({}) and not is_session_model(None)
     assert callable(frame_builder(model.meta_))
@@ -116,10 +116,10 @@ def test_csv_of_sessions_and_folder_and_p1203(tmp_path, model):
     assert all(1 <= r["score"] <= 5 for r in got.values())
 
 
-def test_more_stalls_predict_lower(model):
+def test_more_stalls_predict_lower():
     good = Session.from_dict(_session(2, stalls=[[0, 0.5]]))
     bad = Session.from_dict(_session(2, id="bad", stalls=[[0, 0.5], [10, 6.0], [24, 8.0]]))
-    rows, fails = Predictor(model).predict_sessions([good, bad])
+    rows, fails = Predictor.load("streaming").predict_sessions([good, bad])
     assert not fails
     assert rows[0]["score"] > rows[1]["score"]
 
@@ -132,13 +132,11 @@ def test_not_a_session_model_is_refused(tmp_path, model):
         predict_sessions(est, _args(src))
 
 
-def _copy_model(tmp_path, frame):
+def _copy_model(tmp_path, frame, source):
     import shutil
 
-    from deepqoe.persistence import PRETRAINED_DIR
-
     d = tmp_path / "model"
-    shutil.copytree(PRETRAINED_DIR / "streaming", d)
+    shutil.copytree(source, d)
     meta = json.loads((d / "model.json").read_text())
     if frame is None:
         meta["session_model"].pop("frame")
@@ -152,7 +150,7 @@ def _copy_model(tmp_path, frame):
                                    "deepqoe.pretrained.session_input.session_frame", None])
 def test_model_files_name_the_frame_builder_by_key_and_old_paths_still_load(tmp_path, model, frame):
     assert frame_builder({"session_model": {"frame": frame} if frame else {}}) is session_frame
-    d = _copy_model(tmp_path, frame)
+    d = _copy_model(tmp_path, frame, model.model_dir_)
     s = [Session.from_dict(_session(i)) for i in range(2)]
     a, _ = Predictor.load(d).predict_sessions(s)
     b, _ = Predictor(model).predict_sessions(s)
@@ -161,11 +159,11 @@ def test_model_files_name_the_frame_builder_by_key_and_old_paths_still_load(tmp_
 
 @pytest.mark.parametrize("frame", ["deepqoe.cli.main", "os.system", "deepqoe.sessions.frame.parse_sessions",
                                    "session-frame-v2", 3, ["session-frame-v1"], {"a": 1}])
-def test_a_tampered_model_json_cannot_name_a_callable(tmp_path, capsys, frame):
+def test_a_tampered_model_json_cannot_name_a_callable(tmp_path, capsys, frame, frame_session_model_dir):
     from deepqoe import cli
 
     called = []
-    d = _copy_model(tmp_path, frame)
+    d = _copy_model(tmp_path, frame, frame_session_model_dir)
     with pytest.raises(DeepQoEError) as ei:
         Predictor.load(d)
     msg = str(ei.value)
@@ -183,8 +181,8 @@ def test_a_tampered_model_json_cannot_name_a_callable(tmp_path, capsys, frame):
     assert "session_model.frame" in capsys.readouterr().err
 
 
-def test_a_wrong_frame_version_is_refused(tmp_path):
-    d = _copy_model(tmp_path, "session-frame-v1")
+def test_a_wrong_frame_version_is_refused(tmp_path, frame_session_model_dir):
+    d = _copy_model(tmp_path, "session-frame-v1", frame_session_model_dir)
     meta = json.loads((d / "model.json").read_text())
     meta["session_model"]["frame_version"] = 99
     (d / "model.json").write_text(json.dumps(meta))

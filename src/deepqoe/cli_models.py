@@ -155,7 +155,7 @@ def _cmd_export(args) -> int:
     msg = f"ONNX model written to {args.onnx}"
     try:
         d = parity(args.model_dir, args.onnx)
-        msg += f" (max |ONNX - PyTorch| = {d:.2e} on random inputs)"
+        msg += f" (max |ONNX - PyTorch| = {d:.2e} on example inputs)"
     except DeepQoEError:
         pass  # onnxruntime missing: the export itself is fine
     print(msg)

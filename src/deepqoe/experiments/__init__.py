@@ -21,6 +21,7 @@ SECTIONS = {
     "transfer": "transfer",          # 5. KoNViD-1k -> YouTube-UGC
     "streaming": "streaming",        # streaming QoE: LIVE-NFLX, P.1203, Waterloo, cross-dataset
     "streaming_generalisation": "streaming_generalisation",  # the shipped streaming model on unseen datasets
+    "continuous_time": "continuous_time",  # per-second QoE curves against continuous-time ratings
 }
 EXPERIMENTS = tuple(SECTIONS)
 

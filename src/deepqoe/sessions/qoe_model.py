@@ -96,7 +96,7 @@ class QualityMapping:
         disp = np.broadcast_to(np.asarray(display_height, float), h.shape)
         h = np.where(np.isfinite(h), h, 720.0)
         w = np.where(np.isfinite(w), w, 1280.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             lbpp = np.log2(np.asarray(bitrate_kbps, float) * 1000.0 / (w * h * f))
         lbpp = np.clip(np.where(np.isfinite(lbpp), lbpp, self.median_log_bpp), -20.0, 10.0)
         res = np.log2(np.clip(np.minimum(h, disp) / disp, 1e-3, 1.0))
@@ -464,32 +464,38 @@ class SessionQoEModel:
         if not hasattr(self, "net_"):
             raise DeepQoEError("this session model is not fitted")
 
-    def _run(self, sessions: Sequence, curves: bool, chunk: int = 512):
+    def _run(self, sessions: Sequence, curves: bool, calibration: str | None = None, chunk: int = 512):
         """Predict in chunks of sessions of similar length (a 10-h session does not slow the others)."""
         self._check()
+        if calibration is not None and calibration not in self.calibrations_:
+            raise DeepQoEError(f"unknown calibration {calibration!r}: the model was trained on "
+                               f"{', '.join(self.calibrations_)}")
         order = np.argsort([float(s.media_duration) for s in sessions], kind="stable")
         out: list = [None] * len(sessions)
         with torch.no_grad():
             for lo in range(0, len(order), chunk):
                 ids = order[lo:lo + chunk]
                 b = make_batch([sessions[i] for i in ids], self.mapping_, curves)
-                pred = torch.stack([net(b) for net in self.net_]).mean(0).numpy().astype(float)
+                cal = None if calibration is None else torch.full(
+                    b.p_sess.shape, self.calibrations_.index(calibration), dtype=torch.long)
+                pred = torch.stack([net(b, cal) for net in self.net_]).mean(0).numpy().astype(float)
                 ps = b.p_sess.numpy()
                 for k, i in enumerate(ids):
                     sel = ps == k
                     out[i] = (pred[sel], b.t_wall[sel])
         return out
 
-    def predict_sessions(self, sessions: Sequence) -> np.ndarray:
-        """The session scores (1-5)."""
+    def predict_sessions(self, sessions: Sequence, calibration: str | None = None) -> np.ndarray:
+        """The session scores (1-5). ``calibration``: the name of a training dataset whose use of the
+        scale to predict on (default: the average of the training datasets)."""
         if not len(sessions):
             return np.zeros(0)
-        return np.array([r[0][-1] for r in self._run(list(sessions), False)])
+        return np.array([r[0][-1] for r in self._run(list(sessions), False, calibration)])
 
-    def predict_curves(self, sessions: Sequence) -> list[np.ndarray]:
+    def predict_curves(self, sessions: Sequence, calibration: str | None = None) -> list[np.ndarray]:
         """The per-second curve of each session: the score of the first t wall seconds, t = 1, 2, ...
         (sessions longer than MAX_CURVE_POINTS seconds: that many equal bins)."""
-        return [r[0] for r in self._run(list(sessions), True)]
+        return [r[0] for r in self._run(list(sessions), True, calibration)]
 
     def curve_times(self, sessions: Sequence) -> list[np.ndarray]:
         return [wall_points(s, True) for s in sessions]

@@ -1,0 +1,182 @@
+"""The structured streaming model (deepqoe.sessions.qoe_model): monotone and bounded by construction,
+curves on the wall-clock timeline, switches as representation changes, save / load."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from deepqoe.errors import DeepQoEError
+from deepqoe.sessions import Session
+from deepqoe.sessions.qoe_model import (QualityMapping, SessionQoEModel, TrainingData, make_batch, quality_steps,
+                                        wall_points)
+
+LADDER = [(300, 240), (800, 480), (2000, 720), (4500, 1080)]
+
+
+def session(sid, levels, stalls=(), seg=4.0, quality=None, reps=None, fps=30, codec="h264"):
+    segs = []
+    for i, lv in enumerate(levels):
+        br, h = LADDER[lv]
+        d = {"start": i * seg, "duration": seg, "bitrate_kbps": br, "height": h, "width": int(h * 16 / 9),
+             "fps": fps, "codec": codec}
+        if quality is not None:
+            d["quality"] = quality[i]
+        if reps is not None:
+            d["representation"] = reps[i]
+        segs.append(d)
+    return Session.from_dict({"id": sid, "segments": segs, "device": "pc",
+                              "stalls": [{"start": s, "duration": d} for s, d in stalls]})
+
+
+def random_sessions(n, rng, with_quality=False):
+    out = []
+    for i in range(n):
+        k = int(rng.integers(3, 30))
+        lv = np.clip(np.cumsum(rng.integers(-1, 2, k)) + 2, 0, 3)
+        st = [(0.0, float(rng.uniform(0, 4)))] + [(float(t), float(rng.uniform(0.5, 8))) for t in
+                                                   sorted(set(rng.uniform(1, 4 * k - 1, int(rng.integers(0, 3)))))]
+        q = list(20 + 20 * lv + rng.uniform(-5, 5, k)) if with_quality else None
+        out.append(session(f"s{i}", lv.tolist(), st, quality=q))
+    return out
+
+
+def synthetic_mos(sessions, mapping):
+    q = np.array([quality_steps(s, mapping)[0].mean() for s in sessions])
+    reb = np.array([float(s.stall_duration[s.stall_start > 0].sum()) for s in sessions])
+    return np.clip(1.5 + 3.0 * q - 0.8 * np.log1p(reb), 1, 5)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    sessions = random_sessions(60, rng) + random_sessions(30, rng, with_quality=True)
+    mapping = QualityMapping(bias=5.0, w_bpp=0.45, w_res=0.9, w_fps=0.0, w_h=1.0, codec_offset={"h264": 0.0, "hevc": 0.35})
+    y = synthetic_mos(sessions, mapping)
+    data = TrainingData(sessions, y, np.array(["a"] * 60 + ["b"] * 30))
+    return SessionQoEModel(epochs=40, n_members=2).fit(data, mapping)
+
+
+def test_learns_the_synthetic_relation(model):
+    rng = np.random.default_rng(1)
+    test = random_sessions(40, rng)
+    p = model.predict_sessions(test)
+    from scipy.stats import spearmanr
+
+    assert spearmanr(p, synthetic_mos(test, model.mapping_))[0] > 0.6
+
+
+def test_monotone_in_every_impairment_for_any_weights(model):
+    """Monotonicity is structural: it holds for the trained weights and for random ones."""
+    rng = np.random.default_rng(2)
+    base = random_sessions(30, rng, with_quality=True)
+    for trial in range(2):
+        if trial:  # scramble every weight: the relations must still hold
+            with torch.no_grad():
+                for p in model.net_.parameters():
+                    p.add_(torch.randn_like(p))
+        for s in base:
+            d = s.to_dict()
+            ref = model.predict_sessions([s])[0]
+            more_stall = json.loads(json.dumps(d))
+            end = d["segments"][-1]["start"] + d["segments"][-1]["duration"]
+            if d["stalls"][-1]["start"] >= end - 0.5:
+                more_stall["stalls"][-1]["duration"] += 3.0
+            else:
+                more_stall["stalls"].append({"start": end - 0.5, "duration": 3.0})
+            longer_start = json.loads(json.dumps(d))
+            longer_start["stalls"][0]["duration"] += 5.0
+            better = json.loads(json.dumps(d))
+            for seg in better["segments"]:
+                seg["quality"] = min(100.0, seg["quality"] + 10)
+            switch = json.loads(json.dumps(d))  # same quality, a new representation in the middle
+            for i, seg in enumerate(switch["segments"]):
+                seg["representation"] = "b" if i == len(switch["segments"]) // 2 else "a"
+            same_rep = json.loads(json.dumps(d))
+            for seg in same_rep["segments"]:
+                seg["representation"] = "a"
+                seg["height"], seg["width"] = 720, 1280
+            p = {k: model.predict_sessions([Session.from_dict(v)])[0]
+                 for k, v in (("stall", more_stall), ("startup", longer_start), ("better", better))}
+            assert p["stall"] <= ref + 1e-6
+            assert p["startup"] <= ref + 1e-6
+            assert p["better"] >= ref - 1e-6
+            sw = model.predict_sessions([Session.from_dict(switch), Session.from_dict(same_rep)])
+            assert sw[0] <= sw[1] + 1e-6
+
+
+def test_bitrate_never_lowers_quality_mapping():
+    m = QualityMapping(bias=5.0, w_bpp=0.45, w_res=0.9, w_fps=0.0, w_h=1.0)
+    br = np.linspace(100, 20000, 200)
+    for h, codec in ((360, "h264"), (1080, "hevc"), (2160, "vp9"), (720, "av1")):
+        q = m(br, np.full(200, np.nan), np.full(200, h), np.full(200, 30.0), [codec] * 200, 2160)
+        assert np.all(np.diff(q) >= 0) and np.all((q >= 0) & (q <= 100))
+
+
+def test_vbr_jitter_is_not_a_switch(model):
+    steady = session("steady", [2] * 10)
+    jitter = Session.from_dict({**steady.to_dict(), "segments": [
+        {**seg, "bitrate_kbps": seg["bitrate_kbps"] * f} for seg, f in
+        zip(steady.to_dict()["segments"], [1.0, 1.4, 0.7, 1.3, 0.75, 1.35, 0.8, 1.25, 0.7, 1.3])]})
+    b = make_batch([steady, jitter], model.mapping_)
+    assert float(b.fixed[:, 5].abs().sum()) == 0.0  # switch rate feature
+    switched = session("sw", [2] * 5 + [1] * 5)
+    assert float(make_batch([switched], model.mapping_).fixed[0, 5]) > 0
+
+
+def test_repeating_a_steady_session_changes_nothing(model):
+    short = session("short", [3] * 3, [(0, 1.0)])
+    long = session("long", [3] * 150, [(0, 1.0)])
+    a, b = model.predict_sessions([short, long])
+    assert abs(a - b) < 1e-5
+
+
+def test_bounded_for_extreme_sessions(model):
+    huge = Session.from_arrays("many", np.arange(100_000, dtype=float), np.ones(100_000),
+                               bitrate_kbps=np.full(100_000, 3000.0), height=720, fps=30)
+    one = Session.from_arrays("one", [0.0], [200_000.0], bitrate_kbps=[1e6], height=[2160])
+    stalls = session("stalls", [1] * 150, [(0, 30)] + [(4.0 * i + 1, 50.0) for i in range(1, 60)])
+    tiny = Session.from_arrays("tiny", [0.0], [0.1], quality=[50.0], stall_start=[0.05], stall_duration=[3e5])
+    sessions = [huge, one, stalls, tiny]
+    p = model.predict_sessions(sessions)
+    assert np.all(np.isfinite(p)) and np.all((p >= 1) & (p <= 5))
+    for c in model.predict_curves(sessions):
+        assert 0 < len(c) <= 4096 and np.all(np.isfinite(c)) and np.all((c >= 1) & (c <= 5))
+
+
+def test_curve_follows_the_wall_clock_and_dips_during_a_stall(model):
+    s = session("dip", [3] * 15, [(0, 1.0), (30.0, 6.0)])
+    curve = model.predict_curves([s])[0]
+    assert len(curve) == int(np.ceil(s.wall_duration)) == len(wall_points(s, True))
+    stall_wall = 1.0 + 30.0  # the stall starts at wall second 31
+    before, during, after = curve[int(stall_wall) - 1], curve[int(stall_wall) + 1:int(stall_wall) + 6], curve[-1]
+    assert during.max() < before and during[-1] == during.min()
+    assert after > during.min()
+    assert model.predict_sessions([s])[0] == pytest.approx(curve[-1])
+
+
+def test_save_load_round_trip_and_tampered_weights(model, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from deepqoe.persistence import load_model
+
+    rng = np.random.default_rng(5)
+    sessions = random_sessions(10, rng)
+    d = model.save(tmp_path / "m", extra={"name": "test"})
+    loaded = load_model(d)
+    np.testing.assert_allclose(loaded.predict_sessions(sessions), model.predict_sessions(sessions), atol=1e-6)
+    state = load_file(str(d / "model.safetensors"))
+    k = next(iter(state))
+    state[k] = state[k] * float("nan")
+    save_file(state, str(d / "model.safetensors"))
+    with pytest.raises(DeepQoEError, match="finite"):
+        load_model(d)
+    meta = json.loads((d / "model.json").read_text())
+    meta["params"]["n_members"] = 10**9
+    (d / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(DeepQoEError, match="model.json"):
+        load_model(d)
