@@ -1,6 +1,6 @@
 """Speed of session scoring from session JSON: parse + validate + features (+ a fitted model's predict),
 and the shipped DeepQoE streaming model end to end (what `deepqoe predict streaming x.json` runs: the model
-frame with the per-second series, the network, the overall score and the per-second curve).
+quality track, the parts, the monotone network, the overall score and the per-second curve).
 
     PYTHONPATH=src python bench/bench_sessions.py [--n 2000] [--markdown]
 
@@ -57,7 +57,7 @@ def bench(texts: list[str], model=None, cols=None) -> dict:
 
 
 def bench_shipped(texts: list[str], est) -> dict:
-    """The shipped DeepQoE model: JSON -> Session -> model frame -> network score + per-second curve."""
+    """The shipped streaming model: JSON -> Session -> parts -> network score + per-second curve."""
     from deepqoe.sessions import Session
     from deepqoe.predictor import Predictor
 
@@ -74,7 +74,7 @@ def bench_shipped(texts: list[str], est) -> dict:
             "batch_sessions_per_s": len(texts) / batch, "single_sessions_per_s": 1 / single}
 
 
-SHIPPED = "shipped DeepQoE model (frame + network + per-second curve)"
+SHIPPED = "shipped streaming model (parts + network + per-second curve)"
 
 
 def main() -> None:
@@ -116,7 +116,7 @@ def main() -> None:
     print(f"Machine: {cpu}; Python {platform.python_version()}; date {time.strftime('%Y-%m-%d')}. "
           "Command: `PYTHONPATH=src python bench/bench_sessions.py`.\n")
     print("Sessions scored from session JSON text (json.loads + validation + features, and a fitted 200-tree "
-          "LightGBM predict), and by the shipped DeepQoE streaming model end to end (model frame with the "
+          "LightGBM predict), and by the shipped streaming model end to end (quality track and parts with the "
           "per-second series, network score and per-second curve; 1 torch thread); 60-s sessions have 15 "
           "segments of 4 s, 1-h sessions 900; 3 stalls each.\n")
     print("| session | pipeline | batch ms/session | batch sessions/s | one-at-a-time ms/session | "

@@ -10,8 +10,9 @@ import pytest
 from conftest import real_data
 from scipy.stats import spearmanr
 
-from deepqoe.sessions.continuous import (load_lfovia_qoe, load_live_nflx_continuous, stall_fraction,
-                                          wall_seconds)
+from deepqoe.datasets.lfovia_qoe import load_lfovia_qoe
+from deepqoe.datasets.live_nflx_continuous import load_live_nflx_continuous
+from deepqoe.sessions.continuous import stall_fraction, wall_seconds
 from deepqoe.sessions.session import Session
 
 
@@ -144,7 +145,7 @@ def test_lfovia_splits_and_quality(lfovia):
 
 
 def test_quality_mapping_needs_no_lfovia(tmp_path):
-    from deepqoe.sessions.continuous import fit_msssim_to_vmaf
+    from deepqoe.datasets.lfovia_qoe import fit_msssim_to_vmaf
 
     src = real_data("continuous-qoe", "live-nflx")
     (tmp_path / "continuous-qoe").mkdir()

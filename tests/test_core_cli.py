@@ -33,10 +33,10 @@ def test_train_predict_embed_roundtrip(tmp_path, csv):
     assert 0 <= metrics["test"]["accuracy"] <= 1 and metrics["n_test"] == 48
     assert main(["predict", str(tmp_path / "model"), str(csv), "--out", str(tmp_path / "pred.csv")]) == 0
     pred = pd.read_csv(tmp_path / "pred.csv")
-    assert len(pred) == 240 and list(pred.columns[:3]) == ["row", "id", "prediction"]
+    assert len(pred) == 240 and list(pred.columns[:3]) == ["row", "id", "score"]
     probs = pred[[f"prob_{c}" for c in range(1, 6)]].to_numpy()
     assert np.allclose(probs.sum(1), 1, atol=1e-5)
-    assert set(pred.prediction) <= {1, 2, 3, 4, 5}
+    assert set(pred.score) <= {1, 2, 3, 4, 5}
     assert main(["embed", str(tmp_path / "model"), str(csv), "--out", str(tmp_path / "rep.parquet")]) == 0
     rep = pd.read_parquet(tmp_path / "rep.parquet")
     assert rep.shape == (240, 2 + 32)

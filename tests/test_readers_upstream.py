@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from conftest import real_data
 
+from deepqoe.datasets.waterloo_sqoe import load_waterloo_folder, load_waterloo_sqoe_iv
 from deepqoe.errors import DeepQoEError
-from deepqoe.sessions.readers import load_sessions, load_waterloo_folder, load_waterloo_sqoe_iv
+from deepqoe.sessions.readers import load_sessions
 
 
 def _log(n: int = 5, seed: int = 0, **extra) -> pd.DataFrame:

@@ -22,7 +22,8 @@ def need(sub: str) -> Path:
 
 def test_p1203_reader():
     need("p1203-open")
-    from deepqoe.sessions import load_p1203_open, load_sessions, session_features
+    from deepqoe.datasets.p1203_open import load_p1203_open
+    from deepqoe.sessions import load_sessions, session_features
 
     ds = load_p1203_open()
     assert len(ds.sessions) == 239 and np.all((ds.mos >= 1) & (ds.mos <= 5))
@@ -40,7 +41,7 @@ def test_p1203_reader():
 
 def test_waterloo_reader():
     need("waterloo-sqoe-iv")
-    from deepqoe.sessions import load_waterloo_sqoe_iv
+    from deepqoe.datasets.waterloo_sqoe import load_waterloo_sqoe_iv
 
     ds = load_waterloo_sqoe_iv()
     assert len(ds.sessions) == 1350 and ds.scale == "0-100"
@@ -51,7 +52,7 @@ def test_waterloo_reader():
 
 def test_live_nflx_reader_order_and_splits():
     need("live-nflx")
-    from deepqoe.sessions.readers import live_nflx_splits, load_live_nflx
+    from deepqoe.datasets.live_nflx import live_nflx_splits, load_live_nflx
 
     ds = load_live_nflx()
     assert len(ds.sessions) == 112

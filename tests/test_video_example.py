@@ -79,7 +79,7 @@ def test_example_extract_then_config_then_train_and_predict(tmp_path):
     pred = tmp_path / "pred.csv"
     assert main(["predict", str(model), str(tmp_path / "mos.csv"), "--out", str(pred)]) == 0
     out = pd.read_csv(pred)
-    assert len(out) == 12 and np.isfinite(out["prediction"]).all()
+    assert len(out) == 12 and np.isfinite(out["score"]).all()
 
 
 def test_real_clips(tmp_path):

@@ -109,15 +109,19 @@ def _cmd_predict(args) -> int:
             raise DeepQoEError("session input (JSON) needs the streaming-session support, which this build "
                                "lacks") from None
         return predict_sessions(est, args)
+    from deepqoe.predictor import Predictor
+
     X, ids = read_prediction_input(dict(est.meta_), data)
+    rows = Predictor(est).predict_rows(X)  # the one path from rows to scores (as the service)
     out = pd.DataFrame({"row": np.arange(1, len(X) + 1)})
     if ids is not None:
         out["id"] = ids
-    out["prediction"] = est.predict(X)
+    out["score"] = [r["score"] for r in rows]
     if est.task == "classification":
-        proba = est.predict_proba(X)
-        for j, c in enumerate(est.classes_.tolist()):
-            out[f"prob_{c}"] = proba[:, j]
+        if "expected_rating" in rows[0]:
+            out["expected_rating"] = [r["expected_rating"] for r in rows]
+        for c in rows[0]["probabilities"]:
+            out[f"prob_{c}"] = [r["probabilities"][c] for r in rows]
     _write_output(out, args.out)
     return 0
 

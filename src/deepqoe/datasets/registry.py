@@ -6,8 +6,10 @@ Kinds: ``sessions`` (streaming sessions with a MOS: a :class:`~deepqoe.sessions.
 VIDEVAL features: a :class:`~deepqoe.datasets.videval.VidevalData`). Every loader takes ``root`` (the
 data folder; ``$DEEPQOE_DATA`` when None) and reads from it without copying anything.
 
-A new dataset is its loader plus one :func:`register` line below; experiments, the session trainer
-and the pre-trained builder find it by name (:func:`get_dataset`, :func:`load_session_dataset`).
+Each public dataset is one module of this package (``p1203_open``, ``waterloo_sqoe``, ``live_nflx``,
+``live_nflx_continuous``, ``lfovia_qoe``, ``videval``) or a YAML config (``configs/``). A new dataset is
+that one file plus one :func:`register` line below; experiments, the session trainer and the
+pre-trained builder find it by name (:func:`get_dataset`, :func:`load_session_dataset`).
 """
 
 from __future__ import annotations
@@ -90,9 +92,10 @@ def load_continuous_dataset(name: str, root=None):
 # ------------------------------------------------------------------------------------ loaders
 
 def _function(module: str, attr: str) -> Callable[..., Any]:
-    """``module.attr(root)``, imported on first call (so the registry imports nothing heavy)."""
+    """``deepqoe.datasets.<module>.<attr>(root)``, imported on first call (so the registry imports
+    nothing heavy)."""
     def load(root=None):
-        return getattr(importlib.import_module(module), attr)(root)
+        return getattr(importlib.import_module(f"deepqoe.datasets.{module}"), attr)(root)
 
     load.__qualname__ = load.__name__ = attr
     return load
@@ -124,21 +127,19 @@ def _table(config: str) -> Callable[..., Any]:
     return load
 
 
-_READERS = "deepqoe.sessions.readers"
-_CONTINUOUS = "deepqoe.sessions.continuous"
 _VIDEVAL = "MIT (VIDEVAL features); the source videos keep their own licences"
 
-register("p1203-open", "sessions", _function(_READERS, "load_p1203_open"), folder="p1203-open",
+register("p1203-open", "sessions", _function("p1203_open", "load_p1203_open"), folder="p1203-open",
          licence="non-commercial research licence (ITU-T P.1203 open dataset)", upstream="itu-p1203/open-dataset")
-register("waterloo-sqoe-iv", "sessions", _function(_READERS, "load_waterloo_sqoe_iv"), folder="waterloo-sqoe-iv",
+register("waterloo-sqoe-iv", "sessions", _function("waterloo_sqoe", "load_waterloo_sqoe_iv"), folder="waterloo-sqoe-iv",
          licence="CC BY 4.0", upstream="Leo-rojo/Analysis-of-Waterloo-IV-QoE-dataset @ WaterlooIV partial database")
-register("live-nflx", "sessions", _function(_READERS, "load_live_nflx"), folder="live-nflx",
+register("live-nflx", "sessions", _function("live_nflx", "load_live_nflx"), folder="live-nflx",
          licence="UT Austin permissive licence (keep the notice, cite Bampis et al.)",
          upstream="christosbampis/VideoATLAS_release")
-register("live-nflx-continuous", "continuous", _function(_CONTINUOUS, "load_live_nflx_continuous"),
+register("live-nflx-continuous", "continuous", _function("live_nflx_continuous", "load_live_nflx_continuous"),
          folder="continuous-qoe/live-nflx", licence="research use; cite Bampis et al. (LIVE-NFLX)",
          upstream="lfovia/lstm_qoe @ LIVE_Netflix/")
-register("lfovia-qoe", "continuous", _function(_CONTINUOUS, "load_lfovia_qoe"), folder="continuous-qoe/lfovia-qoe",
+register("lfovia-qoe", "continuous", _function("lfovia_qoe", "load_lfovia_qoe"), folder="continuous-qoe/lfovia-qoe",
          licence="research use; cite Eswara et al., IEEE TCSVT 2019", upstream="lfovia/lstm_qoe @ LFOVIA_QoE/")
 register("konvid-1k", "videval", _videval("konvid-1k"), folder="videval-ugc", licence=_VIDEVAL,
          upstream="vztu/VIDEVAL @ features/")

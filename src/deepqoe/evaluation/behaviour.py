@@ -660,17 +660,3 @@ def main_check_model(args: argparse.Namespace) -> int:
         print(report.table())
     return 0 if report.ok else 1
 
-
-
-def register(sub) -> None:
-    """Add ``check-model`` to the ``deepqoe`` sub-commands (:mod:`deepqoe.cli`)."""
-    p = sub.add_parser("check-model", help="check that a session model behaves like QoE (table of relations)",
-                       description="Check a session model on random perturbed sessions: monotone in stalls, "
-                                   "startup, switches, quality and bitrate; the curve's stall dip and "
-                                   "recovery; repeats; bounds; Python vs service. Exit 0 if nothing is "
-                                   "violated, 1 otherwise.")
-    p.add_argument("model", help="a model directory or a shipped model's name (e.g. streaming)")
-    p.add_argument("--n-sessions", type=int, default=1000, help="random sessions to perturb (default: 1000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--json", action="store_true", help="the report as JSON on standard output")
-    p.set_defaults(func=main_check_model)

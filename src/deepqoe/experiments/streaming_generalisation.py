@@ -86,8 +86,8 @@ def leave_one_dataset_out(S: dict, C: dict, mapping, params: dict, log=print) ->
 def live_nflx_splits(S: dict, C: dict, mapping, params: dict, splits: range, metric: str = "VMAF",
                      log=print) -> dict:
     """Ours on the release's fixed splits, with the per-second quality from ``metric`` (VMAF, or STRRED as
-    VideoATLAS uses; see :func:`deepqoe.sessions.readers.load_live_nflx`)."""
-    from deepqoe.sessions.readers import live_nflx_splits as fixed_splits, load_live_nflx
+    VideoATLAS uses; see :func:`deepqoe.datasets.live_nflx.load_live_nflx`)."""
+    from deepqoe.datasets.live_nflx import live_nflx_splits as fixed_splits, load_live_nflx
     from deepqoe.sessions.training import session_set
 
     train_mask = fixed_splits()

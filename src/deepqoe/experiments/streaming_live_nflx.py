@@ -88,7 +88,7 @@ def _finite(v) -> np.ndarray:
 def live_nflx_table(ds, n_splits: int, quick: bool, log=print, n_neural: int | None = None, jobs: int = 2) -> dict:
     """Median / std of SROCC and PLCC over the fixed content-disjoint splits: the cheap methods on the
     first ``n_splits``, the neural ones (ours included) on the first ``n_neural`` of them."""
-    from deepqoe.sessions.readers import live_nflx_splits
+    from deepqoe.datasets.live_nflx import live_nflx_splits
 
     splits = fixed_splits(live_nflx_splits()[:, :n_splits])
     n_neural = min(len(splits), n_neural if n_neural is not None else len(splits))

@@ -196,30 +196,6 @@ def parse_sessions(obj: Any, source: str = "request") -> list:
     return out
 
 
-def load_training_sessions(root=None, datasets: Sequence[str] = ("p1203-open", "waterloo-sqoe-iv", "live-nflx")
-                           ) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
-    """The streaming datasets together, on the common 1-5 scale: (sessions, mos, dataset, group), where
-    ``group`` is dataset + content (for content-disjoint splits)."""
-    mod = _sessions_module()
-    from deepqoe.sessions.scales import fit_z_reference, to_common
-
-    loaders = {"p1203-open": mod.load_p1203_open, "waterloo-sqoe-iv": mod.load_waterloo_sqoe_iv,
-               "live-nflx": mod.load_live_nflx}
-    sessions, ys, names, groups = [], [], [], []
-    for name in datasets:
-        if name not in loaders:
-            raise DeepQoEError(f"unknown streaming dataset {name!r}; use {', '.join(loaders)}")
-        d = loaders[name](root)
-        scale = fit_z_reference(d.mos) if d.scale == "z" else d.scale
-        y = to_common(d.mos, scale)
-        content = (d.meta["src"] if "src" in d.meta else d.meta["content"]).astype(str).to_numpy()
-        sessions += d.sessions
-        ys.append(y)
-        names += [name] * len(d.sessions)
-        groups += [f"{name}:{c}" for c in content]
-    return sessions, np.concatenate(ys), np.asarray(names), np.asarray(groups)
-
-
 # ------------------------------------------------------------------------- example sessions (demo)
 def _segments(plan: list[tuple[float, int, int]], seg: float = 4.0, fps: float = 30.0, codec: str = "h264"):
     """[(seconds, height, kbps), ...] -> 4-s segments."""

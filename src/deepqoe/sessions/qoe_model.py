@@ -306,6 +306,27 @@ class PositiveLinear(nn.Module):
         return F.linear(x, F.softplus(self.raw), self.bias)
 
 
+def memory_track(b: Batch, up: torch.Tensor, down: torch.Tensor, switch_tau: torch.Tensor) -> torch.Tensor:
+    """The causal per-step tracks of K networks at once (rates ``up``, ``down``, ``switch_tau``: shape (K,)):
+    (K, B, J, 3) = quality memory m (follows drops at rate ``down`` >= gains at ``up``, per second), its
+    running mean, and the switch recency (switches per step, exponentially forgotten)."""
+    up_b = 1 - (1 - up[:, None]) ** b.decay_steps[None]      # (K, B): rates per step of decay_steps s
+    down_b = 1 - (1 - down[:, None]) ** b.decay_steps[None]
+    sw_dec = torch.exp(-b.decay_steps[None] / torch.exp(switch_tau)[:, None])
+    m = b.q[:, 0].expand_as(up_b)
+    swr = torch.zeros_like(up_b)
+    ms, sws = [], []
+    for j in range(b.q.shape[1]):
+        qj = b.q[:, j]
+        m = m + torch.where(qj < m, down_b, up_b) * (qj - m)
+        swr = swr * sw_dec + b.sw_recent[:, j]
+        ms.append(m)
+        sws.append(swr)
+    m_all = torch.stack(ms, 2)                                 # (K, B, J)
+    steps = torch.arange(1, m_all.shape[2] + 1, dtype=m_all.dtype)
+    return torch.stack([m_all, m_all.cumsum(2) / steps, torch.stack(sws, 2)], 3)
+
+
 class SessionQoENet(nn.Module):
     """Parts -> g_i (monotone) -> concat -> monotone FC -> representation -> 1 + 4 sigmoid(z)."""
 
@@ -329,24 +350,12 @@ class SessionQoENet(nn.Module):
         up = torch.sigmoid(self.mem_up)
         return up, up + (1 - up) * torch.sigmoid(self.mem_down)
 
-    def parts(self, b: Batch) -> dict[str, torch.Tensor]:
-        """The features of each part at every evaluation point, oriented so that higher = better."""
-        up, down = self.rates()
-        B, J = b.q.shape
-        m = b.q[:, 0]
-        ms, msum = [], torch.zeros_like(m)
-        sw_dec = torch.exp(-b.decay_steps / torch.exp(self.switch_tau))
-        swr, sws = torch.zeros_like(m), []
-        up_b = 1 - (1 - up) ** b.decay_steps      # rates per step of decay_steps seconds
-        down_b = 1 - (1 - down) ** b.decay_steps
-        for j in range(J):
-            qj = b.q[:, j]
-            a = torch.where(qj < m, down_b, up_b)
-            m = m + a * (qj - m)
-            msum = msum + m
-            swr = swr * sw_dec + b.sw_recent[:, j]
-            ms.append(torch.stack([m, msum / (j + 1), swr], 1))
-        track = torch.stack(ms, 1)                 # (B, J, 3)
+    def parts(self, b: Batch, track: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The features of each part at every evaluation point, oriented so that higher = better
+        (``track``: this network's :func:`memory_track`, when already computed)."""
+        if track is None:
+            up, down = self.rates()
+            track = memory_track(b, up[None], down[None], self.switch_tau[None])[0]
         at = track[b.p_sess, b.p_step]             # (P, 3)
         fx = b.fixed
         rec = (b.st_mag * torch.exp(-b.st_age / torch.exp(self.stall_tau))).sum(1)
@@ -478,7 +487,11 @@ class SessionQoEModel:
                 b = make_batch([sessions[i] for i in ids], self.mapping_, curves)
                 cal = None if calibration is None else torch.full(
                     b.p_sess.shape, self.calibrations_.index(calibration), dtype=torch.long)
-                pred = torch.stack([net(b, cal) for net in self.net_]).mean(0).numpy().astype(float)
+                rates = [net.rates() for net in self.net_]
+                tracks = memory_track(b, torch.stack([r[0] for r in rates]), torch.stack([r[1] for r in rates]),
+                                      torch.stack([net.switch_tau for net in self.net_]))
+                pred = torch.stack([net.score_from_parts(net.parts(b, tracks[k]), b, cal)
+                                    for k, net in enumerate(self.net_)]).mean(0).numpy().astype(float)
                 ps = b.p_sess.numpy()
                 for k, i in enumerate(ids):
                     sel = ps == k

@@ -1,0 +1,125 @@
+"""The Waterloo SQoE family: any folder in its layout (:func:`load_waterloo_folder`) and Waterloo SQoE-IV
+(``$DEEPQOE_DATA/waterloo-sqoe-iv/``, the partial release of Leo-rojo/Analysis-of-Waterloo-IV-QoE-dataset)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from deepqoe.datasets.files import data_root, need
+from deepqoe.errors import DeepQoEError
+from deepqoe.sessions.readers import StreamingDataset
+from deepqoe.sessions.session import Session
+
+_DISPLAY = {"phone": 1080, "hdtv": 1080, "uhdtv": 2160}
+#: data.csv columns copied into ``meta`` where the folder has them.
+WATERLOO_META_COLUMNS = ("abr", "content", "encoding_profile", "device", "trace")
+#: log column -> pooled (duration-weighted) ``meta`` column, where the log has it.
+WATERLOO_POOLED = {"psnr": "psnr_mean", "ssim": "ssim_mean", "representation_index": "rep_index_mean",
+                   "qp": "qp_mean"}
+_TEXT = {c: str for c in ("streaming_log", "abr", "content", "encoding_profile", "device")}
+
+
+def _log_column(log: pd.DataFrame, name: str, f: Path) -> np.ndarray | None:
+    if name not in log.columns:
+        return None
+    v = pd.to_numeric(log[name], errors="coerce").to_numpy(float)
+    bad = ~np.isfinite(v)
+    if bad.any():
+        raise DeepQoEError(f"expected a number, got {log[name].iloc[_first_true(bad)]!r}", file=str(f),
+                           column=name, row=_first_true(bad) + 1)
+    return v
+
+
+def _first_true(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def load_waterloo_folder(folder: str | os.PathLike, *, name: str | None = None, mos_scale: str = "0-100",
+                         chunk_duration: float | None = None) -> StreamingDataset:
+    """A folder in the Waterloo SQoE layout: ``data.csv`` (one row per session: ``streaming_log``,
+    ``mos``) and one per-chunk log per session in ``streaming_logs/``.
+
+    Logs: ``rebuffering_duration`` of chunk i is a stall just before chunk i (chunk 0: the initial
+    loading); ``chunk_duration`` (or the ``chunk_duration`` given); optional ``video_bitrate`` (kbps),
+    ``width``, ``height``, ``framerate``, ``vmaf`` (the segment ``quality``, clipped to 0-100) and
+    ``representation_index`` (the segment ``representation``); ``psnr``, ``ssim``, ``qp`` are pooled
+    into ``meta``. A per-chunk ``mos`` (or any other column) in a log is ignored: only the
+    session's ``mos`` in ``data.csv`` is a target, and nothing subjective becomes an input.
+    ``data.csv`` columns ``abr``, ``content``, ``encoding_profile`` (the codec), ``device`` and
+    ``trace`` are used where present: without them the codec is unknown, the device ``unknown`` and
+    the content unset. Without ``mos`` the sessions have no score (``mos`` is NaN).
+    """
+    base = Path(folder)
+    name = name or base.name
+    data_file = need(base / "data.csv")
+    from deepqoe.io import read_table
+
+    data = read_table(data_file, dtype=_TEXT)
+    if "streaming_log" not in data.columns:
+        raise DeepQoEError("missing the column 'streaming_log' (the log file of each session)",
+                           file=str(data_file), column="streaming_log")
+    if "mos" in data.columns:
+        mos_all = pd.to_numeric(data["mos"], errors="coerce").to_numpy(float)
+        bad = ~np.isfinite(mos_all)
+        if bad.any():
+            raise DeepQoEError(f"expected a number, got {data['mos'].iloc[_first_true(bad)]!r}",
+                               file=str(data_file), column="mos", row=_first_true(bad) + 1)
+    else:
+        mos_all = np.full(len(data), np.nan)
+    sessions, rows = [], []
+    for i, r in enumerate(data.to_dict("records")):
+        log_name = str(r["streaming_log"]).strip()
+        if not log_name.lower().endswith(".csv"):
+            log_name += ".csv"
+        f = need(base / "streaming_logs" / log_name)
+        log = read_table(f)
+        dur = _log_column(log, "chunk_duration", f)
+        if dur is None:
+            if chunk_duration is None:
+                raise DeepQoEError("missing the column 'chunk_duration' (give chunk_duration= for logs "
+                                   "without it)", file=str(f), column="chunk_duration")
+            dur = np.full(len(log), float(chunk_duration))
+        reb = _log_column(log, "rebuffering_duration", f)
+        if reb is None:
+            raise DeepQoEError("missing the column 'rebuffering_duration' (the stall before each chunk)",
+                               file=str(f), column="rebuffering_duration")
+        start = np.concatenate([[0.0], np.cumsum(dur)[:-1]])
+        stall = reb > 0
+        vmaf = _log_column(log, "vmaf", f)
+        codec = r.get("encoding_profile")
+        device = r.get("device")
+        device = str(device) if isinstance(device, str) else "unknown"
+        content = r.get("content") if isinstance(r.get("content"), str) else None
+        ctx = {"display_height": _DISPLAY[device], "device_model": device} if device in _DISPLAY else {}
+        sid = log_name[:-4]
+        mos = None if np.isnan(mos_all[i]) else float(mos_all[i])
+        sessions.append(Session.from_arrays(
+            sid, start, dur, bitrate_kbps=_log_column(log, "video_bitrate", f), width=_log_column(log, "width", f),
+            height=_log_column(log, "height", f), fps=_log_column(log, "framerate", f),
+            quality=None if vmaf is None else np.clip(vmaf, 0, 100),
+            codec=codec.strip().lower() if isinstance(codec, str) else None,
+            stall_start=start[stall], stall_duration=reb[stall], device=device, context=ctx, content=content,
+            representation=_log_column(log, "representation_index", f), mos=mos,
+            mos_scale=mos_scale if mos is not None else None, dataset=name, file=str(f)))
+        row = {"session_id": sid, "streaming_log": log_name}
+        for c in WATERLOO_META_COLUMNS:
+            if c in data.columns:
+                row[c] = int(r[c]) if c == "trace" and pd.notna(r[c]) else r[c]
+        w = dur / dur.sum()
+        for col, out in WATERLOO_POOLED.items():
+            v = _log_column(log, col, f)
+            if v is not None:
+                row[out] = float((v * w).sum())
+        rows.append(row)
+    return StreamingDataset(name, sessions, mos_all, mos_scale, pd.DataFrame(rows))
+
+
+def load_waterloo_sqoe_iv(root=None) -> StreamingDataset:
+    """Waterloo SQoE-IV (partial, 1350 sessions; 4-s chunks, VMAF as ``quality``, MOS 0-100) through
+    :func:`load_waterloo_folder`. ``meta`` holds abr, content, encoding_profile, device, trace and the
+    pooled chunk PSNR / SSIM / representation index / QP."""
+    return load_waterloo_folder(data_root(root) / "waterloo-sqoe-iv", name="waterloo-sqoe-iv")
