@@ -45,7 +45,7 @@ def test_train_predict_embed_roundtrip(tmp_path, csv):
 def test_evaluate_writes_every_metric_for_deepqoe_and_baselines(tmp_path, csv):
     cfg = write_config(tmp_path, csv)
     out = tmp_path / "eval.json"
-    assert main(["evaluate", str(cfg), "--protocol", "group", "--json", str(out), "--plots", str(tmp_path / "plots"),
+    assert main(["evaluate", str(cfg), "--protocol", "group", "--out", str(out), "--plots", str(tmp_path / "plots"),
                  "--quiet"]) == 0
     assert len(list((tmp_path / "plots").glob("*.png"))) == 3
     res = json.loads(out.read_text())
@@ -61,7 +61,7 @@ def test_evaluate_writes_every_metric_for_deepqoe_and_baselines(tmp_path, csv):
 def test_regression_kfold(tmp_path, csv):
     cfg = write_config(tmp_path, csv, task="regression", evaluation={"baselines": ["mean", "lightgbm"]})
     out = tmp_path / "eval.json"
-    assert main(["evaluate", str(cfg), "--protocol", "kfold", "--n-splits", "3", "--json", str(out), "--quiet",
+    assert main(["evaluate", str(cfg), "--protocol", "kfold", "--n-splits", "3", "--out", str(out), "--quiet",
                  "--plots", str(tmp_path / "plots")]) == 0
     assert (tmp_path / "plots" / "synthetic_kfold_deepqoe.png").stat().st_size > 1000
     res = json.loads(out.read_text())
@@ -70,17 +70,19 @@ def test_regression_kfold(tmp_path, csv):
     assert res["methods"]["deepqoe"]["metrics"]["srocc"]["mean"] > res["methods"]["mean"]["metrics"]["srocc"]["mean"]
 
 
-# ---- bad input: one clear message naming file/column/row, exit 2, no traceback, nothing written ----
+# ---- bad input: one clear message naming file/column/row, exit 1 (data error), no traceback, nothing written ----
 def _bad(tmp_path, cfg, *expect, data=None):
     out = tmp_path / "out_model"
     r = run_cli("train", cfg, "--out", out, "--quiet")
-    assert r.returncode == 2, r.stderr
+    assert r.returncode == 1, r.stderr
     assert "Traceback" not in r.stderr
     assert r.stderr.startswith("deepqoe: error:") and r.stderr.count("\n") == 1
     for e in expect:
         assert e in r.stderr, r.stderr
     assert not out.exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out_model")]
+    from deepqoe.io import TEMP_PREFIX
+
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith((".out_model", TEMP_PREFIX))]
 
 
 def test_bad_misspelt_column(tmp_path, csv):
@@ -149,4 +151,4 @@ def test_bad_config_not_yaml_and_missing(tmp_path, csv):
 
 def test_bad_model_dir_for_predict(tmp_path, csv):
     r = run_cli("predict", tmp_path / "no-model", csv)
-    assert r.returncode == 2 and "no such model directory" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 1 and "no such model directory" in r.stderr and "Traceback" not in r.stderr

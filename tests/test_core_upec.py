@@ -27,7 +27,7 @@ def test_upec_repeated_evaluation_beats_majority(tmp_path):
     real_data("upec-qoe-lab", "QoEcontrolledLab.csv")
     out = tmp_path / "upec.json"
     assert main(["evaluate", str(CONFIG), "--protocol", "repeated", "--n-splits", "3", "--epochs", "60",
-                 "--baselines", "majority,random_forest", "--json", str(out), "--quiet"]) == 0
+                 "--baselines", "majority,random_forest", "--out", str(out), "--quiet"]) == 0
     res = json.loads(out.read_text())
     acc = {m: res["methods"][m]["metrics"]["accuracy"] for m in res["methods"]}
     assert all(len(a["values"]) == 3 and 0 <= a["mean"] <= 1 for a in acc.values())

@@ -108,7 +108,7 @@ def test_cli_export_and_metadata(trained, capsys):
     assert parity(model_dir, out) < 1e-5
     # the CLI's own parity check runs on the example sessions
     assert main(["export", str(model_dir), "--onnx", str(out)]) == 0
-    assert "max |ONNX - PyTorch|" in capsys.readouterr().out
+    assert "max |ONNX - PyTorch|" in capsys.readouterr().err  # a status line: standard error
 
 
 def test_scores_match_predict_sessions(trained):

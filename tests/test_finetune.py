@@ -24,9 +24,8 @@ def config(tmp_path):
 
 def test_finetune_frozen_keeps_the_representation(tmp_path, config, capsys):
     out = tmp_path / "ft"
-    assert main(["finetune", "upec-qoe-lab", str(config), "--out", str(out), "--freeze", "--epochs", "3",
-                 "--quiet"]) == 0
-    assert "frozen representation" in capsys.readouterr().out
+    assert main(["finetune", "upec-qoe-lab", str(config), "--out", str(out), "--freeze", "--epochs", "3"]) == 0
+    assert "frozen representation" in capsys.readouterr().err  # a status line: standard error
     m = json.loads((out / "metrics.json").read_text())
     assert m["frozen"] and "fc.0.weight" in m["warm_started"] and "test" in m
     ours, theirs = load_file(str(out / "model.safetensors")), load_file(str(PRETRAINED_DIR / "upec-qoe-lab" /
@@ -52,5 +51,5 @@ def test_finetune_full_changes_the_representation(tmp_path, config):
 def test_finetune_wrong_task_is_a_clear_error(tmp_path, config, capsys):
     (tmp_path / "r").mkdir()
     cfg = write_config(tmp_path / "r", config.parent / "data.csv", task="regression")
-    assert main(["finetune", "upec-qoe-lab", str(cfg), "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    assert main(["finetune", "upec-qoe-lab", str(cfg), "--out", str(tmp_path / "x"), "--quiet"]) == 1
     assert "task" in capsys.readouterr().err

@@ -190,7 +190,7 @@ def test_cli_errors(tmp_path, capsys, monkeypatch):
     assert main(["reproduce", "shalow", "--out", str(tmp_path / "o")]) == 2
     assert "did you mean 'shallow'" in capsys.readouterr().err
     monkeypatch.delenv("DEEPQOE_DATA", raising=False)
-    assert main(["reproduce", "mos", "--quick", "--out", str(tmp_path / "o")]) == 2
+    assert main(["reproduce", "mos", "--quick", "--out", str(tmp_path / "o")]) == 1  # a data error
     assert "DEEPQOE_DATA" in capsys.readouterr().err
     assert main(["reproduce", "ugc", "--ugc-splits", "0", "--out", str(tmp_path / "o")]) == 2
 

@@ -82,7 +82,9 @@ def test_train_sessions_config_cli_then_predict(data: Path, capsys):
     assert "40 sessions" in std.err
     assert "\r" not in std.err and "epoch" not in std.err  # no progress bar: stderr is not a terminal
     assert {"model.json", "model.safetensors", "metrics.json"} <= {p.name for p in out.iterdir()}
-    assert not [p for p in data.iterdir() if p.name.startswith(".model")]  # no temp folder left
+    from deepqoe.io import TEMP_PREFIX
+
+    assert not [p for p in data.iterdir() if p.name.startswith((".model", TEMP_PREFIX))]  # no temp folder left
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["datasets"] == {"one-per-file": 20, "lab-b.json": 20}
     scores = metrics["evaluation"]["scores"]

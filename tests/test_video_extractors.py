@@ -68,7 +68,7 @@ def test_stream_metadata(clips):
     assert v["stream_width"] == 240 and v["stream_height"] == 180 and v["stream_fps"] == 25
     assert v["stream_duration"] == pytest.approx(2.0, abs=0.05)
     assert v["stream_codec_h264"] == 1.0 and v["stream_codec_other"] == 0.0
-    assert v["stream_bitrate"] > 0
+    assert v["stream_bitrate_kbps"] > 0
     assert all(isinstance(x, float) for x in v.values())
 
 

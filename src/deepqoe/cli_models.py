@@ -1,6 +1,7 @@
 """Sub-commands on models: ``train``, ``evaluate``, ``finetune``, ``predict``, ``embed``, ``models``,
 ``export``. Each handler parses nothing and computes nothing itself: it calls :mod:`deepqoe.workflow`,
-:mod:`deepqoe.persistence` or :mod:`deepqoe.export` and prints the result."""
+:mod:`deepqoe.persistence` or :mod:`deepqoe.export` and prints the result (data on standard output,
+status on standard error; see :mod:`deepqoe.cli`)."""
 
 from __future__ import annotations
 
@@ -11,61 +12,67 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from deepqoe.cli import ExitCode, UsageError, print_json, show_progress, status
 from deepqoe.errors import DeepQoEError
 from deepqoe.workflow import PROTOCOL_CHOICES
 
 
-def _print_trained(metrics: dict, out: str, prefix: str) -> None:
-    part = metrics.get("test") or metrics["train"]
-    key = "accuracy" if metrics["task"] == "classification" else "rmse"
-    where = "test" if "test" in metrics else "train"
-    print(f"{prefix} on {metrics['n_train']} rows in {metrics['fit_seconds']:.1f} s; {where} {key} = {part[key]:.4f}")
-    print(f"model saved to {out} (metrics in {Path(out) / 'metrics.json'})")
-
-
-def _print_trained_sessions(metrics: dict, out: str) -> None:
-    """The summary of a session model's training, on standard error (metrics.json holds every number)."""
-    ev = metrics["evaluation"]
-    score = ""
-    if ev:
-        key = "all" if "all" in ev["scores"] else next(iter(ev["scores"]))
-        score = f"; {ev['n_splits']}-fold content-disjoint SROCC = {ev['scores'][key]['srocc']:.3f}"
-    print(f"trained a session model on {metrics['n_train']} sessions ({', '.join(metrics['datasets'])}) "
-          f"in {metrics['fit_seconds']:.1f} s{score}", file=sys.stderr)
-    print(f"model saved to {out} (metrics in {Path(out) / 'metrics.json'})", file=sys.stderr)
+# ---- train / finetune ----------------------------------------------------------------------------------
+def _report_trained(args, metrics: dict, prefix: str) -> None:
+    """The training summary on standard error (``--json``: metrics.json's content on standard output)."""
+    if metrics.get("kind") == "sessions":
+        ev = metrics["evaluation"]
+        score = ""
+        if ev:
+            key = "all" if "all" in ev["scores"] else next(iter(ev["scores"]))
+            score = f"; {ev['n_splits']}-fold content-disjoint SROCC = {ev['scores'][key]['srocc']:.3f}"
+        status(args, f"{prefix} a session model on {metrics['n_train']} sessions ({', '.join(metrics['datasets'])}) "
+                     f"in {metrics['fit_seconds']:.1f} s{score}")
+    else:
+        part = metrics.get("test") or metrics["train"]
+        key = "accuracy" if metrics["task"] == "classification" else "rmse"
+        where = "test" if "test" in metrics else "train"
+        status(args, f"{prefix} on {metrics['n_train']} rows in {metrics['fit_seconds']:.1f} s; "
+                     f"{where} {key} = {part[key]:.4f}")
+    status(args, f"model saved to {args.out} (metrics in {Path(args.out) / 'metrics.json'})")
+    if args.json:
+        print_json(metrics)
 
 
 def _cmd_train(args) -> int:
     from deepqoe.config import SessionsExperimentConfig, load_train_config
     from deepqoe.workflow import train_config, train_sessions_config
 
+    if args.epochs is not None and args.epochs < 1:
+        raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
     cfg = load_train_config(args.config)
     if isinstance(cfg, SessionsExperimentConfig):
         if args.epochs is not None:
-            if args.epochs < 1:
-                raise DeepQoEError(f"--epochs must be at least 1, got {args.epochs}")
             cfg.training.epochs = args.epochs
-        _print_trained_sessions(train_sessions_config(cfg, args.out, full=args.full, progress=not args.quiet),
-                                args.out)
-        return 0
-    if args.epochs:
-        cfg.training.max_epochs = args.epochs
-    _print_trained(train_config(cfg, args.out, full=args.full, progress=not args.quiet), args.out, "trained")
-    return 0
+        metrics = train_sessions_config(cfg, args.out, full=args.full, progress=show_progress(args))
+    else:
+        if args.epochs:
+            cfg.training.max_epochs = args.epochs
+        metrics = train_config(cfg, args.out, full=args.full, progress=show_progress(args))
+    _report_trained(args, metrics, "trained")
+    return ExitCode.OK
 
 
 def _cmd_finetune(args) -> int:
     from deepqoe.config import load_config
     from deepqoe.workflow import finetune
 
+    if args.epochs is not None and args.epochs < 1:
+        raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
     cfg = load_config(args.config)
     m = finetune(args.pretrained, cfg, args.out, freeze=args.freeze, full=args.full, epochs=args.epochs,
-                 keep_architecture=not args.config_architecture, progress=not args.quiet)
+                 keep_architecture=not args.config_architecture, progress=show_progress(args))
     how = "frozen representation" if m["frozen"] else "all layers"
-    _print_trained(m, args.out, f"fine-tuned from {args.pretrained} ({how}; {len(m['warm_started'])} tensors copied)")
-    return 0
+    _report_trained(args, m, f"fine-tuned from {args.pretrained} ({how}; {len(m['warm_started'])} tensors copied)")
+    return ExitCode.OK
 
 
+# ---- evaluate ------------------------------------------------------------------------------------------
 def _cmd_evaluate(args) -> int:
     from deepqoe.config import load_config
     from deepqoe.io import atomic_write_json
@@ -74,84 +81,210 @@ def _cmd_evaluate(args) -> int:
     cfg = load_config(args.config)
     baselines = args.baselines.split(",") if args.baselines else None
     results = evaluate_config(cfg, protocol=args.protocol, n_splits=args.n_splits, test_size=args.test_size,
-                              baselines=baselines, progress=not args.quiet, max_epochs=args.epochs)
-    print(format_summary(results))
+                              baselines=baselines, progress=show_progress(args), max_epochs=args.epochs)
     if args.plots:
         for p in write_evaluation_plots(results, args.plots):
-            print(f"plot: {p}")
+            status(args, f"plot written to {p}")
     results.pop("_pooled")
-    if args.json:
-        atomic_write_json(args.json, results)
-        print(f"results written to {args.json}")
-    return 0
+    out = args.out or (args.json if args.json not in (None, "-") else None)
+    if out:
+        atomic_write_json(out, results)
+        status(args, f"results written to {out}")
+    if args.json == "-":
+        print_json(results)
+    else:
+        print(format_summary(results))
+    return ExitCode.OK
 
 
-def _write_output(df: pd.DataFrame, out: str | None) -> None:
+# ---- predict / embed -----------------------------------------------------------------------------------
+def _write_output(df: pd.DataFrame, args) -> None:
+    """A result table: to ``--out`` (CSV / Parquet), as JSON records with ``--json``, else CSV, on stdout."""
     from deepqoe.io import write_table
 
-    if out:
-        write_table(df, out)
-        print(f"{len(df)} rows written to {out}")
+    if args.out:
+        write_table(df, args.out)
+        status(args, f"{len(df)} rows written to {args.out}")
+    elif args.json:
+        print_json(df.to_dict(orient="records"))
     else:
         df.to_csv(sys.stdout, index=False)
 
 
+def _table_input(predictor, data: Path) -> None:
+    """Say clearly when a table model is given something other than a table."""
+    if data.is_dir():
+        raise DeepQoEError("is a folder; this model predicts from a table: give a CSV or Parquet file (folders "
+                           "of sessions are for session models such as 'streaming')", file=str(data))
+    if data.suffix.lower() == ".json":
+        predictor.require_sessions()  # "this model was not trained on streaming sessions; give it a table"
+
+
 def _cmd_predict(args) -> int:
     from deepqoe.persistence import load_model
-    from deepqoe.workflow import read_prediction_input
-
-    data = Path(args.data)
-    est = load_model(args.model_dir)
-    if est.meta_.get("session_model") or data.suffix.lower() == ".json" or data.is_dir():
-        try:
-            from deepqoe.sessions.predict import predict_sessions
-        except ModuleNotFoundError:
-            raise DeepQoEError("session input (JSON) needs the streaming-session support, which this build "
-                               "lacks") from None
-        return predict_sessions(est, args)
     from deepqoe.predictor import Predictor
 
-    X, ids = read_prediction_input(dict(est.meta_), data)
-    rows = Predictor(est).predict_rows(X)  # the one path from rows to scores (as the service)
+    predictor = Predictor(load_model(args.model_dir))
+    data = Path(args.data)
+    if predictor.is_session:
+        from deepqoe.sessions.predict import predict_sessions
+
+        return predict_sessions(predictor, args)
+    if args.scale:
+        raise UsageError("--scale is for session models; this model predicts from table rows")
+    _table_input(predictor, data)
+    from deepqoe.workflow import read_prediction_input
+
+    X, ids = read_prediction_input(predictor.meta, data)
+    rows = predictor.predict_rows(X)  # the one path from rows to scores (as the service)
     out = pd.DataFrame({"row": np.arange(1, len(X) + 1)})
     if ids is not None:
         out["id"] = ids
     out["score"] = [r["score"] for r in rows]
-    if est.task == "classification":
+    if predictor.task == "classification":
         if "expected_rating" in rows[0]:
             out["expected_rating"] = [r["expected_rating"] for r in rows]
         for c in rows[0]["probabilities"]:
             out[f"prob_{c}"] = [r["probabilities"][c] for r in rows]
-    _write_output(out, args.out)
-    return 0
+    _write_output(out, args)
+    return ExitCode.OK
+
+
+def _embed_sessions(predictor, args) -> tuple[pd.DataFrame, int]:
+    """The representation of sessions, for a session model that has one; (table, exit code)."""
+    from deepqoe.cli import finish_batch
+    from deepqoe.sessions.frame import frame_builder
+    from deepqoe.sessions.readers import load_sessions
+
+    model = predictor.model
+    if not hasattr(model, "transform") or hasattr(model, "predict_sessions"):
+        raise DeepQoEError(f"this session model ({type(model).__name__}) has no learned representation to "
+                           "embed; 'embed' needs a DeepQoE network model", file=str(predictor.model_dir))
+    sessions, failures = load_sessions(args.data)
+    code = finish_batch(failures, len(sessions), verb="read", file=args.data)
+    X = frame_builder(predictor.meta, file=str(predictor.model_dir / "model.json"))(sessions)
+    rep = np.asarray(model.transform(X.reset_index(drop=True)))
+    out = pd.DataFrame(rep, columns=[f"r{j}" for j in range(rep.shape[1])])
+    out.insert(0, "id", [s.id for s in sessions])
+    return out, code
 
 
 def _cmd_embed(args) -> int:
     from deepqoe.persistence import load_model
+    from deepqoe.predictor import Predictor
     from deepqoe.workflow import read_prediction_input
 
-    est = load_model(args.model_dir)
-    X, ids = read_prediction_input(dict(est.meta_), args.data)
-    rep = est.transform(X)
+    predictor = Predictor(load_model(args.model_dir))
+    if predictor.is_session:
+        out, code = _embed_sessions(predictor, args)
+        _write_output(out, args)
+        return code
+    data = Path(args.data)
+    _table_input(predictor, data)
+    X, ids = read_prediction_input(predictor.meta, data)
+    rep = predictor.model.transform(X)
     out = pd.DataFrame(rep, columns=[f"r{j}" for j in range(rep.shape[1])])
     out.insert(0, "row", np.arange(1, len(X) + 1))
     if ids is not None:
         out.insert(1, "id", ids)
-    _write_output(out, args.out)
-    return 0
+    _write_output(out, args)
+    return ExitCode.OK
+
+
+# ---- models --------------------------------------------------------------------------------------------
+def _headline(meta: dict) -> dict | None:
+    """The model's headline metric: from its recorded evaluation, else from its training metrics."""
+    metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
+    ev = meta.get("evaluation") if isinstance(meta.get("evaluation"), dict) else metrics.get("evaluation")
+    if isinstance(ev, dict) and isinstance(ev.get("scores"), dict):
+        key = ev.get("key_metric") or "srocc"
+        scores = ev["scores"].get("deepqoe", ev["scores"])  # shipped: per method; trained: per dataset
+        protocol = ev.get("protocol") if isinstance(ev.get("protocol"), str) else None
+        if ev.get("description"):
+            protocol = ev["description"]
+        if isinstance(scores.get(key), dict) and "mean" in scores[key]:
+            return {"metric": key, "mean": scores[key]["mean"], "std": scores[key].get("std"), "protocol": protocol}
+        per = {d: s[key] for d, s in scores.items() if isinstance(s, dict) and key in s}
+        if per:
+            return {"metric": key, "per_dataset": per, "protocol": protocol}
+    task = meta.get("task") or metrics.get("task")
+    key = "accuracy" if task == "classification" else "rmse"
+    for where in ("test", "train"):
+        part = metrics.get(where)
+        if isinstance(part, dict) and key in part:
+            return {"metric": key, "value": part[key], "protocol": f"on the {where} rows"}
+    return None
+
+
+def model_summary(name: str, meta: dict) -> dict:
+    """What ``deepqoe models`` shows of a model: task, inputs, scale, training data, headline metric."""
+    metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
+    session = meta.get("session_model")
+    dataset = meta.get("dataset") if isinstance(meta.get("dataset"), dict) else {}
+    classes = meta.get("classes") if isinstance(meta.get("classes"), list) else None
+    if session is not None:
+        inputs: str | list = "sessions"
+        scale = (session.get("scale") if isinstance(session, dict) else None) or "1-5"
+    else:
+        inputs = [str(i.get("name") or i.get("column")) for i in meta.get("inputs") or [] if isinstance(i, dict)]
+        scale = None
+        if classes and all(isinstance(c, (int, float)) for c in classes):
+            scale = f"{min(classes):g}-{max(classes):g}"
+    if isinstance(metrics.get("datasets"), dict):
+        data = {str(k): v for k, v in metrics["datasets"].items()}
+    elif dataset.get("name"):
+        data = {str(dataset["name"]): metrics.get("n_train")}
+    else:
+        data = {}
+    return {"name": name, "task": meta.get("task"), "inputs": inputs, "scale": scale, "classes": classes,
+            "trained_on": data, "headline": _headline(meta)}
+
+
+def _format_summary(s: dict) -> str:
+    kind = s["task"] or "?"
+    if s["scale"]:
+        kind += f", scale {s['scale']}"
+    if s["classes"]:
+        kind += f" (classes {', '.join(map(str, s['classes']))})"
+    inputs = s["inputs"] if isinstance(s["inputs"], str) else ", ".join(s["inputs"]) or "-"
+    data = ", ".join(f"{k} (n={v})" if v is not None else k for k, v in s["trained_on"].items()) or "-"
+    h = s["headline"]
+    if h is None:
+        metric = "-"
+    elif "per_dataset" in h:
+        metric = h["metric"] + " " + ", ".join(f"{d} {v:.3f}" for d, v in h["per_dataset"].items()
+                                               if isinstance(v, (int, float)))
+    elif "mean" in h:
+        metric = f"{h['metric']} {h['mean']:.3f}" + (f" ± {h['std']:.3f}" if h.get("std") is not None else "")
+    else:
+        metric = f"{h['metric']} {h['value']:.3f}"
+    if h and h.get("protocol"):
+        metric += f" ({h['protocol'].split(':')[0].split(',')[0]})"
+    return "\n".join([f"{s['name']}: {kind}", f"  inputs:     {inputs}", f"  trained on: {data}",
+                      f"  metric:     {metric}"])
 
 
 def _cmd_models(args) -> int:
-    from deepqoe.persistence import PRETRAINED_DIR
+    from deepqoe.persistence import PRETRAINED_DIR, read_model_meta, resolve_model_dir
 
-    found = sorted(d for d in PRETRAINED_DIR.iterdir() if (d / "model.json").is_file()) if PRETRAINED_DIR.is_dir() else []
-    if not found:
-        print("no shipped models in this build")
-    for d in found:
-        print(d.name)
-    return 0
+    if args.model:
+        found = [resolve_model_dir(m) for m in args.model]
+    elif PRETRAINED_DIR.is_dir():
+        found = sorted(d for d in PRETRAINED_DIR.iterdir() if (d / "model.json").is_file())
+    else:
+        found = []
+    summaries = [model_summary(d.name, read_model_meta(d)) for d in found]
+    if args.json:
+        print_json(summaries)
+        return ExitCode.OK
+    if not summaries:
+        status(args, "no shipped models in this build")
+    for s in summaries:
+        print(_format_summary(s))
+    return ExitCode.OK
 
 
+# ---- export --------------------------------------------------------------------------------------------
 def _cmd_export(args) -> int:
     from deepqoe.export import export_onnx, parity
 
@@ -162,8 +295,15 @@ def _cmd_export(args) -> int:
         msg += f" (max |ONNX - PyTorch| = {d:.2e} on example inputs)"
     except DeepQoEError:
         pass  # onnxruntime missing: the export itself is fine
-    print(msg)
-    return 0
+    status(args, msg)
+    return ExitCode.OK
+
+
+# ---- parsers -------------------------------------------------------------------------------------------
+def _output_options(p: argparse.ArgumentParser, what: str) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--out", help=f"write {what} to this CSV or Parquet file (default: CSV on standard output)")
+    g.add_argument("--json", action="store_true", help=f"{what} as JSON records on standard output")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -173,42 +313,58 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="model directory to write")
     p.add_argument("--full", action="store_true", help="train on all rows (no held-out test part; for a "
                                                        "sessions config: no cross-validated score)")
-    p.add_argument("--epochs", type=int, help="override training.max_epochs (sessions config: training.epochs)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--epochs", type=int, help="override training.max_epochs (sessions config: training.epochs; "
+                                              "default: the config's)")
+    p.add_argument("--json", action="store_true", help="the training metrics (metrics.json) on standard output")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("evaluate", help="DeepQoE and baselines under an evaluation protocol")
-    p.add_argument("config")
-    p.add_argument("--protocol", choices=PROTOCOL_CHOICES, default="repeated")
+    p = sub.add_parser("evaluate", help="DeepQoE and baselines under an evaluation protocol",
+                       description="Train and score DeepQoE and the config's baselines on the same splits; "
+                                   "prints a table of mean ± std per method and metric.")
+    p.add_argument("config", help="dataset/experiment config (YAML)")
+    p.add_argument("--protocol", choices=PROTOCOL_CHOICES, default="repeated",
+                   help="how to split the rows into training and test parts (group protocols keep the "
+                        "config's 'group' column apart)")
     p.add_argument("--n-splits", type=int, help="number of splits / folds (default from the config)")
     p.add_argument("--test-size", type=float, help="test fraction for repeated splits (default from the config)")
     p.add_argument("--baselines", help="comma-separated baselines (default from the config), e.g. majority,random_forest")
-    p.add_argument("--epochs", type=int, help="override training.max_epochs")
-    p.add_argument("--json", help="write every metric (mean, std, per split) to this JSON file")
+    p.add_argument("--epochs", type=int, help="override training.max_epochs (default: the config's)")
+    p.add_argument("--out", metavar="RESULTS.json", help="also write every metric (mean, std, per split) to this "
+                                                         "JSON file")
+    p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+                   help="every metric as JSON: on standard output instead of the table, or, with FILE, written "
+                        "to FILE (like --out; kept for scripts that call --json results.json)")
     p.add_argument("--plots", help="folder for plots: confusion matrices or predicted-vs-MOS scatter per method")
-    p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("predict", help="predict QoE with a trained or shipped model")
     p.add_argument("model_dir", help="model directory, or the name of a shipped model")
-    p.add_argument("data", help="CSV or Parquet table (or session JSON / folder for session models)")
-    p.add_argument("--out", help="output CSV or Parquet (default: standard output)")
-    p.add_argument("--scale", help="for session models: report scores on this MOS scale (e.g. 1-5, 0-100)")
+    p.add_argument("data", help="CSV or Parquet table (or session JSON / CSV / folder for session models)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--out", help="output file: CSV or Parquet (session models: also .json with per-second "
+                                 "curves; default: a table on standard output)")
+    g.add_argument("--json", action="store_true", help="the predictions as JSON on standard output")
+    p.add_argument("--scale", help="for session models: report scores on this MOS scale (e.g. 0-100, z; "
+                                   "default: 1-5)")
     p.set_defaults(func=_cmd_predict)
 
-    p = sub.add_parser("embed", help="write the learned representation of each row")
-    p.add_argument("model_dir")
-    p.add_argument("data")
-    p.add_argument("--out", help="output CSV or Parquet (default: standard output)")
+    p = sub.add_parser("embed", help="write the learned representation of each row (or session)")
+    p.add_argument("model_dir", help="model directory, or the name of a shipped model (a DeepQoE network)")
+    p.add_argument("data", help="CSV or Parquet table (or session JSON / CSV / folder for a session model "
+                                "built on a DeepQoE network)")
+    _output_options(p, "the representation")
     p.set_defaults(func=_cmd_embed)
 
-    p = sub.add_parser("models", help="list the models shipped with deepqoe")
+    p = sub.add_parser("models", help="list the shipped models (task, inputs, scale, training data, metric)")
+    p.add_argument("model", nargs="*", metavar="MODEL",
+                   help="model directories or shipped names to describe (default: every shipped model)")
+    p.add_argument("--json", action="store_true", help="the list as JSON on standard output")
     p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("export", help="export a model's network to ONNX")
     p.add_argument("model_dir", help="model directory or shipped model name")
     p.add_argument("--onnx", required=True, help="ONNX file to write")
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset version to write")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("finetune", help="transfer learning: start from a shipped/saved model, train on CONFIG")
@@ -217,8 +373,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="model directory to write")
     p.add_argument("--freeze", action="store_true", help="keep the pretrained representation fixed; train the head")
     p.add_argument("--full", action="store_true", help="train on all rows (no held-out test part)")
-    p.add_argument("--epochs", type=int, help="override training.max_epochs")
+    p.add_argument("--epochs", type=int, help="override training.max_epochs (default: the config's)")
     p.add_argument("--config-architecture", action="store_true",
                    help="use the config's hidden layers instead of the pretrained model's")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="the training metrics (metrics.json) on standard output")
     p.set_defaults(func=_cmd_finetune)

@@ -15,10 +15,16 @@ Every field is validated here, in one place; a typo or a wrong value becomes one
 :class:`~deepqoe.errors.DeepQoEError` naming the file and the field (with a "did you mean" hint).
 Paths in ``source`` and ``inputs[].file`` may start with ``$DEEPQOE_DATA``; other relative paths are
 resolved against the config file's folder.
+
+Sizes have upper bounds, so a typo is an error here rather than an attempt to allocate terabytes: a layer
+width (``hidden_layers``, ``projection``) at most :data:`MAX_WIDTH`, at most :data:`MAX_LAYERS` hidden
+layers, ``embedding_dim`` at most :data:`MAX_EMBEDDING_DIM`, ``sequence_length`` at most
+:data:`MAX_SEQUENCE_LENGTH`; ``learning_rate`` is a finite number in (0, 10].
 """
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import os
 from pathlib import Path
@@ -31,6 +37,11 @@ from deepqoe.errors import DeepQoEError
 
 Modality = Literal["text", "categorical", "continuous", "vector", "sequence"]
 MODALITIES = ("text", "categorical", "continuous", "vector", "sequence")
+
+MAX_WIDTH = 8192              # a hidden layer or an input projection (8192 x 8192 weights = 256 MiB)
+MAX_LAYERS = 16               # hidden layers
+MAX_EMBEDDING_DIM = 1024      # a categorical input's embedding
+MAX_SEQUENCE_LENGTH = 100_000  # steps of a sequence input (more than a day of seconds)
 
 
 class _Strict(BaseModel):
@@ -60,6 +71,15 @@ class ReaderOptions(_Strict):
     decimal: str = "."
     encoding: str = "utf-8"
 
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, v):
+        try:
+            codecs.lookup(v)
+        except LookupError:
+            raise ValueError(f"unknown text encoding {v!r} (for example utf-8, latin-1, cp1252)") from None
+        return v
+
 
 class InputConfig(_Strict):
     """One input column and its modality.
@@ -81,11 +101,11 @@ class InputConfig(_Strict):
     column: str
     modality: Modality
     name: str | None = None
-    projection: int | None = Field(default=8, ge=0)
+    projection: int | None = Field(default=8, ge=0, le=MAX_WIDTH)
     # text
     embedding: Literal["glove-6b-50d", "minilm"] = "glove-6b-50d"
     # categorical
-    embedding_dim: int = Field(default=8, ge=1)
+    embedding_dim: int = Field(default=8, ge=1, le=MAX_EMBEDDING_DIM)
     # continuous
     normalisation: Literal["minmax", "standard", "none"] = "minmax"
     log: bool = False
@@ -95,9 +115,9 @@ class InputConfig(_Strict):
     file: str | None = None
     file_id_column: str | None = None
     mat_key: str | None = None
-    nan_to: float | None = 0.0
+    nan_to: float | None = Field(default=0.0, allow_inf_nan=False)
     # sequence
-    sequence_length: int = Field(default=64, ge=1)
+    sequence_length: int = Field(default=64, ge=1, le=MAX_SEQUENCE_LENGTH)
     sequence_encoder: Literal["conv", "gru"] = "conv"
 
     @property
@@ -183,14 +203,17 @@ class ModelConfig(_Strict):
     def _positive(cls, v):
         if not v or any(h <= 0 for h in v):
             raise ValueError("hidden_layers must be a non-empty list of positive widths")
+        if len(v) > MAX_LAYERS or any(h > MAX_WIDTH for h in v):
+            raise ValueError(f"hidden_layers allows at most {MAX_LAYERS} layers of at most {MAX_WIDTH} units "
+                             f"each, got {v if len(v) <= 4 else str(v[:4])[:-1] + ', ...]'}")
         return v
 
 
 class TrainingConfig(_Strict):
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    learning_rate: float = Field(default=1e-3, gt=0)
+    learning_rate: float = Field(default=1e-3, gt=0, le=10, allow_inf_nan=False)
     momentum: float = Field(default=0.9, ge=0, lt=1)
-    weight_decay: float = Field(default=0.0, ge=0)
+    weight_decay: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     batch_size: int = Field(default=64, ge=1)
     max_epochs: int = Field(default=200, ge=1)
     patience: int = Field(default=20, ge=1)
@@ -201,7 +224,7 @@ class TrainingConfig(_Strict):
     precision: Literal["fp32", "bf16"] = "fp32"
     # torch intra-op threads while training. 1 by default: on these small networks a busy second core makes
     # multi-threaded kernels stall; on an idle machine with big batches 2+ threads are faster (bench/).
-    n_threads: int = Field(default=1, ge=1)
+    n_threads: int = Field(default=1, ge=1, le=1024)
     seed: int = 0
     progress: bool = False
 
@@ -453,6 +476,8 @@ def _read_yaml(path: str | os.PathLike) -> tuple[Path, Any]:
         raise DeepQoEError("config file not found", file=str(p))
     try:
         raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise DeepQoEError("not a usable config: the YAML is nested too deeply", file=str(p)) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -254,14 +254,14 @@ def clips_part(out: Path, quiet: bool) -> tuple[dict | None, list]:
             _say(quiet, f"(clips skipped: {e})")
             return None, []
         row = {"clip": name, "crf": crf, "width": int(st["stream_width"]), "height": int(st["stream_height"]),
-               "fps": st["stream_fps"], "bitrate (kbps)": st["stream_bitrate"] / 1000.0}
+               "fps": st["stream_fps"], "bitrate (kbps)": st["stream_bitrate_kbps"]}
         row.update({k: v for k, v in si.items() if k in ("si_mean", "ti_mean")})
         rows.append(row)
         if sess is not None:
             sessions.append(sess.Session.from_dict({
                 "id": name, "device": "pc",
                 "segments": [{"start": 0.0, "duration": float(st["stream_duration"]) or 3.0,
-                              "bitrate_kbps": st["stream_bitrate"] / 1000.0, "width": int(st["stream_width"]),
+                              "bitrate_kbps": st["stream_bitrate_kbps"], "width": int(st["stream_width"]),
                               "height": int(st["stream_height"]), "fps": float(st["stream_fps"]), "codec": "h264"}],
                 "stalls": []}))
     return {"table": pd.DataFrame(rows), "dir": str(clips)}, sessions

@@ -2,7 +2,7 @@
 
 Every problem a user can fix (a bad file, column, value or config) is raised as a
 :class:`DeepQoEError` whose message names the file, column and row where it applies. The CLI prints the
-message alone (no traceback) and exits with status 2.
+message alone (no traceback) and exits with status 1 (2 is for usage errors; see `deepqoe --help`).
 """
 
 from __future__ import annotations

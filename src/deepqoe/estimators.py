@@ -35,7 +35,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 from deepqoe.config import InputConfig, ModelConfig, TrainingConfig, format_validation_error
 from deepqoe.errors import DeepQoEError
 from deepqoe.evaluation.protocols import validation_split
-from deepqoe.features.tabular import build_encoder
+from deepqoe.features.tabular import MAX_ABS_VALUE, build_encoder
 from deepqoe.model import BranchSpec, DeepQoENet
 from deepqoe.train import FitResult, fit_network, seed_everything
 
@@ -232,9 +232,10 @@ class _DeepQoENetworkEstimator(TransformerMixin, BaseEstimator):
             yy = np.asarray(y, dtype=np.float64)
         except (TypeError, ValueError):
             raise DeepQoEError("the target of a regression must be numbers", column="target") from None
-        if not np.isfinite(yy).all():
-            raise DeepQoEError("NaN or infinite target value", column="target",
-                               row=int(np.flatnonzero(~np.isfinite(yy))[0]) + 1)
+        bad = ~np.isfinite(yy) | (np.abs(np.nan_to_num(yy)) > MAX_ABS_VALUE)
+        if bad.any():
+            raise DeepQoEError(f"NaN, infinite or too large (above {MAX_ABS_VALUE:g}) target value", column="target",
+                               row=int(np.flatnonzero(bad)[0]) + 1)
         return torch.from_numpy(((yy - self.y_mean_) / self.y_std_).astype(np.float32)[:, None])
 
     # ---- fit --------------------------------------------------------------------------------------

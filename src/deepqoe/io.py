@@ -2,15 +2,24 @@
 
 Nothing is ever written half-way: files are written to a temporary name in the same folder, then
 renamed; model directories are built in a temporary folder, then renamed into place.
+
+Temporary files and folders are hidden siblings of their target named
+``.deepqoe-tmp.<host>.<pid>.<target name>.<random>`` (:data:`TEMP_PREFIX`). One left behind by a writer
+that was killed is removed by the next atomic write into the same folder: when its writer process (on
+this host) is gone, or when it is older than :data:`STALE_TEMP_SECONDS` (1 hour).
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
+import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -47,6 +56,65 @@ def to_json(obj: Any, indent: int | None = 2) -> str:
     return json.dumps(_clean_floats(obj), indent=indent, default=_json_default, allow_nan=False)
 
 
+# ---- temporary files: recognisable names, stale ones cleaned -------------------------------------------
+TEMP_PREFIX = ".deepqoe-tmp."
+STALE_TEMP_SECONDS = 3600.0
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _temp_prefix(target: Path) -> str:
+    return f"{TEMP_PREFIX}{_HOST}.{os.getpid()}.{target.name}."
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name == "nt":  # no cheap check there: rely on the age
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
+
+
+def is_stale_temp(path: Path, now: float | None = None) -> bool:
+    """Whether ``path`` is a temporary file or folder of an atomic write that can no longer finish: its
+    writer (a process on this host) is gone, or it is older than :data:`STALE_TEMP_SECONDS`."""
+    if not path.name.startswith(TEMP_PREFIX):
+        return False
+    try:
+        age = (time.time() if now is None else now) - path.lstat().st_mtime
+    except OSError:
+        return False
+    if age > STALE_TEMP_SECONDS:
+        return True
+    host, _, rest = path.name[len(TEMP_PREFIX):].partition(".")
+    pid = rest.partition(".")[0]
+    return host == _HOST and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid))
+
+
+def clean_stale_temp(folder: str | os.PathLike) -> list[Path]:
+    """Remove the stale temporary files and folders (:func:`is_stale_temp`) of ``folder``; return them.
+    Called by every atomic write before it creates its own temporary file."""
+    removed = []
+    try:
+        entries = [Path(e.path) for e in os.scandir(folder) if e.name.startswith(TEMP_PREFIX)]
+    except OSError:
+        return removed
+    now = time.time()
+    for p in entries:
+        if not is_stale_temp(p, now):
+            continue
+        with contextlib.suppress(OSError):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+            removed.append(p)
+    return removed
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -56,7 +124,8 @@ def _umask() -> int:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    clean_stale_temp(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -81,7 +150,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto ``path`` when the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix or ".tmp", dir=path.parent)
+    clean_stale_temp(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=path.suffix or ".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -96,17 +166,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
-    """Build a directory in a temporary sibling, then move it into place (replacing an old one)."""
+    """Build a directory in a temporary sibling, then move it into place (replacing an old one): every file
+    written into the yielded folder appears at ``path`` together, or none does. An old directory at
+    ``path`` is first moved aside into a temporary sibling, then removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    clean_stale_temp(path.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
         for f in tmp.rglob("*"):
             os.chmod(f, (0o777 if f.is_dir() else 0o666) & ~_umask())
         if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            old = Path(tempfile.mkdtemp(prefix=_temp_prefix(path) + "old.", dir=path.parent))
             os.replace(path, old / "d")
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
@@ -117,9 +190,54 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".dat", ".parquet", ".pq", ".jsonl", ".ndjson")
+
+
+def columns_hint(path: str | os.PathLike, columns) -> str:
+    """The column names of a table, for an error message ("columns are: a, b, c"). A file that does not
+    look like a table (no table suffix, or a single column) gets no names: its first line could be
+    anything (a password file, a key), and an error must not print it."""
+    columns = [str(c) for c in columns]
+    if Path(path).suffix.lower() not in TABLE_SUFFIXES or len(columns) < 2:
+        return (f"the file has {len(columns)} column(s) and does not look like a table (is it a CSV/Parquet "
+                "file, and is reader.sep right?)")
+    names = [c if len(c) <= 40 else c[:37] + "..." for c in columns[:30]]
+    more = f", ... ({len(columns)} columns)" if len(columns) > 30 else ""
+    return f"columns are: {', '.join(names)}{more}"
+
+
+def _first_repeated(names) -> str | None:
+    seen = set()
+    for c in (str(c).strip() for c in names):
+        if c in seen:
+            return c
+        seen.add(c)
+    return None
+
+
+def _duplicate_header(p: Path, df: pd.DataFrame, sep: str, encoding: str) -> str | None:
+    """The first column name that the file's header repeats (pandas renames a repeated 'x' to 'x.1')."""
+    names = [str(c).strip() for c in df.columns]
+    if (dup := _first_repeated(names)) is not None:
+        return dup
+    seen = set(names)
+    mangled = [c for c in names if "." in c and c.rsplit(".", 1)[1].isdigit() and c.rsplit(".", 1)[0] in seen]
+    if not mangled or p.suffix.lower() in (".parquet", ".pq", ".jsonl", ".ndjson"):
+        return None
+    header = pd.read_csv(p, sep=sep, encoding=encoding, header=None, nrows=1, dtype=str).iloc[0]
+    raw = [str(c).strip() for c in header.tolist()]
+    return next((c for i, c in enumerate(raw) if c in raw[:i]), None)
+
+
+def _first_line(e: Exception) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0][:300] if lines else type(e).__name__
+
+
 def read_table(path: str | os.PathLike, sep: str = ",", decimal: str = ".", encoding: str = "utf-8",
                dtype: dict | None = None) -> pd.DataFrame:
-    """Read a CSV / TSV / Parquet / JSON-lines table; any problem becomes a DeepQoEError naming the file."""
+    """Read a CSV / TSV / Parquet / JSON-lines table; any problem becomes a DeepQoEError naming the file.
+    A column name that appears twice in the header is an error (pandas would rename the second one)."""
     p = Path(path)
     if not p.exists():
         raise DeepQoEError("file not found", file=str(p))
@@ -127,9 +245,19 @@ def read_table(path: str | os.PathLike, sep: str = ",", decimal: str = ".", enco
         raise DeepQoEError("is a folder, expected a table file (CSV or Parquet)", file=str(p))
     if p.stat().st_size == 0:
         raise DeepQoEError("the file is empty", file=str(p))
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise DeepQoEError(f"unknown text encoding {encoding!r}", file=str(p)) from None
     suffix = p.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            dup = _first_repeated(pq.read_schema(p).names)
+            if dup is not None:  # pyarrow cannot even read such a file into a table
+                raise DeepQoEError("the schema names this column twice; rename one of them", file=str(p),
+                                   column=dup)
             df = pd.read_parquet(p)
         elif suffix in (".jsonl", ".ndjson"):
             df = pd.read_json(p, lines=True, dtype=dtype)
@@ -137,14 +265,19 @@ def read_table(path: str | os.PathLike, sep: str = ",", decimal: str = ".", enco
             if suffix == ".tsv" and sep == ",":
                 sep = "\t"
             df = pd.read_csv(p, sep=sep, decimal=decimal, encoding=encoding, dtype=dtype)
+        dup = _duplicate_header(p, df, sep, encoding)
     except UnicodeDecodeError:
         raise DeepQoEError(f"not a text file in {encoding} (is it a CSV?)", file=str(p)) from None
     except pd.errors.EmptyDataError:
         raise DeepQoEError("the file has no columns (empty table)", file=str(p)) from None
+    except DeepQoEError:
+        raise
     except pd.errors.ParserError as e:
-        raise DeepQoEError(f"cannot parse the table: {str(e).strip()}", file=str(p)) from None
+        raise DeepQoEError(f"cannot parse the table: {_first_line(e)}", file=str(p)) from None
     except (OSError, ValueError) as e:
-        raise DeepQoEError(f"cannot read the table: {e}", file=str(p)) from None
+        raise DeepQoEError(f"cannot read the table: {_first_line(e)}", file=str(p)) from None
+    if dup is not None:
+        raise DeepQoEError("the header names this column twice; rename one of them", file=str(p), column=dup)
     if len(df) == 0:
         raise DeepQoEError("the table has a header but no rows", file=str(p))
     df.columns = [str(c).strip() for c in df.columns]

@@ -3,6 +3,9 @@ restores the best weights, exact repeatability for a seed on CPU, an optional pr
 
 Batches are slices of whole-dataset tensors indexed by a permutation (no per-sample Python objects, no
 DataLoader): on small tabular networks the Python overhead of a per-sample Dataset dominates the cost.
+
+Training that diverges (a loss or a weight that is NaN or infinite) stops with a DeepQoEError naming
+``training.learning_rate``: it never returns a network that would predict NaN.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import torch
 from torch import nn
 
 from deepqoe.config import TrainingConfig
+from deepqoe.errors import DeepQoEError
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -44,6 +48,12 @@ def _better(key: tuple, best: tuple, tol: float = 1e-9) -> bool:
         if a > b + tol:
             return False
     return False
+
+
+def _diverged(what: str, epoch: int, t: TrainingConfig) -> DeepQoEError:
+    return DeepQoEError(f"training diverged: {what} became NaN or infinite in epoch {epoch} (optimizer {t.optimizer}, "
+                        f"learning rate {t.learning_rate:g}); lower the learning rate",
+                        field="training.learning_rate")
 
 
 def make_optimizer(params, name: str, lr: float, momentum: float, weight_decay: float):
@@ -120,48 +130,57 @@ def _fit(net, train_inputs, y_train, val_inputs, y_val, task: str, training: Tra
     # at least ~300 optimiser steps of patience, whatever the epoch count says.
     steps_per_epoch = max(1, math.ceil(n / batch_size))
     patience = max(t.patience, math.ceil(300 / steps_per_epoch))
-    for epoch in range(1, max_epochs + 1):
-        net.train()
-        perm = torch.randperm(n, generator=gen)
-        running = 0.0
-        for s in range(0, n, batch_size):
-            idx = perm[s:s + batch_size]
-            if len(idx) < 2 and n > 1:  # a 1-row batch breaks nothing here, but adds noise; skip it
-                continue
-            batch = [x.index_select(0, idx) for x in train_inputs]
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                out = net(batch)
-            loss = loss_fn(out.float(), y_train.index_select(0, idx))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            running += float(loss.detach()) * len(idx)
-        record = {"epoch": epoch, "train_loss": running / n}
-        result.epochs_run = epoch
-        if has_val:
-            val_loss, val_score = evaluate_loss(net, val_inputs, y_val, task)
-            record.update(val_loss=val_loss, val_score=val_score)
-            # "loss": lowest validation loss; "score": best accuracy (or -MSE), ties broken by loss
-            key = (val_loss,) if monitor == "loss" else (-val_score, val_loss)
-            if best_key is None or _better(key, best_key):
-                best_key = key
-                result.best_val_loss, result.best_epoch, since_best = val_loss, epoch, 0
-                best_state = copy.deepcopy(net.state_dict())
-            else:
-                since_best += 1
-        result.history.append(record)
+    try:
+        for epoch in range(1, max_epochs + 1):
+            net.train()
+            perm = torch.randperm(n, generator=gen)
+            running = 0.0
+            for s in range(0, n, batch_size):
+                idx = perm[s:s + batch_size]
+                if len(idx) < 2 and n > 1:  # a 1-row batch breaks nothing here, but adds noise; skip it
+                    continue
+                batch = [x.index_select(0, idx) for x in train_inputs]
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    out = net(batch)
+                loss = loss_fn(out.float(), y_train.index_select(0, idx))
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise _diverged("the training loss", epoch, t)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                running += value * len(idx)
+            record = {"epoch": epoch, "train_loss": running / n}
+            result.epochs_run = epoch
+            if has_val:
+                val_loss, val_score = evaluate_loss(net, val_inputs, y_val, task)
+                if not math.isfinite(val_loss):
+                    raise _diverged("the validation loss", epoch, t)
+                record.update(val_loss=val_loss, val_score=val_score)
+                # "loss": lowest validation loss; "score": best accuracy (or -MSE), ties broken by loss
+                key = (val_loss,) if monitor == "loss" else (-val_score, val_loss)
+                if best_key is None or _better(key, best_key):
+                    best_key = key
+                    result.best_val_loss, result.best_epoch, since_best = val_loss, epoch, 0
+                    best_state = copy.deepcopy(net.state_dict())
+                else:
+                    since_best += 1
+            result.history.append(record)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k != "epoch"})
+            if has_val and stop_at is not None and record["val_score"] >= stop_at:
+                best_state = None  # keep the weights that reached the target
+                break
+            if has_val and since_best >= patience:
+                break
+    finally:
         if bar is not None:
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.4f}" for k, v in record.items() if k != "epoch"})
-        if has_val and stop_at is not None and record["val_score"] >= stop_at:
-            best_state = None  # keep the weights that reached the target
-            break
-        if has_val and since_best >= patience:
-            break
-    if bar is not None:
-        bar.close()
+            bar.close()
     if best_state is not None:
         net.load_state_dict(best_state)
+    if not all(bool(torch.isfinite(p).all()) for p in net.state_dict().values() if p.is_floating_point()):
+        raise _diverged("a weight", result.epochs_run, t)
     if not has_val:
         result.best_epoch = result.epochs_run
     net.eval()

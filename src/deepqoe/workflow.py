@@ -51,14 +51,20 @@ def _fit_and_save(est, cfg, data, out_dir, *, full: bool, use_groups: bool, metr
 
     ``use_groups``: the early-stopping validation split keeps the dataset's groups apart.
     ``after_fit(est)`` runs after the fit, before anything is written, and returns more metrics.
-    ``extra_meta(est, train_idx)`` returns more entries for model.json."""
-    from deepqoe.io import atomic_write_json
+    ``extra_meta(est, train_idx)`` returns more entries for model.json.
+    The model directory, metrics.json included, appears whole or not at all; training that diverges is a
+    DeepQoEError naming the config file and ``training.learning_rate``, and writes nothing."""
     from deepqoe.persistence import save_model
 
     train_idx, test_idx = _holdout(cfg, len(data), full)
     groups = data.groups[train_idx] if use_groups and data.groups is not None else None
     t0 = time.perf_counter()
-    est.fit(data.X.iloc[train_idx], data.y[train_idx], groups=groups)
+    try:
+        est.fit(data.X.iloc[train_idx], data.y[train_idx], groups=groups)
+    except DeepQoEError as e:
+        if e.file is None and (e.field or "").startswith("training."):
+            raise DeepQoEError(e.message, file=cfg.path, field=e.field) from None
+        raise
     seconds = time.perf_counter() - t0
     more = after_fit(est) if after_fit is not None else {}
     metrics = {"dataset": cfg.dataset.name, "task": cfg.dataset.task, **(metrics or {}), **more,
@@ -70,8 +76,7 @@ def _fit_and_save(est, cfg, data, out_dir, *, full: bool, use_groups: bool, metr
     dataset = cfg.dataset.model_dump()
     dataset["base_dir"] = cfg.dataset.base_dir
     save_model(est, out_dir, dataset_config=dataset,
-               extra={"metrics": metrics, **(extra_meta(est, train_idx) if extra_meta else {})})
-    atomic_write_json(Path(out_dir) / "metrics.json", metrics)
+               extra={"metrics": metrics, **(extra_meta(est, train_idx) if extra_meta else {})}, metrics=metrics)
     return metrics
 
 
@@ -269,7 +274,6 @@ def train_sessions_config(cfg, out_dir: str | Path, *, full: bool = False, progr
     from tqdm.auto import tqdm
 
     from deepqoe.evaluation.protocols import make_splits
-    from deepqoe.io import atomic_directory, atomic_write_json
     from deepqoe.sessions.training import RECIPE, fit_streaming_model, load_curve_set
 
     sc = cfg.sessions
@@ -313,9 +317,7 @@ def train_sessions_config(cfg, out_dir: str | Path, *, full: bool = False, progr
                "quality_mapping": sc.quality_mapping, "params": model.get_params(),
                "n_train": int(sum(sizes.values())), "fit_seconds": seconds,
                "evaluation": evaluation, "train": _scores_by_dataset(y, pred, names)}
-    with atomic_directory(out_dir) as tmp:
-        model.save(tmp, extra={"name": name, "metrics": metrics})
-        atomic_write_json(tmp / "metrics.json", metrics)
+    model.save(out_dir, extra={"name": name, "metrics": metrics}, metrics=metrics)  # atomic, metrics.json inside
     return metrics
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from deepqoe.config import DatasetConfig, InputConfig
 from deepqoe.errors import DeepQoEError
-from deepqoe.io import read_table
+from deepqoe.io import columns_hint, read_table
 
 
 def data_dir(required: bool = True) -> Path | None:
@@ -54,10 +54,10 @@ class Dataset:
 
 def _check_column(df: pd.DataFrame, column: str, file: str, role: str) -> None:
     if column not in df.columns:
+        listed = columns_hint(file, df.columns)
         close = difflib.get_close_matches(column, [str(c) for c in df.columns], n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise DeepQoEError(f"{role} column not found{hint}; columns are: {', '.join(map(str, df.columns))}",
-                           file=file, column=column)
+        hint = f" (did you mean '{close[0]}'?)" if close and listed.startswith("columns are") else ""
+        raise DeepQoEError(f"{role} column not found{hint}; {listed}", file=file, column=column)
 
 
 def _read_sources(cfg: DatasetConfig) -> tuple[pd.DataFrame, str]:
@@ -69,7 +69,10 @@ def _read_sources(cfg: DatasetConfig) -> tuple[pd.DataFrame, str]:
         cols = set(frames[0].columns)
         for p, f in zip(cfg.sources[1:], frames[1:]):
             if set(f.columns) != cols:
-                raise DeepQoEError(f"has columns {sorted(f.columns)}, unlike the first source", file=str(p))
+                diff = sorted(set(f.columns) ^ cols)[:5]
+                what = f"not the same columns as the first source (differing: {', '.join(diff)})" \
+                    if columns_hint(p, f.columns).startswith("columns are") else columns_hint(p, f.columns)
+                raise DeepQoEError(what, file=str(p))
     return (pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]), names
 
 
@@ -185,11 +188,15 @@ def load_dataset(cfg: DatasetConfig) -> Dataset:
 def _target(cfg: DatasetConfig, s: pd.Series, name: str) -> np.ndarray:
     col = cfg.target
     if cfg.task == "regression" or cfg.target_bins is not None:
+        from deepqoe.features.tabular import MAX_ABS_VALUE
+
         v = pd.to_numeric(s, errors="coerce")
-        bad = v.isna().to_numpy() | ~np.isfinite(v.fillna(0).to_numpy())
+        num = v.fillna(0).to_numpy(dtype=np.float64)
+        bad = v.isna().to_numpy() | ~np.isfinite(num) | (np.abs(num) > MAX_ABS_VALUE)
         if bad.any():
             r = int(np.flatnonzero(bad)[0]) + 1
-            raise DeepQoEError(f"target must be a finite number, found {s.iloc[r - 1]!r}", file=name, column=col, row=r)
+            raise DeepQoEError(f"target must be a finite number of magnitude at most {MAX_ABS_VALUE:g}, found "
+                               f"{s.iloc[r - 1]!r}", file=name, column=col, row=r)
         v = v.to_numpy(dtype=np.float64)
         if cfg.target_bins is None:
             return v

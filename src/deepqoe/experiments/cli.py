@@ -4,16 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deepqoe.errors import DeepQoEError
+from deepqoe.cli import ExitCode, UsageError, status
 from deepqoe.experiments import SECTIONS
 
 
+def _sizes() -> dict:
+    """The defaults the help states, read from the recipes the run uses (full run, --quick)."""
+    from deepqoe.experiments.common import load_recipe
+
+    runs, nflx = load_recipe("runs"), load_recipe("streaming_live_nflx")
+    return {"ugc": (runs["full"]["ugc_splits"], runs["quick"]["ugc_splits"]),
+            "splits": (nflx["splits"]["full"], nflx["splits"]["quick"]),
+            "neural": (nflx["neural_splits"]["full"], nflx["neural_splits"]["quick"])}
+
+
 def register(subparsers) -> None:
+    sizes = _sizes()
     p = subparsers.add_parser(
         "reproduce", help="reproduce the DeepQoE paper's experiments (tables + plots) on public data",
         description="Reproduce the DeepQoE paper (ICME 2019) on public stand-in datasets read from "
                     "DEEPQOE_DATA. Writes OUT/report.md (tables and PNG plots beside it) and "
-                    "OUT/results.json (every number of the report).")
+                    "OUT/results.json (every number of the report). Progress goes to standard error.")
     p.add_argument("experiments", nargs="*", metavar="EXPERIMENT",
                    help=f"which experiments to run (default: all): {', '.join(SECTIONS)}")
     p.add_argument("--quick", action="store_true",
@@ -21,12 +32,14 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder for report.md, results.json, plots")
     p.add_argument("--ugc-splits", type=int, default=None,
                    help="number of VIDEVAL 80/20 splits for the ugc experiment (the published protocol "
-                        "uses 100; default: 20 for a full run, 2 with --quick)")
+                        f"uses 100; default: {sizes['ugc'][0]} for a full run, {sizes['ugc'][1]} with --quick)")
     p.add_argument("--streaming-splits", type=int, default=None,
-                   help="LIVE-NFLX splits for the cheap streaming methods (default 1000; 5 with --quick)")
+                   help=f"LIVE-NFLX splits for the cheap streaming methods (default: {sizes['splits'][0]}; "
+                        f"{sizes['splits'][1]} with --quick)")
     p.add_argument("--streaming-neural-splits", type=int, default=None,
-                   help="how many of those (the first ones) the neural streaming models run on (default 100)")
-    p.add_argument("--jobs", type=int, default=2, help="worker processes for independent splits (default: 2)")
+                   help="how many of those (the first ones) the neural streaming models run on (default: "
+                        f"{sizes['neural'][0]}; {sizes['neural'][1]} with --quick)")
+    p.add_argument("--jobs", type=int, default=2, help="worker processes for independent splits")
     p.set_defaults(func=_run)
 
 
@@ -38,19 +51,20 @@ def _run(args) -> int:
 
         hints = [f"'{b}'" + (f" (did you mean '{c[0]}'?)" if (c := difflib.get_close_matches(b, list(SECTIONS), 1))
                              else "") for b in bad]
-        raise DeepQoEError(f"unknown experiment {', '.join(hints)}; choose from {', '.join(SECTIONS)}")
+        raise UsageError(f"unknown experiment {', '.join(hints)}; choose from {', '.join(SECTIONS)}")
     if args.ugc_splits is not None and not 1 <= args.ugc_splits <= 100:
-        raise DeepQoEError("--ugc-splits must be between 1 and 100 (the VIDEVAL protocol has 100 splits)")
+        raise UsageError("--ugc-splits must be between 1 and 100 (the VIDEVAL protocol has 100 splits)")
     if args.jobs < 1:
-        raise DeepQoEError("--jobs must be at least 1")
-    from deepqoe.experiments.reproduce import run_reproduce
-
+        raise UsageError("--jobs must be at least 1")
     for opt in ("streaming_splits", "streaming_neural_splits"):
         v = getattr(args, opt)
         if v is not None and not 1 <= v <= 1000:
-            raise DeepQoEError(f"--{opt.replace('_', '-')} must be between 1 and 1000 (LIVE-NFLX has 1000 splits)")
+            raise UsageError(f"--{opt.replace('_', '-')} must be between 1 and 1000 (LIVE-NFLX has 1000 splits)")
+    from deepqoe.experiments.reproduce import run_reproduce
+
     md, js = run_reproduce(names, args.out, quick=args.quick, ugc_splits=args.ugc_splits, jobs=args.jobs,
-                           log=print, streaming_splits=args.streaming_splits,
+                           log=lambda *a, **_: status(args, " ".join(map(str, a))),
+                           streaming_splits=args.streaming_splits,
                            streaming_neural_splits=args.streaming_neural_splits)
-    print(f"wrote {md} and {js}")
-    return 0
+    status(args, f"wrote {md} and {js}")
+    return ExitCode.OK

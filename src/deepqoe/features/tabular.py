@@ -7,8 +7,11 @@ describes that array to the network with ``kind``:
 * ``"dense"``: float32, shape (n, ``dim``),
 * ``"sequence"``: float32, shape (n, ``channels``, ``length``) (last channel = the valid-step mask).
 
-Bad values (missing columns, text in a numeric column, NaN, inf) raise a DeepQoEError naming the column
-and the (1-based) row.
+Bad values (missing columns, text or booleans in a numeric column, NaN, inf, or a number larger in
+magnitude than :data:`MAX_ABS_VALUE`) raise a DeepQoEError naming the column and the (1-based) row: they
+are rejected, never clipped, because a min-max scale stretched by one 1e308 would silently flatten the
+whole column to 0, and one such value at prediction time would overflow the network into NaN.
+An encoder state read from a model file is checked the same way (finite statistics, positive scales).
 """
 
 from __future__ import annotations
@@ -31,25 +34,59 @@ def _require_columns(df: pd.DataFrame, columns: list[str]) -> None:
                                column=c)
 
 
+# Larger magnitudes are not measurements (a typo, a sentinel, an overflow): an error, not a statistic.
+MAX_ABS_VALUE = 1e15
+
+
 def _first_bad_row(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0]) + 1
 
 
+def _statistics(state: dict, key: str, n: int, who: str, positive: bool = False) -> np.ndarray:
+    """A vector of ``n`` finite statistics from an encoder state read from a model file (``positive``: each
+    at least 1e-12, as fitting makes them)."""
+    try:
+        v = np.asarray(state[key], dtype=np.float64)
+    except KeyError:
+        raise DeepQoEError(f"the encoder state of {who} has no '{key}'", field=key) from None
+    except (TypeError, ValueError):
+        raise DeepQoEError(f"the encoder state of {who}: '{key}' must be a list of numbers", field=key) from None
+    if v.shape != (n,):
+        raise DeepQoEError(f"the encoder state of {who}: '{key}' must hold {n} number(s), found shape "
+                           f"{v.shape}", field=key)
+    if not np.isfinite(v).all() or (positive and (v < 1e-12).any()):
+        need = "positive (at least 1e-12) finite numbers" if positive else "finite numbers"
+        raise DeepQoEError(f"the encoder state of {who}: '{key}' must hold {need}, found {v.tolist()[:5]}",
+                           field=key)
+    return v
+
+
+def _too_large(value: float, column: str, row: int) -> DeepQoEError:
+    return DeepQoEError(f"the value {value:g} is too large (the limit is {MAX_ABS_VALUE:g} in magnitude); "
+                        "fix or drop it", column=column, row=row)
+
+
 def numeric_matrix(df: pd.DataFrame, columns: list[str], nan_to: float | None = None) -> np.ndarray:
-    """Columns as a float64 matrix; a non-number, NaN or inf is an error naming column and row."""
+    """Columns as a float64 matrix; a non-number, a boolean, NaN, inf or a magnitude above
+    :data:`MAX_ABS_VALUE` is an error naming column and row (``nan_to`` replaces NaN and inf instead)."""
     _require_columns(df, columns)
     out = np.empty((len(df), len(columns)), dtype=np.float64)
     for j, c in enumerate(columns):
         s = df[c]
+        if pd.api.types.is_bool_dtype(s):
+            raise DeepQoEError("expected numbers, found booleans (True/False); describe a yes/no column as a "
+                               "categorical input", column=c)
         if s.dtype == object or pd.api.types.is_string_dtype(s):
+            flags = s.map(lambda x: isinstance(x, (bool, np.bool_))).to_numpy(dtype=bool)
+            if flags.any():
+                r = _first_bad_row(flags)
+                raise DeepQoEError(f"expected a number, found the boolean {s.iloc[r - 1]!r}", column=c, row=r)
             conv = pd.to_numeric(s, errors="coerce")
             bad = conv.isna().to_numpy() & s.notna().to_numpy()
             if bad.any():
                 r = _first_bad_row(bad)
                 raise DeepQoEError(f"expected a number, found {s.iloc[r - 1]!r}", column=c, row=r)
             s = conv
-        elif pd.api.types.is_bool_dtype(s):
-            s = s.astype(float)
         elif not pd.api.types.is_numeric_dtype(s):
             raise DeepQoEError(f"expected numbers, found values of type {s.dtype}", column=c)
         v = s.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -60,6 +97,10 @@ def numeric_matrix(df: pd.DataFrame, columns: list[str], nan_to: float | None = 
                 what = "a missing value (NaN)" if np.isnan(v[r - 1]) else "an infinite value"
                 raise DeepQoEError(f"{what}; fill or drop it", column=c, row=r)
             v = np.where(bad, nan_to, v)
+        big = np.abs(v) > MAX_ABS_VALUE
+        if big.any():
+            r = _first_bad_row(big)
+            raise _too_large(v[r - 1], c, r)
         out[:, j] = v
     return out
 
@@ -126,7 +167,11 @@ class TextEncoder(InputEncoder):
         return {"embedding": self.cfg.embedding, "dim": self.dim, "oov": self.oov}
 
     def load_state(self, state):
-        self.dim, self.oov, self.fitted = state["dim"], state.get("oov", {}), True
+        dim = state["dim"]
+        if not isinstance(dim, int) or isinstance(dim, bool) or not 1 <= dim <= 4096:
+            raise DeepQoEError(f"the encoder state of input '{self.cfg.column}': 'dim' must be a width, found "
+                               f"{dim!r}", field="dim")
+        self.dim, self.oov, self.fitted = dim, state.get("oov", {}), True
         return self
 
     def describe(self):
@@ -171,7 +216,11 @@ class CategoricalEncoder(InputEncoder):
         return {"vocabulary": self.vocabulary}
 
     def load_state(self, state):
-        self.vocabulary = list(state["vocabulary"])
+        vocabulary = state["vocabulary"]
+        if not isinstance(vocabulary, list) or not all(isinstance(v, str) for v in vocabulary):
+            raise DeepQoEError(f"the encoder state of input '{self.cfg.column}': 'vocabulary' must be a list of "
+                               "strings", field="vocabulary")
+        self.vocabulary = vocabulary
         self._index = {v: i + 1 for i, v in enumerate(self.vocabulary)}
         self.fitted = True
         return self
@@ -216,13 +265,22 @@ class ContinuousEncoder(InputEncoder):
         x = (self._raw(df) - self.shift) / self.scale
         if self.cfg.modality == "vector":
             x = np.clip(x, -10, 10)  # a wild outlier in a pre-computed feature must not blow up the net
-        return x.astype(np.float32)
+        with np.errstate(over="ignore"):
+            x = x.astype(np.float32)
+        bad = ~np.isfinite(x)
+        if bad.any():
+            r, j = np.argwhere(bad)[0]
+            raise DeepQoEError("the value is too far outside the range the model was trained on",
+                               column=self.columns[j], row=int(r) + 1)
+        return x
 
     def state(self):
         return {"columns": self.columns, "shift": self.shift.tolist(), "scale": self.scale.tolist()}
 
     def load_state(self, state):
-        self.shift, self.scale = np.asarray(state["shift"]), np.asarray(state["scale"])
+        who, n = f"input '{self.cfg.column}'", len(self.columns)
+        self.shift = _statistics(state, "shift", n, who)
+        self.scale = _statistics(state, "scale", n, who, positive=True)
         self.fitted = True
         return self
 
@@ -257,6 +315,8 @@ class SequenceEncoder(InputEncoder):
                 raise DeepQoEError("expected a non-empty series", column=self.cfg.column, row=r)
             if not np.isfinite(a).all():
                 raise DeepQoEError("NaN or infinite value in the series", column=self.cfg.column, row=r)
+            if np.abs(a).max() > MAX_ABS_VALUE:
+                raise _too_large(float(a.flat[np.abs(a).argmax()]), self.cfg.column, r)
             out.append(a)
         return out
 
@@ -289,8 +349,13 @@ class SequenceEncoder(InputEncoder):
         return {"mean": self.mean.tolist(), "std": self.std.tolist(), "channels": self.channels}
 
     def load_state(self, state):
-        self.mean, self.std = np.asarray(state["mean"]), np.asarray(state["std"])
-        self.channels, self.fitted = int(state["channels"]), True
+        who, channels = f"input '{self.cfg.column}'", state["channels"]
+        if not isinstance(channels, int) or isinstance(channels, bool) or not 1 <= channels <= 4096:
+            raise DeepQoEError(f"the encoder state of {who}: 'channels' must be a count, found {channels!r}",
+                               field="channels")
+        self.mean = _statistics(state, "mean", channels, who)
+        self.std = _statistics(state, "std", channels, who, positive=True)
+        self.channels, self.fitted = channels, True
         return self
 
     def describe(self):

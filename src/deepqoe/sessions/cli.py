@@ -1,37 +1,28 @@
-"""``deepqoe sessions``: convert streaming sessions and compute their feature table.
-
-    deepqoe sessions convert INPUT --out sessions.json      # P.1203 JSON / session JSON / CSV / folder
-    deepqoe sessions features INPUT --out features.csv [--series series.npz --length 64]
-    deepqoe sessions validate INPUT
-
-Bad sessions are skipped and listed at the end (exit status 1 when some failed, 2 when none could be
-read).
-"""
+"""``deepqoe sessions``: convert streaming sessions and compute their feature table (usage: ``DESCRIPTION``,
+which ``deepqoe sessions --help`` shows)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from deepqoe.errors import DeepQoEError
+from deepqoe.cli import finish_batch, print_json, status
+
+DESCRIPTION = """\
+Streaming sessions: convert them to session JSON, check them, or compute one feature row per session.
+
+  deepqoe sessions convert INPUT --out sessions.json      # P.1203 JSON / session JSON / CSV / folder
+  deepqoe sessions features INPUT --out features.csv [--series series.npz --length 64]
+  deepqoe sessions validate INPUT [--json]
+
+Bad sessions are skipped and listed on standard error at the end; the exit status is 3 (partial) when
+some failed and 1 when none could be read.
+"""
 
 
 def _load(path: str):
     from deepqoe.sessions.readers import load_sessions
 
-    sessions, failures = load_sessions(path)
-    return sessions, failures
-
-
-def _report(failures, n_ok: int) -> int:
-    if failures:
-        print(f"{len(failures)} session(s) or file(s) could not be read:", file=sys.stderr)
-        for e in failures:
-            print(f"  - {e}", file=sys.stderr)
-    if n_ok == 0:
-        raise DeepQoEError("no valid session could be read" + (f" ({len(failures)} failure(s) above)"
-                                                              if failures else ""))
-    return 1 if failures else 0
+    return load_sessions(path)
 
 
 def _cmd_convert(args) -> int:
@@ -40,8 +31,8 @@ def _cmd_convert(args) -> int:
     sessions, failures = _load(args.input)
     if sessions:
         save_sessions(sessions, args.out)
-        print(f"wrote {len(sessions)} session(s) to {args.out}")
-    return _report(failures, len(sessions))
+        status(args, f"wrote {len(sessions)} session(s) to {args.out}")
+    return finish_batch(failures, len(sessions), file=args.input)
 
 
 def _cmd_features(args) -> int:
@@ -57,26 +48,30 @@ def _cmd_features(args) -> int:
             df["mos"] = [s.mos for s in sessions]
             df["mos_scale"] = [s.mos_scale for s in sessions]
         write_table(df, args.out)
-        print(f"wrote features of {len(sessions)} session(s) ({df.shape[1]} columns) to {args.out}")
+        status(args, f"wrote features of {len(sessions)} session(s) ({df.shape[1]} columns) to {args.out}")
         if args.series:
             X, lengths = per_second_series(sessions, args.length)
             with atomic_path(Path(args.series)) as tmp:
                 with open(tmp, "wb") as f:
                     np.savez_compressed(f, X=X, lengths=lengths, ids=np.array([s.id for s in sessions]),
                                         channels=np.array(SERIES_CHANNELS))
-            print(f"wrote per-second series {X.shape} to {args.series}")
-    return _report(failures, len(sessions))
+            status(args, f"wrote per-second series {X.shape} to {args.series}")
+    return finish_batch(failures, len(sessions), file=args.input)
 
 
 def _cmd_validate(args) -> int:
     sessions, failures = _load(args.input)
-    print(f"{len(sessions)} valid session(s)")
-    return _report(failures, len(sessions))
+    if args.json:  # the whole report on standard output; the exit status says the same
+        print_json({"input": str(args.input), "valid": len(sessions), "invalid": len(failures),
+                    "ids": [s.id for s in sessions], "problems": [str(e) for e in failures]})
+    else:
+        print(f"{len(sessions)} valid session(s), {len(failures)} problem(s)")
+    return finish_batch(failures, len(sessions), file=args.input)
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("sessions", help="streaming sessions: convert, validate, compute features",
-                              description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+                              description=DESCRIPTION)
     sub = p.add_subparsers(dest="sessions_command", metavar="ACTION")
     c = sub.add_parser("convert", help="convert P.1203 JSON / session JSON / CSV / folder to session JSON")
     c.add_argument("input", help="a session JSON, P.1203 input JSON, CSV of sessions, or a folder")
@@ -86,9 +81,10 @@ def register(subparsers) -> None:
     f.add_argument("input", help="a session JSON, P.1203 input JSON, CSV of sessions, or a folder")
     f.add_argument("--out", required=True, help="output table (.csv or .parquet)")
     f.add_argument("--series", help="also write the per-second series (.npz: X, lengths, ids)")
-    f.add_argument("--length", type=int, default=64, help="length of the per-second series (default 64)")
+    f.add_argument("--length", type=int, default=64, help="length of the per-second series")
     f.set_defaults(func=_cmd_features)
     v = sub.add_parser("validate", help="check sessions and list the problems")
-    v.add_argument("input")
+    v.add_argument("input", help="a session JSON, P.1203 input JSON, CSV of sessions, or a folder")
+    v.add_argument("--json", action="store_true",
+                   help="the report (counts, valid ids, problems) as JSON on standard output")
     v.set_defaults(func=_cmd_validate)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])

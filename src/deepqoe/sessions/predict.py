@@ -18,11 +18,11 @@ Output (by the suffix of ``--out``):
   session longer than the model's sequence length is averaged into that many equal bins, each
   ``curve_step_s`` seconds long); ``null`` when the model has no sequence input;
 * ``.csv`` / ``.parquet``: ``id, score`` (and ``scale``);
-* no ``--out``: a table on standard output.
+* no ``--out``: a table on standard output (``--json``: the rows of ``.json`` on standard output).
 
 A bad session does not stop the batch: the others are predicted and the failures (session and field)
-are listed on standard error at the end. The exit status is non-zero only when no session could be
-predicted.
+are listed on standard error at the end. The exit status (:class:`deepqoe.cli.ExitCode`) is 3 (partial)
+when some sessions failed and 1 when none could be predicted.
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ import pandas as pd
 from deepqoe.errors import DeepQoEError
 
 
-def write_predictions(rows: list[dict], out: str | None, stream=None) -> None:
-    """JSON (every field), CSV / Parquet (id, score, scale) by the suffix of ``out``; a table when None.
-
-    The table goes to standard output (``stream``); the line saying where a file was written, to
-    standard error."""
+def write_predictions(rows: list[dict], out: str | None, stream=None, *, as_json: bool = False,
+                      say=None) -> None:
+    """JSON (every field), CSV / Parquet (id, score, scale) by the suffix of ``out``; when ``out`` is None, a
+    table (JSON with ``as_json``) on standard output (``stream``). The line saying where a file was
+    written goes to ``say`` (default: standard error)."""
     if out:
         p = Path(out)
         suffix = p.suffix.lower()
@@ -56,9 +56,18 @@ def write_predictions(rows: list[dict], out: str | None, stream=None) -> None:
         else:
             raise DeepQoEError("the output must end in .json (scores and per-second curves), .csv or .parquet",
                                file=str(p))
-        print(f"{len(rows)} session(s) written to {p}", file=sys.stderr)
+        message = f"{len(rows)} session(s) written to {p}"
+        if say is None:
+            print(message, file=sys.stderr)
+        else:
+            say(message)
         return
     stream = stream or sys.stdout
+    if as_json:
+        from deepqoe.io import to_json
+
+        print(to_json(rows), file=stream)
+        return
     w = max([len("id")] + [len(str(r["id"])) for r in rows])
     print(f"{'id':<{w}}  {'score':>8}  scale  curve (min / last)", file=stream)
     for r in rows:
@@ -68,8 +77,10 @@ def write_predictions(rows: list[dict], out: str | None, stream=None) -> None:
 
 
 def predict_sessions(model: Any, args) -> int:
-    """The ``deepqoe predict`` route for session input (``args``: ``data``, ``out``, ``scale``); ``model`` is
-    a loaded model or a :class:`~deepqoe.predictor.Predictor`."""
+    """The ``deepqoe predict`` route for session input (``args``: ``data``, ``out``, ``scale``, optional
+    ``json`` and ``quiet``); ``model`` is a loaded model or a :class:`~deepqoe.predictor.Predictor`.
+    Returns the exit status: 0, or 3 when some sessions failed (a DeepQoEError when none was predicted)."""
+    from deepqoe.cli import finish_batch, status
     from deepqoe.predictor import Predictor
     from deepqoe.sessions.readers import load_sessions
     from deepqoe.sessions.scales import COMMON_SCALE, parse_scale
@@ -80,14 +91,7 @@ def predict_sessions(model: Any, args) -> int:
     predictor.require_sessions()
     sessions, failures = load_sessions(args.data)
     rows, bad = predictor.predict_sessions(sessions, scale=scale) if sessions else ([], [])
-    failures = list(failures) + list(bad)
     if rows:
-        write_predictions(rows, getattr(args, "out", None))
-    if failures:
-        print(f"{len(failures)} session(s) or file(s) could not be predicted:", file=sys.stderr)
-        for e in failures:
-            print(f"  - {e}", file=sys.stderr)
-    if not rows:
-        raise DeepQoEError("no session could be predicted" + (f" ({len(failures)} failure(s) above)"
-                                                              if failures else ""), file=str(args.data))
-    return 0
+        write_predictions(rows, getattr(args, "out", None), as_json=bool(getattr(args, "json", False)),
+                          say=lambda m: status(args, m))
+    return finish_batch(list(failures) + list(bad), len(rows), verb="predicted", file=args.data)

@@ -529,11 +529,10 @@ class SessionQoEModel:
         return [{p: round(float(contrib[p][k]), 4) for p in PART_FEATURES} for k in range(len(sessions))]
 
     # ------------------------------------------------------------------ persistence
-    def save(self, out_dir: str | Path, extra: dict | None = None) -> Path:
-        from safetensors.torch import save_file
-
-        from deepqoe.io import atomic_directory, to_json
-        from deepqoe.persistence import FORMAT_VERSION, _versions
+    def save(self, out_dir: str | Path, extra: dict | None = None, metrics: dict | None = None) -> Path:
+        """Write the model directory atomically (``metrics``: also ``metrics.json``, in the same step)."""
+        from deepqoe.io import atomic_directory
+        from deepqoe.persistence import FORMAT_VERSION, _versions, write_model_files
 
         self._check()
         meta = {"format_version": FORMAT_VERSION, "estimator": "SessionQoEModel", "task": "regression",
@@ -543,8 +542,7 @@ class SessionQoEModel:
         out_dir = Path(out_dir)
         with atomic_directory(out_dir) as tmp:
             tensors = {k: v.detach().contiguous().clone() for k, v in self.net_.state_dict().items()}
-            save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "deepqoe"})
-            (tmp / "model.json").write_text(to_json(meta) + "\n", encoding="utf-8")
+            write_model_files(tmp, meta, tensors, {"metrics.json": metrics} if metrics is not None else None)
         return out_dir
 
     @classmethod

@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from deepqoe.cli import ExitCode, UsageError, show_progress, status
 from deepqoe.errors import DeepQoEError
 
 EPILOG = """\
@@ -22,8 +23,8 @@ INPUT: video files, folders (searched recursively for video files) or lists: a .
 a line, or a CSV with a 'path' column and optional 'id' and 'reference' columns.
 Outputs: OUT (id + features), OUT.errors.csv (id, path, extractor, error), OUT.meta.json (extractors,
 versions, options; also stored in the Parquet schema metadata under 'deepqoe').
-Exit status: 0 when at least one video succeeded (1 when all failed; with --strict 1 on any failure),
-2 for a usage problem.
+Exit status: 0 when every video succeeded, 3 when some failed (listed on standard error and in
+OUT.errors.csv), 1 when all failed (with --strict: 1 when any failed), 2 for a usage problem.
 """
 
 
@@ -82,17 +83,43 @@ def register(subparsers) -> None:
                    help="threads of FFmpeg/libvmaf for full-reference (default: all cores)")
     p.add_argument("--per-frame", action="store_true",
                    help="also write OUT.frames.parquet (per-frame SI/TI, PSNR, SSIM, VMAF, NIQE)")
-    p.add_argument("--strict", action="store_true", help="exit with status 1 if any video failed")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--strict", action="store_true",
+                   help="exit with status 1 if any video failed (instead of 3, partial success)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (there is none either when standard error is not a terminal)")
     p.set_defaults(func=run_extract)
 
     c = subparsers.add_parser(
         "convert-c3d-weights", help="convert a C3D torch checkpoint (c3d.pickle) to safetensors",
         description="Read a C3D checkpoint with torch.load(weights_only=True) (tensors only, no code run), "
                     "check its layer names and shapes, and write safetensors for --c3d-weights.")
-    c.add_argument("source", metavar="c3d.pickle")
-    c.add_argument("dest", metavar="c3d.safetensors")
+    c.add_argument("source", metavar="c3d.pickle", help="the published C3D torch checkpoint")
+    c.add_argument("dest", metavar="c3d.safetensors", help="the safetensors file to write")
     c.set_defaults(func=run_convert_c3d)
+
+
+# names people try for what an extractor computes: a did-you-mean for each
+EXTRACTOR_ALIASES = {"vmaf": "full-reference", "psnr": "full-reference", "ssim": "full-reference",
+                     "ms-ssim": "full-reference", "fr": "full-reference", "si": "siti", "ti": "siti",
+                     "cnn": "cnn-frames", "resnet": "cnn-frames", "bitrate": "stream", "codec": "stream"}
+
+
+def _extractor_names(text: str) -> list[str]:
+    """The names of ``--extractors``; an unknown one is a usage error with a did-you-mean."""
+    import difflib
+
+    from deepqoe.features.video.base import EXTRACTORS, parse_extractor_list
+
+    for name in (t.strip() for t in str(text).split(",")):
+        if name and name not in EXTRACTORS:
+            close = EXTRACTOR_ALIASES.get(name.lower()) or next(iter(difflib.get_close_matches(name, EXTRACTORS, 1)),
+                                                                None)
+            raise UsageError(f"unknown extractor '{name}'" + (f" (did you mean '{close}'?)" if close else "")
+                             + f"; known: {', '.join(EXTRACTORS)}", field="extractors")
+    try:
+        return parse_extractor_list(text)
+    except DeepQoEError as e:  # e.g. no name at all
+        raise UsageError(e.message, field="extractors") from None
 
 
 def extract_options(args) -> dict:
@@ -102,29 +129,32 @@ def extract_options(args) -> dict:
 
 
 def run_extract(args) -> int:
-    from deepqoe.features.video.base import parse_extractor_list
     from deepqoe.features.video.cache import default_cache_dir
     from deepqoe.features.video.pipeline import collect_inputs, extract_features, write_outputs
 
     out = Path(args.out)
     if out.suffix.lower() not in (".parquet", ".pq", ".csv"):
-        raise DeepQoEError("the output must end in .parquet (or .csv)", field="--out")
+        raise UsageError("the output must end in .parquet (or .csv)", field="--out")
     if out.exists() and out.is_dir():
-        raise DeepQoEError("is a folder; give a file name such as features.parquet", file=str(out))
-    names = parse_extractor_list(args.extractors)
+        raise UsageError("is a folder; give a file name such as features.parquet", file=str(out))
+    names = _extractor_names(args.extractors)
+    if "c3d" in names and not args.c3d_weights:
+        raise UsageError("the c3d extractor needs C3D weights: give --c3d-weights FILE (none ship with deepqoe; "
+                         "convert the published c3d.pickle with: deepqoe convert-c3d-weights c3d.pickle "
+                         "c3d.safetensors)")
     if "full-reference" in names and not (args.reference_dir or args.reference_map) and not any(
             Path(i).suffix.lower() == ".csv" for i in args.inputs):
-        raise DeepQoEError("the full-reference extractor needs the reference videos: give --reference-dir DIR "
+        raise UsageError("the full-reference extractor needs the reference videos: give --reference-dir DIR "
                            "or --reference-map CSV (or a CSV list with a 'reference' column)")
     items = collect_inputs(args.inputs, reference_dir=args.reference_dir, reference_map=args.reference_map)
     cache_dir = None if args.no_cache else (args.cache or default_cache_dir())
     run = extract_features(items, names, options=extract_options(args), cache_dir=cache_dir,
                            scheduler=args.scheduler, workers=args.workers,
-                           progress=not args.no_progress and sys.stderr.isatty())
+                           progress=not args.no_progress and show_progress(args))
     written = write_outputs(run, out, per_frame=args.per_frame)
     n, bad = len(run.order), len(run.failed_ids)
-    print(f"deepqoe extract: {n - bad} of {n} video(s) done ({run.computed} computed, {run.cached} from the cache) "
-          f"in {run.seconds:.1f} s -> {written['features']}", file=sys.stderr)
+    status(args, f"deepqoe extract: {n - bad} of {n} video(s) done ({run.computed} computed, {run.cached} from "
+                 f"the cache) in {run.seconds:.1f} s -> {written['features']}")
     if bad:
         print(f"deepqoe extract: {bad} video(s) failed, see {written['errors']}", file=sys.stderr)
         for i in run.failed_ids[:5]:
@@ -132,14 +162,14 @@ def run_extract(args) -> int:
             print(f"  {i}: {first[0]}: {first[1]}", file=sys.stderr)
         if bad > 5:
             print(f"  ... and {bad - 5} more", file=sys.stderr)
-    if bad and (bad == n or args.strict):
-        return 1
-    return 0
+    if run.outcome == "failed" or (bad and args.strict):
+        return ExitCode.DATA_ERROR
+    return ExitCode.PARTIAL if run.outcome == "partial" else ExitCode.OK
 
 
 def run_convert_c3d(args) -> int:
     from deepqoe.features.video.c3d import convert_c3d_checkpoint
 
     shapes = convert_c3d_checkpoint(args.source, args.dest)
-    print(f"deepqoe: wrote {len(shapes)} C3D tensors to {args.dest}", file=sys.stderr)
-    return 0
+    status(args, f"deepqoe: wrote {len(shapes)} C3D tensors to {args.dest}")
+    return ExitCode.OK

@@ -53,17 +53,116 @@ class VideoInfo:
         return asdict(self)
 
 
-def _check_file(path: str | os.PathLike) -> Path:
+def file_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be a video file (without opening it), or None when it may be one.
+
+    A folder (even one named ``x.mp4``), a broken symbolic link, a pipe, device or socket (opening a
+    pipe would block), an unreadable or an empty file.
+    """
     p = Path(path)
+    if p.is_symlink() and not p.exists():
+        return f"broken symbolic link (its target '{os.readlink(p)}' does not exist)"
     if not p.exists():
-        raise VideoError("file not found", file=str(p))
+        return "file not found"
     if p.is_dir():
-        raise VideoError("is a folder, not a video file", file=str(p))
+        return "is a folder, not a video file"
+    if not p.is_file():
+        return "not a regular file (a pipe, socket or device)"
     if not os.access(p, os.R_OK):
-        raise VideoError("cannot read the file (permission denied)", file=str(p))
+        return "cannot read the file (permission denied)"
     if p.stat().st_size == 0:
-        raise VideoError("the file is empty (0 bytes)", file=str(p))
-    return p
+        return "the file is empty (0 bytes)"
+    return None
+
+
+def _check_file(path: str | os.PathLike) -> Path:
+    problem = file_problem(path)
+    if problem is not None:
+        raise VideoError(problem, file=str(path))
+    return Path(path)
+
+
+#: a file is truncated when the frames (or, when the container gives no frame count, the seconds) that
+#: can be demuxed fall short of the container's declaration by more than this fraction
+TRUNCATION_TOLERANCE = 0.1
+
+
+def _declared(container, stream) -> tuple[int, float]:
+    """The frame count (0: unknown) and duration in seconds (nan: unknown) the container declares."""
+    if stream.duration is not None and stream.time_base:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / 1_000_000
+    else:
+        duration = float("nan")
+    return int(stream.frames or 0), duration
+
+
+def truncation_problem(declared_frames: int, declared_duration: float, packets: int,
+                       covered: float) -> str | None:
+    """A one-line reason when a video holds far less than its container declares, else None.
+
+    ``packets``: frames demuxed; ``covered``: seconds from the first to the end of the last demuxed
+    frame. The frame count is used when the container has one (MP4, MOV, AVI), else the duration
+    (Matroska, WebM); the tolerance is 10 % (and half a second of duration), so edit lists, audio
+    longer than the video and rounding do not count as truncation.
+    """
+    if declared_frames > 0:
+        if packets < (1 - TRUNCATION_TOLERANCE) * declared_frames:
+            return (f"truncated or damaged: the file holds {packets} of the {declared_frames} frames its "
+                    "container declares")
+        return None
+    if math.isfinite(declared_duration) and declared_duration > 0:
+        if declared_duration - covered > max(TRUNCATION_TOLERANCE * declared_duration, 0.5):
+            return (f"truncated or damaged: the file holds {max(covered, 0.0):.1f} s of the "
+                    f"{declared_duration:.1f} s its container declares")
+    return None
+
+
+def check_complete(path: str | os.PathLike) -> None:
+    """Raise :class:`VideoError` when the file holds far fewer frames than its container declares.
+
+    A truncated download or copy whose index is at the start (a "faststart" MP4, Matroska, WebM, AVI)
+    still opens and decodes up to where it was cut. This reads every packet of the video stream
+    (demuxing, no decoding) and compares with the declaration (:func:`truncation_problem`), as
+    :class:`FrameSampler` does after decoding.
+    """
+    import av
+
+    container, stream = open_video(path)
+    try:
+        extent = _Extent(container, stream)
+        try:
+            for packet in container.demux(stream):
+                if not (packet.size == 0 and packet.pts is None):  # not the demuxer's end marker
+                    extent.add(packet)
+        except av.error.FFmpegError:
+            pass  # a cut or damaged file: judged by what could be read, as when decoding
+    finally:
+        container.close()
+    extent.check(path)
+
+
+class _Extent:
+    """What the container declares, and how many frames (and seconds) were demuxed."""
+
+    def __init__(self, container, stream):
+        self.frames, self.duration = _declared(container, stream)
+        self.tb = stream.time_base or Fraction(1, 90000)
+        self.packets, self.first, self.last = 0, None, None
+
+    def add(self, packet) -> None:
+        self.packets += 1
+        if packet.pts is not None:
+            self.first = packet.pts if self.first is None else min(self.first, packet.pts)
+            end = packet.pts + (packet.duration or 0)
+            self.last = end if self.last is None else max(self.last, end)
+
+    def check(self, path) -> None:
+        covered = float((self.last - self.first) * self.tb) if self.first is not None else 0.0
+        problem = truncation_problem(self.frames, self.duration, self.packets, covered)
+        if problem is not None:
+            raise VideoError(problem, file=str(path))
 
 
 def open_video(path: str | os.PathLike, threads: int = 0):
@@ -123,14 +222,9 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         if width <= 0 or height <= 0:
             raise VideoError("the video stream has no picture size (corrupt header?)", file=str(p))
         fps = _rate(stream)
-        if stream.duration is not None and stream.time_base:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            duration = container.duration / 1_000_000
-        elif stream.frames and math.isfinite(fps):
+        _, duration = _declared(container, stream)
+        if not math.isfinite(duration) and stream.frames and math.isfinite(fps):
             duration = stream.frames / fps
-        else:
-            duration = float("nan")
         size = p.stat().st_size
         bitrate = float(stream.bit_rate or cc.bit_rate or container.bit_rate or 0) or (
             size * 8 / duration if duration and math.isfinite(duration) and duration > 0 else float("nan"))
@@ -161,7 +255,9 @@ class FrameSampler:
     differences; these are decoded too). ``max_frames``: stop after so many sampled frames.
     ``select``: a function ``index -> bool`` on decoded frame indices, instead of ``fps``.
 
-    After iterating, ``stats`` tells how many frames were decoded and sampled.
+    After iterating, ``stats`` tells how many frames were decoded and sampled. A file that holds far
+    fewer frames than its container declares (cut short) raises :class:`VideoError` once every frame
+    it has was yielded (:func:`truncation_problem`); stopping early (``max_frames``) skips that check.
     """
 
     def __init__(self, path, fps: float | None = None, size: tuple[int, int] | None = None,
@@ -193,6 +289,7 @@ class FrameSampler:
         import av
 
         container, stream = open_video(self.path, self.threads)
+        extent = _Extent(container, stream)
         tb = stream.time_base or Fraction(1, 90000)
         start = stream.start_time if stream.start_time is not None else None
         rate = _rate(stream)
@@ -319,6 +416,7 @@ class FrameSampler:
                     if packet.size == 0 and packet.pts is None:
                         continue  # the demuxer's end marker; the decoder is flushed below
                     self.stats.packets += 1
+                    extent.add(packet)
                     if can_skip and packet.pts is None:
                         can_skip = False  # no timestamps: decode everything
                         set_skip("DEFAULT")
@@ -354,6 +452,7 @@ class FrameSampler:
             container.close()
         if self.stats.decoded == 0:
             raise VideoError("no frame could be decoded (corrupt or truncated video?)", file=self.path)
+        extent.check(self.path)  # read to the end: a cut file must not pass for a whole one
 
 
 def iter_frames(path, fps: float | None = None, size: tuple[int, int] | None = None, fmt: str = "rgb24",

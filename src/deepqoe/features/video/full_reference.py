@@ -22,7 +22,7 @@ import numpy as np
 
 from deepqoe.errors import DeepQoEError
 from deepqoe.features.video.base import Extractor, Features
-from deepqoe.features.video.decode import VideoError, probe
+from deepqoe.features.video.decode import VideoError, check_complete, probe
 
 METRICS = ("vmaf", "psnr_y", "psnr_cb", "psnr_cr", "ssim")
 PSNR_CAP = 60.0
@@ -93,6 +93,11 @@ class FullReferenceExtractor(Extractor):
                              file=str(video_path))
         if not Path(reference).is_file():
             raise VideoError(f"reference video not found: {reference}", file=str(video_path))
+        check_complete(video_path)  # FFmpeg would compare the frames of a cut file and say nothing
+        try:
+            check_complete(reference)
+        except VideoError as e:
+            raise VideoError(f"reference video {reference}: {e.message}", file=str(video_path)) from None
         with tempfile.TemporaryDirectory(prefix="deepqoe-vmaf-") as tmp:
             logs = {k: os.path.join(tmp, f"{k}.log") for k in ("vmaf", "psnr", "ssim")}
             cmd = self.command(video_path, reference, logs)

@@ -33,7 +33,7 @@ import pandas as pd
 from deepqoe.errors import DeepQoEError
 from deepqoe.features.video.base import Extractor, Features, cached_extractor, make_extractor
 from deepqoe.features.video.cache import FeatureCache, cache_key, sha256_file
-from deepqoe.features.video.decode import VIDEO_EXTENSIONS
+from deepqoe.features.video.decode import VIDEO_EXTENSIONS, file_problem
 
 LIST_SUFFIXES = (".txt", ".csv", ".tsv", ".lst")
 
@@ -135,8 +135,11 @@ def collect_inputs(inputs: list[str], reference_dir: str | None = None,
                    reference_map: str | None = None) -> list[VideoItem]:
     """Expand files, folders (recursively, video extensions) and .txt/.csv lists into videos with ids.
 
-    A path that does not exist is kept (its error is reported in the error table, not here). Ids are
-    file stems unless a CSV list gives them; two videos with one id are an error.
+    A path that does not exist is kept (its error is reported in the error table, not here). In a
+    folder, every entry with a video extension is kept, also one that is not a readable file (a folder
+    named ``x.mp4``, a broken symbolic link): the extraction reports it as failed, with the reason,
+    instead of leaving it out without a word. Ids are file stems unless a CSV list gives them; two
+    videos with one id are an error.
     """
     if not inputs:
         raise DeepQoEError("no input given: name video files, folders or a .txt/.csv list of videos")
@@ -144,7 +147,7 @@ def collect_inputs(inputs: list[str], reference_dir: str | None = None,
     for raw in inputs:
         p = Path(raw).expanduser()
         if p.is_dir():
-            found = sorted(q for q in p.rglob("*") if q.is_file() and _is_video_name(q)
+            found = sorted(q for q in p.rglob("*") if _is_video_name(q)
                            and not any(part.startswith(".") for part in q.relative_to(p).parts))
             if not found:
                 raise DeepQoEError(f"no video files ({', '.join(VIDEO_EXTENSIONS[:6])}, ...) in the folder",
@@ -203,11 +206,15 @@ def process_video(item: dict, specs: list[dict], cache_dir: str | None = None,
     cache = FeatureCache(cache_dir) if cache_dir else None
     vsha = item.get("video_sha256")
     if cache is not None and vsha is None:
-        try:
-            vsha = sha256_file(item["path"])
-        except OSError as e:
+        problem = file_problem(item["path"])
+        if problem is None:
+            try:
+                vsha = sha256_file(item["path"])
+            except OSError as e:
+                problem = f"cannot read the file: {e.strerror or e}"
+        if problem is not None:
             for s in specs:
-                out["errors"][s["name"]] = f"cannot read the file: {e.strerror or e}"
+                out["errors"][s["name"]] = problem
             return out
     for spec in specs:
         name = spec["name"]
@@ -253,6 +260,16 @@ class ExtractionRun:
     frames: int = 0
     seconds: float = 0.0
     meta: dict = field(default_factory=dict)
+    cache_rejected: list[tuple[str, str]] = field(default_factory=list)  # (entry file, reason): recomputed
+
+    @property
+    def outcome(self) -> str:
+        """``"ok"``: every video succeeded; ``"partial"``: some failed (see :attr:`failed_ids` and
+        :meth:`errors_table`); ``"failed"``: none succeeded (or there was none)."""
+        bad = len(self.failed_ids)
+        if bad == 0 and self.order:
+            return "ok"
+        return "failed" if bad == len(self.order) else "partial"
 
     @property
     def failed_ids(self) -> list[str]:
@@ -321,6 +338,16 @@ class ExtractionRun:
         return info
 
 
+def _report_rejected(rejected: list[tuple[str, str]], bar, shown: int = 5) -> None:
+    """Say on stderr which cache entries were refused (they are recomputed)."""
+    bar.write(f"deepqoe extract: {len(rejected)} cache entr{'y' if len(rejected) == 1 else 'ies'} failed the "
+              "integrity check and will be recomputed:", file=sys.stderr)
+    for q, why in rejected[:shown]:
+        bar.write(f"  {q}: {why}", file=sys.stderr)
+    if len(rejected) > shown:
+        bar.write(f"  ... and {len(rejected) - shown} more", file=sys.stderr)
+
+
 def _progress(total: int, enabled: bool):
     from tqdm.auto import tqdm
 
@@ -384,15 +411,16 @@ def extract_features(items: list[VideoItem], extractors: list[str], options: dic
         d = it.as_dict()
         specs = []
         vsha = None
-        if cache is not None:
-            try:
-                vsha = sha256_file(it.path)
-            except OSError as e:
-                reason = ("file not found" if isinstance(e, FileNotFoundError) else
-                          "is a folder, not a video file" if isinstance(e, IsADirectoryError) else
-                          f"cannot read the file: {e.strerror or e}")
+        if cache is not None:  # hashing reads the file here (else only the task does: remote workers)
+            problem = file_problem(it.path)  # a folder named x.mp4, a broken link, a missing file...
+            if problem is None:
+                try:
+                    vsha = sha256_file(it.path)
+                except OSError as e:
+                    problem = f"cannot read the file: {e.strerror or e}"
+            if problem is not None:  # the same reason the extractors give (decode.file_problem)
                 for s in base_specs:
-                    row["errors"][s["name"]] = reason
+                    row["errors"][s["name"]] = problem
                 bar.update(1)
                 continue
             d["video_sha256"] = vsha
@@ -418,6 +446,9 @@ def extract_features(items: list[VideoItem], extractors: list[str], options: dic
             tasks.append((d, specs))
         else:
             bar.update(1)
+    if cache is not None and cache.rejected:
+        run.cache_rejected = [(str(q), why) for q, why in cache.rejected]
+        _report_rejected(run.cache_rejected, bar)
     show()
 
     def take(result: dict):

@@ -51,8 +51,10 @@ def synth_frames(width: int, height: int, n: int, seed: int = 0, noise: float = 
 def write_clip(path: str | os.PathLike, seconds: float = 2.0, width: int = 320, height: int = 240,
                fps: int = 25, codec: str = "h264", crf: int | None = 23, bitrate: int | None = None,
                gop: int | None = None, seed: int = 0, noise: float = 12.0, preset: str | None = "veryfast",
-               frames=None) -> Path:
+               frames=None, faststart: bool = False) -> Path:
     """Encode a clip (``codec``: h264, hevc, vp9 or av1; quality by ``crf`` or ``bitrate``).
+
+    ``faststart``: MP4/MOV with the index (``moov``) before the data, as served for streaming.
 
     ``frames``: an iterable of RGB frames to encode instead of the synthetic pattern (e.g. the frames
     of a reference clip, to encode it again at a lower quality).
@@ -63,7 +65,7 @@ def write_clip(path: str | os.PathLike, seconds: float = 2.0, width: int = 320, 
     path.parent.mkdir(parents=True, exist_ok=True)
     n = int(round(seconds * fps))
     enc = CODECS.get(codec, codec)
-    with av.open(str(path), mode="w") as out:
+    with av.open(str(path), mode="w", options={"movflags": "+faststart"} if faststart else None) as out:
         stream = out.add_stream(enc, rate=Fraction(fps, 1) if isinstance(fps, int) else Fraction(fps))
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"

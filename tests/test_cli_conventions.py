@@ -1,0 +1,337 @@
+"""The command line's conventions (issue 12, newcomer friction), for every command:
+
+* data on standard output (parsed here as JSON / CSV), status lines on standard error, ``-q`` silences them;
+* exit status: 0 ok, 1 input or data error, 2 usage error, 3 partial success (``deepqoe.cli.ExitCode``);
+* every argument has help, every default shows in ``--help``, no raw reST in help text;
+* ``deepqoe models`` (``--json``) describes each model from its model.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import synthetic_table, write_config
+from deepqoe.cli import ExitCode, build_parser, main, subparsers_of
+from deepqoe.persistence import PRETRAINED_DIR, read_model_meta
+
+HAS_STREAMING = (PRETRAINED_DIR / "streaming" / "model.json").is_file()
+HAS_UPEC = (PRETRAINED_DIR / "upec-qoe-lab" / "model.json").is_file()
+needs_streaming = pytest.mark.skipif(not HAS_STREAMING, reason="no shipped streaming model in this build")
+needs_upec = pytest.mark.skipif(not HAS_UPEC, reason="no shipped upec-qoe-lab model in this build")
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    """``deepqoe ARGV`` in this process: (exit status, stdout, stderr)."""
+    capsys.readouterr()
+    code = main([str(a) for a in argv])
+    cap = capsys.readouterr()
+    return code, cap.out, cap.err
+
+
+def _session(i: int, **kw) -> dict:
+    d = {"id": f"s{i}", "segments": [{"start": 4 * k, "duration": 4, "bitrate_kbps": 800 + 900 * i,
+                                      "height": [360, 720, 1080][i % 3]} for k in range(8)],
+         "stalls": [[0, 1.0 + i]], "device": "mobile"}
+    d.update(kw)
+    return d
+
+
+@pytest.fixture
+def sessions(tmp_path) -> dict[str, Path]:
+    """Session files: all good, one bad of three, all bad."""
+    bad = _session(1)
+    bad["segments"][2]["duration"] = 0
+    files = {"good": [_session(0), _session(2)], "mixed": [_session(0), bad, _session(2)],
+             "bad": [_session(0, device="fridge")]}
+    out = {}
+    for name, content in files.items():
+        out[name] = tmp_path / f"{name}.json"
+        out[name].write_text(json.dumps(content))
+    return out
+
+
+# ---- help: every command, every argument ----------------------------------------------------------------
+def _commands(parser: argparse.ArgumentParser, path: tuple = ()) -> list[tuple[tuple, argparse.ArgumentParser]]:
+    found = [(path, parser)]
+    for a in parser._actions:
+        if isinstance(a, argparse._SubParsersAction):
+            for name, p in a.choices.items():
+                found += _commands(p, path + (name,))
+    return found
+
+
+COMMANDS = _commands(build_parser())
+LEAVES = [(path, p) for path, p in COMMANDS if path and not subparsers_of(p)]
+LEAVES_BY_NAME = {" ".join(path): p for path, p in LEAVES}
+
+
+def test_the_tree_has_every_command():
+    assert {"train", "evaluate", "predict", "embed", "models", "export", "finetune", "reproduce", "sessions convert",
+            "sessions features", "sessions validate", "demo", "serve", "check-model"} <= set(LEAVES_BY_NAME)
+
+
+@pytest.mark.parametrize("path,parser", LEAVES, ids=[" ".join(p) for p, _ in LEAVES])
+def test_every_argument_has_help_and_its_default_shows(path, parser):
+    text = parser.format_help()
+    assert "``" not in text and ":class:" not in text and ":mod:" not in text and ":func:" not in text, text
+    options = {a.dest: a for a in parser._actions}
+    assert "quiet" in options and "verbose" in options, f"{path}: no -q/-v"
+    assert options["quiet"].option_strings == ["-q", "--quiet"]
+    assert options["verbose"].option_strings == ["-v", "--verbose"]
+    flat = " ".join(text.split())  # help text is wrapped
+    for a in parser._actions:
+        if isinstance(a, (argparse._HelpAction, argparse._VersionAction)):
+            continue
+        assert a.help and a.help.strip(), f"{path}: argument {a.dest} has no help"
+        if a.default is None or a.default is False or a.default is argparse.SUPPRESS:
+            continue
+        assert f"default: {a.default}" in flat or f"default {a.default}" in flat, \
+            f"{path}: the default of {a.dest} ({a.default!r}) is not in --help"
+
+
+def test_root_help_documents_the_exit_codes():
+    text = build_parser().format_help()
+    for code in ExitCode:
+        if code in (ExitCode.INTERRUPTED, ExitCode.BROKEN_PIPE):
+            continue
+        assert f"  {int(code)}  " in text, code
+    assert "partial" in text and "usage" in text and "standard error" in text
+
+
+def test_reproduce_help_states_the_recipe_defaults():
+    from deepqoe.experiments.common import load_recipe
+
+    nflx = load_recipe("streaming_live_nflx")
+    text = " ".join(LEAVES_BY_NAME["reproduce"].format_help().split())
+    assert f"run on (default: {nflx['neural_splits']['full']}; {nflx['neural_splits']['quick']} with --quick)" in text
+    assert f"(default: {nflx['splits']['full']}; {nflx['splits']['quick']} with --quick)" in text
+
+
+
+# ---- exit codes ----------------------------------------------------------------------------------------
+def test_bare_command_prints_help_to_stderr_and_exits_2():
+    r = subprocess.run([sys.executable, "-m", "deepqoe.cli"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == ExitCode.USAGE == 2
+    assert r.stdout == "" and "usage: deepqoe" in r.stderr and "exit status" in r.stderr
+
+
+def test_bare_group_and_usage_errors_exit_2(capsys, tmp_path):
+    code, out, err = run(capsys, "sessions")
+    assert code == 2 and out == "" and "usage: deepqoe sessions" in err
+    with pytest.raises(SystemExit) as e:
+        main(["predict", "streaming", "x.json", "--no-such-option"])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:  # --out and --json: one or the other
+        main(["predict", "streaming", "x.json", "--out", str(tmp_path / "p.csv"), "--json"])
+    assert e.value.code == 2
+    with pytest.raises(SystemExit) as e:
+        main(["predict", "streaming", "x.json", "-q", "-v"])
+    assert e.value.code == 2
+    assert "not allowed with" in capsys.readouterr().err
+
+
+def test_data_error_is_one_line_exit_1_and_verbose_adds_the_traceback(tmp_path):
+    cmd = [sys.executable, "-m", "deepqoe.cli", "predict", str(tmp_path / "no-model"), str(tmp_path / "x.csv")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == ExitCode.DATA_ERROR == 1
+    assert r.stdout == "" and r.stderr.startswith("deepqoe: error:") and r.stderr.count("\n") == 1
+    r = subprocess.run(cmd + ["-v"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "Traceback" in r.stderr and "DeepQoEError" in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("deepqoe: error:")
+
+
+def test_an_unknown_extractor_is_a_usage_error_with_a_hint(capsys, tmp_path):
+    code, out, err = run(capsys, "extract", tmp_path / "x.mp4", "-e", "vmaf", "--out", tmp_path / "f.parquet")
+    assert code == 2 and out == ""
+    assert "did you mean 'full-reference'" in err and err.count("\n") == 1
+    code, _, err = run(capsys, "extract", tmp_path / "x.mp4", "-e", "sitti", "--out", tmp_path / "f.parquet")
+    assert code == 2 and "did you mean 'siti'" in err
+
+
+# ---- session commands ----------------------------------------------------------------------------------
+@needs_streaming
+def test_predict_sessions_stdout_is_data_and_partial_is_3(capsys, sessions, tmp_path):
+    code, out, err = run(capsys, "predict", "streaming", sessions["good"], "--json")
+    assert code == 0 and err == ""
+    rows = json.loads(out)
+    assert [r["id"] for r in rows] == ["s0", "s2"] and all(1 <= r["score"] <= 5 for r in rows)
+
+    code, out, err = run(capsys, "predict", "streaming", sessions["mixed"], "--json")
+    assert code == ExitCode.PARTIAL == 3
+    assert [r["id"] for r in json.loads(out)] == ["s0", "s2"]  # stdout parses: nothing else is in it
+    assert "s1" in err and "segments[2].duration" in err
+
+    code, out, err = run(capsys, "predict", "streaming", sessions["mixed"])  # the table
+    assert code == 3 and out.splitlines()[0].split()[:3] == ["id", "score", "scale"] and len(out.splitlines()) == 3
+
+    code, out, err = run(capsys, "predict", "streaming", sessions["bad"])
+    assert code == 1 and out == "" and "device" in err
+
+    dest = tmp_path / "scores.csv"
+    code, out, err = run(capsys, "predict", "streaming", sessions["good"], "--out", dest)
+    assert code == 0 and out == "" and f"written to {dest}" in err
+    assert list(pd.read_csv(dest)["id"]) == ["s0", "s2"]
+    code, out, err = run(capsys, "predict", "streaming", sessions["mixed"], "--out", dest, "-q")
+    assert code == 3 and out == "" and "written to" not in err  # -q: no status; the failures still show
+    assert "s1" in err
+
+
+def test_sessions_validate_convert_features(capsys, sessions, tmp_path):
+    code, out, err = run(capsys, "sessions", "validate", sessions["good"], "--json")
+    assert code == 0 and err == ""
+    doc = json.loads(out)
+    assert doc["valid"] == 2 and doc["invalid"] == 0 and doc["ids"] == ["s0", "s2"]
+    code, out, err = run(capsys, "sessions", "validate", sessions["mixed"], "--json")
+    doc = json.loads(out)
+    assert code == 3 and doc["valid"] == 2 and doc["invalid"] == 1 and "segments[2].duration" in doc["problems"][0]
+    code, out, err = run(capsys, "sessions", "validate", sessions["mixed"])
+    assert code == 3 and out.strip() == "2 valid session(s), 1 problem(s)" and "s1" in err
+    code, out, err = run(capsys, "sessions", "validate", sessions["bad"])
+    assert code == 1 and "no session could be read" in err
+
+    conv = tmp_path / "conv.json"
+    code, out, err = run(capsys, "sessions", "convert", sessions["good"], "--out", conv)
+    assert code == 0 and out == "" and str(conv) in err
+    code, out, err = run(capsys, "sessions", "convert", sessions["good"], "--out", conv, "-q")
+    assert code == 0 and out == "" and err == ""
+    feats = tmp_path / "f.csv"
+    code, out, err = run(capsys, "sessions", "features", sessions["mixed"], "--out", feats)
+    assert code == 3 and out == "" and str(feats) in err and len(pd.read_csv(feats)) == 2
+
+
+def test_embed_sessions_with_a_network_session_model(capsys, sessions, frame_session_model_dir):
+    code, out, err = run(capsys, "embed", frame_session_model_dir, sessions["mixed"])
+    assert code == 3 and "s1" in err
+    rep = pd.read_csv(io.StringIO(out))
+    assert list(rep["id"]) == ["s0", "s2"] and rep.columns[1] == "r0" and rep.shape[1] > 2
+
+
+@needs_streaming
+def test_embed_with_the_streaming_model_says_it_has_no_representation(capsys, sessions):
+    code, out, err = run(capsys, "embed", "streaming", sessions["good"])
+    assert code == 1 and out == "" and "no learned representation" in err and err.count("\n") == 1
+
+
+# ---- models --------------------------------------------------------------------------------------------
+@pytest.mark.skipif(not (HAS_STREAMING or HAS_UPEC), reason="no shipped model in this build")
+def test_models_json_fields_come_from_model_json(capsys):
+    code, out, err = run(capsys, "models", "--json")
+    assert code == 0 and err == ""
+    listed = {m["name"]: m for m in json.loads(out)}
+    shipped = sorted(d.name for d in PRETRAINED_DIR.iterdir() if (d / "model.json").is_file())
+    assert sorted(listed) == shipped
+    for name, m in listed.items():
+        meta = read_model_meta(PRETRAINED_DIR / name)
+        assert set(m) >= {"name", "task", "inputs", "scale", "trained_on", "headline"}
+        assert m["task"] == meta["task"]
+        assert m["headline"]["metric"] == meta["evaluation"]["key_metric"]
+        if meta.get("session_model") is not None:
+            assert m["inputs"] == "sessions" and m["scale"] == meta["session_model"].get("scale", "1-5")
+            assert m["trained_on"] == meta["metrics"]["datasets"]
+            assert m["headline"]["per_dataset"] == {d: s[meta["evaluation"]["key_metric"]] for d, s in
+                                                    meta["evaluation"]["scores"]["deepqoe"].items()}
+        else:
+            assert m["inputs"] == [i.get("name") or i["column"] for i in meta["inputs"]]
+            assert m["trained_on"] == {meta["dataset"]["name"]: meta["metrics"]["n_train"]}
+            key = meta["evaluation"]["key_metric"]
+            assert m["headline"]["mean"] == meta["evaluation"]["scores"]["deepqoe"][key]["mean"]
+    code, out, _ = run(capsys, "models")
+    for name, m in listed.items():
+        block = out.split(f"{name}:", 1)[1]
+        assert "inputs:" in block and "trained on:" in block and m["headline"]["metric"] in block
+
+
+# ---- table models: train, evaluate, predict, embed, export ---------------------------------------------
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """(config, table, model dir) of a small classifier on the synthetic table."""
+    d = tmp_path_factory.mktemp("conventions")
+    csv = d / "data.csv"
+    synthetic_table(120).to_csv(csv, index=False)
+    cfg = write_config(d, csv, training={"max_epochs": 3, "patience": 3},
+                       evaluation={"n_splits": 2, "baselines": ["majority"]})
+    model = d / "model"
+    assert main(["train", str(cfg), "--out", str(model), "-q"]) == 0
+    return cfg, csv, model
+
+
+def test_train_status_on_stderr_json_on_stdout(capsys, trained, tmp_path):
+    cfg, _, _ = trained
+    out_dir = tmp_path / "m"
+    code, out, err = run(capsys, "train", cfg, "--out", out_dir, "--json")
+    assert code == 0
+    assert json.loads(out) == json.loads((out_dir / "metrics.json").read_text())
+    assert "trained on" in err and f"model saved to {out_dir}" in err and "\r" not in err
+    code, out, err = run(capsys, "train", cfg, "--out", out_dir)
+    assert code == 0 and out == "" and "model saved to" in err
+    code, out, err = run(capsys, "train", cfg, "--out", out_dir, "-q")
+    assert code == 0 and out == "" and err == ""
+    code, _, err = run(capsys, "train", cfg, "--out", out_dir, "--epochs", "0")
+    assert code == 2 and "--epochs" in err
+
+
+def test_evaluate_table_or_json_on_stdout(capsys, trained, tmp_path):
+    cfg, _, _ = trained
+    code, out, err = run(capsys, "evaluate", cfg, "--json", "--epochs", "2")
+    assert code == 0 and "\r" not in err  # no progress bar: stderr is not a terminal
+    res = json.loads(out)
+    assert set(res["methods"]) == {"deepqoe", "majority"} and "_pooled" not in res
+    dest = tmp_path / "r.json"
+    code, out, err = run(capsys, "evaluate", cfg, "--epochs", "2", "--out", dest, "--plots", tmp_path / "plots")
+    assert code == 0 and out.splitlines()[0].split()[0] == "method" and len(out.splitlines()) == 3
+    assert f"results written to {dest}" in err and "plot written to" in err
+    assert json.loads(dest.read_text())["methods"].keys() == res["methods"].keys()
+    code, out, err = run(capsys, "evaluate", cfg, "--epochs", "2", "-q")
+    assert code == 0 and err == "" and out.startswith("method")
+
+
+def test_predict_and_embed_tables(capsys, trained, tmp_path):
+    _, csv, model = trained
+    code, out, err = run(capsys, "predict", model, csv)
+    assert code == 0 and err == ""
+    pred = pd.read_csv(io.StringIO(out))
+    assert len(pred) == 120 and list(pred.columns[:3]) == ["row", "id", "score"]
+    code, out, err = run(capsys, "predict", model, csv, "--json")
+    records = json.loads(out)
+    assert code == 0 and len(records) == 120 and records[0]["score"] == pred["score"][0]
+    dest = tmp_path / "p.parquet"
+    code, out, err = run(capsys, "predict", model, csv, "--out", dest)
+    assert code == 0 and out == "" and f"120 rows written to {dest}" in err
+    code, out, err = run(capsys, "predict", model, csv, "--out", dest, "--quiet")
+    assert code == 0 and out == "" and err == ""
+    code, out, err = run(capsys, "predict", model, tmp_path)  # a folder, to a table model
+    assert code == 1 and out == "" and "is a folder" in err and "streaming sessions" not in err
+    code, out, err = run(capsys, "predict", model, csv, "--scale", "0-100")
+    assert code == 2 and "--scale" in err
+
+    code, out, err = run(capsys, "embed", model, csv)
+    assert code == 0 and err == ""
+    rep = pd.read_csv(io.StringIO(out))
+    assert list(rep.columns[:3]) == ["row", "id", "r0"] and len(rep) == 120
+    code, out, _ = run(capsys, "embed", model, csv, "--json")
+    assert code == 0 and len(json.loads(out)) == 120
+
+
+def test_export_status_on_stderr(capsys, trained, tmp_path):
+    pytest.importorskip("onnx")
+    _, _, model = trained
+    dest = tmp_path / "m.onnx"
+    code, out, err = run(capsys, "export", model, "--onnx", dest)
+    assert code == 0 and out == "" and f"ONNX model written to {dest}" in err and dest.is_file()
+    code, out, err = run(capsys, "export", model, "--onnx", dest, "-q")
+    assert code == 0 and out == "" and err == ""
+
+
+@needs_streaming
+def test_check_model_quiet(capsys):
+    code, out, err = run(capsys, "check-model", "streaming", "--n-sessions", "10", "--json", "-q")
+    assert code in (0, 1) and err == ""
+    assert json.loads(out)["model"] == "streaming"
