@@ -28,7 +28,6 @@ import time
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -177,10 +176,9 @@ def build_streaming(out_dir: Path, quiet: bool = True, datasets=STREAMING_DATASE
     from deepqoe.evaluation.behaviour import check_model
     from deepqoe.experiments.streaming_generalisation import leave_one_dataset_out
     from deepqoe.predictor import Predictor
-    from deepqoe.sessions.training import (RECIPE, fit_streaming_model, load_curve_set, load_session_set,
-                                           quality_mapping)
+    from deepqoe.datasets.scored import load_curve_set, load_session_set, quality_mapping
+    from deepqoe.sessions.training import RECIPE, fit_streaming_model
 
-    log = (lambda m: None) if quiet else print
     params = dict(RECIPE, **({"epochs": 60, "n_members": 1} if quick else {}))
     t0 = time.perf_counter()
     S = {n: load_session_set(n) for n in datasets}

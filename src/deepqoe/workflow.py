@@ -146,16 +146,16 @@ def finetune(pretrained: str | Path, cfg, out_dir: str | Path, *, freeze: bool =
 # ---- train a session model on a sessions config ------------------------------------------------------------
 def read_session_source(src, base_dir: str | None = None):
     """One ``sessions.datasets`` entry (:class:`deepqoe.config.SessionSource`) -> a
-    :class:`~deepqoe.sessions.training.SessionSet` on the common 1-5 scale, grouped by content.
+    :class:`~deepqoe.datasets.scored.SessionSet` on the common 1-5 scale, grouped by content.
 
-    A registered dataset is read by :func:`~deepqoe.sessions.training.load_session_set`. Files are read
+    A registered dataset is read by :func:`~deepqoe.datasets.scored.load_session_set`. Files are read
     with :func:`~deepqoe.sessions.readers.load_sessions`; every session must be valid and carry a ``mos``,
     on its ``mos_scale`` or the entry's ``scale`` (which overrides it); a z scale goes through these
     scores' own mean and SD, as for registered datasets (:mod:`deepqoe.sessions.scales`)."""
     from deepqoe.config import resolve_path
     from deepqoe.sessions.readers import load_sessions
     from deepqoe.sessions.scales import fit_z_reference, parse_scale, to_common
-    from deepqoe.sessions.training import SessionSet, load_session_set
+    from deepqoe.datasets.scored import SessionSet, load_session_set
 
     if src.dataset is not None:
         return load_session_set(src.dataset)
@@ -224,7 +224,7 @@ def _session_quality_mapping(cfg):
     from deepqoe.config import resolve_path
     from deepqoe.sessions.qoe_model import fit_quality_mapping
     from deepqoe.sessions.readers import load_sessions
-    from deepqoe.sessions.training import load_session_set
+    from deepqoe.datasets.scored import load_session_set
 
     sc = cfg.sessions
     if sc.quality_mapping_path is None:
@@ -274,7 +274,8 @@ def train_sessions_config(cfg, out_dir: str | Path, *, full: bool = False, progr
     from tqdm.auto import tqdm
 
     from deepqoe.evaluation.protocols import make_splits
-    from deepqoe.sessions.training import RECIPE, fit_streaming_model, load_curve_set
+    from deepqoe.datasets.scored import load_curve_set
+    from deepqoe.sessions.training import RECIPE, fit_streaming_model
 
     sc = cfg.sessions
     session_sets = [read_session_source(src, cfg.base_dir) for src in sc.datasets]

@@ -41,8 +41,9 @@ from deepqoe.evaluation.statistics import paired_test
 from deepqoe.io import atomic_write_json, atomic_write_text
 from deepqoe.sessions.continuous import stall_fraction, stall_intervals, wall_seconds
 from deepqoe.sessions.qoe_model import quality_steps
-from deepqoe.sessions.training import (RECIPE, fit_streaming_model, load_curve_set, load_session_set,
-                                       quality_mapping)
+from deepqoe.datasets.scored import load_curve_set, load_session_set, quality_mapping
+from deepqoe.evaluation.parallel import run_parallel
+from deepqoe.sessions.training import RECIPE, fit_streaming_model
 
 OURS, VMAF, LGBM = "DeepQoE (ours)", "VMAF-only (linear)", "LightGBM (causal)"
 METHODS = (OURS, VMAF, LGBM)
@@ -164,11 +165,27 @@ PROTOCOLS = {
 
 def run(settings, out_dir: Path, log=print) -> tuple[str, dict]:
     """The ``deepqoe reproduce continuous_time`` section."""
-    res = run_experiment(Path(out_dir), quick=settings.quick, log=log)
+    res = run_experiment(Path(out_dir), quick=settings.quick, log=log, jobs=settings.jobs)
     return markdown(res), res
 
 
-def run_experiment(out_dir: Path, quick: bool = False, log=print, root=None) -> dict:
+def _fold_predictions(f: dict, P, W, N, mp, recipe: dict) -> dict:
+    """Train ours (and the baselines) for one fold and predict its test curves: {method: curves}."""
+    if f["nflx_exclude"] is None:
+        sets = [P, W]  # LIVE-NFLX is the test set: none of its session scores
+    else:
+        keep = np.flatnonzero(~np.isin([_content(g) for g in N.groups], f["nflx_exclude"]))
+        sets = [P, W, N.subset(keep)]
+    model = fit_streaming_model(sets, f["curves"], mapping=mp, **recipe)
+    te = f["test"]
+    # within a dataset the model knows that dataset's use of the scale (its calibration); across, it
+    # predicts with the average calibration, as for any new data
+    own = te.name if f["protocol"] in ("live-nflx", "lfovia") else None
+    return {OURS: model.predict_curves(te.sessions, calibration=own),
+            **fit_baselines(f["baseline"], mp)(te.sessions)}
+
+
+def run_experiment(out_dir: Path, quick: bool = False, log=print, root=None, jobs: int = 2) -> dict:
     """Run every protocol and method; write ``continuous_time.{json,md,png}`` into ``out_dir``."""
     torch.set_num_threads(1)
     t0 = time.time()
@@ -181,19 +198,10 @@ def run_experiment(out_dir: Path, quick: bool = False, log=print, root=None) -> 
     acc = {p: {"sessions": [], "ratings": [], "low": [], "high": [], "folds": [], **{m: [] for m in METHODS}}
            for p in PROTOCOLS}
     examples = {}
-    for f in _folds(C, L, quick):
-        if f["nflx_exclude"] is None:
-            sets = [P, W]  # LIVE-NFLX is the test set: none of its session scores
-        else:
-            keep = np.flatnonzero(~np.isin([_content(g) for g in N.groups], f["nflx_exclude"]))
-            sets = [P, W, N.subset(keep)]
-        model = fit_streaming_model(sets, f["curves"], mapping=mp, root=root, **recipe)
+    folds = _folds(C, L, quick)
+    all_preds = run_parallel(_fold_predictions, [(f, P, W, N, mp, recipe) for f in folds], jobs)
+    for f, preds in zip(folds, all_preds):
         te = f["test"]
-        # within a dataset the model knows that dataset's use of the scale (its calibration); across, it
-        # predicts with the average calibration, as for any new data
-        own = te.name if f["protocol"] in ("live-nflx", "lfovia") else None
-        preds = {OURS: model.predict_curves(te.sessions, calibration=own),
-                 **fit_baselines(f["baseline"], mp)(te.sessions)}
         a = acc[f["protocol"]]
         a["sessions"] += te.sessions
         a["ratings"] += te.ratings

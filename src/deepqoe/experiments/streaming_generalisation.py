@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from deepqoe.evaluation.metrics import plcc, srocc
+from deepqoe.evaluation.parallel import run_parallel
 from deepqoe.sessions.qoe_model import quality_steps
-from deepqoe.sessions.training import (RECIPE, load_curve_set, load_session_set, quality_mapping,
-                                       fit_streaming_model)
+from deepqoe.datasets.scored import load_curve_set, load_session_set, quality_mapping
+from deepqoe.sessions.training import RECIPE, fit_streaming_model
 
 SESSION_DATASETS = ("p1203-open", "waterloo-sqoe-iv", "live-nflx")
 CURVE_DATASETS = ("live-nflx-continuous", "lfovia-qoe")
@@ -58,55 +59,64 @@ def _scores(y, p) -> dict:
     return {"srocc": round(srocc(y[ok], p[ok]), 4), "plcc": round(plcc(y[ok], p[ok]), 4)}
 
 
-def leave_one_dataset_out(S: dict, C: dict, mapping, params: dict, log=print) -> dict:
-    out = {}
-    for held in S:
-        t0 = time.perf_counter()
-        curves = [C[c] for c in C if not (held == "live-nflx" and c.startswith("live-nflx"))]
-        model = fit_streaming_model([S[n] for n in S if n != held], curves, mapping=mapping, **params)
-        y = S[held].y
-        pred = model.predict_sessions(S[held].sessions)
-        row = {"ours": _scores(y, pred), "n": int(len(y)), "trained_on": [n for n in S if n != held]
-               + [c.name for c in curves], "prediction": [round(float(v), 4) for v in pred]}
-        singles = {k: _scores(y, v) for k, v in single_inputs(S[held].sessions, mapping).items()}
-        row["single_inputs"] = singles
-        valid = {k: v for k, v in singles.items() if v["srocc"] is not None}
-        best = max(valid, key=lambda k: valid[k]["srocc"])
-        row["best_single_input"] = {"name": best, **valid[best]}
-        if "O46" in S[held].extra:
-            row["O46"] = _scores(y, S[held].extra["O46"])
-        if held in PREVIOUS_SHIPPED:
-            row["previous_shipped"] = dict(zip(("srocc", "plcc"), PREVIOUS_SHIPPED[held]))
-        out[held] = row
+def _lodo_one(held: str, S: dict, C: dict, mapping, params: dict) -> dict:
+    curves = [C[c] for c in C if not (held == "live-nflx" and c.startswith("live-nflx"))]
+    model = fit_streaming_model([S[n] for n in S if n != held], curves, mapping=mapping, **params)
+    y = S[held].y
+    pred = model.predict_sessions(S[held].sessions)
+    row = {"ours": _scores(y, pred), "n": int(len(y)), "trained_on": [n for n in S if n != held]
+           + [c.name for c in curves], "prediction": [round(float(v), 4) for v in pred]}
+    singles = {k: _scores(y, v) for k, v in single_inputs(S[held].sessions, mapping).items()}
+    row["single_inputs"] = singles
+    valid = {k: v for k, v in singles.items() if v["srocc"] is not None}
+    best = max(valid, key=lambda k: valid[k]["srocc"])
+    row["best_single_input"] = {"name": best, **valid[best]}
+    if "O46" in S[held].extra:
+        row["O46"] = _scores(y, S[held].extra["O46"])
+    if held in PREVIOUS_SHIPPED:
+        row["previous_shipped"] = dict(zip(("srocc", "plcc"), PREVIOUS_SHIPPED[held]))
+    return row
+
+
+def leave_one_dataset_out(S: dict, C: dict, mapping, params: dict, log=print, jobs: int = 1) -> dict:
+    t0 = time.perf_counter()
+    rows = run_parallel(_lodo_one, [(held, S, C, mapping, params) for held in S], jobs)
+    out = dict(zip(S, rows))
+    for held, row in out.items():
+        b = row["best_single_input"]
         log(f"  left out {held}: ours SROCC {row['ours']['srocc']:.3f} PLCC {row['ours']['plcc']:.3f}; best single "
-            f"input ({best}) {valid[best]['srocc']:.3f} ({time.perf_counter() - t0:.0f} s)")
+            f"input ({b['name']}) {b['srocc']:.3f}")
+    log(f"  leave one dataset out: {time.perf_counter() - t0:.0f} s")
     return out
 
 
+def _split_one(j: int, train_mask, S: dict, C: dict, nflx, mapping, params: dict) -> dict:
+    content = lambda g: re.sub(r"^\D*", "", g.split(":", 1)[1])  # noqa: E731  "content_3" and "3" -> "3"
+    cont = C["live-nflx-continuous"]
+    tr, te = np.flatnonzero(train_mask[:, j]), np.flatnonzero(~train_mask[:, j])
+    train_contents = {content(g) for g in nflx.groups[tr]}
+    ctr = [i for i, g in enumerate(cont.groups) if content(g) in train_contents]
+    model = fit_streaming_model([S["p1203-open"], S["waterloo-sqoe-iv"], nflx.subset(tr)],
+                                [cont.subset(ctr), C["lfovia-qoe"]], mapping=mapping, **params)
+    p = model.predict_sessions([nflx.sessions[i] for i in te])
+    return {"split": j + 1, **_scores(nflx.y[te], p)}
+
+
 def live_nflx_splits(S: dict, C: dict, mapping, params: dict, splits: range, metric: str = "VMAF",
-                     log=print) -> dict:
+                     log=print, jobs: int = 1) -> dict:
     """Ours on the release's fixed splits, with the per-second quality from ``metric`` (VMAF, or STRRED as
     VideoATLAS uses; see :func:`deepqoe.datasets.live_nflx.load_live_nflx`)."""
     from deepqoe.datasets.live_nflx import live_nflx_splits as fixed_splits, load_live_nflx
-    from deepqoe.sessions.training import session_set
+    from deepqoe.datasets.scored import session_set
 
+    t0 = time.perf_counter()
     train_mask = fixed_splits()
     nflx = S["live-nflx"] if metric == "VMAF" else session_set(load_live_nflx(quality_metric=metric))
-    cont = C["live-nflx-continuous"]
-    content = lambda g: re.sub(r"^\D*", "", g.split(":", 1)[1])  # noqa: E731  "content_3" and "3" -> "3"
-    per_split = []
-    for j in splits:
-        t0 = time.perf_counter()
-        tr, te = np.flatnonzero(train_mask[:, j]), np.flatnonzero(~train_mask[:, j])
-        train_contents = {content(g) for g in nflx.groups[tr]}
-        ctr = [i for i, g in enumerate(cont.groups) if content(g) in train_contents]
-        model = fit_streaming_model([S["p1203-open"], S["waterloo-sqoe-iv"], nflx.subset(tr)],
-                                    [cont.subset(ctr), C["lfovia-qoe"]], mapping=mapping, **params)
-        p = model.predict_sessions([nflx.sessions[i] for i in te])
-        per_split.append({"split": j + 1, **_scores(nflx.y[te], p)})
-        log(f"  LIVE-NFLX ({metric}) split {j + 1}: SROCC {per_split[-1]['srocc']:.3f} ({time.perf_counter() - t0:.0f} s)")
+    per_split = run_parallel(_split_one, [(j, train_mask, S, C, nflx, mapping, params) for j in splits], jobs)
     s = np.array([r["srocc"] for r in per_split], float)
     pl = np.array([r["plcc"] for r in per_split], float)
+    log(f"  LIVE-NFLX ({metric}) splits {splits.start + 1}-{splits.stop}: median SROCC {np.median(s):.3f} "
+        f"({time.perf_counter() - t0:.0f} s)")
     return {"quality": metric, "splits": f"{splits.start + 1}-{splits.stop}", "median_srocc": round(float(np.median(s)), 4),
             "median_plcc": round(float(np.median(pl)), 4), "per_split": per_split}
 
@@ -173,12 +183,12 @@ def plot(res: dict, S: dict, out_dir: Path) -> str:
 
 def run(settings, out_dir: Path, log=print) -> tuple[str, dict]:
     """The ``deepqoe reproduce streaming_generalisation`` section."""
-    res = run_experiment(Path(out_dir), quick=settings.quick, log=log)
+    res = run_experiment(Path(out_dir), quick=settings.quick, log=log, jobs=settings.jobs)
     return markdown(res), res
 
 
 def run_experiment(out_dir: Path, quick: bool = False, log=print, nflx_splits: int | None = None,
-                   behaviour_sessions: int | None = None) -> dict:
+                   behaviour_sessions: int | None = None, jobs: int = 2) -> dict:
     from deepqoe.io import atomic_write_json, atomic_write_text
 
     t0 = time.perf_counter()
@@ -188,11 +198,11 @@ def run_experiment(out_dir: Path, quick: bool = False, log=print, nflx_splits: i
     S = {n: load_session_set(n) for n in SESSION_DATASETS}
     C = {n: load_curve_set(n) for n in CURVE_DATASETS}
     mapping = quality_mapping()
-    res = {"recipe": params, "lodo": leave_one_dataset_out(S, C, mapping, params, log)}
+    res = {"recipe": params, "lodo": leave_one_dataset_out(S, C, mapping, params, log, jobs)}
     n = nflx_splits if nflx_splits is not None else (2 if quick else 20)
     if n:
-        res["live_nflx"] = [live_nflx_splits(S, C, mapping, dict(params, n_members=1), range(100, 100 + n), m, log)
-                            for m in ("VMAF", "STRRED")]
+        res["live_nflx"] = [live_nflx_splits(S, C, mapping, dict(params, n_members=1), range(100, 100 + n), m, log,
+                                             jobs) for m in ("VMAF", "STRRED")]
     res["behaviour"] = behaviour(S, C, mapping, params, behaviour_sessions or (100 if quick else 1000), log)
     res["seconds"] = time.perf_counter() - t0
     res["plot"] = plot(res, S, out_dir)
