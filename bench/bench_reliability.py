@@ -8,11 +8,12 @@
    bytes, empty) and bodies over the size limit. Counts 2xx / 4xx / 5xx per request class, connection
    errors and wrong answers (a 200 whose score or curve is not finite and inside 1-5, a good request not
    answered 200, a bad one answered 200), p50 / p99 latency and requests per second.
-2. **Crash tests.** ``kill -9`` of ``deepqoe predict streaming SESSIONS --out scores.json`` and of
-   ``deepqoe train CONFIG --out model`` at random delays (``--kills`` times each, over an earlier whole
-   output), checking after each kill that the output is the old whole one (never half a file or half a
-   model directory), then one more full run; leftovers (temporary files and folders next to the output)
-   are counted after that run.
+2. **Crash tests.** ``kill -9`` of ``deepqoe predict upec-qoe-lab ROWS.csv --out pred.csv`` (200,000
+   rows) and of ``deepqoe train CONFIG --out model``, ``--kills`` times each over an earlier whole
+   output: every other kill at a random moment of the run, the others at a random moment of the write
+   (timed in the first full run by watching for its temporary file). After each kill the output must be
+   the old whole one (never half a file or half a model directory); after one more full run, leftovers
+   (temporary files and folders next to the output) are counted.
 
 The Markdown section goes to standard output; progress to standard error.
 
@@ -29,6 +30,7 @@ import math
 import os
 import platform
 import random
+import re
 import shutil
 import signal
 import socket
@@ -124,7 +126,7 @@ def request_pool() -> dict[str, list[tuple[bytes, str]]]:
         lambda d: d["segments"][1].update(start=100),
         lambda d: d.update(mos=9, mos_scale="1-5"),
     )]
-    big_int = json.dumps(ex[1]).replace('"bitrate_kbps": 2500', '"bitrate_kbps": 1' + "0" * 400, 1).encode()
+    big_int = re.sub(r'"bitrate_kbps": [0-9.]+', '"bitrate_kbps": 1' + "0" * 400, json.dumps(ex[1]), count=1).encode()
     bad += [big_int, b'{"sessions": []}', b'{"sessions": {"id": 1}}', b"[1, 2, 3]", b'"text"',
             b'{"I13": {"segments": "no"}}', b'{"sessions": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}"]
     bad_q = [(b, "") for b in bad] + [(json.dumps(ex[0]).encode(), "?explain=maybe")]
@@ -259,17 +261,33 @@ def temp_entries(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name.startswith(TEMP_PREFIX))
 
 
-def run_full(cmd: list[str], cwd: Path) -> float:
+def run_full(cmd: list[str], cwd: Path) -> tuple[float, float]:
+    """Run ``cmd`` to the end: (seconds, seconds its temporary files or folders existed: the write)."""
+    before = set(temp_entries(cwd))
     t = time.perf_counter()
-    r = subprocess.run(cmd, cwd=cwd, env=child_env(), capture_output=True, text=True, timeout=600)
-    if r.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd[2:])} failed ({r.returncode}): {r.stderr[-2000:]}")
-    return time.perf_counter() - t
+    p = subprocess.Popen(cmd, cwd=cwd, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seen = gone = None
+    while p.poll() is None:
+        now = set(temp_entries(cwd)) - before
+        if now and seen is None:
+            seen = time.perf_counter()
+        if seen is not None and gone is None and not now:
+            gone = time.perf_counter()
+        time.sleep(0.001)
+    end = time.perf_counter()
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[2:])} failed ({p.returncode}): {p.stderr.read()[-2000:]}")
+    return end - t, ((gone or end) - seen) if seen is not None else 0.0
 
 
-def kill_at(cmd: list[str], cwd: Path, delay: float) -> bool:
-    """Start ``cmd``, ``kill -9`` it after ``delay`` s; whether it was still running then."""
+def kill_at(cmd: list[str], cwd: Path, delay: float, after_write_starts: bool) -> bool:
+    """Start ``cmd`` and ``kill -9`` it ``delay`` s after its start, or (``after_write_starts``) ``delay`` s
+    after its first temporary file or folder appears in ``cwd``; whether it was still running then."""
+    before = set(temp_entries(cwd))
     p = subprocess.Popen(cmd, cwd=cwd, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if after_write_starts:
+        while p.poll() is None and not set(temp_entries(cwd)) - before:
+            time.sleep(0.001)
     try:
         p.wait(delay)
         return False
@@ -279,13 +297,17 @@ def kill_at(cmd: list[str], cwd: Path, delay: float) -> bool:
         return True
 
 
-def scores_whole(path: Path, n: int) -> bool:
+UPEC_INPUTS = ["content", "resolution", "bitrate_video", "age_user", "sex_user"]
+
+
+def table_whole(path: Path, n: int) -> bool:
+    import pandas as pd
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        df = pd.read_csv(path)
     except (OSError, ValueError):
         return False
-    rows = data.get("predictions", data) if isinstance(data, dict) else data
-    return isinstance(rows, list) and len(rows) == n
+    return len(df) == n and not df.isna().any().any()
 
 
 def model_whole(path: Path) -> bool:
@@ -302,21 +324,25 @@ def model_whole(path: Path) -> bool:
 
 
 def crash_test(name: str, cmd: list[str], work: Path, out: Path, whole, kills: int, rng: random.Random) -> dict:
-    full = run_full(cmd, work)
-    log(f"{name}: a full run takes {full:.1f} s; {kills} kills at random delays")
-    res = {"command": name, "full_run_s": full, "kills": 0, "killed_while_running": 0,
+    full, window = run_full(cmd, work)
+    log(f"{name}: a full run takes {full:.1f} s, its write {window * 1000:.0f} ms; {kills} kills at random delays")
+    res = {"command": name, "full_run_s": full, "write_s": window, "kills": 0, "killed_while_running": 0,
            "killed_mid_write": 0, "half_outputs_after_kill": 0, "temp_left_by_kills": 0}
-    for _ in range(kills):
-        delay = rng.uniform(0.5, 1.05) * full
+    for k in range(kills):
+        # every other kill lands at a random moment of the run, the others at a random moment of the write
+        # (a window a random moment of the run rarely hits)
+        targeted = k % 2 == 1
+        delay = rng.uniform(0.0, 0.9 * window) if targeted else rng.uniform(0.3, 1.0) * full
         before = set(temp_entries(work))
-        running = kill_at(cmd, work, delay)
+        running = kill_at(cmd, work, delay, targeted)
         left = set(temp_entries(work)) - before
         res["kills"] += 1
         res["killed_while_running"] += running
         res["killed_mid_write"] += bool(left)
         res["temp_left_by_kills"] += len(left)
         res["half_outputs_after_kill"] += not whole(out)
-        log(f"  kill -9 after {delay:.2f} s: running={running}, temp entries left={len(left)}, "
+        log(f"  kill -9 {delay:.3f} s after the {'write began' if targeted else 'start'}: running={running}, "
+            f"temp entries left={len(left)}, "
             f"output whole={whole(out)}")
     run_full(cmd, work)
     res["leftovers_after_next_run"] = len(temp_entries(work))
@@ -330,22 +356,20 @@ def crash_tests(kills: int, seed: int) -> list[dict]:
     import yaml
     from conftest import INPUTS, synthetic_table
 
-    from deepqoe.sessions.frame import example_sessions
-
     rng = random.Random(seed)
     work = Path(tempfile.mkdtemp(prefix="deepqoe-crash-"))
     try:
-        ex = example_sessions()
-        sessions = [dict(copy.deepcopy(ex[i % len(ex)]), id=f"s{i}") for i in range(3000)]
-        (work / "sessions.json").write_text(json.dumps(sessions))
-        predict = crash_test("deepqoe predict streaming sessions.json --out scores.json",
-                             deepqoe_cmd("predict", "streaming", "sessions.json", "--out", "scores.json", "-q"),
-                             work, work / "scores.json", lambda p: scores_whole(p, len(sessions)), kills, rng)
+        rows = synthetic_table(200_000, seed=seed).rename(columns={"genre": "content", "bitrate": "bitrate_video",
+                                                                   "age": "age_user", "sex": "sex_user"})
+        rows[UPEC_INPUTS].to_csv(work / "rows.csv", index=False)
+        predict = crash_test("deepqoe predict upec-qoe-lab rows.csv --out pred.csv (200,000 rows)",
+                             deepqoe_cmd("predict", "upec-qoe-lab", "rows.csv", "--out", "pred.csv", "-q"),
+                             work, work / "pred.csv", lambda p: table_whole(p, len(rows)), kills, rng)
         synthetic_table(2000).to_csv(work / "table.csv", index=False)
         cfg = {"dataset": {"name": "synthetic", "source": "table.csv", "task": "classification",
                            "target": "rating", "group": "title", "id": "id", "inputs": INPUTS,
                            "classes": [1, 2, 3, 4, 5]},
-               "model": {"hidden_layers": [64, 32]},
+               "model": {"hidden_layers": [1024, 512]},  # a model file of a few MB: a longer write
                "training": {"max_epochs": 5, "patience": 5, "batch_size": 64}}
         (work / "train.yaml").write_text(yaml.safe_dump(cfg))
         train = crash_test("deepqoe train train.yaml --out model",
@@ -381,11 +405,13 @@ def section(load: dict, crash: list[dict], info: dict) -> str:
               f"Server alive afterwards: {'yes' if L['server_alive_after'] else 'NO'} "
               f"(`GET /health` -> {L['health_after']}).", "",
               "### Crash tests (`kill -9` at random delays)", "",
-              "| command | full run (s) | kills | killed mid-write (temp file there) | half outputs after a kill | "
-              "temp entries left by the kills | leftovers after the next run | output whole after it |",
-              "|---|---:|---:|---:|---:|---:|---:|---|"]
+              "| command | full run (s) | write (ms) | kills | killed while running | killed mid-write (temp file there) | "
+              "half outputs after a kill | temp entries left by the kills | leftovers after the next run | "
+              "output whole after it |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for c in crash:
-        lines.append(f"| `{c['command']}` | {c['full_run_s']:.1f} | {c['kills']} | {c['killed_mid_write']} | "
+        lines.append(f"| `{c['command']}` | {c['full_run_s']:.1f} | {c['write_s'] * 1000:.0f} | {c['kills']} | {c['killed_while_running']} | "
+                     f"{c['killed_mid_write']} | "
                      f"{c['half_outputs_after_kill']} | {c['temp_left_by_kills']} | {c['leftovers_after_next_run']} | "
                      f"{'yes' if c['output_whole_after_next_run'] else 'NO'} |")
     return "\n".join(lines) + "\n"

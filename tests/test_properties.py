@@ -300,9 +300,6 @@ def test_random_tables_error_cleanly_or_give_finite_probabilities(upec, df):
         assert math.isfinite(r["expected_rating"]) and 1.0 <= r["expected_rating"] <= 5.0
 
 
-@pytest.mark.xfail(strict=True, reason="bug found by the property test: a Python int beyond float range "
-                   "(10**400) in a numeric column raises OverflowError in features/tabular.py numeric_matrix "
-                   "(pd.to_numeric) instead of a DeepQoEError")
 @pytest.mark.parametrize("column", ["bitrate_video", "age_user"])
 def test_integer_beyond_float_range_in_a_numeric_column(upec, column):
     df = pd.DataFrame({"content": ["News"], "resolution": [240], "bitrate_video": [0], "age_user": [0],
@@ -314,8 +311,6 @@ def test_integer_beyond_float_range_in_a_numeric_column(upec, column):
 
 
 # ------------------------------------------------------------------------------------ line breaks
-@pytest.mark.xfail(strict=True, reason="bug found by the property test: a session id with a line break is "
-                   "echoed raw, so the error message is two lines (quote it with repr or escape it)")
 def test_session_id_with_a_line_break_gives_a_one_line_error():
     from deepqoe.sessions import Session
 
@@ -324,8 +319,6 @@ def test_session_id_with_a_line_break_gives_a_one_line_error():
     assert_clean_error(e.value)
 
 
-@pytest.mark.xfail(strict=True, reason="bug found by the property test: an unknown field name with a line "
-                   "break is echoed raw, so the error message is two lines")
 def test_unknown_field_with_a_line_break_gives_a_one_line_error():
     from deepqoe.sessions import Session
 

@@ -8,6 +8,14 @@ message alone (no traceback) and exits with status 1 (2 is for usage errors; see
 from __future__ import annotations
 
 
+def one_line(text: object) -> str:
+    """``text`` with line breaks and other control characters escaped, so a message stays one line."""
+    s = str(text)
+    if s.isprintable():
+        return s
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in s)
+
+
 class DeepQoEError(ValueError):
     """A problem with the user's input, described in one clear message (a ValueError, as scikit-learn
     expects of a bad parameter or input)."""
@@ -17,12 +25,13 @@ class DeepQoEError(ValueError):
         self.file, self.column, self.row, self.field = file, column, row, field
         where = []
         if file is not None:
-            where.append(f"file '{file}'")
+            where.append(f"file '{one_line(file)}'")
         if field is not None:
-            where.append(f"field '{field}'")
+            where.append(f"field '{one_line(field)}'")
         if column is not None:
-            where.append(f"column '{column}'")
+            where.append(f"column '{one_line(column)}'")
         if row is not None:
             where.append(f"row {row}")
+        message = one_line(message)
         self.message = message
         super().__init__(f"{', '.join(where)}: {message}" if where else message)

@@ -81,7 +81,13 @@ def numeric_matrix(df: pd.DataFrame, columns: list[str], nan_to: float | None = 
             if flags.any():
                 r = _first_bad_row(flags)
                 raise DeepQoEError(f"expected a number, found the boolean {s.iloc[r - 1]!r}", column=c, row=r)
-            conv = pd.to_numeric(s, errors="coerce")
+            try:
+                conv = pd.to_numeric(s, errors="coerce")
+            except OverflowError:  # an integer beyond float range (e.g. 10**400 in JSON)
+                big = s.map(lambda x: isinstance(x, int) and abs(x) > MAX_ABS_VALUE).to_numpy(dtype=bool)
+                r = _first_bad_row(big) if big.any() else 1
+                raise DeepQoEError(f"the number is out of range (magnitude above {MAX_ABS_VALUE:g})", column=c,
+                                   row=r) from None
             bad = conv.isna().to_numpy() & s.notna().to_numpy()
             if bad.any():
                 r = _first_bad_row(bad)
