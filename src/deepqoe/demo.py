@@ -173,6 +173,8 @@ def viewer_part(out: Path, quiet: bool) -> dict | None:
     _say(quiet, "\nViewer ratings (shipped model upec-qoe-lab):")
     _say(quiet, _text_table(table[["id", "content", "resolution", "bitrate_video", "predicted rating",
                                    "expected rating"]]))
+    _say(quiet, "(bitrate_video in kbps; predicted rating: the most probable rating 1-5; expected rating: the "
+                "mean of the ratings weighted by their probabilities)")
     return {"model": "upec-qoe-lab", "table": table, "contrib": contrib, "plots": [png]}
 
 

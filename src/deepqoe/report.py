@@ -107,15 +107,16 @@ def confusion_plot(path: Path, cm, labels: Sequence[str], title: str = "") -> No
     fig = _new_figure(4.2, 3.8)
     ax = fig.add_subplot(111)
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    fig.colorbar(im, ax=ax, fraction=0.046)
+    cb = fig.colorbar(im, ax=ax, fraction=0.046)
+    cb.set_label("share of the true class's rows (each row sums to 1)", fontsize=7)
     ax.set_xticks(range(len(labels)), [str(lab) for lab in labels], rotation=45, fontsize=7)
     ax.set_yticks(range(len(labels)), [str(lab) for lab in labels], fontsize=7)
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
             ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=7,
                     color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    ax.set_xlabel("predicted class (cells: number of rows)")
+    ax.set_ylabel("true class")
     ax.set_title(title, fontsize=9)
     _save(fig, path)
 
