@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -215,9 +216,15 @@ def test_embed_sessions_with_a_network_session_model(capsys, sessions, frame_ses
 
 
 @needs_streaming
-def test_embed_with_the_streaming_model_says_it_has_no_representation(capsys, sessions):
+def test_embed_with_the_streaming_model_writes_its_representation(capsys, sessions):
+    from deepqoe.persistence import load_model
+
     code, out, err = run(capsys, "embed", "streaming", sessions["good"])
-    assert code == 1 and out == "" and "no learned representation" in err and err.count("\n") == 1
+    assert code == 0
+    rep = pd.read_csv(io.StringIO(out))
+    m = load_model("streaming")
+    assert rep.shape[1] == 1 + m.n_members * m.hidden and rep.columns[0] == "id"
+    assert np.isfinite(rep.iloc[:, 1:].to_numpy()).all() and (rep.iloc[:, 1:].abs() <= 1).all().all()
 
 
 # ---- models --------------------------------------------------------------------------------------------

@@ -157,13 +157,16 @@ def _embed_sessions(predictor, args) -> tuple[pd.DataFrame, int]:
     from deepqoe.sessions.readers import load_sessions
 
     model = predictor.model
-    if not hasattr(model, "transform") or hasattr(model, "predict_sessions"):
+    if not hasattr(model, "transform") and not hasattr(model, "transform_sessions"):
         raise DeepQoEError(f"this session model ({type(model).__name__}) has no learned representation to "
-                           "embed; 'embed' needs a DeepQoE network model", file=str(predictor.model_dir))
+                           "embed", file=str(predictor.model_dir))
     sessions, failures = load_sessions(args.data)
     code = finish_batch(failures, len(sessions), verb="read", file=args.data)
-    X = frame_builder(predictor.meta, file=str(predictor.model_dir / "model.json"))(sessions)
-    rep = np.asarray(model.transform(X.reset_index(drop=True)))
+    if hasattr(model, "transform_sessions"):  # the structured session model
+        rep = np.asarray(model.transform_sessions(sessions))
+    else:  # an older session model: a DeepQoE network on the session frame
+        X = frame_builder(predictor.meta, file=str(predictor.model_dir / "model.json"))(sessions)
+        rep = np.asarray(model.transform(X.reset_index(drop=True)))
     out = pd.DataFrame(rep, columns=[f"r{j}" for j in range(rep.shape[1])])
     out.insert(0, "id", [s.id for s in sessions])
     return out, code

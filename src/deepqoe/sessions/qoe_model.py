@@ -510,6 +510,21 @@ class SessionQoEModel:
         (sessions longer than MAX_CURVE_POINTS seconds: that many equal bins)."""
         return [r[0] for r in self._run(list(sessions), True, calibration)]
 
+    def transform_sessions(self, sessions: Sequence) -> np.ndarray:
+        """The learned representation of each session (the FC layer's output, the members side by side):
+        (n_sessions, n_members * hidden), for shallow learners or clustering, as ``deepqoe embed`` writes."""
+        self._check()
+        if not len(sessions):
+            return np.zeros((0, int(self.n_members) * int(self.hidden)))
+        with torch.no_grad():
+            b = make_batch(list(sessions), self.mapping_, False)
+            reps = []
+            for net in self.net_:
+                parts = net.parts(b)
+                h = torch.cat([torch.tanh(net.g[p](parts[p])) for p in PART_FEATURES], 1)
+                reps.append(torch.tanh(net.fc(h)))
+        return torch.cat(reps, 1).numpy().astype(float)
+
     def curve_times(self, sessions: Sequence) -> list[np.ndarray]:
         return [wall_points(s, True) for s in sessions]
 
