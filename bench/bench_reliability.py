@@ -33,7 +33,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,31 +44,15 @@ from pathlib import Path
 
 import numpy as np
 
+from bench_common import HOST, free_port, machine  # noqa: E402  (bench/ is on the path)
+
 ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"  # loopback only
 TEMP_PREFIX = ".deepqoe-tmp."  # deepqoe.io.TEMP_PREFIX
 MAX_BODY = 2_000_000  # the service's default limit
 
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def machine() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return platform.processor() or platform.machine()
 
 
 def deepqoe_cmd(*args: str) -> list[str]:

@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import socket
 import subprocess
 import sys
 import threading
@@ -26,26 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bench_common import HOST, free_port, machine  # noqa: E402  (bench/ is on the path)
+
 ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"  # loopback only
 SECTION = "## Prediction service"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
-def machine() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return platform.processor() or platform.machine()
 
 
 def request_body(model: str) -> bytes:
