@@ -5,6 +5,10 @@ from __future__ import annotations
 import platform
 import socket
 import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from typing import Iterator
 
 HOST = "127.0.0.1"  # loopback only
 
@@ -26,3 +30,37 @@ def machine() -> str:
     except (OSError, subprocess.SubprocessError):
         pass
     return platform.processor() or platform.machine()
+
+
+@contextmanager
+def served(model: str, env: dict, start_timeout: float = 120.0) -> Iterator[tuple[str, subprocess.Popen, float]]:
+    """A ``deepqoe serve MODEL`` process on a free loopback port, up and healthy: (url, process, seconds it
+    took to start); terminated on exit."""
+    import httpx
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "deepqoe.cli", "serve", model, "--host", HOST, "--port",
+                             str(port), "--log-level", "warning"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    url = f"http://{HOST}:{port}"
+    try:
+        t0 = time.time()
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"the server exited: {proc.stderr.read()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.time() - t0 > start_timeout:
+                raise SystemExit(f"the server did not start within {start_timeout:.0f} s")
+            time.sleep(0.2)
+        yield url, proc, time.time() - t0
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

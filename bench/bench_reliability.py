@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_common import HOST, free_port, machine  # noqa: E402  (bench/ is on the path)
+from bench_common import machine, served  # noqa: E402  (bench/ is on the path)
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMP_PREFIX = ".deepqoe-tmp."  # deepqoe.io.TEMP_PREFIX
@@ -148,25 +148,8 @@ def load_test(clients: int, per_client: int, time_limit: float, seed: int) -> di
     import httpx
 
     pool = request_pool()
-    port = free_port()
-    proc = subprocess.Popen(deepqoe_cmd("serve", "streaming", "--host", HOST, "--port", str(port),
-                                        "--log-level", "warning"),
-                            env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://{HOST}:{port}"
-    try:
-        t0 = time.time()
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"the server exited: {proc.stderr.read()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.time() - t0 > 120:
-                raise SystemExit("the server did not start within 120 s")
-            time.sleep(0.2)
-        log(f"server up on {url} after {time.time() - t0:.1f} s; {clients} clients x {per_client} requests")
+    with served("streaming", child_env()) as (url, proc, t_up):
+        log(f"server up on {url} after {t_up:.1f} s; {clients} clients x {per_client} requests")
         n = clients * per_client
         lat = np.full(n, np.nan)
         status = np.zeros(n, dtype=np.int32)  # -1: connection error, 0: not sent
@@ -230,13 +213,6 @@ def load_test(clients: int, per_client: int, time_limit: float, seed: int) -> di
                 "max_ms": float(ms.max()), "server_alive_after": alive, "health_after": health,
                 "stopped_by_time_limit": bool(sent.sum() < n), "load_before": load_before,
                 "load_after": os.getloadavg()[0]}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # ------------------------------------------------------------------------------ crash tests

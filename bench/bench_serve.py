@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_common import HOST, free_port, machine  # noqa: E402  (bench/ is on the path)
+from bench_common import machine, served  # noqa: E402  (bench/ is on the path)
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Prediction service"
@@ -50,25 +49,8 @@ def run(model: str | None, clients: int, requests: int, time_limit: float) -> di
     from deepqoe.serve import default_model
 
     model = model or default_model()
-    port = free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen([sys.executable, "-m", "deepqoe.cli", "serve", model, "--host", HOST, "--port", str(port),
-                             "--log-level", "warning"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    url = f"http://{HOST}:{port}"
-    try:
-        t0 = time.time()
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"the server exited: {proc.stdout.read()}")
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.time() - t0 > 120:
-                raise SystemExit("the server did not start within 120 s")
-            time.sleep(0.2)
+    with served(model, env) as (url, proc, _):
         body = request_body(model)
         headers = {"content-type": "application/json"}
         with httpx.Client(base_url=url) as c:  # warm-up, and the reference answer
@@ -118,12 +100,6 @@ def run(model: str | None, clients: int, requests: int, time_limit: float) -> di
                 "body_bytes": len(body), "machine": machine(), "cpus": os.cpu_count(),
                 "date": date.today().isoformat(), "stopped_by_time_limit": n < requests,
                 "load_before": load_before, "load_after": load_after}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def section(results: list[dict]) -> str:
