@@ -79,6 +79,57 @@ def write_config(tmp_path: Path, csv: Path, task: str = "classification", **over
     return p
 
 
+# ---- synthetic streaming sessions (tests of the session model and its export) ----------------------------
+SESSION_LADDER = [(300, 240), (800, 480), (2000, 720), (4500, 1080)]  # (kbps, height) per rung
+SESSION_DEVICES = ["pc", "mobile", "tv", "tablet"]
+
+
+def ladder_session(sid, levels, stalls=(), seg=4.0, quality=None, reps=None, fps=30, codec="h264", device="pc"):
+    """A session of ``seg``-s segments on the rungs ``levels`` of SESSION_LADDER, with stalls [(start, duration)]."""
+    from deepqoe.sessions import Session
+
+    segs = []
+    for i, lv in enumerate(levels):
+        br, h = SESSION_LADDER[lv]
+        d = {"start": i * seg, "duration": seg, "bitrate_kbps": br, "height": h, "width": int(h * 16 / 9),
+             "fps": fps, "codec": codec}
+        if quality is not None:
+            d["quality"] = quality[i]
+        if reps is not None:
+            d["representation"] = reps[i]
+        segs.append(d)
+    return Session.from_dict({"id": sid, "segments": segs, "device": device,
+                              "stalls": [{"start": s, "duration": d} for s, d in stalls]})
+
+
+def random_ladder_sessions(n, rng, with_quality=False, prefix="s", vary_device_codec=False):
+    """``n`` random-walk ladder sessions with a startup and up to two stalls (a quality track if asked)."""
+    import numpy as np
+
+    out = []
+    for i in range(n):
+        k = int(rng.integers(3, 30))
+        lv = np.clip(np.cumsum(rng.integers(-1, 2, k)) + 2, 0, 3)
+        st = [(0.0, float(rng.uniform(0, 4)))] + [(float(t), float(rng.uniform(0.5, 8))) for t in
+                                                   sorted(set(rng.uniform(1, 4 * k - 1, int(rng.integers(0, 3)))))]
+        q = list(20 + 20 * lv + rng.uniform(-5, 5, k)) if with_quality else None
+        extra = ({"device": SESSION_DEVICES[i % len(SESSION_DEVICES)], "codec": "hevc" if i % 3 == 0 else "h264"}
+                 if vary_device_codec else {})
+        out.append(ladder_session(f"{prefix}{i}", lv.tolist(), st, quality=q, **extra))
+    return out
+
+
+def synthetic_mos(sessions, mapping):
+    """A score that rises with the mapped quality and falls with rebuffering (a relation to learn)."""
+    import numpy as np
+
+    from deepqoe.sessions.qoe_model import quality_steps
+
+    q = np.array([quality_steps(s, mapping)[0].mean() for s in sessions])
+    reb = np.array([float(s.stall_duration[s.stall_start > 0].sum()) for s in sessions])
+    return np.clip(1.5 + 3.0 * q - 0.8 * np.log1p(reb), 1, 5)
+
+
 @pytest.fixture(scope="session")
 def frame_session_model_dir(tmp_path_factory) -> Path:
     """A small session model of the older kind (a DeepQoERegressor on ``session_frame``, named in model.json

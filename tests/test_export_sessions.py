@@ -14,47 +14,17 @@ import torch
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
+from conftest import ladder_session, random_ladder_sessions, synthetic_mos  # noqa: E402
 from deepqoe.cli import main  # noqa: E402
 from deepqoe.export import SESSION_INPUTS, onnx_session, parity, session_feeds  # noqa: E402
 from deepqoe.persistence import load_model  # noqa: E402
-from deepqoe.sessions import Session  # noqa: E402
-from deepqoe.sessions.qoe_model import (QualityMapping, SessionQoEModel, TrainingData, make_batch,  # noqa: E402
-                                        quality_steps)
+from deepqoe.sessions.qoe_model import QualityMapping, SessionQoEModel, TrainingData, make_batch  # noqa: E402
 
-LADDER = [(300, 240), (800, 480), (2000, 720), (4500, 1080)]
-DEVICES = ["pc", "mobile", "tv", "tablet"]
-
-
-def session(sid, levels, stalls=(), seg=4.0, quality=None, device="pc", codec="h264"):
-    segs = []
-    for i, lv in enumerate(levels):
-        br, h = LADDER[lv]
-        d = {"start": i * seg, "duration": seg, "bitrate_kbps": br, "height": h, "width": int(h * 16 / 9),
-             "fps": 30, "codec": codec}
-        if quality is not None:
-            d["quality"] = quality[i]
-        segs.append(d)
-    return Session.from_dict({"id": sid, "segments": segs, "device": device,
-                              "stalls": [{"start": s, "duration": d} for s, d in stalls]})
+session = ladder_session
 
 
 def random_sessions(n, rng, with_quality=False, prefix="s"):
-    out = []
-    for i in range(n):
-        k = int(rng.integers(3, 30))
-        lv = np.clip(np.cumsum(rng.integers(-1, 2, k)) + 2, 0, 3)
-        st = [(0.0, float(rng.uniform(0, 4)))] + [(float(t), float(rng.uniform(0.5, 8))) for t in
-                                                   sorted(set(rng.uniform(1, 4 * k - 1, int(rng.integers(0, 3)))))]
-        q = list(20 + 20 * lv + rng.uniform(-5, 5, k)) if with_quality else None
-        out.append(session(f"{prefix}{i}", lv.tolist(), st, quality=q, device=DEVICES[i % len(DEVICES)],
-                           codec="hevc" if i % 3 == 0 else "h264"))
-    return out
-
-
-def synthetic_mos(sessions, mapping):
-    q = np.array([quality_steps(s, mapping)[0].mean() for s in sessions])
-    reb = np.array([float(s.stall_duration[s.stall_start > 0].sum()) for s in sessions])
-    return np.clip(1.5 + 3.0 * q - 0.8 * np.log1p(reb), 1, 5)
+    return random_ladder_sessions(n, rng, with_quality, prefix, vary_device_codec=True)
 
 
 def unseen_sessions():

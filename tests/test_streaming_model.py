@@ -9,45 +9,13 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import ladder_session, random_ladder_sessions, synthetic_mos
 from deepqoe.errors import DeepQoEError
 from deepqoe.sessions import Session
-from deepqoe.sessions.qoe_model import (QualityMapping, SessionQoEModel, TrainingData, make_batch, quality_steps,
-                                        wall_points)
+from deepqoe.sessions.qoe_model import QualityMapping, SessionQoEModel, TrainingData, make_batch, wall_points
 
-LADDER = [(300, 240), (800, 480), (2000, 720), (4500, 1080)]
-
-
-def session(sid, levels, stalls=(), seg=4.0, quality=None, reps=None, fps=30, codec="h264"):
-    segs = []
-    for i, lv in enumerate(levels):
-        br, h = LADDER[lv]
-        d = {"start": i * seg, "duration": seg, "bitrate_kbps": br, "height": h, "width": int(h * 16 / 9),
-             "fps": fps, "codec": codec}
-        if quality is not None:
-            d["quality"] = quality[i]
-        if reps is not None:
-            d["representation"] = reps[i]
-        segs.append(d)
-    return Session.from_dict({"id": sid, "segments": segs, "device": "pc",
-                              "stalls": [{"start": s, "duration": d} for s, d in stalls]})
-
-
-def random_sessions(n, rng, with_quality=False):
-    out = []
-    for i in range(n):
-        k = int(rng.integers(3, 30))
-        lv = np.clip(np.cumsum(rng.integers(-1, 2, k)) + 2, 0, 3)
-        st = [(0.0, float(rng.uniform(0, 4)))] + [(float(t), float(rng.uniform(0.5, 8))) for t in
-                                                   sorted(set(rng.uniform(1, 4 * k - 1, int(rng.integers(0, 3)))))]
-        q = list(20 + 20 * lv + rng.uniform(-5, 5, k)) if with_quality else None
-        out.append(session(f"s{i}", lv.tolist(), st, quality=q))
-    return out
-
-
-def synthetic_mos(sessions, mapping):
-    q = np.array([quality_steps(s, mapping)[0].mean() for s in sessions])
-    reb = np.array([float(s.stall_duration[s.stall_start > 0].sum()) for s in sessions])
-    return np.clip(1.5 + 3.0 * q - 0.8 * np.log1p(reb), 1, 5)
+session = ladder_session
+random_sessions = random_ladder_sessions
 
 
 @pytest.fixture(scope="module")
