@@ -136,6 +136,12 @@ class InputConfig(_Strict):
         return self
 
 
+def _require_unique(names: list[str], what: str) -> None:
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"{what} names must be unique; repeated: {dup} (set 'name' to tell them apart)")
+
+
 class DatasetConfig(_Strict):
     """A QoE dataset: where it is, what to predict and what each input column is."""
 
@@ -157,10 +163,7 @@ class DatasetConfig(_Strict):
     def _unique_inputs(cls, inputs):
         if not inputs:
             raise ValueError("at least one input is needed")
-        keys = [i.key for i in inputs]
-        dup = sorted({k for k in keys if keys.count(k) > 1})
-        if dup:
-            raise ValueError(f"input names must be unique; repeated: {dup} (set 'name' to tell them apart)")
+        _require_unique([i.key for i in inputs], "input")
         return inputs
 
     @model_validator(mode="after")
@@ -312,10 +315,7 @@ class SessionsDataConfig(_Strict):
     def _some(cls, v):
         if not v:
             raise ValueError("at least one dataset with session scores is needed")
-        labels = [e.label for e in v]
-        dup = sorted({x for x in labels if labels.count(x) > 1})
-        if dup:
-            raise ValueError(f"dataset names must be unique; repeated: {dup} (set 'name' to tell them apart)")
+        _require_unique([e.label for e in v], "dataset")
         return v
 
     @field_validator("continuous")

@@ -116,6 +116,15 @@ def expected_failed_checks(estimator) -> dict[str, str]:
     return dict(_EXPECTED_FAILED_CHECKS)
 
 
+def _with_input_tags(tags, inputs):
+    """scikit-learn tags of every DeepQoE estimator: y is required; configured inputs take a DataFrame with
+    text and categorical columns."""
+    tags.target_tags.required = True
+    tags.input_tags.string = inputs is not None
+    tags.input_tags.categorical = inputs is not None
+    return tags
+
+
 class _DeepQoENetworkEstimator(TransformerMixin, BaseEstimator):
     """Phase 1 (encoders), phases 2-3 (the network) and the fit loop, shared by the two estimators."""
 
@@ -404,11 +413,7 @@ class _DeepQoENetworkEstimator(TransformerMixin, BaseEstimator):
         self.network_.eval()
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        tags.input_tags.string = self.inputs is not None
-        tags.input_tags.categorical = self.inputs is not None
-        return tags
+        return _with_input_tags(super().__sklearn_tags__(), self.inputs)
 
 
 class DeepQoERegressor(RegressorMixin, _DeepQoENetworkEstimator):
@@ -482,11 +487,7 @@ class DeepQoERepresentation(TransformerMixin, BaseEstimator):
         return self.estimator_.transform(X)
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = True
-        tags.input_tags.string = self.inputs is not None
-        tags.input_tags.categorical = self.inputs is not None
-        return tags
+        return _with_input_tags(super().__sklearn_tags__(), self.inputs)
 
 
 def estimator_for_task(task: str, **params) -> _DeepQoENetworkEstimator:

@@ -248,8 +248,8 @@ class SessionExportable(nn.Module):
     """The forward of a SessionQoEModel's ensemble (``model.net_``) on plain Batch tensors.
 
     Same computation as ``torch.stack([net(batch) for net in model.net_]).mean(0)``: the memory loop of
-    :meth:`SessionQoENet.parts` runs once for every member (:func:`_memory_tracks`), the rest of ``parts``
-    is repeated here per member, and each member's ``score_from_parts`` is used as it is."""
+    :meth:`SessionQoENet.parts` runs once for every member as an ONNX Loop (:func:`_memory_tracks`); each
+    member's ``parts`` (given that track) and ``score_from_parts`` are used as they are."""
 
     def __init__(self, nets: nn.ModuleList):
         super().__init__()
@@ -261,18 +261,9 @@ class SessionExportable(nn.Module):
         down = torch.stack([1 - (1 - d) ** decay_steps for _, d in rates])
         sw_dec = torch.stack([torch.exp(-decay_steps / torch.exp(net.switch_tau)) for net in self.nets])
         track = _scripted_memory_tracks()(q, sw_recent, up, down, sw_dec)       # (K, B, J, 3)
-        b = SimpleNamespace(device=device, mapped=mapped, p_sess=p_sess)
-        scores = []
-        for k, net in enumerate(self.nets):
-            at = track[k][p_sess, p_step]                                        # (P, 3)
-            rec = (st_mag * torch.exp(-st_age / torch.exp(net.stall_tau))).sum(1)
-            parts = {
-                "quality": torch.stack([fixed[:, 0], at[:, 1], at[:, 0]], 1),
-                "stalls": -torch.stack([fixed[:, 1], fixed[:, 2], fixed[:, 3], rec], 1),
-                "startup": -fixed[:, 4:5],
-                "switches": -torch.stack([fixed[:, 5], torch.log1p(at[:, 2])], 1),
-            }
-            scores.append(net.score_from_parts(parts, b))
+        b = SimpleNamespace(device=device, mapped=mapped, p_sess=p_sess, p_step=p_step, fixed=fixed,
+                            st_age=st_age, st_mag=st_mag)
+        scores = [net.score_from_parts(net.parts(b, track[k]), b) for k, net in enumerate(self.nets)]
         return torch.stack(scores).mean(0)
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from deepqoe.datasets.files import data_root, mat_vector, natural_key, need
 from deepqoe.datasets.live_nflx_continuous import live_nflx_mats
 from deepqoe.errors import DeepQoEError
-from deepqoe.sessions.continuous import ContinuousDataset, check_wall_length, common_ratings, stall_mask_of
+from deepqoe.sessions.continuous import ContinuousDataset, RatedSessions, common_ratings
 from deepqoe.sessions.session import Session
 
 NAME = "lfovia-qoe"
@@ -60,7 +60,7 @@ def load_lfovia_qoe(root=None) -> ContinuousDataset:
     if not files:
         raise DeepQoEError("no video_*.mat files", file=str(base))
     to_vmaf = fit_msssim_to_vmaf(root)
-    sessions, ratings, lows, highs, masks = [], [], [], [], []
+    rated = RatedSessions()
     for f in files:
         d = sio.loadmat(f)
         msssim = mat_vector(d, "MSSSIM", f)
@@ -75,15 +75,10 @@ def load_lfovia_qoe(root=None) -> ContinuousDataset:
             f.stem, np.arange(n, dtype=float), np.ones(n), quality=np.clip(to_vmaf.predict(msssim), 0, 100),
             stall_start=[float(played_before[a]) for a, _ in runs], stall_duration=[float(k) for _, k in runs],
             device="unknown", content=f.stem, dataset=NAME, file=str(f))
-        r, lo, hi = common_ratings(mat_vector(d, "score_continuous", f), mat_vector(d, "score_continuous_CIlow", f),
-                                   mat_vector(d, "score_continuous_CIhigh", f), "0-100")
-        check_wall_length(s, len(r), f)
-        sessions.append(s)
-        ratings.append(r)
-        lows.append(lo)
-        highs.append(hi)
-        masks.append(stall_mask_of(s))
+        rated.add(s, *common_ratings(mat_vector(d, "score_continuous", f), mat_vector(d, "score_continuous_CIlow", f),
+                                     mat_vector(d, "score_continuous_CIhigh", f), "0-100"), f)
     sp = sio.loadmat(need(base / "training_videos_set.mat"))
+    sessions = rated.sessions
     index = {int(re.search(r"\d+", s.id).group()): i for i, s in enumerate(sessions)}
     try:
         splits = [(np.array([index[int(v)] for v in tr]), np.array([index[int(v)] for v in va]))
@@ -91,7 +86,6 @@ def load_lfovia_qoe(root=None) -> ContinuousDataset:
     except KeyError as e:
         raise DeepQoEError(f"a split names video {e.args[0]}, which is not in the folder",
                            file=str(base / "training_videos_set.mat")) from None
-    return ContinuousDataset(NAME, sessions, ratings, lows, highs, masks, np.full(len(sessions), np.nan),
-                             np.array([s.content for s in sessions]), splits,
+    return rated.dataset(NAME, np.full(len(sessions), np.nan), [s.content for s in sessions], splits,
                              "MS-SSIM per second mapped to the VMAF scale (isotonic fit on LIVE-NFLX per-second "
                              "MS-SSIM/VMAF pairs)")

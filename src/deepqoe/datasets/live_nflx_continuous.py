@@ -32,7 +32,7 @@ import numpy as np
 
 from deepqoe.datasets.files import data_root, mat_scalar, mat_vector, natural_key, need
 from deepqoe.errors import DeepQoEError
-from deepqoe.sessions.continuous import ContinuousDataset, check_wall_length, common_ratings, stall_mask_of
+from deepqoe.sessions.continuous import ContinuousDataset, RatedSessions, common_ratings
 from deepqoe.sessions.scales import fit_z_reference, to_common
 from deepqoe.sessions.session import Session
 
@@ -98,7 +98,7 @@ def load_live_nflx_continuous(root=None) -> ContinuousDataset:
     """LIVE-NFLX with continuous scores: 100 sessions (see the module docstring)."""
     raw = live_nflx_mats(root)
     ref = fit_z_reference([mat_scalar(d, "final_subj_score", f) for f, d in raw])
-    sessions, ratings, lows, highs, masks, mos, groups = [], [], [], [], [], [], []
+    rated, mos, groups = RatedSessions(), [], []
     for f, d in raw:
         fps = mat_scalar(d, "vid_fps", f)
         media_frames = len(mat_vector(d, "VMAF_vec", f))
@@ -129,16 +129,9 @@ def load_live_nflx_continuous(root=None) -> ContinuousDataset:
             representation=levels, stall_start=stall_media, stall_duration=stall_len,
             device="unknown", content=f"content_{m.group(1)}", mos=final, mos_scale="z",
             dataset=NAME, file=str(f))
-        r, lo, hi = common_ratings(mat_vector(d, "continuous_subj_score_avg1sec", f),
-                                   mat_vector(d, "continuous_subj_score_CIlow_avg1sec", f),
-                                   mat_vector(d, "continuous_subj_score_CIhigh_avg1sec", f), ref)
-        check_wall_length(s, len(r), f)
-        sessions.append(s)
-        ratings.append(r)
-        lows.append(lo)
-        highs.append(hi)
-        masks.append(stall_mask_of(s))
+        rated.add(s, *common_ratings(mat_vector(d, "continuous_subj_score_avg1sec", f),
+                                     mat_vector(d, "continuous_subj_score_CIlow_avg1sec", f),
+                                     mat_vector(d, "continuous_subj_score_CIhigh_avg1sec", f), ref), f)
         mos.append(float(to_common(final, ref)))
         groups.append(s.content)
-    return ContinuousDataset(NAME, sessions, ratings, lows, highs, masks, np.array(mos),
-                             np.array(groups), None, "VMAF per second (VMAF_vec_avg1sec)")
+    return rated.dataset(NAME, mos, groups, None, "VMAF per second (VMAF_vec_avg1sec)")

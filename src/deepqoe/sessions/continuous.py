@@ -17,7 +17,7 @@ the media played in order with each stall inserted at its media ``start``; wall 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +85,29 @@ def stall_mask_of(session: Session) -> np.ndarray:
 def common_ratings(values, low, high, scale) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-second ratings and their bounds on the common 1-5 scale (from ``scale``), clipped to [1, 5]."""
     return tuple(np.clip(to_common(v, scale), 1.0, 5.0) for v in (values, low, high))
+
+
+@dataclass
+class RatedSessions:
+    """What a continuous-time loader collects, session by session; :meth:`add` checks the timeline and
+    :meth:`dataset` derives the stall masks."""
+
+    sessions: list = field(default_factory=list)
+    ratings: list = field(default_factory=list)
+    ci_low: list = field(default_factory=list)
+    ci_high: list = field(default_factory=list)
+
+    def add(self, session: Session, ratings, low, high, file: Path) -> None:
+        check_wall_length(session, len(ratings), file)
+        self.sessions.append(session)
+        self.ratings.append(ratings)
+        self.ci_low.append(low)
+        self.ci_high.append(high)
+
+    def dataset(self, name: str, mos, groups, splits, quality_source: str) -> ContinuousDataset:
+        return ContinuousDataset(name, self.sessions, self.ratings, self.ci_low, self.ci_high,
+                                 [stall_mask_of(s) for s in self.sessions], np.asarray(mos, float),
+                                 np.asarray(groups), splits, quality_source)
 
 
 def check_wall_length(s: Session, n: int, file: Path) -> None:

@@ -366,10 +366,14 @@ class SessionQoENet(nn.Module):
             "switches": -torch.stack([fx[:, 5], torch.log1p(at[:, 2])], 1),
         }
 
-    def score_from_parts(self, parts: dict, b: Batch, calibration: torch.Tensor | None = None) -> torch.Tensor:
-        """g_i per part -> concat -> FC (the representation) -> head -> 1 + 4 sigmoid(z)."""
+    def representation(self, parts: dict) -> torch.Tensor:
+        """g_i per part -> concat -> FC: the learned representation at every evaluation point."""
         h = torch.cat([torch.tanh(self.g[p](parts[p])) for p in PART_FEATURES], 1)
-        z = self.head(torch.tanh(self.fc(h))).squeeze(1)
+        return torch.tanh(self.fc(h))
+
+    def score_from_parts(self, parts: dict, b: Batch, calibration: torch.Tensor | None = None) -> torch.Tensor:
+        """The representation -> head -> 1 + 4 sigmoid(z)."""
+        z = self.head(self.representation(parts)).squeeze(1)
         z = z + self.device_offset(b.device).squeeze(1)[b.p_sess] + self.mapped_offset * b.mapped[b.p_sess]
         if calibration is None:  # prediction: the average calibration of the training datasets
             a, c = F.softplus(self.cal_scale + 0.5413).mean(), self.cal_shift.mean()
@@ -473,6 +477,13 @@ class SessionQoEModel:
         if not hasattr(self, "net_"):
             raise DeepQoEError("this session model is not fitted")
 
+    def _member_parts(self, b: Batch):
+        """(network, its part features) for every member, the memory tracks of all members computed at once."""
+        rates = [net.rates() for net in self.net_]
+        tracks = memory_track(b, torch.stack([r[0] for r in rates]), torch.stack([r[1] for r in rates]),
+                              torch.stack([net.switch_tau for net in self.net_]))
+        return [(net, net.parts(b, tracks[k])) for k, net in enumerate(self.net_)]
+
     def _run(self, sessions: Sequence, curves: bool, calibration: str | None = None, chunk: int = 512):
         """Predict in chunks of sessions of similar length (a 10-h session does not slow the others)."""
         self._check()
@@ -487,11 +498,8 @@ class SessionQoEModel:
                 b = make_batch([sessions[i] for i in ids], self.mapping_, curves)
                 cal = None if calibration is None else torch.full(
                     b.p_sess.shape, self.calibrations_.index(calibration), dtype=torch.long)
-                rates = [net.rates() for net in self.net_]
-                tracks = memory_track(b, torch.stack([r[0] for r in rates]), torch.stack([r[1] for r in rates]),
-                                      torch.stack([net.switch_tau for net in self.net_]))
-                pred = torch.stack([net.score_from_parts(net.parts(b, tracks[k]), b, cal)
-                                    for k, net in enumerate(self.net_)]).mean(0).numpy().astype(float)
+                pred = torch.stack([net.score_from_parts(parts, b, cal) for net, parts in self._member_parts(b)]
+                                   ).mean(0).numpy().astype(float)
                 ps = b.p_sess.numpy()
                 for k, i in enumerate(ids):
                     sel = ps == k
@@ -518,11 +526,7 @@ class SessionQoEModel:
             return np.zeros((0, int(self.n_members) * int(self.hidden)))
         with torch.no_grad():
             b = make_batch(list(sessions), self.mapping_, False)
-            reps = []
-            for net in self.net_:
-                parts = net.parts(b)
-                h = torch.cat([torch.tanh(net.g[p](parts[p])) for p in PART_FEATURES], 1)
-                reps.append(torch.tanh(net.fc(h)))
+            reps = [net.representation(parts) for net, parts in self._member_parts(b)]
         return torch.cat(reps, 1).numpy().astype(float)
 
     def curve_times(self, sessions: Sequence) -> list[np.ndarray]:
@@ -535,8 +539,7 @@ class SessionQoEModel:
         with torch.no_grad():
             b = make_batch(list(sessions), self.mapping_, False)
             contrib = {p: np.zeros(len(sessions)) for p in PART_FEATURES}
-            for net in self.net_:
-                parts = net.parts(b)
+            for net, parts in self._member_parts(b):
                 full = net.score_from_parts(parts, b).numpy()
                 for p in PART_FEATURES:
                     neutral = torch.full_like(parts[p], 0.8) if p == "quality" else torch.zeros_like(parts[p])

@@ -28,24 +28,24 @@ OUT.errors.csv), 1 when all failed (with --strict: 1 when any failed), 2 for a u
 """
 
 
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return v
+def _at_least(minimum: int, kind: type = float):
+    """An argparse type: a number of ``kind`` (float or int) no smaller than ``minimum``."""
+    what = "a whole number" if kind is int else "a number"
+
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, got {text}")
+        return v
+
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
-    return v
+_positive_float = _at_least(0, float)  # 0 or more
+_positive_int = _at_least(1, int)      # 1 or more
 
 
 def register(subparsers) -> None:
