@@ -11,10 +11,12 @@ shipped ones within ``--tolerance``; exit status 1 when they do not.
     DEEPQOE_DATA=../shared/datasets python scripts/build_pretrained.py --model streaming   # check one
 
 Models:
-  upec-qoe-lab  viewer-rating classifier (configs/upec-qoe-lab.yaml): 10 repeated 90/10 splits
-                (``deepqoe evaluate``), then ``deepqoe train --full``.
+  upec-qoe-lab  viewer-rating classifier with an optional viewer id (configs/upec-qoe-lab-viewers.yaml): 10
+                repeated 90/10 splits (``deepqoe evaluate``), then ``deepqoe train --full``.
   streaming     session-QoE regressor on P.1203-open + Waterloo SQoE-IV + LIVE-NFLX together (common
                 1-5 scale): 5 content-disjoint folds (out-of-fold SROCC / PLCC per dataset), then all rows.
+                The out-of-fold predictions of 5 content-disjoint folds calibrate its prediction intervals
+                (``intervals.json``, deepqoe.conformal).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from deepqoe.errors import DeepQoEError  # noqa: E402
 from deepqoe.explain import fit_baseline  # noqa: E402
+from deepqoe.conformal import interval_files  # noqa: E402
 from deepqoe.persistence import save_model  # noqa: E402
 
 SHIPPED = ROOT / "src" / "deepqoe" / "pretrained"
@@ -67,13 +70,18 @@ def _git_note() -> str:
 
 
 # ------------------------------------------------------------------------------ upec-qoe-lab
+# the shipped model reads who rated (id_user, an optional viewer input); configs/upec-qoe-lab.yaml without it
+# stays the paper-reproduction config
+UPEC_CONFIG = "upec-qoe-lab-viewers.yaml"
+
+
 def build_upec(out_dir: Path, n_splits: int | None = None, quiet: bool = True, max_epochs: int | None = None) -> dict:
     from deepqoe.config import load_config
     from deepqoe.datasets import load_dataset
     from deepqoe.persistence import load_model
     from deepqoe.workflow import evaluate_config, train_config
 
-    cfg = load_config(ROOT / "configs" / "upec-qoe-lab.yaml")
+    cfg = load_config(ROOT / "configs" / UPEC_CONFIG)
     if max_epochs:
         cfg.training.max_epochs = max_epochs
     t0 = time.perf_counter()
@@ -113,7 +121,10 @@ def write_card_upec(out_dir: Path, ev: dict, n_rows: int, meta: dict) -> None:
     text = f"""# upec-qoe-lab: viewer-rating classifier
 
 A DeepQoE classifier (Zhang et al., ICME 2019, small-dataset network) that predicts the 1-5 rating a
-viewer gives a video, from the video's genre, resolution and bitrate and the viewer's age and sex.
+viewer gives a video, from the video's genre, resolution and bitrate and the viewer's age and sex, and,
+optionally, who the viewer is (`id_user`, a per-viewer offset of the class scores; `deepqoe.viewers`).
+Without `id_user`, or with an id it was not trained on, it gives the population prediction (the unknown
+viewer, trained on 30 % of the ratings with the viewer hidden) and says so (`viewer: unknown`).
 
 ## Training data
 
@@ -123,10 +134,13 @@ dataset (WHU-MVQoE2016, never released).
 
 ## Protocol and scores
 
-{ev['protocol']} (the config's `evaluation` section, `deepqoe evaluate configs/upec-qoe-lab.yaml`). Each
-split trains a new network on 90 % of the ratings and tests on the other 10 %. The shipped model is then
-trained on all ratings (`deepqoe train configs/upec-qoe-lab.yaml --full`, best epoch
-{(meta.get('training') or {}).get('best_epoch')}).
+{ev['protocol']} (the config's `evaluation` section, `deepqoe evaluate configs/{UPEC_CONFIG}`). Each
+split trains a new network on 90 % of the ratings and tests on the other 10 % (test viewers mostly seen in
+training, with their id). The shipped model is then trained on all ratings (`deepqoe train
+configs/{UPEC_CONFIG} --full`, best epoch {(meta.get('training') or {}).get('best_epoch')}). The baselines
+take `id_user` as one more categorical feature. Viewers held out of training, before and after k-shot
+adaptation, and the same network without the viewer input: docs/results.md, "Per-viewer QoE"
+(`deepqoe reproduce per_viewer`); in short, knowing the viewer helps little on this data.
 
 | method | accuracy (mean ± SD over splits) | macro F1 |
 |---|---:|---:|
@@ -148,10 +162,14 @@ One row per (viewer, video), columns:
 | `bitrate_video` | number | video bitrate (kbps, min-max scaled to the training range) |
 | `age_user` | number | viewer age (years) |
 | `sex_user` | category | viewer sex as in the data (`men` / `women`) |
+| `id_user` | category, optional | the viewer's id in the UPEC data (1-62 with gaps); absent, empty or unseen: the population prediction |
 
-Output: the predicted rating (1-5) and the probability of each rating.
+Output: the predicted rating (1-5), the probability of each rating, and `viewer` (the id, or `unknown`).
+A new viewer is added from k of their own ratings (rows with the columns above and `mos`); only that
+viewer's new embedding row is trained, so every other prediction stays the same:
 
     deepqoe predict upec-qoe-lab rows.csv --out predictions.csv
+    deepqoe adapt-viewer upec-qoe-lab my_ratings.csv --viewer me --k 5 --out models/upec-me
     from deepqoe.persistence import load_model; load_model("upec-qoe-lab").predict(df)
 
 ## Licence of the data
@@ -173,6 +191,7 @@ def build_streaming(out_dir: Path, quiet: bool = True, datasets=STREAMING_DATASE
     """The structured, monotone session model (deepqoe.sessions.qoe_model) with the one recipe
     (deepqoe.sessions.training.RECIPE): leave-one-dataset-out scores, then the model on everything, its
     behaviour check, saved with its card."""
+    from deepqoe.conformal import half_width
     from deepqoe.evaluation.behaviour import check_model
     from deepqoe.experiments.streaming_generalisation import leave_one_dataset_out
     from deepqoe.predictor import Predictor
@@ -188,6 +207,8 @@ def build_streaming(out_dir: Path, quiet: bool = True, datasets=STREAMING_DATASE
     for row in lodo.values():
         row.pop("prediction", None)
     model = fit_streaming_model(list(S.values()), list(C.values()), mapping=mapping, **params)
+    intervals, oof = streaming_intervals(S, C, mapping, params)
+    heads = streaming_distribution(S, model, oof)
     report = check_model(Predictor(model), n_sessions=behaviour_sessions, seed=0)
     print(report.table())
     evaluation = {"protocol": "leave one dataset out: trained on the other session datasets and the continuous-time "
@@ -197,13 +218,50 @@ def build_streaming(out_dir: Path, quiet: bool = True, datasets=STREAMING_DATASE
                   "continuous": {n: len(c.sessions) for n, c in C.items()},
                   "scores": {"deepqoe": {d: r["ours"] for d, r in lodo.items()}},
                   "leave_one_dataset_out": lodo, "behaviour": report.to_dict(), "recipe": params,
+                  "intervals": {**{k: intervals[k] for k in ("n_calibration", "source")},
+                                "half_width": {f"{lv:g}": half_width(intervals, lv) for lv in (0.8, 0.9)}},
+                  "distribution": sorted(heads.get("distribution.json", {}).get("heads", {})),
                   "built": _git_note()}
     model.save(out_dir, extra={"name": "streaming", "evaluation": evaluation, "built": _git_note(),
                                "metrics": {"n_train": sum(len(s.sessions) for s in S.values()),
-                                           "datasets": evaluation["datasets"]}})
+                                           "datasets": evaluation["datasets"]}},
+               files={**interval_files(intervals), **heads})
     write_card_streaming(out_dir, evaluation)
     print(f"streaming: built in {time.perf_counter() - t0:.0f} s")
     return evaluation
+
+
+def streaming_distribution(S: dict, model, oof) -> dict:
+    """The rating-distribution heads (deepqoe.distribution; SOS, %GoB, %PoW with each score) on the datasets
+    with individual ratings, fitted on the out-of-fold predicted MOS; served: Waterloo SQoE-IV's (the most
+    ratings, a 0-100 scale), with P.1203 open's (ACR) beside it. {} when none of S has ratings."""
+    import numpy as np
+
+    from deepqoe.workflow import distribution_heads
+
+    names = [n for n in ("waterloo-sqoe-iv", "p1203-open") if n in S and S[n].ratings is not None]
+    if not names:
+        return {}
+    sets = list(S.values())
+    pred = np.concatenate([model.predict_sessions(x.sessions) for x in sets])  # used only where oof has NaN
+    return distribution_heads(names, names[0], model, sets, oof, pred)
+
+
+def streaming_intervals(S: dict, C: dict, mapping, params: dict, n_splits: int = 5, seed: int = 0):
+    """(intervals.json object, out-of-fold predictions): the split-conformal prediction intervals of the
+    streaming model (deepqoe.conformal), calibrated on the out-of-fold predictions of a content-disjoint
+    k-fold over all datasets together, the path ``deepqoe train`` takes for a sessions config
+    (deepqoe.workflow.out_of_fold_sessions, in the order of ``S``'s sessions, on the common 1-5 scale)."""
+    import numpy as np
+
+    from deepqoe.sessions.training import fit_streaming_model
+    from deepqoe.workflow import out_of_fold_sessions, session_folds, session_intervals
+
+    sets, curves = list(S.values()), list(C.values())
+    splits = session_folds(sets, curves, n_splits=n_splits, seed=seed)
+    oof = out_of_fold_sessions(lambda ss, cs: fit_streaming_model(ss, cs, mapping=mapping, **params), sets, curves,
+                               splits)
+    return session_intervals(np.concatenate([x.y for x in sets]), oof, len(splits)), oof
 
 
 def write_card_streaming(out_dir: Path, ev: dict) -> None:
@@ -214,6 +272,24 @@ def write_card_streaming(out_dir: Path, ev: dict) -> None:
     sizes = ", ".join(f"{d}: {n} sessions" for d, n in ev["datasets"].items())
     curves = ", ".join(f"{d}: {n} sessions" for d, n in ev["continuous"].items())
     lic = "\n".join(f"* {LICENCES[d]}" for d in list(ev["datasets"]) + list(ev["continuous"]) if d in LICENCES)
+    uncertainty = ""
+    iv = ev.get("intervals") or {}
+    if iv.get("half_width"):
+        hw = iv["half_width"]
+        uncertainty = f"""
+## Intervals and rating distribution
+
+Every score comes with a split-conformal interval (`intervals.json`, `deepqoe.conformal`; `--interval 0.8`
+picks the level, 0.9 by default): score +- {hw["0.8"]:.2f} at 80 %, +- {hw["0.9"]:.2f} at 90 % on the 1-5 scale
+(clipped to 1-5), calibrated on {iv["n_calibration"]} out-of-fold predictions ({iv["source"]}). The
+guarantee is marginal over the three training datasets' sessions: per dataset, and on data unlike them,
+coverage differs (measured per dataset in docs/results.md, "Prediction intervals": LIVE-NFLX's sessions are
+covered less often than nominal, Waterloo's more). Rating-distribution heads (`distribution.json`,
+`deepqoe.distribution`, fitted on the individual ratings of {", ".join(ev.get("distribution") or []) or "none"}
+against the out-of-fold predicted MOS) add the spread of opinions (SOS), the share of viewers rating good or
+better (%GoB) and poor or worse (%PoW), and quantiles; measured against the SOS hypothesis in docs/results.md,
+"Rating distributions".
+"""
     text = f"""# streaming: session-QoE model (structured, monotone)
 
 Predicts the QoE (mean opinion score, 1-5) of one adaptive-streaming playback session, and its per-second
@@ -253,7 +329,7 @@ model, the LIVE-NFLX splits and the per-second (continuous-time) table are in do
 
 For orientation: P.1203's own O46 is in the table where the data has it; KSQI reaches SRCC about 0.70 on
 Waterloo SQoE-IV trained on other data. More in docs/results.md (continuous-time table, LIVE-NFLX splits).
-
+{uncertainty}
 ## Input schema
 
 A session JSON (`docs/sessions.md`) or an ITU-T P.1203 input JSON:

@@ -35,7 +35,8 @@ def test_onnx_parity_classifier_on_real_rows(tmp_path, capsys):
     m = onnx.load(str(out))
     meta = {p.key: p.value for p in m.metadata_props}
     inputs = json.loads(meta["deepqoe.inputs"])
-    assert [i["input"] for i in inputs] == ["content", "resolution", "bitrate_video", "age_user", "sex_user"]
+    assert [i["input"] for i in inputs] == ["content", "resolution", "bitrate_video", "age_user", "sex_user",
+                                            "id_user"]  # the optional viewer (code 0: unknown)
     assert inputs[1]["kind"] == "index" and inputs[1]["dtype"] == "int64" and "vocabulary" in inputs[1]["encoder"]
     assert json.loads(meta["deepqoe.model"])["classes"] == [1, 2, 3, 4, 5]
     assert [o.name for o in m.graph.output] == ["output", "probabilities"]

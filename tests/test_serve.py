@@ -65,7 +65,7 @@ def test_health_model_and_docs(client):
     assert r.status_code == 200 and r.json()["status"] == "ok"
     m = client.get("/model").json()
     assert m["task"] == "classification" and m["classes"] == [1, 2, 3, 4, 5]
-    assert {i["column"] for i in m["inputs"]} == set(ROW)
+    assert {i["column"] for i in m["inputs"]} == set(ROW) | {"id_user"}  # id_user: the optional viewer
     assert "UPEC" in m["model_card"]
     spec = client.get("/openapi.json").json()
     assert "/predict" in spec["paths"]
@@ -84,7 +84,7 @@ def test_predict_forms(client):
     assert many["n"] == 2 and many["predictions"][1]["id"] == "low"
     wrapped = _post(client, {"rows": [ROW], "explain": True}).json()["predictions"][0]
     ex = wrapped["explanation"]
-    assert set(ex["contributions"]) == {"content", "resolution", "bitrate_video", "age_user", "sex_user"}
+    assert set(ex["contributions"]) == {"content", "resolution", "bitrate_video", "age_user", "sex_user", "id_user"}
     assert abs(sum(ex["contributions"].values()) + ex["baseline"] - ex["value"]) < 1e-6
     assert abs(ex["value"] - wrapped["expected_rating"]) < 1e-5
     q = _post(client, [ROW], params={"explain": "true"}).json()["predictions"][0]

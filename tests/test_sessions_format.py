@@ -54,6 +54,26 @@ def test_startup_switches_and_below_best():
     assert r["q_min"] == 50 and r["q_drop_sum"] == 40
 
 
+def test_vbr_jitter_is_not_a_switch_and_one_definition_everywhere():
+    """Session.switches is the one switch definition: the feature table and the session model agree, VBR
+    jitter of the measured bitrate is no switch, a change of representation id at one resolution is."""
+    from deepqoe.sessions.qoe_model import _session_points
+
+    d = make()
+    for i, seg in enumerate(d["segments"]):
+        seg["bitrate_kbps"] = 3000 * (1.4 if i % 2 else 0.7)   # +-40 % chunk to chunk, one rung
+    s = Session.from_dict(d)
+    assert not s.switches().any()
+    assert session_features([s]).iloc[0]["n_switches"] == 0
+    for i, seg in enumerate(d["segments"]):
+        seg["representation"] = "hi" if i < 20 or i >= 40 else "lo"   # two rung changes, same height
+    s2 = Session.from_dict(d)
+    assert s2.switches().sum() == 2
+    assert session_features([s2, s]).iloc[0]["n_switches"] == 2
+    pts = _session_points(s2, np.array([60.0]), np.full(60, 0.8), 1.0, s2.switches())
+    assert np.expm1(pts[1][0, -1]) == pytest.approx(2.0)   # log1p of switches per minute at the end
+
+
 def test_wall_time_stalls_are_converted():
     s = Session.from_dict(make(stalls=[(10, 2), (22, 3)], stall_time_base="wall"))
     assert list(s.stall_start) == [10, 20]

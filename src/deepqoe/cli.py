@@ -128,6 +128,8 @@ COMMAND_MODULES = (
     "deepqoe.features.video.cli",      # extract, convert-c3d-weights
     "deepqoe.sessions.cli",            # sessions (convert / features / validate)
     "deepqoe.cli_service",             # demo, serve
+    "deepqoe.datasets.cli",            # datasets (list / fetch / verify)
+    "deepqoe.cli_viewers",             # adapt-viewer
 )
 
 

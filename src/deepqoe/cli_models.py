@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from deepqoe.cli import ExitCode, UsageError, print_json, show_progress, status
+from deepqoe.devices import add_device_argument
 from deepqoe.errors import DeepQoEError
 from deepqoe.workflow import PROTOCOL_CHOICES
 
@@ -47,12 +48,16 @@ def _cmd_train(args) -> int:
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
     cfg = load_train_config(args.config)
     if isinstance(cfg, SessionsExperimentConfig):
+        if args.device not in (None, "cpu", "auto"):
+            status(args, "deepqoe train: the session model trains on the CPU (it is tiny); --device is ignored")
         if args.epochs is not None:
             cfg.training.epochs = args.epochs
         metrics = train_sessions_config(cfg, args.out, full=args.full, progress=show_progress(args))
     else:
         if args.epochs:
             cfg.training.max_epochs = args.epochs
+        if args.device is not None:
+            cfg.training.device = args.device
         metrics = train_config(cfg, args.out, full=args.full, progress=show_progress(args))
     _report_trained(args, metrics, "trained")
     return ExitCode.OK
@@ -79,6 +84,8 @@ def _cmd_evaluate(args) -> int:
     from deepqoe.workflow import evaluate_config, format_summary, write_evaluation_plots
 
     cfg = load_config(args.config)
+    if args.device is not None:
+        cfg.training.device = args.device
     baselines = args.baselines.split(",") if args.baselines else None
     results = evaluate_config(cfg, protocol=args.protocol, n_splits=args.n_splits, test_size=args.test_size,
                               baselines=baselines, progress=show_progress(args), max_epochs=args.epochs)
@@ -120,12 +127,41 @@ def _table_input(predictor, data: Path) -> None:
         predictor.require_sessions()  # "this model was not trained on streaming sessions; give it a table"
 
 
+def interval_level(args, predictor) -> float | None:
+    """``--interval``: absent -> 0.9 when the model has prediction intervals (else none); ``none`` -> none;
+    a level in (0, 1), checked against the model (no intervals.json, or too few calibration scores: a
+    DeepQoEError). A value that is not a level is a usage error."""
+    from deepqoe.conformal import parse_level
+
+    raw = getattr(args, "interval", None)
+    if raw is None:
+        return predictor.default_interval
+    try:
+        level = parse_level(raw)
+    except DeepQoEError as e:
+        raise UsageError(e.message) from None
+    return predictor.check_interval(level)
+
+
+def interval_columns(out: pd.DataFrame, rows: list[dict]) -> None:
+    """Flatten rows' ``interval`` into the columns interval_low, interval_high, interval_level."""
+    if rows and "interval" in rows[0]:
+        for k in ("low", "high", "level"):
+            out[f"interval_{k}"] = [r["interval"][k] for r in rows]
+
+
 def _cmd_predict(args) -> int:
     from deepqoe.persistence import load_model
-    from deepqoe.predictor import Predictor
+    from deepqoe.predictor import Predictor, place_model
 
-    predictor = Predictor(load_model(args.model_dir))
+    predictor = Predictor(place_model(load_model(args.model_dir), args.device))
     data = Path(args.data)
+    if args.scheduler:  # a Dask cluster, partitioned Parquet out (deepqoe.batch_scoring)
+        from deepqoe.batch_scoring import predict_batch
+
+        return predict_batch(predictor, args)
+    if args.workers is not None:
+        raise UsageError("--workers is for --scheduler local")
     if predictor.is_session:
         from deepqoe.sessions.predict import predict_sessions
 
@@ -135,19 +171,36 @@ def _cmd_predict(args) -> int:
     _table_input(predictor, data)
     from deepqoe.workflow import read_prediction_input
 
+    level = interval_level(args, predictor)
     X, ids = read_prediction_input(predictor.meta, data)
-    rows = predictor.predict_rows(X)  # the one path from rows to scores (as the service)
-    out = pd.DataFrame({"row": np.arange(1, len(X) + 1)})
+    rows = predictor.predict_rows(X, interval=level)  # the one path from rows to scores (as the service)
+    out = prediction_table(predictor, rows, ids)
+    if rows and "viewer" in rows[0]:  # a viewer-aware model
+        n = sum(r["viewer"] == "unknown" for r in rows)
+        if n:
+            status(args, f"{n} of {len(rows)} row(s) have no viewer the model knows (no viewer column, a missing "
+                         "or an unseen id): population prediction, viewer 'unknown'")
+    _write_output(out, args)
+    return ExitCode.OK
+
+
+def prediction_table(predictor, rows: list[dict], ids: list | None, first_row: int = 1) -> pd.DataFrame:
+    """A table model's predictions (``Predictor.predict_rows``) as the output table of ``deepqoe predict``
+    (and of each partition of a batch, :mod:`deepqoe.batch_scoring`): row (numbered from ``first_row``),
+    id, score, interval columns, viewer, and expected_rating and prob_<class> for classifiers."""
+    out = pd.DataFrame({"row": np.arange(first_row, first_row + len(rows))})
     if ids is not None:
         out["id"] = ids
     out["score"] = [r["score"] for r in rows]
-    if predictor.task == "classification":
+    interval_columns(out, rows)
+    if rows and "viewer" in rows[0]:  # a viewer-aware model
+        out["viewer"] = [r["viewer"] for r in rows]
+    if predictor.task == "classification" and rows:
         if "expected_rating" in rows[0]:
             out["expected_rating"] = [r["expected_rating"] for r in rows]
         for c in rows[0]["probabilities"]:
             out[f"prob_{c}"] = [r["probabilities"][c] for r in rows]
-    _write_output(out, args)
-    return ExitCode.OK
+    return out
 
 
 def _embed_sessions(predictor, args) -> tuple[pd.DataFrame, int]:
@@ -174,10 +227,10 @@ def _embed_sessions(predictor, args) -> tuple[pd.DataFrame, int]:
 
 def _cmd_embed(args) -> int:
     from deepqoe.persistence import load_model
-    from deepqoe.predictor import Predictor
+    from deepqoe.predictor import Predictor, place_model
     from deepqoe.workflow import read_prediction_input
 
-    predictor = Predictor(load_model(args.model_dir))
+    predictor = Predictor(place_model(load_model(args.model_dir), args.device))
     if predictor.is_session:
         out, code = _embed_sessions(predictor, args)
         _write_output(out, args)
@@ -319,6 +372,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, help="override training.max_epochs (sessions config: training.epochs; "
                                               "default: the config's)")
     p.add_argument("--json", action="store_true", help="the training metrics (metrics.json) on standard output")
+    add_device_argument(p, "training", "the config's training.device, else cpu")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("evaluate", help="DeepQoE and baselines under an evaluation protocol",
@@ -338,6 +392,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="every metric as JSON: on standard output instead of the table, or, with FILE, written "
                         "to FILE (like --out; kept for scripts that call --json results.json)")
     p.add_argument("--plots", help="folder for plots: confusion matrices or predicted-vs-MOS scatter per method")
+    add_device_argument(p, "DeepQoE's training and prediction", "the config's training.device, else cpu")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("predict", help="predict QoE with a trained or shipped model")
@@ -349,6 +404,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--json", action="store_true", help="the predictions as JSON on standard output")
     p.add_argument("--scale", help="for session models: report scores on this MOS scale (e.g. 0-100, z; "
                                    "default: 1-5)")
+    p.add_argument("--interval", metavar="LEVEL", help="prediction interval level, 0 < LEVEL < 1, or 'none' "
+                                                       "(default: 0.9 when the model has intervals.json; columns "
+                                                       "interval_low, interval_high, interval_level)")
+    add_device_argument(p, "the model (a DeepQoE network; a session model always runs on the CPU)")
+    p.add_argument("--scheduler", metavar="local|tcp://HOST:PORT",
+                   help="score on Dask (a local cluster or a scheduler's address) for inputs larger than memory: "
+                        "DATA is a Parquet / CSV file or a folder of partitions, --out a new folder of Parquet "
+                        "partitions (needs pip install 'deepqoe[video]')")
+    p.add_argument("--workers", type=int, help="with --scheduler local: number of worker processes (default: "
+                                               "one per core)")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("embed", help="write the learned representation of each row (or session)")
@@ -356,6 +421,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("data", help="CSV or Parquet table (or session JSON / CSV / folder for a session model "
                                 "built on a DeepQoE network)")
     _output_options(p, "the representation")
+    add_device_argument(p, "the network")
     p.set_defaults(func=_cmd_embed)
 
     p = sub.add_parser("models", help="list the shipped models (task, inputs, scale, training data, metric)")

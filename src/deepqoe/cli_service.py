@@ -27,7 +27,7 @@ def _cmd_serve(args) -> int:
     with stdout_to_stderr(args):
         run_server(args.model_dir, host=args.host, port=args.port, max_body_bytes=args.max_body,
                    max_items=args.max_items, explain_default=args.explain, access_log=args.access_log,
-                   log_level=log_level)
+                   log_level=log_level, device=args.device)
     return ExitCode.OK
 
 
@@ -58,4 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--access-log", action="store_true", help="log every request")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="the server's log level (-q: warning)")
+    from deepqoe.devices import add_device_argument
+
+    add_device_argument(p, "the model (a DeepQoE network; a session model always runs on the CPU)")
     p.set_defaults(func=_cmd_serve)

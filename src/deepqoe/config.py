@@ -51,11 +51,14 @@ class _Strict(BaseModel):
 def resolve_path(path: str, base_dir: str | None) -> Path:
     """A path from a config: ``$DEEPQOE_DATA/...``, absolute, or relative to the config file's folder."""
     if "$DEEPQOE_DATA" in path or "${DEEPQOE_DATA}" in path:
-        if not os.environ.get("DEEPQOE_DATA"):
+        from deepqoe.datasets.catalog import default_data_dir
+
+        if not os.environ.get("DEEPQOE_DATA") and not default_data_dir().is_dir():
             raise DeepQoEError(f"the path '{path}' needs the DEEPQOE_DATA environment variable "
-                               "(the folder holding the datasets); it is not set")
+                               "(the folder holding the datasets); it is not set (or run `deepqoe datasets "
+                               "fetch --all`)")
         # a relative DEEPQOE_DATA means relative to where the command runs, not to the config file
-        data = str(Path(os.environ["DEEPQOE_DATA"]).expanduser().absolute())
+        data = str(Path(os.environ.get("DEEPQOE_DATA") or default_data_dir()).expanduser().absolute())
         path = path.replace("${DEEPQOE_DATA}", data).replace("$DEEPQOE_DATA", data)
         path = os.path.expandvars(path)
     p = Path(path).expanduser()
@@ -86,7 +89,9 @@ class InputConfig(_Strict):
 
     * ``text``: word-embedding lookup (``embedding``: ``glove-6b-50d`` or ``minilm``), words averaged.
     * ``categorical``: vocabulary learned on the training split, learned embedding of
-      ``embedding_dim``, plus an unknown bucket.
+      ``embedding_dim``, plus an unknown bucket. ``role: viewer`` marks who gave the rating: its embedding
+      becomes a per-viewer offset of the output, a missing column or value is the unknown viewer (the
+      population model), and ``unknown_dropout`` trains that bucket (see :mod:`deepqoe.viewers`).
     * ``continuous``: ``normalisation`` (``minmax`` or ``standard``) fitted on the training split.
       ``columns`` may list several numeric columns that enter together as one vector input.
     * ``vector``: pre-computed feature vectors, either ``columns`` of the table, or read from ``file``
@@ -106,6 +111,10 @@ class InputConfig(_Strict):
     embedding: Literal["glove-6b-50d", "minilm"] = "glove-6b-50d"
     # categorical
     embedding_dim: int = Field(default=8, ge=1, le=MAX_EMBEDDING_DIM)
+    # categorical: role "viewer" = who gave the rating (a per-viewer offset of the output, deepqoe.viewers);
+    # unknown_dropout: while training, each code becomes the unknown code 0 with this probability
+    role: Literal["feature", "viewer"] = "feature"
+    unknown_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     # continuous
     normalisation: Literal["minmax", "standard", "none"] = "minmax"
     log: bool = False
@@ -133,6 +142,8 @@ class InputConfig(_Strict):
                              "or 'columns' (feature columns of the table)")
         if self.modality in ("text", "categorical", "sequence") and self.columns:
             raise ValueError(f"'columns' is not used by {self.modality} inputs")
+        if self.modality != "categorical" and (self.role != "feature" or self.unknown_dropout):
+            raise ValueError(f"'role' and 'unknown_dropout' are for categorical inputs, not {self.modality}")
         return self
 
 
@@ -164,6 +175,8 @@ class DatasetConfig(_Strict):
         if not inputs:
             raise ValueError("at least one input is needed")
         _require_unique([i.key for i in inputs], "input")
+        if sum(i.role == "viewer" for i in inputs) > 1:
+            raise ValueError("at most one input can have role 'viewer'")
         return inputs
 
     @model_validator(mode="after")
@@ -230,12 +243,29 @@ class TrainingConfig(_Strict):
     n_threads: int = Field(default=1, ge=1, le=1024)
     seed: int = 0
     progress: bool = False
+    # where training and prediction run: cpu (default), cuda / cuda:N (a GPU), auto (cuda when present);
+    # the name is checked here, the GPU when the network is moved (deepqoe.devices.resolve_device)
+    device: str = "cpu"
+
+    @field_validator("device", mode="before")
+    @classmethod
+    def _device(cls, v):
+        from deepqoe.devices import check_device_name
+
+        try:
+            return check_device_name(v)
+        except DeepQoEError as e:
+            raise ValueError(e.message) from None
 
 
 class EvaluationConfig(_Strict):
     n_splits: int = Field(default=10, ge=2)
     test_size: float = Field(default=0.1, gt=0, lt=1)
     seed: int = 0
+    # regression, ``deepqoe train``: this share of the training rows (group-disjoint when the dataset has a
+    # group) is held out to calibrate prediction intervals (deepqoe.conformal); 0: no intervals. Here, not in
+    # ``training``, because every training field is an estimator parameter.
+    calibration_fraction: float = Field(default=0.2, ge=0.0, le=0.5)
     baselines: list[Literal["majority", "mean", "random_forest", "lightgbm", "svm", "linear"]] = Field(
         default_factory=lambda: ["majority", "random_forest"])
 
@@ -366,6 +396,15 @@ class SessionEvaluationConfig(_Strict):
     seed: int = 0
 
 
+class SessionDistributionConfig(_Strict):
+    """Rating-distribution heads (:mod:`deepqoe.distribution`): fitted on the individual ratings of these
+    session datasets (each must have them, e.g. waterloo-sqoe-iv, p1203-open); ``default`` is the one the
+    model serves (SOS, %GoB, %PoW, quantiles with each score; default: the first)."""
+
+    datasets: list[str] = Field(min_length=1)
+    default: str | None = None
+
+
 class SessionsExperimentConfig(_Strict):
     """A sessions config (top-level ``sessions:``), for ``deepqoe train``."""
 
@@ -373,6 +412,7 @@ class SessionsExperimentConfig(_Strict):
     model: SessionModelOverrides = SessionModelOverrides()
     training: SessionTrainingOverrides = SessionTrainingOverrides()
     evaluation: SessionEvaluationConfig = SessionEvaluationConfig()
+    distribution: SessionDistributionConfig | None = None
     path: str | None = Field(default=None, exclude=True)
     base_dir: str | None = Field(default=None, exclude=True)
 

@@ -222,7 +222,8 @@ class _DeepQoENetworkEstimator(TransformerMixin, BaseEstimator):
             specs.append(BranchSpec(name=cfg.key, kind=d["kind"], dim=d.get("dim", d.get("channels", 0)),
                                     cardinality=d.get("cardinality", 0), embedding_dim=d.get("embedding_dim", 0),
                                     length=d.get("length", 0), encoder=d.get("encoder", "conv"),
-                                    projection=cfg.projection))
+                                    projection=cfg.projection, role=d.get("role", "feature"),
+                                    unknown_dropout=d.get("unknown_dropout", 0.0)))
         n_out = len(self.classes_) if self.task == "classification" else 1
         return DeepQoENet(specs, model_cfg.hidden_layers, model_cfg.dropout, n_out)
 
@@ -270,6 +271,7 @@ class _DeepQoENetworkEstimator(TransformerMixin, BaseEstimator):
             self.n_features_in_ = len(self.feature_names_in_)
         tensors = self._encode_table(frame)
         target = self._encode_target(y)
+        self.__dict__.pop("_device_network", None)  # a copy of the previous fit's network on a GPU
         fit_idx, val_idx = validation_split(len(frame), train_cfg.validation_fraction, train_cfg.seed, groups)
         self.network_ = self._new_network(inputs, model_cfg)
         trainable = None
@@ -301,16 +303,34 @@ class _DeepQoENetworkEstimator(TransformerMixin, BaseEstimator):
         self.warm_started_ = sorted(copied)
 
     # ---- outputs ----------------------------------------------------------------------------------
+    def _network_on(self, device: torch.device):
+        """``network_`` on ``device``: itself on the CPU, else a copy kept until its weights change (so that
+        ``network_`` itself always stays on the CPU for export, explanations and saving)."""
+        if device.type == "cpu":
+            return self.network_
+        version = (str(device), id(self.network_), tuple(t._version for t in self.network_.state_dict().values()))
+        cached = getattr(self, "_device_network", None)
+        if cached is None or cached[0] != version:
+            import copy
+
+            cached = (version, copy.deepcopy(self.network_).to(device).eval())
+            self._device_network = cached
+        return cached[1]
+
     @torch.no_grad()
     def _forward(self, X, what: str = "output", batch_size: int = 8192) -> np.ndarray:
+        from deepqoe.devices import resolve_device
+
         tensors = self.encode(X)
         self.network_.eval()
+        device = resolve_device(getattr(self, "device", "cpu"))
+        net = self._network_on(device)
         n = len(tensors[0])
         outs = []
         for s in range(0, n, batch_size):
-            part = [t[s:s + batch_size] for t in tensors]
-            outs.append(self.network_.representation(part) if what == "representation" else self.network_(part))
-        return torch.cat(outs).numpy() if outs else np.zeros((0, 1), np.float32)
+            part = [t[s:s + batch_size].to(device) for t in tensors]
+            outs.append(net.representation(part) if what == "representation" else net(part))
+        return torch.cat(outs).cpu().numpy() if outs else np.zeros((0, 1), np.float32)
 
     def transform(self, X) -> np.ndarray:
         """The learned representation: the last hidden layer (n, hidden_layers[-1]), as float64."""
@@ -340,7 +360,7 @@ class _DeepQoENetworkEstimator(TransformerMixin, BaseEstimator):
             "n_features_in": int(self.n_features_in_),
             "feature_names_in": [str(c) for c in names] if names is not None else None,
         }
-        weights = {k: v.detach().contiguous().clone() for k, v in self.network_.state_dict().items()}
+        weights = {k: v.detach().cpu().contiguous().clone() for k, v in self.network_.state_dict().items()}
         return state, weights
 
     @classmethod
@@ -356,7 +376,9 @@ class _DeepQoENetworkEstimator(TransformerMixin, BaseEstimator):
         if s.estimator != cls.__name__ or s.task != cls.task:
             raise DeepQoEError(f"a {s.task} model cannot be loaded as {cls.__name__}", field="task")
         try:
-            est = cls(**s.params)
+            # loaded on the CPU whatever it was trained on (params.device records that); move it with
+            # est.set_params(device=...) or load_predictor(model, device=...)
+            est = cls(**{**s.params, "device": "cpu"})
         except TypeError as e:
             raise DeepQoEError(str(e), field="params") from None
         try:
@@ -440,8 +462,12 @@ class DeepQoERegressor(RegressorMixin, _DeepQoENetworkEstimator):
         n, L = tensors[k].shape[0], tensors[k].shape[2]
         curve = np.full((n, L), np.nan)
         chunk = max(1, 8192 // L)  # sessions per pass: bounds the (sessions x steps) rows in memory
+        from deepqoe.devices import resolve_device
+
+        device = resolve_device(getattr(self, "device", "cpu"))
+        net = self._network_on(device)
         for s in range(0, n, chunk):
-            out = self.network_.forward_prefixes([t[s:s + chunk] for t in tensors], k)[:, :, 0].numpy()
+            out = net.forward_prefixes([t[s:s + chunk].to(device) for t in tensors], k)[:, :, 0].cpu().numpy()
             curve[s:s + chunk] = out * self.y_std_ + self.y_mean_
         curve[np.arange(L)[None, :] >= lengths[:, None]] = np.nan  # past a session's end
         return curve

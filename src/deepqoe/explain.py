@@ -48,7 +48,9 @@ def fit_baseline(est, X) -> list[dict]:
     out = []
     for enc, t in zip(est.encoders_, tensors):
         a = t.numpy()
-        if enc.kind == "index":
+        if getattr(enc.cfg, "role", "feature") == "viewer":  # the viewer's baseline: unknown (the population)
+            out.append({"kind": "index", "value": 0})
+        elif enc.kind == "index":
             codes, counts = np.unique(a, return_counts=True)
             out.append({"kind": "index", "value": int(codes[np.argmax(counts)])})
         elif enc.kind == "sequence":
@@ -67,7 +69,8 @@ def default_baseline(est) -> list[dict]:
     for enc in est.encoders_:
         d = enc.describe()
         if enc.kind == "index":
-            out.append({"kind": "index", "value": 1 if d["cardinality"] > 1 else 0})
+            viewer = getattr(enc.cfg, "role", "feature") == "viewer"  # its baseline: unknown (the population)
+            out.append({"kind": "index", "value": 1 if d["cardinality"] > 1 and not viewer else 0})
         elif enc.kind == "sequence":
             out.append({"kind": "sequence", "value": [0.0] * (d["channels"] - 1)})
         else:  # standardised numbers / vectors: 0 is the mean; min-max numbers: the middle; text: zero vector

@@ -37,6 +37,8 @@ class BranchSpec:
     length: int = 0  # sequence
     encoder: str = "conv"  # sequence: "conv" | "gru"
     projection: int | None = 8  # width of g_i; None = identity
+    role: str = "feature"  # index: "viewer" = an offset of the output instead of a part of the fusion
+    unknown_dropout: float = 0.0  # index: while training, a code becomes 0 (unknown) with this probability
 
 
 class Dropout(nn.Module):
@@ -106,11 +108,20 @@ class SequenceEncoder(nn.Module):
 
 
 class InputBranch(nn.Module):
-    """f_i followed by g_i for one input."""
+    """f_i followed by g_i for one input. A viewer input (``role="viewer"``) is an embedding followed by a
+    linear map to the ``n_outputs`` of the head (embeddings initialised to zero): an offset of the output
+    per viewer."""
 
-    def __init__(self, spec: BranchSpec):
+    def __init__(self, spec: BranchSpec, n_outputs: int = 1):
         super().__init__()
         self.spec = spec
+        if spec.role == "viewer":
+            self.encode = nn.Embedding(spec.cardinality, spec.embedding_dim)
+            self.project = nn.Linear(spec.embedding_dim, n_outputs)
+            nn.init.zeros_(self.encode.weight)  # every viewer starts as the population (offset 0)
+            nn.init.zeros_(self.project.bias)
+            self.out_dim = n_outputs
+            return
         if spec.kind == "index":
             self.encode = nn.Embedding(spec.cardinality, spec.embedding_dim)
             width = spec.embedding_dim
@@ -125,17 +136,22 @@ class InputBranch(nn.Module):
         self.out_dim = width if spec.projection is None else spec.projection
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.spec.unknown_dropout
+        if self.training and p > 0 and self.spec.kind == "index":  # teach the unknown bucket the population
+            x = x.masked_fill(torch.rand(x.shape, device=x.device) < p, 0)
         return self.project(self.encode(x))
 
 
 class DeepQoENet(nn.Module):
-    """The DeepQoE network: branches -> concat -> FC layers (representation) -> head."""
+    """The DeepQoE network: branches -> concat -> FC layers (representation) -> head (+ the viewer's
+    offset, when an input has ``role="viewer"``; the representation does not depend on the viewer)."""
 
     def __init__(self, branches: list[BranchSpec], hidden_layers=(512, 256), dropout: float = 0.5,
                  n_outputs: int = 1):
         super().__init__()
-        self.branches = nn.ModuleList(InputBranch(s) for s in branches)
-        layers, width = [], sum(b.out_dim for b in self.branches)
+        self.branches = nn.ModuleList(InputBranch(s, n_outputs) for s in branches)
+        self.viewer_index = next((i for i, s in enumerate(branches) if s.role == "viewer"), None)
+        layers, width = [], sum(b.out_dim for i, b in enumerate(self.branches) if i != self.viewer_index)
         for h in hidden_layers:
             layers += [nn.Linear(width, h), nn.ReLU(), Dropout(dropout)]
             width = h
@@ -144,13 +160,16 @@ class DeepQoENet(nn.Module):
         self.representation_dim = width
 
     def fuse(self, inputs: list[torch.Tensor]) -> torch.Tensor:
-        return torch.cat([b(x) for b, x in zip(self.branches, inputs)], 1)
+        return torch.cat([b(x) for i, (b, x) in enumerate(zip(self.branches, inputs)) if i != self.viewer_index], 1)
 
     def representation(self, inputs: list[torch.Tensor]) -> torch.Tensor:
         return self.fc(self.fuse(inputs))
 
     def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
-        return self.head(self.representation(inputs))
+        out = self.head(self.representation(inputs))
+        if self.viewer_index is not None:
+            out = out + self.branches[self.viewer_index](inputs[self.viewer_index])
+        return out
 
     def forward_prefixes(self, inputs: list[torch.Tensor], k: int) -> torch.Tensor:
         """The output for every prefix of the sequence input ``k`` (the per-second curve): (batch, steps,
@@ -160,5 +179,8 @@ class DeepQoENet(nn.Module):
         pooled = seq.project(seq.encode.prefixes(inputs[k]))  # (batch, steps, width)
         steps = pooled.shape[1]
         parts = [pooled if i == k else b(x).unsqueeze(1).expand(-1, steps, -1)
-                 for i, (b, x) in enumerate(zip(self.branches, inputs))]
-        return self.head(self.fc(torch.cat(parts, 2)))
+                 for i, (b, x) in enumerate(zip(self.branches, inputs)) if i != self.viewer_index]
+        out = self.head(self.fc(torch.cat(parts, 2)))
+        if self.viewer_index is not None:
+            out = out + self.branches[self.viewer_index](inputs[self.viewer_index]).unsqueeze(1)
+        return out

@@ -101,15 +101,17 @@ def write_model_files(folder: str | Path, meta: dict, tensors: dict[str, torch.T
 
 
 def save_model(est, out_dir: str | Path, dataset_config: dict | None = None, extra: dict | None = None,
-               metrics: dict | None = None) -> Path:
+               metrics: dict | None = None, files: dict[str, dict] | None = None) -> Path:
     """Save a fitted DeepQoE estimator to ``out_dir`` (replacing it atomically); ``metrics`` (if given) is
-    written to ``out_dir/metrics.json`` in the same atomic step."""
+    written to ``out_dir/metrics.json`` and each of ``files`` (name -> JSON object, e.g. ``intervals.json``)
+    beside it, in the same atomic step."""
     state, weights = est.get_state()
     meta = {"format_version": FORMAT_VERSION, **state, "dataset": dataset_config, "versions": _versions(),
             **(extra or {})}
     out_dir = Path(out_dir)
     with atomic_directory(out_dir) as tmp:
-        write_model_files(tmp, meta, weights, {"metrics.json": metrics} if metrics is not None else None)
+        write_model_files(tmp, meta, weights, {**({"metrics.json": metrics} if metrics is not None else {}),
+                                               **(files or {})})
     return out_dir
 
 

@@ -6,6 +6,13 @@
     rows, failures = p.predict_sessions(sessions)          # [{"id", "score", "scale", "curve", "curve_step_s"}]
     rows = load_predictor("upec-qoe-lab").predict_rows(df)  # [{"score", "expected_rating", "probabilities"}]
 
+A regression model with ``intervals.json`` in its directory (:mod:`deepqoe.conformal`) adds
+``"interval": {"level", "low", "high"}`` to each row when asked (``interval=0.9``; on the scale asked for,
+clipped to a session model's scale).
+
+A session model with a rating-distribution head (``distribution.json``, :mod:`deepqoe.distribution`) adds
+``"distribution": {"sos", "p_gob", "p_pow", "quantiles"}`` to each session row, on the scale asked for.
+
 ``deepqoe predict``, the service (``POST /predict``), the demo and the behaviour checks all call this
 class; nothing else turns sessions into scores. Session scores and curves are always finite and inside
 the scale: the model's output is put on the common 1-5 scale, clipped to [1, 5], then converted to the
@@ -92,14 +99,51 @@ class Predictor:
             self.scale = self._model_scale.name
             if not hasattr(model, "predict_sessions"):
                 self._frame = frame_builder(self.meta, file=self._model_json)
+        from deepqoe.conformal import load_intervals
+
+        # split-conformal prediction intervals (intervals.json; regression models only)
+        self.intervals: dict | None = load_intervals(self.model_dir) if self.task == "regression" else None
+        from deepqoe.distribution import load_heads
+
+        # rating-distribution head (distribution.json; session models): (heads by dataset, the one served)
+        self.distribution = load_heads(self.model_dir) if self.is_session and self.model_dir else None
+
+    @property
+    def default_interval(self) -> float | None:
+        """The interval level given when none is asked for: 0.9 when the model has intervals calibrated on
+        enough scores for it (at least 9), else None (an explicit ``--interval`` still says why not)."""
+        from deepqoe.conformal import DEFAULT_LEVEL, min_calibration
+
+        if self.intervals is None or int(self.intervals["n_calibration"]) < min_calibration(DEFAULT_LEVEL):
+            return None
+        return DEFAULT_LEVEL
+
+    def check_interval(self, level: float | None) -> float | None:
+        """``level`` (None: no interval) checked against the model's calibration: a DeepQoEError for a model
+        without intervals or a level its calibration cannot support."""
+        from deepqoe.conformal import check_level, half_width, no_intervals_error
+
+        if level is None:
+            return None
+        level = check_level(level)
+        if self.intervals is None:
+            raise no_intervals_error(self.model_dir)
+        half_width(self.intervals, level)
+        return level
+
+    def _interval(self, scores: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+        from deepqoe.conformal import interval_bounds
+
+        return interval_bounds(self.intervals, scores, level)
 
     @classmethod
-    def load(cls, model: str | Path) -> "Predictor":
-        """A model directory or the name of a shipped model."""
+    def load(cls, model: str | Path, device: str | None = None) -> "Predictor":
+        """A model directory or the name of a shipped model; ``device`` (``cpu``, ``cuda``, ``auto``; default
+        cpu) is where a DeepQoE network predicts (a session model always runs on the CPU: it is tiny)."""
         from deepqoe.persistence import load_model, resolve_model_dir
 
         d = resolve_model_dir(model)
-        return cls(load_model(d), d)
+        return cls(place_model(load_model(d), device), d)
 
     # ------------------------------------------------------------------ sessions
     def require_sessions(self) -> None:
@@ -148,13 +192,15 @@ class Predictor:
         return scores, curves, steps, ex
 
     def predict_sessions(self, sessions: Sequence, *, scale: str | None = None, curve: bool = True,
-                         explain: bool = False) -> tuple[list[dict], list[DeepQoEError]]:
+                         explain: bool = False, interval: float | None = None) -> tuple[list[dict], list[DeepQoEError]]:
         """Score sessions: ``(rows, failures)``; rows in input order (failed sessions left out) as
-        ``{"id", "score", "scale", "curve", "curve_step_s"}`` (+ ``"explanation"`` when asked)."""
+        ``{"id", "score", "scale", "curve", "curve_step_s"}`` (+ ``"explanation"`` when asked, + ``"interval":
+        {"level", "low", "high"}`` on the asked scale when ``interval`` is a level)."""
         from deepqoe.sessions.scales import from_common, parse_scale
 
         self.require_sessions()
         target = parse_scale(scale or COMMON_SCALE)  # a bad scale fails before any work
+        interval = self.check_interval(interval)
         sessions = list(sessions)
         if not sessions:
             return [], []
@@ -173,8 +219,13 @@ class Predictor:
         results, _, failures = _per_session(run, sessions)
         rows = []
         for s, score, cv, step, ex in results or []:
-            row: dict[str, Any] = {"id": s.id, "score": _round(from_common(self._to_common(score), target)),
+            common = self._to_common(score)
+            row: dict[str, Any] = {"id": s.id, "score": _round(from_common(common, target)),
                                    "scale": target.name, "curve": None, "curve_step_s": None}
+            if interval is not None:  # on the common scale (the calibration's), clipped to 1-5, converted
+                low, high = self._interval(common, interval)
+                row["interval"] = {"level": interval, "low": _round(from_common(low, target)),
+                                   "high": _round(from_common(high, target))}
             if cv is not None:
                 cv = cv[np.isfinite(cv)]
                 row["curve"] = [round(float(v), 4) for v in from_common(self._to_common(cv), target)]
@@ -182,15 +233,35 @@ class Predictor:
             if explain:
                 row["explanation"] = ex
             rows.append(row)
+        if self.distribution is not None and results:
+            self._add_distribution(rows, [r[0] for r in results], np.array([r[1] for r in results]), target)
         return rows, failures
 
+    def _add_distribution(self, rows: list[dict], sessions: list, scores: np.ndarray, target) -> None:
+        """``row["distribution"] = {"sos", "p_gob", "p_pow", "quantiles"}`` from the served head, on ``target``."""
+        from deepqoe.distribution import distribution_fields
+
+        heads, default = self.distribution
+        head = heads[default]
+        feats = None
+        if head.feature_mean_ is not None:
+            feats = self.model.transform_sessions(sessions) if hasattr(self.model, "transform_sessions") else None
+            if feats is None or np.shape(feats)[1] != len(head.feature_mean_):
+                raise DeepQoEError("the rating-distribution head does not match this model's representation",
+                                   file=str(self.model_dir / "distribution.json"))
+        for row, d in zip(rows, distribution_fields(head, self._to_common(scores), feats, target)):
+            row["distribution"] = d
+
     # ------------------------------------------------------------------ rows
-    def predict_rows(self, df: pd.DataFrame, *, explain: bool = False, ids: Sequence | None = None) -> list[dict]:
+    def predict_rows(self, df: pd.DataFrame, *, explain: bool = False, ids: Sequence | None = None,
+                     interval: float | None = None) -> list[dict]:
         """Predict a table model's rows: ``[{"score", ...}]`` in row order (``"id"`` when ``ids`` gives one).
 
-        Classifiers add ``expected_rating`` (when the classes are numbers) and ``probabilities``."""
+        Classifiers add ``expected_rating`` (when the classes are numbers) and ``probabilities``; a regression
+        model with intervals adds ``"interval": {"level", "low", "high"}`` when ``interval`` is a level."""
         if self.is_session:
             raise DeepQoEError("this is a streaming-session model: give it sessions, not table rows")
+        interval = self.check_interval(interval)
         est = self.model
         X = df.reset_index(drop=True)
         rows: list[dict] = [{} if ids is None or ids[i] is None else {"id": ids[i]} for i in range(len(X))]
@@ -213,6 +284,14 @@ class Predictor:
             _check_finite(y, "score")
             for i, r in enumerate(rows):
                 r["score"] = _round(y[i])
+            if interval is not None:
+                low, high = self._interval(y, interval)
+                for i, r in enumerate(rows):
+                    r["interval"] = {"level": interval, "low": _round(low[i]), "high": _round(high[i])}
+        from deepqoe.viewers import viewer_labels
+
+        for r, v in zip(rows, viewer_labels(est, X) or []):  # a viewer-aware model: whose prediction it is
+            r["viewer"] = v  # "unknown": no or an unseen viewer id, the population prediction
         if explain:
             from deepqoe.explain import explain_records
 
@@ -236,6 +315,21 @@ def _wall_seconds(s) -> int:
     return T
 
 
-def load_predictor(model: str | Path) -> Predictor:
-    """:meth:`Predictor.load`: a model directory or the name of a shipped model."""
-    return Predictor.load(model)
+def place_model(model: Any, device: str | None) -> Any:
+    """``model`` set to predict on ``device`` (None: as loaded, the CPU). A GPU that is asked for but absent
+    is a DeepQoEError now, not at the first prediction. Models without a ``device`` parameter (the session
+    model) stay on the CPU."""
+    if device is None:
+        return model
+    from deepqoe.devices import check_device_name, resolve_device
+
+    name = check_device_name(device)
+    resolve_device(name)
+    if hasattr(model, "set_params") and hasattr(model, "device"):  # a DeepQoE estimator
+        model.set_params(device=name)
+    return model
+
+
+def load_predictor(model: str | Path, device: str | None = None) -> Predictor:
+    """:meth:`Predictor.load`: a model directory or the name of a shipped model, predicting on ``device``."""
+    return Predictor.load(model, device=device)

@@ -10,6 +10,11 @@ Endpoints (the OpenAPI schema at ``/openapi.json``; ``/docs`` is a small page bu
     holds exactly the model's input columns (``GET /model`` lists them), plus an optional ``id``;
   - a session model (the shipped ``streaming`` model) takes one session, a list of sessions,
     ``{"sessions": [...]}``, or an ITU-T P.1203 input JSON (``I13`` / ``I23`` / ``IGen``);
+  - a prediction interval (split conformal, :mod:`deepqoe.conformal`) comes with every score of a model that
+    has ``intervals.json``: ``"interval": {"level", "low", "high"}``, at 0.9 unless the request says
+    ``"interval": 0.8`` next to ``rows`` / ``sessions`` (or ``?interval=0.8``; ``null`` / ``none``: off);
+  - a session model with a rating-distribution head (``distribution.json``, :mod:`deepqoe.distribution`)
+    adds ``"distribution": {"sos", "p_gob", "p_pow", "quantiles"}`` to every prediction;
   - ``?explain=true`` adds each input's contribution (:func:`deepqoe.explain.explain`); for sessions the
     contributions of stalls, quality, switches, startup and context; ``?curve=true`` adds a session
     model's per-second QoE curve.
@@ -53,6 +58,10 @@ class RequestError(Exception):
     def __init__(self, status: int, message: str, field: str | None = None):
         super().__init__(message)
         self.status, self.message, self.field = status, message, field
+
+
+INTERVAL_SCHEMA = {"anyOf": [{"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}, {"type": "null"}],
+                   "description": "prediction interval level (default 0.9 when the model has intervals); null: none"}
 
 
 def default_model() -> str:
@@ -103,10 +112,10 @@ class ModelService:
     """A loaded model and everything the endpoints need: schema, validation, prediction."""
 
     def __init__(self, model: str | Path | None = None, *, max_items: int = DEFAULT_MAX_ITEMS,
-                 max_body_bytes: int = DEFAULT_MAX_BODY, explain_default: bool = False):
+                 max_body_bytes: int = DEFAULT_MAX_BODY, explain_default: bool = False, device: str | None = None):
         from deepqoe.predictor import Predictor
 
-        self.predictor = Predictor.load(model or default_model())
+        self.predictor = Predictor.load(model or default_model(), device=device)
         self.model_dir = self.predictor.model_dir
         self.est = self.predictor.model
         self.meta = self.predictor.meta
@@ -138,6 +147,8 @@ class ModelService:
                 elif cfg.modality == "categorical":
                     d["type"] = "string or integer"
                     d["categories"] = list(enc.vocabulary)
+                    if cfg.role == "viewer":  # who rates: optional (absent or null: the population prediction)
+                        d["optional"] = True
                 else:
                     d["type"] = "array"
                     d["channels"] = int(enc.channels)
@@ -181,7 +192,7 @@ class ModelService:
             session = {"anyOf": [session, p1203]}
             wrapper = {"type": "object", "required": ["sessions"], "additionalProperties": False,
                        "properties": {"sessions": {"type": "array", "items": session, "maxItems": self.max_items},
-                                      "explain": {"type": "boolean"}}}
+                                      "explain": {"type": "boolean"}, "interval": INTERVAL_SCHEMA}}
             return {"anyOf": [wrapper, session, {"type": "array", "items": session, "maxItems": self.max_items}]}
         props = {}
         for c, d in self.columns.items():
@@ -192,13 +203,16 @@ class ModelService:
             elif d["modality"] == "categorical":
                 props[c] = {"oneOf": [{"type": "string"}, {"type": "integer"}],
                             "description": f"known values: {', '.join(d['categories'][:40])}"}
+                if d.get("optional"):  # the viewer: may be absent or null (the population prediction)
+                    props[c]["oneOf"].append({"type": "null"})
             else:
                 props[c] = {"type": "array", "maxItems": d["max_length"]}
         props["id"] = {"oneOf": [{"type": "string"}, {"type": "integer"}], "description": "optional, echoed back"}
-        row = {"type": "object", "properties": props, "required": list(self.columns), "additionalProperties": False}
+        required = [c for c, d in self.columns.items() if not d.get("optional")]
+        row = {"type": "object", "properties": props, "required": required, "additionalProperties": False}
         wrapper = {"type": "object", "required": ["rows"], "additionalProperties": False,
                    "properties": {"rows": {"type": "array", "items": row, "maxItems": self.max_items},
-                                  "explain": {"type": "boolean"}}}
+                                  "explain": {"type": "boolean"}, "interval": INTERVAL_SCHEMA}}
         return {"oneOf": [wrapper, row, {"type": "array", "items": row}]}
 
     def describe(self) -> dict:
@@ -212,6 +226,10 @@ class ModelService:
                "explain_groups": list(m.get("explain_groups")
                                       or [c.key for c in getattr(self.est, "input_configs_", [])]),
                "evaluation": m.get("evaluation"), "versions": m.get("versions"),
+               "intervals": None if self.predictor.intervals is None else {
+                   k: self.predictor.intervals.get(k) for k in ("method", "n_calibration", "scale", "source")},
+               "distribution": None if getattr(self.predictor, "distribution", None) is None else {
+                   "served": self.predictor.distribution[1], "heads": sorted(self.predictor.distribution[0])},
                "limits": {"max_body_bytes": self.max_body_bytes, "max_items": self.max_items},
                "request_schema": self.request_schema(), "example_request": self.example_request(),
                "model_card": self.card}
@@ -254,7 +272,7 @@ class ModelService:
                 close = difflib.get_close_matches(extra[0], cols, n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else f" (the inputs are: {', '.join(cols)})"
                 raise RequestError(422, f"{where}: unknown field '{extra[0]}'{hint}", f"{where}.{extra[0]}")
-            missing = [c for c in cols if c not in row]
+            missing = [c for c in cols if c not in row and not self.columns[c].get("optional")]
             if missing:
                 raise RequestError(422, f"{where}: missing field '{missing[0]}'", f"{where}.{missing[0]}")
             rid = row.get("id")
@@ -262,7 +280,8 @@ class ModelService:
                 raise RequestError(422, f"{where}: 'id' must be a string or an integer", f"{where}.id")
             ids.append(rid)
             for c in cols:
-                out[c].append(self._check_value(row[c], self.columns[c], f"{where}.{c}"))
+                optional = self.columns[c].get("optional") and row.get(c) is None  # the unknown viewer
+                out[c].append(None if optional else self._check_value(row[c], self.columns[c], f"{where}.{c}"))
         df = pd.DataFrame(out, columns=cols)
         return df, (ids if any(i is not None for i in ids) else None), explain
 
@@ -332,11 +351,37 @@ class ModelService:
             raise RequestError(422, "not a valid session: nested too deeply") from None
 
     # ------------------------------------------------------------------ prediction
-    def predict_obj(self, obj: Any, explain: bool | None = None, curve: bool = False) -> dict:
+    def interval_level(self, value: Any, given: bool) -> float | None:
+        """The interval level of a request: the model's default when not ``given``; None for null / "none";
+        else a level in (0, 1) the model's calibration supports (422 otherwise)."""
+        if not given:
+            return self.predictor.default_interval
+        if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
+            return None
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+            raise RequestError(422, f"'interval' must be a level between 0 and 1 (e.g. 0.9) or null, got "
+                                    f"{json.dumps(value)[:40]}", "interval")
+        try:
+            return self.predictor.check_interval(float(value))
+        except DeepQoEError as e:
+            raise RequestError(422, e.message, "interval") from None
+
+    def predict_obj(self, obj: Any, explain: bool | None = None, curve: bool = False,
+                    interval: str | None = None) -> dict:
         """Validate a parsed JSON request and predict with the :class:`~deepqoe.predictor.Predictor`
-        (runs in a worker thread)."""
+        (runs in a worker thread). ``interval``: the query's level (the body's ``"interval"`` wins)."""
         with self._lock:
             self.n_requests += 1
+        wrapper = "sessions" if self.is_session else "rows"
+        in_body = (isinstance(obj, dict) and wrapper in obj and wrapper not in self.columns and "interval" in obj)
+        if in_body:
+            obj = dict(obj)
+        level = self.interval_level(obj.pop("interval") if in_body else interval, in_body or interval is not None)
         if self.is_session:
             sessions, ex = self.parse_sessions(obj)
         else:
@@ -344,12 +389,13 @@ class ModelService:
         explain = bool(explain if explain is not None else ex if ex is not None else self.explain_default)
         try:
             if self.is_session:
-                preds, failures = self.predictor.predict_sessions(sessions, curve=curve, explain=explain)
+                preds, failures = self.predictor.predict_sessions(sessions, curve=curve, explain=explain,
+                                                                  interval=level)
                 if failures:
                     e = failures[0]
                     raise RequestError(422, str(e), e.field or e.column)
             else:
-                preds = self.predictor.predict_rows(X, explain=explain, ids=ids)
+                preds = self.predictor.predict_rows(X, explain=explain, ids=ids, interval=level)
         except DeepQoEError as e:
             raise RequestError(422, str(e), e.field or e.column) from None
         out = {"model": self.name, "task": self.task, "n": len(preds), "predictions": preds}
@@ -395,8 +441,10 @@ def docs_page(svc: ModelService) -> str:
 
 
 def create_app(model: str | Path | None = None, *, max_body_bytes: int = DEFAULT_MAX_BODY,
-               max_items: int = DEFAULT_MAX_ITEMS, explain_default: bool = False, warm_up: bool = True):
-    """The FastAPI application serving one model (loaded here, once)."""
+               max_items: int = DEFAULT_MAX_ITEMS, explain_default: bool = False, warm_up: bool = True,
+               device: str | None = None):
+    """The FastAPI application serving one model (loaded here, once, to predict on ``device``: cpu by
+    default, see :mod:`deepqoe.devices`)."""
     from fastapi import FastAPI, Query, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse
@@ -405,7 +453,8 @@ def create_app(model: str | Path | None = None, *, max_body_bytes: int = DEFAULT
 
     from deepqoe import __version__
 
-    svc = ModelService(model, max_items=max_items, max_body_bytes=max_body_bytes, explain_default=explain_default)
+    svc = ModelService(model, max_items=max_items, max_body_bytes=max_body_bytes, explain_default=explain_default,
+                       device=device)
     if warm_up:
         svc.warm_up()
     kind = "sessions" if svc.is_session else "rows"
@@ -481,22 +530,26 @@ def create_app(model: str | Path | None = None, *, max_body_bytes: int = DEFAULT
                   "schema": svc.request_schema(), "example": svc.example_request()}}}})
     async def predict(request: Request,
                       explain: bool | None = Query(None, description="add each input's contribution"),
-                      curve: bool = Query(False, description="session models: add the per-second QoE curve")):
+                      curve: bool = Query(False, description="session models: add the per-second QoE curve"),
+                      interval: str | None = Query(None, description="prediction interval level (0-1) or none; "
+                                                                     "default 0.9 for a model with intervals")):
         body = await read_body(request)
         obj = parse_json(body)
-        return await run_in_threadpool(svc.predict_obj, obj, explain, curve)
+        return await run_in_threadpool(svc.predict_obj, obj, explain, curve, interval)
 
     return app
 
 
 def run_server(model: str | Path | None = None, host: str = "127.0.0.1", port: int = 8000, *,
                max_body_bytes: int = DEFAULT_MAX_BODY, max_items: int = DEFAULT_MAX_ITEMS,
-               explain_default: bool = False, access_log: bool = False, log_level: str = "info") -> None:
+               explain_default: bool = False, access_log: bool = False, log_level: str = "info",
+               device: str | None = None) -> None:
     import torch
     import uvicorn
 
     torch.set_num_threads(1)  # many small requests: one thread each beats threads fighting for cores
-    app = create_app(model, max_body_bytes=max_body_bytes, max_items=max_items, explain_default=explain_default)
+    app = create_app(model, max_body_bytes=max_body_bytes, max_items=max_items, explain_default=explain_default,
+                     device=device)
     svc = app.state.service
     print(f"deepqoe: serving model '{svc.name}' ({svc.task}, input: {'sessions' if svc.is_session else 'rows'}) "
           f"on http://{host}:{port}  (docs: http://{host}:{port}/docs)", flush=True)

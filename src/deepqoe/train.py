@@ -1,5 +1,8 @@
 """The fit loop: mini-batches as tensors, Adam/AdamW/SGD, early stopping on a validation split that
 restores the best weights, exact repeatability for a seed on CPU, an optional progress bar.
+``training.device`` (:mod:`deepqoe.devices`) runs it on a GPU: the data are moved there once, the
+mini-batch order is still drawn on the CPU from the seed, and the network comes back to the device it
+was given on (the CPU) when training ends.
 
 Batches are slices of whole-dataset tensors indexed by a permutation (no per-sample Python objects, no
 DataLoader): on small tabular networks the Python overhead of a per-sample Dataset dominates the cost.
@@ -20,6 +23,7 @@ import torch
 from torch import nn
 
 from deepqoe.config import TrainingConfig
+from deepqoe.devices import resolve_device
 from deepqoe.errors import DeepQoEError
 
 
@@ -100,10 +104,19 @@ def fit_network(net: nn.Module, train_inputs: list[torch.Tensor], y_train: torch
     # One intra-op thread unless asked otherwise: on these small networks more threads cost more than they
     # give, and on a busy machine they stall badly (measured: 2 threads 5-10x slower than 1, bench/).
     torch.set_num_threads(training.n_threads)
+    device = resolve_device(training.device)  # no GPU for "cuda": one clear error before any work
+    home = next((p.device for p in net.parameters()), torch.device("cpu"))
+    if device != home:
+        net.to(device)
+        train_inputs, y_train = [x.to(device) for x in train_inputs], y_train.to(device)
+        if val_inputs is not None and y_val is not None:
+            val_inputs, y_val = [x.to(device) for x in val_inputs], y_val.to(device)
     try:
         return _fit(net, train_inputs, y_train, val_inputs, y_val, task, training, trainable, stop_at)
     finally:
         torch.set_num_threads(threads)
+        if device != home:
+            net.to(home)
 
 
 def _fit(net, train_inputs, y_train, val_inputs, y_val, task: str, training: TrainingConfig, trainable,
@@ -133,14 +146,14 @@ def _fit(net, train_inputs, y_train, val_inputs, y_val, task: str, training: Tra
     try:
         for epoch in range(1, max_epochs + 1):
             net.train()
-            perm = torch.randperm(n, generator=gen)
+            perm = torch.randperm(n, generator=gen).to(y_train.device)  # drawn on the CPU: same order anywhere
             running = 0.0
             for s in range(0, n, batch_size):
                 idx = perm[s:s + batch_size]
                 if len(idx) < 2 and n > 1:  # a 1-row batch breaks nothing here, but adds noise; skip it
                     continue
                 batch = [x.index_select(0, idx) for x in train_inputs]
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                with torch.autocast(y_train.device.type, dtype=torch.bfloat16, enabled=bf16):
                     out = net(batch)
                 loss = loss_fn(out.float(), y_train.index_select(0, idx))
                 value = float(loss.detach())

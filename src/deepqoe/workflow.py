@@ -36,6 +36,39 @@ def _holdout(cfg, n: int, full: bool) -> tuple[np.ndarray, np.ndarray]:
     return split.train, split.test
 
 
+def _calibration_split(cfg, data, train_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(fit rows, calibration rows) of a regression config's training rows: ``evaluation.calibration_fraction``
+    held out for the prediction intervals (:mod:`deepqoe.conformal`), group-disjoint when the dataset has a
+    group; none for classification, a fraction of 0, or fewer than 10 rows."""
+    from deepqoe.evaluation.protocols import validation_split
+
+    frac = cfg.evaluation.calibration_fraction
+    if cfg.dataset.task != "regression" or frac <= 0:
+        return train_idx, train_idx[:0]
+    groups = data.groups[train_idx] if data.groups is not None else None
+    fit_pos, cal_pos = validation_split(len(train_idx), frac, cfg.evaluation.seed + 104729, groups)
+    return train_idx[fit_pos], train_idx[cal_pos]
+
+
+def _table_intervals(est, cfg, data, cal_idx: np.ndarray, test_idx: np.ndarray) -> tuple[dict | None, dict]:
+    """(intervals.json object or None, metrics): split-conformal calibration on the held-out rows, and the
+    test part's coverage at 0.8 and 0.9 when there is one."""
+    from deepqoe.conformal import calibrate, coverage, interval_bounds, min_calibration
+
+    if not len(cal_idx):
+        return None, {}
+    frac = cfg.evaluation.calibration_fraction
+    cal = calibrate(data.y[cal_idx], est.predict(data.X.iloc[cal_idx]),
+                    source=f"{len(cal_idx)} training rows held out (evaluation.calibration_fraction {frac:g}"
+                           f"{', group-disjoint' if data.groups is not None else ''}), not trained on")
+    out: dict = {"n_calibration": cal["n_calibration"]}
+    if len(test_idx):
+        pred = est.predict(data.X.iloc[test_idx])
+        out["test"] = {f"{lv:g}": coverage(data.y[test_idx], *interval_bounds(cal, pred, lv))
+                       for lv in (0.8, 0.9) if cal["n_calibration"] >= min_calibration(lv)}
+    return cal, out
+
+
 def _score(est, cfg, data, idx: np.ndarray) -> dict:
     from deepqoe.evaluation.metrics import classification_metrics, regression_metrics
 
@@ -54,9 +87,11 @@ def _fit_and_save(est, cfg, data, out_dir, *, full: bool, use_groups: bool, metr
     ``extra_meta(est, train_idx)`` returns more entries for model.json.
     The model directory, metrics.json included, appears whole or not at all; training that diverges is a
     DeepQoEError naming the config file and ``training.learning_rate``, and writes nothing."""
+    from deepqoe.conformal import interval_files
     from deepqoe.persistence import save_model
 
     train_idx, test_idx = _holdout(cfg, len(data), full)
+    train_idx, cal_idx = _calibration_split(cfg, data, train_idx)
     groups = data.groups[train_idx] if use_groups and data.groups is not None else None
     t0 = time.perf_counter()
     try:
@@ -67,6 +102,9 @@ def _fit_and_save(est, cfg, data, out_dir, *, full: bool, use_groups: bool, metr
         raise
     seconds = time.perf_counter() - t0
     more = after_fit(est) if after_fit is not None else {}
+    intervals, cal_metrics = _table_intervals(est, cfg, data, cal_idx, test_idx)
+    if cal_metrics:
+        more["intervals"] = cal_metrics
     metrics = {"dataset": cfg.dataset.name, "task": cfg.dataset.task, **(metrics or {}), **more,
                "n_train": int(len(train_idx)), "n_test": int(len(test_idx)), "fit_seconds": seconds,
                "best_epoch": est.fit_result_.best_epoch, "epochs_run": est.fit_result_.epochs_run}
@@ -76,7 +114,8 @@ def _fit_and_save(est, cfg, data, out_dir, *, full: bool, use_groups: bool, metr
     dataset = cfg.dataset.model_dump()
     dataset["base_dir"] = cfg.dataset.base_dir
     save_model(est, out_dir, dataset_config=dataset,
-               extra={"metrics": metrics, **(extra_meta(est, train_idx) if extra_meta else {})}, metrics=metrics)
+               extra={"metrics": metrics, **(extra_meta(est, train_idx) if extra_meta else {})}, metrics=metrics,
+               files=interval_files(intervals))
     return metrics
 
 
@@ -238,9 +277,11 @@ def _session_quality_mapping(cfg):
         raise DeepQoEError(e.message, file=cfg.path, field="sessions.quality_mapping") from None
 
 
-def _cross_validate_sessions(fit, session_sets: list, curve_sets: list, splits) -> dict:
-    """Out-of-fold scores per session dataset: ``fit(session_sets, curve_sets)`` on each split's training
-    part (``splits`` index the sessions of ``session_sets + curve_sets``, concatenated)."""
+def out_of_fold_sessions(fit, session_sets: list, curve_sets: list, splits) -> np.ndarray:
+    """Out-of-fold predictions (common 1-5 scale) of the sessions of ``session_sets``, concatenated in order:
+    ``fit(session_sets, curve_sets)`` on each split's training part, predicting its test part (``splits``
+    index the sessions of ``session_sets + curve_sets``, concatenated); NaN where no split tests a session.
+    Reused for the scores (:func:`_cross_validate_sessions`) and the prediction intervals."""
     sets = session_sets + curve_sets
     offsets = np.cumsum([0] + [len(x.sessions) for x in sets])
 
@@ -256,8 +297,38 @@ def _cross_validate_sessions(fit, session_sets: list, curve_sets: list, splits) 
             te = part(split.test, k)
             if len(te):
                 oof[offsets[k] + te] = _predict_common(model, [x.sessions[i] for i in te])
+    return oof
+
+
+def _cross_validate_sessions(fit, session_sets: list, curve_sets: list, splits, oof: np.ndarray | None = None
+                             ) -> dict:
+    """Out-of-fold scores per session dataset (``oof``: the :func:`out_of_fold_sessions` predictions, when
+    already computed)."""
+    if oof is None:
+        oof = out_of_fold_sessions(fit, session_sets, curve_sets, splits)
     return _scores_by_dataset(np.concatenate([x.y for x in session_sets]), oof,
                               np.concatenate([[x.name] * len(x.sessions) for x in session_sets]))
+
+
+def session_folds(session_sets: list, curve_sets: list, n_splits: int = 5, seed: int = 0) -> list:
+    """Content-disjoint k folds over the sessions of ``session_sets + curve_sets`` (concatenated): the fold
+    key of a session is its content where it has one (shared by datasets of the same source)."""
+    from deepqoe.evaluation.protocols import make_splits
+
+    keys = np.array([s.content or g for x in session_sets + curve_sets for s, g in zip(x.sessions, x.groups)])
+    return make_splits("group-kfold", len(keys), groups=keys, n_splits=n_splits, seed=seed)
+
+
+def session_intervals(y: np.ndarray, oof: np.ndarray, n_splits: int) -> dict:
+    """A session model's ``intervals.json`` (:mod:`deepqoe.conformal`) from the out-of-fold predictions of
+    its content-disjoint k-fold (common 1-5 scale): each fold model never saw the sessions it predicted,
+    the final model trained on all of them (it is usually a little better than the fold models, so the
+    intervals are, if anything, a little wide)."""
+    from deepqoe.conformal import calibrate
+
+    return calibrate(y, oof, scale="1-5", bounds=(1.0, 5.0),
+                     source=f"out-of-fold predictions of {n_splits}-fold content-disjoint cross-validation "
+                            "(fold models; the final model trains on every session)")
 
 
 def train_sessions_config(cfg, out_dir: str | Path, *, full: bool = False, progress: bool = True) -> dict:
@@ -266,28 +337,29 @@ def train_sessions_config(cfg, out_dir: str | Path, *, full: bool = False, progr
 
     Unless ``full`` or ``evaluation.protocol: none``, the recipe is first scored by content-disjoint k-fold
     over all datasets together (a content, in any dataset, falls in one fold; curve datasets are split the
-    same way), out-of-fold scores per dataset. Then the model is trained on everything and the directory
-    (model.json, model.safetensors, metrics.json) appears whole or not at all. A progress bar goes to
+    same way), out-of-fold scores per dataset; the out-of-fold predictions also calibrate the prediction
+    intervals (``intervals.json``, :func:`session_intervals`; none without the k-fold). Then the model is
+    trained on everything and the directory (model.json, model.safetensors, metrics.json, intervals.json)
+    appears whole or not at all. A progress bar goes to
     standard error when ``progress`` and standard error is a terminal. Returns the metrics."""
     import sys
 
     from tqdm.auto import tqdm
 
-    from deepqoe.evaluation.protocols import make_splits
+    from deepqoe.conformal import interval_files
     from deepqoe.datasets.scored import load_curve_set
     from deepqoe.sessions.training import RECIPE, fit_streaming_model
 
     sc = cfg.sessions
     session_sets = [read_session_source(src, cfg.base_dir) for src in sc.datasets]
     curve_sets = [load_curve_set(name) for name in sc.continuous]
+    if cfg.distribution is not None:  # before any training
+        check_distribution_datasets(cfg.distribution.datasets, cfg.distribution.default, session_sets, cfg.path)
     mapping = _session_quality_mapping(cfg)
     params = {**RECIPE, **cfg.model_params()}
     splits = []
     if not full and cfg.evaluation.protocol != "none":
-        # the fold key of a session: its content where it has one (shared by datasets of the same source)
-        keys = np.array([s.content or g for x in session_sets + curve_sets for s, g in zip(x.sessions, x.groups)])
-        splits = make_splits("group-kfold", len(keys), groups=keys, n_splits=cfg.evaluation.n_splits,
-                             seed=cfg.evaluation.seed)
+        splits = session_folds(session_sets, curve_sets, cfg.evaluation.n_splits, cfg.evaluation.seed)
     bar = tqdm(total=(len(splits) + 1) * params["n_members"] * params["epochs"], desc="training", unit="epoch",
                file=sys.stderr, disable=not (progress and sys.stderr.isatty()), leave=False)
 
@@ -295,14 +367,15 @@ def train_sessions_config(cfg, out_dir: str | Path, *, full: bool = False, progr
         return fit_streaming_model(ss, cs, mapping=mapping, progress=lambda step, loss: bar.update(1), **params)
 
     try:
-        evaluation = None
+        evaluation = oof = None
         if splits:
+            oof = out_of_fold_sessions(fit, session_sets, curve_sets, splits)
             evaluation = {"protocol": "group-kfold",
                           "description": f"{len(splits)}-fold content-disjoint cross-validation over the datasets "
                                          "together (a content falls in one fold in every dataset), out-of-fold "
                                          "predictions scored per dataset on the common 1-5 scale",
                           "n_splits": len(splits), "seed": cfg.evaluation.seed,
-                          "scores": _cross_validate_sessions(fit, session_sets, curve_sets, splits)}
+                          "scores": _cross_validate_sessions(fit, session_sets, curve_sets, splits, oof)}
         t0 = time.perf_counter()
         model = fit(session_sets, curve_sets)
         seconds = time.perf_counter() - t0
@@ -318,8 +391,60 @@ def train_sessions_config(cfg, out_dir: str | Path, *, full: bool = False, progr
                "quality_mapping": sc.quality_mapping, "params": model.get_params(),
                "n_train": int(sum(sizes.values())), "fit_seconds": seconds,
                "evaluation": evaluation, "train": _scores_by_dataset(y, pred, names)}
-    model.save(out_dir, extra={"name": name, "metrics": metrics}, metrics=metrics)  # atomic, metrics.json inside
+    intervals = None if oof is None else session_intervals(y, oof, len(splits))
+    if intervals is not None:
+        metrics["intervals"] = {"n_calibration": intervals["n_calibration"], "source": intervals["source"]}
+    dc = cfg.distribution
+    heads = {} if dc is None else distribution_heads(dc.datasets, dc.default, model, session_sets, oof, pred,
+                                                      file=cfg.path)
+    if heads:
+        metrics["distribution"] = heads["distribution.json"]["info"]
+    model.save(out_dir, extra={"name": name, "metrics": metrics}, metrics=metrics,  # atomic, metrics.json inside
+               files={**interval_files(intervals), **heads})
     return metrics
+
+
+def check_distribution_datasets(datasets: list[str], default: str | None, session_sets: list,
+                                file: str | None = None) -> None:
+    """Each of ``datasets`` is one of ``session_sets`` and has individual ratings; ``default`` one of them."""
+    by_name = {s.name: s for s in session_sets}
+    for name in datasets:
+        if name not in by_name:
+            raise DeepQoEError(f"'{name}' is not one of the config's session datasets ({', '.join(by_name)})",
+                               file=file, field="distribution.datasets")
+        if getattr(by_name[name], "ratings", None) is None:
+            raise DeepQoEError(f"dataset '{name}' has no individual ratings", file=file,
+                               field="distribution.datasets")
+    if default is not None and default not in datasets:
+        raise DeepQoEError(f"default '{default}' is not among distribution.datasets", file=file,
+                           field="distribution.default")
+
+
+def distribution_heads(datasets: list[str], default: str | None, model, session_sets: list,
+                       oof: np.ndarray | None, pred: np.ndarray, file: str | None = None) -> dict:
+    """``{"distribution.json": ...}`` (:mod:`deepqoe.distribution`; a sessions config's ``distribution:``):
+    one head per dataset of ``datasets``, fitted on its individual ratings, its out-of-fold predicted MOS
+    ``oof`` where the k-fold ran (else ``pred``, the final model's in-sample predictions, said in ``info``;
+    both over ``session_sets`` concatenated, common scale) and the final model's representation."""
+    from deepqoe.distribution import RatingDistribution, head_files
+
+    check_distribution_datasets(datasets, default, session_sets, file)
+    offsets = np.cumsum([0] + [len(s.sessions) for s in session_sets])
+    by_name = {s.name: k for k, s in enumerate(session_sets)}
+    heads, info = {}, {}
+    for name in datasets:
+        k = by_name[name]
+        S = session_sets[k]
+        sl = slice(offsets[k], offsets[k + 1])
+        use_oof = oof is not None and np.isfinite(oof[sl]).all()
+        mos = oof[sl] if use_oof else pred[sl]
+        heads[name] = RatingDistribution(S.rating_scale).fit(mos, S.ratings, model.transform_sessions(S.sessions))
+        info[name] = {"scale": S.rating_scale, "n_sessions": len(S.sessions),
+                      "n_ratings": int(sum(len(r) for r in S.ratings)),
+                      "mos": "out-of-fold predictions" if use_oof else "in-sample predictions of the final model",
+                      "mos_sd": heads[name].mos_sd_}
+    default = default or datasets[0]
+    return head_files(heads, default, {"default": default, "heads": info})
 
 
 # ---- evaluate ------------------------------------------------------------------------------------------
@@ -430,20 +555,39 @@ def format_summary(results: dict) -> str:
 # ---- predict -------------------------------------------------------------------------------------------
 def read_prediction_input(model_meta: dict, data_path: str | Path) -> tuple[pd.DataFrame, list | None]:
     """Read a table to predict on, with the reader options and vector joins of the model's dataset."""
-    from deepqoe.config import DatasetConfig
-    from deepqoe.datasets import prepare_inputs
     from deepqoe.io import read_table
 
-    ds = dict(model_meta.get("dataset") or {})
+    cfg = prediction_dataset(model_meta)
     path = Path(data_path)
-    if ds:
-        base_dir = ds.pop("base_dir", None)
-        cfg = DatasetConfig.model_validate(ds)
-        cfg.base_dir = base_dir
+    if cfg is not None:
         df = read_table(path, sep=cfg.reader.sep, decimal=cfg.reader.decimal, encoding=cfg.reader.encoding)
         if len(df.columns) == 1 and path.suffix.lower() not in (".parquet", ".pq"):
             df = read_table(path)  # written with a different separator (e.g. our own CSV output)
-        X, _ = prepare_inputs(cfg, df, str(path))
-        ids = df[cfg.id].tolist() if cfg.id and cfg.id in df.columns else None
-        return X, ids
+        return prediction_frame(model_meta, df, str(path), cfg)
     return read_table(path), None
+
+
+def prediction_dataset(model_meta: dict):
+    """The DatasetConfig a table model was trained with (reader options, inputs, id), or None."""
+    from deepqoe.config import DatasetConfig
+
+    ds = dict(model_meta.get("dataset") or {})
+    if not ds:
+        return None
+    base_dir = ds.pop("base_dir", None)
+    cfg = DatasetConfig.model_validate(ds)
+    cfg.base_dir = base_dir
+    return cfg
+
+
+def prediction_frame(model_meta: dict, df: pd.DataFrame, source: str, cfg=None) -> tuple[pd.DataFrame, list | None]:
+    """``(X, ids)`` of a table already read (a whole file, or one partition of a batch): the model's input
+    columns checked and its vector files joined; errors name ``source``."""
+    from deepqoe.datasets import prepare_inputs
+
+    cfg = cfg if cfg is not None else prediction_dataset(model_meta)
+    if cfg is None:
+        return df, None
+    X, _ = prepare_inputs(cfg, df, source)
+    ids = df[cfg.id].tolist() if cfg.id and cfg.id in df.columns else None
+    return X, ids

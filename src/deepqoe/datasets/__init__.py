@@ -23,11 +23,17 @@ from deepqoe.io import columns_hint, read_table
 
 
 def data_dir(required: bool = True) -> Path | None:
-    """The folder of datasets (``DEEPQOE_DATA``)."""
+    """The folder of datasets: ``DEEPQOE_DATA``, else the per-user folder ``deepqoe datasets fetch`` fills
+    (:func:`deepqoe.datasets.catalog.default_data_dir`) when it exists."""
     d = os.environ.get("DEEPQOE_DATA")
     if not d:
+        from deepqoe.datasets.catalog import default_data_dir
+
+        if default_data_dir().is_dir():
+            return default_data_dir()
         if required:
-            raise DeepQoEError("set DEEPQOE_DATA to the folder that holds the datasets")
+            raise DeepQoEError("set DEEPQOE_DATA to the folder that holds the datasets, or run "
+                               f"`deepqoe datasets fetch --all` (downloads into {default_data_dir()})")
         return None
     p = Path(d)
     if not p.is_dir():
@@ -136,6 +142,8 @@ def prepare_inputs(cfg: DatasetConfig, df: pd.DataFrame, source_name: str) -> tu
             for c in joined.columns:
                 X[c] = joined[c].to_numpy()
             d.update(columns=list(joined.columns), file=None)
+        elif inp.role == "viewer" and inp.column not in df.columns:
+            pass  # no viewer column: every row is the unknown viewer (the population prediction)
         else:
             for c in (inp.columns or [inp.column]):
                 _check_column(df, c, source_name, f"input '{inp.key}'")
@@ -154,7 +162,7 @@ def _validate_values(cfg: DatasetConfig, X: pd.DataFrame, inputs: list[dict], so
             if d["modality"] in ("continuous", "vector"):
                 numeric_matrix(X, d.get("columns") or [d["column"]],
                                nan_to=d.get("nan_to") if d["modality"] == "vector" else None)
-            elif d["modality"] in ("text", "categorical"):
+            elif d["modality"] in ("text", "categorical") and d.get("role") != "viewer":  # no viewer: unknown
                 bad = X[d["column"]].isna().to_numpy()
                 if bad.any():
                     raise DeepQoEError(f"a missing {d['modality']} value", column=d["column"],

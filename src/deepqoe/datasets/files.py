@@ -24,7 +24,9 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 def need(p: Path) -> Path:
     """``p``, or a DeepQoEError naming it when it does not exist."""
     if not p.exists():
-        raise DeepQoEError("dataset file not found (is DEEPQOE_DATA right?)", file=str(p))
+        from deepqoe.datasets.catalog import missing_hint
+
+        raise DeepQoEError(f"dataset file not found (is DEEPQOE_DATA right?){missing_hint(p)}", file=str(p))
     return p
 
 

@@ -30,10 +30,13 @@ class SessionSet:
     y: np.ndarray
     groups: np.ndarray
     extra: dict = field(default_factory=dict)
+    ratings: list | None = None        # individual ratings per session on ``rating_scale`` (own scale), or None
+    rating_scale: str | None = None
 
     def subset(self, idx) -> "SessionSet":
         idx = np.asarray(idx, dtype=np.int64)
-        return SessionSet(self.name, [self.sessions[i] for i in idx], self.y[idx], self.groups[idx], self.extra)
+        return SessionSet(self.name, [self.sessions[i] for i in idx], self.y[idx], self.groups[idx], self.extra,
+                          None if self.ratings is None else [self.ratings[i] for i in idx], self.rating_scale)
 
 
 @dataclass
@@ -71,7 +74,7 @@ def session_set(d) -> SessionSet:
     content = meta[col].astype(str).to_numpy() if col else np.array([s.id for s in d.sessions])
     extra = {"O46": meta["O46"].to_numpy(float)} if "O46" in meta.columns else {}
     return SessionSet(name, list(d.sessions), to_common(d.mos, scale), np.array([f"{name}:{c}" for c in content]),
-                      extra)
+                      extra, getattr(d, "ratings", None), getattr(d, "rating_scale", None))
 
 
 def load_curve_set(name: str, root=None) -> CurveSet:

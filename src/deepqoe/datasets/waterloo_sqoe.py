@@ -20,7 +20,7 @@ WATERLOO_META_COLUMNS = ("abr", "content", "encoding_profile", "device", "trace"
 #: log column -> pooled (duration-weighted) ``meta`` column, where the log has it.
 WATERLOO_POOLED = {"psnr": "psnr_mean", "ssim": "ssim_mean", "representation_index": "rep_index_mean",
                    "qp": "qp_mean"}
-_TEXT = {c: str for c in ("streaming_log", "abr", "content", "encoding_profile", "device")}
+_TEXT = {c: str for c in ("streaming_log", "abr", "content", "encoding_profile", "device", "individual_scores")}
 
 
 def _log_column(log: pd.DataFrame, name: str, f: Path) -> np.ndarray | None:
@@ -51,7 +51,9 @@ def load_waterloo_folder(folder: str | os.PathLike, *, name: str | None = None, 
     session's ``mos`` in ``data.csv`` is a target, and nothing subjective becomes an input.
     ``data.csv`` columns ``abr``, ``content``, ``encoding_profile`` (the codec), ``device`` and
     ``trace`` are used where present: without them the codec is unknown, the device ``unknown`` and
-    the content unset. Without ``mos`` the sessions have no score (``mos`` is NaN).
+    the content unset. Without ``mos`` the sessions have no score (``mos`` is NaN). An
+    ``individual_scores`` column (``"[95 83 ...]"`` per session, on ``mos_scale``) gives the individual
+    ratings (``ratings``), parsed strictly (:func:`deepqoe.distribution.parse_ratings`).
     """
     base = Path(folder)
     name = name or base.name
@@ -70,6 +72,13 @@ def load_waterloo_folder(folder: str | os.PathLike, *, name: str | None = None, 
                                file=str(data_file), column="mos", row=_first_true(bad) + 1)
     else:
         mos_all = np.full(len(data), np.nan)
+    ratings = None
+    if "individual_scores" in data.columns:
+        from deepqoe.distribution import RatingScale, parse_ratings
+
+        rs = RatingScale(mos_scale)
+        ratings = [parse_ratings(v, rs, file=str(data_file), column="individual_scores", row=i + 1)
+                   for i, v in enumerate(data["individual_scores"].tolist())]
     sessions, rows = [], []
     for i, r in enumerate(data.to_dict("records")):
         log_name = str(r["streaming_log"]).strip()
@@ -115,7 +124,8 @@ def load_waterloo_folder(folder: str | os.PathLike, *, name: str | None = None, 
             if v is not None:
                 row[out] = float((v * w).sum())
         rows.append(row)
-    return StreamingDataset(name, sessions, mos_all, mos_scale, pd.DataFrame(rows))
+    return StreamingDataset(name, sessions, mos_all, mos_scale, pd.DataFrame(rows), ratings,
+                            mos_scale if ratings is not None else None)
 
 
 def load_waterloo_sqoe_iv(root=None) -> StreamingDataset:

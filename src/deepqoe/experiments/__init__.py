@@ -22,6 +22,9 @@ SECTIONS = {
     "streaming": "streaming",        # streaming QoE: LIVE-NFLX, P.1203, Waterloo, cross-dataset
     "streaming_generalisation": "streaming_generalisation",  # the shipped streaming model on unseen datasets
     "continuous_time": "continuous_time",  # per-second QoE curves against continuous-time ratings
+    "per_viewer": "per_viewer",      # per-viewer QoE: viewer input, k-shot adaptation (upec-qoe-lab)
+    "intervals": "intervals",        # split-conformal prediction intervals: coverage per regression dataset
+    "rating_distribution": "rating_distribution",  # distributions of individual ratings: SOS, %GoB, %PoW
 }
 EXPERIMENTS = tuple(SECTIONS)
 

@@ -51,7 +51,12 @@ def run_reproduce(experiments: list[str], out_dir: str | os.PathLike, quick: boo
     unknown = [e for e in experiments if e not in SECTIONS]
     if unknown:
         raise DeepQoEError(f"unknown experiment(s): {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
-    data_dir()  # every section reads DEEPQOE_DATA: say so before any work
+    root = data_dir()  # every section reads DEEPQOE_DATA: say so before any work
+    from deepqoe.datasets.catalog import fetch_command, missing_for_sections
+
+    if missing := missing_for_sections(experiments, root):
+        raise DeepQoEError(f"data missing in {root} for {', '.join(d.name for d in missing)}; run "
+                           f"`{fetch_command(missing)}` (or point DEEPQOE_DATA at a folder that has it)")
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = Settings.make(quick, ugc_splits, jobs, streaming_splits, streaming_neural_splits)
     rep = Report("DeepQoE paper reproduction" + (" (quick run)" if quick else ""))

@@ -199,12 +199,12 @@ class CategoricalEncoder(InputEncoder):
     def _check(self, df):
         _require_columns(df, self.columns)
         bad = df[self.cfg.column].isna().to_numpy()
-        if bad.any():
+        if bad.any() and self.cfg.role != "viewer":  # a missing viewer is the unknown viewer
             raise DeepQoEError("a missing categorical value", column=self.cfg.column, row=_first_bad_row(bad))
 
     def fit(self, df):
         self._check(df)
-        vals = self._as_str(df[self.cfg.column])
+        vals = self._as_str(df[self.cfg.column].dropna())
         counts = pd.Series(vals).value_counts()
         self.vocabulary = sorted(counts.index.tolist(), key=lambda v: (-counts[v], v))
         self._index = {v: i + 1 for i, v in enumerate(self.vocabulary)}
@@ -212,9 +212,13 @@ class CategoricalEncoder(InputEncoder):
         return self
 
     def transform(self, df):
+        if self.cfg.role == "viewer" and self.cfg.column not in df.columns:  # no viewer: the population
+            self.last_unknown = len(df)
+            return np.zeros(len(df), dtype=np.int64)
         self._check(df)
         vals = self._as_str(df[self.cfg.column])
         codes = np.fromiter((self._index.get(v, 0) for v in vals), dtype=np.int64, count=len(vals))
+        codes[df[self.cfg.column].isna().to_numpy()] = 0
         self.last_unknown = int((codes == 0).sum())
         return codes
 
@@ -232,7 +236,10 @@ class CategoricalEncoder(InputEncoder):
         return self
 
     def describe(self):
-        return {"kind": "index", "cardinality": len(self.vocabulary) + 1, "embedding_dim": self.cfg.embedding_dim}
+        d = {"kind": "index", "cardinality": len(self.vocabulary) + 1, "embedding_dim": self.cfg.embedding_dim}
+        if self.cfg.role != "feature" or self.cfg.unknown_dropout:  # a viewer input (deepqoe.viewers)
+            d.update(role=self.cfg.role, unknown_dropout=self.cfg.unknown_dropout)
+        return d
 
 
 class ContinuousEncoder(InputEncoder):

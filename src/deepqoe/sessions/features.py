@@ -21,8 +21,9 @@ Definitions (times in seconds; *media* time = content played, *wall* time = medi
 * ``qp_*``: a quality proxy from bitrate, resolution and frame rate for sessions without a quality
   metric: ``100 * (1 - exp(-4 * sqrt(bits per pixel))) * min(1, height / display_height) ** 0.3``.
 * ``br_*`` (kbps), ``height_*``, ``pixels_mean`` (Mpx), ``fps_*``: time-weighted statistics.
-* Switches: a change of height, frame rate or codec, or of bitrate by more than 20 %, between
-  consecutive segments: ``n_switches``, ``n_up``, ``n_down``, ``switch_rate`` (per minute),
+* Switches (:meth:`Session.switches <deepqoe.sessions.session.Session.switches>`, the definition the
+  session model uses too: a change of representation id, height, frame rate or codec between consecutive
+  segments; VBR jitter of the measured bitrate is not a switch): ``n_switches``, ``n_up``, ``n_down``, ``switch_rate`` (per minute),
   ``switch_mag_mean`` (mean |log2 bitrate ratio|), ``q_var_sum`` (sum of |quality change| between
   consecutive segments), ``q_drop_sum`` (sum of quality decreases).
 * Categorical: ``device``, ``codec`` (most frequent); text: ``content``.
@@ -39,7 +40,6 @@ from deepqoe.sessions.session import Session
 
 CATEGORICAL = ("device", "codec")
 TEXT = ("content",)
-SWITCH_BITRATE_REL = 0.20
 DEFAULT_DISPLAY_HEIGHT = 1080
 DEFAULT_BEST_QUALITY = 80.0
 
@@ -207,12 +207,9 @@ def session_features(sessions: Sequence[Session], *, best_quality: float = DEFAU
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = br[1:] / br[:-1]
         lr = np.log2(ratio)
-    brsw = np.isfinite(ratio) & (np.abs(ratio - 1.0) > SWITCH_BITRATE_REL)
-    hsw = np.isfinite(h[1:]) & np.isfinite(h[:-1]) & (h[1:] != h[:-1])
-    fsw = np.isfinite(fps[1:]) & np.isfinite(fps[:-1]) & (fps[1:] != fps[:-1])
-    codec_all = [c for s in sessions for c in s.codec]
-    csw = np.fromiter((a != b for a, b in zip(codec_all[1:], codec_all[:-1])), bool, len(codec_all) - 1)
-    sw = same & (brsw | hsw | fsw | csw)
+    # Session.switches is the one definition (a change of representation, never VBR jitter); the pair
+    # that straddles two sessions is not a switch
+    sw = np.concatenate([np.append(s.switches(), False) for s in sessions])[:-1] & same
     # direction: by height, then bitrate
     dh = np.where(np.isfinite(h[1:]) & np.isfinite(h[:-1]), h[1:] - h[:-1], 0.0)
     dirn = np.sign(np.where(dh != 0, dh, np.where(np.isfinite(lr), lr, 0.0)))

@@ -17,7 +17,8 @@ Output (by the suffix of ``--out``):
   (the score of the first t seconds of wall-clock playback, stalls included, for t = 1, 2, ...; a
   session longer than the model's sequence length is averaged into that many equal bins, each
   ``curve_step_s`` seconds long); ``null`` when the model has no sequence input;
-* ``.csv`` / ``.parquet``: ``id, score`` (and ``scale``);
+* ``.csv`` / ``.parquet``: ``id, score`` (and ``scale``; ``interval_low, interval_high, interval_level`` when
+  the model has prediction intervals, see ``--interval``);
 * no ``--out``: a table on standard output (``--json``: the rows of ``.json`` on standard output).
 
 A bad session does not stop the batch: the others are predicted and the failures (session and field)
@@ -36,6 +37,21 @@ import pandas as pd
 from deepqoe.errors import DeepQoEError
 
 
+def session_table(rows: list[dict]) -> pd.DataFrame:
+    """Session predictions as a table: ``id, score, scale`` (+ ``interval_low, interval_high,
+    interval_level``; + ``sos, p_gob, p_pow`` with a rating-distribution head); the CSV / Parquet output here and each partition of a batch
+    (:mod:`deepqoe.batch_scoring`)."""
+    from deepqoe.cli_models import interval_columns
+
+    table = pd.DataFrame({"id": [r["id"] for r in rows], "score": [r["score"] for r in rows],
+                          "scale": [r["scale"] for r in rows]})
+    interval_columns(table, rows)  # interval_low, interval_high, interval_level
+    if rows and "distribution" in rows[0]:  # a model with a rating-distribution head (deepqoe.distribution)
+        for k in ("sos", "p_gob", "p_pow"):
+            table[k] = [r["distribution"][k] for r in rows]
+    return table
+
+
 def write_predictions(rows: list[dict], out: str | None, stream=None, *, as_json: bool = False,
                       say=None) -> None:
     """JSON (every field), CSV / Parquet (id, score, scale) by the suffix of ``out``; when ``out`` is None, a
@@ -51,8 +67,7 @@ def write_predictions(rows: list[dict], out: str | None, stream=None, *, as_json
         elif suffix in (".csv", ".parquet", ".pq"):
             from deepqoe.io import write_table
 
-            write_table(pd.DataFrame({"id": [r["id"] for r in rows], "score": [r["score"] for r in rows],
-                                      "scale": [r["scale"] for r in rows]}), p)
+            write_table(session_table(rows), p)
         else:
             raise DeepQoEError("the output must end in .json (scores and per-second curves), .csv or .parquet",
                                file=str(p))
@@ -69,11 +84,14 @@ def write_predictions(rows: list[dict], out: str | None, stream=None, *, as_json
         print(to_json(rows), file=stream)
         return
     w = max([len("id")] + [len(str(r["id"])) for r in rows])
-    print(f"{'id':<{w}}  {'score':>8}  scale  curve (min / last)", file=stream)
+    iv = bool(rows) and "interval" in rows[0]
+    head = f"{'interval ' + format(rows[0]['interval']['level'], 'g'):<19}  " if iv else ""
+    print(f"{'id':<{w}}  {'score':>8}  scale  {head}curve (min / last)", file=stream)
     for r in rows:
         cv = r.get("curve") or []
         tail = f"{min(cv):.2f} / {cv[-1]:.2f} ({len(cv)} steps)" if cv else "-"
-        print(f"{str(r['id']):<{w}}  {r['score']:>8.3f}  {r['scale']:<5}  {tail}", file=stream)
+        band = f"{r['interval']['low']:>8.3f} - {r['interval']['high']:<8.3f}  " if iv else ""
+        print(f"{str(r['id']):<{w}}  {r['score']:>8.3f}  {r['scale']:<5}  {band}{tail}", file=stream)
 
 
 def predict_sessions(model: Any, args) -> int:
@@ -89,8 +107,14 @@ def predict_sessions(model: Any, args) -> int:
     parse_scale(scale or COMMON_SCALE)
     predictor = model if isinstance(model, Predictor) else Predictor(model)
     predictor.require_sessions()
+    from deepqoe.cli_models import interval_level
+
+    level = interval_level(args, predictor)  # --interval (default 0.9 when the model has intervals.json)
     sessions, failures = load_sessions(args.data)
-    rows, bad = predictor.predict_sessions(sessions, scale=scale) if sessions else ([], [])
+    out = getattr(args, "out", None)
+    curve = not (out and Path(out).suffix.lower() in (".csv", ".parquet", ".pq"))  # tables keep no curve
+    rows, bad = (predictor.predict_sessions(sessions, scale=scale, interval=level, curve=curve) if sessions
+                 else ([], []))
     if rows:
         write_predictions(rows, getattr(args, "out", None), as_json=bool(getattr(args, "json", False)),
                           say=lambda m: status(args, m))

@@ -157,16 +157,6 @@ def fit_quality_mapping(sessions: Sequence, seed: int = 0) -> QualityMapping:
 
 
 # ============================================================================ phase 1: session -> parts
-def _representation_ids(s) -> np.ndarray:
-    """An id per segment for switch detection: representation, height, frame rate and codec (not bitrate)."""
-    rep = getattr(s, "representation", None)
-    n = s.n_segments
-    rep = list(rep) if rep is not None else [None] * n
-    return np.array([hash((rep[i], s.height[i] if np.isfinite(s.height[i]) else None,
-                           s.fps[i] if np.isfinite(s.fps[i]) else None, s.codec[i])) for i in range(n)],
-                    dtype=np.int64)
-
-
 def quality_steps(s, mapping: QualityMapping) -> tuple[np.ndarray, float, bool]:
     """The quality track of a session: (q per media step in 0-1, step length in s, from a metric?)."""
     M = float(s.media_duration)
@@ -209,7 +199,7 @@ class Batch:
     t_wall: np.ndarray         # (P,) wall time of each point
 
 
-def _session_points(s, eval_wall: np.ndarray, q: np.ndarray, dt: float, rep: np.ndarray):
+def _session_points(s, eval_wall: np.ndarray, q: np.ndarray, dt: float, switches: np.ndarray):
     """Prefix features of one session at wall times ``eval_wall`` (ascending)."""
     M = float(s.media_duration)
     ss, sd = np.asarray(s.stall_start, float), np.asarray(s.stall_duration, float)
@@ -232,8 +222,8 @@ def _session_points(s, eval_wall: np.ndarray, q: np.ndarray, dt: float, rep: np.
     csum = np.cumsum(q)
     q_run = csum[step] / (step + 1)
     longest = el.max(1) if el.shape[1] else np.zeros(len(t))
-    # switches up to each point: a change of representation id between consecutive segments
-    sw_pos = s.seg_start[1:][rep[1:] != rep[:-1]] if s.n_segments > 1 else np.zeros(0)
+    # switches up to each point (Session.switches: a change of representation, never VBR jitter)
+    sw_pos = s.seg_start[1:][switches]
     n_sw = np.searchsorted(sw_pos, media, side="right")
     fixed = np.stack([q_run, np.log1p(60.0 * n_st / m_eff), stall_time / np.maximum(stall_time + media, 1e-9),
                       np.log1p(longest), np.log1p(np.minimum(t, startup)), np.log1p(60.0 * n_sw / m_eff)], 1)
@@ -268,7 +258,7 @@ def make_batch(sessions: Sequence, mapping: QualityMapping, curves: bool | Seque
         qs.append(q)
         dts.append(dt)
         maps.append(0.0 if metric else 1.0)
-        pts.append(_session_points(s, wall_points(s, c), q, dt, _representation_ids(s)) + (wall_points(s, c),))
+        pts.append(_session_points(s, wall_points(s, c), q, dt, s.switches()) + (wall_points(s, c),))
     J = max(len(q) for q in qs)
     S = max(1, max(p[2].shape[1] for p in pts))
     Q = np.zeros((n, J))
@@ -547,8 +537,10 @@ class SessionQoEModel:
         return [{p: round(float(contrib[p][k]), 4) for p in PART_FEATURES} for k in range(len(sessions))]
 
     # ------------------------------------------------------------------ persistence
-    def save(self, out_dir: str | Path, extra: dict | None = None, metrics: dict | None = None) -> Path:
-        """Write the model directory atomically (``metrics``: also ``metrics.json``, in the same step)."""
+    def save(self, out_dir: str | Path, extra: dict | None = None, metrics: dict | None = None,
+             files: dict[str, dict] | None = None) -> Path:
+        """Write the model directory atomically (``metrics``: also ``metrics.json``; ``files``: more JSON
+        files by name, e.g. ``intervals.json``; in the same step)."""
         from deepqoe.io import atomic_directory
         from deepqoe.persistence import FORMAT_VERSION, _versions, write_model_files
 
@@ -560,7 +552,8 @@ class SessionQoEModel:
         out_dir = Path(out_dir)
         with atomic_directory(out_dir) as tmp:
             tensors = {k: v.detach().contiguous().clone() for k, v in self.net_.state_dict().items()}
-            write_model_files(tmp, meta, tensors, {"metrics.json": metrics} if metrics is not None else None)
+            write_model_files(tmp, meta, tensors, {**({"metrics.json": metrics} if metrics is not None else {}),
+                                                   **(files or {})})
         return out_dir
 
     @classmethod

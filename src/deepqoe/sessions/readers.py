@@ -152,36 +152,52 @@ def _sessions_from_csv(path: Path) -> tuple[list[Session], list[DeepQoEError]]:
     for c in ("start", "duration"):
         if c not in df.columns:
             raise DeepQoEError(f"missing the column '{c}'", file=str(path), column=c)
+    return sessions_from_frame(df.reset_index(drop=True), file=str(path))
+
+
+def sessions_from_frame(df: pd.DataFrame, file: str | None = None, first_row: int | None = 2
+                        ) -> tuple[list[Session], list[DeepQoEError]]:
+    """Sessions from a table in the CSV-of-sessions layout (columns checked by the caller), grouped by
+    ``session_id`` in order of first appearance; the parser of :func:`load_sessions` for CSV files and of
+    batch scoring (:mod:`deepqoe.batch_scoring`) for each partition. A failure names the rows of its
+    session as ``df.index + first_row`` (``first_row=None``: no row numbers)."""
     out, fails = [], []
-    df = df.reset_index(drop=True)
-    for sid, g in df.groupby("session_id", sort=False):
+    codes, uniques = pd.factorize(df["session_id"])  # by first appearance; a missing id (-1) is no session
+    order = np.argsort(codes, kind="stable")
+    order = order[codes[order] >= 0]
+    bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+    # the columns as arrays once (a pandas lookup per row or per session is slow on millions of rows)
+    seg_cols = [(c, df[c].to_numpy().tolist()) for c in CSV_SEGMENT_COLUMNS if c in df.columns]  # Python values
+    sess_cols = [(c, df[c].to_numpy()) for c in CSV_SESSION_COLUMNS if c in df.columns]
+    has_stalls = "stall_before" in df.columns
+    if has_stalls:
+        sb_all = pd.to_numeric(df["stall_before"], errors="coerce").to_numpy()
+        start_all = pd.to_numeric(df["start"], errors="coerce").to_numpy()
+    for k, sid in enumerate(uniques):
+        idx = order[bounds[k]:bounds[k + 1]]
         try:
             segs = []
-            for r in g.itertuples(index=False):
+            for i in idx:
                 d = {}
-                for c in CSV_SEGMENT_COLUMNS:
-                    if c in g.columns:
-                        v = getattr(r, c)
-                        if not (isinstance(v, float) and np.isnan(v)):
-                            d[c] = v.item() if hasattr(v, "item") else v
+                for c, a in seg_cols:
+                    v = a[i]
+                    if not (isinstance(v, float) and np.isnan(v)):
+                        d[c] = v
                 segs.append(d)
             stalls = []
-            if "stall_before" in g.columns:
-                sb = pd.to_numeric(g["stall_before"], errors="coerce").to_numpy()
-                starts = pd.to_numeric(g["start"], errors="coerce").to_numpy()
-                for k, (st, dd) in enumerate(zip(starts, sb)):
+            if has_stalls:
+                for st, dd in zip(start_all[idx], sb_all[idx]):
                     if np.isfinite(dd) and dd != 0:
                         stalls.append({"start": float(st), "duration": float(dd)})
             d = {"id": str(sid), "segments": segs, "stalls": stalls}
-            first = g.iloc[0]
-            for c in CSV_SESSION_COLUMNS:
-                if c in g.columns and pd.notna(first[c]):
-                    v = first[c]
+            for c, a in sess_cols:
+                v = a[idx[0]]
+                if pd.notna(v):
                     d[c] = v.item() if hasattr(v, "item") else v
-            out.append(Session.from_dict(d, file=str(path)))
-        except DeepQoEError as e:
-            row = int(g.index[0]) + 2  # 1-based, after the header
-            fails.append(DeepQoEError(f"{e.message} (rows from {row})", file=str(path), field=e.field))
+            out.append(Session.from_dict(d, file=file))
+        except DeepQoEError as e:  # first_row 2: the CSV line of the data row (1-based, after the header)
+            rows = "" if first_row is None else f" (rows from {int(df.index[idx[0]]) + first_row})"
+            fails.append(DeepQoEError(f"{e.message}{rows}", file=file, field=e.field))
     return out, fails
 
 
@@ -238,3 +254,5 @@ class StreamingDataset:
     mos: np.ndarray
     scale: str
     meta: pd.DataFrame = field(default_factory=pd.DataFrame)
+    ratings: list | None = None        # individual ratings per session (own scale), where the dataset has them
+    rating_scale: str | None = None    # their scale (``"1-5"``, ``"0-100"``)

@@ -121,6 +121,22 @@ class Session:
                         self.representation[i] if self.representation else None)
                 for i in range(self.n_segments)]
 
+    def switches(self) -> np.ndarray:
+        """Which consecutive segments switch representation: a bool array of ``n_segments - 1``.
+
+        The one definition of a switch in the package (the session model and the feature table use it): a
+        change of the ``representation`` id (the ladder rung, when the session gives it), height, frame rate
+        or codec.
+        Measured chunk bitrates are never compared (VBR jitter is not a switch); a change of bitrate rung at
+        the same resolution, frame rate and codec is a switch only when ``representation`` says so."""
+        if self.n_segments < 2:
+            return np.zeros(0, bool)
+        rep = list(self.representation) if self.representation else [None] * self.n_segments
+        keys = [(rep[i], None if not np.isfinite(self.height[i]) else float(self.height[i]),
+                 None if not np.isfinite(self.fps[i]) else float(self.fps[i]), self.codec[i])
+                for i in range(self.n_segments)]
+        return np.fromiter((a != b for a, b in zip(keys[1:], keys[:-1])), bool, self.n_segments - 1)
+
     @property
     def stalls(self) -> list[Stall]:
         return [Stall(float(s), float(d)) for s, d in zip(self.stall_start, self.stall_duration)]

@@ -29,6 +29,10 @@ The published checkpoint ``c3d.pickle`` (a torch pickle with exactly these names
 
 which reads it with ``torch.load(weights_only=True)`` (tensors only: no code in the file is run), checks
 every name and shape and writes safetensors. The extractor itself only ever reads safetensors.
+
+``device`` (``cpu`` by default, ``cuda``, ``auto``; ``deepqoe extract --device``) runs the network on a
+GPU, ``batch_size`` clips at a time; the features equal the CPU's within float tolerance, so the device is
+not part of the cache key.
 """
 
 from __future__ import annotations
@@ -200,10 +204,13 @@ def preprocess_clip(frames: list[np.ndarray]) -> np.ndarray:
 class C3DExtractor(Extractor):
     name = "c3d"
     version = "1"
-    defaults = {"weights": None, "max_clips": 8, "batch_size": 2}
+    defaults = {"weights": None, "max_clips": 8, "batch_size": 2, "device": "cpu"}
 
     def __init__(self, **options):
+        from deepqoe.devices import resolve_device
+
         super().__init__(**options)
+        self.device = resolve_device(self.opts["device"])  # no GPU for "cuda": one error for the run
         w = self.opts.get("weights")
         if not w:
             raise DeepQoEError("the c3d extractor needs C3D weights: no weights ship with deepqoe. Give a "
@@ -224,14 +231,15 @@ class C3DExtractor(Extractor):
     @property
     def model(self):
         with _lock:
-            m = _models.get(self.weights_sha256)
+            key = f"{self.weights_sha256}@{self.device}"
+            m = _models.get(key)
             if m is None:
                 m = build_c3d()
                 m.load_state_dict(load_c3d_weights(self.weights_path), strict=False)
                 m.eval()
                 for p in m.parameters():
                     p.requires_grad_(False)
-                _models[self.weights_sha256] = m
+                m = _models[key] = m.to(self.device)
             return m
 
     def _clips(self, video_path, n_frames: int):
@@ -275,8 +283,8 @@ class C3DExtractor(Extractor):
         out = []
         with torch.inference_mode():
             for i in range(0, len(clips), bs):
-                x = torch.from_numpy(np.stack([preprocess_clip(c) for c in clips[i:i + bs]]))
-                out.append(model(x).numpy().astype(np.float64))
+                x = torch.from_numpy(np.stack([preprocess_clip(c) for c in clips[i:i + bs]])).to(self.device)
+                out.append(model(x).cpu().numpy().astype(np.float64))
         f = np.concatenate(out).mean(axis=0)
         return Features(values={f"c3d_{i:04d}": float(v) for i, v in enumerate(f)}, frames=decoded)
 

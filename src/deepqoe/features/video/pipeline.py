@@ -30,6 +30,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from deepqoe.dask_cluster import dask_client as _dask_client
 from deepqoe.errors import DeepQoEError
 from deepqoe.features.video.base import Extractor, Features, cached_extractor, make_extractor
 from deepqoe.features.video.cache import FeatureCache, cache_key, sha256_file
@@ -353,26 +354,6 @@ def _progress(total: int, enabled: bool):
 
     return tqdm(total=total, unit="video", desc="extract", disable=not enabled, dynamic_ncols=True,
                 file=sys.stderr, smoothing=0.1)
-
-
-def _dask_client(scheduler: str, workers: int | None, processes: bool):
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise DeepQoEError("--scheduler needs Dask distributed: pip install 'deepqoe[video]'") from None
-    if scheduler == "local":
-        n = workers or (os.cpu_count() or 1)
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
-                               dashboard_address=None, silence_logs=logging.ERROR)
-        return Client(cluster), cluster, max(1, (os.cpu_count() or 1) // n)
-    if not (scheduler.startswith("tcp://") or scheduler.startswith("tls://") or ":" in scheduler):
-        raise DeepQoEError(f"unknown scheduler '{scheduler}': use 'local' or the address of a Dask scheduler "
-                           "(tcp://host:port)", field="scheduler")
-    try:
-        client = Client(scheduler, timeout="15s")
-    except (OSError, TimeoutError) as e:
-        raise DeepQoEError(f"cannot reach the Dask scheduler at {scheduler}: {e}") from None
-    return client, None, None
 
 
 def build_extractors(names: list[str], options: dict[str, Any] | None = None) -> tuple[list[Extractor], list[dict]]:

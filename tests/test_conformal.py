@@ -1,0 +1,246 @@
+"""Prediction intervals with guaranteed coverage (issue 13 part 2): deepqoe.conformal, intervals.json in model
+directories, ``predict --interval``, the service."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import synthetic_table, write_config
+from deepqoe.cli import main
+from deepqoe.conformal import (INTERVALS_FILE, calibrate, conformal_rank, coverage, half_width, interval_bounds,
+                               load_intervals, min_calibration, parse_level, validate)
+from deepqoe.errors import DeepQoEError
+
+torch.set_num_threads(1)
+
+
+# ---- the method ---------------------------------------------------------------------------------------
+def test_coverage_is_nominal_over_many_draws():
+    """Distribution-free: heavy-tailed, heteroscedastic noise and a biased model still get nominal coverage
+    on average; the naive (uncorrected) quantile would fall short at this small n."""
+    rng = np.random.default_rng(0)
+    n_cal, n_test, reps = 19, 200, 600
+    got = {0.8: [], 0.9: []}
+    naive = []
+    for _ in range(reps):
+        x = rng.uniform(0, 1, n_cal + n_test)
+        y = 3 * x + (0.2 + x) * rng.standard_t(3, x.size)
+        pred = 3 * x + 0.3  # a biased model
+        cal = calibrate(y[:n_cal], pred[:n_cal], source="test")
+        for lv in got:
+            got[lv].append(coverage(y[n_cal:], *interval_bounds(cal, pred[n_cal:], lv))["coverage"])
+        q = np.quantile(np.abs(y[:n_cal] - pred[:n_cal]), 0.9)
+        naive.append(np.mean(np.abs(y[n_cal:] - pred[n_cal:]) <= q))
+    # expected coverage k / (n + 1): 16/20 = 0.80 and 18/20 = 0.90; the standard error of the mean is ~0.003
+    assert abs(np.mean(got[0.8]) - 0.80) < 0.012
+    assert abs(np.mean(got[0.9]) - 0.90) < 0.012
+    assert np.mean(naive) < 0.885  # without the (n + 1) correction the 0.9 interval undercovers
+
+
+def test_finite_sample_quantile_small_n():
+    res = np.arange(1.0, 10.0)  # residuals 1..9, n = 9
+    cal = calibrate(res, np.zeros(9), source="test")
+    assert conformal_rank(9, 0.9) == 9 and half_width(cal, 0.9) == 9.0  # k = ceil(10 * 0.9) = 9
+    assert half_width(cal, 0.5) == 5.0  # k = ceil(5) = 5
+    assert half_width(cal, 0.8) == 8.0  # k = ceil(8) = 8
+    assert min_calibration(0.9) == 9 and min_calibration(0.8) == 4 and min_calibration(0.95) == 19
+    with pytest.raises(DeepQoEError, match="needs at least 19 calibration scores"):
+        half_width(cal, 0.95)  # k = ceil(9.5) = 10 > n
+    cal8 = calibrate(res[:8], np.zeros(8), source="test")
+    with pytest.raises(DeepQoEError, match="at least 9"):
+        half_width(cal8, 0.9)
+
+
+def test_many_residuals_are_stored_conservatively():
+    rng = np.random.default_rng(1)
+    r = rng.exponential(1.0, 12_345)
+    cal = validate(json.loads(json.dumps(calibrate(r, np.zeros_like(r), source="test"))))
+    assert cal["n_calibration"] == 12_345 and len(cal["residuals"]) <= 53 and cal["ranks"][-1] == 12_345
+    exact = np.sort(r)
+    for lv in (0.5, 0.8, 0.9, 0.99):  # on the grid: exact (rounded up to 1e-6)
+        want = exact[conformal_rank(len(r), lv) - 1]
+        assert want <= half_width(cal, lv) <= want + 1e-6
+    for lv, up in ((0.855, 0.86), (0.9925, 0.995)):  # off the grid: the next grid level's rank (wider)
+        assert half_width(cal, lv) == pytest.approx(exact[conformal_rank(len(r), up) - 1], abs=1e-6)
+
+
+def test_bounds_clip_and_levels_parse():
+    cal = calibrate([1, 2, 3, 4, 5] * 4, [3] * 20, scale="1-5", bounds=(1, 5), source="test")
+    low, high = interval_bounds(cal, np.array([1.2, 4.9]), 0.8)
+    assert low.min() >= 1 and high.max() <= 5 and (low <= [1.2, 4.9]).all() and (high >= [1.2, 4.9]).all()
+    assert parse_level("0.8") == 0.8 and parse_level("90%") == 0.9 and parse_level("none") is None
+    for bad in ("1", "0", "1.5", "abc", "-0.1"):
+        with pytest.raises(DeepQoEError, match="--interval"):
+            parse_level(bad)
+
+
+def test_damaged_intervals_json_is_one_clear_line(tmp_path: Path):
+    cal = calibrate([1.0, 2.0, 3.0], [1.5, 2.0, 2.0], source="test")
+    (tmp_path / INTERVALS_FILE).write_text(json.dumps({**cal, "residuals": [0.5, 0.1, 1.0]}))
+    with pytest.raises(DeepQoEError, match="sorted") as e:
+        load_intervals(tmp_path)
+    assert "intervals.json" in str(e.value) and "\n" not in str(e.value)
+    (tmp_path / INTERVALS_FILE).write_text(json.dumps({**cal, "n_calibration": 7}))
+    with pytest.raises(DeepQoEError, match="n_calibration"):
+        load_intervals(tmp_path)
+    assert load_intervals(tmp_path / "nowhere") is None
+
+
+# ---- table models: train, save / load, predict ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def regression_model(tmp_path_factory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("conformal")
+    synthetic_table(300).to_csv(d / "t.csv", index=False)
+    cfg = write_config(d, d / "t.csv", task="regression")
+    assert main(["train", str(cfg), "--out", str(d / "m"), "-q"]) == 0
+    return d, d / "m"
+
+
+def test_train_writes_intervals_and_they_round_trip(regression_model):
+    d, m = regression_model
+    saved = json.loads((m / INTERVALS_FILE).read_text())
+    metrics = json.loads((m / "metrics.json").read_text())
+    # 300 rows: 60 test, 240 training of which 20 % (group-disjoint by title) calibrate, the rest fit
+    assert saved["method"] == "split-conformal" and saved["n_calibration"] == metrics["intervals"]["n_calibration"]
+    assert 30 <= saved["n_calibration"] <= 90 and metrics["n_train"] + saved["n_calibration"] == 240
+    assert set(metrics["intervals"]["test"]) == {"0.8", "0.9"}
+    from deepqoe.predictor import load_predictor
+
+    p = load_predictor(m)
+    assert p.intervals == saved and p.default_interval == 0.9
+    rows = p.predict_rows(pd.read_csv(d / "t.csv").drop(columns=["mos"]).head(5), interval=0.8)
+    q = half_width(saved, 0.8)
+    for r in rows:
+        assert r["interval"]["level"] == 0.8
+        assert r["interval"]["low"] == pytest.approx(r["score"] - q, abs=1e-5)
+        assert r["interval"]["high"] == pytest.approx(r["score"] + q, abs=1e-5)
+
+
+def test_cli_interval_columns(regression_model, capsys):
+    d, m = regression_model
+    out = d / "pred.csv"
+    assert main(["predict", str(m), str(d / "t.csv"), "--interval", "0.8", "--out", str(out), "-q"]) == 0
+    df = pd.read_csv(out)
+    assert {"interval_low", "interval_high", "interval_level"} <= set(df.columns)
+    assert (df["interval_level"] == 0.8).all()
+    assert ((df["interval_low"] <= df["score"]) & (df["score"] <= df["interval_high"])).all()
+    # default: 0.9 for a model with intervals.json; none: no columns
+    capsys.readouterr()
+    assert main(["predict", str(m), str(d / "t.csv"), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["interval_level"] == 0.9
+    assert (rows[0]["interval_high"] - rows[0]["interval_low"]) > (df["interval_high"] - df["interval_low"])[0]
+    assert main(["predict", str(m), str(d / "t.csv"), "--interval", "none", "--json"]) == 0
+    assert "interval_low" not in json.loads(capsys.readouterr().out)[0]
+
+
+@pytest.mark.parametrize("level", ["1.5", "abc", "0"])
+def test_cli_bad_level_exits_2_with_one_line(regression_model, capsys, level):
+    d, m = regression_model
+    assert main(["predict", str(m), str(d / "t.csv"), "--interval", level]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--interval" in err
+
+
+def test_cli_level_the_calibration_cannot_support(regression_model, capsys):
+    d, m = regression_model
+    assert main(["predict", str(m), str(d / "t.csv"), "--interval", "0.999"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "needs at least 999 calibration scores" in err
+
+
+def test_model_without_intervals(tmp_path: Path, capsys):
+    synthetic_table(120).to_csv(tmp_path / "t.csv", index=False)
+    cfg = write_config(tmp_path, tmp_path / "t.csv", task="regression", evaluation={"calibration_fraction": 0},
+                       training={"max_epochs": 3})
+    assert main(["train", str(cfg), "--out", str(tmp_path / "m"), "-q"]) == 0
+    assert not (tmp_path / "m" / INTERVALS_FILE).exists()
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "m"), str(tmp_path / "t.csv"), "--json"]) == 0  # no interval by default
+    assert "interval_low" not in json.loads(capsys.readouterr().out)[0]
+    assert main(["predict", str(tmp_path / "m"), str(tmp_path / "t.csv"), "--interval", "0.9"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no prediction intervals" in err
+
+
+def test_service_returns_the_interval(regression_model):
+    from deepqoe.serve import ModelService, RequestError
+
+    d, m = regression_model
+    svc = ModelService(m)
+    row = {k: v for k, v in svc.example_row().items()}
+    out = svc.predict_obj({"rows": [row]})
+    iv = out["predictions"][0]["interval"]
+    assert iv["level"] == 0.9 and iv["low"] <= out["predictions"][0]["score"] <= iv["high"]
+    out8 = svc.predict_obj({"rows": [row], "interval": 0.8})
+    assert out8["predictions"][0]["interval"]["level"] == 0.8
+    assert "interval" not in svc.predict_obj({"rows": [row], "interval": None})["predictions"][0]
+    assert svc.predict_obj([row], interval="0.8")["predictions"][0]["interval"]["level"] == 0.8  # ?interval=
+    for bad in (1.5, "x", True):
+        with pytest.raises(RequestError) as e:
+            svc.predict_obj({"rows": [row], "interval": bad})
+        assert e.value.status == 422
+    assert svc.describe()["intervals"]["n_calibration"] == svc.predictor.intervals["n_calibration"]
+
+
+def test_service_http(regression_model):
+    pytest.importorskip("httpx")
+    from fastapi.testclient import TestClient
+
+    from deepqoe.serve import create_app
+
+    d, m = regression_model
+    client = TestClient(create_app(m, warm_up=False))
+    row = client.get("/model").json()["example_request"]
+    r = client.post("/predict?interval=0.8", json=row)
+    assert r.status_code == 200 and r.json()["predictions"][0]["interval"]["level"] == 0.8
+    r = client.post("/predict?interval=2", json=row)
+    assert r.status_code == 422 and r.json()["field"] == "interval"
+
+
+# ---- session models: calibrated on the out-of-fold predictions -------------------------------------------
+def test_session_model_intervals(tmp_path: Path, capsys):
+    from test_train_sessions import write_data, write_sessions_config
+
+    write_data(tmp_path)
+    out = tmp_path / "model"
+    cfg = write_sessions_config(tmp_path, training={"epochs": 20})
+    assert main(["train", str(cfg), "--out", str(out), "-q"]) == 0
+    cal = json.loads((out / INTERVALS_FILE).read_text())
+    assert cal["n_calibration"] == 40 and cal["scale"] == "1-5" and cal["bounds"] == [1.0, 5.0]
+    assert "out-of-fold" in cal["source"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["intervals"]["n_calibration"] == 40
+    # the stored order statistics are those of the cross-validated residuals: the median |residual| is at
+    # most sqrt(2) x their RMSE (Markov) and the largest at least the RMSE
+    rmse = metrics["evaluation"]["scores"]["all"]["rmse"]
+    assert half_width(cal, 0.5) <= math.sqrt(2) * rmse + 1e-6 and cal["residuals"][-1] >= rmse - 1e-6
+    sessions = tmp_path / "lab-b.json"
+    capsys.readouterr()
+    assert main(["predict", str(out), str(sessions), "--scale", "0-100", "--interval", "0.8", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    for row in rows:
+        iv = row["interval"]
+        assert iv["level"] == 0.8 and 0 <= iv["low"] <= row["score"] <= iv["high"] <= 100
+    assert main(["predict", str(out), str(sessions), "--out", str(tmp_path / "s.csv"), "-q"]) == 0
+    df = pd.read_csv(tmp_path / "s.csv")
+    assert (df["interval_level"] == 0.9).all() and (df["interval_low"] <= df["score"]).all()
+    # --full: no cross-validation, so no calibration data and no intervals
+    assert main(["train", str(cfg), "--out", str(tmp_path / "full"), "--full", "-q"]) == 0
+    assert not (tmp_path / "full" / INTERVALS_FILE).exists()
+
+
+def test_classifier_has_no_intervals(tmp_path: Path, capsys):
+    synthetic_table(120).to_csv(tmp_path / "t.csv", index=False)
+    cfg = write_config(tmp_path, tmp_path / "t.csv", training={"max_epochs": 3})
+    assert main(["train", str(cfg), "--out", str(tmp_path / "m"), "-q"]) == 0
+    assert not (tmp_path / "m" / INTERVALS_FILE).exists()
+    assert main(["predict", str(tmp_path / "m"), str(tmp_path / "t.csv"), "--interval", "0.9"]) == 1
+    assert "no prediction intervals" in capsys.readouterr().err
