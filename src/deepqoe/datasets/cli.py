@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from deepqoe.cli import ExitCode, UsageError, print_json, status
+from deepqoe.cli import ExitCode, UsageError, print_json, show_progress, status
 
 
 def register(subparsers) -> None:
@@ -107,7 +107,8 @@ def _fetch(args) -> int:
     results = []
     for d in chosen:
         status(args, f"{d.name} ({_mb(d.size)}, {len(d.files)} files) from {d.repo}; licence: {d.licence}")
-        results.append(fetch_dataset(d, root, log=lambda s: status(args, s), timeout=args.timeout))
+        results.append(fetch_dataset(d, root, log=lambda s: status(args, s), timeout=args.timeout,
+                                     progress=show_progress(args)))
     if args.json:
         print_json({"data_dir": str(root.absolute()), "datasets": [vars(r) for r in results]})
     else:

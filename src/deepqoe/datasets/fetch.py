@@ -96,18 +96,25 @@ def fetch_file(f: CatalogFile, target: Path, timeout: float = 60.0) -> bool:
 
 
 def fetch_dataset(ds: CatalogDataset, root: Path, log: Callable[[str], None] = lambda s: None,
-                  timeout: float = 60.0) -> FetchResult:
-    """Download every file of ``ds`` missing (or different) under ``root / ds.folder``."""
+                  timeout: float = 60.0, progress: bool = False) -> FetchResult:
+    """Download every file of ``ds`` missing (or different) under ``root / ds.folder`` (``progress``: a
+    bar in bytes on standard error)."""
+    import sys
+
+    from tqdm.auto import tqdm
+
     res = FetchResult(ds.name)
-    for f in ds.files:
-        target = root / ds.folder / f.path
-        if f.url is None:
-            res.skipped.append(f.path)
-            continue
-        if fetch_file(f, target, timeout):
-            res.downloaded.append(f.path)
-        else:
-            res.present.append(f.path)
+    with tqdm(total=sum(f.size for f in ds.files), unit="B", unit_scale=True, desc=ds.name, file=sys.stderr,
+              disable=not progress, leave=False) as bar:
+        for f in ds.files:
+            target = root / ds.folder / f.path
+            if f.url is None:
+                res.skipped.append(f.path)
+            elif fetch_file(f, target, timeout):
+                res.downloaded.append(f.path)
+            else:
+                res.present.append(f.path)
+            bar.update(f.size)
     log(f"{ds.name}: {len(res.downloaded)} file(s) downloaded, {len(res.present)} already there"
         + (f", {len(res.skipped)} optional file(s) with no upstream copy not fetched: {', '.join(res.skipped)}"
            if res.skipped else ""))
