@@ -143,13 +143,6 @@ def interval_level(args, predictor) -> float | None:
     return predictor.check_interval(level)
 
 
-def interval_columns(out: pd.DataFrame, rows: list[dict]) -> None:
-    """Flatten rows' ``interval`` into the columns interval_low, interval_high, interval_level."""
-    if rows and "interval" in rows[0]:
-        for k in ("low", "high", "level"):
-            out[f"interval_{k}"] = [r["interval"][k] for r in rows]
-
-
 def _cmd_predict(args) -> int:
     from deepqoe.persistence import load_model
     from deepqoe.predictor import Predictor, place_model
@@ -187,12 +180,16 @@ def _cmd_predict(args) -> int:
 def prediction_table(predictor, rows: list[dict], ids: list | None, first_row: int = 1) -> pd.DataFrame:
     """A table model's predictions (``Predictor.predict_rows``) as the output table of ``deepqoe predict``
     (and of each partition of a batch, :mod:`deepqoe.batch_scoring`): row (numbered from ``first_row``),
-    id, score, interval columns, viewer, and expected_rating and prob_<class> for classifiers."""
+    id, score, interval columns, sos / p_gob / p_pow (a rating-distribution head), viewer, and expected_rating
+    and prob_<class> for classifiers."""
+    from deepqoe.predictor import distribution_columns, interval_columns
+
     out = pd.DataFrame({"row": np.arange(first_row, first_row + len(rows))})
     if ids is not None:
         out["id"] = ids
     out["score"] = [r["score"] for r in rows]
     interval_columns(out, rows)
+    distribution_columns(out, rows)  # sos, p_gob, p_pow
     if rows and "viewer" in rows[0]:  # a viewer-aware model
         out["viewer"] = [r["viewer"] for r in rows]
     if predictor.task == "classification" and rows:

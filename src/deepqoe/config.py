@@ -166,6 +166,11 @@ class DatasetConfig(_Strict):
     group: str | None = None
     id: str | None = None
     aggregate_by: list[str] | None = None
+    # regression: a column holding each row's individual ratings ("[4 5 3]", "4;5;3") on ``rating_scale``
+    # (required with it, e.g. "1-5", "0-100"): ``deepqoe train`` fits a rating-distribution head (SOS, %GoB,
+    # %PoW with each prediction; deepqoe.distribution)
+    individual: str | None = None
+    rating_scale: str | None = None
     inputs: list[InputConfig]
     base_dir: str | None = Field(default=None, exclude=True)
 
@@ -192,7 +197,30 @@ class DatasetConfig(_Strict):
                 raise ValueError("'classes' and 'target_bins' are only for classification")
         if all(i.projection == 0 for i in self.inputs):
             raise ValueError("every input has projection 0: nothing is left for the model")
+        self._check_individual()
         return self
+
+    def _check_individual(self) -> None:
+        if self.individual is None:
+            if self.rating_scale is not None:
+                raise ValueError("'rating_scale' is the scale of the 'individual' ratings column; set 'individual'")
+            return
+        if self.task != "regression":
+            raise ValueError("'individual' (a column of individual ratings) is only for task 'regression'")
+        if self.rating_scale is None:
+            raise ValueError("'individual' needs 'rating_scale', the scale of those ratings (e.g. '1-5', '0-100')")
+        if self.aggregate_by:
+            raise ValueError("'individual' cannot be combined with 'aggregate_by' (give one row per condition)")
+
+    @field_validator("rating_scale")
+    @classmethod
+    def _rating_scale(cls, v):
+        from deepqoe.distribution import RatingScale
+
+        try:
+            return v if v is None else RatingScale(v).name
+        except DeepQoEError as e:
+            raise ValueError(e.message) from None
 
     def resolve(self, path: str) -> Path:
         """Resolve a path from the config: ``$DEEPQOE_DATA/...`` or relative to the config file."""

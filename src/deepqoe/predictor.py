@@ -11,7 +11,8 @@ A regression model with ``intervals.json`` in its directory (:mod:`deepqoe.confo
 clipped to a session model's scale).
 
 A session model with a rating-distribution head (``distribution.json``, :mod:`deepqoe.distribution`) adds
-``"distribution": {"sos", "p_gob", "p_pow", "quantiles"}`` to each session row, on the scale asked for.
+``"distribution": {"sos", "p_gob", "p_pow", "quantiles"}`` to each session row, on the scale asked for; a
+regression table model trained with ``dataset.individual`` adds it to each row, on its ``rating_scale``.
 
 ``deepqoe predict``, the service (``POST /predict``), the demo and the behaviour checks all call this
 class; nothing else turns sessions into scores. Session scores and curves are always finite and inside
@@ -105,8 +106,10 @@ class Predictor:
         self.intervals: dict | None = load_intervals(self.model_dir) if self.task == "regression" else None
         from deepqoe.distribution import load_heads
 
-        # rating-distribution head (distribution.json; session models): (heads by dataset, the one served)
-        self.distribution = load_heads(self.model_dir) if self.is_session and self.model_dir else None
+        # rating-distribution head (distribution.json; session models and regression table models with
+        # dataset.individual): (heads by dataset, the one served)
+        self.distribution = load_heads(self.model_dir) if (self.is_session or self.task == "regression") \
+            and self.model_dir else None
 
     @property
     def default_interval(self) -> float | None:
@@ -288,6 +291,13 @@ class Predictor:
                 low, high = self._interval(y, interval)
                 for i, r in enumerate(rows):
                     r["interval"] = {"level": interval, "low": _round(low[i]), "high": _round(high[i])}
+            if self.distribution is not None and len(y):  # on the head's own (the ratings') scale
+                from deepqoe.distribution import distribution_fields
+
+                heads, default = self.distribution
+                head = heads[default]
+                for r, d in zip(rows, distribution_fields(head, head.scale_.to_common(y), None, head.scale_.name)):
+                    r["distribution"] = d
         from deepqoe.viewers import viewer_labels
 
         for r, v in zip(rows, viewer_labels(est, X) or []):  # a viewer-aware model: whose prediction it is
@@ -298,6 +308,22 @@ class Predictor:
             for r, e in zip(rows, explain_records(est, X)):
                 r["explanation"] = e
         return rows
+
+
+# ---- the flat (CSV / Parquet) form of a row's nested fields: one definition for every table output
+def interval_columns(out: pd.DataFrame, rows: list[dict]) -> None:
+    """Flatten rows' ``interval`` into the columns interval_low, interval_high, interval_level."""
+    if rows and "interval" in rows[0]:
+        for k in ("low", "high", "level"):
+            out[f"interval_{k}"] = [r["interval"][k] for r in rows]
+
+
+def distribution_columns(out: pd.DataFrame, rows: list[dict]) -> None:
+    """Flatten rows' ``distribution`` (a rating-distribution head, :mod:`deepqoe.distribution`) into the
+    columns sos, p_gob, p_pow."""
+    if rows and "distribution" in rows[0]:
+        for k in ("sos", "p_gob", "p_pow"):
+            out[k] = [r["distribution"][k] for r in rows]
 
 
 def _check_finite(a: np.ndarray, what: str) -> None:

@@ -13,8 +13,9 @@ Endpoints (the OpenAPI schema at ``/openapi.json``; ``/docs`` is a small page bu
   - a prediction interval (split conformal, :mod:`deepqoe.conformal`) comes with every score of a model that
     has ``intervals.json``: ``"interval": {"level", "low", "high"}``, at 0.9 unless the request says
     ``"interval": 0.8`` next to ``rows`` / ``sessions`` (or ``?interval=0.8``; ``null`` / ``none``: off);
-  - a session model with a rating-distribution head (``distribution.json``, :mod:`deepqoe.distribution`)
-    adds ``"distribution": {"sos", "p_gob", "p_pow", "quantiles"}`` to every prediction;
+  - a session model, or a table regression model trained with ``dataset.individual``, with a
+    rating-distribution head (``distribution.json``, :mod:`deepqoe.distribution`) adds
+    ``"distribution": {"sos", "p_gob", "p_pow", "quantiles"}`` to every prediction;
   - ``?explain=true`` adds each input's contribution (:func:`deepqoe.explain.explain`); for sessions the
     contributions of stalls, quality, switches, startup and context; ``?curve=true`` adds a session
     model's per-second QoE curve.

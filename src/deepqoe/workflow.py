@@ -105,6 +105,9 @@ def _fit_and_save(est, cfg, data, out_dir, *, full: bool, use_groups: bool, metr
     intervals, cal_metrics = _table_intervals(est, cfg, data, cal_idx, test_idx)
     if cal_metrics:
         more["intervals"] = cal_metrics
+    heads = _table_distribution(est, cfg, data, cal_idx if len(cal_idx) else train_idx, bool(len(cal_idx)))
+    if heads:
+        more["distribution"] = heads["distribution.json"]["info"]
     metrics = {"dataset": cfg.dataset.name, "task": cfg.dataset.task, **(metrics or {}), **more,
                "n_train": int(len(train_idx)), "n_test": int(len(test_idx)), "fit_seconds": seconds,
                "best_epoch": est.fit_result_.best_epoch, "epochs_run": est.fit_result_.epochs_run}
@@ -115,8 +118,30 @@ def _fit_and_save(est, cfg, data, out_dir, *, full: bool, use_groups: bool, metr
     dataset["base_dir"] = cfg.dataset.base_dir
     save_model(est, out_dir, dataset_config=dataset,
                extra={"metrics": metrics, **(extra_meta(est, train_idx) if extra_meta else {})}, metrics=metrics,
-               files=interval_files(intervals))
+               files={**interval_files(intervals), **heads})
     return metrics
+
+
+def _table_distribution(est, cfg, data, idx: np.ndarray, held_out: bool) -> dict:
+    """``{"distribution.json": ...}`` for a table config with ``dataset.individual`` (else ``{}``): a
+    rating-distribution head (:mod:`deepqoe.distribution`, no features: the spread follows the MOS) fitted on
+    the rows ``idx`` (the calibration rows when ``held_out``, else the training rows; said in ``info``), with
+    the fitted model's predictions mapped from ``rating_scale`` to the common 1-5 scale."""
+    from deepqoe.distribution import RatingDistribution, head_files
+    from deepqoe.sessions.scales import parse_scale, to_common
+
+    d = cfg.dataset
+    if not d.individual or data.ratings is None or not len(idx):
+        return {}
+    mos = to_common(np.asarray(est.predict(data.X.iloc[idx]), float), parse_scale(d.rating_scale))
+    ratings = [data.ratings[i] for i in idx]
+    head = RatingDistribution(d.rating_scale, use_features=False).fit(mos, ratings)
+    info = {d.name: {"scale": d.rating_scale, "n_rows": int(len(idx)),
+                     "n_ratings": int(sum(len(r) for r in ratings)),
+                     "mos": "predictions on the calibration rows (not trained on)" if held_out else
+                            "in-sample predictions on the training rows (evaluation.calibration_fraction is 0)",
+                     "mos_sd": head.mos_sd_}}
+    return head_files({d.name: head}, d.name, {"default": d.name, "heads": info})
 
 
 def train_config(cfg, out_dir: str | Path, full: bool = False, progress: bool = True) -> dict:

@@ -53,6 +53,7 @@ class Dataset:
     groups: np.ndarray | None
     ids: np.ndarray | None
     inputs: list[dict]  # estimator-ready input dicts (vector files resolved into columns)
+    ratings: list[np.ndarray] | None = None  # each row's individual ratings (config ``individual``)
 
     def __len__(self):
         return len(self.X)
@@ -176,7 +177,7 @@ def _validate_values(cfg: DatasetConfig, X: pd.DataFrame, inputs: list[dict], so
 def load_dataset(cfg: DatasetConfig) -> Dataset:
     df, name = _read_sources(cfg)
     _check_column(df, cfg.target, name, "target")
-    for extra, role in ((cfg.group, "group"), (cfg.id, "id")):
+    for extra, role in ((cfg.group, "group"), (cfg.id, "id"), (cfg.individual, "individual")):
         if extra:
             _check_column(df, extra, name, role)
     if cfg.aggregate_by:
@@ -190,7 +191,14 @@ def load_dataset(cfg: DatasetConfig) -> Dataset:
     y = _target(cfg, df[cfg.target], name)
     groups = df[cfg.group].astype(str).to_numpy() if cfg.group else None
     ids = df[cfg.id].to_numpy() if cfg.id else None
-    return Dataset(cfg, X.reset_index(drop=True), y, groups, ids, inputs)
+    ratings = None
+    if cfg.individual:
+        from deepqoe.distribution import RatingScale, parse_ratings
+
+        sc = RatingScale(cfg.rating_scale)
+        ratings = [parse_ratings(v, sc, file=name, column=cfg.individual, row=r)
+                   for r, v in enumerate(df[cfg.individual].tolist(), start=1)]
+    return Dataset(cfg, X.reset_index(drop=True), y, groups, ids, inputs, ratings)
 
 
 def _target(cfg: DatasetConfig, s: pd.Series, name: str) -> np.ndarray:

@@ -41,14 +41,12 @@ def session_table(rows: list[dict]) -> pd.DataFrame:
     """Session predictions as a table: ``id, score, scale`` (+ ``interval_low, interval_high,
     interval_level``; + ``sos, p_gob, p_pow`` with a rating-distribution head); the CSV / Parquet output here and each partition of a batch
     (:mod:`deepqoe.batch_scoring`)."""
-    from deepqoe.cli_models import interval_columns
+    from deepqoe.predictor import distribution_columns, interval_columns
 
     table = pd.DataFrame({"id": [r["id"] for r in rows], "score": [r["score"] for r in rows],
                           "scale": [r["scale"] for r in rows]})
     interval_columns(table, rows)  # interval_low, interval_high, interval_level
-    if rows and "distribution" in rows[0]:  # a model with a rating-distribution head (deepqoe.distribution)
-        for k in ("sos", "p_gob", "p_pow"):
-            table[k] = [r["distribution"][k] for r in rows]
+    distribution_columns(table, rows)  # sos, p_gob, p_pow: a model with a rating-distribution head
     return table
 
 
