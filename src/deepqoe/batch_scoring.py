@@ -147,7 +147,7 @@ def _score_sessions_partition(df: pd.DataFrame, number: int, folder: str, model:
 def _score_rows_partition(df: pd.DataFrame, number: int, first_row: int, folder: str, model: str,
                           torch_threads: int | None, interval: float | None, source: str) -> dict:
     """Score one partition of a table model's rows and write its Parquet file: ``{"n", "failures"}``."""
-    from deepqoe.cli_models import prediction_table
+    from deepqoe.predictor import prediction_table
     from deepqoe.workflow import prediction_frame
 
     try:

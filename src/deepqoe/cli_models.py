@@ -145,7 +145,7 @@ def interval_level(args, predictor) -> float | None:
 
 def _cmd_predict(args) -> int:
     from deepqoe.persistence import load_model
-    from deepqoe.predictor import Predictor, place_model
+    from deepqoe.predictor import Predictor, place_model, prediction_table
 
     predictor = Predictor(place_model(load_model(args.model_dir), args.device))
     data = Path(args.data)
@@ -175,29 +175,6 @@ def _cmd_predict(args) -> int:
                          "or an unseen id): population prediction, viewer 'unknown'")
     _write_output(out, args)
     return ExitCode.OK
-
-
-def prediction_table(predictor, rows: list[dict], ids: list | None, first_row: int = 1) -> pd.DataFrame:
-    """A table model's predictions (``Predictor.predict_rows``) as the output table of ``deepqoe predict``
-    (and of each partition of a batch, :mod:`deepqoe.batch_scoring`): row (numbered from ``first_row``),
-    id, score, interval columns, sos / p_gob / p_pow (a rating-distribution head), viewer, and expected_rating
-    and prob_<class> for classifiers."""
-    from deepqoe.predictor import distribution_columns, interval_columns
-
-    out = pd.DataFrame({"row": np.arange(first_row, first_row + len(rows))})
-    if ids is not None:
-        out["id"] = ids
-    out["score"] = [r["score"] for r in rows]
-    interval_columns(out, rows)
-    distribution_columns(out, rows)  # sos, p_gob, p_pow
-    if rows and "viewer" in rows[0]:  # a viewer-aware model
-        out["viewer"] = [r["viewer"] for r in rows]
-    if predictor.task == "classification" and rows:
-        if "expected_rating" in rows[0]:
-            out["expected_rating"] = [r["expected_rating"] for r in rows]
-        for c in rows[0]["probabilities"]:
-            out[f"prob_{c}"] = [r["probabilities"][c] for r in rows]
-    return out
 
 
 def _embed_sessions(predictor, args) -> tuple[pd.DataFrame, int]:

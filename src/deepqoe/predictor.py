@@ -326,6 +326,27 @@ def distribution_columns(out: pd.DataFrame, rows: list[dict]) -> None:
             out[k] = [r["distribution"][k] for r in rows]
 
 
+def prediction_table(predictor, rows: list[dict], ids: list | None, first_row: int = 1) -> pd.DataFrame:
+    """A table model's predictions (``Predictor.predict_rows``) as the output table of ``deepqoe predict``
+    (and of each partition of a batch, :mod:`deepqoe.batch_scoring`): row (numbered from ``first_row``),
+    id, score, interval columns, sos / p_gob / p_pow (a rating-distribution head), viewer, and expected_rating
+    and prob_<class> for classifiers."""
+    out = pd.DataFrame({"row": np.arange(first_row, first_row + len(rows))})
+    if ids is not None:
+        out["id"] = ids
+    out["score"] = [r["score"] for r in rows]
+    interval_columns(out, rows)
+    distribution_columns(out, rows)  # sos, p_gob, p_pow
+    if rows and "viewer" in rows[0]:  # a viewer-aware model
+        out["viewer"] = [r["viewer"] for r in rows]
+    if predictor.task == "classification" and rows:
+        if "expected_rating" in rows[0]:
+            out["expected_rating"] = [r["expected_rating"] for r in rows]
+        for c in rows[0]["probabilities"]:
+            out[f"prob_{c}"] = [r["probabilities"][c] for r in rows]
+    return out
+
+
 def _check_finite(a: np.ndarray, what: str) -> None:
     bad = ~np.isfinite(a).reshape(len(a), -1).all(1)
     if bad.any():
