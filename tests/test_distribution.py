@@ -243,3 +243,28 @@ def test_reproduce_section_registered():
     assert "rating_distribution" in SECTIONS and callable(section_runner("rating_distribution"))
     rec = load_recipe("rating_distribution")
     assert set(rec["datasets"]) == {"waterloo-sqoe-iv", "p1203-open"}
+
+
+def test_rating_head_choice_on_the_command_line(tmp_path, capsys):
+    """``--rating-head`` serves another stored head (the shipped model's P.1203 ACR head: category
+    quantiles); an unknown name or a model without heads is one line, exit 1."""
+    import json
+
+    from deepqoe.cli import main
+
+    segs = [{"start": 4 * i, "duration": 4, "bitrate_kbps": 3000, "height": 1080, "width": 1920, "fps": 30,
+             "codec": "h264"} for i in range(10)]
+    f = tmp_path / "s.json"
+    f.write_text(json.dumps({"id": "s", "segments": segs, "stalls": [{"start": 12, "duration": 2}]}))
+    capsys.readouterr()
+    assert main(["predict", "streaming", str(f), "--rating-head", "p1203-open", "--json", "-q"]) == 0
+    acr = json.loads(capsys.readouterr().out)[0]
+    assert all(float(v).is_integer() and 1 <= v <= 5 for v in acr["distribution"]["quantiles"].values())
+    assert main(["predict", "streaming", str(f), "--json", "-q"]) == 0
+    default = json.loads(capsys.readouterr().out)[0]
+    assert default["score"] == acr["score"] and default["distribution"] != acr["distribution"]
+    assert main(["predict", "streaming", str(f), "--rating-head", "nope"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown rating head 'nope'" in err and "p1203-open" in err and len(err.strip().splitlines()) == 1
+    assert main(["predict", "upec-qoe-lab", str(f), "--rating-head", "x"]) == 1
+    assert "no rating-distribution head" in capsys.readouterr().err

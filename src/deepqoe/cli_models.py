@@ -148,7 +148,10 @@ def _cmd_predict(args) -> int:
     from deepqoe.predictor import Predictor, place_model, prediction_table
 
     predictor = Predictor(place_model(load_model(args.model_dir), args.device))
+    predictor.select_rating_head(args.rating_head)
     data = Path(args.data)
+    if args.scheduler and args.rating_head:
+        raise UsageError("--rating-head is not available with --scheduler (the workers serve the default head)")
     if args.scheduler:  # a Dask cluster, partitioned Parquet out (deepqoe.batch_scoring)
         from deepqoe.batch_scoring import predict_batch
 
@@ -378,6 +381,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--json", action="store_true", help="the predictions as JSON on standard output")
     p.add_argument("--scale", help="for session models: report scores on this MOS scale (e.g. 0-100, z; "
                                    "default: 1-5)")
+    p.add_argument("--rating-head", metavar="DATASET",
+                   help="the rating-distribution head to serve (sos, p_gob, p_pow), by the dataset it was fitted "
+                        "on; default: the model's own default (streaming: waterloo-sqoe-iv; also p1203-open, ACR)")
     p.add_argument("--interval", metavar="LEVEL", help="prediction interval level, 0 < LEVEL < 1, or 'none' "
                                                        "(default: 0.9 when the model has intervals.json; columns "
                                                        "interval_low, interval_high, interval_level)")

@@ -111,6 +111,21 @@ class Predictor:
         self.distribution = load_heads(self.model_dir) if (self.is_session or self.task == "regression") \
             and self.model_dir else None
 
+    def select_rating_head(self, name: str | None) -> None:
+        """Serve the rating-distribution head fitted on dataset ``name`` (``deepqoe predict --rating-head``;
+        a model stores one per dataset with individual ratings, e.g. Waterloo SQoE-IV's 0-100 slider and
+        P.1203's ACR 1-5, and serves its default). None keeps the default."""
+        if name is None:
+            return
+        if self.distribution is None:
+            raise DeepQoEError("this model has no rating-distribution head (no distribution.json in its directory)",
+                               file=None if self.model_dir is None else str(self.model_dir), field="rating_head")
+        heads, _ = self.distribution
+        if name not in heads:
+            raise DeepQoEError(f"unknown rating head '{name}': this model has {', '.join(sorted(heads))}",
+                               field="rating_head")
+        self.distribution = (heads, name)
+
     @property
     def default_interval(self) -> float | None:
         """The interval level given when none is asked for: 0.9 when the model has intervals calibrated on
