@@ -124,15 +124,13 @@ def _score_sessions_partition(df: pd.DataFrame, number: int, folder: str, model:
         order = np.argsort(codes, kind="stable")
         df, codes = df.iloc[order].reset_index(drop=True), codes[order]
         bounds = np.searchsorted(codes, np.arange(0, int(codes[-1]) + 1 + SESSION_CHUNK, SESSION_CHUNK))
-        kw: dict[str, Any] = {"scale": scale, "curve": False}
-        if interval is not None:
-            kw["interval"] = interval
         rows, failures = [], []
         for a, b in zip(bounds[:-1], bounds[1:]):
             if a == b:
                 continue
             sessions, bad = sessions_from_frame(df.iloc[a:b], file=source, first_row=None)
-            got, bad2 = predictor.predict_sessions(sessions, **kw) if sessions else ([], [])
+            got, bad2 = (predictor.predict_sessions(sessions, scale=scale, curve=False, interval=interval)
+                         if sessions else ([], []))
             rows.extend(got)
             failures.extend(_error_dict(e) for e in list(bad) + list(bad2))
         if rows:
@@ -157,7 +155,7 @@ def _score_rows_partition(df: pd.DataFrame, number: int, first_row: int, folder:
         df = _plain_strings(df.reset_index(drop=True))
         try:
             X, ids = prediction_frame(predictor.meta, df, source)
-            rows = predictor.predict_rows(X, **({"interval": interval} if interval is not None else {}))
+            rows = predictor.predict_rows(X, interval=interval)
         except DeepQoEError as e:  # its row is the partition's: make it the input's
             if e.row is None:
                 raise

@@ -251,23 +251,31 @@ class Predictor:
             if explain:
                 row["explanation"] = ex
             rows.append(row)
-        if self.distribution is not None and results:
-            self._add_distribution(rows, [r[0] for r in results], np.array([r[1] for r in results]), target)
+        if results:
+            self._add_distribution(rows, self._to_common(np.array([r[1] for r in results])), target,
+                                   [r[0] for r in results])
         return rows, failures
 
-    def _add_distribution(self, rows: list[dict], sessions: list, scores: np.ndarray, target) -> None:
-        """``row["distribution"] = {"sos", "p_gob", "p_pow", "quantiles"}`` from the served head, on ``target``."""
+    def _add_distribution(self, rows: list[dict], common: np.ndarray, target=None, sessions: list | None = None
+                          ) -> None:
+        """``row["distribution"] = {"sos", "p_gob", "p_pow", "quantiles"}`` from the served head (none without
+        one), for scores ``common`` on the common 1-5 scale, on ``target`` (None: the head's own rating scale);
+        a head with features takes them from ``sessions`` (the session model's representation)."""
         from deepqoe.distribution import distribution_fields
 
-        heads, default = self.distribution
-        head = heads[default]
+        if self.distribution is None:
+            return
+        heads, served = self.distribution
+        head = heads[served]
         feats = None
         if head.feature_mean_ is not None:
-            feats = self.model.transform_sessions(sessions) if hasattr(self.model, "transform_sessions") else None
+            feats = (self.model.transform_sessions(sessions)
+                     if sessions is not None and hasattr(self.model, "transform_sessions") else None)
             if feats is None or np.shape(feats)[1] != len(head.feature_mean_):
                 raise DeepQoEError("the rating-distribution head does not match this model's representation",
                                    file=str(self.model_dir / "distribution.json"))
-        for row, d in zip(rows, distribution_fields(head, self._to_common(scores), feats, target)):
+        for row, d in zip(rows, distribution_fields(head, common, feats, head.scale_.name if target is None
+                                                    else target)):
             row["distribution"] = d
 
     # ------------------------------------------------------------------ rows
@@ -306,13 +314,9 @@ class Predictor:
                 low, high = self._interval(y, interval)
                 for i, r in enumerate(rows):
                     r["interval"] = {"level": interval, "low": _round(low[i]), "high": _round(high[i])}
-            if self.distribution is not None and len(y):  # on the head's own (the ratings') scale
-                from deepqoe.distribution import distribution_fields
-
-                heads, default = self.distribution
-                head = heads[default]
-                for r, d in zip(rows, distribution_fields(head, head.scale_.to_common(y), None, head.scale_.name)):
-                    r["distribution"] = d
+            if self.distribution is not None and len(y):  # y is on the head's own (the ratings') scale
+                heads, served = self.distribution
+                self._add_distribution(rows, heads[served].scale_.to_common(y))
         from deepqoe.viewers import viewer_labels
 
         for r, v in zip(rows, viewer_labels(est, X) or []):  # a viewer-aware model: whose prediction it is
