@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import socket
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 HOST = "127.0.0.1"  # loopback only
 
@@ -30,6 +32,19 @@ def machine() -> str:
     except (OSError, subprocess.SubprocessError):
         pass
     return platform.processor() or platform.machine()
+
+
+def run_clients(worker: Callable[[int], None], clients: int) -> tuple[float, float, float]:
+    """Run ``worker(k)`` for k = 0 .. clients-1 in threads at once, wait for all: ``(wall seconds, load
+    average before, load average after)``."""
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+    load_before = os.getloadavg()[0]
+    start = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return time.perf_counter() - start, load_before, os.getloadavg()[0]
 
 
 @contextmanager

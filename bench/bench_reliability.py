@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_common import machine, served  # noqa: E402  (bench/ is on the path)
+from bench_common import machine, run_clients, served  # noqa: E402  (bench/ is on the path)
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMP_PREFIX = ".deepqoe-tmp."  # deepqoe.io.TEMP_PREFIX
@@ -181,14 +181,7 @@ def load_test(clients: int, per_client: int, time_limit: float, seed: int) -> di
                         with lock:
                             wrong[cls] += 1
 
-        threads = [threading.Thread(target=worker, args=(w,)) for w in range(clients)]
-        load_before = os.getloadavg()[0]
-        start = time.perf_counter()
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        wall = time.perf_counter() - start
+        wall, load_before, load_after = run_clients(worker, clients)
         alive = proc.poll() is None
         health = None
         if alive:
@@ -212,7 +205,7 @@ def load_test(clients: int, per_client: int, time_limit: float, seed: int) -> di
                 "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
                 "max_ms": float(ms.max()), "server_alive_after": alive, "health_after": health,
                 "stopped_by_time_limit": bool(sent.sum() < n), "load_before": load_before,
-                "load_after": os.getloadavg()[0]}
+                "load_after": load_after}
 
 
 # ------------------------------------------------------------------------------ crash tests

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_common import machine, served  # noqa: E402  (bench/ is on the path)
+from bench_common import machine, run_clients, served  # noqa: E402  (bench/ is on the path)
 
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Prediction service"
@@ -80,15 +80,7 @@ def run(model: str | None, clients: int, requests: int, time_limit: float) -> di
                         status[i] = -1
                     lat[i] = time.perf_counter() - t
 
-        threads = [threading.Thread(target=worker) for _ in range(clients)]
-        load_before = os.getloadavg()[0]
-        start = time.perf_counter()
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        wall = time.perf_counter() - start
-        load_after = os.getloadavg()[0]
+        wall, load_before, load_after = run_clients(lambda k: worker(), clients)
         done = status != 0
         n = int(done.sum())
         ok = int((status == 200).sum())
