@@ -42,6 +42,7 @@ MAX_WIDTH = 8192              # a hidden layer or an input projection (8192 x 81
 MAX_LAYERS = 16               # hidden layers
 MAX_EMBEDDING_DIM = 1024      # a categorical input's embedding
 MAX_SEQUENCE_LENGTH = 100_000  # steps of a sequence input (more than a day of seconds)
+BUILTIN = "builtin"           # sessions.quality_mapping: the mapping that ships with deepqoe
 
 
 class _Strict(BaseModel):
@@ -359,7 +360,8 @@ class SessionsDataConfig(_Strict):
     name: str | None = None                  # the model's name (default: the output folder's name)
     datasets: list[SessionSource]            # session scores
     continuous: list[str] = Field(default_factory=list)   # registered per-second (continuous-time) ratings
-    quality_mapping: str = "waterloo-sqoe-iv"  # a registered sessions dataset or a path: chunks with VMAF + bitrate
+    # "builtin" (the shipped mapping), a registered sessions dataset or a path: chunks with VMAF + bitrate
+    quality_mapping: str = BUILTIN
 
     @field_validator("datasets", mode="before")
     @classmethod
@@ -390,10 +392,10 @@ class SessionsDataConfig(_Strict):
 
     @property
     def quality_mapping_path(self) -> str | None:
-        """``quality_mapping`` when it is a path (not a registered dataset's name)."""
+        """``quality_mapping`` when it is a path (not "builtin", not a registered dataset's name)."""
         from deepqoe.datasets.registry import dataset_names
 
-        return None if self.quality_mapping in dataset_names() else self.quality_mapping
+        return None if self.quality_mapping in (BUILTIN, *dataset_names()) else self.quality_mapping
 
 
 class SessionModelOverrides(_Strict):

@@ -283,14 +283,17 @@ def _predict_common(model, sessions: list) -> np.ndarray:
 
 
 def _session_quality_mapping(cfg):
-    """``sessions.quality_mapping``: fitted on a registered dataset's chunks or on the sessions of a path
-    (objective measurements only, quality and bitrate per segment: no score is needed or used)."""
-    from deepqoe.config import resolve_path
-    from deepqoe.sessions.qoe_model import fit_quality_mapping
+    """``sessions.quality_mapping``: the built-in mapping, or one fitted on a registered dataset's chunks or
+    on the sessions of a path (objective measurements only, quality and bitrate per segment: no score is
+    needed or used)."""
+    from deepqoe.config import BUILTIN, resolve_path
+    from deepqoe.sessions.qoe_model import builtin_quality_mapping, fit_quality_mapping
     from deepqoe.sessions.readers import load_sessions
     from deepqoe.datasets.scored import load_session_set
 
     sc = cfg.sessions
+    if sc.quality_mapping == BUILTIN:
+        return builtin_quality_mapping()
     if sc.quality_mapping_path is None:
         return fit_quality_mapping(load_session_set(sc.quality_mapping).sessions)
     sessions, failures = load_sessions(resolve_path(sc.quality_mapping_path, cfg.base_dir))

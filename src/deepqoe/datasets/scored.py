@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from deepqoe.sessions.qoe_model import QualityMapping, fit_quality_mapping
+from deepqoe.sessions.qoe_model import QualityMapping, builtin_quality_mapping
 from deepqoe.sessions.scales import fit_z_reference, to_common
 
 MAPPING_DATASET = "waterloo-sqoe-iv"
@@ -86,5 +86,7 @@ def load_curve_set(name: str, root=None) -> CurveSet:
 
 
 def quality_mapping(root=None) -> QualityMapping:
-    """The quality mapping, fitted on the chunks of Waterloo SQoE-IV (VMAF and bitrate per chunk)."""
-    return fit_quality_mapping(load_session_set(MAPPING_DATASET, root).sessions)
+    """The quality mapping every experiment and the shipped models use: the built-in one (fitted by
+    ``deepqoe reproduce quality_mapping`` on Waterloo SQoE-IV's chunks and an encode grid; ``root`` is
+    unused, kept for the callers that pass their data folder)."""
+    return builtin_quality_mapping()

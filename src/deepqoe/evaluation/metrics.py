@@ -38,6 +38,10 @@ def krocc(y_true, y_pred) -> float:
     return _corr(stats.kendalltau, y_true, y_pred)
 
 
+def rmse(y_true, y_pred) -> float:
+    return float(np.sqrt(np.mean((np.asarray(y_true, float) - np.asarray(y_pred, float)) ** 2)))
+
+
 def plcc_logistic(y_true, y_pred) -> float:
     """PLCC after fitting the 4-parameter logistic mapping from predictions to MOS."""
     mapped = logistic_4_fit(np.asarray(y_pred, float), np.asarray(y_true, float))

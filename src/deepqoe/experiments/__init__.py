@@ -20,6 +20,7 @@ SECTIONS = {
     "ugc": "ugc_videval",            # 4. KoNViD-1k / YouTube-UGC, VIDEVAL protocol (Fig. 5, Table 3)
     "transfer": "transfer",          # 5. KoNViD-1k -> YouTube-UGC
     "streaming": "streaming",        # streaming QoE: LIVE-NFLX, P.1203, Waterloo, cross-dataset
+    "quality_mapping": "quality_mapping",  # bitrate / resolution / frame rate / codec -> quality (encode grid)
     "streaming_generalisation": "streaming_generalisation",  # the shipped streaming model on unseen datasets
     "continuous_time": "continuous_time",  # per-second QoE curves against continuous-time ratings
     "per_viewer": "per_viewer",      # per-viewer QoE: viewer input, k-shot adaptation (upec-qoe-lab)

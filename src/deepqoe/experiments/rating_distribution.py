@@ -134,15 +134,13 @@ def run(settings, out_dir: Path, log=print) -> tuple[str, dict]:
     """The ``deepqoe reproduce rating_distribution`` section: ``(markdown, results)``."""
     import torch
 
-    from deepqoe.datasets.scored import MAPPING_DATASET, load_session_set, quality_mapping
-    from deepqoe.sessions.qoe_model import fit_quality_mapping
+    from deepqoe.datasets.scored import load_session_set, quality_mapping
 
     torch.set_num_threads(1)
     t0 = time.time()
     rec = load_recipe("rating_distribution")
     sets = {name: load_session_set(name) for name in rec["datasets"]}
-    mapping = (fit_quality_mapping(sets[MAPPING_DATASET].sessions) if MAPPING_DATASET in sets  # loaded once
-               else quality_mapping())
+    mapping = quality_mapping()
     res: dict = {"quick": bool(settings.quick), "date": time.strftime("%Y-%m-%d %H:%M"),
                  "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU(s), "
                             f"{settings.jobs} worker(s)", "recipe": rec, "datasets": {}}

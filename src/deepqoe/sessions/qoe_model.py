@@ -68,24 +68,49 @@ PART_SIGN = {"quality": 1.0, "stalls": -1.0, "startup": -1.0, "switches": -1.0}
 
 
 # ============================================================================ phase 1: quality mapping
-#: codec -> the codec whose learned offset it uses (only codecs present in the fitting data are learned;
-#: VP9 and AV1 take HEVC's offset, a conservative choice: both are at least as efficient as HEVC).
+#: codec -> the codec family whose learned offset it uses. A family the fitting data lacks takes the offset
+#: of the next one in FAMILY_FALLBACK (AV1 -> VP9 -> HEVC -> H.264: each at least as efficient as the next).
 CODEC_FAMILY = {"h264": "h264", "avc": "h264", "avc1": "h264", "hevc": "hevc", "h265": "hevc", "hvc1": "hevc",
-                "hev1": "hevc", "vp9": "hevc", "vp09": "hevc", "av1": "hevc", "av01": "hevc"}
+                "hev1": "hevc", "vp9": "vp9", "vp09": "vp9", "av1": "av1", "av01": "av1"}
+FAMILY_FALLBACK = {"av1": "vp9", "vp9": "hevc", "hevc": "h264"}
+#: bits per pixel are counted per frame at this frame rate or more: a lower rate's extra bits per frame are not
+#: credited (no objective measure here sizes what the judder costs viewers; VMAF of repeated frames
+#: overstates it), so a lower frame rate never raises the mapped quality
+FPS_FULL = 24.0
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+
+
+def codec_family(codec) -> str:
+    """The codec family of a segment's codec string (unknown or missing: H.264)."""
+    return CODEC_FAMILY.get(str(codec).strip().lower(), "h264") if codec else "h264"
 
 
 @dataclass
 class QualityMapping:
-    """q = 100 * sigmoid(bias + codec offset + w_bpp * log2 bits/pixel + w_res * log2(min(h, display)/display)
-    + w_fps * log2(fps / 30) + w_h * log2(h / 1080)), every weight >= 0: quality never falls with more
-    bitrate (at a fixed resolution, frame rate and codec), with a resolution closer to the display, a
-    higher frame rate or a larger picture at the same bits per pixel."""
+    """Quality (0-100, VMAF-like) of a segment from what a player log has:
+
+        q = 100 * sigmoid(z) * sigmoid(r0 + c_res * log2(min(h, display) / display)) / sigmoid(r0)
+        z = bias + codec offset + w_bpp * log2(bitrate / (width * height * max(fps, 24))) + w_h * log2(h / 1080)
+
+    sigmoid(z) is the compression fidelity at the coded resolution; the second factor (1 at the display's
+    resolution) is the ceiling that upscaling to the display puts on it. Every weight is >= 0 and
+    w_h <= 2 w_bpp, so quality never falls with more bitrate (at a fixed
+    resolution, frame rate and codec) and, at a fixed bitrate, more pixels never raise the compression
+    fidelity: a higher resolution wins only where the fidelity saturates (high bitrates), the crossover
+    of a bitrate ladder. ``w_res`` and ``w_fps`` are logit terms of the older additive form (zero in
+    mappings fitted now; read from older model files, whose c_res is zero).
+    """
 
     bias: float = -1.0
     w_bpp: float = 1.0
-    w_res: float = 1.0
+    w_res: float = 0.0
     w_fps: float = 0.0
     w_h: float = 0.0
+    c_res: float = 0.0
+    r0: float = 4.0
     codec_offset: dict | None = None
     median_log_bpp: float = -4.0
 
@@ -97,63 +122,164 @@ class QualityMapping:
         h = np.where(np.isfinite(h), h, 720.0)
         w = np.where(np.isfinite(w), w, 1280.0)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            lbpp = np.log2(np.asarray(bitrate_kbps, float) * 1000.0 / (w * h * f))
+            lbpp = np.log2(np.asarray(bitrate_kbps, float) * 1000.0 / (w * h * np.maximum(f, FPS_FULL)))
         lbpp = np.clip(np.where(np.isfinite(lbpp), lbpp, self.median_log_bpp), -20.0, 10.0)
         res = np.log2(np.clip(np.minimum(h, disp) / disp, 1e-3, 1.0))
-        return (lbpp, res, np.clip(np.log2(f / 30.0), -5, 5), np.clip(np.log2(h / 1080.0), -6, 4))
+        return lbpp, res, np.clip(np.log2(f / 30.0), -5, 5), np.clip(np.log2(h / 1080.0), -6, 4)
+
+    def codec_offsets(self, codec, shape) -> np.ndarray:
+        off = self.codec_offset or {}
+
+        def lookup(c):
+            fam = codec_family(c)
+            while fam not in off and fam in FAMILY_FALLBACK:
+                fam = FAMILY_FALLBACK[fam]
+            return off.get(fam, 0.0)
+
+        return np.array([lookup(c) for c in np.broadcast_to(np.asarray(codec, dtype=object), shape).ravel()],
+                        float).reshape(shape)
 
     def __call__(self, bitrate_kbps, width, height, fps, codec, display_height=DEFAULT_DISPLAY_HEIGHT):
         lbpp, res, lf, lh = self._inputs(bitrate_kbps, width, height, fps, display_height)
-        off = self.codec_offset or {}
-        co = np.array([off.get(CODEC_FAMILY.get(str(c).lower(), "h264"), 0.0) if c else 0.0
-                       for c in np.broadcast_to(np.asarray(codec, dtype=object), lbpp.shape)], float)
-        z = self.bias + co + self.w_bpp * lbpp + self.w_res * res + self.w_fps * lf + self.w_h * lh
-        return 100.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+        z = (self.bias + self.codec_offsets(codec, lbpp.shape) + self.w_bpp * lbpp + self.w_res * res
+             + self.w_fps * lf + self.w_h * lh)
+        ceiling = _sigmoid(self.r0 + self.c_res * res) / _sigmoid(self.r0)
+        return 100.0 * _sigmoid(z) * ceiling
 
     def state(self) -> dict:
-        return {k: getattr(self, k) for k in ("bias", "w_bpp", "w_res", "w_fps", "w_h", "codec_offset",
-                                              "median_log_bpp")}
+        return {k: getattr(self, k) for k in ("bias", "w_bpp", "w_res", "w_fps", "w_h", "c_res", "r0", "codec_offset", "median_log_bpp")}
 
 
-def fit_quality_mapping(sessions: Sequence, seed: int = 0) -> QualityMapping:
-    """Fit :class:`QualityMapping` on every segment that has a measured quality and a bitrate."""
-    rows = []
-    for s in sessions:
-        disp = float(s.context.get("display_height") or DEFAULT_DISPLAY_HEIGHT)
-        ok = np.isfinite(s.quality) & np.isfinite(s.bitrate_kbps) & np.isfinite(s.height)
-        for i in np.flatnonzero(ok):
-            rows.append((s.bitrate_kbps[i], s.width[i], s.height[i], s.fps[i], s.codec[i], disp, s.quality[i]))
+@dataclass
+class MappingRows:
+    """Segments with a measured quality (VMAF, 0-100) and what the mapping reads: the fitting data of
+    :func:`fit_quality_mapping`. ``source`` names where each row comes from (each source weighs the same)."""
+
+    bitrate_kbps: np.ndarray
+    width: np.ndarray
+    height: np.ndarray
+    fps: np.ndarray
+    codec: np.ndarray
+    display_height: np.ndarray
+    quality: np.ndarray
+    source: np.ndarray
+
+    FIELDS = ("bitrate_kbps", "width", "height", "fps", "codec", "display_height", "quality", "source")
+
+    @classmethod
+    def from_sessions(cls, sessions: Sequence, source: str = "sessions") -> "MappingRows":
+        """Every segment of ``sessions`` that has a measured quality, a bitrate and a height."""
+        cols: dict[str, list] = {k: [] for k in cls.FIELDS}
+        for s in sessions:
+            disp = float(s.context.get("display_height") or DEFAULT_DISPLAY_HEIGHT)
+            ok = np.flatnonzero(np.isfinite(s.quality) & np.isfinite(s.bitrate_kbps) & np.isfinite(s.height))
+            for k, v in (("bitrate_kbps", s.bitrate_kbps), ("width", s.width), ("height", s.height),
+                         ("fps", s.fps), ("codec", s.codec), ("quality", s.quality)):
+                cols[k].extend(np.asarray(v)[ok].tolist())
+            cols["display_height"].extend([disp] * len(ok))
+            cols["source"].extend([source] * len(ok))
+        return cls.from_columns(cols)
+
+    @classmethod
+    def from_columns(cls, cols: dict) -> "MappingRows":
+        return cls(**{k: np.asarray(cols[k], dtype=object if k in ("codec", "source") else float)
+                      for k in cls.FIELDS})
+
+    def __add__(self, other: "MappingRows") -> "MappingRows":
+        return MappingRows.from_columns({k: np.concatenate([getattr(self, k), getattr(other, k)])
+                                         for k in self.FIELDS})
+
+    def __len__(self) -> int:
+        return len(self.quality)
+
+
+def fit_quality_mapping(data, seed: int = 0, form: str = "ceiling", reference: str | None = None) -> QualityMapping:
+    """Fit :class:`QualityMapping` by least squares on ``data`` (:class:`MappingRows`, or sessions: their
+    segments with a measured quality), the mean squared error of each source weighing the same. Each source
+    has its own bias (its contents' difficulty: a clip of grass needs more bits than a talk show); the
+    mapping keeps the bias of the largest source (``reference``: by name), so a source of a few clips
+    teaches the shape (how quality moves with bitrate, resolution, codec) without moving the level.
+    ``form``: "ceiling" (the mapping's form) or "additive" (the older form: the resolution and frame-rate
+    terms inside the logit, no w_h bound; kept for the comparison of ``deepqoe reproduce quality_mapping``)."""
+    rows = data if isinstance(data, MappingRows) else MappingRows.from_sessions(data)
     if len(rows) < 20:
         raise DeepQoEError("fitting the quality mapping needs at least 20 segments with both a quality metric "
                            "and a bitrate")
-    br, w, h, f, codec, disp, q = (np.array([r[k] for r in rows], dtype=object if k == 4 else float)
-                                   for k in range(7))
-    base = QualityMapping()
-    lbpp, res, lf, lh = base._inputs(br, w, h, f, disp)
-    fam = np.array([CODEC_FAMILY.get(str(c).lower(), "h264") if c else "h264" for c in codec])
-    families = sorted(set(fam))
-    X = torch.tensor(np.stack([lbpp, res, lf, lh], 1), dtype=torch.float64)
-    C = torch.tensor(np.stack([fam == c for c in families[1:]], 1) if len(families) > 1
-                     else np.zeros((len(fam), 0)), dtype=torch.float64)
-    y = torch.tensor(np.clip(q.astype(float), 0, 100) / 100.0, dtype=torch.float64)
-    torch.manual_seed(seed)
-    p = torch.zeros(5 + C.shape[1], dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([p], max_iter=500, line_search_fn="strong_wolfe")
+    if form not in ("ceiling", "additive"):
+        raise ValueError(f"unknown mapping form {form!r}")
+    lbpp, res, lf, lh = QualityMapping()._inputs(rows.bitrate_kbps, rows.width, rows.height, rows.fps,
+                                                 rows.display_height)
+    fam = np.array([codec_family(c) for c in rows.codec])
+    families = sorted(set(fam), key=lambda c: (c != "h264", c))  # H.264 is the reference when present
+    t = lambda a: torch.tensor(np.asarray(a, float), dtype=torch.float64)  # noqa: E731
+    C = t(np.stack([fam == c for c in families[1:]], 1) if len(families) > 1 else np.zeros((len(fam), 0)))
+    y = t(np.clip(rows.quality.astype(float), 0, 100) / 100.0)
+    counts = {s: int(np.sum(rows.source == s)) for s in sorted(set(rows.source.tolist()))}
+    ref = reference if reference in counts else max(counts, key=lambda s: (counts[s], s))
+    others = [s for s in counts if s != ref]
+    weight = t(np.array([1.0 / counts[s] for s in rows.source.tolist()]) / len(counts))
+    S = t(np.stack([rows.source == s for s in others], 1) if others else np.zeros((len(rows), 0)))
+    lbpp_, res_, lf_, lh_ = map(t, (lbpp, res, lf, lh))
+    n_c = C.shape[1]
+    C = torch.cat([C, S], 1)  # codec offsets, then source biases (the reference source's is the bias)
 
-    def closure():
-        opt.zero_grad()
-        z = p[0] + X @ F.softplus(p[1:5]) + (C @ p[5:] if C.shape[1] else 0.0)
-        loss = ((torch.sigmoid(z) - y) ** 2).mean()
-        loss.backward()
-        return loss
+    # parameters: bias, w_bpp, w_h, c_res (additive: w_res), r0 (additive: w_fps), one offset per codec family
+    def weights(v):
+        w_bpp = F.softplus(v[1])
+        if form == "ceiling":   # w_h in [0, 2 w_bpp]; c_res >= 0; r0 free
+            return w_bpp, 2 * w_bpp * torch.sigmoid(v[2]), F.softplus(v[3]), v[4]
+        return w_bpp, F.softplus(v[2]), F.softplus(v[3]), F.softplus(v[4])
 
-    opt.step(closure)
-    v = p.detach().numpy()
+    def predict(v):
+        w_bpp, w_h, a, b = weights(v)
+        z = v[0] + w_bpp * lbpp_ + w_h * lh_ + (C @ v[5:] if C.shape[1] else 0.0)
+        if form == "ceiling":
+            return torch.sigmoid(z) * torch.sigmoid(b + a * res_) / torch.sigmoid(b)
+        return torch.sigmoid(z + a * res_ + b * lf_)
+
+    def fit(start):
+        p = start.clone().requires_grad_(True)
+        opt = torch.optim.LBFGS([p], max_iter=1000, line_search_fn="strong_wolfe")
+
+        def closure():
+            opt.zero_grad()
+            loss = (weight * (predict(p) - y) ** 2).sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        with torch.no_grad():
+            return float((weight * (predict(p) - y) ** 2).sum()), p.detach()
+
+    # a few starts (the product form has flat regions): the best fit wins
+    gen = torch.Generator().manual_seed(seed)
+    starts = [0.3 * torch.randn(5 + C.shape[1], generator=gen, dtype=torch.float64) * (k > 0) for k in range(4)]
+    if form == "ceiling":  # r0 near 3: a ceiling near 1 at the display's resolution
+        for st in starts:
+            st[4] += 3.0
+    _, v = min((fit(st) for st in starts), key=lambda r: r[0])
+    w_bpp, w_h, a, b = (float(x) for x in weights(v))
     offsets = {str(families[0]): 0.0} | {str(c): float(v[5 + k]) for k, c in enumerate(families[1:])}
-    w = np.log1p(np.exp(v[1:5]))
-    return QualityMapping(bias=float(v[0]), w_bpp=float(w[0]), w_res=float(w[1]), w_fps=float(w[2]),
-                          w_h=float(w[3]), codec_offset=offsets,
-                          median_log_bpp=float(np.median(lbpp)))
+    common = dict(bias=float(v[0]), w_bpp=w_bpp, w_h=w_h, codec_offset=offsets, median_log_bpp=float(np.median(lbpp)))
+    if form == "ceiling":
+        return QualityMapping(**common, c_res=a, r0=b)
+    return QualityMapping(**common, w_res=a, w_fps=b)
+
+
+#: the mapping that ships with deepqoe: ``deepqoe reproduce quality_mapping`` writes it (Waterloo SQoE-IV's
+#: chunks + an encode grid of real clips, objective VMAF only; ``docs/results.md#quality-mapping``)
+BUILTIN_MAPPING = Path(__file__).resolve().parent / "quality_mapping.json"
+
+
+def builtin_quality_mapping() -> QualityMapping:
+    """The shipped :class:`QualityMapping` (``sessions/quality_mapping.json``)."""
+    import json
+
+    try:
+        return QualityMapping(**json.loads(BUILTIN_MAPPING.read_text(encoding="utf-8"))["mapping"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DeepQoEError(f"the built-in quality mapping cannot be read ({type(e).__name__}: {e}); reinstall "
+                           "deepqoe", file=str(BUILTIN_MAPPING)) from None
 
 
 # ============================================================================ phase 1: session -> parts

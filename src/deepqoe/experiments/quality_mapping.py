@@ -1,0 +1,308 @@
+"""The quality mapping (issue 10): how a session without a quality metric gets its per-second quality.
+Recipe: ``recipes/quality_mapping.yaml``.
+
+    deepqoe reproduce quality_mapping [--quick] --out DIR
+
+:class:`deepqoe.sessions.qoe_model.QualityMapping` turns (bitrate, resolution, frame rate, codec, display)
+into a VMAF-like 0-100 quality. It is fitted on objective measurements only, never on subjective scores:
+
+* **Waterloo SQoE-IV's chunks** (per-chunk VMAF of H.264 / HEVC ladders, 180p-2160p). Their ladders tie
+  resolution to bitrate, so they cannot say what a resolution is worth at a bitrate it was not paired with.
+* **An encode grid made here** from the real clips of ``DEEPQOE_DATA/clips`` (KoNViD-1k, LSVQ; 540p-720p):
+  each clip's first seconds re-encoded with x264, x265 and libvpx-vp9 at several heights x bitrates, and
+  with H.264 at half the frame rate, each measured with VMAF against the clip upscaled (bicubic) to the
+  clip's size and, for the frame-rate rows, repeated back to the clip's rate. This varies bitrate at a fixed
+  resolution, codec and frame rate: the crossover of a bitrate ladder (at a low bitrate a lower resolution
+  looks better once upscaled).
+
+Two forms are compared: **ceiling** (the mapping's form: compression fidelity x a resolution / frame-rate
+ceiling) and **additive** (the older form: every term inside one logit), each fitted on Waterloo alone and
+on Waterloo + the grid. Held-out measures: on the grid, leave one clip out (the grid part of the fit never
+sees the clip tested); on Waterloo, content-disjoint folds. The grid metrics are RMSE, the per-clip SROCC
+and the **best-rung agreement**: at each (clip, codec, frame rate, bitrate), does the mapping pick the
+height with the highest measured VMAF? The section writes ``quality_mapping.json``: the mapping fitted on
+Waterloo + the whole grid in the chosen form, the file that ships as ``deepqoe/sessions/quality_mapping.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from deepqoe.errors import DeepQoEError
+from deepqoe.evaluation.metrics import plcc, rmse, srocc
+from deepqoe.experiments.common import load_recipe
+from deepqoe.report import md_table
+
+RECIPE = load_recipe("quality_mapping")
+#: the encoders of the grid: codec family -> FFmpeg output options (one pass, average bitrate)
+ENCODERS = {
+    "h264": ["-c:v", "libx264", "-preset", "medium"],
+    "hevc": ["-c:v", "libx265", "-preset", "fast", "-x265-params", "log-level=error"],
+    "vp9": ["-c:v", "libvpx-vp9", "-deadline", "good", "-cpu-used", "4", "-row-mt", "1"],
+}
+BASE_PIXELS = 960 * 540
+#: the what-if grid of the report: a 2160p display, H.264 at 30 fps unless said
+UHD_HEIGHTS = (540, 1080, 2160)
+UHD_KBPS = (500, 2000, 8000, 16000)
+
+
+@dataclass(frozen=True)
+class Encode:
+    """One cell of the grid."""
+
+    clip: str
+    width: int
+    height: int
+    fps: float
+    codec: str
+    kbps: int
+
+
+def _run(cmd: list[str], what: str) -> None:
+    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if proc.returncode != 0:
+        err = (proc.stderr or "").strip().splitlines()
+        raise DeepQoEError(f"FFmpeg failed on {what}: {err[-1] if err else proc.returncode}")
+
+
+def _even(x: float) -> int:
+    return max(2, int(round(x / 2.0)) * 2)
+
+
+def plan_grid(clips: dict[str, tuple[int, int, float]], g: dict, quick: bool) -> list[Encode]:
+    """The cells of the grid for ``clips`` (name -> (width, height, fps)) and the recipe's ``grid``."""
+    pick = (lambda k: g[k]["quick" if quick else "full"])
+    cells = []
+    for name, (W, H, fps) in clips.items():
+        scale = W * H / BASE_PIXELS
+        for codec in pick("codecs"):
+            for fr in pick("heights"):
+                for kb in pick("bitrates"):
+                    cells.append(Encode(name, _even(W * fr), _even(H * fr), fps, codec, int(round(kb * scale))))
+        for ff in pick("fps_fractions"):
+            for fr in pick("fps_heights"):
+                for kb in pick("bitrates"):
+                    cells.append(Encode(name, _even(W * fr), _even(H * fr), round(fps * ff, 3), "h264",
+                                        int(round(kb * scale))))
+    return cells
+
+
+def measure(cell: Encode, ref: Path, ref_size: tuple[int, int, float], seconds: float, work: Path) -> dict:
+    """Encode ``cell`` from the reference, measure its bitrate and its VMAF against the reference (the
+    encode scaled back to the reference's size and, below its frame rate, repeated back to its rate)."""
+    from deepqoe.features.video.full_reference import DEFAULT_MODEL, _escape, ffmpeg_exe
+
+    W, H, fps = ref_size
+    stem = f"{cell.clip}_{cell.codec}_{cell.height}_{cell.fps:g}_{cell.kbps}"
+    cache = work / f"{stem}.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    ff = ffmpeg_exe()
+    ext = "webm" if cell.codec == "vp9" else "mp4"
+    with tempfile.TemporaryDirectory(prefix="deepqoe-grid-", dir=work) as tmp:
+        dist = Path(tmp) / f"d.{ext}"
+        vf = f"scale={cell.width}:{cell.height}:flags=bicubic" + (f",fps={cell.fps:g}" if cell.fps < fps - 1e-3 else "")
+        _run([ff, "-nostdin", "-v", "error", "-y", "-i", str(ref), "-vf", vf, *ENCODERS[cell.codec], "-b:v",
+              f"{cell.kbps}k", "-an", str(dist)], stem)
+        kbps = dist.stat().st_size * 8 / 1000.0 / seconds
+        shown = dist
+        if cell.fps < fps - 1e-3:  # back to the reference's rate by repeating frames (what a player shows)
+            shown = Path(tmp) / "shown.mkv"
+            _run([ff, "-nostdin", "-v", "error", "-y", "-i", str(dist), "-vf", f"fps={fps:g}", "-c:v", "libx264",
+                  "-qp", "0", "-preset", "ultrafast", "-an", str(shown)], stem)
+        # VMAF only (libvmaf's default model, as the full-reference extractor): the extractor's PSNR / SSIM
+        # and its completeness checks of both files would triple the cost of these small encodes
+        log = Path(tmp) / "vmaf.json"
+        _run([ff, "-nostdin", "-v", "error", "-i", str(shown), "-i", str(ref), "-lavfi",
+              f"[0:v]scale={W}:{H}:flags=bicubic,setpts=PTS-STARTPTS[d];[1:v]setpts=PTS-STARTPTS[r];"
+              f"[d][r]libvmaf=model={DEFAULT_MODEL}:n_threads=1:log_fmt=json:log_path={_escape(str(log))}",
+              "-f", "null", "-"], stem)
+        vmaf = float(json.loads(log.read_text())["pooled_metrics"]["vmaf"]["mean"])
+    row = {"clip": cell.clip, "codec": cell.codec, "width": cell.width, "height": cell.height, "fps": cell.fps,
+           "display_height": H, "target_kbps": cell.kbps, "bitrate_kbps": round(kbps, 2), "vmaf": round(vmaf, 3)}
+    tmp_json = cache.with_suffix(".tmp")
+    tmp_json.write_text(json.dumps(row))
+    tmp_json.replace(cache)
+    return row
+
+
+def build_grid(clips_dir: Path, work: Path, quick: bool, jobs: int, log=print) -> list[dict]:
+    """Every cell of the grid measured (cached per cell in ``work``, so a rerun resumes)."""
+    from deepqoe.features.video.decode import probe
+    from deepqoe.features.video.full_reference import ffmpeg_exe
+
+    g = RECIPE["grid"]
+    seconds = float(g["seconds"]["quick" if quick else "full"])
+    files = sorted(p for p in Path(clips_dir).glob("*.mp4"))
+    if not files:
+        raise DeepQoEError("no clips (*.mp4) to build the encode grid from", file=str(clips_dir))
+    n_clips = g["clips"]["quick" if quick else "full"]
+    files = files if n_clips == "all" else files[: int(n_clips)]
+    work.mkdir(parents=True, exist_ok=True)
+    refs, sizes = {}, {}
+    for f in files:
+        info = probe(f)
+        ref = work / f"{f.stem}_{seconds:g}s.y4m"
+        if not ref.is_file():
+            tmp = ref.with_suffix(".part.y4m")
+            _run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", str(f), "-t", f"{seconds:g}", "-pix_fmt",
+                  "yuv420p", str(tmp)], f.name)
+            tmp.replace(ref)
+        refs[f.stem], sizes[f.stem] = ref, (info.width, info.height, round(float(info.fps), 3))
+    cells = plan_grid(sizes, g, quick)
+    log(f"[quality_mapping] encode grid: {len(cells)} encodes of {len(files)} clips ({seconds:g} s each) ...")
+    done = [0]
+
+    def one(cell):
+        row = measure(cell, refs[cell.clip], sizes[cell.clip], seconds, work)
+        done[0] += 1
+        if done[0] % 50 == 0:
+            log(f"[quality_mapping]   {done[0]}/{len(cells)}")
+        return row
+
+    with ThreadPoolExecutor(max(1, int(jobs))) as ex:
+        return list(ex.map(one, cells))
+
+
+def grid_rows(rows: list[dict]):
+    from deepqoe.sessions.qoe_model import MappingRows
+
+    cols = {k: [r[k] for r in rows] for k in ("bitrate_kbps", "width", "height", "fps", "codec", "display_height")}
+    return MappingRows.from_columns({**cols, "quality": [r["vmaf"] for r in rows],
+                                     "source": [f"grid:{r['clip']}" for r in rows]})
+
+
+def _apply(mapping, rows) -> np.ndarray:
+    return mapping(rows.bitrate_kbps, rows.width, rows.height, rows.fps, rows.codec, rows.display_height)
+
+
+def best_rung_agreement(rows: list[dict], pred: np.ndarray) -> float:
+    """Share of (clip, codec, frame rate, target bitrate) groups with several heights in which the predicted
+    best height is the measured best one."""
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault((r["clip"], r["codec"], r["fps"], r["target_kbps"]), []).append(i)
+    hits = [rows[ix[int(np.argmax([rows[i]["vmaf"] for i in ix]))]]["height"]
+            == rows[ix[int(np.argmax(pred[ix]))]]["height"] for ix in groups.values() if len(ix) > 1]
+    return float(np.mean(hits)) if hits else float("nan")
+
+
+def grid_metrics(rows: list[dict], pred: np.ndarray) -> dict:
+    y = np.array([r["vmaf"] for r in rows])
+    clips = np.array([r["clip"] for r in rows])
+    per_clip = [srocc(y[clips == c], pred[clips == c]) for c in dict.fromkeys(clips.tolist())]
+    return {"rmse": rmse(y, pred), "plcc": plcc(y, pred), "srocc_per_clip_median": float(np.median(per_clip)),
+            "best_rung_agreement": best_rung_agreement(rows, pred)}
+
+
+def held_out(form: str, with_grid: bool, W, rows: list[dict], contents: np.ndarray, folds: int) -> dict:
+    """Waterloo content-fold RMSE and leave-one-clip-out grid metrics of one form and fitting set."""
+    from deepqoe.sessions.qoe_model import fit_quality_mapping
+
+    G = grid_rows(rows)
+    clips = np.array([r["clip"] for r in rows])
+    pred = np.full(len(rows), np.nan)
+    for c in dict.fromkeys(clips.tolist()):  # the grid part of the fit never sees the clip it is tested on
+        keep = clips != c
+        data = W + _subset(G, keep) if with_grid else W
+        pred[~keep] = _apply(fit_quality_mapping(data, form=form), _subset(G, ~keep))
+    uniq = np.array(sorted(set(contents.tolist())))
+    fold_of = {u: k % folds for k, u in enumerate(uniq)}
+    fold = np.array([fold_of[c] for c in contents])
+    pw = np.full(len(W), np.nan)
+    for k in range(folds):
+        data = _subset(W, fold != k) + (G if with_grid else _subset(W, np.zeros(len(W), bool)))
+        pw[fold == k] = _apply(fit_quality_mapping(data, form=form), _subset(W, fold == k))
+    return {"grid": grid_metrics(rows, pred), "waterloo_rmse": rmse(W.quality, pw),
+            "waterloo_srocc": srocc(W.quality, pw)}
+
+
+def _subset(rows, mask):
+    from deepqoe.sessions.qoe_model import MappingRows
+
+    return MappingRows.from_columns({k: getattr(rows, k)[mask] for k in MappingRows.FIELDS})
+
+
+def what_ifs(mapping) -> dict:
+    """The mapping on a 2160p display: H.264 30 fps heights x bitrates, codecs at 1080p / 2 Mbps, 15 vs 30 fps."""
+    out = {"h264_30fps": {f"{h}p": {f"{kb}": round(float(mapping(kb, h * 16 / 9, h, 30.0, "h264", 2160.0)), 1)
+                                     for kb in UHD_KBPS} for h in UHD_HEIGHTS}}
+    out["codecs_1080p_2000k"] = {c: round(float(mapping(2000, 1920, 1080, 30.0, c, 2160.0)), 1)
+                                 for c in ("h264", "hevc", "vp9", "av1")}
+    out["fps_1080p_4000k"] = {f"{f:g}": round(float(mapping(4000, 1920, 1080, f, "h264", 2160.0)), 1)
+                              for f in (15.0, 24.0, 30.0, 60.0)}
+    return out
+
+
+def run(settings, out_dir: Path, log=print) -> tuple[str, dict]:
+    """The ``deepqoe reproduce quality_mapping`` section: ``(markdown, results)``."""
+    import torch
+
+    from deepqoe.datasets import data_dir
+    from deepqoe.datasets.scored import MAPPING_DATASET, load_session_set
+    from deepqoe.sessions.qoe_model import MappingRows, fit_quality_mapping
+
+    torch.set_num_threads(1)
+    t0 = time.time()
+    quick = bool(settings.quick)
+    work = Path(out_dir) / "encode-grid"
+    rows = build_grid(data_dir() / "clips", work, quick, settings.jobs, log)
+    t_grid = time.time() - t0
+    S = load_session_set(MAPPING_DATASET)
+    W = MappingRows.from_sessions(S.sessions, MAPPING_DATASET)
+    contents = np.concatenate([[g] * len(MappingRows.from_sessions([s])) for s, g in zip(S.sessions, S.groups)])
+    folds = int(RECIPE["waterloo_folds"]) if not quick else 2
+    res: dict = {"quick": quick, "date": time.strftime("%Y-%m-%d %H:%M"),
+                 "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU(s), "
+                            f"{settings.jobs} worker(s)", "recipe": RECIPE, "n_grid": len(rows),
+                 "n_waterloo_chunks": len(W), "clips": sorted({r["clip"] for r in rows}), "compare": {}}
+    for form in RECIPE["forms"]:
+        for with_grid in (False, True):
+            key = f"{form} / {'Waterloo + grid' if with_grid else 'Waterloo only'}"
+            log(f"[quality_mapping] {key} ...")
+            res["compare"][key] = held_out(form, with_grid, W, rows, contents, folds)
+    final = fit_quality_mapping(W + grid_rows(rows), form="ceiling")
+    res["mapping"] = final.state()
+    res["what_ifs"] = what_ifs(final)
+    res["seconds"] = round(time.time() - t0, 1)
+    res["grid_seconds"] = round(t_grid, 1)
+    payload = {"mapping": final.state(), "form": "ceiling",
+               "fitted_on": {"waterloo-sqoe-iv chunks": len(W), "encode grid": len(rows), "clips": res["clips"]},
+               "made_by": "deepqoe reproduce quality_mapping", "date": res["date"], "quick": quick}
+    from deepqoe.io import atomic_write_text
+
+    atomic_write_text(Path(out_dir) / "quality_mapping.json", json.dumps(payload, indent=1) + "\n")
+    return markdown(res), res
+
+
+def markdown(res: dict) -> str:
+    L = ["## Quality mapping (bitrate, resolution, frame rate, codec -> quality)", "",
+         f"Mode: {'quick (smoke run, not results)' if res['quick'] else 'full'}; run {res['date']} on "
+         f"{res['machine']}; {res['seconds']:.0f} s ({res['grid_seconds']:.0f} s for the encode grid). "
+         f"{res['n_waterloo_chunks']} Waterloo SQoE-IV chunks; encode grid of {res['n_grid']} encodes of "
+         f"{len(res['clips'])} clips. Held out: grid leave-one-clip-out, Waterloo content-disjoint folds.", ""]
+    head = ["form / fitted on", "grid RMSE", "grid PLCC", "grid SROCC (per clip, median)",
+            "best-rung agreement", "Waterloo RMSE", "Waterloo SROCC"]
+    body = [[k, f"{v['grid']['rmse']:.2f}", f"{v['grid']['plcc']:.3f}", f"{v['grid']['srocc_per_clip_median']:.3f}",
+             f"{v['grid']['best_rung_agreement']:.2f}", f"{v['waterloo_rmse']:.2f}", f"{v['waterloo_srocc']:.3f}"]
+            for k, v in res["compare"].items()]
+    L += [md_table(head, body), ""]
+    w = res["what_ifs"]
+    L += ["What the shipped form (ceiling, Waterloo + grid) says on a 2160p display (H.264, 30 fps; kbps):", "",
+          md_table(["height"] + [f"{kb} kbps" for kb in UHD_KBPS],
+                   [[h] + [f"{v:.1f}" for v in row.values()] for h, row in w["h264_30fps"].items()]), "",
+          "Codecs at 1080p / 2000 kbps: " + ", ".join(f"{c} {v:.1f}" for c, v in w["codecs_1080p_2000k"].items())
+          + ". Frame rate at 1080p / 4000 kbps: " + ", ".join(f"{f} fps {v:.1f}" for f, v in w["fps_1080p_4000k"].items())
+          + ".", "", "Mapping: `" + json.dumps({k: (round(v, 4) if isinstance(v, float) else v)
+                                                  for k, v in res["mapping"].items()}) + "`", ""]
+    return "\n".join(L)

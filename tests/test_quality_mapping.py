@@ -1,0 +1,162 @@
+"""The quality mapping (bitrate, resolution, frame rate, codec -> quality) and its reproduce section."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import real_data
+from deepqoe.experiments.quality_mapping import Encode, best_rung_agreement, grid_rows, plan_grid
+from deepqoe.sessions.qoe_model import (FPS_FULL, MappingRows, QualityMapping, builtin_quality_mapping,
+                                        fit_quality_mapping)
+
+CODECS = ("h264", "hevc", "vp9", "av1", None, "mpeg2")
+
+
+def _q(m, kbps, h, fps=30.0, codec="h264", display=2160.0):
+    n = np.broadcast(np.asarray(kbps, float), np.asarray(h, float), np.asarray(fps, float)).shape
+    h = np.broadcast_to(np.asarray(h, float), n)
+    return m(np.broadcast_to(np.asarray(kbps, float), n), h * 16 / 9, h, np.broadcast_to(np.asarray(fps, float), n),
+             np.broadcast_to(np.asarray(codec, dtype=object), n), display)
+
+
+@pytest.fixture(scope="module")
+def builtin():
+    return builtin_quality_mapping()
+
+
+def test_builtin_mapping_is_a_ceiling_form_within_its_bounds(builtin):
+    meta = json.loads(__import__("deepqoe.sessions.qoe_model", fromlist=["BUILTIN_MAPPING"]).BUILTIN_MAPPING.read_text())
+    assert meta["form"] == "ceiling" and meta["quick"] is False
+    assert meta["fitted_on"]["encode grid"] > 100 and meta["fitted_on"]["waterloo-sqoe-iv chunks"] > 1000
+    assert builtin.w_res == 0.0 and builtin.w_fps == 0.0       # the older logit terms are off
+    assert builtin.c_res > 0 and 0 < builtin.w_bpp and 0 <= builtin.w_h <= 2 * builtin.w_bpp + 1e-9
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_builtin_never_falls_with_bitrate_and_stays_in_range(builtin, codec):
+    br = np.geomspace(50, 60000, 300)
+    for h in (144, 360, 540, 720, 1080, 1440, 2160, 4320):
+        for fps in (10, 15, 24, 30, 60):
+            for disp in (720, 1080, 2160):
+                q = _q(builtin, br, h, fps, codec, disp)
+                assert np.all(np.diff(q) >= -1e-9) and np.all((q >= 0) & (q <= 100))
+
+
+def test_builtin_lower_frame_rate_never_raises_quality(builtin):
+    fps = np.array([5, 10, 12, 15, 20, 23.976, 24, 25, 30, 50, 60])
+    for h in (360, 1080, 2160):
+        for kb in (300, 3000, 30000):
+            q = _q(builtin, kb, h, fps)
+            assert np.all(np.diff(q[fps <= FPS_FULL]) >= -1e-9)   # below 24 fps: no credit for bits per frame
+            assert np.ptp(q[fps <= FPS_FULL]) < 1e-9
+
+
+def test_builtin_has_the_crossover_of_a_bitrate_ladder(builtin):
+    """On a 2160p display a lower resolution wins at a low bitrate and a higher one at a high bitrate."""
+    low = _q(builtin, 500, np.array([540, 1080, 2160]))
+    high = _q(builtin, 16000, np.array([540, 1080, 2160]))
+    assert low[1] > low[2]                      # 1080p beats 2160p at 500 kbps
+    assert high[2] > high[1] > high[0]          # and loses to it at 16 Mbps
+    assert high[2] > 90 and low[2] < 60
+    # the crossover moves up with the bitrate: the best of 360p-2160p is a higher rung at a higher bitrate
+    hs = np.array([360, 540, 720, 1080, 1440, 2160])
+    best = [hs[np.argmax(_q(builtin, kb, hs))] for kb in (200, 500, 1000, 2000, 4000, 8000, 16000)]
+    assert best == sorted(best) and best[0] < 2160 and best[-1] == 2160
+
+
+def test_builtin_codec_offsets_order(builtin):
+    q = {c: float(_q(builtin, 2000, 1080, 30, c)) for c in ("h264", "hevc", "vp9", "av1")}
+    assert q["hevc"] >= q["h264"] and q["vp9"] >= q["h264"] and q["av1"] >= q["h264"]
+
+
+def test_codec_family_fallback_chain():
+    m = QualityMapping(bias=0.0, w_bpp=1.0, codec_offset={"h264": 0.0, "hevc": 0.5, "vp9": 0.3})
+    off = m.codec_offsets(np.array(["H264", "hvc1", "vp09", "av1", "", None, "theora"], dtype=object), (7,))
+    assert off.tolist() == [0.0, 0.5, 0.3, 0.3, 0.0, 0.0, 0.0]      # AV1 takes VP9's offset; unknown: H.264
+    assert QualityMapping(codec_offset={"h264": 0.0, "hevc": 0.4}).codec_offsets("av1", ()) == 0.4
+
+
+def test_older_model_state_keeps_its_formula():
+    """A model file written before the ceiling form (no c_res, no r0) maps as before (at 24 fps or more)."""
+    old = {"bias": 4.99, "w_bpp": 0.45, "w_res": 0.89, "w_fps": 0.0, "w_h": 1.08,
+           "codec_offset": {"h264": 0.0, "hevc": 0.35}, "median_log_bpp": -3.33}
+    m = QualityMapping(**old)
+    kb, w, h, f, disp = 3000.0, 1280.0, 720.0, 30.0, 1080.0
+    z = (4.99 + 0.35 + 0.45 * np.log2(kb * 1000 / (w * h * f)) + 0.89 * np.log2(h / disp) + 1.08 * np.log2(h / 1080))
+    assert float(m(kb, w, h, f, "hevc", disp)) == pytest.approx(100 / (1 + np.exp(-z)), rel=1e-9)
+
+
+def _synthetic_rows(truth: QualityMapping, n: int, seed: int, noise: float) -> MappingRows:
+    rng = np.random.default_rng(seed)
+    h = rng.choice([180, 270, 360, 540, 720, 1080, 2160], n).astype(float)
+    kb = np.exp(rng.uniform(np.log(50), np.log(30000), n))
+    codec = rng.choice(["h264", "hevc", "vp9"], n).astype(object)
+    disp = rng.choice([1080.0, 2160.0], n)
+    q = truth(kb, h * 16 / 9, h, np.full(n, 30.0), codec, disp) + rng.normal(0, noise, n)
+    return MappingRows.from_columns(dict(bitrate_kbps=kb, width=h * 16 / 9, height=h, fps=np.full(n, 30.0), codec=codec,
+                                         display_height=disp, quality=q, source=np.where(rng.random(n) < .5, "a", "b")))
+
+
+def test_fit_recovers_a_ceiling_mapping():
+    truth = QualityMapping(bias=6.0, w_bpp=1.0, w_h=1.5, c_res=1.6, r0=3.5,
+                           codec_offset={"h264": 0.0, "hevc": 0.6, "vp9": 0.4})
+    rows = _synthetic_rows(truth, 3000, 0, 2.0)
+    fit = fit_quality_mapping(rows)
+    test = _synthetic_rows(truth, 1000, 1, 0.0)
+    pred = fit(test.bitrate_kbps, test.width, test.height, test.fps, test.codec, test.display_height)
+    assert np.sqrt(np.mean((pred - test.quality) ** 2)) < 1.0
+    assert fit.codec_offset["hevc"] == pytest.approx(0.6, abs=0.15) and fit.w_h <= 2 * fit.w_bpp + 1e-9
+    # the older additive form cannot express the crossover and fits worse
+    add = fit_quality_mapping(rows, form="additive")
+    pa = add(test.bitrate_kbps, test.width, test.height, test.fps, test.codec, test.display_height)
+    assert np.sqrt(np.mean((pa - test.quality) ** 2)) > np.sqrt(np.mean((pred - test.quality) ** 2)) + 0.5
+
+
+def test_fit_needs_enough_rows_and_a_known_form():
+    from deepqoe.errors import DeepQoEError
+
+    rows = _synthetic_rows(QualityMapping(), 10, 0, 0.0)
+    with pytest.raises(DeepQoEError, match="at least 20 segments"):
+        fit_quality_mapping(rows)
+    with pytest.raises(ValueError, match="form"):
+        fit_quality_mapping(_synthetic_rows(QualityMapping(), 50, 0, 0.0), form="cubic")
+
+
+def test_plan_grid_and_best_rung_agreement():
+    g = {"heights": {"full": [1, 0.5]}, "bitrates": {"full": [100, 1000]}, "codecs": {"full": ["h264", "vp9"]},
+         "fps_fractions": {"full": [0.5]}, "fps_heights": {"full": [1]}}
+    cells = plan_grid({"a": (1920, 1080, 30.0)}, g, quick=False)
+    assert len(cells) == 2 * 2 * 2 + 2
+    assert Encode("a", 960, 540, 30.0, "vp9", 400) in cells       # 100 kbps at 960x540 scaled by pixels (x4)
+    assert any(c.fps == 15.0 for c in cells) and all(c.width % 2 == 0 and c.height % 2 == 0 for c in cells)
+    rows = [{"clip": "a", "codec": "h264", "fps": 30.0, "target_kbps": kb, "height": h, "vmaf": v,
+             "bitrate_kbps": kb, "width": h * 16 // 9, "display_height": 1080}
+            for kb, h, v in ((100, 540, 40.0), (100, 1080, 30.0), (1000, 540, 70.0), (1000, 1080, 90.0))]
+    assert best_rung_agreement(rows, np.array([40.0, 30.0, 70.0, 90.0])) == 1.0
+    assert best_rung_agreement(rows, np.array([30.0, 40.0, 70.0, 90.0])) == 0.5
+    G = grid_rows(rows)
+    assert len(G) == 4 and set(G.source) == {"grid:a"} and G.quality.tolist() == [40.0, 30.0, 70.0, 90.0]
+
+
+def test_reproduce_quality_mapping_quick(tmp_path):
+    """The section on real clips (quick: 2 clips, a few encodes): the table, the what-ifs and the JSON file
+    that ``sessions/quality_mapping.json`` is a copy of."""
+    from deepqoe.cli import main
+
+    real_data("clips"), real_data("waterloo-sqoe-iv")
+    out = tmp_path / "qm"
+    assert main(["reproduce", "quality_mapping", "--quick", "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())["quality_mapping"]
+    assert res["n_grid"] > 20 and res["n_waterloo_chunks"] > 1000
+    assert set(res["compare"]) == {f"{f} / {w}" for f in ("ceiling", "additive")
+                                   for w in ("Waterloo only", "Waterloo + grid")}
+    for v in res["compare"].values():
+        assert 0.0 <= v["grid"]["best_rung_agreement"] <= 1.0 and v["waterloo_rmse"] > 0
+    written = json.loads((out / "quality_mapping.json").read_text())
+    assert written["quick"] is True and written["form"] == "ceiling"
+    m = QualityMapping(**written["mapping"])
+    assert np.all(np.diff(_q(m, np.geomspace(100, 20000, 50), 1080)) >= -1e-9)
+    assert "Quality mapping" in (out / "report.md").read_text()
