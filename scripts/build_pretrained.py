@@ -235,16 +235,12 @@ def streaming_distribution(S: dict, model, oof) -> dict:
     """The rating-distribution heads (deepqoe.distribution; SOS, %GoB, %PoW with each score) on the datasets
     with individual ratings, fitted on the out-of-fold predicted MOS; served: Waterloo SQoE-IV's (the most
     ratings, a 0-100 scale), with P.1203 open's (ACR) beside it. {} when none of S has ratings."""
-    import numpy as np
-
     from deepqoe.workflow import distribution_heads
 
     names = [n for n in ("waterloo-sqoe-iv", "p1203-open") if n in S and S[n].ratings is not None]
     if not names:
         return {}
-    sets = list(S.values())
-    pred = np.concatenate([model.predict_sessions(x.sessions) for x in sets])  # used only where oof has NaN
-    return distribution_heads(names, names[0], model, sets, oof, pred)
+    return distribution_heads(names, names[0], model, list(S.values()), oof)
 
 
 def streaming_intervals(S: dict, C: dict, mapping, params: dict, n_splits: int = 5, seed: int = 0):

@@ -183,6 +183,9 @@ def test_service_returns_the_interval(regression_model):
     assert out8["predictions"][0]["interval"]["level"] == 0.8
     assert "interval" not in svc.predict_obj({"rows": [row], "interval": None})["predictions"][0]
     assert svc.predict_obj([row], interval="0.8")["predictions"][0]["interval"]["level"] == 0.8  # ?interval=
+    # the query takes the spellings of --interval (deepqoe.conformal.parse_level)
+    assert svc.predict_obj([row], interval="80%")["predictions"][0]["interval"]["level"] == 0.8
+    assert "interval" not in svc.predict_obj([row], interval="off")["predictions"][0]
     for bad in (1.5, "x", True):
         with pytest.raises(RequestError) as e:
             svc.predict_obj({"rows": [row], "interval": bad})

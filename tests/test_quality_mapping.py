@@ -160,3 +160,15 @@ def test_reproduce_quality_mapping_quick(tmp_path):
     m = QualityMapping(**written["mapping"])
     assert np.all(np.diff(_q(m, np.geomspace(100, 20000, 50), 1080)) >= -1e-9)
     assert "Quality mapping" in (out / "report.md").read_text()
+
+
+def test_sessions_config_uses_the_builtin_mapping_by_default(builtin):
+    from types import SimpleNamespace
+
+    from deepqoe.config import BUILTIN, SessionsDataConfig
+    from deepqoe.workflow import _session_quality_mapping
+
+    sc = SessionsDataConfig(datasets=["p1203-open"])
+    assert sc.quality_mapping == BUILTIN and sc.quality_mapping_path is None
+    assert _session_quality_mapping(SimpleNamespace(sessions=sc, path=None, base_dir=None)) == builtin
+    assert SessionsDataConfig(datasets=["p1203-open"], quality_mapping="my/chunks/").quality_mapping_path == "my/chunks/"

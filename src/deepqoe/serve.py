@@ -355,15 +355,17 @@ class ModelService:
     def interval_level(self, value: Any, given: bool) -> float | None:
         """The interval level of a request: the model's default when not ``given``; None for null / "none";
         else a level in (0, 1) the model's calibration supports (422 otherwise)."""
+        from deepqoe.conformal import parse_level
+
         if not given:
             return self.predictor.default_interval
-        if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
-            return None
-        if isinstance(value, str):
+        if isinstance(value, str):  # the query's text: the same spellings as --interval ("0.8", "80%", "none")
             try:
-                value = float(value)
-            except ValueError:
-                pass
+                value = parse_level(value)
+            except DeepQoEError:
+                pass  # the message below names the JSON value
+        if value is None:
+            return None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
             raise RequestError(422, f"'interval' must be a level between 0 and 1 (e.g. 0.9) or null, got "
                                     f"{json.dumps(value)[:40]}", "interval")

@@ -449,11 +449,12 @@ def check_distribution_datasets(datasets: list[str], default: str | None, sessio
 
 
 def distribution_heads(datasets: list[str], default: str | None, model, session_sets: list,
-                       oof: np.ndarray | None, pred: np.ndarray, file: str | None = None) -> dict:
+                       oof: np.ndarray | None, pred: np.ndarray | None = None, file: str | None = None) -> dict:
     """``{"distribution.json": ...}`` (:mod:`deepqoe.distribution`; a sessions config's ``distribution:``):
     one head per dataset of ``datasets``, fitted on its individual ratings, its out-of-fold predicted MOS
     ``oof`` where the k-fold ran (else ``pred``, the final model's in-sample predictions, said in ``info``;
-    both over ``session_sets`` concatenated, common scale) and the final model's representation."""
+    both over ``session_sets`` concatenated, common scale; ``pred`` None: predicted here where needed) and
+    the final model's representation."""
     from deepqoe.distribution import RatingDistribution, head_files
 
     check_distribution_datasets(datasets, default, session_sets, file)
@@ -465,7 +466,7 @@ def distribution_heads(datasets: list[str], default: str | None, model, session_
         S = session_sets[k]
         sl = slice(offsets[k], offsets[k + 1])
         use_oof = oof is not None and np.isfinite(oof[sl]).all()
-        mos = oof[sl] if use_oof else pred[sl]
+        mos = oof[sl] if use_oof else (pred[sl] if pred is not None else model.predict_sessions(S.sessions))
         heads[name] = RatingDistribution(S.rating_scale).fit(mos, S.ratings, model.transform_sessions(S.sessions))
         info[name] = {"scale": S.rating_scale, "n_sessions": len(S.sessions),
                       "n_ratings": int(sum(len(r) for r in S.ratings)),
