@@ -298,7 +298,8 @@ metric such as VMAF when there is one), the stalls (initial loading included) an
 (the session's own metric, else the built-in mapping of bitrate, resolution, frame rate and codec: compression
 fidelity times an upscaling ceiling, fitted on objective VMAF only, Waterloo SQoE-IV's per-chunk VMAF and an
 encode grid of real clips made by `deepqoe reproduce quality_mapping`; it rises with bitrate by construction,
-and at a low bitrate a lower resolution beats a higher one, as on a real bitrate ladder), an asymmetric quality memory (drops are
+and at a low bitrate a lower resolution can beat a higher one, the crossover of a bitrate ladder; at UHD
+sizes it sits at too low a bitrate, see docs/results.md), an asymmetric quality memory (drops are
 followed faster than gains), and running penalties for stalls (rate, share of time, longest, recency),
 startup delay and representation switches. Each part goes through its own projection g_i with
 non-negative weights, then a fully connected layer with non-negative weights and the head
