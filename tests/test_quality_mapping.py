@@ -160,6 +160,7 @@ def test_reproduce_quality_mapping_quick(tmp_path):
     m = QualityMapping(**written["mapping"])
     assert np.all(np.diff(_q(m, np.geomspace(100, 20000, 50), 1080)) >= -1e-9)
     assert "Quality mapping" in (out / "report.md").read_text()
+    assert (out / "quality_mapping.png").stat().st_size > 10_000
 
 
 def test_sessions_config_uses_the_builtin_mapping_by_default(builtin):

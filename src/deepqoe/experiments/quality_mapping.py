@@ -21,7 +21,8 @@ on Waterloo + the grid. Held-out measures: on the grid, leave one clip out (the 
 sees the clip tested); on Waterloo, content-disjoint folds. The grid metrics are RMSE, the per-clip SROCC
 and the **best-rung agreement**: at each (clip, codec, frame rate, bitrate), does the mapping pick the
 height with the highest measured VMAF? The section writes ``quality_mapping.json``: the mapping fitted on
-Waterloo + the whole grid in the chosen form, the file that ships as ``deepqoe/sessions/quality_mapping.json``.
+Waterloo + the whole grid in the chosen form, the file that ships as ``deepqoe/sessions/quality_mapping.json``,
+and ``quality_mapping.png`` (the grid's encodes against the mapping, and the mapping on a 2160p display).
 """
 
 from __future__ import annotations
@@ -244,6 +245,41 @@ def what_ifs(mapping) -> dict:
     return out
 
 
+def plot(rows: list[dict], mapping, path: Path) -> None:
+    """``quality_mapping.png``: left, every clip's H.264 encodes (VMAF against bitrate, one colour per
+    height fraction) with the mapping's curves at the clip's heights (Waterloo's level: a clip's own level
+    differs by its difficulty); right, the mapping on a 2160p display (H.264, 30 fps) per height."""
+    from deepqoe.report import _new_figure, _save
+
+    fig = _new_figure(10.0, 4.0)
+    ax, bx = fig.add_subplot(121), fig.add_subplot(122)
+    colours = {}
+    for r in rows:
+        if r["codec"] != "h264":
+            continue
+        frac = round(r["height"] / r["display_height"], 2)
+        c = colours.setdefault(frac, f"C{len(colours)}")
+        ax.scatter(r["bitrate_kbps"], r["vmaf"], s=9, color=c, alpha=0.6)
+    kb = np.geomspace(30, 10000, 80)
+    for frac, c in sorted(colours.items()):
+        ax.plot(kb, mapping(kb, 960 * frac, np.full(kb.shape, 540 * frac), np.full(kb.shape, 30.0),
+                            np.full(kb.shape, "h264", dtype=object), 540.0), color=c, label=f"{frac:g} x display")
+    ax.set_xscale("log")
+    ax.set(xlabel="bitrate (kbps)", ylabel="VMAF / mapped quality", title="encode grid (dots) and mapping (960x540 display)")
+    ax.legend(fontsize=7)
+    kb = np.geomspace(200, 40000, 100)
+    for h in (360, 540, 720, 1080, 1440, 2160):
+        bx.plot(kb, mapping(kb, np.full(kb.shape, h * 16 / 9), np.full(kb.shape, float(h)), np.full(kb.shape, 30.0),
+                            np.full(kb.shape, "h264", dtype=object), 2160.0), label=f"{h}p")
+    bx.set_xscale("log")
+    bx.set(xlabel="bitrate (kbps)", ylabel="mapped quality", title="the mapping on a 2160p display (H.264, 30 fps)")
+    bx.legend(fontsize=7)
+    for a_ in (ax, bx):
+        a_.title.set_fontsize(9)
+        a_.grid(alpha=0.3)
+    _save(fig, path)
+
+
 def run(settings, out_dir: Path, log=print) -> tuple[str, dict]:
     """The ``deepqoe reproduce quality_mapping`` section: ``(markdown, results)``."""
     import torch
@@ -273,6 +309,7 @@ def run(settings, out_dir: Path, log=print) -> tuple[str, dict]:
             res["compare"][key] = held_out(form, with_grid, W, rows, contents, folds)
     final = fit_quality_mapping(W + grid_rows(rows), form="ceiling")
     res["mapping"] = final.state()
+    plot(rows, final, Path(out_dir) / "quality_mapping.png")
     res["what_ifs"] = what_ifs(final)
     res["seconds"] = round(time.time() - t0, 1)
     res["grid_seconds"] = round(t_grid, 1)
@@ -303,6 +340,6 @@ def markdown(res: dict) -> str:
                    [[h] + [f"{v:.1f}" for v in row.values()] for h, row in w["h264_30fps"].items()]), "",
           "Codecs at 1080p / 2000 kbps: " + ", ".join(f"{c} {v:.1f}" for c, v in w["codecs_1080p_2000k"].items())
           + ". Frame rate at 1080p / 4000 kbps: " + ", ".join(f"{f} fps {v:.1f}" for f, v in w["fps_1080p_4000k"].items())
-          + ".", "", "Mapping: `" + json.dumps({k: (round(v, 4) if isinstance(v, float) else v)
+          + ".", "", "Plot: `quality_mapping.png`.", "", "Mapping: `" + json.dumps({k: (round(v, 4) if isinstance(v, float) else v)
                                                   for k, v in res["mapping"].items()}) + "`", ""]
     return "\n".join(L)
