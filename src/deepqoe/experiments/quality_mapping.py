@@ -245,27 +245,38 @@ def what_ifs(mapping) -> dict:
     return out
 
 
+def at_clip_level(mapping, rows: list[dict]):
+    """``mapping`` with its bias moved to the level of ``rows`` (one clip: its difficulty), by least squares."""
+    from dataclasses import replace
+
+    from scipy.optimize import minimize_scalar
+
+    G = grid_rows(rows)
+    err = lambda d: float(np.mean((_apply(replace(mapping, bias=mapping.bias + d), G) - G.quality) ** 2))  # noqa: E731
+    return replace(mapping, bias=mapping.bias + float(minimize_scalar(err, bounds=(-10, 10), method="bounded").x))
+
+
 def plot(rows: list[dict], mapping, path: Path) -> None:
-    """``quality_mapping.png``: left, every clip's H.264 encodes (VMAF against bitrate, one colour per
-    height fraction) with the mapping's curves at the clip's heights (Waterloo's level: a clip's own level
-    differs by its difficulty); right, the mapping on a 2160p display (H.264, 30 fps) per height."""
+    """``quality_mapping.png``: left, one clip's H.264 encodes (VMAF against bitrate, one colour per height)
+    with the mapping's curves, its level moved to the clip's (the shape is the mapping's; each clip has its
+    own difficulty); right, the mapping on a 2160p display (H.264, 30 fps) per height."""
     from deepqoe.report import _new_figure, _save
 
+    clip = sorted({r["clip"] for r in rows})[0]
+    mine = [r for r in rows if r["clip"] == clip and r["codec"] == "h264"]
+    m = at_clip_level(mapping, mine)
     fig = _new_figure(10.0, 4.0)
     ax, bx = fig.add_subplot(121), fig.add_subplot(122)
-    colours = {}
-    for r in rows:
-        if r["codec"] != "h264":
-            continue
-        frac = round(r["height"] / r["display_height"], 2)
-        c = colours.setdefault(frac, f"C{len(colours)}")
-        ax.scatter(r["bitrate_kbps"], r["vmaf"], s=9, color=c, alpha=0.6)
-    kb = np.geomspace(30, 10000, 80)
-    for frac, c in sorted(colours.items()):
-        ax.plot(kb, mapping(kb, 960 * frac, np.full(kb.shape, 540 * frac), np.full(kb.shape, 30.0),
-                            np.full(kb.shape, "h264", dtype=object), 540.0), color=c, label=f"{frac:g} x display")
+    W, H = max(r["width"] for r in mine), mine[0]["display_height"]
+    kb = np.geomspace(min(r["bitrate_kbps"] for r in mine) / 1.5, max(r["bitrate_kbps"] for r in mine) * 1.5, 80)
+    for k, h in enumerate(sorted({r["height"] for r in mine})):
+        pts = [r for r in mine if r["height"] == h]
+        ax.scatter([r["bitrate_kbps"] for r in pts], [r["vmaf"] for r in pts], s=12, color=f"C{k}")
+        ax.plot(kb, m(kb, np.full(kb.shape, W * h / H), np.full(kb.shape, float(h)), np.full(kb.shape, pts[0]["fps"]),
+                      np.full(kb.shape, "h264", dtype=object), float(H)), color=f"C{k}", label=f"{h}p")
     ax.set_xscale("log")
-    ax.set(xlabel="bitrate (kbps)", ylabel="VMAF / mapped quality", title="encode grid (dots) and mapping (960x540 display)")
+    ax.set(xlabel="bitrate (kbps)", ylabel="VMAF (dots) / mapped quality (lines)",
+           title=f"{clip}: H.264 encodes on its {H}p display")
     ax.legend(fontsize=7)
     kb = np.geomspace(200, 40000, 100)
     for h in (360, 540, 720, 1080, 1440, 2160):
