@@ -79,6 +79,17 @@ def test_codec_family_fallback_chain():
     assert QualityMapping(codec_offset={"h264": 0.0, "hevc": 0.4}).codec_offsets("av1", ()) == 0.4
 
 
+@pytest.mark.parametrize("text,family", [
+    ("h264", "h264"), ("AVC1.64001F", "h264"), ("avc3.640028", "h264"), ("H.264", "h264"), ("libx264", "h264"),
+    ("hvc1.1.6.L93.B0", "hevc"), ("hev1.2.4.L120.90", "hevc"), ("H.265", "hevc"), ("x265", "hevc"),
+    ("vp09.00.10.08", "vp9"), ("VP9", "vp9"), ("av01.0.04M.08", "av1"), ("AV1", "av1"),
+    ("", "h264"), (None, "h264"), ("vp8", "h264"), ("mp4v.20.9", "h264")])
+def test_codec_family_reads_player_codec_strings(text, family):
+    from deepqoe.sessions.qoe_model import codec_family
+
+    assert codec_family(text) == family
+
+
 def test_older_model_state_keeps_its_formula():
     """A model file written before the ceiling form (no c_res, no r0) maps as before (at 24 fps or more)."""
     old = {"bias": 4.99, "w_bpp": 0.45, "w_res": 0.89, "w_fps": 0.0, "w_h": 1.08,

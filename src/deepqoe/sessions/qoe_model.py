@@ -4,9 +4,11 @@ One readable file, top to bottom (the DeepQoE design with the streaming parts as
 
 1. **Quality track** (phase 1). Per media second, a quality q_t in 0-100: the session's own metric
    (``quality_per_second``, else the segments' ``quality``, e.g. VMAF) when it has one, else
-   :class:`QualityMapping` of bitrate, resolution, frame rate, codec and display height, one mapping
-   fitted on every chunk with a measured VMAF (``fit_quality_mapping``). The mapping rises with bitrate
-   at a fixed resolution, frame rate and codec (its bits-per-pixel weight is positive).
+   :class:`QualityMapping` of bitrate, resolution, frame rate, codec and display height: compression
+   fidelity times an upscaling ceiling, fitted on objective VMAF only (``fit_quality_mapping``; the
+   built-in one, ``quality_mapping.json``, on Waterloo SQoE-IV's chunks and an encode grid of real clips,
+   ``deepqoe reproduce quality_mapping``). It rises with bitrate at a fixed resolution, frame rate and
+   codec, and at a low bitrate a lower rung can beat a higher one once upscaled.
 2. **Parts, as running (prefix) features**, evaluated at any wall-clock time t, so the same network
    gives the session score (t = end) and the per-second curve (t = 1, 2, ... s):
 
@@ -68,10 +70,16 @@ PART_SIGN = {"quality": 1.0, "stalls": -1.0, "startup": -1.0, "switches": -1.0}
 
 
 # ============================================================================ phase 1: quality mapping
-#: codec -> the codec family whose learned offset it uses. A family the fitting data lacks takes the offset
-#: of the next one in FAMILY_FALLBACK (AV1 -> VP9 -> HEVC -> H.264: each at least as efficient as the next).
-CODEC_FAMILY = {"h264": "h264", "avc": "h264", "avc1": "h264", "hevc": "hevc", "h265": "hevc", "hvc1": "hevc",
-                "hev1": "hevc", "vp9": "vp9", "vp09": "vp9", "av1": "av1", "av01": "av1"}
+#: codec family -> the starts of the codec strings that name it: plain names, encoder names and the RFC 6381
+#: strings players log ("avc1.64001f", "hvc1.1.6.L93.B0", "vp09.00.10.08", "av01.0.04M.08"). Each family
+#: uses its learned offset; a family the fitting data lacks takes the offset of the next one in
+#: FAMILY_FALLBACK (AV1 -> VP9 -> HEVC -> H.264: each at least as efficient as the next).
+CODEC_FAMILIES = {
+    "av1": ("av01", "av1", "libaom", "libsvtav1", "svt-av1", "svtav1", "rav1e", "libdav1d"),
+    "vp9": ("vp09", "vp9", "libvpx-vp9"),
+    "hevc": ("hvc1", "hev1", "hevc", "h265", "h.265", "x265", "libx265"),
+    "h264": ("avc1", "avc3", "avc", "h264", "h.264", "x264", "libx264", "openh264"),
+}
 FAMILY_FALLBACK = {"av1": "vp9", "vp9": "hevc", "hevc": "h264"}
 #: bits per pixel are counted per frame at this frame rate or more: a lower rate's extra bits per frame are not
 #: credited (no objective measure here sizes what the judder costs viewers; VMAF of repeated frames
@@ -84,8 +92,12 @@ def _sigmoid(z):
 
 
 def codec_family(codec) -> str:
-    """The codec family of a segment's codec string (unknown or missing: H.264)."""
-    return CODEC_FAMILY.get(str(codec).strip().lower(), "h264") if codec else "h264"
+    """The codec family of a segment's codec string (see CODEC_FAMILIES; unknown or missing: H.264)."""
+    text = str(codec).strip().lower() if codec else ""
+    for family, starts in CODEC_FAMILIES.items():
+        if text.startswith(starts):
+            return family
+    return "h264"
 
 
 @dataclass
@@ -220,7 +232,6 @@ def fit_quality_mapping(data, seed: int = 0, form: str = "ceiling", reference: s
     weight = t(np.array([1.0 / counts[s] for s in rows.source.tolist()]) / len(counts))
     S = t(np.stack([rows.source == s for s in others], 1) if others else np.zeros((len(rows), 0)))
     lbpp_, res_, lf_, lh_ = map(t, (lbpp, res, lf, lh))
-    n_c = C.shape[1]
     C = torch.cat([C, S], 1)  # codec offsets, then source biases (the reference source's is the bias)
 
     # parameters: bias, w_bpp, w_h, c_res (additive: w_res), r0 (additive: w_fps), one offset per codec family

@@ -120,7 +120,9 @@ class SegmentModel(_Strict):
     width: whole_number(gt=0) | None = Field(None, description="Picture width (pixels).")
     height: whole_number(gt=0) | None = Field(None, description="Picture height (pixels).")
     fps: number(gt=0, le=1000) | None = Field(None, description="Frame rate (frames/s).")
-    codec: Text | None = Field(None, description="e.g. h264, hevc, vp9, av1 (lower-cased on reading).")
+    codec: Text | None = Field(None, description="e.g. h264, hevc, vp9, av1, or the RFC 6381 string a player "
+                                                 "logs (avc1.64001f, hvc1.1.6.L93.B0, vp09.00.10.08, "
+                                                 "av01.0.04M.08); lower-cased on reading.")
     quality: number(ge=0, le=100) | None = Field(None, description="Per-segment quality on 0-100, e.g. VMAF.")
     representation: Annotated[str | float | None, BeforeValidator(_representation)] = Field(
         None, description="Id of the representation (ladder rung) the segment was played from; a change of "
