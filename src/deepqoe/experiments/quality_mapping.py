@@ -42,6 +42,7 @@ import numpy as np
 from deepqoe.errors import DeepQoEError
 from deepqoe.evaluation.metrics import plcc, rmse, srocc
 from deepqoe.experiments.common import load_recipe
+from deepqoe.io import atomic_write_text
 from deepqoe.report import md_table
 
 RECIPE = load_recipe("quality_mapping")
@@ -103,9 +104,12 @@ def measure(cell: Encode, ref: Path, ref_size: tuple[int, int, float], seconds: 
     encode scaled back to the reference's size and, below its frame rate, repeated back to its rate)."""
     from deepqoe.features.video.full_reference import DEFAULT_MODEL, _escape, ffmpeg_exe
 
+    import hashlib
+
     W, H, fps = ref_size
-    stem = f"{cell.clip}_{cell.codec}_{cell.height}_{cell.fps:g}_{cell.kbps}"
-    cache = work / f"{stem}.json"
+    settings = hashlib.sha256(json.dumps([ENCODERS[cell.codec], DEFAULT_MODEL, seconds]).encode()).hexdigest()[:8]
+    stem = f"{cell.clip}_{cell.codec}_{cell.height}_{cell.fps:g}_{cell.kbps}_{settings}"
+    cache = work / f"{stem}.json"  # the key holds the encoder options, the VMAF model and the clip length
     if cache.is_file():
         return json.loads(cache.read_text())
     ff = ffmpeg_exe()
@@ -131,9 +135,7 @@ def measure(cell: Encode, ref: Path, ref_size: tuple[int, int, float], seconds: 
         vmaf = float(json.loads(log.read_text())["pooled_metrics"]["vmaf"]["mean"])
     row = {"clip": cell.clip, "codec": cell.codec, "width": cell.width, "height": cell.height, "fps": cell.fps,
            "display_height": H, "target_kbps": cell.kbps, "bitrate_kbps": round(kbps, 2), "vmaf": round(vmaf, 3)}
-    tmp_json = cache.with_suffix(".tmp")
-    tmp_json.write_text(json.dumps(row))
-    tmp_json.replace(cache)
+    atomic_write_text(cache, json.dumps(row))
     return row
 
 
@@ -327,8 +329,6 @@ def run(settings, out_dir: Path, log=print) -> tuple[str, dict]:
     payload = {"mapping": final.state(), "form": "ceiling",
                "fitted_on": {"waterloo-sqoe-iv chunks": len(W), "encode grid": len(rows), "clips": res["clips"]},
                "made_by": "deepqoe reproduce quality_mapping", "date": res["date"], "quick": quick}
-    from deepqoe.io import atomic_write_text
-
     atomic_write_text(Path(out_dir) / "quality_mapping.json", json.dumps(payload, indent=1) + "\n")
     return markdown(res), res
 
