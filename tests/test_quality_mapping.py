@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import real_data
-from deepqoe.experiments.quality_mapping import Encode, best_rung_agreement, grid_rows, plan_grid
+from deepqoe.experiments.quality_mapping import best_rung_agreement, grid_rows
+from deepqoe.features.video.encode_ladder import Encode, plan_grid
 from deepqoe.sessions.qoe_model import (FPS_FULL, MappingRows, QualityMapping, builtin_quality_mapping,
                                         fit_quality_mapping)
 
@@ -137,9 +138,8 @@ def test_fit_needs_enough_rows_and_a_known_form():
 
 
 def test_plan_grid_and_best_rung_agreement():
-    g = {"heights": {"full": [1, 0.5]}, "bitrates": {"full": [100, 1000]}, "codecs": {"full": ["h264", "vp9"]},
-         "fps_fractions": {"full": [0.5]}, "fps_heights": {"full": [1]}}
-    cells = plan_grid({"a": (1920, 1080, 30.0)}, g, quick=False)
+    cells = plan_grid({"a": (1920, 1080, 30.0)}, heights=[1, 0.5], bitrates=[100, 1000], codecs=["h264", "vp9"],
+                      fps_fractions=[0.5], fps_heights=[1])
     assert len(cells) == 2 * 2 * 2 + 2
     assert Encode("a", 960, 540, 30.0, "vp9", 400) in cells       # 100 kbps at 960x540 scaled by pixels (x4)
     assert any(c.fps == 15.0 for c in cells) and all(c.width % 2 == 0 and c.height % 2 == 0 for c in cells)

@@ -8,10 +8,10 @@ into a VMAF-like 0-100 quality. It is fitted on objective measurements only, nev
 
 * **Waterloo SQoE-IV's chunks** (per-chunk VMAF of H.264 / HEVC ladders, 180p-2160p). Their ladders tie
   resolution to bitrate, so they cannot say what a resolution is worth at a bitrate it was not paired with.
-* **An encode grid made here** from the real clips of ``DEEPQOE_DATA/clips`` (KoNViD-1k, LSVQ; 540p-720p):
-  each clip's first seconds re-encoded with x264, x265 and libvpx-vp9 at several heights x bitrates, and
-  with H.264 at half the frame rate, each measured with VMAF against the clip upscaled (bicubic) to the
-  clip's size and, for the frame-rate rows, repeated back to the clip's rate. This varies bitrate at a fixed
+* **An encode grid made here** from the real clips of ``DEEPQOE_DATA/clips`` (KoNViD-1k, LSVQ; 540p-720p)
+  by :mod:`deepqoe.features.video.encode_ladder`: each clip's first seconds re-encoded with x264 and x265
+  at several heights x bitrates (the recipe says which; VP9 and frame-rate rows are possible and off, the
+  recipe says why), each measured with VMAF against the clip after upscaling (bicubic). This varies bitrate at a fixed
   resolution, codec and frame rate: the crossover of a bitrate ladder (at a low bitrate a lower resolution
   looks better once upscaled).
 
@@ -30,11 +30,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
-import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,135 +42,24 @@ from deepqoe.io import atomic_write_text
 from deepqoe.report import md_table
 
 RECIPE = load_recipe("quality_mapping")
-#: the encoders of the grid: codec family -> FFmpeg output options (one pass, average bitrate)
-ENCODERS = {
-    "h264": ["-c:v", "libx264", "-preset", "medium"],
-    "hevc": ["-c:v", "libx265", "-preset", "fast", "-x265-params", "log-level=error"],
-    "vp9": ["-c:v", "libvpx-vp9", "-deadline", "good", "-cpu-used", "4", "-row-mt", "1"],
-}
-BASE_PIXELS = 960 * 540
 #: the what-if grid of the report: a 2160p display, H.264 at 30 fps unless said
 UHD_HEIGHTS = (540, 1080, 2160)
 UHD_KBPS = (500, 2000, 8000, 16000)
 
 
-@dataclass(frozen=True)
-class Encode:
-    """One cell of the grid."""
-
-    clip: str
-    width: int
-    height: int
-    fps: float
-    codec: str
-    kbps: int
-
-
-def _run(cmd: list[str], what: str) -> None:
-    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
-    if proc.returncode != 0:
-        err = (proc.stderr or "").strip().splitlines()
-        raise DeepQoEError(f"FFmpeg failed on {what}: {err[-1] if err else proc.returncode}")
-
-
-def _even(x: float) -> int:
-    return max(2, int(round(x / 2.0)) * 2)
-
-
-def plan_grid(clips: dict[str, tuple[int, int, float]], g: dict, quick: bool) -> list[Encode]:
-    """The cells of the grid for ``clips`` (name -> (width, height, fps)) and the recipe's ``grid``."""
-    pick = (lambda k: g[k]["quick" if quick else "full"])
-    cells = []
-    for name, (W, H, fps) in clips.items():
-        scale = W * H / BASE_PIXELS
-        for codec in pick("codecs"):
-            for fr in pick("heights"):
-                for kb in pick("bitrates"):
-                    cells.append(Encode(name, _even(W * fr), _even(H * fr), fps, codec, int(round(kb * scale))))
-        for ff in pick("fps_fractions"):
-            for fr in pick("fps_heights"):
-                for kb in pick("bitrates"):
-                    cells.append(Encode(name, _even(W * fr), _even(H * fr), round(fps * ff, 3), "h264",
-                                        int(round(kb * scale))))
-    return cells
-
-
-def measure(cell: Encode, ref: Path, ref_size: tuple[int, int, float], seconds: float, work: Path) -> dict:
-    """Encode ``cell`` from the reference, measure its bitrate and its VMAF against the reference (the
-    encode scaled back to the reference's size and, below its frame rate, repeated back to its rate)."""
-    from deepqoe.features.video.full_reference import DEFAULT_MODEL, _escape, ffmpeg_exe
-
-    import hashlib
-
-    W, H, fps = ref_size
-    settings = hashlib.sha256(json.dumps([ENCODERS[cell.codec], DEFAULT_MODEL, seconds]).encode()).hexdigest()[:8]
-    stem = f"{cell.clip}_{cell.codec}_{cell.height}_{cell.fps:g}_{cell.kbps}_{settings}"
-    cache = work / f"{stem}.json"  # the key holds the encoder options, the VMAF model and the clip length
-    if cache.is_file():
-        return json.loads(cache.read_text())
-    ff = ffmpeg_exe()
-    ext = "webm" if cell.codec == "vp9" else "mp4"
-    with tempfile.TemporaryDirectory(prefix="deepqoe-grid-", dir=work) as tmp:
-        dist = Path(tmp) / f"d.{ext}"
-        vf = f"scale={cell.width}:{cell.height}:flags=bicubic" + (f",fps={cell.fps:g}" if cell.fps < fps - 1e-3 else "")
-        _run([ff, "-nostdin", "-v", "error", "-y", "-i", str(ref), "-vf", vf, *ENCODERS[cell.codec], "-b:v",
-              f"{cell.kbps}k", "-an", str(dist)], stem)
-        kbps = dist.stat().st_size * 8 / 1000.0 / seconds
-        shown = dist
-        if cell.fps < fps - 1e-3:  # back to the reference's rate by repeating frames (what a player shows)
-            shown = Path(tmp) / "shown.mkv"
-            _run([ff, "-nostdin", "-v", "error", "-y", "-i", str(dist), "-vf", f"fps={fps:g}", "-c:v", "libx264",
-                  "-qp", "0", "-preset", "ultrafast", "-an", str(shown)], stem)
-        # VMAF only (libvmaf's default model, as the full-reference extractor): the extractor's PSNR / SSIM
-        # and its completeness checks of both files would triple the cost of these small encodes
-        log = Path(tmp) / "vmaf.json"
-        _run([ff, "-nostdin", "-v", "error", "-i", str(shown), "-i", str(ref), "-lavfi",
-              f"[0:v]scale={W}:{H}:flags=bicubic,setpts=PTS-STARTPTS[d];[1:v]setpts=PTS-STARTPTS[r];"
-              f"[d][r]libvmaf=model={DEFAULT_MODEL}:n_threads=1:log_fmt=json:log_path={_escape(str(log))}",
-              "-f", "null", "-"], stem)
-        vmaf = float(json.loads(log.read_text())["pooled_metrics"]["vmaf"]["mean"])
-    row = {"clip": cell.clip, "codec": cell.codec, "width": cell.width, "height": cell.height, "fps": cell.fps,
-           "display_height": H, "target_kbps": cell.kbps, "bitrate_kbps": round(kbps, 2), "vmaf": round(vmaf, 3)}
-    atomic_write_text(cache, json.dumps(row))
-    return row
-
-
 def build_grid(clips_dir: Path, work: Path, quick: bool, jobs: int, log=print) -> list[dict]:
-    """Every cell of the grid measured (cached per cell in ``work``, so a rerun resumes)."""
-    from deepqoe.features.video.decode import probe
-    from deepqoe.features.video.full_reference import ffmpeg_exe
+    """The recipe's encode grid of the clips in ``clips_dir`` (:mod:`deepqoe.features.video.encode_ladder`)."""
+    from deepqoe.features.video.encode_ladder import build_grid as build
 
     g = RECIPE["grid"]
-    seconds = float(g["seconds"]["quick" if quick else "full"])
-    files = sorted(p for p in Path(clips_dir).glob("*.mp4"))
+    pick = (lambda k: g[k]["quick" if quick else "full"])  # noqa: E731
+    files = sorted(Path(clips_dir).glob("*.mp4"))
     if not files:
         raise DeepQoEError("no clips (*.mp4) to build the encode grid from", file=str(clips_dir))
-    n_clips = g["clips"]["quick" if quick else "full"]
-    files = files if n_clips == "all" else files[: int(n_clips)]
-    work.mkdir(parents=True, exist_ok=True)
-    refs, sizes = {}, {}
-    for f in files:
-        info = probe(f)
-        ref = work / f"{f.stem}_{seconds:g}s.y4m"
-        if not ref.is_file():
-            tmp = ref.with_suffix(".part.y4m")
-            _run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", str(f), "-t", f"{seconds:g}", "-pix_fmt",
-                  "yuv420p", str(tmp)], f.name)
-            tmp.replace(ref)
-        refs[f.stem], sizes[f.stem] = ref, (info.width, info.height, round(float(info.fps), 3))
-    cells = plan_grid(sizes, g, quick)
-    log(f"[quality_mapping] encode grid: {len(cells)} encodes of {len(files)} clips ({seconds:g} s each) ...")
-    done = [0]
-
-    def one(cell):
-        row = measure(cell, refs[cell.clip], sizes[cell.clip], seconds, work)
-        done[0] += 1
-        if done[0] % 50 == 0:
-            log(f"[quality_mapping]   {done[0]}/{len(cells)}")
-        return row
-
-    with ThreadPoolExecutor(max(1, int(jobs))) as ex:
-        return list(ex.map(one, cells))
+    files = files if pick("clips") == "all" else files[: int(pick("clips"))]
+    return build(files, work, float(pick("seconds")), jobs, lambda m: log(f"[quality_mapping] {m}"),
+                 heights=pick("heights"), bitrates=pick("bitrates"), codecs=pick("codecs"),
+                 fps_fractions=pick("fps_fractions"), fps_heights=pick("fps_heights"))
 
 
 def grid_rows(rows: list[dict]):

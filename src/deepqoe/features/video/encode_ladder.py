@@ -1,0 +1,148 @@
+"""Encode ladders of real clips and measure them: the objective data a bitrate -> quality mapping is fitted on.
+
+Each clip's first seconds are decoded once into a reference (``.y4m``); every cell of the grid (height x
+bitrate x codec, and optionally a lower frame rate) is encoded from it with FFmpeg (x264, x265,
+libvpx-vp9; one pass, average bitrate), its bitrate measured from the file and its VMAF (libvmaf's default
+model, as the full-reference extractor) measured against the reference after bicubic upscaling to the
+reference's size (and, below the reference's frame rate, frame repetition back to it: what a player
+shows). Cells are cached one JSON file each, keyed by the encoder options, the VMAF model and the clip
+length, so a rerun resumes. Used by ``deepqoe reproduce quality_mapping``
+(:mod:`deepqoe.experiments.quality_mapping`).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from deepqoe.errors import DeepQoEError
+from deepqoe.io import atomic_write_text
+
+#: the encoders: codec family -> FFmpeg output options (one pass, average bitrate)
+ENCODERS = {
+    "h264": ["-c:v", "libx264", "-preset", "medium"],
+    "hevc": ["-c:v", "libx265", "-preset", "fast", "-x265-params", "log-level=error"],
+    "vp9": ["-c:v", "libvpx-vp9", "-deadline", "good", "-cpu-used", "4", "-row-mt", "1"],
+}
+BASE_PIXELS = 960 * 540  # plan_grid's bitrates are for a clip of this many pixels
+
+
+@dataclass(frozen=True)
+class Encode:
+    """One cell of the grid."""
+
+    clip: str
+    width: int
+    height: int
+    fps: float
+    codec: str
+    kbps: int
+
+
+def _run(cmd: list[str], what: str) -> None:
+    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if proc.returncode != 0:
+        err = (proc.stderr or "").strip().splitlines()
+        raise DeepQoEError(f"FFmpeg failed on {what}: {err[-1] if err else proc.returncode}")
+
+
+def _even(x: float) -> int:
+    return max(2, int(round(x / 2.0)) * 2)
+
+
+def plan_grid(clips: dict[str, tuple[int, int, float]], heights, bitrates, codecs, fps_fractions=(),
+              fps_heights=(1.0,)) -> list[Encode]:
+    """The cells for ``clips`` (name -> (width, height, fps)): every codec x height (a fraction of the clip's)
+    x bitrate (kbps for a 960x540 clip, scaled by the clip's pixel count, so bits per pixel compare across
+    clips), and H.264 at each of ``fps_fractions`` of the clip's rate at each of ``fps_heights``."""
+    cells = []
+    for name, (W, H, fps) in clips.items():
+        scale = W * H / BASE_PIXELS
+        for codec in codecs:
+            for fr in heights:
+                for kb in bitrates:
+                    cells.append(Encode(name, _even(W * fr), _even(H * fr), fps, codec, int(round(kb * scale))))
+        for ff in fps_fractions:
+            for fr in fps_heights:
+                for kb in bitrates:
+                    cells.append(Encode(name, _even(W * fr), _even(H * fr), round(fps * ff, 3), "h264",
+                                        int(round(kb * scale))))
+    return cells
+
+
+def measure(cell: Encode, ref: Path, ref_size: tuple[int, int, float], seconds: float, work: Path) -> dict:
+    """Encode ``cell`` from the reference, measure its bitrate and its VMAF against the reference (the
+    encode scaled back to the reference's size and, below its frame rate, repeated back to its rate)."""
+    from deepqoe.features.video.full_reference import DEFAULT_MODEL, _escape, ffmpeg_exe
+
+    import hashlib
+
+    W, H, fps = ref_size
+    settings = hashlib.sha256(json.dumps([ENCODERS[cell.codec], DEFAULT_MODEL, seconds]).encode()).hexdigest()[:8]
+    stem = f"{cell.clip}_{cell.codec}_{cell.height}_{cell.fps:g}_{cell.kbps}_{settings}"
+    cache = work / f"{stem}.json"  # the key holds the encoder options, the VMAF model and the clip length
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    ff = ffmpeg_exe()
+    ext = "webm" if cell.codec == "vp9" else "mp4"
+    with tempfile.TemporaryDirectory(prefix="deepqoe-grid-", dir=work) as tmp:
+        dist = Path(tmp) / f"d.{ext}"
+        vf = f"scale={cell.width}:{cell.height}:flags=bicubic" + (f",fps={cell.fps:g}" if cell.fps < fps - 1e-3 else "")
+        _run([ff, "-nostdin", "-v", "error", "-y", "-i", str(ref), "-vf", vf, *ENCODERS[cell.codec], "-b:v",
+              f"{cell.kbps}k", "-an", str(dist)], stem)
+        kbps = dist.stat().st_size * 8 / 1000.0 / seconds
+        shown = dist
+        if cell.fps < fps - 1e-3:  # back to the reference's rate by repeating frames (what a player shows)
+            shown = Path(tmp) / "shown.mkv"
+            _run([ff, "-nostdin", "-v", "error", "-y", "-i", str(dist), "-vf", f"fps={fps:g}", "-c:v", "libx264",
+                  "-qp", "0", "-preset", "ultrafast", "-an", str(shown)], stem)
+        # VMAF only (libvmaf's default model, as the full-reference extractor): the extractor's PSNR / SSIM
+        # and its completeness checks of both files would triple the cost of these small encodes
+        log = Path(tmp) / "vmaf.json"
+        _run([ff, "-nostdin", "-v", "error", "-i", str(shown), "-i", str(ref), "-lavfi",
+              f"[0:v]scale={W}:{H}:flags=bicubic,setpts=PTS-STARTPTS[d];[1:v]setpts=PTS-STARTPTS[r];"
+              f"[d][r]libvmaf=model={DEFAULT_MODEL}:n_threads=1:log_fmt=json:log_path={_escape(str(log))}",
+              "-f", "null", "-"], stem)
+        vmaf = float(json.loads(log.read_text())["pooled_metrics"]["vmaf"]["mean"])
+    row = {"clip": cell.clip, "codec": cell.codec, "width": cell.width, "height": cell.height, "fps": cell.fps,
+           "display_height": H, "target_kbps": cell.kbps, "bitrate_kbps": round(kbps, 2), "vmaf": round(vmaf, 3)}
+    atomic_write_text(cache, json.dumps(row))
+    return row
+
+
+def build_grid(files: list[Path], work: Path, seconds: float, jobs: int = 2, log=print, **plan) -> list[dict]:
+    """Every cell of ``plan_grid(clips, **plan)`` for the clips in ``files``, measured (cached per cell in
+    ``work``): a list of rows (clip, codec, width, height, fps, display_height, target_kbps, bitrate_kbps, vmaf)."""
+    from deepqoe.features.video.decode import probe
+    from deepqoe.features.video.full_reference import ffmpeg_exe
+
+    if not files:
+        raise DeepQoEError("no clips to build the encode grid from")
+    work.mkdir(parents=True, exist_ok=True)
+    refs, sizes = {}, {}
+    for f in files:
+        info = probe(f)
+        ref = work / f"{f.stem}_{seconds:g}s.y4m"
+        if not ref.is_file():
+            tmp = ref.with_suffix(".part.y4m")
+            _run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", str(f), "-t", f"{seconds:g}", "-pix_fmt",
+                  "yuv420p", str(tmp)], f.name)
+            tmp.replace(ref)
+        refs[f.stem], sizes[f.stem] = ref, (info.width, info.height, round(float(info.fps), 3))
+    cells = plan_grid(sizes, **plan)
+    log(f"encode grid: {len(cells)} encodes of {len(files)} clips ({seconds:g} s each) ...")
+    done = [0]
+
+    def one(cell):
+        row = measure(cell, refs[cell.clip], sizes[cell.clip], seconds, work)
+        done[0] += 1
+        if done[0] % 50 == 0:
+            log(f"  {done[0]}/{len(cells)}")
+        return row
+
+    with ThreadPoolExecutor(max(1, int(jobs))) as ex:
+        return list(ex.map(one, cells))
