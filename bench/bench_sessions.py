@@ -2,7 +2,7 @@
 and the shipped DeepQoE streaming model end to end (what `deepqoe predict streaming x.json` runs: the model
 quality track, the parts, the monotone network, the overall score and the per-second curve).
 
-    PYTHONPATH=src python bench/bench_sessions.py [--n 2000] [--markdown]
+    PYTHONPATH=src python bench/bench_sessions.py [--n 2000]
 
 60-s sessions (15 segments of 4 s) and 1-h sessions (900 segments of 4 s), each with a startup stall and
 two rebuffering stalls; batch (all sessions at once) and one at a time. Prints a Markdown section.

@@ -148,8 +148,9 @@ class QualityMapping:
                 fam = FAMILY_FALLBACK[fam]
             return off.get(fam, 0.0)
 
-        return np.array([lookup(c) for c in np.broadcast_to(np.asarray(codec, dtype=object), shape).ravel()],
-                        float).reshape(shape)
+        flat = np.broadcast_to(np.asarray(codec, dtype=object), shape).ravel()
+        names = {c: lookup(c) for c in set(flat.tolist())}  # a session has one or two codec strings
+        return np.array([names[c] for c in flat.tolist()], float).reshape(shape)
 
     def __call__(self, bitrate_kbps, width, height, fps, codec, display_height=DEFAULT_DISPLAY_HEIGHT):
         lbpp, res, lf, lh = self._inputs(bitrate_kbps, width, height, fps, display_height)
