@@ -184,3 +184,33 @@ def test_sessions_config_uses_the_builtin_mapping_by_default(builtin):
     assert sc.quality_mapping == BUILTIN and sc.quality_mapping_path is None
     assert _session_quality_mapping(SimpleNamespace(sessions=sc, path=None, base_dir=None)) == builtin
     assert SessionsDataConfig(datasets=["p1203-open"], quality_mapping="my/chunks/").quality_mapping_path == "my/chunks/"
+
+
+@pytest.mark.parametrize("device,given,expected", [
+    ("uhdtv", None, 2160), ("UHD TV", None, 2160), ("4k-tv", None, 2160), ("hdtv", None, 1080),
+    ("uhdtv", 1440, 1440), ("tv", None, None), (None, None, None)])
+def test_a_uhd_device_says_the_display_height(device, given, expected):
+    from deepqoe.sessions.session import Session
+
+    d = {"id": "a", "segments": [{"start": 0, "duration": 4, "bitrate_kbps": 3000, "height": 1080}]}
+    if device is not None:
+        d["device"] = device
+    if given is not None:
+        d["context"] = {"display_height": given}
+    s = Session.from_dict(d)
+    assert s.context.get("display_height") == expected
+    assert s.device == ("tv" if device else "unknown")
+
+
+def test_uhd_display_changes_the_score_of_a_lower_rung(builtin):
+    """On a UHD TV a 540p stream is upscaled 4x and scores lower than on an HD TV; a 2160p one does not."""
+    from deepqoe.predictor import load_predictor
+    from deepqoe.sessions.session import Session
+
+    m = load_predictor("streaming").model
+    seg = lambda h: [{"start": 4 * i, "duration": 4, "bitrate_kbps": 8000, "height": h, "width": h * 16 // 9,  # noqa: E731
+                      "fps": 30, "codec": "h264"} for i in range(5)]
+    s = [Session.from_dict({"id": f"{dev}{h}", "device": dev, "segments": seg(h)})
+         for dev in ("hdtv", "uhdtv") for h in (540, 2160)]
+    hd540, hd2160, uhd540, uhd2160 = m.predict_sessions(s)
+    assert uhd540 < hd540 - 0.2 and abs(uhd2160 - hd2160) < 1e-6 and uhd2160 > uhd540

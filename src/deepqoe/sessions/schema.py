@@ -31,9 +31,13 @@ DEVICE_ALIASES = {
     "pc": "pc", "desktop": "pc", "laptop": "pc", "computer": "pc",
     "mobile": "mobile", "phone": "mobile", "smartphone": "mobile", "handheld": "mobile",
     "tablet": "tablet", "pad": "tablet",
-    "tv": "tv", "hdtv": "tv", "uhdtv": "tv", "smarttv": "tv", "smart_tv": "tv", "television": "tv",
+    "tv": "tv", "hdtv": "tv", "uhdtv": "tv", "uhd_tv": "tv", "4k_tv": "tv", "4ktv": "tv", "smarttv": "tv",
+    "smart_tv": "tv", "television": "tv",
     "unknown": "unknown",
 }
+#: device aliases that also say the display's height: the session's ``context.display_height`` when the
+#: context does not give one (the quality mapping's upscaling ceiling is relative to it; default 1080)
+DEVICE_DISPLAY_HEIGHT = {"uhdtv": 2160, "uhd_tv": 2160, "4k_tv": 2160, "4ktv": 2160, "hdtv": 1080}
 
 
 def _short(v: Any) -> str:
@@ -183,7 +187,8 @@ class SessionModel(_Strict):
     device: Annotated[str | None, BeforeValidator(_text)] = Field(
         None, json_schema_extra={"enum": sorted(DEVICE_ALIASES) + [None]},
         description="pc, mobile, tablet, tv or unknown (default); aliases: desktop, laptop, computer -> pc; "
-                    "phone, smartphone, handheld -> mobile; pad -> tablet; hdtv, uhdtv, smarttv, television -> "
+                    "phone, smartphone, handheld -> mobile; pad -> tablet; hdtv, uhdtv (also sets "
+                    "context.display_height 2160 unless given), smarttv, television -> "
                     "tv. Case is ignored, '-' and ' ' are read as '_'.")
     context: dict[str, Any] | None = Field(
         None, description="Free context. Known keys: display_width, display_height (pixels; display_height is "

@@ -26,7 +26,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from deepqoe.errors import DeepQoEError
-from deepqoe.sessions.schema import DEVICE_ALIASES, DEVICES, SessionModel, validation_error
+from deepqoe.sessions.schema import DEVICE_ALIASES, DEVICE_DISPLAY_HEIGHT, DEVICES, SessionModel, validation_error
 #: Time bases of stall ``start``: media time (seconds of media played before the stall, the P.1203
 #: convention) or wall time (seconds since the user pressed play).
 TIME_BASES = ("media", "wall")
@@ -252,13 +252,19 @@ def _parse_session(d: Any, *, file=None, index=None) -> Session:
         return np.fromiter((np.nan if getattr(g, name) is None else getattr(g, name) for g in segs), float, n)
 
     stalls = m.stalls or []
+    context = dict(m.context or {})
+    raw_device = d.get("device")
+    if isinstance(raw_device, str) and "display_height" not in context:  # "uhdtv": a 2160p display
+        height = DEVICE_DISPLAY_HEIGHT.get(raw_device.strip().lower().replace("-", "_").replace(" ", "_"))
+        if height is not None:
+            context["display_height"] = height
     s = Session(id=str(m.id), seg_start=col("start"), seg_duration=col("duration"), bitrate_kbps=col("bitrate_kbps"),
                 width=col("width"), height=col("height"), fps=col("fps"), quality=col("quality"),
                 codec=[g.codec.lower() if g.codec is not None else None for g in segs],
                 representation=[g.representation for g in segs],
                 stall_start=np.array([st.start for st in stalls], float),
                 stall_duration=np.array([st.duration for st in stalls], float),
-                device=m.device, context=dict(m.context or {}), content=m.content,
+                device=m.device, context=context, content=m.content,
                 quality_per_second=None if m.quality_per_second is None else np.array(m.quality_per_second, float),
                 mos=m.mos, mos_scale=m.mos_scale, dataset=m.dataset, extra=dict(m.extra or {}))
     _validate(s, m.stall_time_base, file)
