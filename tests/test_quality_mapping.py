@@ -214,3 +214,35 @@ def test_uhd_display_changes_the_score_of_a_lower_rung(builtin):
          for dev in ("hdtv", "uhdtv") for h in (540, 2160)]
     hd540, hd2160, uhd540, uhd2160 = m.predict_sessions(s)
     assert uhd540 < hd540 - 0.2 and abs(uhd2160 - hd2160) < 1e-6 and uhd2160 > uhd540
+
+
+def test_encode_grid_errors_are_one_line(tmp_path):
+    from deepqoe.errors import DeepQoEError
+    from deepqoe.experiments.quality_mapping import build_grid
+    from deepqoe.features.video.encode_ladder import measure
+
+    with pytest.raises(DeepQoEError, match="no clips"):
+        build_grid(tmp_path, tmp_path / "work", quick=True, jobs=1)
+    bad = tmp_path / "ref.y4m"
+    bad.write_bytes(b"not a video")
+    with pytest.raises(DeepQoEError, match="FFmpeg failed on c_h264_180"):
+        measure(Encode("c", 320, 180, 30.0, "h264", 100), bad, (640, 360, 30.0), 1.0, tmp_path)
+    assert not list(tmp_path.glob("*.json"))          # nothing cached for a failed cell
+
+
+def test_encode_and_measure_one_cell_then_reuse_it(tmp_path):
+    """A synthetic 1-s clip: one cell encoded with x264 and measured with VMAF; a second call reads the cache."""
+    import subprocess
+
+    from deepqoe.features.video.encode_ladder import measure
+    from deepqoe.features.video.full_reference import ffmpeg_exe
+
+    ref = tmp_path / "ref.y4m"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30:duration=1",
+                    "-pix_fmt", "yuv420p", str(ref)], check=True)
+    cell = Encode("synthetic", 160, 90, 30.0, "h264", 150)
+    row = measure(cell, ref, (320, 180, 30.0), 1.0, tmp_path)
+    assert row["clip"] == "synthetic" and row["height"] == 90 and row["display_height"] == 180
+    assert 0 < row["bitrate_kbps"] < 1000 and 0 <= row["vmaf"] <= 100
+    ref.write_bytes(b"gone")                           # the cell is cached: no FFmpeg run this time
+    assert measure(cell, ref, (320, 180, 30.0), 1.0, tmp_path) == row
