@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -102,23 +103,17 @@ def held_out(form: str, with_grid: bool, W, rows: list[dict], contents: np.ndarr
     pred = np.full(len(rows), np.nan)
     for c in dict.fromkeys(clips.tolist()):  # the grid part of the fit never sees the clip it is tested on
         keep = clips != c
-        data = W + _subset(G, keep) if with_grid else W
-        pred[~keep] = _apply(fit_quality_mapping(data, form=form), _subset(G, ~keep))
+        data = W + G.subset(keep) if with_grid else W
+        pred[~keep] = _apply(fit_quality_mapping(data, form=form), G.subset(~keep))
     uniq = np.array(sorted(set(contents.tolist())))
     fold_of = {u: k % folds for k, u in enumerate(uniq)}
     fold = np.array([fold_of[c] for c in contents])
     pw = np.full(len(W), np.nan)
     for k in range(folds):
-        data = _subset(W, fold != k) + (G if with_grid else _subset(W, np.zeros(len(W), bool)))
-        pw[fold == k] = _apply(fit_quality_mapping(data, form=form), _subset(W, fold == k))
+        data = W.subset(fold != k) + G if with_grid else W.subset(fold != k)
+        pw[fold == k] = _apply(fit_quality_mapping(data, form=form), W.subset(fold == k))
     return {"grid": grid_metrics(rows, pred), "waterloo_rmse": rmse(W.quality, pw),
             "waterloo_srocc": srocc(W.quality, pw)}
-
-
-def _subset(rows, mask):
-    from deepqoe.sessions.qoe_model import MappingRows
-
-    return MappingRows.from_columns({k: getattr(rows, k)[mask] for k in MappingRows.FIELDS})
 
 
 def what_ifs(mapping) -> dict:
@@ -134,8 +129,6 @@ def what_ifs(mapping) -> dict:
 
 def at_clip_level(mapping, rows: list[dict]):
     """``mapping`` with its bias moved to the level of ``rows`` (one clip: its difficulty), by least squares."""
-    from dataclasses import replace
-
     from scipy.optimize import minimize_scalar
 
     G = grid_rows(rows)
@@ -193,8 +186,9 @@ def run(settings, out_dir: Path, log=print) -> tuple[str, dict]:
     rows = build_grid(data_dir() / "clips", work, quick, settings.jobs, log)
     t_grid = time.time() - t0
     S = load_session_set(MAPPING_DATASET)
-    W = MappingRows.from_sessions(S.sessions, MAPPING_DATASET)
-    contents = np.concatenate([[g] * len(MappingRows.from_sessions([s])) for s, g in zip(S.sessions, S.groups)])
+    by_content = MappingRows.from_sessions(S.sessions, S.groups)  # one pass: each chunk's content
+    contents = by_content.source
+    W = replace(by_content, source=np.full(len(contents), MAPPING_DATASET, dtype=object))
     folds = int(RECIPE["waterloo_folds"]) if not quick else 2
     res: dict = {"quick": quick, "date": time.strftime("%Y-%m-%d %H:%M"),
                  "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU(s), "

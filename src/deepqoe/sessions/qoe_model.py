@@ -160,7 +160,8 @@ class QualityMapping:
         return 100.0 * _sigmoid(z) * ceiling
 
     def state(self) -> dict:
-        return {k: getattr(self, k) for k in ("bias", "w_bpp", "w_res", "w_fps", "w_h", "c_res", "r0", "codec_offset", "median_log_bpp")}
+        return {k: getattr(self, k) for k in ("bias", "w_bpp", "w_res", "w_fps", "w_h", "c_res", "r0",
+                                              "codec_offset", "median_log_bpp")}
 
 
 @dataclass
@@ -180,23 +181,28 @@ class MappingRows:
     FIELDS = ("bitrate_kbps", "width", "height", "fps", "codec", "display_height", "quality", "source")
 
     @classmethod
-    def from_sessions(cls, sessions: Sequence, source: str = "sessions") -> "MappingRows":
-        """Every segment of ``sessions`` that has a measured quality, a bitrate and a height."""
+    def from_sessions(cls, sessions: Sequence, source: str | Sequence[str] = "sessions") -> "MappingRows":
+        """Every segment of ``sessions`` that has a measured quality, a bitrate and a height; ``source``: one
+        name, or one per session."""
         cols: dict[str, list] = {k: [] for k in cls.FIELDS}
-        for s in sessions:
+        labels = [source] * len(sessions) if isinstance(source, str) else list(source)
+        for s, label in zip(sessions, labels, strict=True):
             disp = float(s.context.get("display_height") or DEFAULT_DISPLAY_HEIGHT)
             ok = np.flatnonzero(np.isfinite(s.quality) & np.isfinite(s.bitrate_kbps) & np.isfinite(s.height))
             for k, v in (("bitrate_kbps", s.bitrate_kbps), ("width", s.width), ("height", s.height),
                          ("fps", s.fps), ("codec", s.codec), ("quality", s.quality)):
                 cols[k].extend(np.asarray(v)[ok].tolist())
             cols["display_height"].extend([disp] * len(ok))
-            cols["source"].extend([source] * len(ok))
+            cols["source"].extend([label] * len(ok))
         return cls.from_columns(cols)
 
     @classmethod
     def from_columns(cls, cols: dict) -> "MappingRows":
         return cls(**{k: np.asarray(cols[k], dtype=object if k in ("codec", "source") else float)
                       for k in cls.FIELDS})
+
+    def subset(self, mask) -> "MappingRows":
+        return MappingRows.from_columns({k: getattr(self, k)[mask] for k in self.FIELDS})
 
     def __add__(self, other: "MappingRows") -> "MappingRows":
         return MappingRows.from_columns({k: np.concatenate([getattr(self, k), getattr(other, k)])

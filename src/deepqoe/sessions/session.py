@@ -215,12 +215,17 @@ def _err(sid, msg, file, fieldname) -> DeepQoEError:
     return DeepQoEError(f"session '{sid}': {msg}", file=file, field=fieldname)
 
 
+def _device_key(dev: str) -> str:
+    """A device name as the alias tables spell it (case ignored, '-' and ' ' read as '_')."""
+    return dev.strip().lower().replace("-", "_").replace(" ", "_")
+
+
 def normalise_device(dev: Any, sid: str = "?", file: str | None = None, fname: str = "device") -> str:
     if dev is None:
         return "unknown"
     if not isinstance(dev, str):
         raise _err(sid, f"expected a device name (text), got {dev!r}", file, fname)
-    key = dev.strip().lower().replace("-", "_").replace(" ", "_")
+    key = _device_key(dev)
     if key in DEVICE_ALIASES:
         return DEVICE_ALIASES[key]
     close = difflib.get_close_matches(key, list(DEVICE_ALIASES), n=1)
@@ -255,7 +260,7 @@ def _parse_session(d: Any, *, file=None, index=None) -> Session:
     context = dict(m.context or {})
     raw_device = d.get("device")
     if isinstance(raw_device, str) and "display_height" not in context:  # "uhdtv": a 2160p display
-        height = DEVICE_DISPLAY_HEIGHT.get(raw_device.strip().lower().replace("-", "_").replace(" ", "_"))
+        height = DEVICE_DISPLAY_HEIGHT.get(_device_key(raw_device))
         if height is not None:
             context["display_height"] = height
     s = Session(id=str(m.id), seg_start=col("start"), seg_duration=col("duration"), bitrate_kbps=col("bitrate_kbps"),

@@ -12,6 +12,7 @@ length, so a rerun resumes. Used by ``deepqoe reproduce quality_mapping``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import tempfile
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deepqoe.errors import DeepQoEError
-from deepqoe.io import atomic_write_text
+from deepqoe.io import atomic_path, atomic_write_text
 
 #: the encoders: codec family -> FFmpeg output options (one pass, average bitrate)
 ENCODERS = {
@@ -79,8 +80,6 @@ def measure(cell: Encode, ref: Path, ref_size: tuple[int, int, float], seconds: 
     encode scaled back to the reference's size and, below its frame rate, repeated back to its rate)."""
     from deepqoe.features.video.full_reference import DEFAULT_MODEL, _escape, ffmpeg_exe
 
-    import hashlib
-
     W, H, fps = ref_size
     settings = hashlib.sha256(json.dumps([ENCODERS[cell.codec], DEFAULT_MODEL, seconds]).encode()).hexdigest()[:8]
     stem = f"{cell.clip}_{cell.codec}_{cell.height}_{cell.fps:g}_{cell.kbps}_{settings}"
@@ -128,10 +127,9 @@ def build_grid(files: list[Path], work: Path, seconds: float, jobs: int = 2, log
         info = probe(f)
         ref = work / f"{f.stem}_{seconds:g}s.y4m"
         if not ref.is_file():
-            tmp = ref.with_suffix(".part.y4m")
-            _run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", str(f), "-t", f"{seconds:g}", "-pix_fmt",
-                  "yuv420p", str(tmp)], f.name)
-            tmp.replace(ref)
+            with atomic_path(ref) as tmp:
+                _run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", str(f), "-t", f"{seconds:g}",
+                      "-pix_fmt", "yuv420p", str(tmp)], f.name)
         refs[f.stem], sizes[f.stem] = ref, (info.width, info.height, round(float(info.fps), 3))
     cells = plan_grid(sizes, **plan)
     log(f"encode grid: {len(cells)} encodes of {len(files)} clips ({seconds:g} s each) ...")
