@@ -260,9 +260,10 @@ def streaming_intervals(S: dict, C: dict, mapping, params: dict, n_splits: int =
     return session_intervals(np.concatenate([x.y for x in sets]), oof, len(splits)), oof
 
 
-def what_if_tables(model) -> str:
+def what_if_tables(model, with_scores: bool = False) -> str | dict:
     """What the model says about generated sessions (no data): single 10-s clips on a 2160p display by
-    height x bitrate (the quality mapping), and a 60-s 1080p session at VMAF 90 with stalls and startup."""
+    height x bitrate (the quality mapping), and a 60-s 1080p session at VMAF 90 with stalls and startup
+    (``with_scores``: the latter's scores by case instead of the tables)."""
     from deepqoe.report import md_table
     from deepqoe.sessions.session import Session
 
@@ -284,6 +285,8 @@ def what_if_tables(model) -> str:
              "one 2-s stall": sess([(30, 2.0)]), "one 8-s stall": sess([(30, 8.0)]),
              "three 2-s stalls": sess([(15, 2.0), (30, 2.0), (45, 2.0)])}
     scores = model.predict_sessions(list(cases.values()))
+    if with_scores:
+        return dict(zip(cases, scores.tolist()))
     return "\n".join([
         "Single 10-s H.264 clips at 30 fps on a 2160p display (`device: uhdtv`), no quality metric (the "
         "quality mapping decides):", "",
@@ -319,14 +322,17 @@ against the out-of-fold predicted MOS) add the spread of opinions (SOS), the sha
 better (%GoB) and poor or worse (%PoW), and quantiles; measured against the SOS hypothesis in docs/results.md,
 "Rating distributions".
 """
+    if model is not None:
+        cases = what_if_tables(model, with_scores=True)
+        cost8 = cases["no impairment"] - cases["one 8-s stall"]
     what_ifs = "" if model is None else f"""
 ## What it says (generated sessions)
 
 {what_if_tables(model)}
 Read these as the model's, not viewers', sizes. Startup delay costs little: no training dataset identifies
-it (docs/results.md). Near the top of the scale the bounded head compresses every penalty (an 8-s stall
-costs 0.12 at VMAF 90, while in LIVE-NFLX sessions with one stall of about 7 s score 0.41 below those
-without, at lower quality); rankings are unaffected. Scores use the average calibration of the training
+it (docs/results.md). Stalls take a share of the score above the floor: an 8-s stall costs
+{cost8:.2f} at VMAF 90 here (in LIVE-NFLX, sessions with one stall of about 7 s score 0.41 below those
+without, at lower quality). Scores use the average calibration of the training
 labs, which puts them about 0.5 above Waterloo SQoE-IV's own use of the scale.
 """
     text = f"""# streaming: session-QoE model (structured, monotone)
@@ -345,8 +351,10 @@ and at a low bitrate a lower resolution can beat a higher one, the crossover of 
 sizes it sits at too low a bitrate, see docs/results.md), an asymmetric quality memory (drops are
 followed faster than gains), and running penalties for stalls (rate, share of time, longest, recency),
 startup delay and representation switches. Each part goes through its own projection g_i with
-non-negative weights, then a fully connected layer with non-negative weights and the head
-`1 + 4 * sigmoid(z)`. So, by construction: every score is inside 1-5; more or longer stalls, a longer
+non-negative weights. The quality part then goes through a fully connected layer with non-negative weights
+and the head to the impairment-free score `B = 1 + 4 * sigmoid(z)`; each impairment gives a penalty
+`P_i >= 0` (0 without it), and the score is `1 + (B - 1) * exp(-sum P_i)`: an impairment takes a share of
+the score above the floor, so a stall costs more in a good session than in a poor one. So, by construction: every score is inside 1-5; more or longer stalls, a longer
 startup or more switches never raise it; higher quality, or more bitrate at the same resolution, frame rate
 and codec, never lowers it; no input grows with session length (rates, shares, exponentially forgotten
 sums), so a session repeated scores the same. The curve is the same network evaluated on every prefix

@@ -223,7 +223,7 @@ def test_embed_with_the_streaming_model_writes_its_representation(capsys, sessio
     assert code == 0
     rep = pd.read_csv(io.StringIO(out))
     m = load_model("streaming")
-    assert rep.shape[1] == 1 + m.n_members * m.hidden and rep.columns[0] == "id"
+    assert rep.shape[1] == 1 + m.n_members * m.representation_width and rep.columns[0] == "id"
     assert np.isfinite(rep.iloc[:, 1:].to_numpy()).all() and (rep.iloc[:, 1:].abs() <= 1).all().all()
 
 

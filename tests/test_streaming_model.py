@@ -97,10 +97,13 @@ def test_vbr_jitter_is_not_a_switch(model):
 
 
 def test_repeating_a_steady_session_changes_nothing(model):
-    short = session("short", [3] * 3, [(0, 1.0)])
-    long = session("long", [3] * 150, [(0, 1.0)])
+    short = session("short", [3] * 3, [])
+    long = session("long", [3] * 150, [])
     a, b = model.predict_sessions([short, long])
     assert abs(a - b) < 1e-5
+    # with a startup delay, only its recency differs: it fades as the session goes on, never grows
+    a, b = model.predict_sessions([session("short", [3] * 3, [(0, 1.0)]), session("long", [3] * 150, [(0, 1.0)])])
+    assert a <= b + 1e-6
 
 
 def test_bounded_for_extreme_sessions(model):
@@ -147,4 +150,67 @@ def test_save_load_round_trip_and_tampered_weights(model, tmp_path):
     meta["params"]["n_members"] = 10**9
     (d / "model.json").write_text(json.dumps(meta))
     with pytest.raises(DeepQoEError, match="model.json"):
+        load_model(d)
+
+
+def _steady(sid, quality, stalls=((0.0, 1.0),), n=15):
+    """A steady 60-s session of one quality (VMAF-like) with stalls [(media start, duration)]."""
+    return session(sid, [2] * n, list(stalls), quality=[quality] * n)
+
+
+def test_multiplicative_fusion_takes_a_share_above_the_floor(model):
+    """The default fusion: without impairments the penalties are exactly 0; an impairment removes the same
+    share of the score above 1 at every quality, so a stall costs more in a good session than in a poor one
+    (while the logit form's sigmoid shrinks it near the top)."""
+    assert model.fusion == "multiplicative" and model.representation_width == model.hidden + 3
+    clean = [_steady("hi", 90.0), _steady("lo", 40.0)]
+    stalled = [_steady("hi_s", 90.0, [(0.0, 1.0), (30.0, 8.0)]), _steady("lo_s", 40.0, [(0.0, 1.0), (30.0, 8.0)])]
+    nothing = [session("none", [2] * 15, [], quality=[90.0] * 15)]
+    rep = model.transform_sessions(nothing)
+    for k in range(model.n_members):
+        pens = rep[0, k * model.representation_width + model.hidden:(k + 1) * model.representation_width]
+        assert np.all(pens == 0)
+    for net in model.net_:  # per member: (score - 1) is scaled by the same factor at both qualities
+        from deepqoe.sessions.qoe_model import make_batch as mb
+
+        s_clean = net(mb(clean, model.mapping_)).detach().numpy()
+        s_stall = net(mb(stalled, model.mapping_)).detach().numpy()
+        ratio = (s_stall - 1) / (s_clean - 1)
+        assert ratio[0] == pytest.approx(ratio[1], rel=1e-4) and ratio[0] < 1
+        assert s_clean[0] - s_stall[0] > s_clean[1] - s_stall[1] > 0
+
+
+def test_logit_fusion_trains_and_is_monotone(tmp_path):
+    rng = np.random.default_rng(3)
+    sessions = random_sessions(40, rng, with_quality=True)
+    mapping = QualityMapping(bias=5.0, w_bpp=0.45, w_res=0.9, w_fps=0.0, w_h=1.0)
+    m = SessionQoEModel(epochs=20, fusion="logit").fit(TrainingData(sessions, synthetic_mos(sessions, mapping),
+                                                                    np.array(["a"] * 40)), mapping)
+    assert m.transform_sessions(sessions[:3]).shape == (3, m.hidden)
+    a, b = m.predict_sessions([_steady("hi", 90.0), _steady("hi_s", 90.0, [(0.0, 1.0), (30.0, 8.0)])])
+    assert b <= a
+    with pytest.raises(ValueError, match="fusion"):
+        SessionQoEModel(epochs=1, fusion="additive").fit(TrainingData(sessions, synthetic_mos(sessions, mapping),
+                                                                      np.array(["a"] * 40)), mapping)
+
+
+def test_model_files_without_a_fusion_load_as_the_logit_form(tmp_path):
+    """Files written before the multiplicative fusion name none in their params: they are the logit form."""
+    from deepqoe.persistence import load_model
+
+    rng = np.random.default_rng(4)
+    sessions = random_sessions(20, rng, with_quality=True)
+    mapping = QualityMapping(bias=5.0, w_bpp=0.45, w_res=0.9, w_fps=0.0, w_h=1.0)
+    m = SessionQoEModel(epochs=5, fusion="logit").fit(TrainingData(sessions, synthetic_mos(sessions, mapping),
+                                                                   np.array(["a"] * 20)), mapping)
+    d = m.save(tmp_path / "old", extra={"name": "old"})
+    meta = json.loads((d / "model.json").read_text())
+    del meta["params"]["fusion"]
+    (d / "model.json").write_text(json.dumps(meta))
+    loaded = load_model(d)
+    assert loaded.fusion == "logit"
+    np.testing.assert_allclose(loaded.predict_sessions(sessions), m.predict_sessions(sessions), atol=1e-6)
+    meta["params"]["fusion"] = "nonsense"
+    (d / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(DeepQoEError, match="fusion"):
         load_model(d)

@@ -18,7 +18,7 @@ dtype, shape, modality, columns, encoder state), ``deepqoe.outputs``, ``deepqoe.
 task, classes, target scaling), ``deepqoe.version``. The batch dimension is dynamic.
 
 **Session models** (``"estimator": "SessionQoEModel"``, :mod:`deepqoe.sessions.qoe_model`). The graph is
-the ensemble's forward (phases 2 and 3: memory track, parts, monotone fusion, ``1 + 4 sigmoid``, mean of
+the ensemble's forward (phases 2 and 3: memory track, parts, monotone fusion, ``1 + 4 sigmoid(z) exp(-penalties)``, mean of
 the members) on the tensors of a :class:`~deepqoe.sessions.qoe_model.Batch`; the preprocessing (phase
 1: quality track, prefix features of every evaluation point) stays in Python. An ONNX consumer builds
 the inputs with ``deepqoe.sessions.qoe_model.make_batch(sessions, model.mapping_, curves)`` and feeds
@@ -33,7 +33,7 @@ device          int64    [batch]          index in ``deepqoe.sessions.qoe_model.
 mapped          float32  [batch]          1 when the quality comes from the bitrate mapping
 p_sess          int64    [points]         session (row of ``q``) of each evaluation point
 p_step          int64    [points]         last media step played at that point
-fixed           float32  [points, 6]      prefix features (see ``Batch.fixed``)
+fixed           float32  [points, 7]      prefix features (see ``Batch.fixed``)
 st_age          float32  [points, stalls] media age of each started stall (s)
 st_mag          float32  [points, stalls] log(1 + elapsed duration) of each stall, 0 = not started
 sw_recent       float32  [batch, steps]   switches in each media step
@@ -209,8 +209,8 @@ SESSION_INPUTS = [
     ("mapped", "float32", ["batch"], "1.0 when the quality comes from the bitrate mapping, not a metric"),
     ("p_sess", "int64", ["points"], "session (row of q) of each evaluation point"),
     ("p_step", "int64", ["points"], "last media step played at each evaluation point"),
-    ("fixed", "float32", ["points", 6], "q_running_mean, stall_rate_log, stall_share, stall_longest_log, "
-                                        "startup_log, switch_rate_log at each point"),
+    ("fixed", "float32", ["points", 7], "q_running_mean, stall_rate_log, stall_share, stall_longest_log, "
+                                        "startup_log, switch_rate_log, media_played (s) at each point"),
     ("st_age", "float32", ["points", "stalls"], "media age of each started stall (s)"),
     ("st_mag", "float32", ["points", "stalls"], "log(1 + elapsed duration) of each stall (0 = not started)"),
     ("sw_recent", "float32", ["batch", "steps"], "switches in each media step"),

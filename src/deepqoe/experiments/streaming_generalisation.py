@@ -90,6 +90,31 @@ def leave_one_dataset_out(S: dict, C: dict, mapping, params: dict, log=print, jo
     return out
 
 
+def stall_cost_by_quality(S: dict, lodo: dict, mapping, long_stall: float = 4.0) -> dict:
+    """What a stall costs, by the session's quality: per held-out dataset and tercile of mean quality, the mean
+    score of sessions without rebuffering minus that of sessions with more than ``long_stall`` s of it, in
+    the MOS and in our leave-one-dataset-out predictions of the same sessions (sizes, not only ranks)."""
+    out = {}
+    for d, row in lodo.items():
+        q = single_inputs(S[d].sessions, mapping)["mean quality"]
+        reb = np.array([float(np.asarray(s.stall_duration)[np.asarray(s.stall_start) > 1e-6].sum())
+                        for s in S[d].sessions])
+        pred, y = np.asarray(row["prediction"], float), S[d].y
+        edges = np.quantile(q, [0, 1 / 3, 2 / 3, 1])
+        rows = []
+        for k, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+            band = (q >= lo) & ((q <= hi) if k == 2 else (q < hi))
+            clean, stalled = band & (reb == 0), band & (reb > long_stall)
+            if clean.sum() < 3 or stalled.sum() < 3:
+                continue
+            rows.append({"quality": f"{100 * lo:.0f}-{100 * hi:.0f}", "n_clean": int(clean.sum()),
+                         "n_stalled": int(stalled.sum()),
+                         "observed": round(float(y[clean].mean() - y[stalled].mean()), 3),
+                         "predicted": round(float(pred[clean].mean() - pred[stalled].mean()), 3)})
+        out[d] = rows
+    return out
+
+
 def _split_one(j: int, train_mask, S: dict, C: dict, nflx, mapping, params: dict) -> dict:
     content = lambda g: re.sub(r"^\D*", "", g.split(":", 1)[1])  # noqa: E731  "content_3" and "3" -> "3"
     cont = C["live-nflx-continuous"]
@@ -146,6 +171,16 @@ def markdown(res: dict) -> str:
         lines.append(f"| {d} | {r['n']} | **{_fmt(r['ours'])}** | {_fmt(b)} ({b['name']}) | "
                      + " | ".join(_fmt(r["single_inputs"][k]) for k in SINGLE_INPUTS)
                      + f" | {_fmt(r.get('O46'))} | {_fmt(r.get('previous_shipped'))} |")
+    if res.get("stall_cost"):
+        lines += ["", "### What a stall costs, by quality (held-out dataset; mean score without rebuffering minus "
+                      "with more than 4 s of it, same sessions)", "",
+                  "| held out | mean quality | sessions (none / > 4 s) | viewers (MOS) | ours (left out) |",
+                  "|---|---|---:|---:|---:|"]
+        for d, rows in res["stall_cost"].items():
+            lines += [f"| {d} | {r['quality']} | {r['n_clean']} / {r['n_stalled']} | {r['observed']:.2f} | "
+                      f"{r['predicted']:.2f} |" for r in rows]
+        err = [abs(r["observed"] - r["predicted"]) for rows in res["stall_cost"].values() for r in rows]
+        lines += ["", f"Mean absolute difference between the two columns: {np.mean(err):.2f} over {len(err)} cells."]
     if res.get("live_nflx"):
         lines += ["", "### LIVE-NFLX fixed splits (trained on P.1203 open, Waterloo SQoE-IV, LFOVIA and the split's "
                       "training contents of LIVE-NFLX)", "", "| per-second quality | splits | median SROCC | median PLCC |",
@@ -199,6 +234,7 @@ def run_experiment(out_dir: Path, quick: bool = False, log=print, nflx_splits: i
     C = {n: load_curve_set(n) for n in CURVE_DATASETS}
     mapping = quality_mapping()
     res = {"recipe": params, "lodo": leave_one_dataset_out(S, C, mapping, params, log, jobs)}
+    res["stall_cost"] = stall_cost_by_quality(S, res["lodo"], mapping)
     n = nflx_splits if nflx_splits is not None else (2 if quick else 20)
     if n:
         res["live_nflx"] = [live_nflx_splits(S, C, mapping, dict(params, n_members=1), range(100, 100 + n), m, log,

@@ -19,7 +19,8 @@ One readable file, top to bottom (the DeepQoE design with the streaming parts as
                  follows drops faster than gains, learned rates); mean of m; m now
    stalls        log stall rate per media minute; stall share of the rebuffering wall time;   -
                  log longest stall; recency: sum of log(1 + duration) * exp(-age / tau)
-   startup       log(1 + initial loading delay)                                              -
+   startup       log(1 + initial loading delay); its recency: the same times                -
+                 exp(-media played / tau) (tau shared with the stalls)
    switches      log switch rate per media minute; recency-weighted switch count             -
    ============  ==========================================================================  ========
 
@@ -28,11 +29,17 @@ One readable file, top to bottom (the DeepQoE design with the streaming parts as
    every time a share, a maximum or an exponentially forgotten sum, so a 10-s and a 10-min session with
    the same impairment rate are on the same footing, and a steady session repeated scores the same.
 3. **Monotone fusion** (phases 2 and 3). Each part's features (penalties negated) go through its own
-   projection g_i with non-negative weights and a monotone activation, the projections are concatenated
-   and go through a fully connected layer with non-negative weights to the representation, and the head
-   maps it to ``1 + 4 * sigmoid(z)``: inside the 1-5 scale for any input, and never higher with more or
-   longer stalls, a longer startup or more switches, never lower with higher quality. The device and
-   "quality from the mapping, not a metric" only add a learned offset (they cannot flip a sign).
+   projection g_i with non-negative weights and a monotone activation. The quality part's g_i goes through
+   a fully connected layer with non-negative weights to the representation and the head to the
+   impairment-free score ``B = 1 + 4 * sigmoid(z)``; each impairment's g_i gives a penalty ``P_i >= 0``
+   (exactly 0 without that impairment), and the score is ``1 + (B - 1) * exp(-sum_i P_i)``: an impairment
+   takes a share of what lies above the scale's floor, so a stall costs more in a good session than in a
+   poor one (as SQI models it), and the sigmoid does not shrink penalties near the top of the scale. The
+   score stays inside 1-5 for any input, never rises with more or longer stalls, a longer startup or
+   more switches, and never falls with higher quality. The device and "quality from the mapping, not a
+   metric" only add a learned offset to z (they cannot flip a sign). (``fusion="logit"``, the form of
+   model files written before this one, concatenates every part into the FC layer and adds the penalties
+   inside the sigmoid.)
 
 Training (:meth:`SessionQoEModel.fit`) minimises the squared error of the session scores of several
 datasets together (each through its own positive affine calibration of z, so labs with different scale
@@ -63,10 +70,14 @@ DEFAULT_DISPLAY_HEIGHT = 1080.0
 PART_FEATURES = {
     "quality": ("q_running_mean", "q_memory_mean", "q_memory_now"),
     "stalls": ("stall_rate_log", "stall_share", "stall_longest_log", "stall_recency"),
-    "startup": ("startup_log",),
+    "startup": ("startup_recency",),
     "switches": ("switch_rate_log", "switch_recency"),
 }
+#: the parts of ``fusion="logit"`` (model files written before the multiplicative fusion): no startup recency
+LOGIT_PART_FEATURES = {**PART_FEATURES, "startup": ("startup_log",)}
 PART_SIGN = {"quality": 1.0, "stalls": -1.0, "startup": -1.0, "switches": -1.0}
+IMPAIRMENTS = ("stalls", "startup", "switches")
+FUSIONS = ("multiplicative", "logit")
 
 
 # ============================================================================ phase 1: quality mapping
@@ -335,8 +346,8 @@ class Batch:
     mapped: torch.Tensor       # (B,) 1.0 when the quality comes from the mapping
     p_sess: torch.Tensor       # (P,) session of each evaluation point
     p_step: torch.Tensor       # (P,) last media step played at that point
-    fixed: torch.Tensor        # (P, 6) q_running_mean, stall_rate_log, stall_share, stall_longest_log,
-    #                            startup_log, switch_rate_log
+    fixed: torch.Tensor        # (P, 7) q_running_mean, stall_rate_log, stall_share, stall_longest_log,
+    #                            startup_log, switch_rate_log, media_played (s)
     st_age: torch.Tensor       # (P, S) media age of each started stall (s)
     st_mag: torch.Tensor       # (P, S) log(1 + elapsed duration) of each stall (0 = not started)
     sw_recent: torch.Tensor    # (B, J) switches in each step (for the running recency sum)
@@ -370,7 +381,8 @@ def _session_points(s, eval_wall: np.ndarray, q: np.ndarray, dt: float, switches
     sw_pos = s.seg_start[1:][switches]
     n_sw = np.searchsorted(sw_pos, media, side="right")
     fixed = np.stack([q_run, np.log1p(60.0 * n_st / m_eff), stall_time / np.maximum(stall_time + media, 1e-9),
-                      np.log1p(longest), np.log1p(np.minimum(t, startup)), np.log1p(60.0 * n_sw / m_eff)], 1)
+                      np.log1p(longest), np.log1p(np.minimum(t, startup)), np.log1p(60.0 * n_sw / m_eff),
+                      media], 1)
     age = np.where(started, media[:, None] - rs[None, :], 0.0)
     mag = np.where(started, np.log1p(el), 0.0)
     if age.shape[1] > MAX_STALLS:
@@ -462,23 +474,46 @@ def memory_track(b: Batch, up: torch.Tensor, down: torch.Tensor, switch_tau: tor
 
 
 class SessionQoENet(nn.Module):
-    """Parts -> g_i (monotone) -> concat -> monotone FC -> representation -> 1 + 4 sigmoid(z)."""
+    """Parts -> g_i (monotone) -> fusion -> representation -> a score inside 1-5.
 
-    def __init__(self, width: int = 4, hidden: int = 8, n_calibrations: int = 1):
+    ``fusion="multiplicative"`` (the default): the quality part alone goes through the FC layer and the
+    head to the impairment-free score ``B = 1 + 4 sigmoid(z)``; each impairment part (stalls, startup,
+    switches) gives a penalty ``P_i >= 0`` (0 without the impairment, growing with it), and the score is
+    ``1 + (B - 1) exp(-sum P_i)``: an impairment takes away a share of what lies above the scale's floor,
+    so a stall costs more in a good session than in a bad one (as in SQI) and the head's sigmoid does not
+    compress penalties near the top of the scale. The representation is the quality FC output beside the
+    three penalties. ``fusion="logit"``: every part's g_i is concatenated into one FC layer and the head
+    gives ``1 + 4 sigmoid(z)`` (model files written before the multiplicative form)."""
+
+    def __init__(self, width: int = 4, hidden: int = 8, n_calibrations: int = 1, fusion: str = "multiplicative"):
         super().__init__()
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, not {fusion!r}")
+        self.fusion = fusion
         # memory track: gain rate a_up, drop rate a_down >= a_up (drops are followed faster)
         self.mem_up = nn.Parameter(torch.tensor(-2.0))
         self.mem_down = nn.Parameter(torch.tensor(0.0))
         self.stall_tau = nn.Parameter(torch.tensor(math.log(30.0)))
         self.switch_tau = nn.Parameter(torch.tensor(math.log(30.0)))
-        self.g = nn.ModuleDict({p: PositiveLinear(len(f), width) for p, f in PART_FEATURES.items()})
-        self.fc = PositiveLinear(width * len(PART_FEATURES), hidden)
+        features = LOGIT_PART_FEATURES if fusion == "logit" else PART_FEATURES
+        self.g = nn.ModuleDict({p: PositiveLinear(len(f), width) for p, f in features.items()})
+        if fusion == "logit":
+            self.fc = PositiveLinear(width * len(PART_FEATURES), hidden)
+        else:
+            self.fc = PositiveLinear(width, hidden)
+            # the weight of each impairment's g_i outputs in its penalty (softplus(raw) >= 0)
+            self.penalty = nn.ParameterDict({p: nn.Parameter(torch.randn(width) * 0.3 - 1.0) for p in IMPAIRMENTS})
         self.head = PositiveLinear(hidden, 1)
         self.device_offset = nn.Embedding(len(DEVICES), 1)
         nn.init.zeros_(self.device_offset.weight)
         self.mapped_offset = nn.Parameter(torch.tensor(0.0))
         self.cal_scale = nn.Parameter(torch.zeros(n_calibrations))
         self.cal_shift = nn.Parameter(torch.zeros(n_calibrations))
+
+    def positive_weights(self) -> list[torch.Tensor]:
+        """Every effective (non-negative) weight, for the weight decay of training."""
+        ws = [F.softplus(m.raw) for m in self.modules() if isinstance(m, PositiveLinear)]
+        return ws + ([F.softplus(r) for r in self.penalty.values()] if self.fusion != "logit" else [])
 
     def rates(self):
         up = torch.sigmoid(self.mem_up)
@@ -492,28 +527,45 @@ class SessionQoENet(nn.Module):
             track = memory_track(b, up[None], down[None], self.switch_tau[None])[0]
         at = track[b.p_sess, b.p_step]             # (P, 3)
         fx = b.fixed
-        rec = (b.st_mag * torch.exp(-b.st_age / torch.exp(self.stall_tau))).sum(1)
+        tau = torch.exp(self.stall_tau)
+        rec = (b.st_mag * torch.exp(-b.st_age / tau)).sum(1)
         return {
             "quality": torch.stack([fx[:, 0], at[:, 1], at[:, 0]], 1),
             "stalls": -torch.stack([fx[:, 1], fx[:, 2], fx[:, 3], rec], 1),
-            "startup": -fx[:, 4:5],
+            "startup": -(fx[:, 4:5] if self.fusion == "logit" else (fx[:, 4] * torch.exp(-fx[:, 6] / tau))[:, None]),
             "switches": -torch.stack([fx[:, 5], torch.log1p(at[:, 2])], 1),
         }
 
     def representation(self, parts: dict) -> torch.Tensor:
-        """g_i per part -> concat -> FC: the learned representation at every evaluation point."""
-        h = torch.cat([torch.tanh(self.g[p](parts[p])) for p in PART_FEATURES], 1)
-        return torch.tanh(self.fc(h))
+        """g_i per part -> fusion: the learned representation at every evaluation point (multiplicative:
+        the quality FC output, then the penalties of stalls, startup and switches)."""
+        if self.fusion == "logit":
+            h = torch.cat([torch.tanh(self.g[p](parts[p])) for p in PART_FEATURES], 1)
+            return torch.tanh(self.fc(h))
+        rep = torch.tanh(self.fc(torch.tanh(self.g["quality"](parts["quality"]))))
+        pens = []
+        for p in IMPAIRMENTS:
+            # parts are oriented higher = better (impairments negated, 0 without one), g_i is increasing:
+            # tanh(g_i(0)) - tanh(g_i(x)) is 0 without the impairment and grows with it
+            x = parts[p]
+            drop = torch.tanh(self.g[p](torch.zeros_like(x[:1]))) - torch.tanh(self.g[p](x))
+            pens.append(F.linear(drop, F.softplus(self.penalty[p])[None]))
+        return torch.cat([rep] + pens, 1)
 
     def score_from_parts(self, parts: dict, b: Batch, calibration: torch.Tensor | None = None) -> torch.Tensor:
-        """The representation -> head -> 1 + 4 sigmoid(z)."""
-        z = self.head(self.representation(parts)).squeeze(1)
+        """The representation -> head -> 1 + 4 sigmoid(z) (multiplicative: times exp(-penalties))."""
+        rep = self.representation(parts)
+        hidden = self.head.raw.shape[1]
+        z = self.head(rep[:, :hidden]).squeeze(1)
         z = z + self.device_offset(b.device).squeeze(1)[b.p_sess] + self.mapped_offset * b.mapped[b.p_sess]
         if calibration is None:  # prediction: the average calibration of the training datasets
             a, c = F.softplus(self.cal_scale + 0.5413).mean(), self.cal_shift.mean()
         else:
             a, c = F.softplus(self.cal_scale[calibration] + 0.5413), self.cal_shift[calibration]
-        return 1.0 + 4.0 * torch.sigmoid(a * z + c)
+        base = torch.sigmoid(a * z + c)
+        if self.fusion != "logit":
+            base = base * torch.exp(-rep[:, hidden:].sum(1))
+        return 1.0 + 4.0 * base
 
     def forward(self, b: Batch, calibration: torch.Tensor | None = None) -> torch.Tensor:
         """Scores on the 1-5 scale at every evaluation point."""
@@ -538,15 +590,20 @@ class SessionQoEModel:
 
     def __init__(self, width: int = 4, hidden: int = 8, epochs: int = 400, learning_rate: float = 0.03,
                  curve_weight: float = 1.0, weight_decay: float = 1e-2, device_offsets: bool = False,
-                 n_members: int = 1, random_state: int = 0):
+                 n_members: int = 1, fusion: str = "multiplicative", random_state: int = 0):
         self.width, self.hidden, self.epochs, self.n_members = width, hidden, epochs, n_members
         self.device_offsets = device_offsets
         self.learning_rate, self.curve_weight = learning_rate, curve_weight
-        self.weight_decay, self.random_state = weight_decay, random_state
+        self.weight_decay, self.random_state, self.fusion = weight_decay, random_state, fusion
+
+    @property
+    def representation_width(self) -> int:
+        """Columns of one member's representation: the FC layer (logit), or it and the three penalties."""
+        return int(self.hidden) + (0 if self.fusion == "logit" else len(IMPAIRMENTS))
 
     def get_params(self) -> dict:
         return {k: getattr(self, k) for k in ("width", "hidden", "epochs", "learning_rate", "curve_weight",
-                                              "weight_decay", "device_offsets", "n_members", "random_state")}
+                                              "weight_decay", "device_offsets", "n_members", "fusion", "random_state")}
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: TrainingData, mapping: QualityMapping, progress=None) -> "SessionQoEModel":
@@ -587,16 +644,15 @@ class SessionQoEModel:
         members, self.loss_ = [], []
         for k in range(int(self.n_members)):
             torch.manual_seed(self.random_state + 1000 * k)
-            net = SessionQoENet(self.width, self.hidden, len(names))
+            net = SessionQoENet(self.width, self.hidden, len(names), self.fusion)
             net.device_offset.weight.requires_grad_(bool(self.device_offsets))
             opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=self.learning_rate)
-            positive = [m for m in net.modules() if isinstance(m, PositiveLinear)]
             for epoch in range(self.epochs):
                 opt.zero_grad()
                 loss = (w * (net(batch, pcal) - tgt) ** 2).sum()
                 # shrink the effective weights (not the raw ones): a part the data does not vary keeps
                 # (close to) no effect instead of its initial one
-                penalty = sum((F.softplus(m.raw) ** 2).sum() for m in positive)
+                penalty = sum((w ** 2).sum() for w in net.positive_weights())
                 (loss + self.weight_decay * penalty).backward()
                 opt.step()
                 if progress is not None:
@@ -654,10 +710,11 @@ class SessionQoEModel:
 
     def transform_sessions(self, sessions: Sequence) -> np.ndarray:
         """The learned representation of each session (the FC layer's output, the members side by side):
-        (n_sessions, n_members * hidden), for shallow learners or clustering, as ``deepqoe embed`` writes."""
+        (n_sessions, n_members * representation_width), for shallow learners or clustering, as ``deepqoe
+        embed`` writes."""
         self._check()
         if not len(sessions):
-            return np.zeros((0, int(self.n_members) * int(self.hidden)))
+            return np.zeros((0, int(self.n_members) * self.representation_width))
         with torch.no_grad():
             b = make_batch(list(sessions), self.mapping_, False)
             reps = [net.representation(parts) for net, parts in self._member_parts(b)]
@@ -707,7 +764,10 @@ class SessionQoEModel:
 
         file = str(Path(model_dir) / "model.json")
         try:
-            est = cls(**dict(meta["params"]))
+            # files written before the multiplicative fusion name no fusion: theirs is the logit one
+            est = cls(**{"fusion": "logit", **dict(meta["params"])})
+            if est.fusion not in FUSIONS:
+                raise ValueError(f"unknown fusion {est.fusion!r}")
             est.mapping_ = QualityMapping(**meta["quality_mapping"])
             est.calibrations_ = [str(c) for c in meta["calibrations"]]
             if not 1 <= int(est.n_members) <= 100 or not 1 <= int(est.width) <= 64 or not 1 <= int(est.hidden) <= 256:
@@ -715,7 +775,7 @@ class SessionQoEModel:
         except (KeyError, TypeError, ValueError) as e:
             raise DeepQoEError(f"not a valid session-model description ({type(e).__name__}: {e})",
                                file=file) from None
-        est.net_ = nn.ModuleList(SessionQoENet(est.width, est.hidden, len(est.calibrations_))
+        est.net_ = nn.ModuleList(SessionQoENet(est.width, est.hidden, len(est.calibrations_), est.fusion)
                                  for _ in range(int(est.n_members)))
         state = read_weights(Path(model_dir))
         weights = str(Path(model_dir) / "model.safetensors")
