@@ -158,26 +158,36 @@ def _steady(sid, quality, stalls=((0.0, 1.0),), n=15):
     return session(sid, [2] * n, list(stalls), quality=[quality] * n)
 
 
-def test_multiplicative_fusion_takes_a_share_above_the_floor(model):
-    """The default fusion: without impairments the penalties are exactly 0; an impairment removes the same
-    share of the score above 1 at every quality, so a stall costs more in a good session than in a poor one
-    (while the logit form's sigmoid shrinks it near the top)."""
-    assert model.fusion == "multiplicative" and model.representation_width == model.hidden + 3
+def test_impairment_penalties_are_zero_without_impairments(model):
+    """The default (hybrid) fusion: each impairment's two penalties are exactly 0 without it, > 0 with it."""
+    assert model.fusion == "hybrid" and model.representation_width == model.hidden + 6
+    w, h = model.representation_width, model.hidden
+    rep = model.transform_sessions([session("none", [2] * 15, [], quality=[90.0] * 15),
+                                    _steady("st", 90.0, [(0.0, 1.0), (30.0, 8.0)])])
+    for k in range(model.n_members):
+        assert np.all(rep[0, k * w + h:(k + 1) * w] == 0)
+        stalls = rep[1, [k * w + h, k * w + h + 3]]       # the stall part's share and logit penalties
+        assert np.all(stalls > 0)
+
+
+def test_multiplicative_fusion_takes_a_share_above_the_floor():
+    """An impairment removes the same share of the score above 1 at every quality, so a stall costs more in
+    a good session than in a poor one (the logit form's sigmoid shrinks it near the top instead)."""
+    rng = np.random.default_rng(6)
+    sessions = random_sessions(40, rng, with_quality=True)
+    mapping = QualityMapping(bias=5.0, w_bpp=0.45, w_res=0.9, w_fps=0.0, w_h=1.0)
+    m = SessionQoEModel(epochs=20, fusion="multiplicative").fit(
+        TrainingData(sessions, synthetic_mos(sessions, mapping), np.array(["a"] * 40)), mapping)
+    assert m.representation_width == m.hidden + 3
     clean = [_steady("hi", 90.0), _steady("lo", 40.0)]
     stalled = [_steady("hi_s", 90.0, [(0.0, 1.0), (30.0, 8.0)]), _steady("lo_s", 40.0, [(0.0, 1.0), (30.0, 8.0)])]
-    nothing = [session("none", [2] * 15, [], quality=[90.0] * 15)]
-    rep = model.transform_sessions(nothing)
-    for k in range(model.n_members):
-        pens = rep[0, k * model.representation_width + model.hidden:(k + 1) * model.representation_width]
-        assert np.all(pens == 0)
-    for net in model.net_:  # per member: (score - 1) is scaled by the same factor at both qualities
-        from deepqoe.sessions.qoe_model import make_batch as mb
-
-        s_clean = net(mb(clean, model.mapping_)).detach().numpy()
-        s_stall = net(mb(stalled, model.mapping_)).detach().numpy()
-        ratio = (s_stall - 1) / (s_clean - 1)
-        assert ratio[0] == pytest.approx(ratio[1], rel=1e-4) and ratio[0] < 1
-        assert s_clean[0] - s_stall[0] > s_clean[1] - s_stall[1] > 0
+    net = m.net_[0]
+    with torch.no_grad():
+        s_clean = net(make_batch(clean, mapping)).numpy()
+        s_stall = net(make_batch(stalled, mapping)).numpy()
+    ratio = (s_stall - 1) / (s_clean - 1)
+    assert ratio[0] == pytest.approx(ratio[1], rel=1e-4) and ratio[0] < 1
+    assert s_clean[0] - s_stall[0] > s_clean[1] - s_stall[1] > 0
 
 
 def test_logit_fusion_trains_and_is_monotone(tmp_path):

@@ -108,6 +108,17 @@ def test_train_sessions_config_cli_then_predict(data: Path, capsys):
     assert metrics["train"]["all"]["srocc"] == pytest.approx(srocc(common, score), abs=1e-3)
 
 
+def test_fusion_from_the_config(data: Path, capsys):
+    """``model.fusion`` reaches the estimator and its model file (the logit form trains from a config too)."""
+    out = data / "logit"
+    cfg = write_sessions_config(data, model={"fusion": "logit"}, evaluation={"protocol": "none"})
+    assert main(["train", str(cfg), "--out", str(out)]) == 0
+    assert json.loads((out / "model.json").read_text())["params"]["fusion"] == "logit"
+    from deepqoe.persistence import load_model
+
+    assert load_model(out).fusion == "logit"
+
+
 def test_python_api_matches_saved_model(data: Path):
     from deepqoe.config import load_sessions_config
     from deepqoe.predictor import load_predictor
@@ -171,6 +182,7 @@ def _one_line_error(capsys, argv) -> str:
     ({"training": {"epochs": 0}}, "training.epochs", "greater than or equal to 1"),
     ({"sessions": {"continuous": ["live-nflx"]}}, "sessions.continuous", "not a continuous one"),
     ({"sessions": {"quality_mapping": "no-such-mapping"}}, "sessions.quality_mapping", "no such file or folder"),
+    ({"model": {"fusion": "additive"}}, "model.fusion", "'hybrid', 'multiplicative' or 'logit'"),
 ])
 def test_bad_configs_one_line(data: Path, capsys, over, field, words):
     over = {k: ({**{"datasets": [{"path": "lab-b.json"}]}, **v} if k == "sessions" else v) for k, v in over.items()}

@@ -405,9 +405,10 @@ class SessionModelOverrides(_Strict):
     hidden: int | None = Field(default=None, ge=1, le=256)
     n_members: int | None = Field(default=None, ge=1, le=100)
     device_offsets: bool | None = None
-    #: multiplicative: impairments take a share of the score above the floor; logit: all parts in one
-    #: FC layer (the form of model files written before it)
-    fusion: Literal["multiplicative", "logit"] | None = None
+    #: how impairments lower the score (deepqoe.sessions.qoe_model.SessionQoENet): hybrid (inside the
+    #: sigmoid and as a share above the floor), multiplicative (the share only) or logit (all parts in one
+    #: FC layer, the form of model files written before the other two)
+    fusion: Literal["hybrid", "multiplicative", "logit"] | None = None
 
 
 class SessionTrainingOverrides(_Strict):

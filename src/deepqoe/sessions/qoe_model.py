@@ -30,16 +30,14 @@ One readable file, top to bottom (the DeepQoE design with the streaming parts as
    the same impairment rate are on the same footing, and a steady session repeated scores the same.
 3. **Monotone fusion** (phases 2 and 3). Each part's features (penalties negated) go through its own
    projection g_i with non-negative weights and a monotone activation. The quality part's g_i goes through
-   a fully connected layer with non-negative weights to the representation and the head to the
-   impairment-free score ``B = 1 + 4 * sigmoid(z)``; each impairment's g_i gives a penalty ``P_i >= 0``
-   (exactly 0 without that impairment), and the score is ``1 + (B - 1) * exp(-sum_i P_i)``: an impairment
-   takes a share of what lies above the scale's floor, so a stall costs more in a good session than in a
-   poor one (as SQI models it), and the sigmoid does not shrink penalties near the top of the scale. The
-   score stays inside 1-5 for any input, never rises with more or longer stalls, a longer startup or
-   more switches, and never falls with higher quality. The device and "quality from the mapping, not a
-   metric" only add a learned offset to z (they cannot flip a sign). (``fusion="logit"``, the form of
-   model files written before this one, concatenates every part into the FC layer and adds the penalties
-   inside the sigmoid.)
+   a fully connected layer with non-negative weights to the representation and the head to z; each
+   impairment's g_i gives two penalties >= 0 (exactly 0 without that impairment): L_i, subtracted from z
+   inside the sigmoid, and M_i, which takes a share of what lies above the scale's floor. The score is
+   ``1 + 4 * sigmoid(z - sum L_i) * exp(-sum M_i)`` (:class:`SessionQoENet`, ``fusion="hybrid"``): inside
+   1-5 for any input, never higher with more or longer stalls, a longer startup or more switches, never
+   lower with higher quality, and a stall can cost more in a good session than in a poor one (viewers'
+   scores show it; the sigmoid alone shrinks every penalty near the top of the scale). The device and
+   "quality from the mapping, not a metric" only add a learned offset to z (they cannot flip a sign).
 
 Training (:meth:`SessionQoEModel.fit`) minimises the squared error of the session scores of several
 datasets together (each through its own positive affine calibration of z, so labs with different scale
@@ -73,11 +71,11 @@ PART_FEATURES = {
     "startup": ("startup_recency",),
     "switches": ("switch_rate_log", "switch_recency"),
 }
-#: the parts of ``fusion="logit"`` (model files written before the multiplicative fusion): no startup recency
+#: the parts of ``fusion="logit"`` (model files written before the other fusions): no startup recency
 LOGIT_PART_FEATURES = {**PART_FEATURES, "startup": ("startup_log",)}
 PART_SIGN = {"quality": 1.0, "stalls": -1.0, "startup": -1.0, "switches": -1.0}
 IMPAIRMENTS = ("stalls", "startup", "switches")
-FUSIONS = ("multiplicative", "logit")
+FUSIONS = ("hybrid", "multiplicative", "logit")
 
 
 # ============================================================================ phase 1: quality mapping
@@ -476,16 +474,22 @@ def memory_track(b: Batch, up: torch.Tensor, down: torch.Tensor, switch_tau: tor
 class SessionQoENet(nn.Module):
     """Parts -> g_i (monotone) -> fusion -> representation -> a score inside 1-5.
 
-    ``fusion="multiplicative"`` (the default): the quality part alone goes through the FC layer and the
-    head to the impairment-free score ``B = 1 + 4 sigmoid(z)``; each impairment part (stalls, startup,
-    switches) gives a penalty ``P_i >= 0`` (0 without the impairment, growing with it), and the score is
-    ``1 + (B - 1) exp(-sum P_i)``: an impairment takes away a share of what lies above the scale's floor,
-    so a stall costs more in a good session than in a bad one (as in SQI) and the head's sigmoid does not
-    compress penalties near the top of the scale. The representation is the quality FC output beside the
-    three penalties. ``fusion="logit"``: every part's g_i is concatenated into one FC layer and the head
-    gives ``1 + 4 sigmoid(z)`` (model files written before the multiplicative form)."""
+    The quality part alone goes through the FC layer and the head to z. Each impairment part (stalls,
+    startup, switches) gives ``d_i = tanh(g_i(0)) - tanh(g_i(x_i)) >= 0`` (0 without the impairment, growing
+    with it), and non-negative weights turn it into penalties:
 
-    def __init__(self, width: int = 4, hidden: int = 8, n_calibrations: int = 1, fusion: str = "multiplicative"):
+    * ``fusion="hybrid"`` (the default): ``1 + 4 sigmoid(a (z - sum L_i) + c) exp(-sum M_i)``, with
+      ``L_i = l_i . d_i`` inside the sigmoid (a penalty that shrinks near the ends of the scale) and
+      ``M_i = m_i . d_i`` a share of what lies above the floor (a penalty that grows with the quality it
+      interrupts, as viewers' stall costs do, and as SQI models them); the data sets the mix per part.
+    * ``fusion="multiplicative"``: the share only (``L_i = 0``).
+    * ``fusion="logit"``: every part's g_i concatenated into one FC layer and the head gives
+      ``1 + 4 sigmoid(z)`` (the form of model files written before the other two; its startup part has no
+      recency).
+
+    The representation is the quality FC output beside the penalties (M_i, then L_i)."""
+
+    def __init__(self, width: int = 4, hidden: int = 8, n_calibrations: int = 1, fusion: str = "hybrid"):
         super().__init__()
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, not {fusion!r}")
@@ -503,6 +507,9 @@ class SessionQoENet(nn.Module):
             self.fc = PositiveLinear(width, hidden)
             # the weight of each impairment's g_i outputs in its penalty (softplus(raw) >= 0)
             self.penalty = nn.ParameterDict({p: nn.Parameter(torch.randn(width) * 0.3 - 1.0) for p in IMPAIRMENTS})
+        if fusion == "hybrid":  # the same g_i outputs also lower z (inside the sigmoid), with their own weights
+            self.penalty_logit = nn.ParameterDict({p: nn.Parameter(torch.randn(width) * 0.3 - 1.0)
+                                                   for p in IMPAIRMENTS})
         self.head = PositiveLinear(hidden, 1)
         self.device_offset = nn.Embedding(len(DEVICES), 1)
         nn.init.zeros_(self.device_offset.weight)
@@ -513,7 +520,11 @@ class SessionQoENet(nn.Module):
     def positive_weights(self) -> list[torch.Tensor]:
         """Every effective (non-negative) weight, for the weight decay of training."""
         ws = [F.softplus(m.raw) for m in self.modules() if isinstance(m, PositiveLinear)]
-        return ws + ([F.softplus(r) for r in self.penalty.values()] if self.fusion != "logit" else [])
+        if self.fusion != "logit":
+            ws += [F.softplus(r) for r in self.penalty.values()]
+        if self.fusion == "hybrid":
+            ws += [F.softplus(r) for r in self.penalty_logit.values()]
+        return ws
 
     def rates(self):
         up = torch.sigmoid(self.mem_up)
@@ -543,14 +554,16 @@ class SessionQoENet(nn.Module):
             h = torch.cat([torch.tanh(self.g[p](parts[p])) for p in PART_FEATURES], 1)
             return torch.tanh(self.fc(h))
         rep = torch.tanh(self.fc(torch.tanh(self.g["quality"](parts["quality"]))))
-        pens = []
+        pens, pens_logit = [], []
         for p in IMPAIRMENTS:
             # parts are oriented higher = better (impairments negated, 0 without one), g_i is increasing:
             # tanh(g_i(0)) - tanh(g_i(x)) is 0 without the impairment and grows with it
             x = parts[p]
             drop = torch.tanh(self.g[p](torch.zeros_like(x[:1]))) - torch.tanh(self.g[p](x))
             pens.append(F.linear(drop, F.softplus(self.penalty[p])[None]))
-        return torch.cat([rep] + pens, 1)
+            if self.fusion == "hybrid":
+                pens_logit.append(F.linear(drop, F.softplus(self.penalty_logit[p])[None]))
+        return torch.cat([rep] + pens + pens_logit, 1)
 
     def score_from_parts(self, parts: dict, b: Batch, calibration: torch.Tensor | None = None) -> torch.Tensor:
         """The representation -> head -> 1 + 4 sigmoid(z) (multiplicative: times exp(-penalties))."""
@@ -558,13 +571,15 @@ class SessionQoENet(nn.Module):
         hidden = self.head.raw.shape[1]
         z = self.head(rep[:, :hidden]).squeeze(1)
         z = z + self.device_offset(b.device).squeeze(1)[b.p_sess] + self.mapped_offset * b.mapped[b.p_sess]
+        if self.fusion == "hybrid":
+            z = z - rep[:, hidden + len(IMPAIRMENTS):].sum(1)
         if calibration is None:  # prediction: the average calibration of the training datasets
             a, c = F.softplus(self.cal_scale + 0.5413).mean(), self.cal_shift.mean()
         else:
             a, c = F.softplus(self.cal_scale[calibration] + 0.5413), self.cal_shift[calibration]
         base = torch.sigmoid(a * z + c)
         if self.fusion != "logit":
-            base = base * torch.exp(-rep[:, hidden:].sum(1))
+            base = base * torch.exp(-rep[:, hidden:hidden + len(IMPAIRMENTS)].sum(1))
         return 1.0 + 4.0 * base
 
     def forward(self, b: Batch, calibration: torch.Tensor | None = None) -> torch.Tensor:
@@ -590,7 +605,7 @@ class SessionQoEModel:
 
     def __init__(self, width: int = 4, hidden: int = 8, epochs: int = 400, learning_rate: float = 0.03,
                  curve_weight: float = 1.0, weight_decay: float = 1e-2, device_offsets: bool = False,
-                 n_members: int = 1, fusion: str = "multiplicative", random_state: int = 0):
+                 n_members: int = 1, fusion: str = "hybrid", random_state: int = 0):
         self.width, self.hidden, self.epochs, self.n_members = width, hidden, epochs, n_members
         self.device_offsets = device_offsets
         self.learning_rate, self.curve_weight = learning_rate, curve_weight
@@ -599,7 +614,7 @@ class SessionQoEModel:
     @property
     def representation_width(self) -> int:
         """Columns of one member's representation: the FC layer (logit), or it and the three penalties."""
-        return int(self.hidden) + (0 if self.fusion == "logit" else len(IMPAIRMENTS))
+        return int(self.hidden) + {"logit": 0, "multiplicative": 1, "hybrid": 2}[self.fusion] * len(IMPAIRMENTS)
 
     def get_params(self) -> dict:
         return {k: getattr(self, k) for k in ("width", "hidden", "epochs", "learning_rate", "curve_weight",
@@ -764,7 +779,7 @@ class SessionQoEModel:
 
         file = str(Path(model_dir) / "model.json")
         try:
-            # files written before the multiplicative fusion name no fusion: theirs is the logit one
+            # files written before the hybrid and multiplicative fusions name none: theirs is the logit one
             est = cls(**{"fusion": "logit", **dict(meta["params"])})
             if est.fusion not in FUSIONS:
                 raise ValueError(f"unknown fusion {est.fusion!r}")
