@@ -330,9 +330,10 @@ better (%GoB) and poor or worse (%PoW), and quantiles; measured against the SOS 
 
 {what_if_tables(model)}
 Read these as the model's, not viewers', sizes. Startup delay costs little: no training dataset identifies
-it (docs/results.md). Stalls take a share of the score above the floor: an 8-s stall costs
-{cost8:.2f} at VMAF 90 here (in LIVE-NFLX, sessions with one stall of about 7 s score 0.41 below those
-without, at lower quality). Scores use the average calibration of the training
+it (docs/results.md), and its part fades within seconds of playback. An 8-s stall costs {cost8:.2f} at
+VMAF 90 here; in the data, sessions of the highest third of quality with more than 4 s of rebuffering
+score 0.76-0.98 below those without, depending on the dataset (docs/results.md, "What a stall costs, by
+quality"), so the model still underestimates stalls in good sessions. Scores use the average calibration of the training
 labs, which puts them about 0.5 above Waterloo SQoE-IV's own use of the scale.
 """
     text = f"""# streaming: session-QoE model (structured, monotone)
@@ -350,11 +351,12 @@ encode grid of real clips made by `deepqoe reproduce quality_mapping`; it rises 
 and at a low bitrate a lower resolution can beat a higher one, the crossover of a bitrate ladder; at UHD
 sizes it sits at too low a bitrate, see docs/results.md), an asymmetric quality memory (drops are
 followed faster than gains), and running penalties for stalls (rate, share of time, longest, recency),
-startup delay and representation switches. Each part goes through its own projection g_i with
-non-negative weights. The quality part then goes through a fully connected layer with non-negative weights
-and the head to the impairment-free score `B = 1 + 4 * sigmoid(z)`; each impairment gives a penalty
-`P_i >= 0` (0 without it), and the score is `1 + (B - 1) * exp(-sum P_i)`: an impairment takes a share of
-the score above the floor, so a stall costs more in a good session than in a poor one. So, by construction: every score is inside 1-5; more or longer stalls, a longer
+startup delay (its recency: it fades as the session plays) and representation switches. Each part goes
+through its own projection g_i with non-negative weights. The quality part then goes through a fully
+connected layer with non-negative weights and the head to z; each impairment gives two penalties >= 0
+(0 without it): one subtracted from z, one that takes a share of the score above the floor. The score is
+`1 + 4 * sigmoid(z - sum L_i) * exp(-sum M_i)` (the hybrid fusion), so a stall can cost more in a good
+session than in a poor one, as viewers' scores show. So, by construction: every score is inside 1-5; more or longer stalls, a longer
 startup or more switches never raise it; higher quality, or more bitrate at the same resolution, frame rate
 and codec, never lowers it; no input grows with session length (rates, shares, exponentially forgotten
 sums), so a session repeated scores the same. The curve is the same network evaluated on every prefix

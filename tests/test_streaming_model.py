@@ -170,14 +170,21 @@ def test_impairment_penalties_are_zero_without_impairments(model):
         assert np.all(stalls > 0)
 
 
+SMALL_MAPPING = QualityMapping(bias=5.0, w_bpp=0.45, w_res=0.9, w_fps=0.0, w_h=1.0)
+
+
+def _small_model(n: int, seed: int, **params) -> tuple[SessionQoEModel, list]:
+    """A session model fitted briefly on ``n`` random sessions with a quality track (and those sessions)."""
+    sessions = random_sessions(n, np.random.default_rng(seed), with_quality=True)
+    data = TrainingData(sessions, synthetic_mos(sessions, SMALL_MAPPING), np.array(["a"] * n))
+    return SessionQoEModel(**params).fit(data, SMALL_MAPPING), sessions
+
+
 def test_multiplicative_fusion_takes_a_share_above_the_floor():
     """An impairment removes the same share of the score above 1 at every quality, so a stall costs more in
     a good session than in a poor one (the logit form's sigmoid shrinks it near the top instead)."""
-    rng = np.random.default_rng(6)
-    sessions = random_sessions(40, rng, with_quality=True)
-    mapping = QualityMapping(bias=5.0, w_bpp=0.45, w_res=0.9, w_fps=0.0, w_h=1.0)
-    m = SessionQoEModel(epochs=20, fusion="multiplicative").fit(
-        TrainingData(sessions, synthetic_mos(sessions, mapping), np.array(["a"] * 40)), mapping)
+    m, _ = _small_model(40, 6, epochs=20, fusion="multiplicative")
+    mapping = SMALL_MAPPING
     assert m.representation_width == m.hidden + 3
     clean = [_steady("hi", 90.0), _steady("lo", 40.0)]
     stalled = [_steady("hi_s", 90.0, [(0.0, 1.0), (30.0, 8.0)]), _steady("lo_s", 40.0, [(0.0, 1.0), (30.0, 8.0)])]
@@ -190,29 +197,21 @@ def test_multiplicative_fusion_takes_a_share_above_the_floor():
     assert s_clean[0] - s_stall[0] > s_clean[1] - s_stall[1] > 0
 
 
-def test_logit_fusion_trains_and_is_monotone(tmp_path):
-    rng = np.random.default_rng(3)
-    sessions = random_sessions(40, rng, with_quality=True)
-    mapping = QualityMapping(bias=5.0, w_bpp=0.45, w_res=0.9, w_fps=0.0, w_h=1.0)
-    m = SessionQoEModel(epochs=20, fusion="logit").fit(TrainingData(sessions, synthetic_mos(sessions, mapping),
-                                                                    np.array(["a"] * 40)), mapping)
+def test_logit_fusion_trains_and_is_monotone():
+    m, sessions = _small_model(40, 3, epochs=20, fusion="logit")
     assert m.transform_sessions(sessions[:3]).shape == (3, m.hidden)
     a, b = m.predict_sessions([_steady("hi", 90.0), _steady("hi_s", 90.0, [(0.0, 1.0), (30.0, 8.0)])])
     assert b <= a
     with pytest.raises(ValueError, match="fusion"):
-        SessionQoEModel(epochs=1, fusion="additive").fit(TrainingData(sessions, synthetic_mos(sessions, mapping),
-                                                                      np.array(["a"] * 40)), mapping)
+        _small_model(5, 3, epochs=1, fusion="additive")
 
 
 def test_model_files_without_a_fusion_load_as_the_logit_form(tmp_path):
-    """Files written before the multiplicative fusion name none in their params: they are the logit form."""
+    """Files written before the hybrid and multiplicative fusions name none in their params: they are the
+    logit form."""
     from deepqoe.persistence import load_model
 
-    rng = np.random.default_rng(4)
-    sessions = random_sessions(20, rng, with_quality=True)
-    mapping = QualityMapping(bias=5.0, w_bpp=0.45, w_res=0.9, w_fps=0.0, w_h=1.0)
-    m = SessionQoEModel(epochs=5, fusion="logit").fit(TrainingData(sessions, synthetic_mos(sessions, mapping),
-                                                                   np.array(["a"] * 20)), mapping)
+    m, sessions = _small_model(20, 4, epochs=5, fusion="logit")
     d = m.save(tmp_path / "old", extra={"name": "old"})
     meta = json.loads((d / "model.json").read_text())
     del meta["params"]["fusion"]

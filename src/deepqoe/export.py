@@ -18,7 +18,7 @@ dtype, shape, modality, columns, encoder state), ``deepqoe.outputs``, ``deepqoe.
 task, classes, target scaling), ``deepqoe.version``. The batch dimension is dynamic.
 
 **Session models** (``"estimator": "SessionQoEModel"``, :mod:`deepqoe.sessions.qoe_model`). The graph is
-the ensemble's forward (phases 2 and 3: memory track, parts, monotone fusion, ``1 + 4 sigmoid(z) exp(-penalties)``, mean of
+the ensemble's forward (phases 2 and 3: memory track, parts, monotone fusion, ``1 + 4 sigmoid(z - L) exp(-M)``, mean of
 the members) on the tensors of a :class:`~deepqoe.sessions.qoe_model.Batch`; the preprocessing (phase
 1: quality track, prefix features of every evaluation point) stays in Python. An ONNX consumer builds
 the inputs with ``deepqoe.sessions.qoe_model.make_batch(sessions, model.mapping_, curves)`` and feeds
