@@ -548,8 +548,9 @@ class SessionQoENet(nn.Module):
         }
 
     def representation(self, parts: dict) -> torch.Tensor:
-        """g_i per part -> fusion: the learned representation at every evaluation point (multiplicative:
-        the quality FC output, then the penalties of stalls, startup and switches)."""
+        """g_i per part -> fusion: the learned representation at every evaluation point (logit: the FC
+        output; otherwise the quality FC output, then M_i of stalls, startup and switches, then (hybrid)
+        their L_i)."""
         if self.fusion == "logit":
             h = torch.cat([torch.tanh(self.g[p](parts[p])) for p in PART_FEATURES], 1)
             return torch.tanh(self.fc(h))
@@ -566,7 +567,8 @@ class SessionQoENet(nn.Module):
         return torch.cat([rep] + pens + pens_logit, 1)
 
     def score_from_parts(self, parts: dict, b: Batch, calibration: torch.Tensor | None = None) -> torch.Tensor:
-        """The representation -> head -> 1 + 4 sigmoid(z) (multiplicative: times exp(-penalties))."""
+        """The representation -> head -> ``1 + 4 sigmoid(a (z - sum L_i) + c) exp(-sum M_i)`` (logit:
+        ``1 + 4 sigmoid(a z + c)``), with the calibration (a, c) of ``calibration`` or the average one."""
         rep = self.representation(parts)
         hidden = self.head.raw.shape[1]
         z = self.head(rep[:, :hidden]).squeeze(1)
