@@ -41,7 +41,7 @@ One readable file, top to bottom (the DeepQoE design with the streaming parts as
 
 Training (:meth:`SessionQoEModel.fit`) minimises the squared error of the session scores of several
 datasets together (each through its own positive affine calibration of z, so labs with different scale
-use do not fight; prediction uses the average calibration) plus the squared error of the curve against
+use do not fight; prediction uses the average calibration of the datasets with session scores) plus the squared error of the curve against
 per-second (continuous-time) ratings where given. Model directories: ``model.safetensors`` +
 ``model.json`` (``"estimator": "SessionQoEModel"``).
 """
@@ -516,6 +516,9 @@ class SessionQoENet(nn.Module):
         self.mapped_offset = nn.Parameter(torch.tensor(0.0))
         self.cal_scale = nn.Parameter(torch.zeros(n_calibrations))
         self.cal_shift = nn.Parameter(torch.zeros(n_calibrations))
+        # the calibrations averaged for prediction (:meth:`SessionQoEModel.fit` keeps those of the datasets
+        # with session scores); not part of the weights
+        self.register_buffer("default_calibrations", torch.arange(n_calibrations), persistent=False)
 
     def positive_weights(self) -> list[torch.Tensor]:
         """Every effective (non-negative) weight, for the weight decay of training."""
@@ -575,8 +578,9 @@ class SessionQoENet(nn.Module):
         z = z + self.device_offset(b.device).squeeze(1)[b.p_sess] + self.mapped_offset * b.mapped[b.p_sess]
         if self.fusion == "hybrid":
             z = z - rep[:, hidden + len(IMPAIRMENTS):].sum(1)
-        if calibration is None:  # prediction: the average calibration of the training datasets
-            a, c = F.softplus(self.cal_scale + 0.5413).mean(), self.cal_shift.mean()
+        if calibration is None:  # prediction: the average calibration of the datasets with session scores
+            idx = self.default_calibrations
+            a, c = F.softplus(self.cal_scale[idx] + 0.5413).mean(), self.cal_shift[idx].mean()
         else:
             a, c = F.softplus(self.cal_scale[calibration] + 0.5413), self.cal_shift[calibration]
         base = torch.sigmoid(a * z + c)
@@ -627,6 +631,9 @@ class SessionQoEModel:
         self.mapping_ = mapping
         names = list(dict.fromkeys(data.dataset.tolist()))
         self.calibrations_ = names
+        # prediction averages the calibrations of the datasets with session scores: a dataset with only
+        # per-second ratings has its own use of a continuous slider, not of a session score
+        self.score_calibrations_ = [d for d in names if np.isfinite(data.y[data.dataset == d]).any()] or names
         curves = data.curves or [None] * len(data.sessions)
         batch = make_batch(data.sessions, mapping, [c is not None for c in curves])
         sess_cal = torch.as_tensor([names.index(d) for d in data.dataset], dtype=torch.long)
@@ -662,6 +669,7 @@ class SessionQoEModel:
         for k in range(int(self.n_members)):
             torch.manual_seed(self.random_state + 1000 * k)
             net = SessionQoENet(self.width, self.hidden, len(names), self.fusion)
+            net.default_calibrations = torch.as_tensor([names.index(d) for d in self.score_calibrations_])
             net.device_offset.weight.requires_grad_(bool(self.device_offsets))
             opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=self.learning_rate)
             for epoch in range(self.epochs):
@@ -715,7 +723,7 @@ class SessionQoEModel:
 
     def predict_sessions(self, sessions: Sequence, calibration: str | None = None) -> np.ndarray:
         """The session scores (1-5). ``calibration``: the name of a training dataset whose use of the
-        scale to predict on (default: the average of the training datasets)."""
+        scale to predict on (default: the average of the training datasets with session scores)."""
         if not len(sessions):
             return np.zeros(0)
         return np.array([r[0][-1] for r in self._run(list(sessions), False, calibration)])
@@ -765,7 +773,8 @@ class SessionQoEModel:
         self._check()
         meta = {"format_version": FORMAT_VERSION, "estimator": "SessionQoEModel", "task": "regression",
                 "params": self.get_params(), "quality_mapping": self.mapping_.state(),
-                "calibrations": self.calibrations_, "session_model": {"scale": "1-5"},
+                "calibrations": self.calibrations_, "score_calibrations": self.score_calibrations_,
+                "session_model": {"scale": "1-5"},
                 "versions": _versions(), **(extra or {})}
         out_dir = Path(out_dir)
         with atomic_directory(out_dir) as tmp:
@@ -787,6 +796,10 @@ class SessionQoEModel:
                 raise ValueError(f"unknown fusion {est.fusion!r}")
             est.mapping_ = QualityMapping(**meta["quality_mapping"])
             est.calibrations_ = [str(c) for c in meta["calibrations"]]
+            # files written before score_calibrations average every calibration
+            est.score_calibrations_ = [str(c) for c in meta.get("score_calibrations", est.calibrations_)]
+            if not est.score_calibrations_ or not set(est.score_calibrations_) <= set(est.calibrations_):
+                raise ValueError("score_calibrations must name some of the calibrations")
             if not 1 <= int(est.n_members) <= 100 or not 1 <= int(est.width) <= 64 or not 1 <= int(est.hidden) <= 256:
                 raise ValueError("member count or layer width out of range")
         except (KeyError, TypeError, ValueError) as e:
@@ -794,6 +807,8 @@ class SessionQoEModel:
                                file=file) from None
         est.net_ = nn.ModuleList(SessionQoENet(est.width, est.hidden, len(est.calibrations_), est.fusion)
                                  for _ in range(int(est.n_members)))
+        for net in est.net_:
+            net.default_calibrations = torch.as_tensor([est.calibrations_.index(d) for d in est.score_calibrations_])
         state = read_weights(Path(model_dir))
         weights = str(Path(model_dir) / "model.safetensors")
         try:
