@@ -333,8 +333,9 @@ Read these as the model's, not viewers', sizes. Startup delay costs little: no t
 it (docs/results.md), and its part fades within seconds of playback. An 8-s stall costs {cost8:.2f} at
 VMAF 90 here; in the data, sessions of the highest third of quality with more than 4 s of rebuffering
 score 0.76-0.98 below those without, depending on the dataset (docs/results.md, "What a stall costs, by
-quality"), so the model still underestimates stalls in good sessions. Scores use the average calibration of the training
-labs, which puts them about 0.5 above Waterloo SQoE-IV's own use of the scale.
+quality"), so the model still underestimates stalls in good sessions. Scores use the average calibration of
+the three datasets with session scores (how each lab used the scale; the per-second datasets' own
+calibrations are left out of it); a lab's own use differs (Waterloo SQoE-IV's lies lower).
 """
     text = f"""# streaming: session-QoE model (structured, monotone)
 

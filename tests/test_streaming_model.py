@@ -223,3 +223,37 @@ def test_model_files_without_a_fusion_load_as_the_logit_form(tmp_path):
     (d / "model.json").write_text(json.dumps(meta))
     with pytest.raises(DeepQoEError, match="fusion"):
         load_model(d)
+
+
+def test_prediction_averages_the_calibrations_of_session_score_datasets(tmp_path):
+    """A dataset with only per-second ratings gets its own calibration in training, but prediction averages
+    those of the datasets with session scores; files without the list average every calibration."""
+    from deepqoe.persistence import load_model
+
+    rng = np.random.default_rng(7)
+    sessions = random_sessions(30, rng, with_quality=True)
+    y = synthetic_mos(sessions, SMALL_MAPPING)
+    curve_sessions = random_sessions(6, rng, with_quality=True, prefix="c")
+    curves = [np.full(int(np.ceil(s.wall_duration)), 4.5) for s in curve_sessions]
+    data = TrainingData(sessions + curve_sessions, np.r_[y, np.full(6, np.nan)],
+                        np.array(["lab"] * 30 + ["slider"] * 6), [None] * 30 + curves)
+    m = SessionQoEModel(epochs=30, n_members=1).fit(data, SMALL_MAPPING)
+    assert m.calibrations_ == ["lab", "slider"] and m.score_calibrations_ == ["lab"]
+    np.testing.assert_allclose(m.predict_sessions(sessions[:5]), m.predict_sessions(sessions[:5], calibration="lab"))
+    d = m.save(tmp_path / "m", extra={"name": "m"})
+    assert json.loads((d / "model.json").read_text())["score_calibrations"] == ["lab"]
+    np.testing.assert_allclose(load_model(d).predict_sessions(sessions[:5]), m.predict_sessions(sessions[:5]),
+                               atol=1e-6)
+    meta = json.loads((d / "model.json").read_text())
+    del meta["score_calibrations"]
+    (d / "model.json").write_text(json.dumps(meta))
+    old = load_model(d)
+    assert old.score_calibrations_ == ["lab", "slider"]
+    net = m.net_[0]  # the two averages differ unless training left the two calibrations equal
+    same = np.allclose(old.predict_sessions(sessions[:5]), m.predict_sessions(sessions[:5]), atol=1e-6)
+    equal_cal = torch.allclose(net.cal_scale[0], net.cal_scale[1]) and torch.allclose(net.cal_shift[0], net.cal_shift[1])
+    assert not equal_cal and not same
+    meta["score_calibrations"] = ["nowhere"]
+    (d / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(DeepQoEError, match="score_calibrations"):
+        load_model(d)

@@ -179,7 +179,7 @@ def _fold_predictions(f: dict, P, W, N, mp, recipe: dict) -> dict:
     model = fit_streaming_model(sets, f["curves"], mapping=mp, **recipe)
     te = f["test"]
     # within a dataset the model knows that dataset's use of the scale (its calibration); across, it
-    # predicts with the average calibration, as for any new data
+    # predicts with the average calibration of the session-score datasets, as for any new data
     own = te.name if f["protocol"] in ("live-nflx", "lfovia") else None
     return {OURS: model.predict_curves(te.sessions, calibration=own),
             **fit_baselines(f["baseline"], mp)(te.sessions)}
