@@ -260,10 +260,10 @@ def streaming_intervals(S: dict, C: dict, mapping, params: dict, n_splits: int =
     return session_intervals(np.concatenate([x.y for x in sets]), oof, len(splits)), oof
 
 
-def what_if_tables(model, with_scores: bool = False) -> str | dict:
+def what_if_tables(model) -> tuple[str, dict]:
     """What the model says about generated sessions (no data): single 10-s clips on a 2160p display by
-    height x bitrate (the quality mapping), and a 60-s 1080p session at VMAF 90 with stalls and startup
-    (``with_scores``: the latter's scores by case instead of the tables)."""
+    height x bitrate (the quality mapping), and a 60-s 1080p session at VMAF 90 with stalls and startup.
+    Returns the Markdown tables and the latter's scores by case."""
     from deepqoe.report import md_table
     from deepqoe.sessions.session import Session
 
@@ -285,15 +285,14 @@ def what_if_tables(model, with_scores: bool = False) -> str | dict:
              "one 2-s stall": sess([(30, 2.0)]), "one 8-s stall": sess([(30, 8.0)]),
              "three 2-s stalls": sess([(15, 2.0), (30, 2.0), (45, 2.0)])}
     scores = model.predict_sessions(list(cases.values()))
-    if with_scores:
-        return dict(zip(cases, scores.tolist()))
     return "\n".join([
         "Single 10-s H.264 clips at 30 fps on a 2160p display (`device: uhdtv`), no quality metric (the "
         "quality mapping decides):", "",
         md_table(["height"] + [f"{kb} kbps" for kb in kbps],
                  [[f"{h}p"] + [f"{v:.2f}" for v in row] for h, row in zip(heights, clips)]),
         "A 60-s 1080p session at VMAF 90 (stalls starting 15, 30 and 45 s in):", "",
-        md_table(["session", "score (1-5)"], [[k, f"{v:.2f}"] for k, v in zip(cases, scores)])])
+        md_table(["session", "score (1-5)"], [[k, f"{v:.2f}"] for k, v in zip(cases, scores)])]), \
+        dict(zip(cases, scores.tolist()))
 
 
 def write_card_streaming(out_dir: Path, ev: dict, model=None) -> None:
@@ -323,12 +322,12 @@ better (%GoB) and poor or worse (%PoW), and quantiles; measured against the SOS 
 "Rating distributions".
 """
     if model is not None:
-        cases = what_if_tables(model, with_scores=True)
+        tables, cases = what_if_tables(model)
         cost8 = cases["no impairment"] - cases["one 8-s stall"]
     what_ifs = "" if model is None else f"""
 ## What it says (generated sessions)
 
-{what_if_tables(model)}
+{tables}
 Read these as the model's, not viewers', sizes. Startup delay costs little: no training dataset identifies
 it (docs/results.md), and its part fades within seconds of playback. An 8-s stall costs {cost8:.2f} at
 VMAF 90 here; in the data, sessions of the highest third of quality with more than 4 s of rebuffering

@@ -96,9 +96,8 @@ def stall_cost_by_quality(S: dict, lodo: dict, mapping, long_stall: float = 4.0)
     the MOS and in our leave-one-dataset-out predictions of the same sessions (sizes, not only ranks)."""
     out = {}
     for d, row in lodo.items():
-        q = single_inputs(S[d].sessions, mapping)["mean quality"]
-        reb = np.array([float(np.asarray(s.stall_duration)[np.asarray(s.stall_start) > 1e-6].sum())
-                        for s in S[d].sessions])
+        inputs = single_inputs(S[d].sessions, mapping)
+        q, reb = inputs["mean quality"], -inputs["- stall time"]   # rebuffering time, startup excluded
         pred, y = np.asarray(row["prediction"], float), S[d].y
         edges = np.quantile(q, [0, 1 / 3, 2 / 3, 1])
         rows = []

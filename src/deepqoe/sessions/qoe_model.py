@@ -668,8 +668,7 @@ class SessionQoEModel:
         members, self.loss_ = [], []
         for k in range(int(self.n_members)):
             torch.manual_seed(self.random_state + 1000 * k)
-            net = SessionQoENet(self.width, self.hidden, len(names), self.fusion)
-            net.default_calibrations = torch.as_tensor([names.index(d) for d in self.score_calibrations_])
+            net = self._new_net()
             net.device_offset.weight.requires_grad_(bool(self.device_offsets))
             opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=self.learning_rate)
             for epoch in range(self.epochs):
@@ -686,6 +685,12 @@ class SessionQoEModel:
             members.append(net.eval())
         self.net_ = nn.ModuleList(members)
         return self
+
+    def _new_net(self) -> SessionQoENet:
+        """An untrained member network for ``calibrations_``, predicting through ``score_calibrations_``."""
+        net = SessionQoENet(self.width, self.hidden, len(self.calibrations_), self.fusion)
+        net.default_calibrations = torch.as_tensor([self.calibrations_.index(d) for d in self.score_calibrations_])
+        return net
 
     # ------------------------------------------------------------------ predict
     def _check(self):
@@ -805,10 +810,7 @@ class SessionQoEModel:
         except (KeyError, TypeError, ValueError) as e:
             raise DeepQoEError(f"not a valid session-model description ({type(e).__name__}: {e})",
                                file=file) from None
-        est.net_ = nn.ModuleList(SessionQoENet(est.width, est.hidden, len(est.calibrations_), est.fusion)
-                                 for _ in range(int(est.n_members)))
-        for net in est.net_:
-            net.default_calibrations = torch.as_tensor([est.calibrations_.index(d) for d in est.score_calibrations_])
+        est.net_ = nn.ModuleList(est._new_net() for _ in range(int(est.n_members)))
         state = read_weights(Path(model_dir))
         weights = str(Path(model_dir) / "model.safetensors")
         try:
