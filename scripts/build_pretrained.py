@@ -262,14 +262,15 @@ def streaming_intervals(S: dict, C: dict, mapping, params: dict, n_splits: int =
 
 def what_if_tables(model) -> tuple[str, dict]:
     """What the model says about generated sessions (no data): single 10-s clips on a 2160p display by
-    height x bitrate (the quality mapping), and a 60-s 1080p session at VMAF 90 with stalls and startup.
+    height x bitrate and on a 1080p display by frame rate (the quality mapping), and a 60-s 1080p session at
+    VMAF 90 with stalls and startup.
     Returns the Markdown tables and the latter's scores by case."""
     from deepqoe.report import md_table
     from deepqoe.sessions.session import Session
 
-    def clip(h, kb):
-        return Session.from_dict({"id": f"{h}-{kb}", "device": "uhdtv", "segments": [
-            {"start": 0, "duration": 10, "bitrate_kbps": kb, "height": h, "width": round(h * 16 / 9), "fps": 30,
+    def clip(h, kb, fps=30, device="uhdtv"):
+        return Session.from_dict({"id": f"{h}-{kb}-{fps}", "device": device, "segments": [
+            {"start": 0, "duration": 10, "bitrate_kbps": kb, "height": h, "width": round(h * 16 / 9), "fps": fps,
              "codec": "h264"}]})
 
     def sess(stalls=(), startup=0.0):
@@ -285,11 +286,18 @@ def what_if_tables(model) -> tuple[str, dict]:
              "one 2-s stall": sess([(30, 2.0)]), "one 8-s stall": sess([(30, 8.0)]),
              "three 2-s stalls": sess([(15, 2.0), (30, 2.0), (45, 2.0)])}
     scores = model.predict_sessions(list(cases.values()))
+    rates, rate_kbps = (10, 15, 20, 24, 30, 60), (1000, 4000)
+    by_rate = model.predict_sessions([clip(1080, kb, f, "tv") for kb in rate_kbps for f in rates]
+                                     ).reshape(len(rate_kbps), -1)
     return "\n".join([
         "Single 10-s H.264 clips at 30 fps on a 2160p display (`device: uhdtv`), no quality metric (the "
         "quality mapping decides):", "",
         md_table(["height"] + [f"{kb} kbps" for kb in kbps],
                  [[f"{h}p"] + [f"{v:.2f}" for v in row] for h, row in zip(heights, clips)]),
+        "Single 10-s 1080p H.264 clips on a 1080p display by frame rate (below 24 fps: the frame-rate "
+        "degradation of ITU-T P.1203.1; above it, each frame gets fewer bits):", "",
+        md_table(["bitrate"] + [f"{f} fps" for f in rates],
+                 [[f"{kb} kbps"] + [f"{v:.2f}" for v in row] for kb, row in zip(rate_kbps, by_rate)]),
         "A 60-s 1080p session at VMAF 90 (stalls starting 15, 30 and 45 s in):", "",
         md_table(["session", "score (1-5)"], [[k, f"{v:.2f}"] for k, v in zip(cases, scores)])]), \
         dict(zip(cases, scores.tolist()))
@@ -322,12 +330,12 @@ better (%GoB) and poor or worse (%PoW), and quantiles; measured against the SOS 
 "Rating distributions".
 """
     if model is not None:
-        tables, cases = what_if_tables(model)
+        what_if_md, cases = what_if_tables(model)
         cost8 = cases["no impairment"] - cases["one 8-s stall"]
     what_ifs = "" if model is None else f"""
 ## What it says (generated sessions)
 
-{tables}
+{what_if_md}
 Read these as the model's, not viewers', sizes. Startup delay costs little: no training dataset identifies
 it (docs/results.md), and its part fades within seconds of playback. An 8-s stall costs {cost8:.2f} at
 VMAF 90 here; in the data, sessions of the highest third of quality with more than 4 s of rebuffering

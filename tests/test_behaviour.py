@@ -13,7 +13,7 @@ from deepqoe.evaluation import behaviour
 from deepqoe.evaluation.behaviour import RELATIONS, check_model
 
 MONOTONE = ("stall_added", "stall_longer", "startup_longer", "more_switches", "quality_higher",
-            "bitrate_higher")
+            "bitrate_higher", "frame_rate_lower")
 
 
 class RunningMeanQoE:
@@ -69,6 +69,15 @@ class StallsRaiseScore(RunningMeanQoE):
     stall_bonus = 0.05
 
 
+class LowFrameRatesScoreHigher(RunningMeanQoE):
+    """Wrong: 0.03 more per frame per second below 24 fps (the error of counting bits per frame alone)."""
+
+    def _score(self, s):
+        score, curve, step = super()._score(s)
+        bonus = 0.03 * float(np.mean(np.clip(24 - s.fps, 0, None)))
+        return min(score + bonus, 5.0), np.minimum(curve + bonus, 5.0), step
+
+
 class OutOfScale(RunningMeanQoE):
     """Wrong: monotone, but half a point above the 1-5 scale's range at the top."""
 
@@ -110,6 +119,7 @@ def test_monotone_toy_model_violates_nothing():
     assert report["stall_added"].checked >= N - 2
     assert report["startup_longer"].checked == N
     assert report["quality_higher"].checked + report["bitrate_higher"].checked == N
+    assert report["frame_rate_lower"].checked == report["bitrate_higher"].checked
     assert report["repeat_steady"].worst < 1e-9   # a running mean is exactly invariant
 
 
@@ -123,11 +133,18 @@ def test_stalls_that_raise_the_score_are_caught():
     assert report["quality_higher"].violated == 0
 
 
+def test_a_low_frame_rate_that_scores_higher_is_caught():
+    report = check_model(LowFrameRatesScoreHigher(), n_sessions=N, seed=3)
+    r = report["frame_rate_lower"]
+    assert not report.ok and r.violated > 0 and r.worst > 0.1 and "~fps" in r.example
+    assert all(report[name].violated == 0 for name in MONOTONE if name != "frame_rate_lower")
+
+
 def test_scores_outside_the_scale_are_caught():
     report = check_model(OutOfScale(), n_sessions=N, seed=3)
     assert not report.ok
     b = report["bounds"]
-    assert b.violated > 0 and b.worst == pytest.approx(0.5, abs=1e-9)
+    assert b.violated > 0 and 0 < b.worst <= 0.5 + 1e-9   # at most the offset above the top
     assert all(report[name].violated == 0 for name in MONOTONE)
 
 
@@ -203,3 +220,16 @@ def test_shipped_streaming_model_report_structure(shipped_report):
 
 def test_shipped_streaming_model_violates_nothing(shipped_report):
     assert shipped_report.ok, shipped_report.table()
+
+
+def test_shipped_streaming_card_has_its_tables():
+    """The card shows the leave-one-dataset-out table, a behaviour row for every relation of the suite (a
+    relation added later makes a stale card fail here) and the what-if tables."""
+    from deepqoe.persistence import PRETRAINED_DIR
+
+    card = (PRETRAINED_DIR / "streaming" / "MODEL_CARD.md").read_text(encoding="utf-8")
+    proto, _, what = card.partition("## What it says")
+    assert "### Leave one dataset out" in proto and "| p1203-open | 239 |" in proto
+    for name, _ in RELATIONS:
+        assert f"| {name} |" in proto, name
+    assert "by frame rate" in what and "one 8-s stall" in what

@@ -10,8 +10,8 @@ import pytest
 from conftest import real_data
 from deepqoe.experiments.quality_mapping import best_rung_agreement, grid_rows
 from deepqoe.features.video.encode_ladder import Encode, plan_grid
-from deepqoe.sessions.qoe_model import (FPS_FULL, MappingRows, QualityMapping, builtin_quality_mapping,
-                                        fit_quality_mapping)
+from deepqoe.sessions.qoe_model import (MappingRows, QualityMapping, builtin_quality_mapping,
+                                        fit_quality_mapping, frame_rate_kept)
 
 CODECS = ("h264", "hevc", "vp9", "av1", None, "mpeg2")
 
@@ -47,12 +47,28 @@ def test_builtin_never_falls_with_bitrate_and_stays_in_range(builtin, codec):
 
 
 def test_builtin_lower_frame_rate_never_raises_quality(builtin):
+    """Below 24 fps the bits per frame earn nothing and P.1203.1's frame-rate degradation takes a share of
+    the quality: lower rates score lower, and 23.976 scores as 24."""
+    assert builtin.frame_rate_term == "p1203"
     fps = np.array([5, 10, 12, 15, 20, 23.976, 24, 25, 30, 50, 60])
     for h in (360, 1080, 2160):
         for kb in (300, 3000, 30000):
             q = _q(builtin, kb, h, fps)
-            assert np.all(np.diff(q[fps <= FPS_FULL]) >= -1e-9)   # below 24 fps: no credit for bits per frame
-            assert np.ptp(q[fps <= FPS_FULL]) < 1e-9
+            assert np.all(np.diff(q[:6]) > 0)
+            assert q[5] == pytest.approx(q[6], abs=1e-9)
+            assert q[0] / q[6] == pytest.approx(frame_rate_kept(5.0), rel=1e-9)
+
+
+def test_frame_rate_kept_is_the_p1203_degradation():
+    """D_t / (100 - D_q - D_u) = (t1 - t2 fps) / (t3 + fps) of ITU-T P.1203.1 below 24 fps, else 0."""
+    assert float(frame_rate_kept(15.0)) == pytest.approx(1 - (30.98 - 1.29 * 15) / (64.65 + 15), rel=1e-12)
+    kept = frame_rate_kept(np.array([0.5, 10, 15, 20, 23.976, 24, 60, np.nan, -3.0]))
+    assert np.all(np.diff(kept[:5]) > 0) and np.all(kept[4:] == 1.0) and np.all((kept > 0.5) & (kept <= 1))
+    assert np.all(frame_rate_kept([5, 15, 30], "none") == 1.0)
+    with pytest.raises(ValueError, match="frame_rate_term"):
+        frame_rate_kept(15.0, "judder")
+    with pytest.raises(ValueError, match="frame_rate_term"):
+        QualityMapping(frame_rate_term="judder")
 
 
 def test_builtin_has_the_crossover_of_a_bitrate_ladder(builtin):
@@ -99,16 +115,20 @@ def test_older_model_state_keeps_its_formula():
     kb, w, h, f, disp = 3000.0, 1280.0, 720.0, 30.0, 1080.0
     z = (4.99 + 0.35 + 0.45 * np.log2(kb * 1000 / (w * h * f)) + 0.89 * np.log2(h / disp) + 1.08 * np.log2(h / 1080))
     assert float(m(kb, w, h, f, "hevc", disp)) == pytest.approx(100 / (1 + np.exp(-z)), rel=1e-9)
+    # a state without a frame-rate term (written before it) gives 15 fps no cost beyond its bits per frame
+    assert m.frame_rate_term == "none"
+    assert float(m(kb, w, h, 15.0, "hevc", disp)) == pytest.approx(float(m(kb, w, h, 24.0, "hevc", disp)), rel=1e-9)
 
 
-def _synthetic_rows(truth: QualityMapping, n: int, seed: int, noise: float) -> MappingRows:
+def _synthetic_rows(truth: QualityMapping, n: int, seed: int, noise: float, fps=(30.0,)) -> MappingRows:
     rng = np.random.default_rng(seed)
     h = rng.choice([180, 270, 360, 540, 720, 1080, 2160], n).astype(float)
     kb = np.exp(rng.uniform(np.log(50), np.log(30000), n))
     codec = rng.choice(["h264", "hevc", "vp9"], n).astype(object)
     disp = rng.choice([1080.0, 2160.0], n)
-    q = truth(kb, h * 16 / 9, h, np.full(n, 30.0), codec, disp) + rng.normal(0, noise, n)
-    return MappingRows.from_columns(dict(bitrate_kbps=kb, width=h * 16 / 9, height=h, fps=np.full(n, 30.0), codec=codec,
+    f = rng.choice(np.asarray(fps, float), n)
+    q = truth(kb, h * 16 / 9, h, f, codec, disp) + rng.normal(0, noise, n)
+    return MappingRows.from_columns(dict(bitrate_kbps=kb, width=h * 16 / 9, height=h, fps=f, codec=codec,
                                          display_height=disp, quality=q, source=np.where(rng.random(n) < .5, "a", "b")))
 
 
@@ -121,10 +141,24 @@ def test_fit_recovers_a_ceiling_mapping():
     pred = fit(test.bitrate_kbps, test.width, test.height, test.fps, test.codec, test.display_height)
     assert np.sqrt(np.mean((pred - test.quality) ** 2)) < 1.0
     assert fit.codec_offset["hevc"] == pytest.approx(0.6, abs=0.15) and fit.w_h <= 2 * fit.w_bpp + 1e-9
+    assert fit.frame_rate_term == "p1203"
     # the older additive form cannot express the crossover and fits worse
     add = fit_quality_mapping(rows, form="additive")
     pa = add(test.bitrate_kbps, test.width, test.height, test.fps, test.codec, test.display_height)
     assert np.sqrt(np.mean((pa - test.quality) ** 2)) > np.sqrt(np.mean((pred - test.quality) ** 2)) + 0.5
+
+
+def test_fit_takes_the_frame_rate_share_as_known():
+    """Rows below 24 fps are fitted through the fixed P.1203.1 share: the same parameters come back as from
+    rows at 30 fps only (a fit that ignored the share would read low-rate rows as harder content)."""
+    truth = QualityMapping(bias=6.0, w_bpp=1.0, w_h=1.5, c_res=1.6, r0=3.5, codec_offset={"h264": 0.0, "hevc": 0.6},
+                           frame_rate_term="p1203")
+    fit = fit_quality_mapping(_synthetic_rows(truth, 3000, 2, 1.0, fps=(12.0, 15.0, 30.0)))
+    for k in ("bias", "w_bpp", "w_h", "c_res"):
+        assert getattr(fit, k) == pytest.approx(getattr(truth, k), rel=0.1), k
+    test = _synthetic_rows(truth, 500, 3, 0.0, fps=(10.0, 15.0, 24.0, 60.0))
+    pred = fit(test.bitrate_kbps, test.width, test.height, test.fps, test.codec, test.display_height)
+    assert np.sqrt(np.mean((pred - test.quality) ** 2)) < 1.0
 
 
 def test_fit_needs_enough_rows_and_a_known_form():

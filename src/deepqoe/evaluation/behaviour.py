@@ -22,6 +22,9 @@ relation                  what must hold
 ``quality_higher``        a higher ``quality`` on some segments does not lower the score
 ``bitrate_higher``        (sessions without ``quality``) the segments of one rung get a 10-100 % higher
                           bitrate, at the same resolution, frame rate and codec: the score does not drop
+``frame_rate_lower``      (the same sessions) rated at 24 fps and at 8-20 fps, at the same bitrate,
+                          resolution and codec: the lower rate does not score higher (above 24 fps fewer
+                          frames carry more bits each, which may well look better, so not checked there)
 ``curve_stall_dip``       steady session (one rung, no stall) with one mid-session stall of 3-10 s: every
                           curve value during the stall is below the value just before it
 ``curve_stall_recovery``  in the same sessions, the curve 10 s after the stall's end is above its minimum
@@ -73,6 +76,7 @@ import numpy as np
 
 from deepqoe.errors import DeepQoEError
 from deepqoe.predictor import load_predictor
+from deepqoe.sessions.qoe_model import FPS_FULL
 from deepqoe.sessions.scales import parse_scale, to_common
 from deepqoe.sessions.session import Session
 
@@ -95,6 +99,8 @@ LADDER = ((240, 426, 400), (360, 640, 800), (480, 854, 1400), (720, 1280, 2800),
 #: Bitrate needed for the same quality, relative to H.264.
 CODECS = {"h264": 1.0, "hevc": 0.6, "vp9": 0.65, "av1": 0.5}
 FRAME_RATES = (24, 25, 30, 48, 50, 60)
+#: reduced frame rates for ``frame_rate_lower`` (sessions without a quality metric: the mapping's rate)
+LOW_FRAME_RATES = (8, 10, 12, 12.5, 15, 20)
 DEVICES = ("pc", "mobile", "tablet", "tv", "unknown")
 
 RELATIONS = (
@@ -104,6 +110,7 @@ RELATIONS = (
     ("more_switches", "more switches at the same quality do not raise the score"),
     ("quality_higher", "higher segment quality does not lower the score"),
     ("bitrate_higher", "higher bitrate (same resolution, fps, codec) does not lower the score"),
+    ("frame_rate_lower", "a frame rate below 24 fps (same bitrate, resolution, codec) does not beat 24 fps"),
     ("curve_stall_dip", "the curve dips during a stall"),
     ("curve_stall_recovery", "the curve recovers after a stall"),
     ("repeat_steady", "repeating a steady session changes the score < 0.1 (1-5)"),
@@ -343,42 +350,45 @@ def _with_stall(s: Session, tag: str, start: float, duration: float) -> Session:
     return _variant(s, tag, stall_start=ss[o], stall_duration=sd[o])
 
 
-def _perturb(rng: np.random.Generator, c: _Case) -> list[tuple[str, Session]]:
-    """(relation, perturbed session) pairs for one random session."""
+def _perturb(rng: np.random.Generator, c: _Case) -> list[tuple[str, Session, Session]]:
+    """(relation, session, perturbed session) for one random session (the session is the random one, or a
+    variant of it that the relation compares against)."""
     s, out = c.session, []
     media = s.media_duration
     pos = round(float(rng.uniform(min(0.5, media / 2), media)), 3)
     if not np.any(np.abs(s.stall_start - pos) < 1e-3):
-        out.append(("stall_added", _with_stall(s, "stall", pos, round(float(rng.uniform(0.5, 20)), 3))))
+        out.append(("stall_added", s, _with_stall(s, "stall", pos, round(float(rng.uniform(0.5, 20)), 3))))
     mid = np.flatnonzero(s.stall_start > 0)
     if len(mid):
         sd = s.stall_duration.copy()
         sd[rng.choice(mid)] += round(float(rng.uniform(0.5, 20)), 3)
-        out.append(("stall_longer", _variant(s, "longer", stall_duration=sd)))
+        out.append(("stall_longer", s, _variant(s, "longer", stall_duration=sd)))
     extra = round(float(rng.uniform(0.5, 10)), 3)
     if len(s.stall_start) and s.stall_start[0] == 0:
         sd = s.stall_duration.copy()
         sd[0] += extra
-        out.append(("startup_longer", _variant(s, "startup", stall_duration=sd)))
+        out.append(("startup_longer", s, _variant(s, "startup", stall_duration=sd)))
     else:
-        out.append(("startup_longer", _with_stall(s, "startup", 0.0, extra)))
+        out.append(("startup_longer", s, _with_stall(s, "startup", 0.0, extra)))
     has_q = bool(np.isfinite(s.quality).any())
     if has_q:
         sw = _more_switches(rng, c)
         if sw is not None:
-            out.append(("more_switches", sw))
+            out.append(("more_switches", s, sw))
         q = s.quality.copy()
         pick = (rng.random(len(q)) < rng.uniform(0.1, 1)) & (q < 100)
         if not pick.any() and (q < 100).any():
             pick[rng.choice(np.flatnonzero(q < 100))] = True
         if pick.any():
             q[pick] = np.minimum(100.0, np.round(q[pick] + rng.uniform(1, 25, int(pick.sum())), 2))
-            out.append(("quality_higher", _variant(s, "quality", quality=q)))
+            out.append(("quality_higher", s, _variant(s, "quality", quality=q)))
     else:
         r = rng.choice(np.unique(c.rung))
         br = s.bitrate_kbps.copy()
         br[c.rung == r] = np.round(br[c.rung == r] * rng.uniform(1.1, 2.0), 1)
-        out.append(("bitrate_higher", _variant(s, "bitrate", bitrate_kbps=br)))
+        out.append(("bitrate_higher", s, _variant(s, "bitrate", bitrate_kbps=br)))
+        out.append(("frame_rate_lower", _variant(s, "fps24", fps=FPS_FULL),
+                    _variant(s, "fps", fps=float(rng.choice(LOW_FRAME_RATES)))))
     return out
 
 
@@ -564,10 +574,12 @@ def check_model(predictor, n_sessions: int = 1000, seed: int = 0, *, model: str 
 
     say(f"generating {n_sessions} random sessions and their perturbations")
     cases = [_random_case(rng, f"r{i:05d}") for i in range(n_sessions)]
-    pairs = [(rel, c.session, p) for c in cases for rel, p in _perturb(rng, c)]
+    pairs = [t for c in cases for t in _perturb(rng, c)]
     dips, repeats = _steady_cases(rng, max(10, n_sessions // 10))
 
-    ordinary = ([c.session for c in cases] + [p for _, _, p in pairs] + [d[0] for d in dips]
+    random_ids = {c.session.id for c in cases}
+    bases = [o for _, o, _ in pairs if o.id not in random_ids]  # variants that a relation compares against
+    ordinary = ([c.session for c in cases] + bases + [p for _, _, p in pairs] + [d[0] for d in dips]
                 + [s for s, _, k in repeats if k == REPEATS[0]] + [r for _, r, _ in repeats])
     say(f"predicting {len(ordinary)} sessions")
     rows, failures = _predict(predictor, ordinary)

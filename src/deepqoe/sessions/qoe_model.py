@@ -94,6 +94,28 @@ FAMILY_FALLBACK = {"av1": "vp9", "vp9": "hevc", "hevc": "h264"}
 #: credited (no objective measure here sizes what the judder costs viewers; VMAF of repeated frames
 #: overstates it), so a lower frame rate never raises the mapped quality
 FPS_FULL = 24.0
+#: what a frame rate below 24 fps costs (``QualityMapping.frame_rate_term``): "p1203" is the degradation due
+#: to frame-rate reduction of ITU-T P.1203.1 (``D_t = (100 - D_q - D_u) (t1 - t2 fps) / (t3 + fps)`` for
+#: fps < 24: a share of the quality left after compression and upscaling, the share below), the one published
+#: measure of it: no dataset here goes below 24 fps; "none": no cost (mappings written before it)
+FRAME_RATE_TERMS = ("none", "p1203")
+P1203_FRAME_RATE = (30.98, 1.29, 64.65)   # t1, t2, t3 of ITU-T P.1203.1
+#: 24000/1001 (NTSC film) is 24p: below this a frame rate is reduced
+FPS_REDUCED_BELOW = 24000.0 / 1001.0 - 1e-3
+
+
+def frame_rate_kept(fps, term: str = "p1203") -> np.ndarray:
+    """The share of a segment's quality that its frame rate keeps (1 at 24 fps or more; with "p1203" it
+    falls to 0.85 at 15 fps and 0.53 at 0.5 fps; missing or non-positive rates count as 30 fps)."""
+    if term not in FRAME_RATE_TERMS:
+        raise ValueError(f"frame_rate_term must be one of {', '.join(FRAME_RATE_TERMS)}, not {term!r}")
+    f = np.asarray(fps, float)
+    f = np.where(np.isfinite(f) & (f > 0), f, 30.0)
+    if term == "none":
+        return np.ones_like(f)
+    t1, t2, t3 = P1203_FRAME_RATE
+    lost = np.where(f < FPS_REDUCED_BELOW, np.clip((t1 - t2 * f) / (t3 + f), 0.0, 1.0), 0.0)
+    return 1.0 - lost
 
 
 def _sigmoid(z):
@@ -117,7 +139,9 @@ class QualityMapping:
         z = bias + codec offset + w_bpp * log2(bitrate / (width * height * max(fps, 24))) + w_h * log2(h / 1080)
 
     sigmoid(z) is the compression fidelity at the coded resolution; the second factor (1 at the display's
-    resolution) is the ceiling that upscaling to the display puts on it. Every weight is >= 0 and
+    resolution) is the ceiling that upscaling to the display puts on it; below 24 fps the product is
+    multiplied by :func:`frame_rate_kept` (``frame_rate_term``: P.1203.1's frame-rate degradation, not
+    fitted). Every weight is >= 0 and
     w_h <= 2 w_bpp, so quality never falls with more bitrate (at a fixed
     resolution, frame rate and codec) and, at a fixed bitrate, more pixels never raise the compression
     fidelity: a higher resolution wins only where the fidelity saturates (high bitrates), the crossover
@@ -134,6 +158,10 @@ class QualityMapping:
     r0: float = 4.0
     codec_offset: dict | None = None
     median_log_bpp: float = -4.0
+    frame_rate_term: str = "none"
+
+    def __post_init__(self):
+        frame_rate_kept(30.0, self.frame_rate_term)  # a bad name fails here, not at the first prediction
 
     def _inputs(self, bitrate_kbps, width, height, fps, display_height):
         h = np.asarray(height, float)
@@ -166,11 +194,11 @@ class QualityMapping:
         z = (self.bias + self.codec_offsets(codec, lbpp.shape) + self.w_bpp * lbpp + self.w_res * res
              + self.w_fps * lf + self.w_h * lh)
         ceiling = _sigmoid(self.r0 + self.c_res * res) / _sigmoid(self.r0)
-        return 100.0 * _sigmoid(z) * ceiling
+        return 100.0 * _sigmoid(z) * ceiling * frame_rate_kept(np.broadcast_to(fps, z.shape), self.frame_rate_term)
 
     def state(self) -> dict:
         return {k: getattr(self, k) for k in ("bias", "w_bpp", "w_res", "w_fps", "w_h", "c_res", "r0",
-                                              "codec_offset", "median_log_bpp")}
+                                              "codec_offset", "median_log_bpp", "frame_rate_term")}
 
 
 @dataclass
@@ -248,6 +276,8 @@ def fit_quality_mapping(data, seed: int = 0, form: str = "ceiling", reference: s
     weight = t(np.array([1.0 / counts[s] for s in rows.source.tolist()]) / len(counts))
     S = t(np.stack([rows.source == s for s in others], 1) if others else np.zeros((len(rows), 0)))
     lbpp_, res_, lf_, lh_ = map(t, (lbpp, res, lf, lh))
+    term = "p1203" if form == "ceiling" else "none"
+    kept = t(frame_rate_kept(rows.fps, term))  # known, not fitted (1 at 24 fps or more)
     C = torch.cat([C, S], 1)  # codec offsets, then source biases (the reference source's is the bias)
 
     # parameters: bias, w_bpp, w_h, c_res (additive: w_res), r0 (additive: w_fps), one offset per codec family
@@ -261,7 +291,7 @@ def fit_quality_mapping(data, seed: int = 0, form: str = "ceiling", reference: s
         w_bpp, w_h, a, b = weights(v)
         z = v[0] + w_bpp * lbpp_ + w_h * lh_ + (C @ v[5:] if C.shape[1] else 0.0)
         if form == "ceiling":
-            return torch.sigmoid(z) * torch.sigmoid(b + a * res_) / torch.sigmoid(b)
+            return torch.sigmoid(z) * torch.sigmoid(b + a * res_) / torch.sigmoid(b) * kept
         return torch.sigmoid(z + a * res_ + b * lf_)
 
     def fit(start):
@@ -289,7 +319,7 @@ def fit_quality_mapping(data, seed: int = 0, form: str = "ceiling", reference: s
     offsets = {str(families[0]): 0.0} | {str(c): float(v[5 + k]) for k, c in enumerate(families[1:])}
     common = dict(bias=float(v[0]), w_bpp=w_bpp, w_h=w_h, codec_offset=offsets, median_log_bpp=float(np.median(lbpp)))
     if form == "ceiling":
-        return QualityMapping(**common, c_res=a, r0=b)
+        return QualityMapping(**common, c_res=a, r0=b, frame_rate_term=term)
     return QualityMapping(**common, w_res=a, w_fps=b)
 
 
