@@ -67,23 +67,4 @@ def test_live_nflx_reader_order_and_splits():
             assert len(set(S[c == v, j])) == 1
     # our stall count matches the release's
     assert [len(s.stall_start) for s in ds.sessions] == ds.meta["ns"].astype(int).tolist()
-    # the release's bitrate drops are two representation switches each, with as many low seconds as lt
-    for s, (_, row) in zip(ds.sessions, ds.meta.iterrows()):
-        low = np.array(s.representation) == "low"
-        drop = 0 < row["lt"] < s.media_duration - 0.5
-        assert int(s.switches().sum()) == (2 if drop else 0), s.id
-        assert abs(low.sum() - row["lt"]) <= 1.0, s.id
-        if drop:  # the drop's seconds score lower VMAF than the rest of the session
-            assert np.mean(s.quality[low]) < np.mean(s.quality[~low]), s.id
-
-
-def test_live_nflx_drop_rungs():
-    from deepqoe.datasets.live_nflx import drop_rungs
-
-    start, dur = np.arange(60.0), np.ones(60)
-    assert drop_rungs(start, dur, 60.0, 0.0, 60.0, 60.0) == ["high"] * 60
-    assert drop_rungs(start, dur, 60.0, 59.8, 60.0, 60.0) == ["low"] * 60
-    r = np.array(drop_rungs(start, dur, 60.0, 10.0, 20.0, 60.0))      # the drop ends 20 s before the end
-    assert (np.flatnonzero(r == "low") == np.arange(30, 40)).all()
-    assert drop_rungs(start, dur, 60.0, 10.0, 20.0, 20.0) is None     # a stall came last: not located
 

@@ -26,23 +26,6 @@ def _per_second(v: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray, np.n
     return np.add.reduceat(v, edges) / np.diff(np.append(edges, nfr)), edges, np.diff(np.append(edges, nfr)) / fps
 
 
-def drop_rungs(start, dur, media: float, lt: float, tsl: float, tsl_stall: float) -> list[str] | None:
-    """The rung each 1-s segment was played from, from the release's annotations: ``lt`` (seconds of the
-    session's bitrate drop) and ``tsl`` / ``tsl_stall`` (wall seconds from the last impairment / the last
-    stall to the end). "low" inside the drop, "high" elsewhere; every session of the release either has no
-    drop, is low throughout, or ends its drop as its last impairment (after every stall), so the drop ends
-    ``tsl`` wall seconds, i.e. ``tsl`` media seconds, before the end. None (no rung known) otherwise."""
-    mid = np.asarray(start, float) + np.asarray(dur, float) / 2
-    if lt <= 0:
-        return ["high"] * len(mid)
-    if lt >= media - 0.5:
-        return ["low"] * len(mid)
-    if tsl >= tsl_stall - 0.5:  # the last impairment is a stall: where the drop lies is not said
-        return None
-    end = media - tsl
-    return ["low" if end - lt <= t < end else "high" for t in mid]
-
-
 def load_live_nflx(root=None, quality_metric: str = "VMAF") -> StreamingDataset:
     """LIVE-NFLX (VideoATLAS release): 112 sessions in the natural order of the file names (content_1..14,
     seq_0..7), i.e. the row order of ``TrainingMatrix_LIVENetflix_1000_trials.mat``.
@@ -55,9 +38,7 @@ def load_live_nflx(root=None, quality_metric: str = "VMAF") -> StreamingDataset:
     The ``.mat`` files hold per-frame VQA of the played frames but not where the stalls are, so the
     session is built as 1-s segments with ``quality`` = mean per-frame VMAF of that second, and stalls
     placed approximately: ``ns`` stalls of ``ds / ns`` s each, the last one ending ``tsl_stall`` s
-    before the end (exact for one stall), earlier ones spread evenly before it. Each segment's
-    ``representation`` (the rung) comes from the release's drop annotations (:func:`drop_rungs`), so a
-    session's bitrate drop is two representation switches, as in a player's log. ``meta`` holds the
+    before the end (exact for one stall), earlier ones spread evenly before it. ``meta`` holds the
     release's own pooled metrics (``<METRIC>_mean|_hyst|_kmeans``), stall/memory features (``ns, ds,
     ds_norm, lt, lt_norm, tsl, tsl_norm``), per-frame statistics (``<METRIC>_p10``, ``_std``,
     ``_last``) and ``content`` / ``seq``.
@@ -105,10 +86,8 @@ def load_live_nflx(root=None, quality_metric: str = "VMAF") -> StreamingDataset:
         m = re.match(r"content_(\d+)_seq_(\d+)", f.stem)
         sid = f.stem
         y = mat_scalar(d, "final_subj_score", f)
-        rungs = drop_rungs(start, dur, media, mat_scalar(d, "lt", f), mat_scalar(d, "tsl", f),
-                           mat_scalar(d, "tsl_stall", f))
         s = Session.from_arrays(sid, start, dur, quality=q, fps=fps, stall_start=sst, stall_duration=sdur,
-                                representation=rungs, device="unknown", content=f"content_{m.group(1)}", mos=y, mos_scale="z",
+                                device="unknown", content=f"content_{m.group(1)}", mos=y, mos_scale="z",
                                 dataset="live-nflx", file=str(f))
         sessions.append(s)
         ys.append(y)
