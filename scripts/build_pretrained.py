@@ -262,8 +262,8 @@ def streaming_intervals(S: dict, C: dict, mapping, params: dict, n_splits: int =
 
 def what_if_tables(model) -> tuple[str, dict]:
     """What the model says about generated sessions (no data): single 10-s clips on a 2160p display by
-    height x bitrate and on a 1080p display by frame rate (the quality mapping), and a 60-s 1080p session at
-    VMAF 90 with stalls and startup.
+    height x bitrate and on a 1080p display by frame rate (the quality mapping), 10-s sessions by VMAF and
+    stall length, and a 60-s 1080p session at VMAF 90 with stalls and startup.
     Returns the Markdown tables and the latter's scores by case."""
     from deepqoe.report import md_table
     from deepqoe.sessions.session import Session
@@ -286,6 +286,14 @@ def what_if_tables(model) -> tuple[str, dict]:
              "one 2-s stall": sess([(30, 2.0)]), "one 8-s stall": sess([(30, 8.0)]),
              "three 2-s stalls": sess([(15, 2.0), (30, 2.0), (45, 2.0)])}
     scores = model.predict_sessions(list(cases.values()))
+    def short(vmaf, stall):
+        return Session.from_dict({"id": f"short-{vmaf}-{stall}", "device": "mobile", "segments": [
+            {"start": 2 * i, "duration": 2, "bitrate_kbps": 2000, "height": 720, "width": 1280, "fps": 30,
+             "codec": "h264", "quality": vmaf} for i in range(5)],
+            "stalls": [{"start": 0, "duration": 0.5}] + ([{"start": 5, "duration": stall}] if stall else [])})
+
+    vmafs, short_stalls = (40, 60, 80, 95), (0, 0.5, 1, 3)
+    shorts = model.predict_sessions([short(v, st) for v in vmafs for st in short_stalls]).reshape(len(vmafs), -1)
     rates, rate_kbps = (10, 15, 20, 24, 30, 60), (1000, 4000)
     by_rate = model.predict_sessions([clip(1080, kb, f, "tv") for kb in rate_kbps for f in rates]
                                      ).reshape(len(rate_kbps), -1)
@@ -298,9 +306,14 @@ def what_if_tables(model) -> tuple[str, dict]:
         "degradation of ITU-T P.1203.1; above it, each frame gets fewer bits):", "",
         md_table(["bitrate"] + [f"{f} fps" for f in rates],
                  [[f"{kb} kbps"] + [f"{v:.2f}" for v in row] for kb, row in zip(rate_kbps, by_rate)]),
+        "A 10-s session (five 2-s chunks at one VMAF, 0.5 s of startup) with one stall 5 s in (a short "
+        "session: one stall in 10 s is a high stall rate, about 6 per minute):", "",
+        md_table(["VMAF"] + ["no stall" if st == 0 else f"{st:g}-s stall" for st in short_stalls],
+                 [[str(v)] + [f"{x:.2f}" for x in row] for v, row in zip(vmafs, shorts)]),
         "A 60-s 1080p session at VMAF 90 (stalls starting 15, 30 and 45 s in):", "",
         md_table(["session", "score (1-5)"], [[k, f"{v:.2f}"] for k, v in zip(cases, scores)])]), \
-        dict(zip(cases, scores.tolist()))
+        {**dict(zip(cases, scores.tolist())),
+         **{f"10-s VMAF {v}, {st:g}-s stall": float(x) for v, row in zip(vmafs, shorts) for st, x in zip(short_stalls, row)}}
 
 
 def write_card_streaming(out_dir: Path, ev: dict, model=None) -> None:
@@ -332,13 +345,17 @@ better (%GoB) and poor or worse (%PoW), and quantiles; measured against the SOS 
     if model is not None:
         what_if_md, cases = what_if_tables(model)
         cost8 = cases["no impairment"] - cases["one 8-s stall"]
+        short05 = cases["10-s VMAF 80, 0-s stall"] - cases["10-s VMAF 80, 0.5-s stall"]
+        step = cases["10-s VMAF 80, 0-s stall"] - cases["10-s VMAF 60, 0-s stall"]
     what_ifs = "" if model is None else f"""
 ## What it says (generated sessions)
 
 {what_if_md}
 Read these as the model's, not viewers', sizes. Startup delay costs little: no training dataset identifies
 it (docs/results.md), and its part fades within seconds of playback. An 8-s stall costs {cost8:.2f} at
-VMAF 90 here; in the data, sessions of the highest third of quality with more than 4 s of rebuffering
+VMAF 90 here. In a 10-s session one 0.5-s stall costs {short05:.2f} at VMAF 80, about as much as VMAF 60 -> 80
+({step:.2f}): its rate is high and it is recent when the session ends; no dataset here has sessions under
+28 s, so how much viewers of short clips mind a stall is the model's extrapolation. In the data, sessions of the highest third of quality with more than 4 s of rebuffering
 score 0.76-0.98 below those without, depending on the dataset (docs/results.md, "What a stall costs, by
 quality"), so the model still underestimates stalls in good sessions. Scores use the average calibration of
 the three datasets with session scores (how each lab used the scale; the per-second datasets' own
