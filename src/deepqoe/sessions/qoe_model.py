@@ -104,13 +104,18 @@ P1203_FRAME_RATE = (30.98, 1.29, 64.65)   # t1, t2, t3 of ITU-T P.1203.1
 FPS_REDUCED_BELOW = 24000.0 / 1001.0 - 1e-3
 
 
+def _frame_rate(fps) -> np.ndarray:
+    """Segments' frame rates, 30 fps where missing or not positive (the mapping's one reading of them)."""
+    f = np.asarray(fps, float)
+    return np.where(np.isfinite(f) & (f > 0), f, 30.0)
+
+
 def frame_rate_kept(fps, term: str = "p1203") -> np.ndarray:
     """The share of a segment's quality that its frame rate keeps (1 at 24 fps or more; with "p1203" it
     falls to 0.85 at 15 fps and 0.53 at 0.5 fps; missing or non-positive rates count as 30 fps)."""
     if term not in FRAME_RATE_TERMS:
         raise ValueError(f"frame_rate_term must be one of {', '.join(FRAME_RATE_TERMS)}, not {term!r}")
-    f = np.asarray(fps, float)
-    f = np.where(np.isfinite(f) & (f > 0), f, 30.0)
+    f = _frame_rate(fps)
     if term == "none":
         return np.ones_like(f)
     t1, t2, t3 = P1203_FRAME_RATE
@@ -166,7 +171,7 @@ class QualityMapping:
     def _inputs(self, bitrate_kbps, width, height, fps, display_height):
         h = np.asarray(height, float)
         w = np.where(np.isfinite(width), width, h * 16.0 / 9.0)
-        f = np.where(np.isfinite(fps) & (np.asarray(fps, float) > 0), fps, 30.0)
+        f = _frame_rate(fps)
         disp = np.broadcast_to(np.asarray(display_height, float), h.shape)
         h = np.where(np.isfinite(h), h, 720.0)
         w = np.where(np.isfinite(w), w, 1280.0)
