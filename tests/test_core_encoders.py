@@ -38,6 +38,15 @@ def test_categorical_vocabulary_from_training_and_unknown_bucket():
     assert e.last_unknown == 1
 
 
+def test_categorical_values_beyond_int64_are_categories_too():
+    """A float category of 2**63 or more (no int64 holds it) stays a category of its own, and the integral
+    ones in the same column still match their integer spelling (a case the property test found)."""
+    e = enc(column="c", modality="categorical", embedding_dim=3)
+    e.fit(pd.DataFrame({"c": [720, 720, 1080]}))
+    codes = e.transform(pd.DataFrame({"c": [9.223372036854775807e18, 1080.0, 720.0, -1e300]}))
+    assert codes.tolist() == [0, 2, 1, 0] and e.last_unknown == 2
+
+
 @pytest.mark.parametrize("norm", ["minmax", "standard"])
 def test_continuous_normaliser_is_fitted_on_training_split_only(norm):
     e = enc(column="x", modality="continuous", normalisation=norm)

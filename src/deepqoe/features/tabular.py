@@ -192,8 +192,14 @@ class CategoricalEncoder(InputEncoder):
     @staticmethod
     def _as_str(s: pd.Series) -> list[str]:
         # 1080 and 1080.0 are the same category
-        if pd.api.types.is_float_dtype(s) and np.all(np.mod(s.dropna(), 1) == 0):
-            s = s.astype("Int64")
+        # value by value: an integral value below 2**53 (exact as a float) as an integer; others as written
+        if pd.api.types.is_float_dtype(s):
+            f = s.to_numpy(float)
+            with np.errstate(invalid="ignore"):
+                whole = np.isfinite(f) & (np.mod(f, 1) == 0) & (np.abs(f) < 2.0 ** 53)
+            out = s.astype(str).to_numpy(object)
+            out[whole] = f[whole].astype(np.int64).astype(str)
+            return out.tolist()
         return s.astype(str).tolist()
 
     def _check(self, df):
