@@ -303,7 +303,9 @@ def what_if_tables(model) -> tuple[str, dict]:
         md_table(["height"] + [f"{kb} kbps" for kb in kbps],
                  [[f"{h}p"] + [f"{v:.2f}" for v in row] for h, row in zip(heights, clips)]),
         "Single 10-s 1080p H.264 clips on a 1080p display by frame rate (below 24 fps: the frame-rate "
-        "degradation of ITU-T P.1203.1; above it, each frame gets fewer bits):", "",
+        "degradation of ITU-T P.1203.1; above it, the same bitrate is shared over more frames: twice the rate "
+        f"needs {2 ** model.mapping_.fps_exponent:.2f} x the bitrate for the same fidelity, measured on the "
+        "encode grid; no credit for smoother motion):", "",
         md_table(["bitrate"] + [f"{f} fps" for f in rates],
                  [[f"{kb} kbps"] + [f"{v:.2f}" for v in row] for kb, row in zip(rate_kbps, by_rate)]),
         "A 10-s session (five 2-s chunks at one VMAF, 0.5 s of startup) with one stall 5 s in (a short "

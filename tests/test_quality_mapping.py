@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import real_data
-from deepqoe.experiments.quality_mapping import best_rung_agreement, grid_rows
+from deepqoe.experiments.quality_mapping import best_rung_agreement, frame_rate_exponent, full_rate, grid_rows
 from deepqoe.features.video.encode_ladder import Encode, plan_grid
 from deepqoe.sessions.qoe_model import (MappingRows, QualityMapping, builtin_quality_mapping,
                                         fit_quality_mapping, frame_rate_kept)
@@ -171,6 +171,49 @@ def test_fit_needs_enough_rows_and_a_known_form():
         fit_quality_mapping(_synthetic_rows(QualityMapping(), 50, 0, 0.0), form="cubic")
 
 
+def _rate_pairs(gamma, clips=("a", "b"), fps=30.0):
+    """Grid rows of two frame rates whose VMAF depends on bitrate / fps ** gamma (the exponent to recover)."""
+    rows = []
+    for k, clip in enumerate(clips):
+        for f in (fps, fps / 2):
+            for kb in (50, 100, 200, 400, 800, 1600, 3200):
+                v = 100 / (1 + np.exp(-(1.3 * np.log2(kb / f ** gamma) - 7.0 - 0.3 * k)))
+                rows.append({"clip": clip, "codec": "h264", "height": 540, "width": 960, "fps": f,
+                             "target_kbps": kb, "bitrate_kbps": kb * 1.03, "vmaf": v, "display_height": 540})
+    return rows
+
+
+@pytest.mark.parametrize("gamma", [0.3, 0.6, 1.0])
+def test_frame_rate_exponent_recovers_how_bitrate_grows_with_frame_rate(gamma):
+    est = frame_rate_exponent(_rate_pairs(gamma))
+    assert est["exponent"] == pytest.approx(gamma, abs=0.05) and set(est["per_clip"]) == {"a", "b"}
+    assert est["n"] >= 6
+    rows = _rate_pairs(gamma)
+    assert all(r["fps"] == 30.0 for r in full_rate(rows)) and len(full_rate(rows)) == len(rows) // 2
+    assert frame_rate_exponent(full_rate(rows)) == {"exponent": None, "per_clip": {}, "n": 0}
+
+
+def test_fps_exponent_shares_bits_over_frames_and_is_validated():
+    """With fps_exponent 1 (mappings written before it) bits count per frame; below 1 a higher rate at the
+    same bitrate loses less, never gains over a lower rate, and the rates below 24 fps are unchanged."""
+    old = QualityMapping(w_bpp=1.0, bias=4.0, frame_rate_term="p1203")
+    new = QualityMapping(w_bpp=1.0, bias=4.0, frame_rate_term="p1203", fps_exponent=0.6)
+    for m in (old, new):
+        assert np.all(np.diff(_q(m, 1000, 1080, np.array([24.0, 30.0, 48.0, 60.0, 120.0]))) <= 1e-12)
+    assert _q(new, 1000, 1080, 60.0) > _q(old, 1000, 1080, 60.0)
+    assert _q(new, 1000, 1080, 30.0) == pytest.approx(_q(old, 1000, 1080, 30.0), rel=1e-12)
+    assert _q(new, 1000, 1080, 15.0) < _q(new, 1000, 1080, 24.0)
+    at = lambda m, f: float(np.ravel(_q(m, 1000, 1080, f))[0])  # noqa: E731
+    assert at(new, 15.0) / at(new, 24.0) == pytest.approx(at(old, 15.0) / at(old, 24.0), rel=1e-9)
+    lbpp_old = old._inputs(np.array([1000.0]), np.array([1920.0]), np.array([1080.0]), np.array([60.0]), 1080.0)[0]
+    lbpp_new = new._inputs(np.array([1000.0]), np.array([1920.0]), np.array([1080.0]), np.array([60.0]), 1080.0)[0]
+    assert float((lbpp_new - lbpp_old)[0]) == pytest.approx(0.4, abs=1e-9)    # (1 - 0.6) * log2(60 / 30)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="fps_exponent"):
+            QualityMapping(fps_exponent=bad)
+    assert fit_quality_mapping(_synthetic_rows(QualityMapping(), 60, 0, 0.0), fps_exponent=0.6).fps_exponent == 0.6
+
+
 def test_plan_grid_and_best_rung_agreement():
     cells = plan_grid({"a": (1920, 1080, 30.0)}, heights=[1, 0.5], bitrates=[100, 1000], codecs=["h264", "vp9"],
                       fps_fractions=[0.5], fps_heights=[1])
@@ -200,7 +243,11 @@ def test_reproduce_quality_mapping_quick(tmp_path):
                                    for w in ("Waterloo only", "Waterloo + grid")}
     for v in res["compare"].values():
         assert 0.0 <= v["grid"]["best_rung_agreement"] <= 1.0 and v["waterloo_rmse"] > 0
+    # the half-rate encodes (measured against the clip at half its rate) size the exponent
+    fe = res["frame_rate_exponent"]
+    assert fe["n"] > 0 and 0.0 <= fe["exponent"] <= 1.0
     written = json.loads((out / "quality_mapping.json").read_text())
+    assert written["mapping"]["fps_exponent"] == pytest.approx(fe["exponent"])
     assert written["quick"] is True and written["form"] == "ceiling"
     m = QualityMapping(**written["mapping"])
     assert np.all(np.diff(_q(m, np.geomspace(100, 20000, 50), 1080)) >= -1e-9)

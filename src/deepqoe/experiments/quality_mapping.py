@@ -10,10 +10,15 @@ into a VMAF-like 0-100 quality. It is fitted on objective measurements only, nev
   resolution to bitrate, so they cannot say what a resolution is worth at a bitrate it was not paired with.
 * **An encode grid made here** from the real clips of ``DEEPQOE_DATA/clips`` (KoNViD-1k, LSVQ; 540p-720p)
   by :mod:`deepqoe.features.video.encode_ladder`: each clip's first seconds re-encoded with x264 and x265
-  at several heights x bitrates (the recipe says which; VP9 and frame-rate rows are possible and off, the
-  recipe says why), each measured with VMAF against the clip after upscaling (bicubic). This varies bitrate at a fixed
+  at several heights x bitrates (the recipe says which; VP9 rows are possible and off, the recipe says
+  why), each measured with VMAF against the clip after upscaling (bicubic). This varies bitrate at a fixed
   resolution, codec and frame rate: the crossover of a bitrate ladder (at a low bitrate a lower resolution
   looks better once upscaled).
+* **Frame-rate pairs** of the same grid: each clip's H.264 encodes at half its frame rate, measured against
+  the clip at that rate. At equal VMAF, how much more bitrate the full rate needs gives the mapping's
+  ``fps_exponent`` (:func:`frame_rate_exponent`: 1 would be bits per pixel per frame). These rows size the
+  exponent only; the mapping itself is fitted on the full-rate rows (its frame-rate term below 24 fps is
+  P.1203.1's, not fitted).
 
 Two forms are compared: **ceiling** (the mapping's form: compression fidelity x a resolution / frame-rate
 ceiling) and **additive** (the older form: every term inside one logit), each fitted on Waterloo alone and
@@ -63,6 +68,48 @@ def build_grid(clips_dir: Path, work: Path, quick: bool, jobs: int, log=print) -
                  fps_fractions=pick("fps_fractions"), fps_heights=pick("fps_heights"))
 
 
+def full_rate(rows: list[dict]) -> list[dict]:
+    """The grid's rows at their clip's own frame rate (what the mapping is fitted on)."""
+    top = {}
+    for r in rows:
+        top[r["clip"]] = max(top.get(r["clip"], 0.0), float(r["fps"]))
+    return [r for r in rows if float(r["fps"]) >= top[r["clip"]] - 1e-3]
+
+
+def frame_rate_exponent(rows: list[dict], levels=(30.0, 50.0, 70.0, 85.0)) -> dict:
+    """How the bitrate needed for a given fidelity grows with the frame rate, from the grid's frame-rate pairs
+    (the same clip, codec and height at its full and a lower rate, each against the reference at its own
+    rate): at each VMAF level of ``levels`` that both rates' curves reach, log2(bitrate at the full rate /
+    bitrate at the lower rate) / log2(full rate / lower rate), interpolated in log2 bitrate along each
+    measured curve. ``{"exponent": median over clips and levels (None without pairs), "per_clip": {clip:
+    median}, "n": values}``."""
+    curves: dict[tuple, dict] = {}
+    for r in rows:
+        curves.setdefault((r["clip"], r["codec"], r["height"]), {}).setdefault(float(r["fps"]), []).append(r)
+    values: dict[str, list[float]] = {}
+    for (clip, _, _), by_rate in sorted(curves.items()):
+        if len(by_rate) < 2:
+            continue
+        hi, lo = max(by_rate), min(by_rate)
+        pts = {}
+        for f in (hi, lo):
+            rr = sorted(by_rate[f], key=lambda r: r["bitrate_kbps"])
+            v = np.maximum.accumulate([r["vmaf"] for r in rr]) + 1e-6 * np.arange(len(rr))  # monotone
+            pts[f] = (v, np.log2([r["bitrate_kbps"] for r in rr]))
+        for L in levels:
+            if all(pts[f][0][0] <= L <= pts[f][0][-1] for f in (hi, lo)):
+                gap = np.interp(L, *pts[hi]) - np.interp(L, *pts[lo])
+                values.setdefault(clip, []).append(float(gap / np.log2(hi / lo)))
+    every = [v for vs in values.values() for v in vs]
+    return {"exponent": float(np.clip(np.median(every), 0.0, 1.0)) if every else None,
+            "per_clip": {c: float(np.median(v)) for c, v in values.items()}, "n": len(every)}
+
+
+def _exponent(rows: list[dict]) -> float:
+    e = frame_rate_exponent(rows)["exponent"]
+    return 1.0 if e is None else e
+
+
 def grid_rows(rows: list[dict]):
     from deepqoe.sessions.qoe_model import MappingRows
 
@@ -95,23 +142,27 @@ def grid_metrics(rows: list[dict], pred: np.ndarray) -> dict:
 
 
 def held_out(form: str, with_grid: bool, W, rows: list[dict], contents: np.ndarray, folds: int) -> dict:
-    """Waterloo content-fold RMSE and leave-one-clip-out grid metrics of one form and fitting set."""
+    """Waterloo content-fold RMSE and leave-one-clip-out grid metrics of one form and fitting set (the
+    frame-rate exponent, from the grid's frame-rate pairs, also without the held-out clip)."""
     from deepqoe.sessions.qoe_model import fit_quality_mapping
 
+    pairs, rows = rows, full_rate(rows)
     G = grid_rows(rows)
     clips = np.array([r["clip"] for r in rows])
     pred = np.full(len(rows), np.nan)
     for c in dict.fromkeys(clips.tolist()):  # the grid part of the fit never sees the clip it is tested on
         keep = clips != c
         data = W + G.subset(keep) if with_grid else W
-        pred[~keep] = _apply(fit_quality_mapping(data, form=form), G.subset(~keep))
+        gamma = _exponent([r for r in pairs if r["clip"] != c]) if with_grid else 1.0
+        pred[~keep] = _apply(fit_quality_mapping(data, form=form, fps_exponent=gamma), G.subset(~keep))
     uniq = np.array(sorted(set(contents.tolist())))
     fold_of = {u: k % folds for k, u in enumerate(uniq)}
     fold = np.array([fold_of[c] for c in contents])
     pw = np.full(len(W), np.nan)
+    gamma = _exponent(pairs) if with_grid else 1.0
     for k in range(folds):
         data = W.subset(fold != k) + G if with_grid else W.subset(fold != k)
-        pw[fold == k] = _apply(fit_quality_mapping(data, form=form), W.subset(fold == k))
+        pw[fold == k] = _apply(fit_quality_mapping(data, form=form, fps_exponent=gamma), W.subset(fold == k))
     return {"grid": grid_metrics(rows, pred), "waterloo_rmse": rmse(W.quality, pw),
             "waterloo_srocc": srocc(W.quality, pw)}
 
@@ -199,9 +250,10 @@ def run(settings, out_dir: Path, log=print) -> tuple[str, dict]:
             key = f"{form} / {'Waterloo + grid' if with_grid else 'Waterloo only'}"
             log(f"[quality_mapping] {key} ...")
             res["compare"][key] = held_out(form, with_grid, W, rows, contents, folds)
-    final = fit_quality_mapping(W + grid_rows(rows), form="ceiling")
+    res["frame_rate_exponent"] = frame_rate_exponent(rows)
+    final = fit_quality_mapping(W + grid_rows(full_rate(rows)), form="ceiling", fps_exponent=_exponent(rows))
     res["mapping"] = final.state()
-    plot(rows, final, Path(out_dir) / "quality_mapping.png")
+    plot(full_rate(rows), final, Path(out_dir) / "quality_mapping.png")
     res["what_ifs"] = what_ifs(final)
     res["seconds"] = round(time.time() - t0, 1)
     res["grid_seconds"] = round(t_grid, 1)
@@ -224,6 +276,15 @@ def markdown(res: dict) -> str:
              f"{v['grid']['best_rung_agreement']:.2f}", f"{v['waterloo_rmse']:.2f}", f"{v['waterloo_srocc']:.3f}"]
             for k, v in res["compare"].items()]
     L += [md_table(head, body), ""]
+    fe = res["frame_rate_exponent"]
+    if fe["exponent"] is None:
+        L += ["No frame-rate pairs in this grid: the mapping counts bits per pixel per frame (fps_exponent 1).", ""]
+    else:
+        L += [f"Frame rate (H.264 encodes at half each clip's rate, against the clip at that rate; {fe['n']} "
+              f"matched VMAF levels): twice the frame rate needs 2^{fe['exponent']:.2f} = "
+              f"{2 ** fe['exponent']:.2f} x the bitrate for the same VMAF (per clip: "
+              + ", ".join(f"{c} {v:.2f}" for c, v in fe["per_clip"].items()) + "); `fps_exponent` "
+              f"{fe['exponent']:.2f}. The Waterloo + grid rows use it (held out: the clip's own pairs left out of it).", ""]
     w = res["what_ifs"]
     L += ["What the shipped form (ceiling, Waterloo + grid) says on a 2160p display (H.264, 30 fps; kbps):", "",
           md_table(["height"] + [f"{kb} kbps" for kb in UHD_KBPS],

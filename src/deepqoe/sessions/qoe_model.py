@@ -94,6 +94,8 @@ FAMILY_FALLBACK = {"av1": "vp9", "vp9": "hevc", "hevc": "h264"}
 #: credited (no objective measure here sizes what the judder costs viewers; VMAF of repeated frames
 #: overstates it), so a lower frame rate never raises the mapped quality
 FPS_FULL = 24.0
+#: the frame rate at which ``QualityMapping.fps_exponent`` leaves the bits per frame as they are
+FPS_REFERENCE = 30.0
 #: what a frame rate below 24 fps costs (``QualityMapping.frame_rate_term``): "p1203" is the degradation due
 #: to frame-rate reduction of ITU-T P.1203.1 (``D_t = (100 - D_q - D_u) (t1 - t2 fps) / (t3 + fps)`` for
 #: fps < 24: a share of the quality left after compression and upscaling, the share below), the one published
@@ -141,7 +143,8 @@ class QualityMapping:
     """Quality (0-100, VMAF-like) of a segment from what a player log has:
 
         q = 100 * sigmoid(z) * sigmoid(r0 + c_res * log2(min(h, display) / display)) / sigmoid(r0)
-        z = bias + codec offset + w_bpp * log2(bitrate / (width * height * max(fps, 24))) + w_h * log2(h / 1080)
+        z = bias + codec offset + w_bpp * log2(bitrate / (width * height * F)) + w_h * log2(h / 1080)
+        F = 30 * (max(fps, 24) / 30) ** fps_exponent
 
     sigmoid(z) is the compression fidelity at the coded resolution; the second factor (1 at the display's
     resolution) is the ceiling that upscaling to the display puts on it; below 24 fps the product is
@@ -150,8 +153,11 @@ class QualityMapping:
     w_h <= 2 w_bpp, so quality never falls with more bitrate (at a fixed
     resolution, frame rate and codec) and, at a fixed bitrate, more pixels never raise the compression
     fidelity: a higher resolution wins only where the fidelity saturates (high bitrates), the crossover
-    of a bitrate ladder. ``w_res`` and ``w_fps`` are logit terms of the older additive form (zero in
-    mappings fitted now; read from older model files, whose c_res is zero).
+    of a bitrate ladder. F is the frame rate the bits are shared over: with ``fps_exponent`` 1 (mappings
+    written before it) bits per pixel per frame; below 1, twice the frame rate needs only 2 ** fps_exponent
+    times the bitrate for the same fidelity (consecutive frames are more alike; measured on the encode grid,
+    ``deepqoe reproduce quality_mapping``). ``w_res`` and ``w_fps`` are logit terms of the older additive
+    form (zero in mappings fitted now; read from older model files, whose c_res is zero).
     """
 
     bias: float = -1.0
@@ -164,9 +170,12 @@ class QualityMapping:
     codec_offset: dict | None = None
     median_log_bpp: float = -4.0
     frame_rate_term: str = "none"
+    fps_exponent: float = 1.0
 
     def __post_init__(self):
         frame_rate_kept(30.0, self.frame_rate_term)  # a bad name fails here, not at the first prediction
+        if not 0.0 <= float(self.fps_exponent) <= 1.0:  # more frames never need fewer bits, nor more than pro rata
+            raise ValueError(f"fps_exponent must be in [0, 1], not {self.fps_exponent!r}")
 
     def _inputs(self, bitrate_kbps, width, height, fps, display_height):
         h = np.asarray(height, float)
@@ -176,7 +185,8 @@ class QualityMapping:
         h = np.where(np.isfinite(h), h, 720.0)
         w = np.where(np.isfinite(w), w, 1280.0)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            lbpp = np.log2(np.asarray(bitrate_kbps, float) * 1000.0 / (w * h * np.maximum(f, FPS_FULL)))
+            shared = FPS_REFERENCE * (np.maximum(f, FPS_FULL) / FPS_REFERENCE) ** float(self.fps_exponent)
+            lbpp = np.log2(np.asarray(bitrate_kbps, float) * 1000.0 / (w * h * shared))
         lbpp = np.clip(np.where(np.isfinite(lbpp), lbpp, self.median_log_bpp), -20.0, 10.0)
         res = np.log2(np.clip(np.minimum(h, disp) / disp, 1e-3, 1.0))
         return lbpp, res, np.clip(np.log2(f / 30.0), -5, 5), np.clip(np.log2(h / 1080.0), -6, 4)
@@ -203,7 +213,8 @@ class QualityMapping:
 
     def state(self) -> dict:
         return {k: getattr(self, k) for k in ("bias", "w_bpp", "w_res", "w_fps", "w_h", "c_res", "r0",
-                                              "codec_offset", "median_log_bpp", "frame_rate_term")}
+                                              "codec_offset", "median_log_bpp", "frame_rate_term",
+                                              "fps_exponent")}
 
 
 @dataclass
@@ -254,22 +265,25 @@ class MappingRows:
         return len(self.quality)
 
 
-def fit_quality_mapping(data, seed: int = 0, form: str = "ceiling", reference: str | None = None) -> QualityMapping:
+def fit_quality_mapping(data, seed: int = 0, form: str = "ceiling", reference: str | None = None,
+                        fps_exponent: float = 1.0) -> QualityMapping:
     """Fit :class:`QualityMapping` by least squares on ``data`` (:class:`MappingRows`, or sessions: their
     segments with a measured quality), the mean squared error of each source weighing the same. Each source
     has its own bias (its contents' difficulty: a clip of grass needs more bits than a talk show); the
     mapping keeps the bias of the largest source (``reference``: by name), so a source of a few clips
     teaches the shape (how quality moves with bitrate, resolution, codec) without moving the level.
     ``form``: "ceiling" (the mapping's form) or "additive" (the older form: the resolution and frame-rate
-    terms inside the logit, no w_h bound; kept for the comparison of ``deepqoe reproduce quality_mapping``)."""
+    terms inside the logit, no w_h bound; kept for the comparison of ``deepqoe reproduce quality_mapping``).
+    ``fps_exponent`` is given, not fitted (:attr:`QualityMapping.fps_exponent`; measured apart from this fit,
+    on encodes of the same clips at two frame rates)."""
     rows = data if isinstance(data, MappingRows) else MappingRows.from_sessions(data)
     if len(rows) < 20:
         raise DeepQoEError("fitting the quality mapping needs at least 20 segments with both a quality metric "
                            "and a bitrate")
     if form not in ("ceiling", "additive"):
         raise ValueError(f"unknown mapping form {form!r}")
-    lbpp, res, lf, lh = QualityMapping()._inputs(rows.bitrate_kbps, rows.width, rows.height, rows.fps,
-                                                 rows.display_height)
+    lbpp, res, lf, lh = QualityMapping(fps_exponent=fps_exponent)._inputs(
+        rows.bitrate_kbps, rows.width, rows.height, rows.fps, rows.display_height)
     fam = np.array([codec_family(c) for c in rows.codec])
     families = sorted(set(fam), key=lambda c: (c != "h264", c))  # H.264 is the reference when present
     t = lambda a: torch.tensor(np.asarray(a, float), dtype=torch.float64)  # noqa: E731
@@ -322,7 +336,8 @@ def fit_quality_mapping(data, seed: int = 0, form: str = "ceiling", reference: s
     _, v = min((fit(st) for st in starts), key=lambda r: r[0])
     w_bpp, w_h, a, b = (float(x) for x in weights(v))
     offsets = {str(families[0]): 0.0} | {str(c): float(v[5 + k]) for k, c in enumerate(families[1:])}
-    common = dict(bias=float(v[0]), w_bpp=w_bpp, w_h=w_h, codec_offset=offsets, median_log_bpp=float(np.median(lbpp)))
+    common = dict(bias=float(v[0]), w_bpp=w_bpp, w_h=w_h, codec_offset=offsets, median_log_bpp=float(np.median(lbpp)),
+                  fps_exponent=float(fps_exponent))
     if form == "ceiling":
         return QualityMapping(**common, c_res=a, r0=b, frame_rate_term=term)
     return QualityMapping(**common, w_res=a, w_fps=b)

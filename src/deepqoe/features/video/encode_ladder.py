@@ -4,9 +4,12 @@ Each clip's first seconds are decoded once into a reference (``.y4m``); every ce
 bitrate x codec, and optionally a lower frame rate) is encoded from it with FFmpeg (x264, x265,
 libvpx-vp9; one pass, average bitrate), its bitrate measured from the file and its VMAF (libvmaf's default
 model, as the full-reference extractor) measured against the reference after bicubic upscaling to the
-reference's size (and, below the reference's frame rate, frame repetition back to it: what a player
-shows). Cells are cached one JSON file each, keyed by the encoder options, the VMAF model and the clip
-length, so a rerun resumes. Used by ``deepqoe reproduce quality_mapping``
+reference's size. A cell at a lower frame rate is encoded from, and measured against, the reference at
+that rate (every other frame at half the rate): its VMAF is the compression fidelity at that rate, what
+sizes the bits a frame rate needs; the judder of a lower rate is not measured (VMAF of frames repeated back
+to the clip's rate scores each repeat as a spatial error, far more than viewers mark it down). Cells are
+cached one JSON file each, keyed by the encoder options, the VMAF model and the clip length, so a rerun
+resumes. Used by ``deepqoe reproduce quality_mapping``
 (:mod:`deepqoe.experiments.quality_mapping`).
 """
 
@@ -59,7 +62,8 @@ def plan_grid(clips: dict[str, tuple[int, int, float]], heights, bitrates, codec
               fps_heights=(1.0,)) -> list[Encode]:
     """The cells for ``clips`` (name -> (width, height, fps)): every codec x height (a fraction of the clip's)
     x bitrate (kbps for a 960x540 clip, scaled by the clip's pixel count, so bits per pixel compare across
-    clips), and H.264 at each of ``fps_fractions`` of the clip's rate at each of ``fps_heights``."""
+    clips), and H.264 at each of ``fps_fractions`` of the clip's rate at each of ``fps_heights`` (measured
+    against the reference at that rate, see :func:`measure`)."""
     cells = []
     for name, (W, H, fps) in clips.items():
         scale = W * H / BASE_PIXELS
@@ -75,40 +79,53 @@ def plan_grid(clips: dict[str, tuple[int, int, float]], heights, bitrates, codec
     return cells
 
 
+def rate_reference(ref: Path, fps: float) -> Path:
+    """The reference ``ref`` at the lower frame rate ``fps`` (frames dropped, none blended), made once."""
+    from deepqoe.features.video.full_reference import ffmpeg_exe
+
+    out = ref.with_name(f"{ref.stem}_{fps:g}fps.y4m")
+    if not out.is_file():
+        with atomic_path(out) as tmp:
+            _run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", str(ref), "-vf", f"fps={fps:g}",
+                  "-pix_fmt", "yuv420p", str(tmp)], out.name)
+    return out
+
+
 def measure(cell: Encode, ref: Path, ref_size: tuple[int, int, float], seconds: float, work: Path) -> dict:
     """Encode ``cell`` from the reference, measure its bitrate and its VMAF against the reference (the
-    encode scaled back to the reference's size and, below its frame rate, repeated back to its rate)."""
+    encode scaled back to the reference's size). Below the reference's frame rate both the encode and the
+    reference are at the cell's rate (:func:`rate_reference`): compression fidelity, judder not counted."""
     from deepqoe.features.video.full_reference import DEFAULT_MODEL, _escape, ffmpeg_exe
 
     W, H, fps = ref_size
-    settings = hashlib.sha256(json.dumps([ENCODERS[cell.codec], DEFAULT_MODEL, seconds]).encode()).hexdigest()[:8]
+    lower = cell.fps < fps - 1e-3
+    own_rate = ["own-rate reference"] if lower else []  # part of the key: cells measured before it differ
+    settings = hashlib.sha256(json.dumps([ENCODERS[cell.codec], DEFAULT_MODEL, seconds] + own_rate)
+                              .encode()).hexdigest()[:8]
     stem = f"{cell.clip}_{cell.codec}_{cell.height}_{cell.fps:g}_{cell.kbps}_{settings}"
     cache = work / f"{stem}.json"  # the key holds the encoder options, the VMAF model and the clip length
     if cache.is_file():
         return json.loads(cache.read_text())
     ff = ffmpeg_exe()
     ext = "webm" if cell.codec == "vp9" else "mp4"
+    if lower:
+        ref = rate_reference(ref, cell.fps)
     with tempfile.TemporaryDirectory(prefix="deepqoe-grid-", dir=work) as tmp:
         dist = Path(tmp) / f"d.{ext}"
-        vf = f"scale={cell.width}:{cell.height}:flags=bicubic" + (f",fps={cell.fps:g}" if cell.fps < fps - 1e-3 else "")
-        _run([ff, "-nostdin", "-v", "error", "-y", "-i", str(ref), "-vf", vf, *ENCODERS[cell.codec], "-b:v",
-              f"{cell.kbps}k", "-an", str(dist)], stem)
+        _run([ff, "-nostdin", "-v", "error", "-y", "-i", str(ref), "-vf", f"scale={cell.width}:{cell.height}:flags=bicubic",
+              *ENCODERS[cell.codec], "-b:v", f"{cell.kbps}k", "-an", str(dist)], stem)
         kbps = dist.stat().st_size * 8 / 1000.0 / seconds
-        shown = dist
-        if cell.fps < fps - 1e-3:  # back to the reference's rate by repeating frames (what a player shows)
-            shown = Path(tmp) / "shown.mkv"
-            _run([ff, "-nostdin", "-v", "error", "-y", "-i", str(dist), "-vf", f"fps={fps:g}", "-c:v", "libx264",
-                  "-qp", "0", "-preset", "ultrafast", "-an", str(shown)], stem)
         # VMAF only (libvmaf's default model, as the full-reference extractor): the extractor's PSNR / SSIM
         # and its completeness checks of both files would triple the cost of these small encodes
         log = Path(tmp) / "vmaf.json"
-        _run([ff, "-nostdin", "-v", "error", "-i", str(shown), "-i", str(ref), "-lavfi",
+        _run([ff, "-nostdin", "-v", "error", "-i", str(dist), "-i", str(ref), "-lavfi",
               f"[0:v]scale={W}:{H}:flags=bicubic,setpts=PTS-STARTPTS[d];[1:v]setpts=PTS-STARTPTS[r];"
               f"[d][r]libvmaf=model={DEFAULT_MODEL}:n_threads=1:log_fmt=json:log_path={_escape(str(log))}",
               "-f", "null", "-"], stem)
         vmaf = float(json.loads(log.read_text())["pooled_metrics"]["vmaf"]["mean"])
     row = {"clip": cell.clip, "codec": cell.codec, "width": cell.width, "height": cell.height, "fps": cell.fps,
-           "display_height": H, "target_kbps": cell.kbps, "bitrate_kbps": round(kbps, 2), "vmaf": round(vmaf, 3)}
+           "display_height": H, "target_kbps": cell.kbps, "bitrate_kbps": round(kbps, 2),
+           "vmaf": round(vmaf, 3)}
     atomic_write_text(cache, json.dumps(row))
     return row
 
