@@ -284,8 +284,13 @@ def what_if_tables(model) -> tuple[str, dict]:
     clips = model.predict_sessions([clip(h, kb) for h in heights for kb in kbps]).reshape(len(heights), -1)
     cases = {"no impairment": sess(), "startup 1 s": sess(startup=1.0), "startup 8 s": sess(startup=8.0),
              "one 2-s stall": sess([(30, 2.0)]), "one 8-s stall": sess([(30, 8.0)]),
-             "three 2-s stalls": sess([(15, 2.0), (30, 2.0), (45, 2.0)])}
+             "three 2-s stalls": sess([(15, 2.0), (30, 2.0), (45, 2.0)]), "one 60-s stall": sess([(30, 60.0)])}
     scores = model.predict_sessions(list(cases.values()))
+    long_ = [Session.from_dict({"id": f"10min-{k}", "device": "tv", "segments": [
+        {"start": 4 * i, "duration": 4, "bitrate_kbps": 5000, "height": 1080, "width": 1920, "fps": 30,
+         "codec": "h264", "quality": 90} for i in range(150)],
+        "stalls": [{"start": 20 * j + 10, "duration": 30} for j in range(k)]}) for k in (0, 29)]
+    heavy = model.predict_sessions(long_)
     def short(vmaf, stall):
         return Session.from_dict({"id": f"short-{vmaf}-{stall}", "device": "mobile", "segments": [
             {"start": 2 * i, "duration": 2, "bitrate_kbps": 2000, "height": 720, "width": 1280, "fps": 30,
@@ -313,7 +318,9 @@ def what_if_tables(model) -> tuple[str, dict]:
         md_table(["VMAF"] + ["no stall" if st == 0 else f"{st:g}-s stall" for st in short_stalls],
                  [[str(v)] + [f"{x:.2f}" for x in row] for v, row in zip(vmafs, shorts)]),
         "A 60-s 1080p session at VMAF 90 (stalls starting 15, 30 and 45 s in):", "",
-        md_table(["session", "score (1-5)"], [[k, f"{v:.2f}"] for k, v in zip(cases, scores)])]), \
+        md_table(["session", "score (1-5)"], [[k, f"{v:.2f}"] for k, v in zip(cases, scores)]),
+        f"A 10-minute 1080p session at VMAF 90 scores {heavy[0]:.2f}; with 29 stalls of 30 s (14.5 minutes "
+        f"of rebuffering, more than it plays) {heavy[1]:.2f}.", ""]), \
         {**dict(zip(cases, scores.tolist())),
          **{f"10-s VMAF {v}, {st:g}-s stall": float(x) for v, row in zip(vmafs, shorts) for st, x in zip(short_stalls, row)}}
 
@@ -383,7 +390,10 @@ through its own projection g_i with non-negative weights. The quality part then 
 connected layer with non-negative weights and the head to z; each impairment gives two penalties >= 0
 (0 without it): one subtracted from z, one that takes a share of the score above the floor. The score is
 `1 + 4 * sigmoid(z - sum L_i) * exp(-sum M_i)` (the hybrid fusion), so a stall can cost more in a good
-session than in a poor one, as viewers' scores show. So, by construction: every score is inside 1-5; more or longer stalls, a longer
+session than in a poor one, as viewers' scores show. A rebuffering guard holds beyond the stall times of
+the training data: past a stall share of 0.3 of the wall time, the score above the floor is at most the
+no-rebuffering score's times (1 - share) / 0.7, so rebuffering that outlasts the playback brings a session
+near 1. So, by construction: every score is inside 1-5; more or longer stalls, a longer
 startup or more switches never raise it; higher quality, or more bitrate at the same resolution, frame rate
 and codec, never lowers it; no input grows with session length (rates, shares, exponentially forgotten
 sums), so a session repeated scores the same. The curve is the same network evaluated on every prefix

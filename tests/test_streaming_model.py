@@ -77,6 +77,59 @@ def test_monotone_in_every_impairment_for_any_weights(model):
             assert sw[0] <= sw[1] + 1e-6
 
 
+def _without_rebuffering(s):
+    d = s.to_dict()
+    d["stalls"] = [st for st in d.get("stalls", []) if st["start"] <= 1e-6]  # the startup stays
+    return Session.from_dict(d)
+
+
+def test_rebuffering_guard_bounds_the_score_for_any_weights(model):
+    """Beyond a stall share of 0.3 the score above the floor is at most the same session's without
+    rebuffering times (1 - share) / 0.7, for the trained weights and for random ones: rebuffering that
+    outlasts the playback cannot leave a good score, however the penalties learned inside the data range."""
+    assert model.stall_guard == 0.3
+    rng = np.random.default_rng(5)
+    sessions = random_sessions(30, rng, with_quality=True) + random_sessions(10, rng)
+    heavy = session("heavy", [2] * 150, [(0.0, 1.0)] + [(20.0 * k + 1.0, 30.0) for k in range(29)],
+                    quality=[95.0] * 150)  # 600 s of media, 29 stalls of 30 s
+    sessions += [heavy] + [_steady(f"long{d}", 90.0, [(0.0, 1.0), (30.0, d)]) for d in (60.0, 600.0, 6000.0)]
+    for trial in range(2):
+        if trial:
+            with torch.no_grad():
+                for p in model.net_.parameters():
+                    p.add_(torch.randn_like(p))
+        with_stalls = model.predict_sessions(sessions)
+        clean = model.predict_sessions([_without_rebuffering(s) for s in sessions])
+        stalled = np.array([sum(d for st, d in zip(s.stall_start, s.stall_duration) if st > 1e-6) for s in sessions])
+        playing = np.array([s.media_duration for s in sessions]) / (np.array([s.media_duration for s in sessions])
+                                                                     + stalled)
+        assert np.all(with_stalls - 1 <= (clean - 1) * np.minimum(1.0, playing / 0.7) + 1e-6)
+        assert with_stalls[-4] <= 1 + 4 * 0.41 / 0.7 and with_stalls[-1] < 1.06  # 60 s played, 6000 s stalled
+
+
+def test_model_files_without_a_stall_guard_have_none(tmp_path):
+    """Files written before the rebuffering guard name no stall_guard: they load without one."""
+    from deepqoe.persistence import load_model
+
+    m, sessions = _small_model(20, 4, epochs=5, stall_guard=None)
+    d = m.save(tmp_path / "old", extra={"name": "old"})
+    meta = json.loads((d / "model.json").read_text())
+    assert meta["params"]["stall_guard"] is None
+    del meta["params"]["stall_guard"]
+    (d / "model.json").write_text(json.dumps(meta))
+    loaded = load_model(d)
+    assert loaded.stall_guard is None and loaded.net_[0].guard_r0 is None
+    np.testing.assert_allclose(loaded.predict_sessions(sessions), m.predict_sessions(sessions), atol=1e-6)
+    assert SessionQoEModel(fusion="logit").stall_guard is None
+    for bad in (0.0, 1.0, -0.2):
+        with pytest.raises(ValueError, match="stall_guard"):
+            _small_model(5, 3, epochs=1, stall_guard=bad)
+    meta["params"]["stall_guard"] = 2.0
+    (d / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(DeepQoEError, match="stall_guard"):
+        load_model(d)
+
+
 def test_bitrate_never_lowers_quality_mapping():
     m = QualityMapping(bias=5.0, w_bpp=0.45, w_res=0.9, w_fps=0.0, w_h=1.0)
     br = np.linspace(100, 20000, 200)

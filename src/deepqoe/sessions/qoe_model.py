@@ -38,6 +38,13 @@ One readable file, top to bottom (the DeepQoE design with the streaming parts as
    lower with higher quality, and a stall can cost more in a good session than in a poor one (viewers'
    scores show it; the sigmoid alone shrinks every penalty near the top of the scale). The device and
    "quality from the mapping, not a metric" only add a learned offset to z (they cannot flip a sign).
+4. **Rebuffering guard.** The g_i are bounded (tanh), so a stall penalty learned from the training data
+   stops growing where the data stop (a stall share of at most 0.29 of a session's wall time). Beyond a
+   stall share of ``stall_guard`` (0.3), the stalls' M also gets ``max(0, r - r0)``, r = log(1 + stall
+   time / media played) and r0 its value at the guard, with weight 1 and nothing learned: the score above
+   the floor is then at most the no-rebuffering one times ``(1 - share) / (1 - stall_guard)``, so
+   rebuffering that outlasts the playback brings a session near the floor. Inside the training range the
+   data alone decide (files written before the guard name none and have none).
 
 Training (:meth:`SessionQoEModel.fit`) minimises the squared error of the session scores of several
 datasets together (each through its own positive affine calibration of z, so labs with different scale
@@ -74,6 +81,10 @@ PART_FEATURES = {
 #: the parts of ``fusion="logit"`` (model files written before the other fusions): no startup recency
 LOGIT_PART_FEATURES = {**PART_FEATURES, "startup": ("startup_log",)}
 PART_SIGN = {"quality": 1.0, "stalls": -1.0, "startup": -1.0, "switches": -1.0}
+#: the stall share of the wall time beyond which the rebuffering guard holds (about the largest share in the
+#: session-score training data, 0.29); ``SessionQoEModel(stall_guard=None)`` turns it off
+STALL_GUARD = 0.3
+_STALL_SHARE_COLUMN = 1  # the stall share's column in the stalls' part
 IMPAIRMENTS = ("stalls", "startup", "switches")
 FUSIONS = ("hybrid", "multiplicative", "logit")
 
@@ -539,11 +550,17 @@ class SessionQoENet(nn.Module):
 
     The representation is the quality FC output beside the penalties (M_i, then L_i)."""
 
-    def __init__(self, width: int = 4, hidden: int = 8, n_calibrations: int = 1, fusion: str = "hybrid"):
+    def __init__(self, width: int = 4, hidden: int = 8, n_calibrations: int = 1, fusion: str = "hybrid",
+                 stall_guard: float | None = None):
         super().__init__()
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, not {fusion!r}")
+        if stall_guard is not None and (fusion == "logit" or not 0.0 < float(stall_guard) < 1.0):
+            raise ValueError("stall_guard must be a stall share in (0, 1), with the hybrid or multiplicative fusion, "
+                             f"or None; not {stall_guard!r} with {fusion!r}")
         self.fusion = fusion
+        # the guard's stretch at the guard share: r0 = log(1 + s / m) where s / (s + m) = stall_guard
+        self.guard_r0 = None if stall_guard is None else -math.log1p(-float(stall_guard))
         # memory track: gain rate a_up, drop rate a_down >= a_up (drops are followed faster)
         self.mem_up = nn.Parameter(torch.tensor(-2.0))
         self.mem_down = nn.Parameter(torch.tensor(0.0))
@@ -615,6 +632,9 @@ class SessionQoENet(nn.Module):
             x = parts[p]
             drop = torch.tanh(self.g[p](torch.zeros_like(x[:1]))) - torch.tanh(self.g[p](x))
             pens.append(F.linear(drop, F.softplus(self.penalty[p])[None]))
+            if p == "stalls" and self.guard_r0 is not None:  # the rebuffering guard (module docstring, 4.)
+                share = torch.clamp(-x[:, _STALL_SHARE_COLUMN:_STALL_SHARE_COLUMN + 1], 0.0, 1.0 - 1e-6)
+                pens[-1] = pens[-1] + torch.relu(-torch.log1p(-share) - self.guard_r0)
             if self.fusion == "hybrid":
                 pens_logit.append(F.linear(drop, F.softplus(self.penalty_logit[p])[None]))
         return torch.cat([rep] + pens + pens_logit, 1)
@@ -661,11 +681,13 @@ class SessionQoEModel:
 
     def __init__(self, width: int = 4, hidden: int = 8, epochs: int = 400, learning_rate: float = 0.03,
                  curve_weight: float = 1.0, weight_decay: float = 1e-2, device_offsets: bool = False,
-                 n_members: int = 1, fusion: str = "hybrid", random_state: int = 0):
+                 n_members: int = 1, fusion: str = "hybrid", stall_guard: float | None = STALL_GUARD,
+                 random_state: int = 0):
         self.width, self.hidden, self.epochs, self.n_members = width, hidden, epochs, n_members
         self.device_offsets = device_offsets
         self.learning_rate, self.curve_weight = learning_rate, curve_weight
         self.weight_decay, self.random_state, self.fusion = weight_decay, random_state, fusion
+        self.stall_guard = None if fusion == "logit" else stall_guard  # the logit form has no share penalty
 
     @property
     def representation_width(self) -> int:
@@ -674,7 +696,8 @@ class SessionQoEModel:
 
     def get_params(self) -> dict:
         return {k: getattr(self, k) for k in ("width", "hidden", "epochs", "learning_rate", "curve_weight",
-                                              "weight_decay", "device_offsets", "n_members", "fusion", "random_state")}
+                                              "weight_decay", "device_offsets", "n_members", "fusion", "stall_guard",
+                                              "random_state")}
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: TrainingData, mapping: QualityMapping, progress=None) -> "SessionQoEModel":
@@ -738,7 +761,7 @@ class SessionQoEModel:
 
     def _new_net(self) -> SessionQoENet:
         """An untrained member network for ``calibrations_``, predicting through ``score_calibrations_``."""
-        net = SessionQoENet(self.width, self.hidden, len(self.calibrations_), self.fusion)
+        net = SessionQoENet(self.width, self.hidden, len(self.calibrations_), self.fusion, self.stall_guard)
         net.default_calibrations = torch.as_tensor([self.calibrations_.index(d) for d in self.score_calibrations_])
         return net
 
@@ -845,8 +868,9 @@ class SessionQoEModel:
 
         file = str(Path(model_dir) / "model.json")
         try:
-            # files written before the hybrid and multiplicative fusions name none: theirs is the logit one
-            est = cls(**{"fusion": "logit", **dict(meta["params"])})
+            # files written before the hybrid and multiplicative fusions name none: theirs is the logit one;
+            # files written before the rebuffering guard name no stall_guard: they have none
+            est = cls(**{"fusion": "logit", "stall_guard": None, **dict(meta["params"])})
             if est.fusion not in FUSIONS:
                 raise ValueError(f"unknown fusion {est.fusion!r}")
             est.mapping_ = QualityMapping(**meta["quality_mapping"])
@@ -860,7 +884,10 @@ class SessionQoEModel:
         except (KeyError, TypeError, ValueError) as e:
             raise DeepQoEError(f"not a valid session-model description ({type(e).__name__}: {e})",
                                file=file) from None
-        est.net_ = nn.ModuleList(est._new_net() for _ in range(int(est.n_members)))
+        try:  # the member networks check the rest of the description (e.g. the stall guard)
+            est.net_ = nn.ModuleList(est._new_net() for _ in range(int(est.n_members)))
+        except (TypeError, ValueError) as e:
+            raise DeepQoEError(f"not a valid session-model description ({type(e).__name__}: {e})", file=file) from None
         state = read_weights(Path(model_dir))
         weights = str(Path(model_dir) / "model.safetensors")
         try:
