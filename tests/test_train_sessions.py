@@ -92,6 +92,11 @@ def test_train_sessions_config_cli_then_predict(data: Path, capsys):
     assert scores["all"]["n"] == 40 and {"srocc", "plcc", "rmse"} <= set(scores["all"])
     assert metrics["params"]["epochs"] == 30 and metrics["params"]["n_members"] == 1
     assert json.loads((out / "model.json").read_text())["name"] == "tiny-streaming"
+    # the mapping fitted on the lab's chunks keeps the built-in measurement of the bits a frame rate needs
+    from deepqoe.sessions.qoe_model import builtin_quality_mapping
+
+    fitted = json.loads((out / "model.json").read_text())["quality_mapping"]
+    assert fitted["fps_exponent"] == builtin_quality_mapping().fps_exponent < 1.0
 
     # predict on the sessions (the MOS on two scales was aligned: the fit ranks them together)
     sessions = data / "sessions.json"

@@ -292,15 +292,18 @@ def _session_quality_mapping(cfg):
     from deepqoe.datasets.scored import load_session_set
 
     sc = cfg.sessions
+    builtin = builtin_quality_mapping()
     if sc.quality_mapping == BUILTIN:
-        return builtin_quality_mapping()
+        return builtin
+    # a lab's chunks rarely vary the frame rate of one content: the bits a frame rate needs are the built-in
+    # mapping's measurement (its fps_exponent), not refitted
     if sc.quality_mapping_path is None:
-        return fit_quality_mapping(load_session_set(sc.quality_mapping).sessions)
+        return fit_quality_mapping(load_session_set(sc.quality_mapping).sessions, fps_exponent=builtin.fps_exponent)
     sessions, failures = load_sessions(resolve_path(sc.quality_mapping_path, cfg.base_dir))
     if failures:
         raise failures[0]
     try:
-        return fit_quality_mapping(sessions)
+        return fit_quality_mapping(sessions, fps_exponent=builtin.fps_exponent)
     except DeepQoEError as e:
         raise DeepQoEError(e.message, file=cfg.path, field="sessions.quality_mapping") from None
 
