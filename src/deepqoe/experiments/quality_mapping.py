@@ -105,8 +105,9 @@ def frame_rate_exponent(rows: list[dict], levels=(30.0, 50.0, 70.0, 85.0)) -> di
             "per_clip": {c: float(np.median(v)) for c, v in values.items()}, "n": len(every)}
 
 
-def _exponent(rows: list[dict]) -> float:
-    e = frame_rate_exponent(rows)["exponent"]
+def _exponent(rows: list[dict], measured: dict | None = None) -> float:
+    """The exponent the fits use: measured on ``rows`` (or given as ``measured``), 1 without pairs."""
+    e = (measured or frame_rate_exponent(rows))["exponent"]
     return 1.0 if e is None else e
 
 
@@ -251,9 +252,11 @@ def run(settings, out_dir: Path, log=print) -> tuple[str, dict]:
             log(f"[quality_mapping] {key} ...")
             res["compare"][key] = held_out(form, with_grid, W, rows, contents, folds)
     res["frame_rate_exponent"] = frame_rate_exponent(rows)
-    final = fit_quality_mapping(W + grid_rows(full_rate(rows)), form="ceiling", fps_exponent=_exponent(rows))
+    fitted_rows = full_rate(rows)
+    final = fit_quality_mapping(W + grid_rows(fitted_rows), form="ceiling",
+                                fps_exponent=_exponent(rows, res["frame_rate_exponent"]))
     res["mapping"] = final.state()
-    plot(full_rate(rows), final, Path(out_dir) / "quality_mapping.png")
+    plot(fitted_rows, final, Path(out_dir) / "quality_mapping.png")
     res["what_ifs"] = what_ifs(final)
     res["seconds"] = round(time.time() - t0, 1)
     res["grid_seconds"] = round(t_grid, 1)

@@ -79,6 +79,11 @@ def plan_grid(clips: dict[str, tuple[int, int, float]], heights, bitrates, codec
     return cells
 
 
+def _lower_rate(cell: Encode, ref_fps: float) -> bool:
+    """Is ``cell`` below its reference's frame rate (encoded from and measured against the reference at its rate)?"""
+    return cell.fps < ref_fps - 1e-3
+
+
 def rate_reference(ref: Path, fps: float) -> Path:
     """The reference ``ref`` at the lower frame rate ``fps`` (frames dropped, none blended), made once."""
     from deepqoe.features.video.full_reference import ffmpeg_exe
@@ -98,7 +103,7 @@ def measure(cell: Encode, ref: Path, ref_size: tuple[int, int, float], seconds: 
     from deepqoe.features.video.full_reference import DEFAULT_MODEL, _escape, ffmpeg_exe
 
     W, H, fps = ref_size
-    lower = cell.fps < fps - 1e-3
+    lower = _lower_rate(cell, fps)
     own_rate = ["own-rate reference"] if lower else []  # part of the key: cells measured before it differ
     settings = hashlib.sha256(json.dumps([ENCODERS[cell.codec], DEFAULT_MODEL, seconds] + own_rate)
                               .encode()).hexdigest()[:8]
@@ -149,6 +154,9 @@ def build_grid(files: list[Path], work: Path, seconds: float, jobs: int = 2, log
                       "-pix_fmt", "yuv420p", str(tmp)], f.name)
         refs[f.stem], sizes[f.stem] = ref, (info.width, info.height, round(float(info.fps), 3))
     cells = plan_grid(sizes, **plan)
+    # each lower-rate reference once, before the workers (which would otherwise race to make the same one)
+    for clip, fps in sorted({(c.clip, c.fps) for c in cells if _lower_rate(c, sizes[c.clip][2])}):
+        rate_reference(refs[clip], fps)
     log(f"encode grid: {len(cells)} encodes of {len(files)} clips ({seconds:g} s each) ...")
     done = [0]
 
