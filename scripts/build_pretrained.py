@@ -354,15 +354,17 @@ better (%GoB) and poor or worse (%PoW), and quantiles; measured against the SOS 
     if model is not None:
         what_if_md, cases = what_if_tables(model)
         cost8 = cases["no impairment"] - cases["one 8-s stall"]
+        wait8 = cases["no impairment"] - cases["startup 8 s"]
         short05 = cases["10-s VMAF 80, 0-s stall"] - cases["10-s VMAF 80, 0.5-s stall"]
         step = cases["10-s VMAF 80, 0-s stall"] - cases["10-s VMAF 60, 0-s stall"]
     what_ifs = "" if model is None else f"""
 ## What it says (generated sessions)
 
 {what_if_md}
-Read these as the model's, not viewers', sizes. Startup delay costs little: no training dataset identifies
-it (docs/results.md), and its part fades within seconds of playback. An 8-s stall costs {cost8:.2f} at
-VMAF 90 here. In a 10-s session one 0.5-s stall costs {short05:.2f} at VMAF 80, about as much as VMAF 60 -> 80
+Read these as the model's, not viewers', sizes. No training dataset identifies what a startup delay
+costs (docs/results.md), so the wait is priced by ITU-T P.1203.3's convention, not learned: it counts as a
+third of its length of stalling, as a share of the session's time ({wait8:.2f} for 8 s here, against
+{cost8:.2f} for an 8-s stall at VMAF 90). In a 10-s session one 0.5-s stall costs {short05:.2f} at VMAF 80, about as much as VMAF 60 -> 80
 ({step:.2f}): its rate is high and it is recent when the session ends; no dataset here has sessions under
 28 s, so how much viewers of short clips mind a stall is the model's extrapolation. In the data, sessions of the highest third of quality with more than 4 s of rebuffering
 score 0.76-0.98 below those without, depending on the dataset (docs/results.md, "What a stall costs, by
@@ -385,7 +387,9 @@ encode grid of real clips made by `deepqoe reproduce quality_mapping`; it rises 
 and at a low bitrate a lower resolution can beat a higher one, the crossover of a bitrate ladder; at UHD
 sizes it sits at too low a bitrate, see docs/results.md), an asymmetric quality memory (drops are
 followed faster than gains), and running penalties for stalls (rate, share of time, longest, recency),
-startup delay (its recency: it fades as the session plays) and representation switches. Each part goes
+startup delay (its recency: it fades as the session plays; besides it, the wait costs its share of the
+session's time counted at a third, ITU-T P.1203.3's weight of initial loading against stalling, fixed, not
+learned) and representation switches. Each part goes
 through its own projection g_i with non-negative weights. The quality part then goes through a fully
 connected layer with non-negative weights and the head to z; each impairment gives two penalties >= 0
 (0 without it): one subtracted from z, one that takes a share of the score above the floor. The score is

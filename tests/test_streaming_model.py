@@ -108,26 +108,70 @@ def test_rebuffering_guard_bounds_the_score_for_any_weights(model):
 
 
 def test_model_files_without_a_stall_guard_have_none(tmp_path):
-    """Files written before the rebuffering guard name no stall_guard: they load without one."""
+    """Files written before the rebuffering guard (the startup wait) name no stall_guard (startup_weight):
+    they load without one."""
     from deepqoe.persistence import load_model
 
-    m, sessions = _small_model(20, 4, epochs=5, stall_guard=None)
+    m, sessions = _small_model(20, 4, epochs=5, stall_guard=None, startup_weight=None)
     d = m.save(tmp_path / "old", extra={"name": "old"})
     meta = json.loads((d / "model.json").read_text())
-    assert meta["params"]["stall_guard"] is None
-    del meta["params"]["stall_guard"]
+    assert meta["params"]["stall_guard"] is None and meta["params"]["startup_weight"] is None
+    del meta["params"]["stall_guard"], meta["params"]["startup_weight"]
     (d / "model.json").write_text(json.dumps(meta))
     loaded = load_model(d)
     assert loaded.stall_guard is None and loaded.net_[0].guard_r0 is None
+    assert loaded.startup_weight is None and loaded.net_[0].startup_weight is None
     np.testing.assert_allclose(loaded.predict_sessions(sessions), m.predict_sessions(sessions), atol=1e-6)
     assert SessionQoEModel(fusion="logit").stall_guard is None
-    for bad in (0.0, 1.0, -0.2):
-        with pytest.raises(ValueError, match="stall_guard"):
-            _small_model(5, 3, epochs=1, stall_guard=bad)
-    meta["params"]["stall_guard"] = 2.0
-    (d / "model.json").write_text(json.dumps(meta))
-    with pytest.raises(DeepQoEError, match="stall_guard"):
-        load_model(d)
+    assert SessionQoEModel(fusion="logit").startup_weight is None
+    for key, bad in (("stall_guard", 0.0), ("stall_guard", 1.0), ("stall_guard", -0.2),
+                     ("startup_weight", 0.0), ("startup_weight", 1.5)):
+        with pytest.raises(ValueError, match=key):
+            _small_model(5, 3, epochs=1, **{key: bad})
+    for key, bad in (("stall_guard", 2.0), ("startup_weight", -1.0)):
+        bad_meta = json.loads(json.dumps(meta))
+        bad_meta["params"][key] = bad
+        (d / "model.json").write_text(json.dumps(bad_meta))
+        with pytest.raises(DeepQoEError, match=key):
+            load_model(d)
+
+
+def _with_startup(s, startup: float):
+    d = s.to_dict()
+    d["stalls"] = [st for st in d.get("stalls", []) if st["start"] > 1e-6]
+    if startup > 0:
+        d["stalls"].insert(0, {"start": 0.0, "duration": startup})
+    return Session.from_dict(d)
+
+
+def test_startup_wait_costs_its_time_share_for_any_weights():
+    """A wait before playback costs at least its share of the session's time, counted at a third (ITU-T
+    P.1203.3's weight of initial loading against stalling): the score above the floor is at most the same
+    session's without a startup times media / (media + startup / 3), for the trained weights and for random
+    ones. A model without the term (startup_weight=None) prices an 8-s wait near nothing."""
+    model, _ = _small_model(40, 8, epochs=20)
+    assert model.startup_weight == pytest.approx(1 / 3)
+    rng = np.random.default_rng(8)
+    base = random_sessions(20, rng, with_quality=True) + [_steady("s60", 90.0, []), _steady("s10", 90.0, [], n=5)]
+    waits = (0.5, 2.0, 8.0, 30.0)
+    trained = None
+    for trial in range(2):
+        if trial:
+            with torch.no_grad():
+                for p in model.net_.parameters():
+                    p.add_(torch.randn_like(p))
+        clean = model.predict_sessions([_with_startup(s, 0.0) for s in base])
+        media = np.array([s.media_duration for s in base])
+        for w in waits:
+            waited = model.predict_sessions([_with_startup(s, w) for s in base])
+            assert np.all(waited - 1 <= (clean - 1) * media / (media + w / 3) + 1e-6), w
+            if trial == 0 and w == 8.0:
+                trained = (clean[-2:], waited[-2:])
+    # the trained weights on steady VMAF-90 sessions: an 8-s wait costs at least 4 % (60 s) / 21 % (10 s) of
+    # the score above the floor, and so more in the shorter session
+    (c60, c10), (w60, w10) = trained
+    assert c60 - w60 >= (c60 - 1) * 0.04 - 1e-6 and c10 - w10 >= (c10 - 1) * 0.21 - 1e-6
+    assert c10 - w10 > c60 - w60
 
 
 def test_bitrate_never_lowers_quality_mapping():

@@ -12,6 +12,7 @@ import yaml
 
 from conftest import real_data
 from deepqoe.cli import main
+from deepqoe.errors import DeepQoEError
 from deepqoe.evaluation.metrics import srocc
 
 torch.set_num_threads(1)
@@ -226,6 +227,21 @@ def test_shipped_streaming_config_is_valid():
     assert [s.label for s in cfg.sessions.datasets] == ["p1203-open", "waterloo-sqoe-iv", "live-nflx"]
     assert cfg.sessions.continuous == ["live-nflx-continuous", "lfovia-qoe"]
     assert cfg.model_params() == {"random_state": 0}  # the recipe as it is
+
+
+def test_sessions_config_sets_or_turns_off_the_fixed_terms(tmp_path: Path):
+    """model.stall_guard / model.startup_weight: a number sets the term, false turns it off; a value out of
+    range is one error naming the field."""
+    from deepqoe.config import load_sessions_config
+
+    cfg = tmp_path / "c.yaml"
+    body = {"sessions": {"datasets": ["p1203-open"]}}
+    cfg.write_text(yaml.safe_dump({**body, "model": {"stall_guard": 0.4, "startup_weight": False}}))
+    assert load_sessions_config(cfg).model_params() == {"stall_guard": 0.4, "startup_weight": None, "random_state": 0}
+    for field, bad in (("stall_guard", 1.0), ("startup_weight", 0.0), ("startup_weight", True)):
+        cfg.write_text(yaml.safe_dump({**body, "model": {field: bad}}))
+        with pytest.raises(DeepQoEError, match=field):
+            load_sessions_config(cfg)
 
 
 def test_registered_datasets_by_name(tmp_path: Path, capsys):

@@ -409,6 +409,24 @@ class SessionModelOverrides(_Strict):
     #: sigmoid and as a share above the floor), multiplicative (the share only) or logit (all parts in one
     #: FC layer, the form of model files written before the other two)
     fusion: Literal["hybrid", "multiplicative", "logit"] | None = None
+    #: the rebuffering guard: the stall share of the wall time beyond which rebuffering takes at least its
+    #: share of the score (recipe: deepqoe.sessions.qoe_model.STALL_GUARD, 0.3); false turns it off
+    stall_guard: float | Literal[False] | None = None
+    #: what the wait before playback costs against stalling (recipe: STARTUP_WEIGHT, 1/3, ITU-T P.1203.3's
+    #: weight of initial loading); false turns it off
+    startup_weight: float | Literal[False] | None = None
+
+    @field_validator("stall_guard", "startup_weight", mode="before")
+    @classmethod
+    def _share(cls, v, info):
+        if v is None or v is False:
+            return v
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError("must be a number or false")
+        hi_ok = v < 1.0 if info.field_name == "stall_guard" else v <= 1.0
+        if not (v > 0.0 and hi_ok):
+            raise ValueError("must be in (0, 1)" if info.field_name == "stall_guard" else "must be in (0, 1]")
+        return float(v)
 
 
 class SessionTrainingOverrides(_Strict):
@@ -454,6 +472,7 @@ class SessionsExperimentConfig(_Strict):
         """The estimator parameters that differ from the recipe (``random_state`` from training.seed)."""
         over = {**self.model.model_dump(exclude_none=True),
                 **self.training.model_dump(exclude_none=True, exclude={"seed"})}
+        over = {k: None if v is False else v for k, v in over.items()}  # false: that term off
         return {**over, "random_state": self.training.seed}
 
 
