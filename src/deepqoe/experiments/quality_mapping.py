@@ -10,8 +10,9 @@ into a VMAF-like 0-100 quality. It is fitted on objective measurements only, nev
   resolution to bitrate, so they cannot say what a resolution is worth at a bitrate it was not paired with.
 * **An encode grid made here** from the real clips of ``DEEPQOE_DATA/clips`` (KoNViD-1k, LSVQ; 540p-720p)
   by :mod:`deepqoe.features.video.encode_ladder`: each clip's first seconds re-encoded with x264 and x265
-  at several heights x bitrates (the recipe says which; VP9 rows are possible and off, the recipe says
-  why), each measured with VMAF against the clip after upscaling (bicubic). This varies bitrate at a fixed
+  at several heights x bitrates (the recipe says which; VP9 cells are possible and off, the recipe says
+  why), each measured with VMAF against the clip after upscaling (bicubic), frames paired on the
+  reference's frame grid. This varies bitrate at a fixed
   resolution, codec and frame rate: the crossover of a bitrate ladder (at a low bitrate a lower resolution
   looks better once upscaled).
 * **Frame-rate pairs** of the same grid: each clip's H.264 encodes at half its frame rate, measured against

@@ -100,12 +100,14 @@ def measure(cell: Encode, ref: Path, ref_size: tuple[int, int, float], seconds: 
     """Encode ``cell`` from the reference, measure its bitrate and its VMAF against the reference (the
     encode scaled back to the reference's size). Below the reference's frame rate both the encode and the
     reference are at the cell's rate (:func:`rate_reference`): compression fidelity, judder not counted."""
-    from deepqoe.features.video.full_reference import DEFAULT_MODEL, _escape, ffmpeg_exe
+    from deepqoe.features.video.full_reference import DEFAULT_MODEL, _escape, ffmpeg_exe, frame_grid
 
     W, H, fps = ref_size
     lower = _lower_rate(cell, fps)
     own_rate = ["own-rate reference"] if lower else []  # part of the key: cells measured before it differ
-    settings = hashlib.sha256(json.dumps([ENCODERS[cell.codec], DEFAULT_MODEL, seconds] + own_rate)
+    # WebM cells measured before the frame grid were misaligned (its 1-ms time stamps); MP4 ones are unchanged
+    grid_key = ["frame grid"] if cell.codec == "vp9" else []
+    settings = hashlib.sha256(json.dumps([ENCODERS[cell.codec], DEFAULT_MODEL, seconds] + own_rate + grid_key)
                               .encode()).hexdigest()[:8]
     stem = f"{cell.clip}_{cell.codec}_{cell.height}_{cell.fps:g}_{cell.kbps}_{settings}"
     cache = work / f"{stem}.json"  # the key holds the encoder options, the VMAF model and the clip length
@@ -124,7 +126,7 @@ def measure(cell: Encode, ref: Path, ref_size: tuple[int, int, float], seconds: 
         # and its completeness checks of both files would triple the cost of these small encodes
         log = Path(tmp) / "vmaf.json"
         _run([ff, "-nostdin", "-v", "error", "-i", str(dist), "-i", str(ref), "-lavfi",
-              f"[0:v]scale={W}:{H}:flags=bicubic,setpts=PTS-STARTPTS[d];[1:v]setpts=PTS-STARTPTS[r];"
+              f"[0:v]scale={W}:{H}:flags=bicubic,{frame_grid(cell.fps)}[d];[1:v]{frame_grid(cell.fps)}[r];"
               f"[d][r]libvmaf=model={DEFAULT_MODEL}:n_threads=1:log_fmt=json:log_path={_escape(str(log))}",
               "-f", "null", "-"], stem)
         vmaf = float(json.loads(log.read_text())["pooled_metrics"]["vmaf"]["mean"])
