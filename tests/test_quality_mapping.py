@@ -161,6 +161,26 @@ def test_fit_takes_the_frame_rate_share_as_known():
     assert np.sqrt(np.mean((pred - test.quality) ** 2)) < 1.0
 
 
+def test_fit_with_a_held_shape_adds_only_the_new_codecs_offset():
+    """hold=: the shape and the held codecs' offsets come back exactly; the missing codec's offset is
+    recovered from its rows (even where its rows alone would pull the shape elsewhere)."""
+    truth = QualityMapping(bias=6.0, w_bpp=1.0, w_h=1.5, c_res=1.6, r0=3.5, frame_rate_term="p1203",
+                           codec_offset={"h264": 0.0, "hevc": 0.6, "vp9": 0.4})
+    rows = _synthetic_rows(truth, 3000, 4, 1.0)
+    shape = fit_quality_mapping(rows.subset(rows.codec != "vp9"))
+    assert "vp9" not in shape.codec_offset
+    held = fit_quality_mapping(rows, hold=shape)
+    for k in ("bias", "w_bpp", "w_h", "c_res", "r0", "median_log_bpp", "fps_exponent", "frame_rate_term"):
+        assert getattr(held, k) == getattr(shape, k), k
+    assert held.codec_offset["hevc"] == shape.codec_offset["hevc"] and held.codec_offset["h264"] == 0.0
+    assert held.codec_offset["vp9"] == pytest.approx(0.4, abs=0.1)
+    with pytest.raises(ValueError, match="hold"):
+        fit_quality_mapping(rows, form="additive", hold=shape)
+    with pytest.raises(ValueError, match="reference codec"):
+        fit_quality_mapping(rows, hold=QualityMapping(bias=6.0, w_bpp=1.0, w_h=1.5, c_res=1.6, r0=3.5,
+                                                      frame_rate_term="p1203", codec_offset={"hevc": 0.6}))
+
+
 def test_fit_needs_enough_rows_and_a_known_form():
     from deepqoe.errors import DeepQoEError
 

@@ -9,12 +9,10 @@ into a VMAF-like 0-100 quality. It is fitted on objective measurements only, nev
 * **Waterloo SQoE-IV's chunks** (per-chunk VMAF of H.264 / HEVC ladders, 180p-2160p). Their ladders tie
   resolution to bitrate, so they cannot say what a resolution is worth at a bitrate it was not paired with.
 * **An encode grid made here** from the real clips of ``DEEPQOE_DATA/clips`` (KoNViD-1k, LSVQ; 540p-720p)
-  by :mod:`deepqoe.features.video.encode_ladder`: each clip's first seconds re-encoded with x264 and x265
-  at several heights x bitrates (the recipe says which; VP9 cells are possible and off, the recipe says
-  why), each measured with VMAF against the clip after upscaling (bicubic), frames paired on the
-  reference's frame grid. This varies bitrate at a fixed
-  resolution, codec and frame rate: the crossover of a bitrate ladder (at a low bitrate a lower resolution
-  looks better once upscaled).
+  by :mod:`deepqoe.features.video.encode_ladder`: each clip's first seconds re-encoded with x264, x265 and
+  libvpx-vp9 at several heights x bitrates, each measured with VMAF against the clip after upscaling
+  (bicubic). This varies bitrate at a fixed resolution, codec and frame rate: the crossover of a bitrate
+  ladder. The shape is fitted on H.264 / HEVC; VP9 gives its offset alone (``hold=``, ``offset_only``).
 * **Frame-rate pairs** of the same grid: each clip's H.264 encodes at half its frame rate, measured against
   the clip at that rate. At equal VMAF, how much more bitrate the full rate needs gives the mapping's
   ``fps_exponent`` (:func:`frame_rate_exponent`: 1 would be bits per pixel per frame). These rows size the
@@ -169,6 +167,19 @@ def held_out(form: str, with_grid: bool, W, rows: list[dict], contents: np.ndarr
             "waterloo_srocc": srocc(W.quality, pw)}
 
 
+def offset_only(shape, W, fitted_rows: list[dict], offset_rows: list[dict], gamma: float) -> tuple:
+    """``shape`` with the offsets of the recipe's ``offset_only`` codecs fitted, the shape held; and those
+    offsets from all their cells and from each clip's alone (how much the clips agree)."""
+    from deepqoe.sessions.qoe_model import fit_quality_mapping
+
+    def fit(extra):
+        return fit_quality_mapping(W + grid_rows(fitted_rows + extra), form="ceiling", fps_exponent=gamma, hold=shape)
+    new = lambda m: {f: round(float(v), 4) for f, v in m.codec_offset.items() if f not in shape.codec_offset}  # noqa: E731
+    whole = fit(offset_rows)
+    per_clip = {c: new(fit([r for r in offset_rows if r["clip"] == c])) for c in sorted({r["clip"] for r in offset_rows})}
+    return whole, {"cells": len(offset_rows), "offset": new(whole), "per_clip": per_clip}
+
+
 def what_ifs(mapping) -> dict:
     """The mapping on a 2160p display: H.264 30 fps heights x bitrates, codecs at 1080p / 2 Mbps, 15 vs 30 fps."""
     out = {"h264_30fps": {f"{h}p": {f"{kb}": round(float(mapping(kb, h * 16 / 9, h, 30.0, "h264", 2160.0)), 1)
@@ -247,15 +258,20 @@ def run(settings, out_dir: Path, log=print) -> tuple[str, dict]:
                  "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU(s), "
                             f"{settings.jobs} worker(s)", "recipe": RECIPE, "n_grid": len(rows),
                  "n_waterloo_chunks": len(W), "clips": sorted({r["clip"] for r in rows}), "compare": {}}
+    only = set(RECIPE["grid"].get("offset_only", []))
+    shape_rows = [r for r in rows if r["codec"] not in only]   # what the shape is fitted and compared on
     for form in RECIPE["forms"]:
         for with_grid in (False, True):
             key = f"{form} / {'Waterloo + grid' if with_grid else 'Waterloo only'}"
             log(f"[quality_mapping] {key} ...")
-            res["compare"][key] = held_out(form, with_grid, W, rows, contents, folds)
-    res["frame_rate_exponent"] = frame_rate_exponent(rows)
-    fitted_rows = full_rate(rows)
-    final = fit_quality_mapping(W + grid_rows(fitted_rows), form="ceiling",
-                                fps_exponent=_exponent(rows, res["frame_rate_exponent"]))
+            res["compare"][key] = held_out(form, with_grid, W, shape_rows, contents, folds)
+    res["frame_rate_exponent"] = frame_rate_exponent(shape_rows)
+    gamma = _exponent(shape_rows, res["frame_rate_exponent"])
+    fitted_rows = full_rate(shape_rows)
+    final = fit_quality_mapping(W + grid_rows(fitted_rows), form="ceiling", fps_exponent=gamma)
+    offset_rows = [r for r in full_rate(rows) if r["codec"] in only]
+    if offset_rows:
+        final, res["offset_only"] = offset_only(final, W, fitted_rows, offset_rows, gamma)
     res["mapping"] = final.state()
     plot(fitted_rows, final, Path(out_dir) / "quality_mapping.png")
     res["what_ifs"] = what_ifs(final)
@@ -289,6 +305,9 @@ def markdown(res: dict) -> str:
               f"{2 ** fe['exponent']:.2f} x the bitrate for the same VMAF (per clip: "
               + ", ".join(f"{c} {v:.2f}" for c, v in fe["per_clip"].items()) + "); `fps_exponent` "
               f"{fe['exponent']:.2f}. The Waterloo + grid rows use it (held out: the clip's own pairs left out of it).", ""]
+    if res.get("offset_only"):
+        oo = res["offset_only"]
+        L += [f"Offsets fitted alone, the shape above held ({oo['cells']} cells): " + ", ".join(f"{f} {v:+.2f} logit" for f, v in oo["offset"].items()) + " (each clip's cells alone: " + "; ".join(f"{c} " + ", ".join(f"{v:+.2f}" for v in d.values()) for c, d in oo["per_clip"].items()) + "); the table scores the shape's codecs only.", ""]
     w = res["what_ifs"]
     L += ["What the shipped form (ceiling, Waterloo + grid) says on a 2160p display (H.264, 30 fps; kbps):", "",
           md_table(["height"] + [f"{kb} kbps" for kb in UHD_KBPS],

@@ -63,7 +63,7 @@ per-second (continuous-time) ratings where given. Model directories: ``model.saf
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -290,7 +290,7 @@ class MappingRows:
 
 
 def fit_quality_mapping(data, seed: int = 0, form: str = "ceiling", reference: str | None = None,
-                        fps_exponent: float = 1.0) -> QualityMapping:
+                        fps_exponent: float = 1.0, hold: QualityMapping | None = None) -> QualityMapping:
     """Fit :class:`QualityMapping` by least squares on ``data`` (:class:`MappingRows`, or sessions: their
     segments with a measured quality), the mean squared error of each source weighing the same. Each source
     has its own bias (its contents' difficulty: a clip of grass needs more bits than a talk show); the
@@ -299,13 +299,19 @@ def fit_quality_mapping(data, seed: int = 0, form: str = "ceiling", reference: s
     ``form``: "ceiling" (the mapping's form) or "additive" (the older form: the resolution and frame-rate
     terms inside the logit, no w_h bound; kept for the comparison of ``deepqoe reproduce quality_mapping``).
     ``fps_exponent`` is given, not fitted (:attr:`QualityMapping.fps_exponent`; measured apart from this fit,
-    on encodes of the same clips at two frame rates)."""
+    on encodes of the same clips at two frame rates).
+
+    ``hold`` (a ceiling mapping): keep its shape (bias, weights, ceiling) and its codec offsets, and fit only
+    the offsets of the codec families it lacks (and the sources' biases): a codec measured on a few clips
+    then gets its own offset without moving what every codec shares."""
     rows = data if isinstance(data, MappingRows) else MappingRows.from_sessions(data)
     if len(rows) < 20:
         raise DeepQoEError("fitting the quality mapping needs at least 20 segments with both a quality metric "
                            "and a bitrate")
     if form not in ("ceiling", "additive"):
         raise ValueError(f"unknown mapping form {form!r}")
+    if hold is not None and (form != "ceiling" or hold.frame_rate_term != "p1203" or hold.c_res <= 0):
+        raise ValueError("hold takes a ceiling mapping (with the P.1203 frame-rate term) and form='ceiling'")
     lbpp, res, lf, lh = QualityMapping(fps_exponent=fps_exponent)._inputs(
         rows.bitrate_kbps, rows.width, rows.height, rows.fps, rows.display_height)
     fam = np.array([codec_family(c) for c in rows.codec])
@@ -337,8 +343,11 @@ def fit_quality_mapping(data, seed: int = 0, form: str = "ceiling", reference: s
             return torch.sigmoid(z) * torch.sigmoid(b + a * res_) / torch.sigmoid(b) * kept
         return torch.sigmoid(z + a * res_ + b * lf_)
 
-    def fit(start):
+    def fit(start, free=None):
+        """Least squares from ``start``; ``free``: 1 for the parameters that move, 0 for the held ones."""
         p = start.clone().requires_grad_(True)
+        if free is not None:
+            p.register_hook(lambda g: g * free)
         opt = torch.optim.LBFGS([p], max_iter=1000, line_search_fn="strong_wolfe")
 
         def closure():
@@ -350,6 +359,24 @@ def fit_quality_mapping(data, seed: int = 0, form: str = "ceiling", reference: s
         opt.step(closure)
         with torch.no_grad():
             return float((weight * (predict(p) - y) ** 2).sum()), p.detach()
+
+    if hold is not None:  # one start at the held mapping; only the new codecs' offsets and source biases move
+        if str(families[0]) not in hold.codec_offset:
+            raise ValueError(f"hold has no offset for {families[0]!r}, the reference codec of these rows")
+        start = torch.zeros(5 + C.shape[1], dtype=torch.float64)
+        start[0], start[1] = hold.bias, math.log(math.expm1(hold.w_bpp))
+        share = min(max(hold.w_h / (2 * hold.w_bpp), 1e-9), 1 - 1e-9)
+        start[2], start[3], start[4] = math.log(share / (1 - share)), math.log(math.expm1(hold.c_res)), hold.r0
+        held = [str(c) in hold.codec_offset for c in families[1:]]
+        for k, c in enumerate(families[1:]):
+            if held[k]:
+                start[5 + k] = float(hold.codec_offset[str(c)]) - float(hold.codec_offset[str(families[0])])
+        free = torch.tensor([0.0] * 5 + [0.0 if h else 1.0 for h in held] + [1.0] * (C.shape[1] - len(held)),
+                            dtype=torch.float64)
+        _, v = fit(start, free)
+        new = {str(c): float(v[5 + k]) + float(hold.codec_offset[str(families[0])])
+               for k, c in enumerate(families[1:]) if not held[k]}
+        return replace(hold, codec_offset={**hold.codec_offset, **new})
 
     # a few starts (the product form has flat regions): the best fit wins
     gen = torch.Generator().manual_seed(seed)
