@@ -398,6 +398,12 @@ class SessionsDataConfig(_Strict):
         return None if self.quality_mapping in (BUILTIN, *dataset_names()) else self.quality_mapping
 
 
+#: how the streaming model's impairments lower the score (deepqoe.sessions.qoe_model.SessionQoENet; its
+#: ``FUSIONS`` are these names): hybrid (inside the sigmoid and as a share above the floor), multiplicative
+#: (the share only) or logit (all parts in one FC layer, the form of model files written before the other two)
+SessionFusion = Literal["hybrid", "multiplicative", "logit"]
+
+
 class SessionModelOverrides(_Strict):
     """Overrides of the recipe's network (``deepqoe.sessions.training.RECIPE``); unset = the recipe's."""
 
@@ -405,10 +411,7 @@ class SessionModelOverrides(_Strict):
     hidden: int | None = Field(default=None, ge=1, le=256)
     n_members: int | None = Field(default=None, ge=1, le=100)
     device_offsets: bool | None = None
-    #: how impairments lower the score (deepqoe.sessions.qoe_model.SessionQoENet): hybrid (inside the
-    #: sigmoid and as a share above the floor), multiplicative (the share only) or logit (all parts in one
-    #: FC layer, the form of model files written before the other two)
-    fusion: Literal["hybrid", "multiplicative", "logit"] | None = None
+    fusion: SessionFusion | None = None   # SessionFusion above
     #: the rebuffering guard: the stall share of the wall time beyond which rebuffering takes at least its
     #: share of the score (recipe: deepqoe.sessions.qoe_model.STALL_GUARD, 0.3); false turns it off
     stall_guard: float | Literal[False] | None = None

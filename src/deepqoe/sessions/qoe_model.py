@@ -63,6 +63,7 @@ per-second (continuous-time) ratings where given. Model directories: ``model.saf
 from __future__ import annotations
 
 import math
+import typing
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
@@ -72,6 +73,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from deepqoe.config import SessionFusion
 from deepqoe.errors import DeepQoEError
 
 MAX_STEPS = 4096          # media steps of the quality track (longer sessions use longer steps)
@@ -99,7 +101,7 @@ _STALL_SHARE_COLUMN = 1  # the stall share's column in the stalls' part
 #: ``SessionQoEModel(startup_weight=None)`` turns it off
 STARTUP_WEIGHT = 1.0 / 3.0
 IMPAIRMENTS = ("stalls", "startup", "switches")
-FUSIONS = ("hybrid", "multiplicative", "logit")
+FUSIONS = typing.get_args(SessionFusion)  # ("hybrid", "multiplicative", "logit"), named in deepqoe.config
 
 
 # ============================================================================ phase 1: quality mapping
