@@ -404,6 +404,21 @@ class SessionsDataConfig(_Strict):
 SessionFusion = Literal["hybrid", "multiplicative", "logit"]
 
 
+#: the streaming model's fixed terms and whether 1 is allowed: each lies in (0, 1) or (0, 1]; checked here for
+#: configs and by deepqoe.sessions.qoe_model.SessionQoENet for model files
+SESSION_TERM_CLOSE = {"stall_guard": ")", "startup_weight": "]"}
+
+
+def session_term_range(name: str) -> str:
+    """The allowed range of the fixed term ``name``, as written in messages: "(0, 1)" or "(0, 1]"."""
+    return f"(0, 1{SESSION_TERM_CLOSE[name]}"
+
+
+def session_term_ok(name: str, value: float) -> bool:
+    """Is ``value`` inside :func:`session_term_range` of ``name``?"""
+    return 0.0 < value < 1.0 or (value == 1.0 and SESSION_TERM_CLOSE[name] == "]")
+
+
 class SessionModelOverrides(_Strict):
     """Overrides of the recipe's network (``deepqoe.sessions.training.RECIPE``); unset = the recipe's."""
 
@@ -426,9 +441,8 @@ class SessionModelOverrides(_Strict):
             return v
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ValueError("must be a number or false")
-        hi_ok = v < 1.0 if info.field_name == "stall_guard" else v <= 1.0
-        if not (v > 0.0 and hi_ok):
-            raise ValueError("must be in (0, 1)" if info.field_name == "stall_guard" else "must be in (0, 1]")
+        if not session_term_ok(info.field_name, float(v)):
+            raise ValueError(f"must be in {session_term_range(info.field_name)}")
         return float(v)
 
 

@@ -267,9 +267,10 @@ def run(settings, out_dir: Path, log=print) -> tuple[str, dict]:
             res["compare"][key] = held_out(form, with_grid, W, shape_rows, contents, folds)
     res["frame_rate_exponent"] = frame_rate_exponent(shape_rows)
     gamma = _exponent(shape_rows, res["frame_rate_exponent"])
-    fitted_rows = full_rate(shape_rows)
+    full = full_rate(rows)
+    fitted_rows = [r for r in full if r["codec"] not in only]
     final = fit_quality_mapping(W + grid_rows(fitted_rows), form="ceiling", fps_exponent=gamma)
-    offset_rows = [r for r in full_rate(rows) if r["codec"] in only]
+    offset_rows = [r for r in full if r["codec"] in only]
     if offset_rows:
         final, res["offset_only"] = offset_only(final, W, fitted_rows, offset_rows, gamma)
     res["mapping"] = final.state()

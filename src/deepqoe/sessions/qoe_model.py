@@ -73,7 +73,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from deepqoe.config import SessionFusion
+from deepqoe.config import SessionFusion, session_term_ok, session_term_range
 from deepqoe.errors import DeepQoEError
 
 MAX_STEPS = 4096          # media steps of the quality track (longer sessions use longer steps)
@@ -597,12 +597,14 @@ class SessionQoENet(nn.Module):
         super().__init__()
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, not {fusion!r}")
-        if stall_guard is not None and (fusion == "logit" or not 0.0 < float(stall_guard) < 1.0):
-            raise ValueError("stall_guard must be a stall share in (0, 1), with the hybrid or multiplicative fusion, "
-                             f"or None; not {stall_guard!r} with {fusion!r}")
-        if startup_weight is not None and (fusion == "logit" or not 0.0 < float(startup_weight) <= 1.0):
-            raise ValueError("startup_weight must be in (0, 1] (the startup's weight against stalling), with the "
-                             f"hybrid or multiplicative fusion, or None; not {startup_weight!r} with {fusion!r}")
+        if stall_guard is not None and (fusion == "logit" or not session_term_ok("stall_guard", float(stall_guard))):
+            raise ValueError(f"stall_guard must be a stall share in {session_term_range('stall_guard')}, with the "
+                             f"hybrid or multiplicative fusion, or None; not {stall_guard!r} with {fusion!r}")
+        if startup_weight is not None and (fusion == "logit"
+                                           or not session_term_ok("startup_weight", float(startup_weight))):
+            raise ValueError(f"startup_weight must be in {session_term_range('startup_weight')} (the startup's weight "
+                             f"against stalling), with the hybrid or multiplicative fusion, or None; not "
+                             f"{startup_weight!r} with {fusion!r}")
         self.fusion = fusion
         self.startup_weight = None if startup_weight is None else float(startup_weight)
         # the guard's stretch at the guard share: r0 = log(1 + s / m) where s / (s + m) = stall_guard

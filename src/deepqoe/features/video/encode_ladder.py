@@ -124,9 +124,9 @@ def measure(cell: Encode, ref: Path, ref_size: tuple[int, int, float], seconds: 
         kbps = dist.stat().st_size * 8 / 1000.0 / seconds
         # VMAF only (libvmaf's default model, as the full-reference extractor): the extractor's PSNR / SSIM
         # and its completeness checks of both files would triple the cost of these small encodes
-        log = Path(tmp) / "vmaf.json"
+        log, grid = Path(tmp) / "vmaf.json", frame_grid(cell.fps)
         _run([ff, "-nostdin", "-v", "error", "-i", str(dist), "-i", str(ref), "-lavfi",
-              f"[0:v]scale={W}:{H}:flags=bicubic,{frame_grid(cell.fps)}[d];[1:v]{frame_grid(cell.fps)}[r];"
+              f"[0:v]scale={W}:{H}:flags=bicubic,{grid}[d];[1:v]{grid}[r];"
               f"[d][r]libvmaf=model={DEFAULT_MODEL}:n_threads=1:log_fmt=json:log_path={_escape(str(log))}",
               "-f", "null", "-"], stem)
         vmaf = float(json.loads(log.read_text())["pooled_metrics"]["vmaf"]["mean"])
