@@ -136,3 +136,62 @@ def test_csv_session_ids_stay_text(tmp_path):
     assert [s.id for s in sessions] == ["001", "010"]
     assert sessions[0].content == "0042" and sessions[1].content == "7"
     assert sessions[0].mos == 4.1 and np.allclose(sessions[0].stall_duration, [0.5])
+
+
+def _lab(root: Path, n: int = 6) -> Path:
+    """A Waterloo-layout folder of ``n`` sessions (two contents), MOS 0-100 rising with the VMAF."""
+    logs = {f"{i:03d}.csv": _log(seed=10 + i, vmaf=np.full(5, 20.0 + 12 * i)) for i in range(n)}
+    data = pd.DataFrame({"streaming_log": list(logs), "mos": [25.0 + 10 * i for i in range(n)],
+                         "content": ["alpha" if i % 2 else "beta" for i in range(n)],
+                         "encoding_profile": ["H264"] * n, "device": ["hdtv"] * n})
+    return _folder(root, data, logs)
+
+
+def test_load_sessions_reads_the_waterloo_layout(tmp_path):
+    folder = _lab(tmp_path / "lab")
+    ref = load_waterloo_folder(folder)
+    for path in (folder, folder / "data.csv"):  # the folder, or its data.csv
+        sessions, failures = load_sessions(path)
+        assert not failures
+        assert [s.to_dict() for s in sessions] == [s.to_dict() for s in ref.sessions]
+    assert sessions[0].id == "000" and sessions[0].mos_scale == "0-100" and sessions[0].codec[0] == "h264"
+    # a bad log fails its own session only; the others are read
+    log = pd.read_csv(folder / "streaming_logs" / "002.csv", dtype=str)
+    log.loc[3, "chunk_duration"] = "x"
+    log.to_csv(folder / "streaming_logs" / "002.csv", index=False)
+    (folder / "streaming_logs" / "004.csv").unlink()
+    sessions, failures = load_sessions(folder)
+    assert [s.id for s in sessions] == ["000", "001", "003", "005"]
+    assert len(failures) == 2 and failures[0].file.endswith("002.csv") and failures[0].column == "chunk_duration"
+    assert failures[0].row == 4 and "004.csv" in failures[1].file
+
+
+def test_waterloo_layout_with_scores_off_the_0_100_scale_reads_them_as_z(tmp_path):
+    folder = _lab(tmp_path / "z")
+    data = pd.read_csv(folder / "data.csv")
+    data["mos"] = np.linspace(-1.5, 1.5, len(data))
+    data.to_csv(folder / "data.csv", index=False)
+    sessions, failures = load_sessions(folder)
+    assert not failures and {s.mos_scale for s in sessions} == {"z"}
+
+
+def test_predict_and_train_on_a_waterloo_folder(tmp_path, capsys):
+    import json
+
+    import yaml
+
+    from deepqoe.cli import main
+
+    folder = _lab(tmp_path / "lab", n=8)
+    out = tmp_path / "scores.csv"
+    assert main(["predict", "streaming", str(folder), "--out", str(out)]) == 0
+    got = pd.read_csv(out, dtype={"id": str})
+    assert got["id"].tolist() == [f"{i:03d}" for i in range(8)]
+    assert got["score"].is_monotonic_increasing  # the VMAF rises from session to session, nothing else differs much
+    capsys.readouterr()
+    cfg = tmp_path / "lab.yaml"
+    cfg.write_text(yaml.safe_dump({"sessions": {"datasets": [{"path": "lab"}]}, "model": {"n_members": 1},
+                                   "training": {"epochs": 5}, "evaluation": {"protocol": "none"}}))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "m")]) == 0
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert metrics["datasets"] == {"lab": 8}

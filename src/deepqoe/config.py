@@ -321,7 +321,7 @@ def _registered(name: str, kind: str) -> str:
 
 class SessionSource(_Strict):
     """Rated sessions: a registered ``dataset`` (by name), or a ``path`` to a session JSON / CSV / P.1203
-    JSON file or a folder of those, whose sessions carry ``mos`` (on their ``mos_scale``, or on ``scale``,
+    JSON file, a folder of those or a folder in the Waterloo SQoE layout, whose sessions carry ``mos`` (on their ``mos_scale``, or on ``scale``,
     which overrides it). In YAML a bare string is a registered dataset's name."""
 
     dataset: str | None = None

@@ -38,10 +38,87 @@ def _first_true(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
+def waterloo_layout(path: str | os.PathLike) -> Path | None:
+    """The folder, when ``path`` is a folder in the Waterloo SQoE layout (``data.csv`` and
+    ``streaming_logs/``) or that folder's ``data.csv``; else None."""
+    p = Path(path)
+    if p.is_file() and p.name.lower() == "data.csv":
+        p = p.parent
+    return p if p.is_dir() and (p / "data.csv").is_file() and (p / "streaming_logs").is_dir() else None
+
+
+def _read_data_csv(base: Path) -> tuple[pd.DataFrame, Path, np.ndarray]:
+    """``data.csv`` (text columns kept as text) and its ``mos`` (NaN without the column)."""
+    from deepqoe.io import read_table
+
+    data_file = need(base / "data.csv")
+    data = read_table(data_file, dtype=_TEXT)
+    if "streaming_log" not in data.columns:
+        raise DeepQoEError("missing the column 'streaming_log' (the log file of each session)",
+                           file=str(data_file), column="streaming_log")
+    if "mos" not in data.columns:
+        return data, data_file, np.full(len(data), np.nan)
+    mos = pd.to_numeric(data["mos"], errors="coerce").to_numpy(float)
+    bad = ~np.isfinite(mos)
+    if bad.any():
+        raise DeepQoEError(f"expected a number, got {data['mos'].iloc[_first_true(bad)]!r}",
+                           file=str(data_file), column="mos", row=_first_true(bad) + 1)
+    return data, data_file, mos
+
+
+def _layout_session(base: Path, r: dict, mos: float, *, name: str, mos_scale: str,
+                    chunk_duration: float | None) -> tuple[Session, dict]:
+    """One ``data.csv`` row and its log: the session and its ``meta`` row."""
+    from deepqoe.io import read_table
+
+    log_name = str(r["streaming_log"]).strip()
+    if not log_name.lower().endswith(".csv"):
+        log_name += ".csv"
+    f = need(base / "streaming_logs" / log_name)
+    log = read_table(f)
+    dur = _log_column(log, "chunk_duration", f)
+    if dur is None:
+        if chunk_duration is None:
+            raise DeepQoEError("missing the column 'chunk_duration' (give chunk_duration= for logs "
+                               "without it)", file=str(f), column="chunk_duration")
+        dur = np.full(len(log), float(chunk_duration))
+    reb = _log_column(log, "rebuffering_duration", f)
+    if reb is None:
+        raise DeepQoEError("missing the column 'rebuffering_duration' (the stall before each chunk)",
+                           file=str(f), column="rebuffering_duration")
+    start = np.concatenate([[0.0], np.cumsum(dur)[:-1]])
+    stall = reb > 0
+    vmaf = _log_column(log, "vmaf", f)
+    codec = r.get("encoding_profile")
+    device = r.get("device")
+    device = str(device) if isinstance(device, str) else "unknown"
+    content = r.get("content") if isinstance(r.get("content"), str) else None
+    ctx = {"display_height": _DISPLAY[device], "device_model": device} if device in _DISPLAY else {}
+    session = Session.from_arrays(
+        log_name[:-4], start, dur, bitrate_kbps=_log_column(log, "video_bitrate", f),
+        width=_log_column(log, "width", f), height=_log_column(log, "height", f),
+        fps=_log_column(log, "framerate", f), quality=None if vmaf is None else np.clip(vmaf, 0, 100),
+        codec=codec.strip().lower() if isinstance(codec, str) else None,
+        stall_start=start[stall], stall_duration=reb[stall], device=device, context=ctx, content=content,
+        representation=_log_column(log, "representation_index", f),
+        mos=None if np.isnan(mos) else float(mos), mos_scale=None if np.isnan(mos) else mos_scale,
+        dataset=name, file=str(f))
+    row = {"session_id": session.id, "streaming_log": log_name}
+    for c in WATERLOO_META_COLUMNS:
+        if c in r:
+            row[c] = int(r[c]) if c == "trace" and pd.notna(r[c]) else r[c]
+    w = dur / dur.sum()
+    for col, out in WATERLOO_POOLED.items():
+        v = _log_column(log, col, f)
+        if v is not None:
+            row[out] = float((v * w).sum())
+    return session, row
+
+
 def load_waterloo_folder(folder: str | os.PathLike, *, name: str | None = None, mos_scale: str = "0-100",
                          chunk_duration: float | None = None) -> StreamingDataset:
     """A folder in the Waterloo SQoE layout: ``data.csv`` (one row per session: ``streaming_log``,
-    ``mos``) and one per-chunk log per session in ``streaming_logs/``.
+    ``mos``) and one per-chunk log per session in ``streaming_logs/``; the first problem raises.
 
     Logs: ``rebuffering_duration`` of chunk i is a stall just before chunk i (chunk 0: the initial
     loading); ``chunk_duration`` (or the ``chunk_duration`` given); optional ``video_bitrate`` (kbps),
@@ -57,21 +134,7 @@ def load_waterloo_folder(folder: str | os.PathLike, *, name: str | None = None, 
     """
     base = Path(folder)
     name = name or base.name
-    data_file = need(base / "data.csv")
-    from deepqoe.io import read_table
-
-    data = read_table(data_file, dtype=_TEXT)
-    if "streaming_log" not in data.columns:
-        raise DeepQoEError("missing the column 'streaming_log' (the log file of each session)",
-                           file=str(data_file), column="streaming_log")
-    if "mos" in data.columns:
-        mos_all = pd.to_numeric(data["mos"], errors="coerce").to_numpy(float)
-        bad = ~np.isfinite(mos_all)
-        if bad.any():
-            raise DeepQoEError(f"expected a number, got {data['mos'].iloc[_first_true(bad)]!r}",
-                               file=str(data_file), column="mos", row=_first_true(bad) + 1)
-    else:
-        mos_all = np.full(len(data), np.nan)
+    data, data_file, mos_all = _read_data_csv(base)
     ratings = None
     if "individual_scores" in data.columns:
         from deepqoe.distribution import RatingScale, parse_ratings
@@ -79,53 +142,31 @@ def load_waterloo_folder(folder: str | os.PathLike, *, name: str | None = None, 
         rs = RatingScale(mos_scale)
         ratings = [parse_ratings(v, rs, file=str(data_file), column="individual_scores", row=i + 1)
                    for i, v in enumerate(data["individual_scores"].tolist())]
-    sessions, rows = [], []
+    pairs = [_layout_session(base, r, mos_all[i], name=name, mos_scale=mos_scale, chunk_duration=chunk_duration)
+             for i, r in enumerate(data.to_dict("records"))]
+    return StreamingDataset(name, [s for s, _ in pairs], mos_all, mos_scale, pd.DataFrame([r for _, r in pairs]),
+                            ratings, mos_scale if ratings is not None else None)
+
+
+def waterloo_layout_sessions(folder: str | os.PathLike, *, chunk_duration: float | None = None
+                             ) -> tuple[list[Session], list[DeepQoEError]]:
+    """The sessions of a Waterloo-layout folder for :func:`deepqoe.sessions.readers.load_sessions`: a bad
+    log is a failure of its session (the others are read), a bad ``data.csv`` raises.
+
+    ``mos`` is on the family's 0-100 scale; when some ``mos`` fall outside 0-100 (z-scored releases) they
+    are read as ``z`` (through these scores' own mean and SD). A training config's ``scale:`` overrides it."""
+    base = Path(folder)
+    data, _, mos = _read_data_csv(base)
+    known = mos[np.isfinite(mos)]
+    scale = "0-100" if ((known >= 0) & (known <= 100)).all() else "z"
+    sessions, failures = [], []
     for i, r in enumerate(data.to_dict("records")):
-        log_name = str(r["streaming_log"]).strip()
-        if not log_name.lower().endswith(".csv"):
-            log_name += ".csv"
-        f = need(base / "streaming_logs" / log_name)
-        log = read_table(f)
-        dur = _log_column(log, "chunk_duration", f)
-        if dur is None:
-            if chunk_duration is None:
-                raise DeepQoEError("missing the column 'chunk_duration' (give chunk_duration= for logs "
-                                   "without it)", file=str(f), column="chunk_duration")
-            dur = np.full(len(log), float(chunk_duration))
-        reb = _log_column(log, "rebuffering_duration", f)
-        if reb is None:
-            raise DeepQoEError("missing the column 'rebuffering_duration' (the stall before each chunk)",
-                               file=str(f), column="rebuffering_duration")
-        start = np.concatenate([[0.0], np.cumsum(dur)[:-1]])
-        stall = reb > 0
-        vmaf = _log_column(log, "vmaf", f)
-        codec = r.get("encoding_profile")
-        device = r.get("device")
-        device = str(device) if isinstance(device, str) else "unknown"
-        content = r.get("content") if isinstance(r.get("content"), str) else None
-        ctx = {"display_height": _DISPLAY[device], "device_model": device} if device in _DISPLAY else {}
-        sid = log_name[:-4]
-        mos = None if np.isnan(mos_all[i]) else float(mos_all[i])
-        sessions.append(Session.from_arrays(
-            sid, start, dur, bitrate_kbps=_log_column(log, "video_bitrate", f), width=_log_column(log, "width", f),
-            height=_log_column(log, "height", f), fps=_log_column(log, "framerate", f),
-            quality=None if vmaf is None else np.clip(vmaf, 0, 100),
-            codec=codec.strip().lower() if isinstance(codec, str) else None,
-            stall_start=start[stall], stall_duration=reb[stall], device=device, context=ctx, content=content,
-            representation=_log_column(log, "representation_index", f), mos=mos,
-            mos_scale=mos_scale if mos is not None else None, dataset=name, file=str(f)))
-        row = {"session_id": sid, "streaming_log": log_name}
-        for c in WATERLOO_META_COLUMNS:
-            if c in data.columns:
-                row[c] = int(r[c]) if c == "trace" and pd.notna(r[c]) else r[c]
-        w = dur / dur.sum()
-        for col, out in WATERLOO_POOLED.items():
-            v = _log_column(log, col, f)
-            if v is not None:
-                row[out] = float((v * w).sum())
-        rows.append(row)
-    return StreamingDataset(name, sessions, mos_all, mos_scale, pd.DataFrame(rows), ratings,
-                            mos_scale if ratings is not None else None)
+        try:
+            sessions.append(_layout_session(base, r, mos[i], name=base.name, mos_scale=scale,
+                                            chunk_duration=chunk_duration)[0])
+        except DeepQoEError as e:
+            failures.append(e)
+    return sessions, failures
 
 
 def load_waterloo_sqoe_iv(root=None) -> StreamingDataset:

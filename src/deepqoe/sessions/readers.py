@@ -1,7 +1,8 @@
 """Readers of user input: session JSON, ITU-T P.1203 input JSON, flat CSV; and the dataset type.
 
 * :func:`load_sessions` (what ``deepqoe predict`` calls) accepts a session JSON (one session, a list,
-  or ``{"sessions": [...]}``), a P.1203 input JSON, a CSV of sessions, or a folder of those. A bad
+  or ``{"sessions": [...]}``), a P.1203 input JSON, a CSV of sessions, or a folder of those (or a folder
+  in the Waterloo SQoE layout, read by :mod:`deepqoe.datasets.waterloo_sqoe`). A bad
   session does not stop the batch: it is skipped and reported in ``failures`` (DeepQoEError naming
   the file, session and field).
 * A streaming dataset (sessions + MOS + per-session metadata) is a :class:`StreamingDataset`; the
@@ -202,7 +203,9 @@ def sessions_from_frame(df: pd.DataFrame, file: str | None = None, first_row: in
 
 
 def load_sessions(path: str | os.PathLike) -> tuple[list[Session], list[DeepQoEError]]:
-    """Sessions from a session JSON, a P.1203 input JSON, a CSV of sessions or a folder of those.
+    """Sessions from a session JSON, a P.1203 input JSON, a CSV of sessions, a folder of those, or a folder
+    in the Waterloo SQoE layout (``data.csv`` + ``streaming_logs/``, also given as its ``data.csv``:
+    :func:`deepqoe.datasets.waterloo_sqoe.waterloo_layout_sessions`).
 
     Returns ``(sessions, failures)``; each failure is a DeepQoEError naming the file, the session and
     the field. Raises only when nothing can be read at all (missing path, empty folder).
@@ -210,6 +213,11 @@ def load_sessions(path: str | os.PathLike) -> tuple[list[Session], list[DeepQoEE
     p = Path(path)
     if not p.exists():
         raise DeepQoEError("file or folder not found", file=str(p))
+    from deepqoe.datasets.waterloo_sqoe import waterloo_layout, waterloo_layout_sessions
+
+    layout = waterloo_layout(p)
+    if layout is not None:
+        return waterloo_layout_sessions(layout)
     files = (sorted(f for f in p.iterdir() if f.suffix.lower() in (".json", ".csv") and f.is_file())
              if p.is_dir() else [p])
     if p.is_dir() and not files:
