@@ -391,10 +391,11 @@ startup delay (its recency: it fades as the session plays; besides it, the wait 
 session's time counted at a third, ITU-T P.1203.3's weight of initial loading against stalling, fixed, not
 learned) and representation switches. Each part goes
 through its own projection g_i with non-negative weights. The quality part then goes through a fully
-connected layer with non-negative weights and the head to z; each impairment gives two penalties >= 0
-(0 without it): one subtracted from z, one that takes a share of the score above the floor. The score is
-`1 + 4 * sigmoid(z - sum L_i) * exp(-sum M_i)` (the hybrid fusion), so a stall can cost more in a good
-session than in a poor one, as viewers' scores show. A rebuffering guard holds beyond the stall times of
+connected layer with non-negative weights and the head to z; startup and switches each give two penalties
+>= 0 (0 without them): one subtracted from z, one that takes a share of the score above the floor; stalls
+give the share only. The score is `1 + 4 * sigmoid(z - sum L_i) * exp(-sum M_i)` (the hybrid fusion with
+`stall_penalty: share`), so the same stall costs more in a better session than in a poorer one, whatever
+the weights, as viewers' scores show. A rebuffering guard holds beyond the stall times of
 the training data: past a stall share of 0.3 of the wall time, the score above the floor is at most the
 no-rebuffering score's times (1 - share) / 0.7, so rebuffering that outlasts the playback brings a session
 near 1. So, by construction: every score is inside 1-5; more or longer stalls, a longer

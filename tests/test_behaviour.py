@@ -78,6 +78,17 @@ class LowFrameRatesScoreHigher(RunningMeanQoE):
         return min(score + bonus, 5.0), np.minimum(curve + bonus, 5.0), step
 
 
+class StallCostShrinksAtTheTop(RunningMeanQoE):
+    """Monotone in every input, but wrong on sizes: one logistic of quality minus stalls (the form whose
+    sigmoid shrinks a stall's cost near the top of the scale)."""
+
+    def _score(self, s):
+        _, curve, step = super()._score(s)
+        q = np.where(np.isfinite(s.quality), s.quality, 100 * s.bitrate_kbps / (s.bitrate_kbps + 1500))
+        z = 0.08 * (float(np.average(q, weights=s.seg_duration)) - 50) - 0.15 * float(s.stall_total)
+        return 1 + 4 / (1 + np.exp(-z)), curve, step
+
+
 class OutOfScale(RunningMeanQoE):
     """Wrong: monotone, but half a point above the 1-5 scale's range at the top."""
 
@@ -121,6 +132,15 @@ def test_monotone_toy_model_violates_nothing():
     assert report["quality_higher"].checked + report["bitrate_higher"].checked == N
     assert report["frame_rate_lower"].checked == report["bitrate_higher"].checked
     assert report["repeat_steady"].worst < 1e-9   # a running mean is exactly invariant
+
+
+def test_a_stall_cost_that_shrinks_with_quality_is_caught():
+    report = check_model(StallCostShrinksAtTheTop(), n_sessions=N, seed=3)
+    assert not report.ok
+    r = report["stall_cost_quality"]
+    assert r.checked > 0 and r.violated > 0 and r.worst > 1e-3
+    for name in MONOTONE:  # monotone everywhere: only the sizes are wrong
+        assert report[name].violated == 0, name
 
 
 def test_stalls_that_raise_the_score_are_caught():

@@ -231,14 +231,17 @@ def test_shipped_streaming_config_is_valid():
 
 def test_sessions_config_sets_or_turns_off_the_fixed_terms(tmp_path: Path):
     """model.stall_guard / model.startup_weight: a number sets the term, false turns it off; a value out of
-    range is one error naming the field."""
+    range is one error naming the field; model.stall_penalty picks how stalls are priced (share / both)."""
     from deepqoe.config import load_sessions_config
 
     cfg = tmp_path / "c.yaml"
     body = {"sessions": {"datasets": ["p1203-open"]}}
     cfg.write_text(yaml.safe_dump({**body, "model": {"stall_guard": 0.4, "startup_weight": False}}))
     assert load_sessions_config(cfg).model_params() == {"stall_guard": 0.4, "startup_weight": None, "random_state": 0}
-    for field, bad in (("stall_guard", 1.0), ("startup_weight", 0.0), ("startup_weight", True)):
+    cfg.write_text(yaml.safe_dump({**body, "model": {"stall_penalty": "both"}}))
+    assert load_sessions_config(cfg).model_params() == {"stall_penalty": "both", "random_state": 0}
+    for field, bad in (("stall_guard", 1.0), ("startup_weight", 0.0), ("startup_weight", True),
+                       ("stall_penalty", "logit")):
         cfg.write_text(yaml.safe_dump({**body, "model": {field: bad}}))
         with pytest.raises(DeepQoEError, match=field):
             load_sessions_config(cfg)

@@ -402,6 +402,10 @@ class SessionsDataConfig(_Strict):
 #: ``FUSIONS`` are these names): hybrid (inside the sigmoid and as a share above the floor), multiplicative
 #: (the share only) or logit (all parts in one FC layer, the form of model files written before the other two)
 SessionFusion = Literal["hybrid", "multiplicative", "logit"]
+#: how the hybrid fusion prices stalls: ``share`` (a share of the score above the floor only, so a stall costs
+#: more in a better session; the recipe's) or ``both`` (also inside the sigmoid, the form of hybrid model files
+#: written before the choice)
+SessionStallPenalty = Literal["share", "both"]
 
 
 #: the streaming model's fixed terms and whether 1 is allowed: each lies in (0, 1) or (0, 1]; checked here for
@@ -427,6 +431,7 @@ class SessionModelOverrides(_Strict):
     n_members: int | None = Field(default=None, ge=1, le=100)
     device_offsets: bool | None = None
     fusion: SessionFusion | None = None   # SessionFusion above
+    stall_penalty: SessionStallPenalty | None = None   # SessionStallPenalty above
     #: the rebuffering guard: the stall share of the wall time beyond which rebuffering takes at least its
     #: share of the score (recipe: deepqoe.sessions.qoe_model.STALL_GUARD, 0.3); false turns it off
     stall_guard: float | Literal[False] | None = None

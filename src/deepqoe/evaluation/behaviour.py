@@ -20,6 +20,9 @@ relation                  what must hold
                           rung (height, width and bitrate), their ``quality`` unchanged: more switches,
                           the same quality, so the score does not rise
 ``quality_higher``        a higher ``quality`` on some segments does not lower the score
+``stall_cost_quality``    (the same sessions) the stall of ``stall_added`` costs at least as much in the
+                          session with the higher ``quality`` (viewers' stall costs rise with the quality
+                          they interrupt; a model that shrinks a stall near the top of its scale fails)
 ``bitrate_higher``        (sessions without ``quality``) the segments of one rung get a 10-100 % higher
                           bitrate, at the same resolution, frame rate and codec: the score does not drop
 ``frame_rate_lower``      (the same sessions) rated at 24 fps and at 8-20 fps, at the same bitrate,
@@ -109,6 +112,7 @@ RELATIONS = (
     ("startup_longer", "a longer startup delay does not raise the score"),
     ("more_switches", "more switches at the same quality do not raise the score"),
     ("quality_higher", "higher segment quality does not lower the score"),
+    ("stall_cost_quality", "a stall costs no less in a better session"),
     ("bitrate_higher", "higher bitrate (same resolution, fps, codec) does not lower the score"),
     ("frame_rate_lower", "a frame rate below 24 fps (same bitrate, resolution, codec) does not beat 24 fps"),
     ("curve_stall_dip", "the curve dips during a stall"),
@@ -350,14 +354,17 @@ def _with_stall(s: Session, tag: str, start: float, duration: float) -> Session:
     return _variant(s, tag, stall_start=ss[o], stall_duration=sd[o])
 
 
-def _perturb(rng: np.random.Generator, c: _Case) -> list[tuple[str, Session, Session]]:
+def _perturb(rng: np.random.Generator, c: _Case) -> tuple[list[tuple[str, Session, Session]], list[tuple]]:
     """(relation, session, perturbed session) for one random session (the session is the random one, or a
-    variant of it that the relation compares against)."""
-    s, out = c.session, []
+    variant of it that the relation compares against); and the ``stall_cost_quality`` quadruple (session,
+    with the added stall, with higher quality, with both), when the session has both perturbations."""
+    s, out, quads = c.session, [], []
     media = s.media_duration
     pos = round(float(rng.uniform(min(0.5, media / 2), media)), 3)
+    added = None
     if not np.any(np.abs(s.stall_start - pos) < 1e-3):
-        out.append(("stall_added", s, _with_stall(s, "stall", pos, round(float(rng.uniform(0.5, 20)), 3))))
+        added = (pos, round(float(rng.uniform(0.5, 20)), 3))
+        out.append(("stall_added", s, _with_stall(s, "stall", *added)))
     mid = np.flatnonzero(s.stall_start > 0)
     if len(mid):
         sd = s.stall_duration.copy()
@@ -381,7 +388,10 @@ def _perturb(rng: np.random.Generator, c: _Case) -> list[tuple[str, Session, Ses
             pick[rng.choice(np.flatnonzero(q < 100))] = True
         if pick.any():
             q[pick] = np.minimum(100.0, np.round(q[pick] + rng.uniform(1, 25, int(pick.sum())), 2))
-            out.append(("quality_higher", s, _variant(s, "quality", quality=q)))
+            better = _variant(s, "quality", quality=q)
+            out.append(("quality_higher", s, better))
+            if added is not None:
+                quads.append((s, out[0][2], better, _with_stall(better, "stall", *added)))
     else:
         r = rng.choice(np.unique(c.rung))
         br = s.bitrate_kbps.copy()
@@ -389,7 +399,7 @@ def _perturb(rng: np.random.Generator, c: _Case) -> list[tuple[str, Session, Ses
         out.append(("bitrate_higher", s, _variant(s, "bitrate", bitrate_kbps=br)))
         out.append(("frame_rate_lower", _variant(s, "fps24", fps=FPS_FULL),
                     _variant(s, "fps", fps=float(rng.choice(LOW_FRAME_RATES)))))
-    return out
+    return out, quads
 
 
 def _more_switches(rng: np.random.Generator, c: _Case) -> Session | None:
@@ -574,12 +584,17 @@ def check_model(predictor, n_sessions: int = 1000, seed: int = 0, *, model: str 
 
     say(f"generating {n_sessions} random sessions and their perturbations")
     cases = [_random_case(rng, f"r{i:05d}") for i in range(n_sessions)]
-    pairs = [t for c in cases for t in _perturb(rng, c)]
+    pairs, quads = [], []
+    for c in cases:
+        p, q = _perturb(rng, c)
+        pairs += p
+        quads += q
     dips, repeats = _steady_cases(rng, max(10, n_sessions // 10))
 
     random_ids = {c.session.id for c in cases}
     bases = [o for _, o, _ in pairs if o.id not in random_ids]  # variants that a relation compares against
-    ordinary = ([c.session for c in cases] + bases + [p for _, _, p in pairs] + [d[0] for d in dips]
+    ordinary = ([c.session for c in cases] + bases + [p for _, _, p in pairs] + [q[3] for q in quads]
+                + [d[0] for d in dips]
                 + [s for s, _, k in repeats if k == REPEATS[0]] + [r for _, r, _ in repeats])
     say(f"predicting {len(ordinary)} sessions")
     rows, failures = _predict(predictor, ordinary)
@@ -593,6 +608,13 @@ def check_model(predictor, n_sessions: int = 1000, seed: int = 0, *, model: str 
         up = rel in ("quality_higher", "bitrate_higher")
         wrong = (a["score"] - b["score"]) if up else (b["score"] - a["score"])
         res[rel].add(wrong, f"{pert.id}: {a['score']:.4f} -> {b['score']:.4f}", TOL)
+    for quad in quads:
+        sc = [rows.get(x.id) for x in quad]
+        if any(r is None for r in sc):
+            continue
+        lo_cost, hi_cost = sc[0]["score"] - sc[1]["score"], sc[2]["score"] - sc[3]["score"]
+        res["stall_cost_quality"].add(lo_cost - hi_cost, f"{quad[3].id}: the stall costs {lo_cost:.4f}, "
+                                      f"{hi_cost:.4f} at the higher quality", TOL)
     for s, p, d in dips:
         _check_curve(res["curve_stall_dip"], res["curve_stall_recovery"], rows.get(s.id), p, d)
     for base, rep, k in repeats:

@@ -35,8 +35,9 @@ One readable file, top to bottom (the DeepQoE design with the streaming parts as
    inside the sigmoid, and M_i, which takes a share of what lies above the scale's floor. The score is
    ``1 + 4 * sigmoid(z - sum L_i) * exp(-sum M_i)`` (:class:`SessionQoENet`, ``fusion="hybrid"``): inside
    1-5 for any input, never higher with more or longer stalls, a longer startup or more switches, never
-   lower with higher quality, and a stall can cost more in a good session than in a poor one (viewers'
-   scores show it; the sigmoid alone shrinks every penalty near the top of the scale). The device and
+   lower with higher quality. Stalls take the share only (``stall_penalty="share"``, L = 0): the same
+   stall costs more in a better session, by construction (viewers' scores show it in every dataset here,
+   and SQI models it; the sigmoid shrinks every penalty inside it near the top of the scale). The device and
    "quality from the mapping, not a metric" only add a learned offset to z (they cannot flip a sign).
 4. **Rebuffering guard.** The g_i are bounded (tanh), so a stall penalty learned from the training data
    stops growing where the data stop (a stall share of at most 0.29 of a session's wall time). Beyond a
@@ -73,7 +74,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from deepqoe.config import SessionFusion, session_term_ok, session_term_range
+from deepqoe.config import SessionFusion, SessionStallPenalty, session_term_ok, session_term_range
 from deepqoe.errors import DeepQoEError
 
 MAX_STEPS = 4096          # media steps of the quality track (longer sessions use longer steps)
@@ -102,6 +103,7 @@ _STALL_SHARE_COLUMN = 1  # the stall share's column in the stalls' part
 STARTUP_WEIGHT = 1.0 / 3.0
 IMPAIRMENTS = ("stalls", "startup", "switches")
 FUSIONS = typing.get_args(SessionFusion)  # ("hybrid", "multiplicative", "logit"), named in deepqoe.config
+STALL_PENALTIES = typing.get_args(SessionStallPenalty)  # ("share", "both"), named in deepqoe.config
 
 
 # ============================================================================ phase 1: quality mapping
@@ -584,19 +586,24 @@ class SessionQoENet(nn.Module):
     * ``fusion="hybrid"`` (the default): ``1 + 4 sigmoid(a (z - sum L_i) + c) exp(-sum M_i)``, with
       ``L_i = l_i . d_i`` inside the sigmoid (a penalty that shrinks near the ends of the scale) and
       ``M_i = m_i . d_i`` a share of what lies above the floor (a penalty that grows with the quality it
-      interrupts, as viewers' stall costs do, and as SQI models them); the data sets the mix per part.
+      interrupts, as viewers' stall costs do, and as SQI models them); the data set the mix for startup
+      and switches; stalls take ``M`` alone with ``stall_penalty="share"`` (the recipe's; ``"both"``, the
+      form of hybrid files written before the choice, gives them an ``L`` too).
     * ``fusion="multiplicative"``: the share only (``L_i = 0``).
     * ``fusion="logit"``: every part's g_i concatenated into one FC layer and the head gives
       ``1 + 4 sigmoid(z)`` (the form of model files written before the other two; its startup part has no
       recency).
 
-    The representation is the quality FC output beside the penalties (M_i, then L_i)."""
+    The representation is the quality FC output beside the penalties (M_i, then the L_i there are)."""
 
     def __init__(self, width: int = 4, hidden: int = 8, n_calibrations: int = 1, fusion: str = "hybrid",
-                 stall_guard: float | None = None, startup_weight: float | None = None):
+                 stall_guard: float | None = None, startup_weight: float | None = None,
+                 stall_penalty: str = "share"):
         super().__init__()
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, not {fusion!r}")
+        if stall_penalty not in STALL_PENALTIES:
+            raise ValueError(f"stall_penalty must be one of {', '.join(STALL_PENALTIES)}, not {stall_penalty!r}")
         if stall_guard is not None and (fusion == "logit" or not session_term_ok("stall_guard", float(stall_guard))):
             raise ValueError(f"stall_guard must be a stall share in {session_term_range('stall_guard')}, with the "
                              f"hybrid or multiplicative fusion, or None; not {stall_guard!r} with {fusion!r}")
@@ -606,6 +613,10 @@ class SessionQoENet(nn.Module):
                              f"against stalling), with the hybrid or multiplicative fusion, or None; not "
                              f"{startup_weight!r} with {fusion!r}")
         self.fusion = fusion
+        #: the impairments with a penalty inside the sigmoid (L_i): the hybrid fusion's, less the stalls with
+        #: stall_penalty="share"
+        self.logit_penalties = tuple(p for p in IMPAIRMENTS if fusion == "hybrid"
+                                     and not (p == "stalls" and stall_penalty == "share"))
         self.startup_weight = None if startup_weight is None else float(startup_weight)
         # the guard's stretch at the guard share: r0 = log(1 + s / m) where s / (s + m) = stall_guard
         self.guard_r0 = None if stall_guard is None else -math.log1p(-float(stall_guard))
@@ -624,7 +635,7 @@ class SessionQoENet(nn.Module):
             self.penalty = nn.ParameterDict({p: nn.Parameter(torch.randn(width) * 0.3 - 1.0) for p in IMPAIRMENTS})
         if fusion == "hybrid":  # the same g_i outputs also lower z (inside the sigmoid), with their own weights
             self.penalty_logit = nn.ParameterDict({p: nn.Parameter(torch.randn(width) * 0.3 - 1.0)
-                                                   for p in IMPAIRMENTS})
+                                                   for p in self.logit_penalties})
         self.head = PositiveLinear(hidden, 1)
         self.device_offset = nn.Embedding(len(DEVICES), 1)
         nn.init.zeros_(self.device_offset.weight)
@@ -689,7 +700,7 @@ class SessionQoENet(nn.Module):
                 pens[-1] = pens[-1] + torch.relu(-torch.log1p(-share) - self.guard_r0)
             if p == "startup" and "startup_wait" in parts:
                 pens[-1] = pens[-1] + parts["startup_wait"]
-            if self.fusion == "hybrid":
+            if p in self.logit_penalties:
                 pens_logit.append(F.linear(drop, F.softplus(self.penalty_logit[p])[None]))
         return torch.cat([rep] + pens + pens_logit, 1)
 
@@ -736,7 +747,8 @@ class SessionQoEModel:
     def __init__(self, width: int = 4, hidden: int = 8, epochs: int = 400, learning_rate: float = 0.03,
                  curve_weight: float = 1.0, weight_decay: float = 1e-2, device_offsets: bool = False,
                  n_members: int = 1, fusion: str = "hybrid", stall_guard: float | None = STALL_GUARD,
-                 startup_weight: float | None = STARTUP_WEIGHT, random_state: int = 0):
+                 startup_weight: float | None = STARTUP_WEIGHT, stall_penalty: str = "share",
+                 random_state: int = 0):
         self.width, self.hidden, self.epochs, self.n_members = width, hidden, epochs, n_members
         self.device_offsets = device_offsets
         self.learning_rate, self.curve_weight = learning_rate, curve_weight
@@ -744,16 +756,21 @@ class SessionQoEModel:
         # the logit form has no share penalty: neither guard nor startup wait
         self.stall_guard = None if fusion == "logit" else stall_guard
         self.startup_weight = None if fusion == "logit" else startup_weight
+        self.stall_penalty = stall_penalty
 
     @property
     def representation_width(self) -> int:
-        """Columns of one member's representation: the FC layer (logit), or it and the three penalties."""
-        return int(self.hidden) + {"logit": 0, "multiplicative": 1, "hybrid": 2}[self.fusion] * len(IMPAIRMENTS)
+        """Columns of one member's representation: the FC layer (logit), or it and the penalties (M_i of the
+        three impairments, then the hybrid's L_i)."""
+        if self.fusion == "logit":
+            return int(self.hidden)
+        n_logit = 0 if self.fusion != "hybrid" else len(IMPAIRMENTS) - (self.stall_penalty == "share")
+        return int(self.hidden) + len(IMPAIRMENTS) + n_logit
 
     def get_params(self) -> dict:
         return {k: getattr(self, k) for k in ("width", "hidden", "epochs", "learning_rate", "curve_weight",
                                               "weight_decay", "device_offsets", "n_members", "fusion", "stall_guard",
-                                              "startup_weight", "random_state")}
+                                              "startup_weight", "stall_penalty", "random_state")}
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: TrainingData, mapping: QualityMapping, progress=None) -> "SessionQoEModel":
@@ -818,7 +835,7 @@ class SessionQoEModel:
     def _new_net(self) -> SessionQoENet:
         """An untrained member network for ``calibrations_``, predicting through ``score_calibrations_``."""
         net = SessionQoENet(self.width, self.hidden, len(self.calibrations_), self.fusion, self.stall_guard,
-                            self.startup_weight)
+                            self.startup_weight, self.stall_penalty)
         net.default_calibrations = torch.as_tensor([self.calibrations_.index(d) for d in self.score_calibrations_])
         return net
 
@@ -929,10 +946,13 @@ class SessionQoEModel:
         try:
             # files written before the hybrid and multiplicative fusions name none: theirs is the logit one;
             # files written before the rebuffering guard (the startup wait) name no stall_guard (startup_weight):
-            # they have none
-            est = cls(**{"fusion": "logit", "stall_guard": None, "startup_weight": None, **dict(meta["params"])})
+            # they have none; files written before stall_penalty price stalls inside the sigmoid too ("both")
+            est = cls(**{"fusion": "logit", "stall_guard": None, "startup_weight": None, "stall_penalty": "both",
+                         **dict(meta["params"])})
             if est.fusion not in FUSIONS:
                 raise ValueError(f"unknown fusion {est.fusion!r}")
+            if est.stall_penalty not in STALL_PENALTIES:
+                raise ValueError(f"unknown stall_penalty {est.stall_penalty!r}")
             est.mapping_ = QualityMapping(**meta["quality_mapping"])
             est.calibrations_ = [str(c) for c in meta["calibrations"]]
             # files written before score_calibrations average every calibration
