@@ -245,6 +245,9 @@ def test_sessions_config_sets_or_turns_off_the_fixed_terms(tmp_path: Path):
         cfg.write_text(yaml.safe_dump({**body, "model": {field: bad}}))
         with pytest.raises(DeepQoEError, match=field):
             load_sessions_config(cfg)
+    cfg.write_text(yaml.safe_dump({**body, "model": {"stall_penalty": "both", "fusion": "logit"}}))
+    with pytest.raises(DeepQoEError, match="hybrid fusion"):
+        load_sessions_config(cfg)
 
 
 def test_registered_datasets_by_name(tmp_path: Path, capsys):

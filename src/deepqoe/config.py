@@ -450,6 +450,12 @@ class SessionModelOverrides(_Strict):
             raise ValueError(f"must be in {session_term_range(info.field_name)}")
         return float(v)
 
+    @model_validator(mode="after")
+    def _stall_penalty_needs_hybrid(self):
+        if self.stall_penalty == "both" and self.fusion not in (None, "hybrid"):
+            raise ValueError(f"stall_penalty 'both' is a choice of the hybrid fusion, not of {self.fusion!r}")
+        return self
+
 
 class SessionTrainingOverrides(_Strict):
     """Overrides of the recipe's training (``RECIPE``); unset = the recipe's."""
