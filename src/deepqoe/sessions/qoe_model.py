@@ -106,6 +106,12 @@ FUSIONS = typing.get_args(SessionFusion)  # ("hybrid", "multiplicative", "logit"
 STALL_PENALTIES = typing.get_args(SessionStallPenalty)  # ("share", "both"), named in deepqoe.config
 
 
+def logit_penalties(fusion: str, stall_penalty: str) -> tuple[str, ...]:
+    """The impairments with a penalty inside the sigmoid (L_i): the hybrid fusion's three, less the stalls
+    with ``stall_penalty="share"``; none for the other fusions."""
+    return tuple(p for p in IMPAIRMENTS if fusion == "hybrid" and not (p == "stalls" and stall_penalty == "share"))
+
+
 # ============================================================================ phase 1: quality mapping
 #: codec family -> the starts of the codec strings that name it: plain names, encoder names and the RFC 6381
 #: strings players log ("avc1.64001f", "hvc1.1.6.L93.B0", "vp09.00.10.08", "av01.0.04M.08"). Each family
@@ -613,10 +619,7 @@ class SessionQoENet(nn.Module):
                              f"against stalling), with the hybrid or multiplicative fusion, or None; not "
                              f"{startup_weight!r} with {fusion!r}")
         self.fusion = fusion
-        #: the impairments with a penalty inside the sigmoid (L_i): the hybrid fusion's, less the stalls with
-        #: stall_penalty="share"
-        self.logit_penalties = tuple(p for p in IMPAIRMENTS if fusion == "hybrid"
-                                     and not (p == "stalls" and stall_penalty == "share"))
+        self.logit_penalties = logit_penalties(fusion, stall_penalty)
         self.startup_weight = None if startup_weight is None else float(startup_weight)
         # the guard's stretch at the guard share: r0 = log(1 + s / m) where s / (s + m) = stall_guard
         self.guard_r0 = None if stall_guard is None else -math.log1p(-float(stall_guard))
@@ -764,8 +767,7 @@ class SessionQoEModel:
         three impairments, then the hybrid's L_i)."""
         if self.fusion == "logit":
             return int(self.hidden)
-        n_logit = 0 if self.fusion != "hybrid" else len(IMPAIRMENTS) - (self.stall_penalty == "share")
-        return int(self.hidden) + len(IMPAIRMENTS) + n_logit
+        return int(self.hidden) + len(IMPAIRMENTS) + len(logit_penalties(self.fusion, self.stall_penalty))
 
     def get_params(self) -> dict:
         return {k: getattr(self, k) for k in ("width", "hidden", "epochs", "learning_rate", "curve_weight",
