@@ -218,18 +218,14 @@ def read_session_source(src, base_dir: str | None = None):
     on its ``mos_scale`` or the entry's ``scale`` (which overrides it); a z scale goes through these
     scores' own mean and SD, as for registered datasets (:mod:`deepqoe.sessions.scales`)."""
     from deepqoe.config import resolve_path
-    from deepqoe.sessions.readers import load_sessions
+    from deepqoe.sessions.readers import load_sessions, session_files
     from deepqoe.sessions.scales import fit_z_reference, parse_scale, to_common
     from deepqoe.datasets.scored import SessionSet, load_session_set
-    from deepqoe.datasets.waterloo_sqoe import waterloo_layout
 
     if src.dataset is not None:
         return load_session_set(src.dataset)
     path = resolve_path(src.path, base_dir)
-    files = [path] if path.is_file() or waterloo_layout(path) else sorted(
-        f for f in path.iterdir() if f.is_file() and f.suffix.lower() in (".json", ".csv"))
-    if not files:
-        raise DeepQoEError("no .json or .csv session files in the folder", file=str(path))
+    files = session_files(path)
     sessions, seen = [], {}
     for f in files:
         got, failures = load_sessions(f)

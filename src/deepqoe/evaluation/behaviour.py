@@ -361,10 +361,11 @@ def _perturb(rng: np.random.Generator, c: _Case) -> tuple[list[tuple[str, Sessio
     s, out, quads = c.session, [], []
     media = s.media_duration
     pos = round(float(rng.uniform(min(0.5, media / 2), media)), 3)
-    added = None
+    added = stalled = None
     if not np.any(np.abs(s.stall_start - pos) < 1e-3):
         added = (pos, round(float(rng.uniform(0.5, 20)), 3))
-        out.append(("stall_added", s, _with_stall(s, "stall", *added)))
+        stalled = _with_stall(s, "stall", *added)
+        out.append(("stall_added", s, stalled))
     mid = np.flatnonzero(s.stall_start > 0)
     if len(mid):
         sd = s.stall_duration.copy()
@@ -391,7 +392,7 @@ def _perturb(rng: np.random.Generator, c: _Case) -> tuple[list[tuple[str, Sessio
             better = _variant(s, "quality", quality=q)
             out.append(("quality_higher", s, better))
             if added is not None:
-                quads.append((s, out[0][2], better, _with_stall(better, "stall", *added)))
+                quads.append((s, stalled, better, _with_stall(better, "stall", *added)))
     else:
         r = rng.choice(np.unique(c.rung))
         br = s.bitrate_kbps.copy()

@@ -202,6 +202,19 @@ def sessions_from_frame(df: pd.DataFrame, file: str | None = None, first_row: in
     return out, fails
 
 
+def session_files(path: Path) -> list[Path]:
+    """The sources :func:`load_sessions` reads from ``path``, one at a time: the file itself, a folder in the
+    Waterloo SQoE layout (one source), or a folder's ``.json`` / ``.csv`` files, sorted (none: an error)."""
+    from deepqoe.datasets.waterloo_sqoe import waterloo_layout
+
+    if not path.is_dir() or waterloo_layout(path):
+        return [path]
+    files = sorted(f for f in path.iterdir() if f.suffix.lower() in (".json", ".csv") and f.is_file())
+    if not files:
+        raise DeepQoEError("no .json or .csv session files in the folder", file=str(path))
+    return files
+
+
 def load_sessions(path: str | os.PathLike) -> tuple[list[Session], list[DeepQoEError]]:
     """Sessions from a session JSON, a P.1203 input JSON, a CSV of sessions, a folder of those, or a folder
     in the Waterloo SQoE layout (``data.csv`` + ``streaming_logs/``, also given as its ``data.csv``:
@@ -218,10 +231,7 @@ def load_sessions(path: str | os.PathLike) -> tuple[list[Session], list[DeepQoEE
     layout = waterloo_layout(p)
     if layout is not None:
         return waterloo_layout_sessions(layout)
-    files = (sorted(f for f in p.iterdir() if f.suffix.lower() in (".json", ".csv") and f.is_file())
-             if p.is_dir() else [p])
-    if p.is_dir() and not files:
-        raise DeepQoEError("no .json or .csv session files in the folder", file=str(p))
+    files = session_files(p)
     sessions, failures = [], []
     seen: dict[str, str] = {}
     for f in files:
