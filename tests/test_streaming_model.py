@@ -227,6 +227,42 @@ def test_curve_follows_the_wall_clock_and_dips_during_a_stall(model):
     assert model.predict_sessions([s])[0] == pytest.approx(curve[-1])
 
 
+def test_one_pass_gives_what_the_separate_calls_give(model):
+    """predict_scores_curves (the predictor's one pass) = predict_sessions, predict_curves, transform_sessions;
+    the session score is the curve's last value, also for a session that ends within 1e-9 s past a second."""
+    rng = np.random.default_rng(5)
+    sessions = random_sessions(12, rng) + random_sessions(6, rng, with_quality=True)
+    sessions.append(Session.from_arrays("edge", [0.0], [10.0 + 5e-10], quality=[60.0], stall_start=[4.0],
+                                        stall_duration=[2.0]))
+    scores, curves, reps = model.predict_scores_curves(sessions, curves=True, representation=True)
+    np.testing.assert_allclose(scores, model.predict_sessions(sessions), rtol=0, atol=1e-6)
+    for c, c2, sc in zip(curves, model.predict_curves(sessions), scores):
+        np.testing.assert_allclose(c, c2, rtol=0, atol=1e-6)
+        assert c[-1] == sc
+    np.testing.assert_allclose(reps, model.transform_sessions(sessions), rtol=0, atol=1e-6)
+    assert reps.shape == (len(sessions), model.n_members * model.representation_width)
+    assert wall_points(sessions[-1], True)[-1] == wall_points(sessions[-1], False)[0]
+    empty = model.predict_scores_curves([], curves=True, representation=True)
+    assert empty[0].shape == (0,) and empty[1] == [] and empty[2].shape[0] == 0
+
+
+def test_batch_mapping_is_the_per_session_mapping(model):
+    """make_batch maps every session without a metric in one call: each on its own display and codecs."""
+    from deepqoe.sessions.qoe_model import mapped_segments, quality_steps
+
+    rng = np.random.default_rng(6)
+    sessions = random_sessions(8, rng)
+    sessions = [Session.from_dict({**s.to_dict(), "context": {"display_height": d},
+                                   "segments": [{**g, "codec": c} for g in s.to_dict()["segments"]]})
+                for s, d, c in zip(sessions, [480, 1080, 2160, 720] * 2, ["h264", "hevc", None, "vp9"] * 2)]
+    together = mapped_segments(sessions, model.mapping_)
+    for s, q in zip(sessions, together):
+        alone = model.mapping_(s.bitrate_kbps, s.width, s.height, s.fps, s.codec, s.context["display_height"])
+        np.testing.assert_array_equal(q, alone)
+        np.testing.assert_array_equal(quality_steps(s, model.mapping_, q)[0], quality_steps(s, model.mapping_)[0])
+    assert len({round(float(q.mean()), 6) for q in together}) > 1
+
+
 def test_save_load_round_trip_and_tampered_weights(model, tmp_path):
     from safetensors.torch import load_file, save_file
 

@@ -175,10 +175,20 @@ class Predictor:
 
         return np.clip(to_common(np.asarray(values, float), self._model_scale), 1.0, 5.0)
 
-    def _scores_curves_explain(self, sessions: list, curve: bool, explain: bool
-                               ) -> tuple[np.ndarray, list | None, list | None, list | None]:
-        """(scores, curves, curve steps in s, explanations) on the model's own scale, for good sessions."""
+    def _scores_curves_explain(self, sessions: list, curve: bool, explain: bool, representation: bool = False
+                               ) -> tuple[np.ndarray, list | None, list | None, list | None, np.ndarray | None]:
+        """(scores, curves, curve steps in s, explanations, representations when asked and the model gives
+        them in the same pass) on the model's own scale, for good sessions."""
         m = self.model
+        if hasattr(m, "predict_scores_curves"):  # the session model: scores, curves, representation in one pass
+            scores, curves, reps = m.predict_scores_curves(sessions, curves=curve, representation=representation)
+            scores = np.asarray(scores, float).reshape(-1)
+            steps = None
+            if curves is not None:
+                curves = [np.asarray(c, float).reshape(-1) for c in curves]
+                steps = [float(t[-1]) / len(t) if len(t) else None for t in m.curve_times(sessions)]
+            ex = self._session_explanations(sessions, scores) if explain else None
+            return scores, curves, steps, ex, reps
         if hasattr(m, "predict_sessions"):
             scores = np.asarray(m.predict_sessions(sessions), float).reshape(-1)
             curves = steps = None
@@ -188,12 +198,8 @@ class Predictor:
                     steps = [float(t[-1]) / len(t) if len(t) else None for t in m.curve_times(sessions)]
                 else:
                     steps = [1.0] * len(sessions)
-            ex = None
-            if explain and hasattr(m, "explain_sessions"):  # {part: contribution} -> the shape of explain_records
-                ex = [e if "contributions" in e else {"method": "parts", "output": "score", "value": float(v),
-                                                      "contributions": dict(e)}
-                      for e, v in zip(m.explain_sessions(sessions), scores)]
-            return scores, curves, steps, ex
+            ex = self._session_explanations(sessions, scores) if explain else None
+            return scores, curves, steps, ex, None
         X = self._frame(sessions).reset_index(drop=True)
         scores = np.asarray(m.predict(X), float).reshape(-1)
         curves = steps = None
@@ -207,7 +213,15 @@ class Predictor:
             from deepqoe.explain import explain_records
 
             ex = explain_records(m, X)
-        return scores, curves, steps, ex
+        return scores, curves, steps, ex, None
+
+    def _session_explanations(self, sessions: list, scores: np.ndarray) -> list | None:
+        """A session model's ``explain_sessions`` ({part: contribution}) in the shape of explain_records."""
+        if not hasattr(self.model, "explain_sessions"):
+            return None
+        return [e if "contributions" in e else {"method": "parts", "output": "score", "value": float(v),
+                                                "contributions": dict(e)}
+                for e, v in zip(self.model.explain_sessions(sessions), scores)]
 
     def predict_sessions(self, sessions: Sequence, *, scale: str | None = None, curve: bool = True,
                          explain: bool = False, interval: float | None = None) -> tuple[list[dict], list[DeepQoEError]]:
@@ -223,8 +237,10 @@ class Predictor:
         if not sessions:
             return [], []
 
+        want_rep = self._distribution_wants_features()
+
         def run(batch: list):
-            scores, curves, steps, ex = self._scores_curves_explain(batch, curve, explain)
+            scores, curves, steps, ex, reps = self._scores_curves_explain(batch, curve, explain, want_rep)
             if len(scores) != len(batch):
                 raise DeepQoEError(f"the model gave {len(scores)} scores for {len(batch)} sessions")
             if not np.isfinite(scores).all():
@@ -232,11 +248,11 @@ class Predictor:
                 raise DeepQoEError(f"session '{batch[k].id}': the model gives no finite score (are its weights "
                                    "damaged?)", file=self._model_json)
             return [(s, scores[k], None if curves is None else curves[k], None if steps is None else steps[k],
-                     None if ex is None else ex[k]) for k, s in enumerate(batch)]
+                     None if ex is None else ex[k], None if reps is None else reps[k]) for k, s in enumerate(batch)]
 
         results, _, failures = _per_session(run, sessions)
         rows = []
-        for s, score, cv, step, ex in results or []:
+        for s, score, cv, step, ex, _rep in results or []:
             common = self._to_common(score)
             row: dict[str, Any] = {"id": s.id, "score": _round(from_common(common, target)),
                                    "scale": target.name, "curve": None, "curve_step_s": None}
@@ -252,25 +268,37 @@ class Predictor:
                 row["explanation"] = ex
             rows.append(row)
         if results:
+            reps = [r[5] for r in results]
             self._add_distribution(rows, self._to_common(np.array([r[1] for r in results])), target,
-                                   [r[0] for r in results])
+                                   [r[0] for r in results],
+                                   np.stack(reps) if want_rep and all(r is not None for r in reps) else None)
         return rows, failures
 
-    def _add_distribution(self, rows: list[dict], common: np.ndarray, target=None, sessions: list | None = None
-                          ) -> None:
+    def _distribution_wants_features(self) -> bool:
+        """True when the served rating-distribution head reads the session model's representation."""
+        if self.distribution is None:
+            return False
+        heads, served = self.distribution
+        return heads[served].feature_mean_ is not None
+
+    def _add_distribution(self, rows: list[dict], common: np.ndarray, target=None, sessions: list | None = None,
+                          feats: np.ndarray | None = None) -> None:
         """``row["distribution"] = {"sos", "p_gob", "p_pow", "quantiles"}`` from the served head (none without
         one), for scores ``common`` on the common 1-5 scale, on ``target`` (None: the head's own rating scale);
-        a head with features takes them from ``sessions`` (the session model's representation)."""
+        a head with features takes them from ``feats`` (the session model's representation, when already
+        computed) or ``sessions``."""
         from deepqoe.distribution import distribution_fields
 
         if self.distribution is None:
             return
         heads, served = self.distribution
         head = heads[served]
-        feats = None
-        if head.feature_mean_ is not None:
-            feats = (self.model.transform_sessions(sessions)
-                     if sessions is not None and hasattr(self.model, "transform_sessions") else None)
+        if head.feature_mean_ is None:
+            feats = None
+        else:
+            if feats is None:
+                feats = (self.model.transform_sessions(sessions)
+                         if sessions is not None and hasattr(self.model, "transform_sessions") else None)
             if feats is None or np.shape(feats)[1] != len(head.feature_mean_):
                 raise DeepQoEError("the rating-distribution head does not match this model's representation",
                                    file=str(self.model_dir / "distribution.json"))

@@ -421,28 +421,46 @@ def builtin_quality_mapping() -> QualityMapping:
 
 
 # ============================================================================ phase 1: session -> parts
-def quality_steps(s, mapping: QualityMapping) -> tuple[np.ndarray, float, bool]:
-    """The quality track of a session: (q per media step in 0-1, step length in s, from a metric?)."""
+def quality_steps(s, mapping: QualityMapping, mapped: np.ndarray | None = None) -> tuple[np.ndarray, float, bool]:
+    """The quality track of a session: (q per media step in 0-1, step length in s, from a metric?).
+    ``mapped``: the mapping's quality of each segment, when already computed (:func:`mapped_segments`)."""
     M = float(s.media_duration)
     dt = max(1.0, math.ceil(M / MAX_STEPS)) if np.isfinite(M) else float(MAX_STEPS)
     n = max(1, int(math.ceil(min(M, MAX_STEPS * dt) / dt - 1e-9)))
     t = (np.arange(n) + 0.5) * dt
-    disp = float(s.context.get("display_height") or DEFAULT_DISPLAY_HEIGHT)
     si = np.clip(np.searchsorted(s.seg_start, t, side="right") - 1, 0, s.n_segments - 1)
     if s.quality_per_second is not None and len(s.quality_per_second):
         qps = np.asarray(s.quality_per_second, float)
         q = qps[np.minimum((t).astype(np.int64), len(qps) - 1)]
-        metric = bool(np.isfinite(q).any())
     else:
         q = s.quality[si].astype(float)
-        metric = bool(np.isfinite(q).any())
-    if not np.isfinite(q).all():
-        mapped = mapping(s.bitrate_kbps, s.width, s.height, s.fps, s.codec, disp)[si]
-        if metric:  # fill gaps of a metric with the metric's own mean, else the mapping
-            q = np.where(np.isfinite(q), q, np.nanmean(q))
-        else:
-            q = mapped
+    metric = bool(np.isfinite(q).any())
+    if metric and not np.isfinite(q).all():  # fill gaps of a metric with the metric's own mean
+        q = np.where(np.isfinite(q), q, np.nanmean(q))
+    elif not metric:
+        q = (mapped if mapped is not None else mapped_segments([s], mapping)[0])[si]
     return np.clip(np.nan_to_num(q, nan=50.0), 0, 100) / 100.0, dt, metric
+
+
+def _needs_mapping(s) -> bool:
+    """True when a session has no quality metric at all (its track then comes from the mapping)."""
+    qps = s.quality_per_second
+    if qps is not None and len(qps):
+        return not bool(np.isfinite(np.asarray(qps, float)).any())
+    return not bool(np.isfinite(s.quality).any())
+
+
+def mapped_segments(sessions: Sequence, mapping: QualityMapping) -> list[np.ndarray]:
+    """The mapping's quality (0-100) of every segment of each session, in one vectorised call for all of them
+    (each session on its own display height)."""
+    if not len(sessions):
+        return []
+    cat = lambda f: np.concatenate([np.asarray(f(s), float) for s in sessions])  # noqa: E731
+    disp = cat(lambda s: np.full(s.n_segments, float(s.context.get("display_height") or DEFAULT_DISPLAY_HEIGHT)))
+    codec = [c for s in sessions for c in s.codec]
+    q = mapping(cat(lambda s: s.bitrate_kbps), cat(lambda s: s.width), cat(lambda s: s.height),
+                cat(lambda s: s.fps), codec, disp)
+    return np.split(q, np.cumsum([s.n_segments for s in sessions])[:-1])
 
 
 @dataclass
@@ -509,7 +527,9 @@ def wall_points(s, every_second: bool) -> np.ndarray:
         return np.array([W])
     k = int(math.ceil(W - 1e-9))
     if k <= MAX_CURVE_POINTS:
-        return np.minimum(np.arange(1, k + 1, dtype=float), W)
+        t = np.minimum(np.arange(1, max(k, 1) + 1, dtype=float), W)
+        t[-1] = W  # the last point is the end of playback: the session score
+        return t
     return W * np.arange(1, MAX_CURVE_POINTS + 1) / MAX_CURVE_POINTS
 
 
@@ -518,8 +538,10 @@ def make_batch(sessions: Sequence, mapping: QualityMapping, curves: bool | Seque
     n = len(sessions)
     want = [bool(curves)] * n if isinstance(curves, bool) else [bool(c) for c in curves]
     qs, dts, maps, pts = [], [], [], []
-    for s, c in zip(sessions, want):
-        q, dt, metric = quality_steps(s, mapping)
+    need = [k for k, s in enumerate(sessions) if _needs_mapping(s)]
+    mapped = dict(zip(need, mapped_segments([sessions[k] for k in need], mapping)))
+    for k, (s, c) in enumerate(zip(sessions, want)):
+        q, dt, metric = quality_steps(s, mapping, mapped.get(k))
         qs.append(q)
         dts.append(dt)
         maps.append(0.0 if metric else 1.0)
@@ -853,8 +875,11 @@ class SessionQoEModel:
                               torch.stack([net.switch_tau for net in self.net_]))
         return [(net, net.parts(b, tracks[k])) for k, net in enumerate(self.net_)]
 
-    def _run(self, sessions: Sequence, curves: bool, calibration: str | None = None, chunk: int = 512):
-        """Predict in chunks of sessions of similar length (a 10-h session does not slow the others)."""
+    def _run(self, sessions: Sequence, curves: bool, calibration: str | None = None, chunk: int = 512,
+             representation: bool = False) -> list[tuple]:
+        """Predict in chunks of sessions of similar length (a 10-h session does not slow the others): per
+        session (scores at its evaluation points, their wall times, its representation at the end or None).
+        The last point is always the end of playback, so the session score is the curve's last value."""
         self._check()
         if calibration is not None and calibration not in self.calibrations_:
             raise DeepQoEError(f"unknown calibration {calibration!r}: the model was trained on "
@@ -867,37 +892,49 @@ class SessionQoEModel:
                 b = make_batch([sessions[i] for i in ids], self.mapping_, curves)
                 cal = None if calibration is None else torch.full(
                     b.p_sess.shape, self.calibrations_.index(calibration), dtype=torch.long)
-                pred = torch.stack([net.score_from_parts(parts, b, cal) for net, parts in self._member_parts(b)]
+                member_parts = self._member_parts(b)
+                pred = torch.stack([net.score_from_parts(parts, b, cal) for net, parts in member_parts]
                                    ).mean(0).numpy().astype(float)
                 ps = b.p_sess.numpy()
+                bounds = np.searchsorted(ps, np.arange(len(ids) + 1))  # points are grouped by session, in order
+                reps = None
+                if representation:
+                    last = torch.as_tensor(bounds[1:] - 1)
+                    reps = torch.cat([net.representation({p: v[last] for p, v in parts.items()})
+                                      for net, parts in member_parts], 1).numpy().astype(float)
                 for k, i in enumerate(ids):
-                    sel = ps == k
-                    out[i] = (pred[sel], b.t_wall[sel])
+                    sl = slice(bounds[k], bounds[k + 1])
+                    out[i] = (pred[sl], b.t_wall[sl], None if reps is None else reps[k])
         return out
+
+    def predict_scores_curves(self, sessions: Sequence, curves: bool = True, representation: bool = False,
+                              calibration: str | None = None) -> tuple[np.ndarray, list | None, np.ndarray | None]:
+        """Scores, per-second curves (``curves``) and representations (``representation``) in one pass over
+        the sessions: what :meth:`predict_sessions`, :meth:`predict_curves` and :meth:`transform_sessions`
+        give one at a time (the predictor asks for them together)."""
+        if not len(sessions):
+            return np.zeros(0), [] if curves else None, (np.zeros((0, int(self.n_members) * self.representation_width))
+                                                         if representation else None)
+        res = self._run(list(sessions), curves, calibration, representation=representation)
+        return (np.array([r[0][-1] for r in res]), [r[0] for r in res] if curves else None,
+                np.stack([r[2] for r in res]) if representation else None)
 
     def predict_sessions(self, sessions: Sequence, calibration: str | None = None) -> np.ndarray:
         """The session scores (1-5). ``calibration``: the name of a training dataset whose use of the
         scale to predict on (default: the average of the training datasets with session scores)."""
-        if not len(sessions):
-            return np.zeros(0)
-        return np.array([r[0][-1] for r in self._run(list(sessions), False, calibration)])
+        return self.predict_scores_curves(sessions, curves=False, calibration=calibration)[0]
 
     def predict_curves(self, sessions: Sequence, calibration: str | None = None) -> list[np.ndarray]:
         """The per-second curve of each session: the score of the first t wall seconds, t = 1, 2, ...
         (sessions longer than MAX_CURVE_POINTS seconds: that many equal bins)."""
-        return [r[0] for r in self._run(list(sessions), True, calibration)]
+        return self.predict_scores_curves(sessions, calibration=calibration)[1]
 
     def transform_sessions(self, sessions: Sequence) -> np.ndarray:
         """The learned representation of each session (the FC layer's output, the members side by side):
         (n_sessions, n_members * representation_width), for shallow learners or clustering, as ``deepqoe
         embed`` writes."""
         self._check()
-        if not len(sessions):
-            return np.zeros((0, int(self.n_members) * self.representation_width))
-        with torch.no_grad():
-            b = make_batch(list(sessions), self.mapping_, False)
-            reps = [net.representation(parts) for net, parts in self._member_parts(b)]
-        return torch.cat(reps, 1).numpy().astype(float)
+        return self.predict_scores_curves(sessions, curves=False, representation=True)[2]
 
     def curve_times(self, sessions: Sequence) -> list[np.ndarray]:
         return [wall_points(s, True) for s in sessions]
