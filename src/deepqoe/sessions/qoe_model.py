@@ -732,7 +732,11 @@ class SessionQoENet(nn.Module):
     def score_from_parts(self, parts: dict, b: Batch, calibration: torch.Tensor | None = None) -> torch.Tensor:
         """The representation -> head -> ``1 + 4 sigmoid(a (z - sum L_i) + c) exp(-sum M_i)`` (logit:
         ``1 + 4 sigmoid(a z + c)``), with the calibration (a, c) of ``calibration`` or the average one."""
-        rep = self.representation(parts)
+        return self.score_from_representation(self.representation(parts), b, calibration)
+
+    def score_from_representation(self, rep: torch.Tensor, b: Batch, calibration: torch.Tensor | None = None
+                                  ) -> torch.Tensor:
+        """:meth:`score_from_parts` from the representation at every point (:meth:`representation`)."""
         hidden = self.head.raw.shape[1]
         z = self.head(rep[:, :hidden]).squeeze(1)
         z = z + self.device_offset(b.device).squeeze(1)[b.p_sess] + self.mapped_offset * b.mapped[b.p_sess]
@@ -892,16 +896,15 @@ class SessionQoEModel:
                 b = make_batch([sessions[i] for i in ids], self.mapping_, curves)
                 cal = None if calibration is None else torch.full(
                     b.p_sess.shape, self.calibrations_.index(calibration), dtype=torch.long)
-                member_parts = self._member_parts(b)
-                pred = torch.stack([net.score_from_parts(parts, b, cal) for net, parts in member_parts]
+                member_reps = [(net, net.representation(parts)) for net, parts in self._member_parts(b)]
+                pred = torch.stack([net.score_from_representation(rep, b, cal) for net, rep in member_reps]
                                    ).mean(0).numpy().astype(float)
                 ps = b.p_sess.numpy()
                 bounds = np.searchsorted(ps, np.arange(len(ids) + 1))  # points are grouped by session, in order
                 reps = None
                 if representation:
                     last = torch.as_tensor(bounds[1:] - 1)
-                    reps = torch.cat([net.representation({p: v[last] for p, v in parts.items()})
-                                      for net, parts in member_parts], 1).numpy().astype(float)
+                    reps = torch.cat([rep[last] for _, rep in member_reps], 1).numpy().astype(float)
                 for k, i in enumerate(ids):
                     sl = slice(bounds[k], bounds[k + 1])
                     out[i] = (pred[sl], b.t_wall[sl], None if reps is None else reps[k])
