@@ -32,6 +32,8 @@ def test_intervals_section(quick_run):
     md, res = quick_run
     r = res["intervals"]
     assert {"p1203-open", "waterloo-sqoe-iv", "live-nflx", "konvid-1k", "youtube-ugc"} <= set(r["datasets"])
+    # the shipped way too: calibrated on out-of-fold predictions of the training sessions
+    assert {"p1203-open (out-of-fold)", "waterloo-sqoe-iv (out-of-fold)"} <= set(r["datasets"])
     for d, e in r["datasets"].items():
         for lv in ("0.8", "0.9"):
             assert _in(e[lv]["coverage"]["mean"], 0, 1) and _in(e[lv]["width"]["mean"], 0, 10), d

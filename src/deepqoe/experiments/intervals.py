@@ -10,9 +10,12 @@ for the streaming sessions. Datasets and models:
 
 * **streaming**: P.1203 open, Waterloo SQoE-IV and LIVE-NFLX together, the session model
   (:func:`deepqoe.sessions.training.fit_streaming_model`, one member, fewer epochs than the shipped recipe),
-  content-disjoint parts, **one calibration pooled over the three datasets** (what the shipped model and
-  ``deepqoe train`` on a sessions config do), coverage per dataset on the common 1-5 scale;
-  and, beside it, each dataset calibrated on its own calibration part (*own calibration*);
+  content-disjoint parts, **one calibration pooled over the three datasets**, coverage per dataset on the
+  common 1-5 scale; and, beside it, each dataset calibrated on its own calibration part (*own
+  calibration*). With ``streaming.out_of_fold: k`` also **the shipped way** (``deepqoe train`` on a sessions
+  config, the ``streaming`` model): the model trains on the training and calibration parts together and is
+  calibrated on the out-of-fold predictions of a content-disjoint k-fold over those sessions (*out-of-fold*,
+  pooled and per dataset): more calibration sessions, from more contents, than a 20 % part;
 * **UPEC MOS per condition** (section 2's data): the small DeepQoE regressor of :mod:`.upec`;
 * **KoNViD-1k, YouTube-UGC** (sections 4 and 5): VIDEVAL's min-max + RBF-SVR on the 60 VIDEVAL features.
 
@@ -97,12 +100,48 @@ def _streaming_split(k: int, quick: bool) -> dict:
 
     pc, pt = predict(ca), predict(te)
     out = score_split(y[ca], pc, y[te], pt, names[te], RECIPE["levels"], bounds=(1.0, 5.0))
-    for d in rc["datasets"]:  # each dataset calibrated on its own calibration part (a model serving one lab)
-        c, t = names[ca] == d, names[te] == d
+    out.update(_own_calibrations(y[ca], pc, names[ca], y[te], pt, names[te], "own calibration"))
+    if rc.get("out_of_fold"):
+        out.update(_out_of_fold(np.sort(np.concatenate([tr, ca])), te, subset, y, names, params, k, rc["out_of_fold"]))
+    return out
+
+
+def _own_calibrations(y_cal, p_cal, names_cal, y_test, p_test, names_test, tag: str) -> dict:
+    """Each dataset calibrated on its own calibration rows (a model serving one lab): rows "<dataset> (tag)"."""
+    out: dict = {}
+    for d in dict.fromkeys(np.asarray(names_test).tolist()):
+        c, t = names_cal == d, names_test == d
         if c.sum() >= 9 and t.any():
-            out.update(score_split(y[ca][c], pc[c], y[te][t], pt[t], [f"{d} (own calibration)"] * int(t.sum()),
+            out.update(score_split(y_cal[c], p_cal[c], y_test[t], p_test[t], [f"{d} ({tag})"] * int(t.sum()),
                                    [lv for lv in RECIPE["levels"] if c.sum() >= min_calibration(lv)],
                                    bounds=(1.0, 5.0)))
+    return out
+
+
+def _out_of_fold(fit_idx, te, subset, y, names, params: dict, k: int, n_folds: int) -> dict:
+    """The shipped way (``deepqoe train`` on a sessions config, the ``streaming`` model): the model trains on
+    the training and calibration parts together, and its intervals are calibrated on the out-of-fold
+    predictions of a content-disjoint ``n_folds``-fold over those same sessions
+    (:func:`deepqoe.workflow.out_of_fold_sessions`); rows "<dataset> (out-of-fold[, own calibration])"."""
+    from deepqoe.datasets.scored import quality_mapping
+    from deepqoe.sessions.training import fit_streaming_model
+    from deepqoe.workflow import _predict_common, out_of_fold_sessions, session_folds
+
+    mapping = quality_mapping()
+    sets = [s for s in subset(fit_idx) if len(s.sessions)]
+
+    def fit(ss: list, cs: list):
+        return fit_streaming_model(ss, cs, mapping=mapping, **params)
+
+    oof = out_of_fold_sessions(fit, sets, [], session_folds(sets, [], n_folds, seed=k))
+    model = fit(sets, [])
+    p_test = np.concatenate([_predict_common(model, s.sessions) for s in subset(te) if len(s.sessions)])
+    y_fit, names_fit = y[fit_idx], names[fit_idx]
+    ok = np.isfinite(oof)
+    out = score_split(y_fit[ok], oof[ok], y[te], p_test, [f"{d} (out-of-fold)" for d in names[te]],
+                      RECIPE["levels"], bounds=(1.0, 5.0))
+    out.update(_own_calibrations(y_fit[ok], oof[ok], names_fit[ok], y[te], p_test, names[te],
+                                 "out-of-fold, own calibration"))
     return out
 
 
@@ -199,7 +238,10 @@ def markdown(res: dict) -> str:
         "the interval, mean ± std over splits; width = mean interval width on the dataset's MOS scale, 1-5 for "
         "the streaming sets). Streaming: one session model on the three datasets together, content-disjoint "
         "parts, one calibration pooled over them (the shipped model's way); *(own calibration)*: the same "
-        "predictions, each dataset calibrated on its own calibration part (a model serving one lab). UPEC: the small DeepQoE regressor on MOS per condition. "
+        "predictions, each dataset calibrated on its own calibration part (a model serving one lab); "
+        "*(out-of-fold)*: the shipped way, the model trained on the training and calibration parts together and "
+        "calibrated on the out-of-fold predictions of a content-disjoint k-fold over them (pooled, and each "
+        "dataset on its own). UPEC: the small DeepQoE regressor on MOS per condition. "
         "KoNViD-1k / YouTube-UGC: VIDEVAL's SVR.", "",
         md_table(head, rows), "",
         f"Coverage {verdict} Run time {res['seconds']:.0f} s.", ""])
