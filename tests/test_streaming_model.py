@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from torch.nn.functional import softplus as F_softplus
 
 from conftest import ladder_session, random_ladder_sessions, synthetic_mos
 from deepqoe.errors import DeepQoEError
@@ -294,14 +295,17 @@ def _steady(sid, quality, stalls=((0.0, 1.0),), n=15):
 def test_impairment_penalties_are_zero_without_impairments(model):
     """The default (hybrid) fusion: each impairment's penalties are exactly 0 without it, > 0 with it; the
     stalls have the share penalty only (stall_penalty="share"), startup and switches both."""
-    assert model.fusion == "hybrid" and model.stall_penalty == "share"
-    assert model.representation_width == model.hidden + 5
+    assert model.fusion == "hybrid" and model.stall_penalty == "share" and model.stall_dip
+    assert model.representation_width == model.hidden + 6
     w, h = model.representation_width, model.hidden
     rep = model.transform_sessions([session("none", [2] * 15, [], quality=[90.0] * 15),
-                                    _steady("st", 90.0, [(0.0, 1.0), (30.0, 8.0)])])
+                                    _steady("st", 90.0, [(0.0, 1.0), (30.0, 8.0)]),
+                                    _steady("late", 90.0, [(58.0, 4.0)])])
     for k in range(model.n_members):
         assert np.all(rep[0, k * w + h:(k + 1) * w] == 0)
         assert rep[1, k * w + h] > 0                       # the stall part's share penalty
+        # the momentary dip (last column): there after a recent stall, fading as the session plays on
+        assert rep[2, (k + 1) * w - 1] > rep[1, (k + 1) * w - 1] >= 0
 
 
 SMALL_MAPPING = QualityMapping(bias=5.0, w_bpp=0.45, w_res=0.9, w_fps=0.0, w_h=1.0)
@@ -317,7 +321,7 @@ def _small_model(n: int, seed: int, **params) -> tuple[SessionQoEModel, list]:
 def test_multiplicative_fusion_takes_a_share_above_the_floor():
     """An impairment removes the same share of the score above 1 at every quality, so a stall costs more in
     a good session than in a poor one (the logit form's sigmoid shrinks it near the top instead)."""
-    m, _ = _small_model(40, 6, epochs=20, fusion="multiplicative")
+    m, _ = _small_model(40, 6, epochs=20, fusion="multiplicative", stall_dip=False)  # the share alone
     mapping = SMALL_MAPPING
     assert m.representation_width == m.hidden + 3
     clean = [_steady("hi", 90.0), _steady("lo", 40.0)]
@@ -367,10 +371,55 @@ def test_a_stall_costs_more_in_a_better_session_for_any_weights():
     assert broken > 0  # the check can fail: the old form does not keep the order
 
 
+def test_stall_dip_is_deep_at_any_quality_and_bounded_for_any_weights():
+    """The momentary dip D takes at most D off the score and never passes the floor: B exp(-D / B). So the
+    curve's drop during a stall stays deep in a poor session (a share of the score above the floor alone
+    shrinks there), for trained and random weights; without stalls the dip is exactly 0."""
+    m, _ = _small_model(30, 12, epochs=10, n_members=2)
+    plain, _ = _small_model(30, 12, epochs=10, n_members=2, stall_dip=False)
+    assert m.stall_dip and not plain.stall_dip and plain.representation_width == m.representation_width - 1
+    stall = [(0.0, 1.0), (14.0, 6.0)]
+    for trial in range(4):
+        if trial:
+            with torch.no_grad():
+                for p in m.net_.parameters():
+                    p.add_(torch.randn_like(p))
+        for net in m.net_:
+            with torch.no_grad():
+                dip = F_softplus(net.dip_weight).item()
+            for q in (10.0, 50.0, 95.0):
+                s = _steady(f"s{q}", q, stall, n=15)
+                b = make_batch([s], SMALL_MAPPING, True)
+                with torch.no_grad():
+                    parts = net.parts(b)
+                    rep = net.representation(parts)
+                    with_dip = net.score_from_representation(rep, b).numpy()
+                    rep0 = rep.clone()
+                    rep0[:, -1] = 0
+                    no_dip = net.score_from_representation(rep0, b).numpy()
+                d = rep[:, -1].numpy()
+                assert np.all(d >= 0) and np.all(with_dip >= 1) and np.all(with_dip <= no_dip + 1e-7)
+                assert np.all(no_dip - with_dip <= d + 1e-6)          # at most D off the score
+                assert np.all(d[np.asarray(b.t_wall) < 15.0] == 0)   # only the startup before the stall
+                assert np.all(d[np.asarray(b.t_wall) > 16.5] > 0) and dip > 0
+    clean = make_batch([_steady("c", 50.0, [], n=15)], SMALL_MAPPING, True)
+    with torch.no_grad():
+        assert float(m.net_[0].representation(m.net_[0].parts(clean))[:, -1].abs().max()) == 0.0
+
+
+def test_files_without_a_stall_dip_load_without_one(tmp_path):
+    """Files written before ``stall_dip`` have no dip: they load as ``stall_dip=False``; a bad value is a
+    clear error."""
+    m, sessions = _small_model(20, 5, epochs=5, stall_dip=False)
+    loaded = _saved_without(m, "stall_dip", tmp_path, bad="sometimes")
+    assert loaded.stall_dip is False and loaded.representation_width == loaded.hidden + 5
+    np.testing.assert_array_equal(loaded.predict_sessions(sessions), m.predict_sessions(sessions))
+
+
 def test_hybrid_files_without_a_stall_penalty_load_with_both(tmp_path):
     """Hybrid files written before ``stall_penalty`` priced stalls inside the sigmoid too: they load as
     "both", bit for bit; a bad value is a clear error."""
-    m, sessions = _small_model(20, 4, epochs=5, stall_penalty="both")
+    m, sessions = _small_model(20, 4, epochs=5, stall_penalty="both", stall_dip=False)  # as files were then
     loaded = _saved_without(m, "stall_penalty", tmp_path, bad="sigmoid")
     assert loaded.stall_penalty == "both" and loaded.representation_width == loaded.hidden + 6
     np.testing.assert_array_equal(loaded.predict_sessions(sessions), m.predict_sessions(sessions))

@@ -240,13 +240,18 @@ def test_sessions_config_sets_or_turns_off_the_fixed_terms(tmp_path: Path):
     assert load_sessions_config(cfg).model_params() == {"stall_guard": 0.4, "startup_weight": None, "random_state": 0}
     cfg.write_text(yaml.safe_dump({**body, "model": {"stall_penalty": "both"}}))
     assert load_sessions_config(cfg).model_params() == {"stall_penalty": "both", "random_state": 0}
+    cfg.write_text(yaml.safe_dump({**body, "model": {"stall_dip": False}}))  # false stays false (no term to drop)
+    assert load_sessions_config(cfg).model_params() == {"stall_dip": False, "random_state": 0}
     for field, bad in (("stall_guard", 1.0), ("startup_weight", 0.0), ("startup_weight", True),
-                       ("stall_penalty", "logit")):
+                       ("stall_penalty", "logit"), ("stall_dip", "yes"), ("stall_dip", 1)):
         cfg.write_text(yaml.safe_dump({**body, "model": {field: bad}}))
         with pytest.raises(DeepQoEError, match=field):
             load_sessions_config(cfg)
     cfg.write_text(yaml.safe_dump({**body, "model": {"stall_penalty": "both", "fusion": "logit"}}))
     with pytest.raises(DeepQoEError, match="hybrid fusion"):
+        load_sessions_config(cfg)
+    cfg.write_text(yaml.safe_dump({**body, "model": {"stall_dip": True, "fusion": "logit"}}))
+    with pytest.raises(DeepQoEError, match="stall_dip"):
         load_sessions_config(cfg)
 
 

@@ -438,6 +438,9 @@ class SessionModelOverrides(_Strict):
     #: what the wait before playback costs against stalling (recipe: STARTUP_WEIGHT, 1/3, ITU-T P.1203.3's
     #: weight of initial loading); false turns it off
     startup_weight: float | Literal[False] | None = None
+    #: a stall's momentary dip on the per-second curve and the score (recipe: true; deepqoe.sessions.qoe_model's
+    #: module docstring, 6.); false is the form of model files written before it
+    stall_dip: bool | None = Field(default=None, strict=True)
 
     @field_validator("stall_guard", "startup_weight", mode="before")
     @classmethod
@@ -454,6 +457,8 @@ class SessionModelOverrides(_Strict):
     def _stall_penalty_needs_hybrid(self):
         if self.stall_penalty == "both" and self.fusion not in (None, "hybrid"):
             raise ValueError(f"stall_penalty 'both' is a choice of the hybrid fusion, not of {self.fusion!r}")
+        if self.stall_dip and self.fusion == "logit":
+            raise ValueError("stall_dip is a choice of the hybrid and multiplicative fusions, not of 'logit'")
         return self
 
 
@@ -500,7 +505,7 @@ class SessionsExperimentConfig(_Strict):
         """The estimator parameters that differ from the recipe (``random_state`` from training.seed)."""
         over = {**self.model.model_dump(exclude_none=True),
                 **self.training.model_dump(exclude_none=True, exclude={"seed"})}
-        over = {k: None if v is False else v for k, v in over.items()}  # false: that term off
+        over = {k: None if v is False and k in SESSION_TERM_CLOSE else v for k, v in over.items()}  # false: off
         return {**over, "random_state": self.training.seed}
 
 

@@ -54,6 +54,14 @@ One readable file, top to bottom (the DeepQoE design with the streaming parts as
    startup then costs about 4 % of what lies above the floor in a 60-s session and 21 % in a 10-s one
    (files written before it name none and have none).
 
+6. **A stall's momentary dip** (``stall_dip``, the recipe's since 2026-12-07). Viewers' per-second ratings
+   drop deeply during a stall at any quality and recover within seconds, while a share of the score above
+   the floor is small where that score is low. So the stalls also give D = w sum log(1 + elapsed length)
+   exp(-age / tau_dip) >= 0 (w >= 0 and a short memory tau_dip, both learned, age = media played since the
+   stall), and the score above the floor B becomes ``B exp(-D / B)``: at most D lower, never below the
+   floor, exactly B without stalls. The cost ``B - B exp(-D / B)`` grows with B, so a stall still costs no
+   less in a better session, for any weights (files written before it have no dip).
+
 Training (:meth:`SessionQoEModel.fit`) minimises the squared error of the session scores of several
 datasets together (each through its own positive affine calibration of z, so labs with different scale
 use do not fight; prediction uses the average calibration of the datasets with session scores) plus the squared error of the curve against
@@ -101,6 +109,8 @@ _STALL_SHARE_COLUMN = 1  # the stall share's column in the stalls' part
 #: playback. No dataset here identifies it (docs/results.md), so it is taken from the standard, not learned;
 #: ``SessionQoEModel(startup_weight=None)`` turns it off
 STARTUP_WEIGHT = 1.0 / 3.0
+#: the initial memory (s of media played) of a stall's momentary dip (``SessionQoEModel(stall_dip=True)``); learned
+DIP_TAU_INIT = 5.0
 IMPAIRMENTS = ("stalls", "startup", "switches")
 FUSIONS = typing.get_args(SessionFusion)  # ("hybrid", "multiplicative", "logit"), named in deepqoe.config
 STALL_PENALTIES = typing.get_args(SessionStallPenalty)  # ("share", "both"), named in deepqoe.config
@@ -622,11 +632,14 @@ class SessionQoENet(nn.Module):
       ``1 + 4 sigmoid(z)`` (the form of model files written before the other two; its startup part has no
       recency).
 
-    The representation is the quality FC output beside the penalties (M_i, then the L_i there are)."""
+    With ``stall_dip`` (the recipe's), the score above the floor B is then ``B exp(-D / B)``, D the stalls'
+    momentary dip (module docstring, 6.).
+
+    The representation is the quality FC output beside the penalties (M_i, then the L_i there are, then D)."""
 
     def __init__(self, width: int = 4, hidden: int = 8, n_calibrations: int = 1, fusion: str = "hybrid",
                  stall_guard: float | None = None, startup_weight: float | None = None,
-                 stall_penalty: str = "share"):
+                 stall_penalty: str = "share", stall_dip: bool = False):
         super().__init__()
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}, not {fusion!r}")
@@ -648,6 +661,13 @@ class SessionQoENet(nn.Module):
         # memory track: gain rate a_up, drop rate a_down >= a_up (drops are followed faster)
         self.mem_up = nn.Parameter(torch.tensor(-2.0))
         self.mem_down = nn.Parameter(torch.tensor(0.0))
+        if not isinstance(stall_dip, bool) or (stall_dip and fusion == "logit"):
+            raise ValueError(f"stall_dip must be true or false (true only with the hybrid or multiplicative fusion), "
+                             f"not {stall_dip!r} with {fusion!r}")
+        self.stall_dip = stall_dip
+        if stall_dip:  # the momentary dip of a stall (module docstring, 6.): its memory and its weight
+            self.dip_tau = nn.Parameter(torch.tensor(math.log(DIP_TAU_INIT)))
+            self.dip_weight = nn.Parameter(torch.tensor(-1.0))
         self.stall_tau = nn.Parameter(torch.tensor(math.log(30.0)))
         self.switch_tau = nn.Parameter(torch.tensor(math.log(30.0)))
         features = LOGIT_PART_FEATURES if fusion == "logit" else PART_FEATURES
@@ -678,6 +698,8 @@ class SessionQoENet(nn.Module):
             ws += [F.softplus(r) for r in self.penalty.values()]
         if self.fusion == "hybrid":
             ws += [F.softplus(r) for r in self.penalty_logit.values()]
+        if self.stall_dip:
+            ws.append(F.softplus(self.dip_weight)[None])
         return ws
 
     def rates(self):
@@ -700,6 +722,8 @@ class SessionQoENet(nn.Module):
             "startup": -(fx[:, 4:5] if self.fusion == "logit" else (fx[:, 4] * torch.exp(-fx[:, 6] / tau))[:, None]),
             "switches": -torch.stack([fx[:, 5], torch.log1p(at[:, 2])], 1),
         }
+        if self.stall_dip:  # each stall's log(1 + length) forgotten with the dip's own (short) memory
+            out["stall_dip"] = (b.st_mag * torch.exp(-b.st_age / torch.exp(self.dip_tau))).sum(1, keepdim=True)
         if self.startup_weight is not None:  # the wait before playback (module docstring, 5.); not learned
             waited = torch.exp(fx[:, 4:5]) - 1.0                 # the startup so far (s)
             out["startup_wait"] = torch.log1p(self.startup_weight * waited / torch.clamp(fx[:, 6:7], min=1.0))
@@ -727,7 +751,8 @@ class SessionQoENet(nn.Module):
                 pens[-1] = pens[-1] + parts["startup_wait"]
             if p in self.logit_penalties:
                 pens_logit.append(F.linear(drop, F.softplus(self.penalty_logit[p])[None]))
-        return torch.cat([rep] + pens + pens_logit, 1)
+        dip = [F.softplus(self.dip_weight) * parts["stall_dip"]] if self.stall_dip else []
+        return torch.cat([rep] + pens + pens_logit + dip, 1)
 
     def score_from_parts(self, parts: dict, b: Batch, calibration: torch.Tensor | None = None) -> torch.Tensor:
         """The representation -> head -> ``1 + 4 sigmoid(a (z - sum L_i) + c) exp(-sum M_i)`` (logit:
@@ -740,8 +765,9 @@ class SessionQoENet(nn.Module):
         hidden = self.head.raw.shape[1]
         z = self.head(rep[:, :hidden]).squeeze(1)
         z = z + self.device_offset(b.device).squeeze(1)[b.p_sess] + self.mapped_offset * b.mapped[b.p_sess]
+        end = rep.shape[1] - int(self.stall_dip)   # the L_i end where the dip D (last column) begins
         if self.fusion == "hybrid":
-            z = z - rep[:, hidden + len(IMPAIRMENTS):].sum(1)
+            z = z - rep[:, hidden + len(IMPAIRMENTS):end].sum(1)
         if calibration is None:  # prediction: the average calibration of the datasets with session scores
             idx = self.default_calibrations
             a, c = F.softplus(self.cal_scale[idx] + 0.5413).mean(), self.cal_shift[idx].mean()
@@ -750,6 +776,9 @@ class SessionQoENet(nn.Module):
         base = torch.sigmoid(a * z + c)
         if self.fusion != "logit":
             base = base * torch.exp(-rep[:, hidden:hidden + len(IMPAIRMENTS)].sum(1))
+        if self.stall_dip:  # B exp(-D / B): at most D off the score, less where little is left above the floor
+            above = 4.0 * base
+            return 1.0 + above * torch.exp(-rep[:, -1] / torch.clamp(above, min=1e-12))
         return 1.0 + 4.0 * base
 
     def forward(self, b: Batch, calibration: torch.Tensor | None = None) -> torch.Tensor:
@@ -777,7 +806,7 @@ class SessionQoEModel:
                  curve_weight: float = 1.0, weight_decay: float = 1e-2, device_offsets: bool = False,
                  n_members: int = 1, fusion: str = "hybrid", stall_guard: float | None = STALL_GUARD,
                  startup_weight: float | None = STARTUP_WEIGHT, stall_penalty: str = "share",
-                 random_state: int = 0):
+                 stall_dip: bool = True, random_state: int = 0):
         self.width, self.hidden, self.epochs, self.n_members = width, hidden, epochs, n_members
         self.device_offsets = device_offsets
         self.learning_rate, self.curve_weight = learning_rate, curve_weight
@@ -786,6 +815,7 @@ class SessionQoEModel:
         self.stall_guard = None if fusion == "logit" else stall_guard
         self.startup_weight = None if fusion == "logit" else startup_weight
         self.stall_penalty = stall_penalty
+        self.stall_dip = False if fusion == "logit" else stall_dip
 
     @property
     def representation_width(self) -> int:
@@ -793,12 +823,13 @@ class SessionQoEModel:
         three impairments, then the hybrid's L_i)."""
         if self.fusion == "logit":
             return int(self.hidden)
-        return int(self.hidden) + len(IMPAIRMENTS) + len(logit_penalties(self.fusion, self.stall_penalty))
+        return (int(self.hidden) + len(IMPAIRMENTS) + len(logit_penalties(self.fusion, self.stall_penalty))
+                + int(bool(self.stall_dip)))
 
     def get_params(self) -> dict:
         return {k: getattr(self, k) for k in ("width", "hidden", "epochs", "learning_rate", "curve_weight",
                                               "weight_decay", "device_offsets", "n_members", "fusion", "stall_guard",
-                                              "startup_weight", "stall_penalty", "random_state")}
+                                              "startup_weight", "stall_penalty", "stall_dip", "random_state")}
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: TrainingData, mapping: QualityMapping, progress=None) -> "SessionQoEModel":
@@ -863,7 +894,7 @@ class SessionQoEModel:
     def _new_net(self) -> SessionQoENet:
         """An untrained member network for ``calibrations_``, predicting through ``score_calibrations_``."""
         net = SessionQoENet(self.width, self.hidden, len(self.calibrations_), self.fusion, self.stall_guard,
-                            self.startup_weight, self.stall_penalty)
+                            self.startup_weight, self.stall_penalty, self.stall_dip)
         net.default_calibrations = torch.as_tensor([self.calibrations_.index(d) for d in self.score_calibrations_])
         return net
 
@@ -955,6 +986,8 @@ class SessionQoEModel:
                     neutral = {p: torch.full_like(parts[p], 0.8) if p == "quality" else torch.zeros_like(parts[p])}
                     if p == "startup" and "startup_wait" in parts:
                         neutral["startup_wait"] = torch.zeros_like(parts["startup_wait"])
+                    if p == "stalls" and "stall_dip" in parts:
+                        neutral["stall_dip"] = torch.zeros_like(parts["stall_dip"])
                     contrib[p] += (full - net.score_from_parts(parts | neutral, b).numpy()) / len(self.net_)
         return [{p: round(float(contrib[p][k]), 4) for p in PART_FEATURES} for k in range(len(sessions))]
 
@@ -988,9 +1021,10 @@ class SessionQoEModel:
         try:
             # files written before the hybrid and multiplicative fusions name none: theirs is the logit one;
             # files written before the rebuffering guard (the startup wait) name no stall_guard (startup_weight):
-            # they have none; files written before stall_penalty price stalls inside the sigmoid too ("both")
+            # they have none; files written before stall_penalty price stalls inside the sigmoid too ("both");
+            # files written before stall_dip have no momentary dip
             est = cls(**{"fusion": "logit", "stall_guard": None, "startup_weight": None, "stall_penalty": "both",
-                         **dict(meta["params"])})
+                         "stall_dip": False, **dict(meta["params"])})
             if est.fusion not in FUSIONS:
                 raise ValueError(f"unknown fusion {est.fusion!r}")
             if est.stall_penalty not in STALL_PENALTIES:
