@@ -395,7 +395,10 @@ connected layer with non-negative weights and the head to z; startup and switche
 >= 0 (0 without them): one subtracted from z, one that takes a share of the score above the floor; stalls
 give the share only. The score is `1 + 4 * sigmoid(z - sum L_i) * exp(-sum M_i)` (the hybrid fusion with
 `stall_penalty: share`), so the same stall costs more in a better session than in a poorer one, whatever
-the weights, as viewers' scores show. A rebuffering guard holds beyond the stall times of
+the weights, as viewers' scores show. A stall also gives a momentary dip D (its length, forgotten within
+seconds of playback; weight and memory learned, mostly from the per-second ratings), and the score above
+the floor B becomes `B exp(-D / B)`: at most D lower and never below 1, so the curve drops during a stall
+in a poor session too, and the cost still grows with B. A rebuffering guard holds beyond the stall times of
 the training data: past a stall share of 0.3 of the wall time, the score above the floor is at most the
 no-rebuffering score's times (1 - share) / 0.7, so rebuffering that outlasts the playback brings a session
 near 1. So, by construction: every score is inside 1-5; more or longer stalls, a longer
