@@ -24,6 +24,8 @@ Two kinds of session model are served:
 
 * a model object with ``predict_sessions(sessions)`` (scores on the common scale, bounded),
   ``predict_curves(sessions)`` (per wall-clock second) and, optionally, ``explain_sessions(sessions)``;
+  one with ``predict_scores_curves`` (:class:`deepqoe.sessions.qoe_model.SessionQoEModel`) gives scores,
+  curves and the representation from one pass instead;
 * a :class:`~deepqoe.estimators.DeepQoERegressor` whose ``model.json`` has a ``session_model`` entry: its
   input table is built by the frame builder that entry names (a key of
   :data:`deepqoe.sessions.frame.FRAME_BUILDERS`).
@@ -180,26 +182,21 @@ class Predictor:
         """(scores, curves, curve steps in s, explanations, representations when asked and the model gives
         them in the same pass) on the model's own scale, for good sessions."""
         m = self.model
-        if hasattr(m, "predict_scores_curves"):  # the session model: scores, curves, representation in one pass
-            scores, curves, reps = m.predict_scores_curves(sessions, curves=curve, representation=representation)
+        if hasattr(m, "predict_sessions"):
+            reps = None
+            if hasattr(m, "predict_scores_curves"):  # scores, curves and representation in one pass
+                scores, curves, reps = m.predict_scores_curves(sessions, curves=curve, representation=representation)
+            else:
+                scores = m.predict_sessions(sessions)
+                curves = m.predict_curves(sessions) if curve and hasattr(m, "predict_curves") else None
             scores = np.asarray(scores, float).reshape(-1)
             steps = None
             if curves is not None:
                 curves = [np.asarray(c, float).reshape(-1) for c in curves]
-                steps = [float(t[-1]) / len(t) if len(t) else None for t in m.curve_times(sessions)]
+                steps = ([float(t[-1]) / len(t) if len(t) else None for t in m.curve_times(sessions)]
+                         if hasattr(m, "curve_times") else [1.0] * len(sessions))
             ex = self._session_explanations(sessions, scores) if explain else None
             return scores, curves, steps, ex, reps
-        if hasattr(m, "predict_sessions"):
-            scores = np.asarray(m.predict_sessions(sessions), float).reshape(-1)
-            curves = steps = None
-            if curve and hasattr(m, "predict_curves"):
-                curves = [np.asarray(c, float).reshape(-1) for c in m.predict_curves(sessions)]
-                if hasattr(m, "curve_times"):
-                    steps = [float(t[-1]) / len(t) if len(t) else None for t in m.curve_times(sessions)]
-                else:
-                    steps = [1.0] * len(sessions)
-            ex = self._session_explanations(sessions, scores) if explain else None
-            return scores, curves, steps, ex, None
         X = self._frame(sessions).reset_index(drop=True)
         scores = np.asarray(m.predict(X), float).reshape(-1)
         curves = steps = None
