@@ -246,7 +246,7 @@ def streaming_distribution(S: dict, model, oof) -> dict:
 def streaming_intervals(S: dict, C: dict, mapping, params: dict, n_splits: int = 5, seed: int = 0):
     """(intervals.json object, out-of-fold predictions): the split-conformal prediction intervals of the
     streaming model (deepqoe.conformal), calibrated on the out-of-fold predictions of a content-disjoint
-    k-fold over all datasets together, the path ``deepqoe train`` takes for a sessions config
+    k-fold over all datasets together (pooled, and per dataset with its own calibration), the path ``deepqoe train`` takes for a sessions config
     (deepqoe.workflow.out_of_fold_sessions, in the order of ``S``'s sessions, on the common 1-5 scale)."""
     import numpy as np
 
@@ -257,7 +257,8 @@ def streaming_intervals(S: dict, C: dict, mapping, params: dict, n_splits: int =
     splits = session_folds(sets, curves, n_splits=n_splits, seed=seed)
     oof = out_of_fold_sessions(lambda ss, cs: fit_streaming_model(ss, cs, mapping=mapping, **params), sets, curves,
                                splits)
-    return session_intervals(np.concatenate([x.y for x in sets]), oof, len(splits)), oof
+    names = np.concatenate([[x.name] * len(x.sessions) for x in sets])
+    return session_intervals(np.concatenate([x.y for x in sets]), oof, len(splits), names), oof.common
 
 
 def what_if_tables(model) -> tuple[str, dict]:

@@ -104,6 +104,19 @@ def test_csv_in_blocks_and_scale(sessions_case, tmp_path):
     assert np.abs((m["score_x"] - 1) * 25 - m["score_y"]).max() <= 25 * ROUNDING + 1e-6
 
 
+def test_calibration_as_predict(sessions_case, tmp_path):
+    """``--calibration`` reaches the workers: the batch scores are those of ``deepqoe predict --calibration``."""
+    _, csv, _, single = sessions_case
+    one = tmp_path / "one.csv"
+    assert main(["predict", "streaming", str(csv), "--out", str(one), "--calibration", "waterloo-sqoe-iv", "-q"]) == 3
+    want = pd.read_csv(one, dtype={"id": str})
+    res = score_batch("streaming", csv, tmp_path / "out", workers=1, processes=False, calibration="waterloo-sqoe-iv")
+    got = pd.read_parquet(tmp_path / "out")
+    assert res.n_scored == len(want) and set(got["calibration"]) == {"waterloo-sqoe-iv"}
+    _same_scores(got, want)
+    assert np.abs(want.merge(single, on="id")[["score_x", "score_y"]].diff(axis=1)).max().max() > 0.05
+
+
 def test_cli_partial_exit_and_failures_on_stderr(sessions_case, tmp_path, capsys, monkeypatch):
     _, _, parts, single = sessions_case
     monkeypatch.setattr(batch_scoring, "LOCAL_PROCESSES", False)  # threads: a quick cluster for the test

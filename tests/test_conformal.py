@@ -247,3 +247,126 @@ def test_classifier_has_no_intervals(tmp_path: Path, capsys):
     assert not (tmp_path / "m" / INTERVALS_FILE).exists()
     assert main(["predict", str(tmp_path / "m"), str(tmp_path / "t.csv"), "--interval", "0.9"]) == 1
     assert "no prediction intervals" in capsys.readouterr().err
+
+
+# ---- per-dataset intervals of a session model trained on several datasets (--calibration) ----------------
+def test_out_of_fold_gives_each_dataset_its_own_calibrations_predictions():
+    """``out_of_fold_sessions`` predicts every test session twice: with the average calibration and with its
+    own dataset's (what ``--calibration`` serves); a dataset the fold model never saw gets NaN there."""
+    from types import SimpleNamespace
+
+    from deepqoe.datasets.scored import SessionSet
+    from deepqoe.evaluation.protocols import make_splits
+    from deepqoe.sessions.session import Session
+    from deepqoe.workflow import out_of_fold_sessions
+
+    offset = {"lab-a": 0.5, "lab-b": -0.25}
+
+    class Fake:  # scores = 3 + the session's quality / 100, shifted by the calibration's offset
+        def __init__(self, names):
+            self.calibrations_ = names
+
+        def predict_scores_curves(self, sessions, curves=True, representation=False, calibration=None):
+            base = np.array([3 + s.segments[0].quality / 100 for s in sessions])
+            return base + offset.get(calibration, 0.0), None, None
+
+        def predict_sessions(self, sessions, calibration=None):
+            return self.predict_scores_curves(sessions, calibration=calibration)[0]
+
+    def sset(name, n):
+        ss = [Session.from_dict({"id": f"{name}{i}", "segments": [{"start": 0, "duration": 4, "quality": 10 * i}]})
+              for i in range(n)]
+        return SessionSet(name, ss, np.zeros(n), np.array([f"{name}{i}" for i in range(n)]))
+
+    sets = [sset("lab-a", 6), sset("lab-b", 4)]
+    splits = make_splits("kfold", 10, n_splits=2, seed=0)
+    seen = []
+
+    def fit(ss, cs):
+        seen.append([x.name for x in ss])
+        return Fake([x.name for x in ss] if len(seen) == 1 else ["lab-a"])  # the second fold model lacks lab-b
+
+    oof = out_of_fold_sessions(fit, sets, [], splits)
+    q = np.array([3 + 0.1 * i for i in range(6)] + [3 + 0.1 * i for i in range(4)])
+    np.testing.assert_allclose(oof.common, q)
+    test2 = np.zeros(10, bool)
+    test2[splits[1].test] = True
+    names = np.array(["lab-a"] * 6 + ["lab-b"] * 4)
+    expect = q + np.array([offset[d] for d in names])
+    expect[test2 & (names == "lab-b")] = np.nan
+    np.testing.assert_allclose(oof.own, expect)
+    assert len(seen) == 2
+
+
+def test_session_model_per_dataset_intervals(tmp_path: Path, capsys):
+    """A session model trained on two labs stores each lab's own intervals; ``--calibration`` (CLI, Python,
+    service) serves that lab's scores and interval, and says so; unknown names are one clear error."""
+    from test_train_sessions import write_data, write_sessions_config
+
+    from deepqoe.predictor import Predictor
+    from deepqoe.serve import ModelService, RequestError
+    from deepqoe.sessions.readers import load_sessions
+
+    write_data(tmp_path)
+    out = tmp_path / "model"
+    assert main(["train", str(write_sessions_config(tmp_path, training={"epochs": 20})), "--out", str(out), "-q"]) == 0
+    cal = json.loads((out / INTERVALS_FILE).read_text())
+    by = cal["by_calibration"]
+    assert {d: c["n_calibration"] for d, c in by.items()} == {"one-per-file": 20, "lab-b.json": 20}
+    assert all(c["bounds"] == [1.0, 5.0] and "calibration" in c["source"] for c in by.values())
+    assert json.loads((out / "metrics.json").read_text())["intervals"]["by_calibration"] == {"one-per-file": 20,
+                                                                                           "lab-b.json": 20}
+    p = Predictor.load(out)
+    assert p.calibrations == ["one-per-file", "lab-b.json"] and p.intervals_for("lab-b.json") == by["lab-b.json"]
+    sessions, _ = load_sessions(tmp_path / "lab-b.json")
+    rows, failures = p.predict_sessions(sessions, calibration="lab-b.json", interval=0.8, curve=False)
+    assert not failures
+    want = np.clip(p.model.predict_sessions(sessions, calibration="lab-b.json"), 1, 5)
+    np.testing.assert_allclose([r["score"] for r in rows], want, atol=1e-3)
+    assert not np.allclose(want, np.clip(p.model.predict_sessions(sessions), 1, 5), atol=1e-3)  # a real change
+    q = half_width(by["lab-b.json"], 0.8)
+    for r in rows:
+        assert r["calibration"] == "lab-b.json"
+        assert r["interval"]["low"] == pytest.approx(max(1.0, r["score"] - q), abs=2e-3)
+        assert r["interval"]["high"] == pytest.approx(min(5.0, r["score"] + q), abs=2e-3)
+    # the CLI: the same scores, a calibration column in tables, the default 0.9 interval of that lab
+    capsys.readouterr()
+    assert main(["predict", str(out), str(tmp_path / "lab-b.json"), "--calibration", "lab-b.json", "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    np.testing.assert_allclose([r["score"] for r in cli], [r["score"] for r in rows], atol=1e-5)
+    assert all(r["interval"]["level"] == 0.9 and r["calibration"] == "lab-b.json" for r in cli)
+    assert main(["predict", str(out), str(tmp_path / "lab-b.json"), "--calibration", "lab-b.json",
+                 "--out", str(tmp_path / "s.csv"), "-q"]) == 0
+    assert (pd.read_csv(tmp_path / "s.csv")["calibration"] == "lab-b.json").all()
+    assert main(["predict", str(out), str(tmp_path / "lab-b.json"), "--calibration", "lab-c"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown calibration 'lab-c'" in err and "lab-b.json" in err
+    # the service: in the body or the query, the same answer; a bad name is a 422 naming the field
+    svc = ModelService(out)
+    assert svc.describe()["calibrations"] == ["one-per-file", "lab-b.json"]
+    assert svc.describe()["intervals"]["by_calibration"] == {"one-per-file": 20, "lab-b.json": 20}
+    body = json.loads((tmp_path / "lab-b.json").read_text())
+    got = svc.predict_obj({**body, "calibration": "lab-b.json", "interval": 0.8})["predictions"]
+    np.testing.assert_allclose([[r["score"], r["interval"]["low"], r["interval"]["high"]] for r in got],
+                               [[r["score"], r["interval"]["low"], r["interval"]["high"]] for r in rows], atol=1e-5)
+    assert svc.predict_obj(body, calibration="lab-b.json")["predictions"][0]["calibration"] == "lab-b.json"
+    for bad in ("lab-c", 3):
+        with pytest.raises(RequestError) as e:
+            svc.predict_obj({**body, "calibration": bad})
+        assert e.value.status == 422 and e.value.field == "calibration"
+
+
+def test_intervals_by_calibration_are_validated():
+    cal = calibrate(np.arange(20.0), np.arange(20.0) + 0.1, source="t")
+    ok = {**cal, "by_calibration": {"lab-a": calibrate(np.arange(10.0), np.zeros(10), source="a")}}
+    assert validate(ok) is ok
+    for bad, field in (({**cal, "by_calibration": {"lab-a": {**cal, "residuals": [2.0, 1.0]}}},
+                        "by_calibration.lab-a.residuals"),
+                       ({**cal, "by_calibration": ["lab-a"]}, "by_calibration")):
+        with pytest.raises(DeepQoEError) as e:
+            validate(bad, "intervals.json")
+        assert e.value.field == field
+    # a model with pooled intervals only: a clear error for a lab's own interval, none by default
+    from deepqoe.conformal import for_calibration
+
+    assert for_calibration(ok, None) is ok and for_calibration(ok, "lab-b.json") is None

@@ -249,7 +249,7 @@ def test_one_pass_gives_what_the_separate_calls_give(model):
 
 def test_batch_mapping_is_the_per_session_mapping(model):
     """make_batch maps every session without a metric in one call: each on its own display and codecs."""
-    from deepqoe.sessions.qoe_model import mapped_segments, quality_steps
+    from deepqoe.sessions.qoe_model import has_metric, mapped_segments, quality_steps, quality_track, sampled_steps
 
     rng = np.random.default_rng(6)
     sessions = random_sessions(8, rng)
@@ -260,7 +260,8 @@ def test_batch_mapping_is_the_per_session_mapping(model):
     for s, q in zip(sessions, together):
         alone = model.mapping_(s.bitrate_kbps, s.width, s.height, s.fps, s.codec, s.context["display_height"])
         np.testing.assert_array_equal(q, alone)
-        np.testing.assert_array_equal(quality_steps(s, model.mapping_, q)[0], quality_steps(s, model.mapping_)[0])
+        assert not has_metric(sampled_steps(s))
+        np.testing.assert_array_equal(quality_track(sampled_steps(s), q)[0], quality_steps(s, model.mapping_)[0])
     assert len({round(float(q.mean()), 6) for q in together}) > 1
 
 

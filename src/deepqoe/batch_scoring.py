@@ -110,7 +110,8 @@ def _plain_strings(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _score_sessions_partition(df: pd.DataFrame, number: int, folder: str, model: str, torch_threads: int | None,
-                              scale: str | None, interval: float | None, source: str) -> dict:
+                              scale: str | None, interval: float | None, source: str,
+                              calibration: str | None = None) -> dict:
     """Score the sessions of one shuffled partition and write its Parquet file: ``{"n", "failures"}``."""
     from deepqoe.sessions.readers import sessions_from_frame
 
@@ -129,7 +130,8 @@ def _score_sessions_partition(df: pd.DataFrame, number: int, folder: str, model:
             if a == b:
                 continue
             sessions, bad = sessions_from_frame(df.iloc[a:b], file=source, first_row=None)
-            got, bad2 = (predictor.predict_sessions(sessions, scale=scale, curve=False, interval=interval)
+            got, bad2 = (predictor.predict_sessions(sessions, scale=scale, curve=False, interval=interval,
+                                                    calibration=calibration)
                          if sessions else ([], []))
             rows.extend(got)
             failures.extend(_error_dict(e) for e in list(bad) + list(bad2))
@@ -248,7 +250,7 @@ def check_out(out: str | Path) -> Path:
 def score_batch(model: Any, data: str | Path, out: str | Path, *, scheduler: str = "local",
                 workers: int | None = None, processes: bool = True, scale: str | None = None,
                 interval: float | None = None, blocksize: str | int = "64MB", npartitions: int | None = None,
-                progress: bool = False, predictor=None, say=None) -> BatchResult:
+                progress: bool = False, predictor=None, say=None, calibration: str | None = None) -> BatchResult:
     """Score ``data`` into the folder ``out`` on a Dask cluster (see the module docstring). ``model``: a
     model folder or a shipped name (``predictor``: the same, already loaded here). ``npartitions``: of the
     session shuffle (default: as many as the input has). Raises a DeepQoEError when nothing was scored or
@@ -264,10 +266,12 @@ def score_batch(model: Any, data: str | Path, out: str | Path, *, scheduler: str
     kind = "sessions" if predictor.is_session else "rows"
     if kind == "sessions":
         parse_scale(scale or COMMON_SCALE)  # a bad scale fails before any work
-    elif scale:
-        raise DeepQoEError("--scale is for session models; this model predicts from table rows")
+    elif scale or calibration:
+        raise DeepQoEError(f"--{'scale' if scale else 'calibration'} is for session models; this model predicts "
+                           "from table rows")
+    calibration = predictor.check_calibration(calibration)
     if interval is not None:
-        interval = predictor.check_interval(interval)
+        interval = predictor.check_interval(interval, calibration)
     out = check_out(out)
     source = str(data)
     files, fmt = input_files(data)
@@ -298,7 +302,8 @@ def score_batch(model: Any, data: str | Path, out: str | Path, *, scheduler: str
                     tagged = ddf.map_partitions(_tag, meta=ddf._meta.assign(_part=np.int64(0), _pos=np.int64(0)))
                     parts = tagged.shuffle(on="session_id", npartitions=n).to_delayed()
                     tasks = [dask.delayed(_score_sessions_partition, pure=False)(
-                        p, i, str(tmp), ref, torch_threads, scale, interval, source) for i, p in enumerate(parts)]
+                        p, i, str(tmp), ref, torch_threads, scale, interval, source, calibration)
+                        for i, p in enumerate(parts)]
                 else:
                     parts = ddf.to_delayed()
                     lengths = [int(x) for x in client.gather(client.compute([dask.delayed(len)(p) for p in parts]))]
@@ -368,6 +373,7 @@ def predict_batch(predictor, args) -> int:
     interval = interval_level(args, predictor)  # --interval (default 0.9 when the model has intervals.json)
     res = score_batch(args.model_dir, args.data, args.out, scheduler=args.scheduler, workers=args.workers,
                       processes=LOCAL_PROCESSES, scale=getattr(args, "scale", None), interval=interval,
+                      calibration=getattr(args, "calibration", None),
                       progress=show_progress(args), predictor=predictor, say=lambda m: status(args, m))
     rate = res.n_scored / res.seconds if res.seconds > 0 else math.inf
     status(args, f"{res.n_scored} {res.kind} scored in {res.seconds:.1f} s ({rate:.0f}/s); "

@@ -130,17 +130,19 @@ def _table_input(predictor, data: Path) -> None:
 def interval_level(args, predictor) -> float | None:
     """``--interval``: absent -> 0.9 when the model has prediction intervals (else none); ``none`` -> none;
     a level in (0, 1), checked against the model (no intervals.json, or too few calibration scores: a
-    DeepQoEError). A value that is not a level is a usage error."""
+    DeepQoEError). A value that is not a level is a usage error. With ``--calibration DATASET``: the
+    intervals of that dataset (none by default where the model stores none for it)."""
     from deepqoe.conformal import parse_level
 
+    calibration = predictor.check_calibration(getattr(args, "calibration", None))
     raw = getattr(args, "interval", None)
     if raw is None:
-        return predictor.default_interval
+        return predictor.interval_default(calibration)
     try:
         level = parse_level(raw)
     except DeepQoEError as e:
         raise UsageError(e.message) from None
-    return predictor.check_interval(level)
+    return predictor.check_interval(level, calibration)
 
 
 def _cmd_predict(args) -> int:
@@ -149,6 +151,8 @@ def _cmd_predict(args) -> int:
 
     predictor = Predictor(place_model(load_model(args.model_dir), args.device))
     predictor.select_rating_head(args.rating_head)
+    if predictor.is_session:
+        predictor.check_calibration(args.calibration)  # before any data is read
     data = Path(args.data)
     if args.scheduler and args.rating_head:
         raise UsageError("--rating-head is not available with --scheduler (the workers serve the default head)")
@@ -164,6 +168,9 @@ def _cmd_predict(args) -> int:
         return predict_sessions(predictor, args)
     if args.scale:
         raise UsageError("--scale is for session models; this model predicts from table rows")
+    if args.calibration:
+        raise UsageError("--calibration is for session models trained on several datasets; this model predicts "
+                         "from table rows")
     _table_input(predictor, data)
     from deepqoe.workflow import read_prediction_input
 
@@ -387,6 +394,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--interval", metavar="LEVEL", help="prediction interval level, 0 < LEVEL < 1, or 'none' "
                                                        "(default: 0.9 when the model has intervals.json; columns "
                                                        "interval_low, interval_high, interval_level)")
+    p.add_argument("--calibration", metavar="DATASET",
+                   help="session models trained on several datasets: score as that dataset's viewers used the "
+                        "scale, with that dataset's own prediction interval (streaming: p1203-open, "
+                        "waterloo-sqoe-iv, live-nflx; default: the average of them, with the pooled interval)")
     add_device_argument(p, "the model (a DeepQoE network; a session model always runs on the CPU)")
     p.add_argument("--scheduler", metavar="local|tcp://HOST:PORT",
                    help="score on Dask (a local cluster or a scheduler's address) for inputs larger than memory: "

@@ -31,6 +31,13 @@ calibration rows are a dataset's sessions).
 ``scale`` names the scale of the residuals (a session model's common 1-5 scale; ``null``: the target's
 units of a table model); ``bounds`` (or ``null``) is the range intervals are clipped to, on that scale.
 
+**Per dataset.** A guarantee over a pool of datasets is marginal over the pool: a lab whose sessions the
+model predicts worse than the pool's gets less than ``L``. A session model trained on several datasets
+also stores, under ``"by_calibration"``, one interval object (the same fields) per training dataset with
+enough scores, calibrated on that dataset's own residuals of the model predicting it *as that dataset's
+viewers used the scale* (its score calibration; ``deepqoe predict --calibration DATASET``, the service's
+``"calibration"``). A lab that resembles one of them gets that dataset's promise (:func:`for_calibration`).
+
 **Where calibration data comes from** (:mod:`deepqoe.workflow`): ``deepqoe train`` on a table config holds
 out ``training.calibration_fraction`` of the training rows (group-disjoint when the dataset has a
 ``group``), fits on the rest and calibrates on them; ``0`` gives no intervals. A session model calibrates on
@@ -151,10 +158,18 @@ def interval_files(cal: dict | None) -> dict:
     return {} if cal is None else {INTERVALS_FILE: cal}
 
 
-def validate(obj, file: str | None = None) -> dict:
+def for_calibration(cal: dict | None, calibration: str | None) -> dict | None:
+    """The interval object that serves predictions made with the score calibration ``calibration`` (None:
+    the pooled one, ``cal`` itself); None when ``cal`` has none for it."""
+    if cal is None or calibration is None:
+        return cal
+    return (cal.get("by_calibration") or {}).get(calibration)
+
+
+def validate(obj, file: str | None = None, prefix: str = "") -> dict:
     """Check an ``intervals.json`` object (each problem one DeepQoEError naming the file and field)."""
     def bad(field: str, msg: str):
-        raise DeepQoEError(msg, file=file, field=field)
+        raise DeepQoEError(msg, file=file, field=prefix + field)
 
     if not isinstance(obj, dict):
         bad("intervals", f"must be a JSON object, not {type(obj).__name__}")
@@ -181,6 +196,12 @@ def validate(obj, file: str | None = None) -> dict:
     if b is not None and (not isinstance(b, list) or len(b) != 2 or not all(
             isinstance(v, (int, float)) and math.isfinite(v) for v in b) or b[0] >= b[1]):
         bad("bounds", "must be null or [low, high] with low < high")
+    by = obj.get("by_calibration")
+    if by is not None:
+        if prefix or not isinstance(by, dict) or not all(isinstance(k, str) and k for k in by):
+            bad("by_calibration", "must be an object of interval objects by dataset name (at the top level only)")
+        for name, sub in by.items():
+            validate(sub, file, f"by_calibration.{name}.")
     return obj
 
 

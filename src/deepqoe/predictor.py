@@ -8,7 +8,9 @@
 
 A regression model with ``intervals.json`` in its directory (:mod:`deepqoe.conformal`) adds
 ``"interval": {"level", "low", "high"}`` to each row when asked (``interval=0.9``; on the scale asked for,
-clipped to a session model's scale).
+clipped to a session model's scale). A session model trained on several datasets predicts, when asked
+(``calibration="p1203-open"``, ``deepqoe predict --calibration``, the service's ``"calibration"``), as that
+dataset's viewers used the scale, with that dataset's own intervals (``intervals.json``'s ``by_calibration``).
 
 A session model with a rating-distribution head (``distribution.json``, :mod:`deepqoe.distribution`) adds
 ``"distribution": {"sos", "p_gob", "p_pow", "quantiles"}`` to each session row, on the scale asked for; a
@@ -129,32 +131,72 @@ class Predictor:
         self.distribution = (heads, name)
 
     @property
-    def default_interval(self) -> float | None:
-        """The interval level given when none is asked for: 0.9 when the model has intervals calibrated on
-        enough scores for it (at least 9), else None (an explicit ``--interval`` still says why not)."""
+    def calibrations(self) -> list[str]:
+        """The training datasets whose use of the scale a session model can predict with (``calibration``
+        of :meth:`predict_sessions`; ``deepqoe predict --calibration``); [] for other models."""
+        return [str(c) for c in getattr(self.model, "calibrations_", None) or []] if self.is_session else []
+
+    def check_calibration(self, name: str | None) -> str | None:
+        """``name`` (None: the average calibration) checked against the model: a DeepQoEError naming the
+        model's calibrations otherwise."""
+        if name is None:
+            return None
+        if not self.calibrations:
+            raise DeepQoEError("this model has no per-dataset calibrations (only a session model trained on "
+                               "named datasets has them); drop --calibration", field="calibration",
+                               file=None if self.model_dir is None else str(self.model_dir))
+        if name not in self.calibrations:
+            raise DeepQoEError(f"unknown calibration '{name}': this model was trained on "
+                               f"{', '.join(self.calibrations)}", field="calibration")
+        return name
+
+    def intervals_for(self, calibration: str | None = None) -> dict | None:
+        """The ``intervals.json`` object that serves scores of ``calibration`` (None: the pooled one; a
+        dataset: its own, from ``by_calibration``, or None where the model stores none for it)."""
+        from deepqoe.conformal import for_calibration
+
+        return for_calibration(self.intervals, calibration)
+
+    def interval_default(self, calibration: str | None = None) -> float | None:
+        """The interval level given when none is asked for: 0.9 when the model has intervals (for
+        ``calibration``) calibrated on enough scores for it (at least 9), else None (an explicit
+        ``--interval`` still says why not)."""
         from deepqoe.conformal import DEFAULT_LEVEL, min_calibration
 
-        if self.intervals is None or int(self.intervals["n_calibration"]) < min_calibration(DEFAULT_LEVEL):
+        cal = self.intervals_for(calibration)
+        if cal is None or int(cal["n_calibration"]) < min_calibration(DEFAULT_LEVEL):
             return None
         return DEFAULT_LEVEL
 
-    def check_interval(self, level: float | None) -> float | None:
-        """``level`` (None: no interval) checked against the model's calibration: a DeepQoEError for a model
-        without intervals or a level its calibration cannot support."""
+    @property
+    def default_interval(self) -> float | None:
+        """:meth:`interval_default` of the average calibration."""
+        return self.interval_default(None)
+
+    def check_interval(self, level: float | None, calibration: str | None = None) -> float | None:
+        """``level`` (None: no interval) checked against the model's calibration (of ``calibration``'s
+        intervals): a DeepQoEError for a model without intervals or a level its calibration cannot support."""
         from deepqoe.conformal import check_level, half_width, no_intervals_error
 
         if level is None:
             return None
         level = check_level(level)
-        if self.intervals is None:
+        cal = self.intervals_for(calibration)
+        if cal is None:
+            if self.intervals is not None:  # pooled intervals only
+                raise DeepQoEError(f"this model has no prediction intervals of its own for '{calibration}' (its "
+                                   "intervals.json is pooled over its training datasets only); drop "
+                                   "--calibration for the pooled interval, or use --interval none",
+                                   file=None if self.model_dir is None else str(self.model_dir), field="interval")
             raise no_intervals_error(self.model_dir)
-        half_width(self.intervals, level)
+        half_width(cal, level)
         return level
 
-    def _interval(self, scores: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    def _interval(self, scores: np.ndarray, level: float, calibration: str | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
         from deepqoe.conformal import interval_bounds
 
-        return interval_bounds(self.intervals, scores, level)
+        return interval_bounds(self.intervals_for(calibration), scores, level)
 
     @classmethod
     def load(cls, model: str | Path, device: str | None = None) -> "Predictor":
@@ -177,14 +219,19 @@ class Predictor:
 
         return np.clip(to_common(np.asarray(values, float), self._model_scale), 1.0, 5.0)
 
-    def _scores_curves_explain(self, sessions: list, curve: bool, explain: bool, representation: bool = False
+    def _scores_curves_explain(self, sessions: list, curve: bool, explain: bool, representation: bool = False,
+                               calibration: str | None = None
                                ) -> tuple[np.ndarray, list | None, list | None, list | None, np.ndarray | None]:
         """(scores, curves, curve steps in s, explanations, representations when asked and the model gives
-        them in the same pass) on the model's own scale, for good sessions."""
+        them in the same pass) on the model's own scale, for good sessions (``calibration``: checked by
+        :meth:`check_calibration`, so only a model with calibrations gets one)."""
         m = self.model
         if hasattr(m, "predict_sessions"):
             reps = None
-            if hasattr(m, "predict_scores_curves"):  # scores, curves and representation in one pass
+            if calibration is not None:  # a model with calibrations_ (check_calibration)
+                scores, curves, reps = m.predict_scores_curves(sessions, curves=curve, representation=representation,
+                                                               calibration=calibration)
+            elif hasattr(m, "predict_scores_curves"):  # scores, curves and representation in one pass
                 scores, curves, reps = m.predict_scores_curves(sessions, curves=curve, representation=representation)
             else:
                 scores = m.predict_sessions(sessions)
@@ -195,7 +242,7 @@ class Predictor:
                 curves = [np.asarray(c, float).reshape(-1) for c in curves]
                 steps = ([float(t[-1]) / len(t) if len(t) else None for t in m.curve_times(sessions)]
                          if hasattr(m, "curve_times") else [1.0] * len(sessions))
-            ex = self._session_explanations(sessions, scores) if explain else None
+            ex = self._session_explanations(sessions, scores, calibration) if explain else None
             return scores, curves, steps, ex, reps
         X = self._frame(sessions).reset_index(drop=True)
         scores = np.asarray(m.predict(X), float).reshape(-1)
@@ -212,24 +259,35 @@ class Predictor:
             ex = explain_records(m, X)
         return scores, curves, steps, ex, None
 
-    def _session_explanations(self, sessions: list, scores: np.ndarray) -> list | None:
+    def _session_explanations(self, sessions: list, scores: np.ndarray, calibration: str | None = None
+                              ) -> list | None:
         """A session model's ``explain_sessions`` ({part: contribution}) in the shape of explain_records."""
         if not hasattr(self.model, "explain_sessions"):
             return None
+        ex = (self.model.explain_sessions(sessions) if calibration is None
+              else self.model.explain_sessions(sessions, calibration=calibration))
         return [e if "contributions" in e else {"method": "parts", "output": "score", "value": float(v),
                                                 "contributions": dict(e)}
-                for e, v in zip(self.model.explain_sessions(sessions), scores)]
+                for e, v in zip(ex, scores)]
 
     def predict_sessions(self, sessions: Sequence, *, scale: str | None = None, curve: bool = True,
-                         explain: bool = False, interval: float | None = None) -> tuple[list[dict], list[DeepQoEError]]:
+                         explain: bool = False, interval: float | None = None, calibration: str | None = None
+                         ) -> tuple[list[dict], list[DeepQoEError]]:
         """Score sessions: ``(rows, failures)``; rows in input order (failed sessions left out) as
         ``{"id", "score", "scale", "curve", "curve_step_s"}`` (+ ``"explanation"`` when asked, + ``"interval":
-        {"level", "low", "high"}`` on the asked scale when ``interval`` is a level)."""
+        {"level", "low", "high"}`` on the asked scale when ``interval`` is a level).
+
+        ``calibration``: the name of a training dataset (:attr:`calibrations`): scores and curves as that
+        dataset's viewers used the scale (its learned score calibration, instead of the average of them),
+        and intervals from that dataset's own out-of-fold residuals (``intervals.json``'s
+        ``by_calibration``: the coverage promise of that dataset, not the pool's); rows gain
+        ``"calibration"``."""
         from deepqoe.sessions.scales import from_common, parse_scale
 
         self.require_sessions()
         target = parse_scale(scale or COMMON_SCALE)  # a bad scale fails before any work
-        interval = self.check_interval(interval)
+        calibration = self.check_calibration(calibration)
+        interval = self.check_interval(interval, calibration)
         sessions = list(sessions)
         if not sessions:
             return [], []
@@ -237,7 +295,8 @@ class Predictor:
         want_rep = self._distribution_wants_features()
 
         def run(batch: list):
-            scores, curves, steps, ex, reps = self._scores_curves_explain(batch, curve, explain, want_rep)
+            scores, curves, steps, ex, reps = self._scores_curves_explain(batch, curve, explain, want_rep,
+                                                                          calibration)
             if len(scores) != len(batch):
                 raise DeepQoEError(f"the model gave {len(scores)} scores for {len(batch)} sessions")
             if not np.isfinite(scores).all():
@@ -253,8 +312,10 @@ class Predictor:
             common = self._to_common(score)
             row: dict[str, Any] = {"id": s.id, "score": _round(from_common(common, target)),
                                    "scale": target.name, "curve": None, "curve_step_s": None}
+            if calibration is not None:
+                row["calibration"] = calibration
             if interval is not None:  # on the common scale (the calibration's), clipped to 1-5, converted
-                low, high = self._interval(common, interval)
+                low, high = self._interval(common, interval, calibration)
                 row["interval"] = {"level": interval, "low": _round(from_common(low, target)),
                                    "high": _round(from_common(high, target))}
             if cv is not None:

@@ -13,6 +13,9 @@ Endpoints (the OpenAPI schema at ``/openapi.json``; ``/docs`` is a small page bu
   - a prediction interval (split conformal, :mod:`deepqoe.conformal`) comes with every score of a model that
     has ``intervals.json``: ``"interval": {"level", "low", "high"}``, at 0.9 unless the request says
     ``"interval": 0.8`` next to ``rows`` / ``sessions`` (or ``?interval=0.8``; ``null`` / ``none``: off);
+  - a session model trained on several datasets takes ``"calibration": "p1203-open"`` next to ``sessions``
+    (or ``?calibration=``): scores as that dataset's viewers used the scale, with that dataset's own interval
+    (``GET /model`` lists the calibrations; each prediction then says ``"calibration"``);
   - a session model, or a table regression model trained with ``dataset.individual``, with a
     rating-distribution head (``distribution.json``, :mod:`deepqoe.distribution`) adds
     ``"distribution": {"sos", "p_gob", "p_pow", "quantiles"}`` to every prediction;
@@ -194,6 +197,11 @@ class ModelService:
             wrapper = {"type": "object", "required": ["sessions"], "additionalProperties": False,
                        "properties": {"sessions": {"type": "array", "items": session, "maxItems": self.max_items},
                                       "explain": {"type": "boolean"}, "interval": INTERVAL_SCHEMA}}
+            if self.predictor.calibrations:
+                wrapper["properties"]["calibration"] = {
+                    "type": "string", "enum": self.predictor.calibrations,
+                    "description": "score as this training dataset's viewers used the scale, with its own "
+                                   "interval (default: the average calibration, the pooled interval)"}
             return {"anyOf": [wrapper, session, {"type": "array", "items": session, "maxItems": self.max_items}]}
         props = {}
         for c, d in self.columns.items():
@@ -228,7 +236,10 @@ class ModelService:
                                       or [c.key for c in getattr(self.est, "input_configs_", [])]),
                "evaluation": m.get("evaluation"), "versions": m.get("versions"),
                "intervals": None if self.predictor.intervals is None else {
-                   k: self.predictor.intervals.get(k) for k in ("method", "n_calibration", "scale", "source")},
+                   **{k: self.predictor.intervals.get(k) for k in ("method", "n_calibration", "scale", "source")},
+                   "by_calibration": {d: c["n_calibration"]
+                                      for d, c in (self.predictor.intervals.get("by_calibration") or {}).items()}},
+               "calibrations": self.predictor.calibrations,
                "distribution": None if getattr(self.predictor, "distribution", None) is None else {
                    "served": self.predictor.distribution[1], "heads": sorted(self.predictor.distribution[0])},
                "limits": {"max_body_bytes": self.max_body_bytes, "max_items": self.max_items},
@@ -352,13 +363,23 @@ class ModelService:
             raise RequestError(422, "not a valid session: nested too deeply") from None
 
     # ------------------------------------------------------------------ prediction
-    def interval_level(self, value: Any, given: bool) -> float | None:
+    def calibration(self, value: Any) -> str | None:
+        """The ``calibration`` of a request (None: the average one): a training dataset's name (422 otherwise)."""
+        if value is not None and not isinstance(value, str):
+            raise RequestError(422, f"'calibration' must be a dataset name (a string) or null, got "
+                                    f"{_type_name(value)}", "calibration")
+        try:
+            return self.predictor.check_calibration(value)
+        except DeepQoEError as e:
+            raise RequestError(422, e.message, "calibration") from None
+
+    def interval_level(self, value: Any, given: bool, calibration: str | None = None) -> float | None:
         """The interval level of a request: the model's default when not ``given``; None for null / "none";
-        else a level in (0, 1) the model's calibration supports (422 otherwise)."""
+        else a level in (0, 1) the model's calibration (``calibration``'s) supports (422 otherwise)."""
         from deepqoe.conformal import parse_level
 
         if not given:
-            return self.predictor.default_interval
+            return self.predictor.interval_default(calibration)
         if isinstance(value, str):  # the query's text: the same spellings as --interval ("0.8", "80%", "none")
             try:
                 value = parse_level(value)
@@ -370,21 +391,27 @@ class ModelService:
             raise RequestError(422, f"'interval' must be a level between 0 and 1 (e.g. 0.9) or null, got "
                                     f"{json.dumps(value)[:40]}", "interval")
         try:
-            return self.predictor.check_interval(float(value))
+            return self.predictor.check_interval(float(value), calibration)
         except DeepQoEError as e:
             raise RequestError(422, e.message, "interval") from None
 
     def predict_obj(self, obj: Any, explain: bool | None = None, curve: bool = False,
-                    interval: str | None = None) -> dict:
+                    interval: str | None = None, calibration: str | None = None) -> dict:
         """Validate a parsed JSON request and predict with the :class:`~deepqoe.predictor.Predictor`
-        (runs in a worker thread). ``interval``: the query's level (the body's ``"interval"`` wins)."""
+        (runs in a worker thread). ``interval``, ``calibration``: the query's (the body's win)."""
         with self._lock:
             self.n_requests += 1
         wrapper = "sessions" if self.is_session else "rows"
-        in_body = (isinstance(obj, dict) and wrapper in obj and wrapper not in self.columns and "interval" in obj)
-        if in_body:
+        wrapped = isinstance(obj, dict) and wrapper in obj and wrapper not in self.columns
+        in_body = wrapped and "interval" in obj
+        cal_in_body = wrapped and self.is_session and "calibration" in obj
+        if in_body or cal_in_body:
             obj = dict(obj)
-        level = self.interval_level(obj.pop("interval") if in_body else interval, in_body or interval is not None)
+        if calibration is not None and not self.is_session:
+            raise RequestError(422, "'calibration' is for session models", "calibration")
+        cal = self.calibration(obj.pop("calibration") if cal_in_body else calibration)
+        level = self.interval_level(obj.pop("interval") if in_body else interval, in_body or interval is not None,
+                                    cal)
         if self.is_session:
             sessions, ex = self.parse_sessions(obj)
         else:
@@ -393,7 +420,7 @@ class ModelService:
         try:
             if self.is_session:
                 preds, failures = self.predictor.predict_sessions(sessions, curve=curve, explain=explain,
-                                                                  interval=level)
+                                                                  interval=level, calibration=cal)
                 if failures:
                     e = failures[0]
                     raise RequestError(422, str(e), e.field or e.column)
@@ -535,10 +562,13 @@ def create_app(model: str | Path | None = None, *, max_body_bytes: int = DEFAULT
                       explain: bool | None = Query(None, description="add each input's contribution"),
                       curve: bool = Query(False, description="session models: add the per-second QoE curve"),
                       interval: str | None = Query(None, description="prediction interval level (0-1) or none; "
-                                                                     "default 0.9 for a model with intervals")):
+                                                                     "default 0.9 for a model with intervals"),
+                      calibration: str | None = Query(None, description="session models: a training dataset whose "
+                                                                        "use of the scale (and interval) to predict "
+                                                                        "with; default: the average")):
         body = await read_body(request)
         obj = parse_json(body)
-        return await run_in_threadpool(svc.predict_obj, obj, explain, curve, interval)
+        return await run_in_threadpool(svc.predict_obj, obj, explain, curve, interval, calibration)
 
     return app
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -270,11 +271,12 @@ def _scores_by_dataset(y: np.ndarray, pred: np.ndarray, names: np.ndarray) -> di
     return out
 
 
-def _predict_common(model, sessions: list) -> np.ndarray:
-    """Session scores on the common 1-5 scale, through the one predictor."""
+def predict_common(model, sessions: list, calibration: str | None = None) -> np.ndarray:
+    """Session scores on the common 1-5 scale, through the one predictor (``calibration``: a training
+    dataset's use of the scale, :meth:`deepqoe.predictor.Predictor.predict_sessions`)."""
     from deepqoe.predictor import Predictor
 
-    rows, failures = Predictor(model).predict_sessions(sessions, curve=False)
+    rows, failures = Predictor(model).predict_sessions(sessions, curve=False, calibration=calibration)
     if failures:
         raise failures[0]
     return np.array([r["score"] for r in rows], float)
@@ -306,18 +308,25 @@ def _session_quality_mapping(cfg):
         raise DeepQoEError(e.message, file=cfg.path, field="sessions.quality_mapping") from None
 
 
-def out_of_fold_sessions(fit, session_sets: list, curve_sets: list, splits) -> np.ndarray:
-    """Out-of-fold predictions (common 1-5 scale) of the sessions of ``session_sets``, concatenated in order:
+class OutOfFold(NamedTuple):
+    """Out-of-fold predictions of the sessions of a k-fold (common 1-5 scale), NaN where none was made."""
+    common: np.ndarray  # with the average calibration (what a prediction without ``calibration`` gives)
+    own: np.ndarray     # each session with its own dataset's calibration (NaN where a fold model lacks it)
+
+
+def out_of_fold_sessions(fit, session_sets: list, curve_sets: list, splits) -> OutOfFold:
+    """Out-of-fold predictions of the sessions of ``session_sets``, concatenated in order:
     ``fit(session_sets, curve_sets)`` on each split's training part, predicting its test part (``splits``
     index the sessions of ``session_sets + curve_sets``, concatenated); NaN where no split tests a session.
-    Reused for the scores (:func:`_cross_validate_sessions`) and the prediction intervals."""
+    Reused for the scores (:func:`_cross_validate_sessions`) and the prediction intervals
+    (:func:`session_intervals`, pooled and per dataset)."""
     sets = session_sets + curve_sets
     offsets = np.cumsum([0] + [len(x.sessions) for x in sets])
 
     def part(idx: np.ndarray, k: int) -> np.ndarray:  # positions of set k's sessions in idx
         return idx[(idx >= offsets[k]) & (idx < offsets[k + 1])] - offsets[k]
 
-    oof = np.full(offsets[len(session_sets)], np.nan)
+    oof = OutOfFold(np.full(offsets[len(session_sets)], np.nan), np.full(offsets[len(session_sets)], np.nan))
     for split in splits:
         train = [x.subset(part(split.train, k)) for k, x in enumerate(sets)]
         model = fit([x for x in train[:len(session_sets)] if len(x.sessions)],
@@ -325,7 +334,10 @@ def out_of_fold_sessions(fit, session_sets: list, curve_sets: list, splits) -> n
         for k, x in enumerate(session_sets):
             te = part(split.test, k)
             if len(te):
-                oof[offsets[k] + te] = _predict_common(model, [x.sessions[i] for i in te])
+                test = [x.sessions[i] for i in te]
+                oof.common[offsets[k] + te] = predict_common(model, test)
+                if x.name in (getattr(model, "calibrations_", None) or []):
+                    oof.own[offsets[k] + te] = predict_common(model, test, calibration=x.name)
     return oof
 
 
@@ -334,7 +346,7 @@ def _cross_validate_sessions(fit, session_sets: list, curve_sets: list, splits, 
     """Out-of-fold scores per session dataset (``oof``: the :func:`out_of_fold_sessions` predictions, when
     already computed)."""
     if oof is None:
-        oof = out_of_fold_sessions(fit, session_sets, curve_sets, splits)
+        oof = out_of_fold_sessions(fit, session_sets, curve_sets, splits).common
     return _scores_by_dataset(np.concatenate([x.y for x in session_sets]), oof,
                               np.concatenate([[x.name] * len(x.sessions) for x in session_sets]))
 
@@ -348,16 +360,28 @@ def session_folds(session_sets: list, curve_sets: list, n_splits: int = 5, seed:
     return make_splits("group-kfold", len(keys), groups=keys, n_splits=n_splits, seed=seed)
 
 
-def session_intervals(y: np.ndarray, oof: np.ndarray, n_splits: int) -> dict:
+def session_intervals(y: np.ndarray, oof: OutOfFold, n_splits: int, names: np.ndarray | None = None) -> dict:
     """A session model's ``intervals.json`` (:mod:`deepqoe.conformal`) from the out-of-fold predictions of
     its content-disjoint k-fold (common 1-5 scale): each fold model never saw the sessions it predicted,
     the final model trained on all of them (it is usually a little better than the fold models, so the
-    intervals are, if anything, a little wide)."""
-    from deepqoe.conformal import calibrate
+    intervals are, if anything, a little wide). Pooled over every session (``oof.common``); with ``names``
+    (each session's dataset) also ``by_calibration``: each dataset with at least 9 scored sessions (what a
+    0.9 interval needs) on its own residuals of its own calibration's predictions (``oof.own``)."""
+    from deepqoe.conformal import calibrate, min_calibration
 
-    return calibrate(y, oof, scale="1-5", bounds=(1.0, 5.0),
-                     source=f"out-of-fold predictions of {n_splits}-fold content-disjoint cross-validation "
-                            "(fold models; the final model trains on every session)")
+    source = (f"out-of-fold predictions of {n_splits}-fold content-disjoint cross-validation "
+              "(fold models; the final model trains on every session)")
+    out = calibrate(y, oof.common, scale="1-5", bounds=(1.0, 5.0), source=source)
+    if names is not None:
+        by = {}
+        for d in dict.fromkeys(np.asarray(names).tolist()):
+            k = (np.asarray(names) == d) & np.isfinite(y) & np.isfinite(oof.own)
+            if k.sum() >= min_calibration(0.9):
+                by[d] = calibrate(y[k], oof.own[k], scale="1-5", bounds=(1.0, 5.0),
+                                  source=f"{d}'s sessions only, predicted with {d}'s calibration; " + source)
+        if by:
+            out["by_calibration"] = by
+    return out
 
 
 def train_sessions_config(cfg, out_dir: str | Path, *, full: bool = False, progress: bool = True) -> dict:
@@ -404,7 +428,7 @@ def train_sessions_config(cfg, out_dir: str | Path, *, full: bool = False, progr
                                          "together (a content falls in one fold in every dataset), out-of-fold "
                                          "predictions scored per dataset on the common 1-5 scale",
                           "n_splits": len(splits), "seed": cfg.evaluation.seed,
-                          "scores": _cross_validate_sessions(fit, session_sets, curve_sets, splits, oof)}
+                          "scores": _cross_validate_sessions(fit, session_sets, curve_sets, splits, oof.common)}
         t0 = time.perf_counter()
         model = fit(session_sets, curve_sets)
         seconds = time.perf_counter() - t0
@@ -412,7 +436,7 @@ def train_sessions_config(cfg, out_dir: str | Path, *, full: bool = False, progr
         bar.close()
     y = np.concatenate([s.y for s in session_sets])
     names = np.concatenate([[s.name] * len(s.sessions) for s in session_sets])
-    pred = _predict_common(model, [x for s in session_sets for x in s.sessions])
+    pred = predict_common(model, [x for s in session_sets for x in s.sessions])
     name = sc.name or Path(out_dir).name
     sizes = {s.name: len(s.sessions) for s in session_sets}
     metrics = {"name": name, "kind": "sessions", "task": "regression", "scale": "1-5",
@@ -420,11 +444,14 @@ def train_sessions_config(cfg, out_dir: str | Path, *, full: bool = False, progr
                "quality_mapping": sc.quality_mapping, "params": model.get_params(),
                "n_train": int(sum(sizes.values())), "fit_seconds": seconds,
                "evaluation": evaluation, "train": _scores_by_dataset(y, pred, names)}
-    intervals = None if oof is None else session_intervals(y, oof, len(splits))
+    intervals = None if oof is None else session_intervals(y, oof, len(splits), names)
     if intervals is not None:
-        metrics["intervals"] = {"n_calibration": intervals["n_calibration"], "source": intervals["source"]}
+        metrics["intervals"] = {"n_calibration": intervals["n_calibration"], "source": intervals["source"],
+                                "by_calibration": {d: c["n_calibration"]
+                                                   for d, c in intervals.get("by_calibration", {}).items()}}
     dc = cfg.distribution
-    heads = {} if dc is None else distribution_heads(dc.datasets, dc.default, model, session_sets, oof, pred,
+    heads = {} if dc is None else distribution_heads(dc.datasets, dc.default, model, session_sets,
+                                                      None if oof is None else oof.common, pred,
                                                       file=cfg.path)
     if heads:
         metrics["distribution"] = heads["distribution.json"]["info"]

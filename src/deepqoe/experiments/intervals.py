@@ -15,7 +15,9 @@ for the streaming sessions. Datasets and models:
   calibration*). With ``streaming.out_of_fold: k`` also **the shipped way** (``deepqoe train`` on a sessions
   config, the ``streaming`` model): the model trains on the training and calibration parts together and is
   calibrated on the out-of-fold predictions of a content-disjoint k-fold over those sessions (*out-of-fold*,
-  pooled and per dataset): more calibration sessions, from more contents, than a 20 % part;
+  pooled and per dataset): more calibration sessions, from more contents, than a 20 % part; and what the
+  model serves with ``--calibration DATASET`` (*out-of-fold, --calibration*): each dataset's sessions
+  predicted with its own score calibration, its intervals from its own out-of-fold residuals of that;
 * **UPEC MOS per condition** (section 2's data): the small DeepQoE regressor of :mod:`.upec`;
 * **KoNViD-1k, YouTube-UGC** (sections 4 and 5): VIDEVAL's min-max + RBF-SVR on the 60 VIDEVAL features.
 
@@ -122,10 +124,12 @@ def _out_of_fold(fit_idx, te, subset, y, names, params: dict, k: int, n_folds: i
     """The shipped way (``deepqoe train`` on a sessions config, the ``streaming`` model): the model trains on
     the training and calibration parts together, and its intervals are calibrated on the out-of-fold
     predictions of a content-disjoint ``n_folds``-fold over those same sessions
-    (:func:`deepqoe.workflow.out_of_fold_sessions`); rows "<dataset> (out-of-fold[, own calibration])"."""
+    (:func:`deepqoe.workflow.out_of_fold_sessions`); rows "<dataset> (out-of-fold[, own calibration])", and
+    "<dataset> (out-of-fold, --calibration)": the test sessions predicted with their dataset's own score
+    calibration and calibrated on its own out-of-fold residuals of it (what ``--calibration`` serves)."""
     from deepqoe.datasets.scored import quality_mapping
     from deepqoe.sessions.training import fit_streaming_model
-    from deepqoe.workflow import _predict_common, out_of_fold_sessions, session_folds
+    from deepqoe.workflow import out_of_fold_sessions, predict_common, session_folds
 
     mapping = quality_mapping()
     sets = [s for s in subset(fit_idx) if len(s.sessions)]
@@ -135,13 +139,19 @@ def _out_of_fold(fit_idx, te, subset, y, names, params: dict, k: int, n_folds: i
 
     oof = out_of_fold_sessions(fit, sets, [], session_folds(sets, [], n_folds, seed=k))
     model = fit(sets, [])
-    p_test = np.concatenate([_predict_common(model, s.sessions) for s in subset(te) if len(s.sessions)])
+    p_test = np.concatenate([predict_common(model, s.sessions) for s in subset(te) if len(s.sessions)])
     y_fit, names_fit = y[fit_idx], names[fit_idx]
-    ok = np.isfinite(oof)
-    out = score_split(y_fit[ok], oof[ok], y[te], p_test, [f"{d} (out-of-fold)" for d in names[te]],
+    ok = np.isfinite(oof.common)
+    out = score_split(y_fit[ok], oof.common[ok], y[te], p_test, [f"{d} (out-of-fold)" for d in names[te]],
                       RECIPE["levels"], bounds=(1.0, 5.0))
-    out.update(_own_calibrations(y_fit[ok], oof[ok], names_fit[ok], y[te], p_test, names[te],
+    out.update(_own_calibrations(y_fit[ok], oof.common[ok], names_fit[ok], y[te], p_test, names[te],
                                  "out-of-fold, own calibration"))
+    # what the model serves with --calibration DATASET: the dataset's own score calibration, and intervals
+    # from its own out-of-fold residuals of that calibration (intervals.json's by_calibration)
+    p_own = np.concatenate([predict_common(model, s.sessions, calibration=s.name) for s in subset(te) if len(s.sessions)])
+    ok = np.isfinite(oof.own)
+    out.update(_own_calibrations(y_fit[ok], oof.own[ok], names_fit[ok], y[te], p_own, names[te],
+                                 "out-of-fold, --calibration"))
     return out
 
 
@@ -241,7 +251,9 @@ def markdown(res: dict) -> str:
         "predictions, each dataset calibrated on its own calibration part (a model serving one lab); "
         "*(out-of-fold)*: the shipped way, the model trained on the training and calibration parts together and "
         "calibrated on the out-of-fold predictions of a content-disjoint k-fold over them (pooled, and each "
-        "dataset on its own). UPEC: the small DeepQoE regressor on MOS per condition. "
+        "dataset on its own); *(out-of-fold, --calibration)*: what `--calibration DATASET` serves, the dataset's "
+        "sessions predicted with its own score calibration, calibrated on its own out-of-fold residuals of "
+        "them. UPEC: the small DeepQoE regressor on MOS per condition. "
         "KoNViD-1k / YouTube-UGC: VIDEVAL's SVR.", "",
         md_table(head, rows), "",
         f"Coverage {verdict} Run time {res['seconds']:.0f} s.", ""])

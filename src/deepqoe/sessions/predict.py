@@ -38,13 +38,15 @@ from deepqoe.errors import DeepQoEError
 
 
 def session_table(rows: list[dict]) -> pd.DataFrame:
-    """Session predictions as a table: ``id, score, scale`` (+ ``interval_low, interval_high,
+    """Session predictions as a table: ``id, score, scale`` (+ ``calibration`` when asked for; + ``interval_low, interval_high,
     interval_level``; + ``sos, p_gob, p_pow`` with a rating-distribution head); the CSV / Parquet output here and each partition of a batch
     (:mod:`deepqoe.batch_scoring`)."""
     from deepqoe.predictor import distribution_columns, interval_columns
 
     table = pd.DataFrame({"id": [r["id"] for r in rows], "score": [r["score"] for r in rows],
                           "scale": [r["scale"] for r in rows]})
+    if rows and "calibration" in rows[0]:  # --calibration DATASET
+        table["calibration"] = [r["calibration"] for r in rows]
     interval_columns(table, rows)  # interval_low, interval_high, interval_level
     distribution_columns(table, rows)  # sos, p_gob, p_pow: a model with a rating-distribution head
     return table
@@ -94,7 +96,7 @@ def write_predictions(rows: list[dict], out: str | None, stream=None, *, as_json
 
 def predict_sessions(model: Any, args) -> int:
     """The ``deepqoe predict`` route for session input (``args``: ``data``, ``out``, ``scale``, optional
-    ``json`` and ``quiet``); ``model`` is a loaded model or a :class:`~deepqoe.predictor.Predictor`.
+    ``calibration``, ``interval``, ``json`` and ``quiet``); ``model`` is a loaded model or a :class:`~deepqoe.predictor.Predictor`.
     Returns the exit status: 0, or 3 when some sessions failed (a DeepQoEError when none was predicted)."""
     from deepqoe.cli import finish_batch, status
     from deepqoe.predictor import Predictor
@@ -111,7 +113,8 @@ def predict_sessions(model: Any, args) -> int:
     sessions, failures = load_sessions(args.data)
     out = getattr(args, "out", None)
     curve = not (out and Path(out).suffix.lower() in (".csv", ".parquet", ".pq"))  # tables keep no curve
-    rows, bad = (predictor.predict_sessions(sessions, scale=scale, interval=level, curve=curve) if sessions
+    rows, bad = (predictor.predict_sessions(sessions, scale=scale, interval=level, curve=curve,
+                                            calibration=getattr(args, "calibration", None)) if sessions
                  else ([], []))
     if rows:
         write_predictions(rows, getattr(args, "out", None), as_json=bool(getattr(args, "json", False)),

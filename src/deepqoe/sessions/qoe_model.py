@@ -431,9 +431,10 @@ def builtin_quality_mapping() -> QualityMapping:
 
 
 # ============================================================================ phase 1: session -> parts
-def quality_steps(s, mapping: QualityMapping, mapped: np.ndarray | None = None) -> tuple[np.ndarray, float, bool]:
-    """The quality track of a session: (q per media step in 0-1, step length in s, from a metric?).
-    ``mapped``: the mapping's quality of each segment, when already computed (:func:`mapped_segments`)."""
+def sampled_steps(s) -> tuple[np.ndarray, float, np.ndarray]:
+    """Stage 1 of a session's quality track: (its metric at each media step, NaN where it gives none; the
+    step length in s; the segment of each step). A session whose sampled steps are all NaN has no metric:
+    its track comes from the quality mapping (stage 2, :func:`quality_track`)."""
     M = float(s.media_duration)
     dt = max(1.0, math.ceil(M / MAX_STEPS)) if np.isfinite(M) else float(MAX_STEPS)
     n = max(1, int(math.ceil(min(M, MAX_STEPS * dt) / dt - 1e-9)))
@@ -444,20 +445,32 @@ def quality_steps(s, mapping: QualityMapping, mapped: np.ndarray | None = None) 
         q = qps[np.minimum((t).astype(np.int64), len(qps) - 1)]
     else:
         q = s.quality[si].astype(float)
-    metric = bool(np.isfinite(q).any())
+    return q, dt, si
+
+
+def has_metric(sampled: tuple) -> bool:
+    """True when :func:`sampled_steps` found a metric (else the track needs the mapping)."""
+    return bool(np.isfinite(sampled[0]).any())
+
+
+def quality_track(sampled: tuple, mapped: np.ndarray | None) -> tuple[np.ndarray, float, bool]:
+    """Stage 2: (q per media step in 0-1, step length in s, from a metric?) of :func:`sampled_steps`' output;
+    a metric's gaps are filled with its own mean, a session without one takes ``mapped`` (the mapping's
+    quality of each segment, :func:`mapped_segments`)."""
+    q, dt, si = sampled
+    metric = has_metric(sampled)
     if metric and not np.isfinite(q).all():  # fill gaps of a metric with the metric's own mean
         q = np.where(np.isfinite(q), q, np.nanmean(q))
     elif not metric:
-        q = (mapped if mapped is not None else mapped_segments([s], mapping)[0])[si]
+        q = mapped[si]
     return np.clip(np.nan_to_num(q, nan=50.0), 0, 100) / 100.0, dt, metric
 
 
-def _needs_mapping(s) -> bool:
-    """True when a session has no quality metric at all (its track then comes from the mapping)."""
-    qps = s.quality_per_second
-    if qps is not None and len(qps):
-        return not bool(np.isfinite(np.asarray(qps, float)).any())
-    return not bool(np.isfinite(s.quality).any())
+def quality_steps(s, mapping: QualityMapping) -> tuple[np.ndarray, float, bool]:
+    """The quality track of one session: (q per media step in 0-1, step length in s, from a metric?) (a batch
+    maps its sessions without a metric together: :func:`make_batch`)."""
+    sampled = sampled_steps(s)
+    return quality_track(sampled, None if has_metric(sampled) else mapped_segments([s], mapping)[0])
 
 
 def mapped_segments(sessions: Sequence, mapping: QualityMapping) -> list[np.ndarray]:
@@ -548,10 +561,11 @@ def make_batch(sessions: Sequence, mapping: QualityMapping, curves: bool | Seque
     n = len(sessions)
     want = [bool(curves)] * n if isinstance(curves, bool) else [bool(c) for c in curves]
     qs, dts, maps, pts = [], [], [], []
-    need = [k for k, s in enumerate(sessions) if _needs_mapping(s)]
+    sampled = [sampled_steps(s) for s in sessions]
+    need = [k for k, x in enumerate(sampled) if not has_metric(x)]  # mapped together, in one call
     mapped = dict(zip(need, mapped_segments([sessions[k] for k in need], mapping)))
     for k, (s, c) in enumerate(zip(sessions, want)):
-        q, dt, metric = quality_steps(s, mapping, mapped.get(k))
+        q, dt, metric = quality_track(sampled[k], mapped.get(k))
         qs.append(q)
         dts.append(dt)
         maps.append(0.0 if metric else 1.0)
@@ -910,23 +924,31 @@ class SessionQoEModel:
                               torch.stack([net.switch_tau for net in self.net_]))
         return [(net, net.parts(b, tracks[k])) for k, net in enumerate(self.net_)]
 
+    def _calibration_index(self, calibration: str | None, b: Batch | None = None) -> torch.Tensor | None:
+        """The index of the training dataset ``calibration`` at every evaluation point of ``b`` (None: the
+        average calibration); an unknown name is a DeepQoEError naming the model's calibrations."""
+        if calibration is None:
+            return None
+        if calibration not in self.calibrations_:
+            raise DeepQoEError(f"unknown calibration {calibration!r}: the model was trained on "
+                               f"{', '.join(self.calibrations_)}", field="calibration")
+        k = self.calibrations_.index(calibration)
+        return None if b is None else torch.full(b.p_sess.shape, k, dtype=torch.long)
+
     def _run(self, sessions: Sequence, curves: bool, calibration: str | None = None, chunk: int = 512,
              representation: bool = False) -> list[tuple]:
         """Predict in chunks of sessions of similar length (a 10-h session does not slow the others): per
         session (scores at its evaluation points, their wall times, its representation at the end or None).
         The last point is always the end of playback, so the session score is the curve's last value."""
         self._check()
-        if calibration is not None and calibration not in self.calibrations_:
-            raise DeepQoEError(f"unknown calibration {calibration!r}: the model was trained on "
-                               f"{', '.join(self.calibrations_)}")
+        self._calibration_index(calibration)  # an unknown name fails before any work
         order = np.argsort([float(s.media_duration) for s in sessions], kind="stable")
         out: list = [None] * len(sessions)
         with torch.no_grad():
             for lo in range(0, len(order), chunk):
                 ids = order[lo:lo + chunk]
                 b = make_batch([sessions[i] for i in ids], self.mapping_, curves)
-                cal = None if calibration is None else torch.full(
-                    b.p_sess.shape, self.calibrations_.index(calibration), dtype=torch.long)
+                cal = self._calibration_index(calibration, b)
                 member_reps = [(net, net.representation(parts)) for net, parts in self._member_parts(b)]
                 pred = torch.stack([net.score_from_representation(rep, b, cal) for net, rep in member_reps]
                                    ).mean(0).numpy().astype(float)
@@ -973,22 +995,24 @@ class SessionQoEModel:
     def curve_times(self, sessions: Sequence) -> list[np.ndarray]:
         return [wall_points(s, True) for s in sessions]
 
-    def explain_sessions(self, sessions: Sequence) -> list[dict]:
+    def explain_sessions(self, sessions: Sequence, calibration: str | None = None) -> list[dict]:
         """How much each part moves the score (1-5 scale): the score minus the score of the same session
-        without that part's impairments (for quality: with a typical quality of 80)."""
+        without that part's impairments (for quality: with a typical quality of 80); ``calibration`` as in
+        :meth:`predict_sessions`."""
         self._check()
         with torch.no_grad():
             b = make_batch(list(sessions), self.mapping_, False)
+            cal = self._calibration_index(calibration, b)
             contrib = {p: np.zeros(len(sessions)) for p in PART_FEATURES}
             for net, parts in self._member_parts(b):
-                full = net.score_from_parts(parts, b).numpy()
+                full = net.score_from_parts(parts, b, cal).numpy()
                 for p in PART_FEATURES:
                     neutral = {p: torch.full_like(parts[p], 0.8) if p == "quality" else torch.zeros_like(parts[p])}
                     if p == "startup" and "startup_wait" in parts:
                         neutral["startup_wait"] = torch.zeros_like(parts["startup_wait"])
                     if p == "stalls" and "stall_dip" in parts:
                         neutral["stall_dip"] = torch.zeros_like(parts["stall_dip"])
-                    contrib[p] += (full - net.score_from_parts(parts | neutral, b).numpy()) / len(self.net_)
+                    contrib[p] += (full - net.score_from_parts(parts | neutral, b, cal).numpy()) / len(self.net_)
         return [{p: round(float(contrib[p][k]), 4) for p in PART_FEATURES} for k in range(len(sessions))]
 
     # ------------------------------------------------------------------ persistence
