@@ -191,7 +191,6 @@ def build_streaming(out_dir: Path, quiet: bool = True, datasets=STREAMING_DATASE
     """The structured, monotone session model (deepqoe.sessions.qoe_model) with the one recipe
     (deepqoe.sessions.training.RECIPE): leave-one-dataset-out scores, then the model on everything, its
     behaviour check, saved with its card."""
-    from deepqoe.conformal import half_width
     from deepqoe.evaluation.behaviour import check_model
     from deepqoe.experiments.streaming_generalisation import leave_one_dataset_out
     from deepqoe.predictor import Predictor
@@ -218,8 +217,7 @@ def build_streaming(out_dir: Path, quiet: bool = True, datasets=STREAMING_DATASE
                   "continuous": {n: len(c.sessions) for n, c in C.items()},
                   "scores": {"deepqoe": {d: r["ours"] for d, r in lodo.items()}},
                   "leave_one_dataset_out": lodo, "behaviour": report.to_dict(), "recipe": params,
-                  "intervals": {**{k: intervals[k] for k in ("n_calibration", "source")},
-                                "half_width": {f"{lv:g}": half_width(intervals, lv) for lv in (0.8, 0.9)}},
+                  "intervals": interval_summary(intervals),
                   "distribution": sorted(heads.get("distribution.json", {}).get("heads", {})),
                   "built": _git_note()}
     model.save(out_dir, extra={"name": "streaming", "evaluation": evaluation, "built": _git_note(),
@@ -241,6 +239,18 @@ def streaming_distribution(S: dict, model, oof) -> dict:
     if not names:
         return {}
     return distribution_heads(names, names[0], model, list(S.values()), oof)
+
+
+def interval_summary(intervals: dict) -> dict:
+    """What the model card says of ``intervals.json``: sizes, sources and the 80 % / 90 % half-widths, pooled
+    and per dataset (``by_calibration``, served with ``--calibration``)."""
+    from deepqoe.conformal import half_width
+
+    def one(cal: dict) -> dict:
+        return {**{k: cal[k] for k in ("n_calibration", "source")},
+                "half_width": {f"{lv:g}": half_width(cal, lv) for lv in (0.8, 0.9)}}
+
+    return {**one(intervals), "by_calibration": {d: one(c) for d, c in intervals.get("by_calibration", {}).items()}}
 
 
 def streaming_intervals(S: dict, C: dict, mapping, params: dict, n_splits: int = 5, seed: int = 0):
@@ -338,6 +348,14 @@ def write_card_streaming(out_dir: Path, ev: dict, model=None) -> None:
     iv = ev.get("intervals") or {}
     if iv.get("half_width"):
         hw = iv["half_width"]
+        by = iv.get("by_calibration") or {}
+        per_dataset = "" if not by else (
+            " Each training dataset also has its own interval, calibrated on its own out-of-fold residuals of the "
+            "model predicting it with its own score calibration: `--calibration DATASET` (the service: "
+            "`\"calibration\"`) scores as that dataset's viewers used the scale and gives its interval (" + "; ".join(
+                f"{d}: +- {c['half_width']['0.8']:.2f} / +- {c['half_width']['0.9']:.2f} from {c['n_calibration']} "
+                "sessions" for d, c in by.items()) + "), nominal per dataset within 3 points where measured "
+            "(docs/results.md, the *out-of-fold, --calibration* rows).")
         uncertainty = f"""
 ## Intervals and rating distribution
 
@@ -346,7 +364,7 @@ picks the level, 0.9 by default): score +- {hw["0.8"]:.2f} at 80 %, +- {hw["0.9"
 (clipped to 1-5), calibrated on {iv["n_calibration"]} out-of-fold predictions ({iv["source"]}). The
 guarantee is marginal over the three training datasets' sessions: per dataset, and on data unlike them,
 coverage differs (measured per dataset in docs/results.md, "Prediction intervals": LIVE-NFLX's sessions are
-covered less often than nominal, Waterloo's more). Rating-distribution heads (`distribution.json`,
+covered less often than nominal, Waterloo's more).{per_dataset} Rating-distribution heads (`distribution.json`,
 `deepqoe.distribution`, fitted on the individual ratings of {", ".join(ev.get("distribution") or []) or "none"}
 against the out-of-fold predicted MOS) add the spread of opinions (SOS), the share of viewers rating good or
 better (%GoB) and poor or worse (%PoW), and quantiles; measured against the SOS hypothesis in docs/results.md,

@@ -370,3 +370,18 @@ def test_intervals_by_calibration_are_validated():
     from deepqoe.conformal import for_calibration
 
     assert for_calibration(ok, None) is ok and for_calibration(ok, "lab-b.json") is None
+
+
+def test_shipped_streaming_model_has_each_datasets_interval():
+    """The shipped model stores an interval per session dataset; a dataset with only per-second ratings has
+    a score calibration but no interval of its own (none by default, a clear error when asked)."""
+    from deepqoe.predictor import Predictor
+
+    p = Predictor.load("streaming")
+    by = p.intervals["by_calibration"]
+    assert set(by) == {"p1203-open", "waterloo-sqoe-iv", "live-nflx"}
+    assert {d: by[d]["n_calibration"] for d in by} == {"p1203-open": 239, "waterloo-sqoe-iv": 1350, "live-nflx": 112}
+    assert all(p.interval_default(d) == 0.9 for d in by)
+    assert "lfovia-qoe" in p.calibrations and p.interval_default("lfovia-qoe") is None
+    with pytest.raises(DeepQoEError, match="no prediction intervals of its own for 'lfovia-qoe'"):
+        p.check_interval(0.9, "lfovia-qoe")
