@@ -93,6 +93,24 @@ def test_scores_match_predict_sessions(trained):
     assert np.ptp(got) > 0.05  # the sessions differ: a constant graph would not pass
 
 
+def test_export_with_a_calibration(trained, tmp_path, capsys):
+    """``--calibration`` bakes a training dataset's use of the scale into the file: its scores are
+    ``predict_sessions(calibration=...)``, said in the metadata; an unknown name is one clear error."""
+    model, model_dir, _ = trained
+    out = tmp_path / "b.onnx"
+    assert main(["export", str(model_dir), "--onnx", str(out), "--calibration", "b"]) == 0
+    assert parity(model_dir, out) < 1e-5
+    test = unseen_sessions()
+    got = _run(out, make_batch(test, model.mapping_, False))
+    np.testing.assert_allclose(got, model.predict_sessions(test, calibration="b"), atol=1e-5, rtol=0)
+    assert np.abs(got - model.predict_sessions(test)).max() > 1e-3  # not the average calibration
+    assert json.loads(onnx_session(out).get_modelmeta().custom_metadata_map["deepqoe.model"])["calibration"] == "b"
+    capsys.readouterr()
+    assert main(["export", str(model_dir), "--onnx", str(tmp_path / "c.onnx"), "--calibration", "c"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "unknown calibration 'c'" in err and not (tmp_path / "c.onnx").exists()
+
+
 def test_curves_match_predict_curves(trained):
     model, _, out = trained
     test = unseen_sessions()

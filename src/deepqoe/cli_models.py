@@ -328,7 +328,7 @@ def _cmd_models(args) -> int:
 def _cmd_export(args) -> int:
     from deepqoe.export import export_onnx, parity
 
-    export_onnx(args.model_dir, args.onnx, opset=args.opset)
+    export_onnx(args.model_dir, args.onnx, opset=args.opset, calibration=args.calibration)
     msg = f"ONNX model written to {args.onnx}"
     try:
         d = parity(args.model_dir, args.onnx)
@@ -425,6 +425,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model_dir", help="model directory or shipped model name")
     p.add_argument("--onnx", required=True, help="ONNX file to write")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset version to write")
+    p.add_argument("--calibration", metavar="DATASET",
+                   help="session models: score with this training dataset's use of the scale (as predict "
+                        "--calibration; default: the average calibration)")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("finetune", help="transfer learning: start from a shipped/saved model, train on CONFIG")

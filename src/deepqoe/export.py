@@ -45,7 +45,8 @@ with ``curves=True`` the points are its per-second curve. The per-step memory lo
 track runs as an ONNX ``Loop`` over ``steps`` (no fixed maximum; ``make_batch`` caps a track at
 ``MAX_STEPS`` steps by lengthening the steps of long sessions). The loop is causal, so the padding of
 shorter tracks in a batch never changes their points. Metadata: ``deepqoe.inputs`` (the table above as
-JSON), ``deepqoe.outputs``, ``deepqoe.model`` (estimator, scale, calibrations, members, quality
+JSON), ``deepqoe.outputs``, ``deepqoe.model`` (estimator, scale, calibrations, the calibration the file
+scores with (``deepqoe export --calibration DATASET``; null: the average one), members, quality
 mapping), ``deepqoe.preprocessing``, ``deepqoe.version``.
 """
 
@@ -164,14 +165,18 @@ def _write_onnx(wrapper: nn.Module, example: tuple, path: Path, input_names: lis
         onnx.save(m, str(tmp))
 
 
-def export_onnx(model: str | Path, path: str | Path, opset: int = 17) -> dict:
-    """Export a model directory (or shipped model name) to an ONNX file; returns the metadata written."""
+def export_onnx(model: str | Path, path: str | Path, opset: int = 17, calibration: str | None = None) -> dict:
+    """Export a model directory (or shipped model name) to an ONNX file; returns the metadata written.
+    ``calibration``: a session model's training dataset whose use of the scale the file scores with
+    (``deepqoe predict --calibration``; default: the average calibration)."""
     from deepqoe import __version__
     from deepqoe.persistence import load_model
 
     est = load_model(model)
     if _is_session_qoe_model(est):
-        return _export_session_model(est, Path(path), opset)
+        return _export_session_model(est, Path(path), opset, calibration)
+    if calibration is not None:
+        raise DeepQoEError("--calibration is for session models trained on several datasets", field="calibration")
     est.network_.eval()
     task = est.task
     wrapper = _Exportable(est.network_, task, getattr(est, "y_mean_", 0.0), getattr(est, "y_std_", 1.0)).eval()
@@ -251,9 +256,10 @@ class SessionExportable(nn.Module):
     :meth:`SessionQoENet.parts` runs once for every member as an ONNX Loop (:func:`_memory_tracks`); each
     member's ``parts`` (given that track) and ``score_from_parts`` are used as they are."""
 
-    def __init__(self, nets: nn.ModuleList):
+    def __init__(self, nets: nn.ModuleList, calibration: int | None = None):
         super().__init__()
         self.nets = nets
+        self.calibration = calibration  # the index of a training dataset's calibration (None: the average)
 
     def forward(self, q, decay_steps, device, mapped, p_sess, p_step, fixed, st_age, st_mag, sw_recent):
         rates = [net.rates() for net in self.nets]
@@ -263,7 +269,8 @@ class SessionExportable(nn.Module):
         track = _scripted_memory_tracks()(q, sw_recent, up, down, sw_dec)       # (K, B, J, 3)
         b = SimpleNamespace(device=device, mapped=mapped, p_sess=p_sess, p_step=p_step, fixed=fixed,
                             st_age=st_age, st_mag=st_mag)
-        scores = [net.score_from_parts(net.parts(b, track[k]), b) for k, net in enumerate(self.nets)]
+        cal = None if self.calibration is None else torch.full_like(p_sess, self.calibration)
+        scores = [net.score_from_parts(net.parts(b, track[k]), b, cal) for k, net in enumerate(self.nets)]
         return torch.stack(scores).mean(0)
 
 
@@ -279,12 +286,13 @@ def _example_sessions() -> list:
     return parse_sessions(example_sessions())
 
 
-def _export_session_model(est, path: Path, opset: int) -> dict:
+def _export_session_model(est, path: Path, opset: int, calibration: str | None = None) -> dict:
     from deepqoe import __version__
     from deepqoe.sessions.qoe_model import make_batch
 
     est.net_.eval()
-    wrapper = SessionExportable(est.net_).eval()
+    est._calibration_index(calibration)  # an unknown name: one clear error before any work
+    wrapper = SessionExportable(est.net_, None if calibration is None else est.calibrations_.index(calibration)).eval()
     # trace on real sessions with curves: several sessions, points, steps and stalls
     feeds = session_feeds(make_batch(_example_sessions(), est.mapping_, True))
     names = [name for name, _, _, _ in SESSION_INPUTS]
@@ -296,6 +304,7 @@ def _export_session_model(est, path: Path, opset: int) -> dict:
         "deepqoe.model": json.dumps({"name": est.meta_.get("name") or Path(est.model_dir_).name,
                                      "estimator": type(est).__name__, "task": "regression", "scale": est.scale,
                                      "members": len(est.net_), "calibrations": est.calibrations_,
+                                     "calibration": calibration,
                                      "quality_mapping": est.mapping_.state(),
                                      "session_model": est.meta_.get("session_model")}),
         "deepqoe.inputs": json.dumps([{"name": n, "dtype": t, "shape": sh, "meaning": m}
@@ -326,7 +335,8 @@ def onnx_session(path: str | Path):
 
 def parity(model: str | Path, onnx_path: str | Path, X=None, n: int = 16) -> float:
     """Max |ONNX - PyTorch| over the outputs, on the encoded rows of ``X`` (or random valid tensors).
-    For a session model: on the sessions ``X`` (or the example sessions), every point of their curves."""
+    For a session model: on the sessions ``X`` (or the example sessions), every point of their curves, with
+    the calibration the file was exported with (its metadata)."""
     from deepqoe.persistence import load_model
 
     est = load_model(model)
@@ -338,9 +348,12 @@ def parity(model: str | Path, onnx_path: str | Path, X=None, n: int = 16) -> flo
             raise DeepQoEError("the parity check of a session model takes a list of sessions "
                                "(deepqoe.sessions.Session), not a table")
         batch = make_batch(sessions, est.mapping_, True)
+        sess = onnx_session(onnx_path)
+        calibration = json.loads(sess.get_modelmeta().custom_metadata_map["deepqoe.model"]).get("calibration")
+        cal = est._calibration_index(calibration, batch)
         with torch.no_grad():
-            ref = torch.stack([net(batch) for net in est.net_]).mean(0).numpy()
-        got = onnx_session(onnx_path).run([SESSION_OUTPUT], session_feeds(batch))[0]
+            ref = torch.stack([net(batch, cal) for net in est.net_]).mean(0).numpy()
+        got = sess.run([SESSION_OUTPUT], session_feeds(batch))[0]
         return float(np.max(np.abs(ref.astype(np.float64) - got.astype(np.float64))))
     tensors = est.encode(X) if X is not None else example_tensors(est, n=n, seed=1)
     wrapper = _Exportable(est.network_, est.task, getattr(est, "y_mean_", 0.0), getattr(est, "y_std_", 1.0)).eval()
