@@ -389,7 +389,8 @@ third of its length of stalling, as a share of the session's time ({wait8:.2f} f
 score 0.76-0.98 below those without, depending on the dataset (docs/results.md, "What a stall costs, by
 quality"), so the model still underestimates stalls in good sessions. Scores use the average calibration of
 the three datasets with session scores (how each lab used the scale; the per-second datasets' own
-calibrations are left out of it); a lab's own use differs (Waterloo SQoE-IV's lies lower).
+calibrations are left out of it); a lab's own use differs (Waterloo SQoE-IV's lies lower: `--calibration
+waterloo-sqoe-iv` scores as its viewers did).
 """
     text = f"""# streaming: session-QoE model (structured, monotone)
 

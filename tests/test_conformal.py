@@ -154,6 +154,9 @@ def test_cli_level_the_calibration_cannot_support(regression_model, capsys):
     assert main(["predict", str(m), str(d / "t.csv"), "--interval", "0.999"]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "needs at least 999 calibration scores" in err
+    # a table model has no per-dataset calibrations: a usage error
+    assert main(["predict", str(m), str(d / "t.csv"), "--calibration", "lab-a"]) == 2
+    assert "--calibration is for session models" in capsys.readouterr().err
 
 
 def test_model_without_intervals(tmp_path: Path, capsys):
