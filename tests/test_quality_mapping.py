@@ -181,6 +181,46 @@ def test_fit_with_a_held_shape_adds_only_the_new_codecs_offset():
                                                       frame_rate_term="p1203", codec_offset={"hevc": 0.6}))
 
 
+def test_offset_only_codecs_are_fitted_each_on_its_own_cells():
+    """``reproduce quality_mapping``'s offset-only codecs (VP9, AV1): each offset is recovered from its own
+    cells with the shape held, and measuring one more codec never moves another's offset."""
+    from deepqoe.experiments.quality_mapping import grid_rows, offset_only
+
+    truth = QualityMapping(bias=6.0, w_bpp=1.0, w_h=1.5, c_res=1.6, r0=3.5, frame_rate_term="p1203",
+                           codec_offset={"h264": 0.0, "hevc": 0.6, "vp9": 0.4, "av1": 0.9})
+    rng = np.random.default_rng(5)
+
+    def cells(codec, clip, level):  # a clip's grid: heights x bitrates (level: added to its quality)
+        out = []
+        for h in (270, 540, 1080):
+            for kb in (100, 400, 1600, 6400):
+                q = float(truth(kb, h * 16 / 9, h, 30.0, codec, 1080.0)) + level + rng.normal(0, 0.5)
+                out.append({"clip": clip, "codec": codec, "width": h * 16 / 9, "height": h, "fps": 30.0,
+                            "display_height": 1080.0, "bitrate_kbps": kb, "vmaf": q})
+        return out
+
+    clips = {"a": 0.0, "b": 0.0, "c": 0.0}
+    fitted = [r for c, lv in clips.items() for f in ("h264", "hevc") for r in cells(f, c, lv)]
+    vp9 = [r for c, lv in clips.items() for r in cells("vp9", c, lv)]
+    av1 = [r for c, lv in clips.items() for r in cells("av1", c, lv)]
+    W = _synthetic_rows(truth, 1500, 6, 1.0)
+    W = W.subset(W.codec != "vp9")  # like Waterloo's chunks: H.264 and HEVC only
+    shape = fit_quality_mapping(W + grid_rows(fitted), fps_exponent=1.0)
+    both, info = offset_only(shape, W, fitted, vp9 + av1, 1.0)
+    alone, _ = offset_only(shape, W, fitted, vp9, 1.0)
+    assert both.codec_offset["vp9"] == alone.codec_offset["vp9"]  # AV1's cells did not move VP9's offset
+    assert both.codec_offset["vp9"] == pytest.approx(0.4, abs=0.15) and both.codec_offset["av1"] == pytest.approx(0.9, abs=0.15)
+    assert {k: v for k, v in both.codec_offset.items() if k in shape.codec_offset} == shape.codec_offset
+    assert both.w_bpp == shape.w_bpp and both.bias == shape.bias
+    assert info["cells"] == len(vp9 + av1) and set(info["per_clip"]) == set(clips)
+    assert all(set(d) == {"av1", "vp9"} for d in info["per_clip"].values())
+
+
+def test_builtin_mapping_measures_every_codec_family(builtin):
+    """H.264 / HEVC set the shape, VP9 and AV1 are measured on the encode grid (none falls back)."""
+    assert set(builtin.codec_offset) == {"h264", "hevc", "vp9", "av1"}
+
+
 def test_fit_needs_enough_rows_and_a_known_form():
     from deepqoe.errors import DeepQoEError
 

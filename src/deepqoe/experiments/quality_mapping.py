@@ -168,16 +168,21 @@ def held_out(form: str, with_grid: bool, W, rows: list[dict], contents: np.ndarr
 
 
 def offset_only(shape, W, fitted_rows: list[dict], offset_rows: list[dict], gamma: float) -> tuple:
-    """``shape`` with the offsets of the recipe's ``offset_only`` codecs fitted, the shape held; and those
-    offsets from all their cells and from each clip's alone (how much the clips agree)."""
+    """``shape`` with the offsets of the recipe's ``offset_only`` codecs fitted, the shape held, each codec on
+    its own cells (one codec's cells never move another's offset); and those offsets from all their cells
+    and from each clip's alone (how much the clips agree)."""
     from deepqoe.sessions.qoe_model import fit_quality_mapping
 
-    def fit(extra):
-        return fit_quality_mapping(W + grid_rows(fitted_rows + extra), form="ceiling", fps_exponent=gamma, hold=shape)
-    new = lambda m: {f: round(float(v), 4) for f, v in m.codec_offset.items() if f not in shape.codec_offset}  # noqa: E731
-    whole = fit(offset_rows)
-    per_clip = {c: new(fit([r for r in offset_rows if r["clip"] == c])) for c in sorted({r["clip"] for r in offset_rows})}
-    return whole, {"cells": len(offset_rows), "offset": new(whole), "per_clip": per_clip}
+    def fit(extra, codec):
+        m = fit_quality_mapping(W + grid_rows(fitted_rows + extra), form="ceiling", fps_exponent=gamma, hold=shape)
+        return round(float(m.codec_offset[codec]), 4), float(m.codec_offset[codec])
+
+    codecs = sorted({r["codec"] for r in offset_rows})
+    alone = {c: fit([r for r in offset_rows if r["codec"] == c], c) for c in codecs}
+    whole = replace(shape, codec_offset={**shape.codec_offset, **{c: v for c, (_, v) in alone.items()}})
+    per_clip = {clip: {c: fit([r for r in offset_rows if r["clip"] == clip and r["codec"] == c], c)[0] for c in codecs}
+                for clip in sorted({r["clip"] for r in offset_rows})}
+    return whole, {"cells": len(offset_rows), "offset": {c: r for c, (r, _) in alone.items()}, "per_clip": per_clip}
 
 
 def what_ifs(mapping) -> dict:
@@ -308,7 +313,7 @@ def markdown(res: dict) -> str:
               f"{fe['exponent']:.2f}. The Waterloo + grid rows use it (held out: the clip's own pairs left out of it).", ""]
     if res.get("offset_only"):
         oo = res["offset_only"]
-        L += [f"Offsets fitted alone, the shape above held ({oo['cells']} cells): " + ", ".join(f"{f} {v:+.2f} logit" for f, v in oo["offset"].items()) + " (each clip's cells alone: " + "; ".join(f"{c} " + ", ".join(f"{v:+.2f}" for v in d.values()) for c, d in oo["per_clip"].items()) + "); the table scores the shape's codecs only.", ""]
+        L += [f"Offsets fitted alone, each codec on its own cells, the shape above held ({oo['cells']} cells): " + ", ".join(f"{f} {v:+.2f} logit" for f, v in oo["offset"].items()) + " (each clip's cells alone: " + "; ".join(f"{c} " + ", ".join(f"{f} {v:+.2f}" for f, v in d.items()) for c, d in oo["per_clip"].items()) + "); the table scores the shape's codecs only.", ""]
     w = res["what_ifs"]
     L += ["What the shipped form (ceiling, Waterloo + grid) says on a 2160p display (H.264, 30 fps; kbps):", "",
           md_table(["height"] + [f"{kb} kbps" for kb in UHD_KBPS],

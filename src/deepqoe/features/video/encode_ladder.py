@@ -2,7 +2,7 @@
 
 Each clip's first seconds are decoded once into a reference (``.y4m``); every cell of the grid (height x
 bitrate x codec, and optionally a lower frame rate) is encoded from it with FFmpeg (x264, x265,
-libvpx-vp9; one pass, average bitrate), its bitrate measured from the file and its VMAF (libvmaf's default
+libvpx-vp9, SVT-AV1; one pass, average bitrate), its bitrate measured from the file and its VMAF (libvmaf's default
 model, as the full-reference extractor) measured against the reference after bicubic upscaling to the
 reference's size. A cell at a lower frame rate is encoded from, and measured against, the reference at
 that rate (every other frame at half the rate): its VMAF is the compression fidelity at that rate, what
@@ -31,6 +31,7 @@ ENCODERS = {
     "h264": ["-c:v", "libx264", "-preset", "medium"],
     "hevc": ["-c:v", "libx265", "-preset", "fast", "-x265-params", "log-level=error"],
     "vp9": ["-c:v", "libvpx-vp9", "-deadline", "good", "-cpu-used", "4", "-row-mt", "1"],
+    "av1": ["-c:v", "libsvtav1", "-preset", "8", "-svtav1-params", "lp=1"],
 }
 BASE_PIXELS = 960 * 540  # plan_grid's bitrates are for a clip of this many pixels
 
