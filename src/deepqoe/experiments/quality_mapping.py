@@ -9,10 +9,10 @@ into a VMAF-like 0-100 quality. It is fitted on objective measurements only, nev
 * **Waterloo SQoE-IV's chunks** (per-chunk VMAF of H.264 / HEVC ladders, 180p-2160p). Their ladders tie
   resolution to bitrate, so they cannot say what a resolution is worth at a bitrate it was not paired with.
 * **An encode grid made here** from the real clips of ``DEEPQOE_DATA/clips`` (KoNViD-1k, LSVQ; 540p-720p)
-  by :mod:`deepqoe.features.video.encode_ladder`: each clip's first seconds re-encoded with x264, x265 and
-  libvpx-vp9 at several heights x bitrates, each measured with VMAF against the clip after upscaling
-  (bicubic). This varies bitrate at a fixed resolution, codec and frame rate: the crossover of a bitrate
-  ladder. The shape is fitted on H.264 / HEVC; VP9 gives its offset alone (``hold=``, ``offset_only``).
+  by :mod:`deepqoe.features.video.encode_ladder`: each clip's first seconds re-encoded with x264, x265,
+  libvpx-vp9 and SVT-AV1 at several heights x bitrates, VMAF against the clip upscaled (bicubic): bitrate
+  varied at a fixed resolution, codec and frame rate, the crossover of a bitrate ladder. The shape is
+  fitted on H.264 / HEVC; VP9 and AV1 each give their offset alone (``hold=``, ``offset_only``).
 * **Frame-rate pairs** of the same grid: each clip's H.264 encodes at half its frame rate, measured against
   the clip at that rate. At equal VMAF, how much more bitrate the full rate needs gives the mapping's
   ``fps_exponent`` (:func:`frame_rate_exponent`: 1 would be bits per pixel per frame). These rows size the
@@ -24,9 +24,8 @@ ceiling) and **additive** (the older form: every term inside one logit), each fi
 on Waterloo + the grid. Held-out measures: on the grid, leave one clip out (the grid part of the fit never
 sees the clip tested); on Waterloo, content-disjoint folds. The grid metrics are RMSE, the per-clip SROCC
 and the **best-rung agreement**: at each (clip, codec, frame rate, bitrate), does the mapping pick the
-height with the highest measured VMAF? The section writes ``quality_mapping.json``: the mapping fitted on
-Waterloo + the whole grid in the chosen form, the file that ships as ``deepqoe/sessions/quality_mapping.json``,
-and ``quality_mapping.png`` (the grid's encodes against the mapping, and the mapping on a 2160p display).
+height with the highest measured VMAF? It writes ``quality_mapping.json`` (fitted on Waterloo + the whole
+grid in the chosen form; shipped as ``deepqoe/sessions/quality_mapping.json``) and ``quality_mapping.png``.
 """
 
 from __future__ import annotations
@@ -168,21 +167,17 @@ def held_out(form: str, with_grid: bool, W, rows: list[dict], contents: np.ndarr
 
 
 def offset_only(shape, W, fitted_rows: list[dict], offset_rows: list[dict], gamma: float) -> tuple:
-    """``shape`` with the offsets of the recipe's ``offset_only`` codecs fitted, the shape held, each codec on
-    its own cells (one codec's cells never move another's offset); and those offsets from all their cells
-    and from each clip's alone (how much the clips agree)."""
+    """``shape`` with the offsets of the recipe's ``offset_only`` codecs, each fitted on its own cells with the
+    shape held (one codec's cells never move another's); and those offsets, also from each clip's alone."""
     from deepqoe.sessions.qoe_model import fit_quality_mapping
-
-    def fit(extra, codec):
-        m = fit_quality_mapping(W + grid_rows(fitted_rows + extra), form="ceiling", fps_exponent=gamma, hold=shape)
-        return round(float(m.codec_offset[codec]), 4), float(m.codec_offset[codec])
-
+    def fit(c, clip=None):  # codec c's offset from its cells (of one clip)
+        rows = fitted_rows + [r for r in offset_rows if r["codec"] == c and clip in (None, r["clip"])]
+        return float(fit_quality_mapping(W + grid_rows(rows), fps_exponent=gamma, hold=shape).codec_offset[c])
     codecs = sorted({r["codec"] for r in offset_rows})
-    alone = {c: fit([r for r in offset_rows if r["codec"] == c], c) for c in codecs}
-    whole = replace(shape, codec_offset={**shape.codec_offset, **{c: v for c, (_, v) in alone.items()}})
-    per_clip = {clip: {c: fit([r for r in offset_rows if r["clip"] == clip and r["codec"] == c], c)[0] for c in codecs}
-                for clip in sorted({r["clip"] for r in offset_rows})}
-    return whole, {"cells": len(offset_rows), "offset": {c: r for c, (r, _) in alone.items()}, "per_clip": per_clip}
+    alone = {c: fit(c) for c in codecs}
+    per_clip = {k: {c: round(fit(c, k), 4) for c in codecs} for k in sorted({r["clip"] for r in offset_rows})}
+    return (replace(shape, codec_offset={**shape.codec_offset, **alone}),
+            {"cells": len(offset_rows), "offset": {c: round(v, 4) for c, v in alone.items()}, "per_clip": per_clip})
 
 
 def what_ifs(mapping) -> dict:
