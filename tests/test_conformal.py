@@ -327,6 +327,10 @@ def test_session_model_per_dataset_intervals(tmp_path: Path, capsys):
     want = np.clip(p.model.predict_sessions(sessions, calibration="lab-b.json"), 1, 5)
     np.testing.assert_allclose([r["score"] for r in rows], want, atol=1e-3)
     assert not np.allclose(want, np.clip(p.model.predict_sessions(sessions), 1, 5), atol=1e-3)  # a real change
+    ex, _ = p.predict_sessions(sessions[:4], calibration="lab-b.json", explain=True, curve=False)
+    ex0, _ = p.predict_sessions(sessions[:4], explain=True, curve=False)
+    assert [e["explanation"]["value"] for e in ex] == pytest.approx([r["score"] for r in ex], abs=1e-3)
+    assert ex[0]["explanation"]["contributions"] != ex0[0]["explanation"]["contributions"]  # explained as scored
     q = half_width(by["lab-b.json"], 0.8)
     for r in rows:
         assert r["calibration"] == "lab-b.json"

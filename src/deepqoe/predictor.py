@@ -228,11 +228,10 @@ class Predictor:
         m = self.model
         if hasattr(m, "predict_sessions"):
             reps = None
-            if calibration is not None:  # a model with calibrations_ (check_calibration)
+            cal = {} if calibration is None else {"calibration": calibration}  # only a model with calibrations_
+            if hasattr(m, "predict_scores_curves"):  # scores, curves and representation in one pass
                 scores, curves, reps = m.predict_scores_curves(sessions, curves=curve, representation=representation,
-                                                               calibration=calibration)
-            elif hasattr(m, "predict_scores_curves"):  # scores, curves and representation in one pass
-                scores, curves, reps = m.predict_scores_curves(sessions, curves=curve, representation=representation)
+                                                               **cal)
             else:
                 scores = m.predict_sessions(sessions)
                 curves = m.predict_curves(sessions) if curve and hasattr(m, "predict_curves") else None
@@ -264,8 +263,7 @@ class Predictor:
         """A session model's ``explain_sessions`` ({part: contribution}) in the shape of explain_records."""
         if not hasattr(self.model, "explain_sessions"):
             return None
-        ex = (self.model.explain_sessions(sessions) if calibration is None
-              else self.model.explain_sessions(sessions, calibration=calibration))
+        ex = self.model.explain_sessions(sessions, **({} if calibration is None else {"calibration": calibration}))
         return [e if "contributions" in e else {"method": "parts", "output": "score", "value": float(v),
                                                 "contributions": dict(e)}
                 for e, v in zip(ex, scores)]
