@@ -269,6 +269,9 @@ def test_out_of_fold_gives_each_dataset_its_own_calibrations_predictions():
         def __init__(self, names):
             self.calibrations_ = names
 
+        def calibration_index(self, name):
+            return self.calibrations_.index(name)
+
         def predict_scores_curves(self, sessions, curves=True, representation=False, calibration=None):
             base = np.array([3 + s.segments[0].quality / 100 for s in sessions])
             return base + offset.get(calibration, 0.0), None, None

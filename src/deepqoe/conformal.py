@@ -166,6 +166,11 @@ def for_calibration(cal: dict | None, calibration: str | None) -> dict | None:
     return (cal.get("by_calibration") or {}).get(calibration)
 
 
+def calibration_sizes(cal: dict) -> dict[str, int]:
+    """How many scores calibrate each dataset's own intervals (``by_calibration``; {} without them)."""
+    return {d: int(c["n_calibration"]) for d, c in (cal.get("by_calibration") or {}).items()}
+
+
 def validate(obj, file: str | None = None, prefix: str = "") -> dict:
     """Check an ``intervals.json`` object (each problem one DeepQoEError naming the file and field)."""
     def bad(field: str, msg: str):

@@ -64,6 +64,7 @@ import torch
 from torch import nn
 
 from deepqoe.errors import DeepQoEError
+from deepqoe.sessions.qoe_model import calibration_points
 
 
 class _Exportable(nn.Module):
@@ -269,7 +270,7 @@ class SessionExportable(nn.Module):
         track = _scripted_memory_tracks()(q, sw_recent, up, down, sw_dec)       # (K, B, J, 3)
         b = SimpleNamespace(device=device, mapped=mapped, p_sess=p_sess, p_step=p_step, fixed=fixed,
                             st_age=st_age, st_mag=st_mag)
-        cal = None if self.calibration is None else torch.full_like(p_sess, self.calibration)
+        cal = calibration_points(self.calibration, b)
         scores = [net.score_from_parts(net.parts(b, track[k]), b, cal) for k, net in enumerate(self.nets)]
         return torch.stack(scores).mean(0)
 
@@ -291,8 +292,7 @@ def _export_session_model(est, path: Path, opset: int, calibration: str | None =
     from deepqoe.sessions.qoe_model import make_batch
 
     est.net_.eval()
-    est._calibration_index(calibration)  # an unknown name: one clear error before any work
-    wrapper = SessionExportable(est.net_, None if calibration is None else est.calibrations_.index(calibration)).eval()
+    wrapper = SessionExportable(est.net_, est.calibration_index(calibration)).eval()  # an unknown name: an error
     # trace on real sessions with curves: several sessions, points, steps and stalls
     feeds = session_feeds(make_batch(_example_sessions(), est.mapping_, True))
     names = [name for name, _, _, _ in SESSION_INPUTS]
@@ -350,7 +350,7 @@ def parity(model: str | Path, onnx_path: str | Path, X=None, n: int = 16) -> flo
         batch = make_batch(sessions, est.mapping_, True)
         sess = onnx_session(onnx_path)
         calibration = json.loads(sess.get_modelmeta().custom_metadata_map["deepqoe.model"]).get("calibration")
-        cal = est._calibration_index(calibration, batch)
+        cal = calibration_points(est.calibration_index(calibration), batch)
         with torch.no_grad():
             ref = torch.stack([net(batch, cal) for net in est.net_]).mean(0).numpy()
         got = sess.run([SESSION_OUTPUT], session_feeds(batch))[0]

@@ -27,7 +27,8 @@ Two kinds of session model are served:
 * a model object with ``predict_sessions(sessions)`` (scores on the common scale, bounded),
   ``predict_curves(sessions)`` (per wall-clock second) and, optionally, ``explain_sessions(sessions)``;
   one with ``predict_scores_curves`` (:class:`deepqoe.sessions.qoe_model.SessionQoEModel`) gives scores,
-  curves and the representation from one pass instead;
+  curves and the representation from one pass instead, and one with ``calibrations_`` (the names) and
+  ``calibration_index(name)`` (their one check) also takes ``calibration=``;
 * a :class:`~deepqoe.estimators.DeepQoERegressor` whose ``model.json`` has a ``session_model`` entry: its
   input table is built by the frame builder that entry names (a key of
   :data:`deepqoe.sessions.frame.FRAME_BUILDERS`).
@@ -143,11 +144,9 @@ class Predictor:
             return None
         if not self.calibrations:
             raise DeepQoEError("this model has no per-dataset calibrations (only a session model trained on "
-                               "named datasets has them); drop --calibration", field="calibration",
+                               "named datasets has them); drop the calibration", field="calibration",
                                file=None if self.model_dir is None else str(self.model_dir))
-        if name not in self.calibrations:
-            raise DeepQoEError(f"unknown calibration '{name}': this model was trained on "
-                               f"{', '.join(self.calibrations)}", field="calibration")
+        self.model.calibration_index(name)  # the model's own check of the name
         return name
 
     def intervals_for(self, calibration: str | None = None) -> dict | None:

@@ -225,6 +225,8 @@ class ModelService:
         return {"oneOf": [wrapper, row, {"type": "array", "items": row}]}
 
     def describe(self) -> dict:
+        from deepqoe.conformal import calibration_sizes
+
         m = self.meta
         out = {"name": self.name, "task": self.task, "estimator": m.get("estimator"),
                "kind": "sessions" if self.is_session else "rows",
@@ -237,8 +239,7 @@ class ModelService:
                "evaluation": m.get("evaluation"), "versions": m.get("versions"),
                "intervals": None if self.predictor.intervals is None else {
                    **{k: self.predictor.intervals.get(k) for k in ("method", "n_calibration", "scale", "source")},
-                   "by_calibration": {d: c["n_calibration"]
-                                      for d, c in (self.predictor.intervals.get("by_calibration") or {}).items()}},
+                   "by_calibration": calibration_sizes(self.predictor.intervals)},
                "calibrations": self.predictor.calibrations,
                "distribution": None if getattr(self.predictor, "distribution", None) is None else {
                    "served": self.predictor.distribution[1], "heads": sorted(self.predictor.distribution[0])},
@@ -407,8 +408,6 @@ class ModelService:
         cal_in_body = wrapped and self.is_session and "calibration" in obj
         if in_body or cal_in_body:
             obj = dict(obj)
-        if calibration is not None and not self.is_session:
-            raise RequestError(422, "'calibration' is for session models", "calibration")
         cal = self.calibration(obj.pop("calibration") if cal_in_body else calibration)
         level = self.interval_level(obj.pop("interval") if in_body else interval, in_body or interval is not None,
                                     cal)

@@ -399,7 +399,7 @@ def train_sessions_config(cfg, out_dir: str | Path, *, full: bool = False, progr
 
     from tqdm.auto import tqdm
 
-    from deepqoe.conformal import interval_files
+    from deepqoe.conformal import calibration_sizes, interval_files
     from deepqoe.datasets.scored import load_curve_set
     from deepqoe.sessions.training import RECIPE, fit_streaming_model
 
@@ -447,8 +447,7 @@ def train_sessions_config(cfg, out_dir: str | Path, *, full: bool = False, progr
     intervals = None if oof is None else session_intervals(y, oof, len(splits), names)
     if intervals is not None:
         metrics["intervals"] = {"n_calibration": intervals["n_calibration"], "source": intervals["source"],
-                                "by_calibration": {d: c["n_calibration"]
-                                                   for d, c in intervals.get("by_calibration", {}).items()}}
+                                "by_calibration": calibration_sizes(intervals)}
     dc = cfg.distribution
     heads = {} if dc is None else distribution_heads(dc.datasets, dc.default, model, session_sets,
                                                       None if oof is None else oof.common, pred,

@@ -628,6 +628,11 @@ def memory_track(b: Batch, up: torch.Tensor, down: torch.Tensor, switch_tau: tor
     return torch.stack([m_all, m_all.cumsum(2) / steps, torch.stack(sws, 2)], 3)
 
 
+def calibration_points(k: int | None, b) -> torch.Tensor | None:
+    """The calibration index ``k`` at every evaluation point of ``b`` (None: the average calibration)."""
+    return None if k is None else torch.full_like(b.p_sess, k)
+
+
 class SessionQoENet(nn.Module):
     """Parts -> g_i (monotone) -> fusion -> representation -> a score inside 1-5.
 
@@ -924,16 +929,16 @@ class SessionQoEModel:
                               torch.stack([net.switch_tau for net in self.net_]))
         return [(net, net.parts(b, tracks[k])) for k, net in enumerate(self.net_)]
 
-    def _calibration_index(self, calibration: str | None, b: Batch | None = None) -> torch.Tensor | None:
-        """The index of the training dataset ``calibration`` at every evaluation point of ``b`` (None: the
-        average calibration); an unknown name is a DeepQoEError naming the model's calibrations."""
+    def calibration_index(self, calibration: str | None) -> int | None:
+        """The index of the training dataset ``calibration`` in ``calibrations_`` (None: the average
+        calibration); an unknown name is a DeepQoEError naming the model's calibrations (the one check of a
+        calibration's name: the predictor, the service and the ONNX export ask it)."""
         if calibration is None:
             return None
         if calibration not in self.calibrations_:
             raise DeepQoEError(f"unknown calibration {calibration!r}: the model was trained on "
                                f"{', '.join(self.calibrations_)}", field="calibration")
-        k = self.calibrations_.index(calibration)
-        return None if b is None else torch.full(b.p_sess.shape, k, dtype=torch.long)
+        return self.calibrations_.index(calibration)
 
     def _run(self, sessions: Sequence, curves: bool, calibration: str | None = None, chunk: int = 512,
              representation: bool = False) -> list[tuple]:
@@ -941,14 +946,14 @@ class SessionQoEModel:
         session (scores at its evaluation points, their wall times, its representation at the end or None).
         The last point is always the end of playback, so the session score is the curve's last value."""
         self._check()
-        self._calibration_index(calibration)  # an unknown name fails before any work
+        k_cal = self.calibration_index(calibration)  # an unknown name fails before any work
         order = np.argsort([float(s.media_duration) for s in sessions], kind="stable")
         out: list = [None] * len(sessions)
         with torch.no_grad():
             for lo in range(0, len(order), chunk):
                 ids = order[lo:lo + chunk]
                 b = make_batch([sessions[i] for i in ids], self.mapping_, curves)
-                cal = self._calibration_index(calibration, b)
+                cal = calibration_points(k_cal, b)
                 member_reps = [(net, net.representation(parts)) for net, parts in self._member_parts(b)]
                 pred = torch.stack([net.score_from_representation(rep, b, cal) for net, rep in member_reps]
                                    ).mean(0).numpy().astype(float)
@@ -1002,7 +1007,7 @@ class SessionQoEModel:
         self._check()
         with torch.no_grad():
             b = make_batch(list(sessions), self.mapping_, False)
-            cal = self._calibration_index(calibration, b)
+            cal = calibration_points(self.calibration_index(calibration), b)
             contrib = {p: np.zeros(len(sessions)) for p in PART_FEATURES}
             for net, parts in self._member_parts(b):
                 full = net.score_from_parts(parts, b, cal).numpy()
