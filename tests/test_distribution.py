@@ -268,3 +268,35 @@ def test_rating_head_choice_on_the_command_line(tmp_path, capsys):
     assert "unknown rating head 'nope'" in err and "p1203-open" in err and len(err.strip().splitlines()) == 1
     assert main(["predict", "upec-qoe-lab", str(f), "--rating-head", "x"]) == 1
     assert "no rating-distribution head" in capsys.readouterr().err
+
+
+def test_calibration_serves_its_own_rating_head(tmp_path):
+    """``calibration="p1203-open"`` serves P.1203's own (ACR) head unless a head was chosen; rows and tables say
+    which head; the service does the same as Python."""
+    import numpy as np
+
+    from deepqoe.predictor import load_predictor
+    from deepqoe.sessions import Session
+    from deepqoe.sessions.predict import session_table
+
+    s = Session.from_arrays("s", np.arange(10) * 4.0, np.full(10, 4.0), quality=np.full(10, 70.0),
+                            stall_start=[12.0], stall_duration=[2.0])
+    p = load_predictor("streaming")
+    default = p.predict_sessions([s], curve=False)[0][0]["distribution"]
+    p1203 = p.predict_sessions([s], curve=False, calibration="p1203-open")[0][0]["distribution"]
+    waterloo = p.predict_sessions([s], curve=False, calibration="waterloo-sqoe-iv")[0][0]["distribution"]
+    nflx = p.predict_sessions([s], curve=False, calibration="live-nflx")[0][0]["distribution"]
+    assert default["head"] == "waterloo-sqoe-iv" and waterloo["head"] == "waterloo-sqoe-iv"
+    assert p1203["head"] == "p1203-open" and nflx["head"] == "waterloo-sqoe-iv"  # LIVE-NFLX has no head
+    assert all(float(v).is_integer() for v in p1203["quantiles"].values())  # ACR categories
+    p.select_rating_head("waterloo-sqoe-iv")  # an explicit choice wins over the calibration's
+    chosen = p.predict_sessions([s], curve=False, calibration="p1203-open")[0][0]["distribution"]
+    assert chosen["head"] == "waterloo-sqoe-iv"
+    q = load_predictor("streaming")
+    rows, _ = q.predict_sessions([s], curve=False, calibration="p1203-open")
+    assert list(session_table(rows)["rating_head"]) == ["p1203-open"]
+    from deepqoe.serve import ModelService
+
+    svc = ModelService("streaming")
+    out = svc.predict_obj({"sessions": [s.to_dict()], "calibration": "p1203-open"})
+    assert out["predictions"][0]["distribution"] == rows[0]["distribution"]

@@ -97,7 +97,7 @@ def test_python_api_rows_have_the_distribution(rated_model):
     rows = p.predict_rows(X.iloc[:20], ids=ids[:20] if ids is not None else None)
     for r in rows:
         dist = r["distribution"]
-        assert set(dist) == {"sos", "p_gob", "p_pow", "quantiles"}
+        assert set(dist) == {"head", "sos", "p_gob", "p_pow", "quantiles"}
         assert 1 <= dist["quantiles"]["0.1"] <= dist["quantiles"]["0.5"] <= dist["quantiles"]["0.9"] <= 5
 
 

@@ -13,7 +13,7 @@ clipped to a session model's scale). A session model trained on several datasets
 dataset's viewers used the scale, with that dataset's own intervals (``intervals.json``'s ``by_calibration``).
 
 A session model with a rating-distribution head (``distribution.json``, :mod:`deepqoe.distribution`) adds
-``"distribution": {"sos", "p_gob", "p_pow", "quantiles"}`` to each session row, on the scale asked for; a
+``"distribution": {"head", "sos", "p_gob", "p_pow", "quantiles"}`` to each session row, on the scale asked for; a
 regression table model trained with ``dataset.individual`` adds it to each row, on its ``rating_scale``.
 
 ``deepqoe predict``, the service (``POST /predict``), the demo and the behaviour checks all call this
@@ -115,6 +115,7 @@ class Predictor:
         # dataset.individual): (heads by dataset, the one served)
         self.distribution = load_heads(self.model_dir) if (self.is_session or self.task == "regression") \
             and self.model_dir else None
+        self._rating_head_chosen = False  # True once select_rating_head named one: --calibration then keeps it
 
     def select_rating_head(self, name: str | None) -> None:
         """Serve the rating-distribution head fitted on dataset ``name`` (``deepqoe predict --rating-head``;
@@ -130,6 +131,17 @@ class Predictor:
             raise DeepQoEError(f"unknown rating head '{name}': this model has {', '.join(sorted(heads))}",
                                field="rating_head")
         self.distribution = (heads, name)
+        self._rating_head_chosen = True
+
+    def rating_head_for(self, calibration: str | None = None) -> str | None:
+        """The rating-distribution head that serves scores of ``calibration``: the one chosen with
+        :meth:`select_rating_head`; else that dataset's own head where the model stores one (``--calibration
+        p1203-open`` gives P.1203's viewers' spread with P.1203's use of the scale); else the default. None
+        for a model without heads."""
+        if self.distribution is None:
+            return None
+        heads, served = self.distribution
+        return calibration if calibration in heads and not self._rating_head_chosen else served
 
     @property
     def calibrations(self) -> list[str]:
@@ -277,8 +289,9 @@ class Predictor:
         ``calibration``: the name of a training dataset (:attr:`calibrations`): scores and curves as that
         dataset's viewers used the scale (its learned score calibration, instead of the average of them),
         and intervals from that dataset's own out-of-fold residuals (``intervals.json``'s
-        ``by_calibration``: the coverage promise of that dataset, not the pool's); rows gain
-        ``"calibration"``."""
+        ``by_calibration``: the coverage promise of that dataset, not the pool's), and that dataset's own
+        rating-distribution head where the model has one and none was chosen (:meth:`rating_head_for`); rows
+        gain ``"calibration"``."""
         from deepqoe.sessions.scales import from_common, parse_scale
 
         self.require_sessions()
@@ -289,7 +302,7 @@ class Predictor:
         if not sessions:
             return [], []
 
-        want_rep = self._distribution_wants_features()
+        want_rep = self._distribution_wants_features(calibration)
 
         def run(batch: list):
             scores, curves, steps, ex, reps = self._scores_curves_explain(batch, curve, explain, want_rep,
@@ -326,28 +339,27 @@ class Predictor:
             reps = [r[5] for r in results]
             self._add_distribution(rows, self._to_common(np.array([r[1] for r in results])), target,
                                    [r[0] for r in results],
-                                   np.stack(reps) if want_rep and all(r is not None for r in reps) else None)
+                                   np.stack(reps) if want_rep and all(r is not None for r in reps) else None,
+                                   calibration)
         return rows, failures
 
-    def _distribution_wants_features(self) -> bool:
-        """True when the served rating-distribution head reads the session model's representation."""
-        if self.distribution is None:
-            return False
-        heads, served = self.distribution
-        return heads[served].feature_mean_ is not None
+    def _distribution_wants_features(self, calibration: str | None = None) -> bool:
+        """True when the rating-distribution head serving ``calibration`` reads the model's representation."""
+        name = self.rating_head_for(calibration)
+        return name is not None and self.distribution[0][name].feature_mean_ is not None
 
     def _add_distribution(self, rows: list[dict], common: np.ndarray, target=None, sessions: list | None = None,
-                          feats: np.ndarray | None = None) -> None:
-        """``row["distribution"] = {"sos", "p_gob", "p_pow", "quantiles"}`` from the served head (none without
-        one), for scores ``common`` on the common 1-5 scale, on ``target`` (None: the head's own rating scale);
-        a head with features takes them from ``feats`` (the session model's representation, when already
-        computed) or ``sessions``."""
+                          feats: np.ndarray | None = None, calibration: str | None = None) -> None:
+        """``row["distribution"] = {"head", "sos", "p_gob", "p_pow", "quantiles"}`` from the head serving
+        ``calibration`` (:meth:`rating_head_for`; none without one), for scores ``common`` on the common 1-5
+        scale, on ``target`` (None: the head's own rating scale); a head with features takes them from
+        ``feats`` (the session model's representation, when already computed) or ``sessions``."""
         from deepqoe.distribution import distribution_fields
 
-        if self.distribution is None:
+        name = self.rating_head_for(calibration)
+        if name is None:
             return
-        heads, served = self.distribution
-        head = heads[served]
+        head = self.distribution[0][name]
         if head.feature_mean_ is None:
             feats = None
         else:
@@ -359,7 +371,7 @@ class Predictor:
                                    file=str(self.model_dir / "distribution.json"))
         for row, d in zip(rows, distribution_fields(head, common, feats, head.scale_.name if target is None
                                                     else target)):
-            row["distribution"] = d
+            row["distribution"] = {"head": name, **d}
 
     # ------------------------------------------------------------------ rows
     def predict_rows(self, df: pd.DataFrame, *, explain: bool = False, ids: Sequence | None = None,
@@ -422,10 +434,11 @@ def interval_columns(out: pd.DataFrame, rows: list[dict]) -> None:
 
 def distribution_columns(out: pd.DataFrame, rows: list[dict]) -> None:
     """Flatten rows' ``distribution`` (a rating-distribution head, :mod:`deepqoe.distribution`) into the
-    columns sos, p_gob, p_pow."""
+    columns sos, p_gob, p_pow and rating_head (the head's dataset)."""
     if rows and "distribution" in rows[0]:
         for k in ("sos", "p_gob", "p_pow"):
             out[k] = [r["distribution"][k] for r in rows]
+        out["rating_head"] = [r["distribution"]["head"] for r in rows]
 
 
 def prediction_table(predictor, rows: list[dict], ids: list | None, first_row: int = 1) -> pd.DataFrame:
@@ -438,7 +451,7 @@ def prediction_table(predictor, rows: list[dict], ids: list | None, first_row: i
         out["id"] = ids
     out["score"] = [r["score"] for r in rows]
     interval_columns(out, rows)
-    distribution_columns(out, rows)  # sos, p_gob, p_pow
+    distribution_columns(out, rows)  # sos, p_gob, p_pow, rating_head
     if rows and "viewer" in rows[0]:  # a viewer-aware model
         out["viewer"] = [r["viewer"] for r in rows]
     if predictor.task == "classification" and rows:

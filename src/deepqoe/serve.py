@@ -18,7 +18,7 @@ Endpoints (the OpenAPI schema at ``/openapi.json``; ``/docs`` is a small page bu
     (``GET /model`` lists the calibrations; each prediction then says ``"calibration"``);
   - a session model, or a table regression model trained with ``dataset.individual``, with a
     rating-distribution head (``distribution.json``, :mod:`deepqoe.distribution`) adds
-    ``"distribution": {"sos", "p_gob", "p_pow", "quantiles"}`` to every prediction;
+    ``"distribution": {"head", "sos", "p_gob", "p_pow", "quantiles"}`` to every prediction;
   - ``?explain=true`` adds each input's contribution (:func:`deepqoe.explain.explain`); for sessions the
     contributions of stalls, quality, switches, startup and context; ``?curve=true`` adds a session
     model's per-second QoE curve.

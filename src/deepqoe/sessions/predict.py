@@ -48,7 +48,7 @@ def session_table(rows: list[dict]) -> pd.DataFrame:
     if rows and "calibration" in rows[0]:  # --calibration DATASET
         table["calibration"] = [r["calibration"] for r in rows]
     interval_columns(table, rows)  # interval_low, interval_high, interval_level
-    distribution_columns(table, rows)  # sos, p_gob, p_pow: a model with a rating-distribution head
+    distribution_columns(table, rows)  # sos, p_gob, p_pow, rating_head: a model with a rating-distribution head
     return table
 
 
