@@ -87,7 +87,7 @@ def test_straddling_sessions_score_as_predict(sessions_case, tmp_path):
     assert files == [f"part-{i:05d}.parquet" for i in range(res.n_partitions)] and res.n_partitions >= 2
     got = pd.read_parquet(tmp_path / "out")
     assert list(got.columns)[:3] == ["id", "score", "scale"]
-    assert set(got.columns[3:]) <= {"sos", "p_gob", "p_pow"}  # the shipped model's rating distribution
+    assert set(got.columns[3:]) <= {"sos", "p_gob", "p_pow", "q10", "q50", "q90", "rating_head"}  # the shipped model's rating distribution
     _same_scores(got, single)
     assert not list(tmp_path.glob(".deepqoe-tmp*"))  # the temporary folder was renamed, nothing left
 

@@ -342,3 +342,39 @@ def test_check_model_quiet(capsys):
     code, out, err = run(capsys, "check-model", "streaming", "--n-sessions", "10", "--json", "-q")
     assert code in (0, 1) and err == ""
     assert json.loads(out)["model"] == "streaming"
+
+
+@needs_streaming
+def test_bad_scale_is_a_usage_error_and_a_dropped_interval_is_said(capsys, sessions):
+    """``--scale abc`` is a bad option value (exit 2); a ``--calibration`` without an interval of its own gives
+    no interval by default and says why on standard error (not on stdout), naming the datasets that have one."""
+    code, out, err = run(capsys, "predict", "streaming", sessions["good"], "--scale", "abc")
+    assert code == 2 and out == "" and "--scale" in err and "abc" in err
+    code, out, err = run(capsys, "predict", "streaming", sessions["good"], "--calibration", "lfovia-qoe", "--json")
+    assert code == 0 and all("interval" not in r for r in json.loads(out))
+    assert "no interval" in err and "'lfovia-qoe'" in err and "p1203-open" in err and len(err.splitlines()) == 1
+    code, out, err = run(capsys, "predict", "streaming", sessions["good"], "--calibration", "lfovia-qoe", "-q")
+    assert code == 0 and err == ""
+    code, out, err = run(capsys, "predict", "streaming", sessions["good"], "--calibration", "lfovia-qoe",
+                         "--interval", "0.9")
+    assert code == 1 and "has them for" in err and "drop the calibration" in err
+
+
+@needs_upec
+def test_decimal_comma_table_names_the_bad_value(capsys, tmp_path):
+    """In a table read with decimal ',', a column with one non-number names that value and its row, not the
+    first comma number beside it (pandas leaves the whole column as text)."""
+    from conftest import real_data
+
+    src = real_data("upec-qoe-lab", "QoEcontrolledLab.csv")
+    df = pd.read_csv(src, sep=";", decimal=",").head(4)
+    df["bitrate_video"] = df["bitrate_video"].astype(object)
+    df.loc[1, "bitrate_video"] = 891.33
+    df.loc[2, "bitrate_video"] = "fast"
+    df.to_csv(tmp_path / "rows.csv", sep=";", decimal=",", index=False)
+    code, out, err = run(capsys, "predict", "upec-qoe-lab", tmp_path / "rows.csv")
+    assert code == 1 and "column 'bitrate_video', row 3" in err and "'fast'" in err
+    df.loc[2, "bitrate_video"] = 300.5
+    df.to_csv(tmp_path / "rows.csv", sep=";", decimal=",", index=False)
+    code, out, err = run(capsys, "predict", "upec-qoe-lab", tmp_path / "rows.csv")
+    assert code == 0 and len(pd.read_csv(io.StringIO(out))) == 4

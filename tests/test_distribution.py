@@ -300,3 +300,31 @@ def test_calibration_serves_its_own_rating_head(tmp_path):
     svc = ModelService("streaming")
     out = svc.predict_obj({"sessions": [s.to_dict()], "calibration": "p1203-open"})
     assert out["predictions"][0]["distribution"] == rows[0]["distribution"]
+
+
+def test_service_serves_the_rating_head_asked_for():
+    """``"rating_head"`` in the body (or ``?rating_head=``) picks the head, as ``--rating-head`` does; an unknown
+    one is a 422 on ``rating_head``; the schema lists the heads."""
+    import numpy as np
+
+    from deepqoe.predictor import load_predictor
+    from deepqoe.serve import ModelService, RequestError
+    from deepqoe.sessions import Session
+
+    s = Session.from_arrays("s", np.arange(10) * 4.0, np.full(10, 4.0), quality=np.full(10, 70.0))
+    svc = ModelService("streaming")
+    body = svc.predict_obj({"sessions": [s.to_dict()], "rating_head": "p1203-open"})["predictions"][0]
+    query = svc.predict_obj({"sessions": [s.to_dict()]}, rating_head="p1203-open")["predictions"][0]
+    p = load_predictor("streaming")
+    p.select_rating_head("p1203-open")
+    want = p.predict_sessions([s], curve=False)[0][0]["distribution"]
+    assert body["distribution"] == query["distribution"] == want and want["head"] == "p1203-open"
+    # the body's choice wins over the calibration's own head
+    both = svc.predict_obj({"sessions": [s.to_dict()], "calibration": "p1203-open",
+                            "rating_head": "waterloo-sqoe-iv"})["predictions"][0]
+    assert both["distribution"]["head"] == "waterloo-sqoe-iv" and both["calibration"] == "p1203-open"
+    with pytest.raises(RequestError) as e:
+        svc.predict_obj({"sessions": [s.to_dict()], "rating_head": "nope"})
+    assert e.value.status == 422 and e.value.field == "rating_head" and "p1203-open" in e.value.message
+    schema = svc.request_schema()["anyOf"][0]["properties"]
+    assert schema["rating_head"]["enum"] == ["p1203-open", "waterloo-sqoe-iv"]

@@ -173,3 +173,45 @@ def test_config_errors_name_the_field(tmp_path: Path, capsys, over, words):
     msg = str(e.value)
     assert len(msg.splitlines()) == 1 and all(w in msg for w in words), msg
     assert main(["train", str(cfg), "--out", str(tmp_path / "m")]) != 0
+
+
+def test_intervals_are_clipped_to_the_rating_scale(rated_model):
+    """A target on ``rating_scale`` gives intervals.json that scale's bounds: no interval end outside 1-5."""
+    d, m, _ = rated_model
+    cal = json.loads((m / "intervals.json").read_text())
+    assert cal["scale"] == "1-5" and cal["bounds"] == [1.0, 5.0]
+    out = d / "iv.csv"
+    assert main(["predict", str(m), str(d / "t.csv"), "--interval", "0.95", "--out", str(out), "-q"]) == 0
+    t = pd.read_csv(out)
+    assert t["interval_low"].min() >= 1.0 and t["interval_high"].max() <= 5.0
+    from deepqoe.conformal import interval_bounds
+
+    low, high = interval_bounds(cal, np.array([1.05, 4.95]), 0.9)  # scores near the ends: clipped to them
+    assert low[0] == 1.0 and high[1] == 5.0
+
+
+def test_json_out_and_quantile_columns(rated_model, capsys):
+    """``--out x.json`` writes JSON records (not CSV text under a .json name), the same records as ``--json``;
+    tables carry the rating quantiles q10 / q50 / q90 and the head."""
+    d, m, _ = rated_model
+    assert main(["predict", str(m), str(d / "t.csv"), "--out", str(d / "p.json"), "-q"]) == 0
+    recs = json.loads((d / "p.json").read_text())
+    capsys.readouterr()
+    assert main(["predict", str(m), str(d / "t.csv"), "--json", "-q"]) == 0
+    assert json.loads(capsys.readouterr().out) == recs
+    r = recs[0]
+    assert {"q10", "q50", "q90", "rating_head"} <= set(r) and r["rating_head"] == "rated"
+    assert 1 <= r["q10"] <= r["q50"] <= r["q90"] <= 5
+
+
+def test_target_off_the_rating_scale_is_one_error(tmp_path, capsys):
+    """A target on another scale than ``rating_scale`` (0-100 MOS with ACR ratings) is one line naming the
+    file, the target column and the row, exit 1, and nothing is written."""
+    df = ratings_table(40)
+    df.loc[7, "mos"] = 97.5
+    df.to_csv(tmp_path / "t.csv", index=False)
+    code = main(["train", str(table_config(tmp_path, tmp_path / "t.csv")), "--out", str(tmp_path / "m"), "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and len(err.splitlines()) == 1
+    assert "column 'mos'" in err and "row 8" in err and "rating_scale 1-5" in err and "97.5" in err
+    assert not (tmp_path / "m").exists()

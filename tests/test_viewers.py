@@ -134,6 +134,9 @@ def test_adaptation_errors(fitted):
         adapt_viewer(est, Xv, yv, "v10", k=0)
     with pytest.raises(DeepQoEError, match="already known"):
         adapt_viewer(est, Xv, yv, "v0", k=3)
+    for bad in ("unknown", "", "  ", float("nan")):  # the unknown viewer's name, or one a table cannot hold
+        with pytest.raises(DeepQoEError, match="non-empty name other than 'unknown'"):
+            adapt_viewer(est, Xv, yv, bad, k=3)
     plain = DeepQoEClassifier(inputs=INPUTS[:1], classes=[1, 2, 3, 4, 5], **dict(NET, max_epochs=2)).fit(Xv, yv)
     with pytest.raises(DeepQoEError, match="no viewer input"):
         adapt_viewer(plain, Xv, yv, "v10", k=3)
@@ -247,3 +250,25 @@ def test_shipped_upec_model_takes_an_optional_viewer(tmp_path, capsys):
     assert got["unseen"]["viewer"].tolist() == ["unknown"] * 3
     cols = [c for c in got["none"].columns if c.startswith("prob_")]
     np.testing.assert_allclose(got["none"][cols], got["unseen"][cols])
+
+
+def test_adapted_model_keeps_intervals_and_heads(tmp_path):
+    """``adapt-viewer`` copies the source's intervals.json and distribution.json: the population's predictions
+    are unchanged, so their intervals and rating heads still serve (``--interval`` works on the new model)."""
+    X, y = viewer_table(n_viewers=6, per=20)
+    est = DeepQoERegressor(inputs=INPUTS, **NET).fit(X, y.astype(float))
+    ds = {"name": "toy", "source": "x.csv", "task": "regression", "target": "rating", "inputs": INPUTS}
+    from deepqoe.conformal import calibrate
+
+    cal = calibrate(y[:40].astype(float), est.predict(X.head(40)), source="test rows")
+    save_model(est, tmp_path / "model", dataset_config=config_from_dict({"dataset": ds}).dataset.model_dump(),
+               files={"intervals.json": cal})
+    mine = X.head(20).assign(viewer="new", rating=y[:20])
+    mine.to_csv(tmp_path / "mine.csv", index=False)
+    assert main(["adapt-viewer", str(tmp_path / "model"), str(tmp_path / "mine.csv"), "--k", "5", "--out",
+                 str(tmp_path / "adapted"), "-q"]) == 0
+    assert json.loads((tmp_path / "adapted" / "intervals.json").read_text()) == cal
+    assert main(["predict", str(tmp_path / "adapted"), str(tmp_path / "mine.csv"), "--interval", "0.8",
+                 "--out", str(tmp_path / "p.csv"), "-q"]) == 0
+    t = pd.read_csv(tmp_path / "p.csv")
+    assert (t["interval_low"] < t["score"]).all() and (t["viewer"] == "new").all()

@@ -106,11 +106,15 @@ def _cmd_evaluate(args) -> int:
 
 # ---- predict / embed -----------------------------------------------------------------------------------
 def _write_output(df: pd.DataFrame, args) -> None:
-    """A result table: to ``--out`` (CSV / Parquet), as JSON records with ``--json``, else CSV, on stdout."""
-    from deepqoe.io import write_table
+    """A result table: to ``--out`` (CSV / Parquet; ``.json``: JSON records), as JSON records with ``--json``,
+    else CSV, on stdout."""
+    from deepqoe.io import atomic_write_json, write_table
 
     if args.out:
-        write_table(df, args.out)
+        if Path(args.out).suffix.lower() == ".json":
+            atomic_write_json(Path(args.out), df.to_dict(orient="records"))
+        else:
+            write_table(df, args.out)
         status(args, f"{len(df)} rows written to {args.out}")
     elif args.json:
         print_json(df.to_dict(orient="records"))
@@ -137,6 +141,9 @@ def interval_level(args, predictor) -> float | None:
     calibration = predictor.check_calibration(getattr(args, "calibration", None))
     raw = getattr(args, "interval", None)
     if raw is None:
+        reason = predictor.no_interval_reason(calibration)
+        if reason:
+            status(args, f"note: no interval: {reason}")
         return predictor.interval_default(calibration)
     try:
         level = parse_level(raw)
@@ -392,12 +399,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the rating-distribution head to serve (sos, p_gob, p_pow), by the dataset it was fitted "
                         "on; default: the model's own default (streaming: waterloo-sqoe-iv; also p1203-open, ACR)")
     p.add_argument("--interval", metavar="LEVEL", help="prediction interval level, 0 < LEVEL < 1, or 'none' "
-                                                       "(default: 0.9 when the model has intervals.json; columns "
-                                                       "interval_low, interval_high, interval_level)")
+                                                       "(default: 0.9 when the model has intervals.json calibrated "
+                                                       "on at least 9 scores; columns interval_low, interval_high, "
+                                                       "interval_level)")
     p.add_argument("--calibration", metavar="DATASET",
                    help="session models trained on several datasets: score as that dataset's viewers used the "
-                        "scale, with that dataset's own prediction interval (streaming: p1203-open, "
-                        "waterloo-sqoe-iv, live-nflx; default: the average of them, with the pooled interval)")
+                        "scale, with that dataset's own prediction interval and rating head (streaming: "
+                        "p1203-open, waterloo-sqoe-iv, live-nflx; also the per-second sets live-nflx-continuous "
+                        "and lfovia-qoe, a continuous slider's use of the scale, with no interval of their own; "
+                        "default: the average of the three, with the pooled interval)")
     add_device_argument(p, "the model (a DeepQoE network; a session model always runs on the CPU)")
     p.add_argument("--scheduler", metavar="local|tcp://HOST:PORT",
                    help="score on Dask (a local cluster or a scheduler's address) for inputs larger than memory: "

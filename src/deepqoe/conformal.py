@@ -228,5 +228,6 @@ def no_intervals_error(model_dir) -> DeepQoEError:
     """The one message for an interval asked of a model that has none."""
     return DeepQoEError("this model has no prediction intervals (no intervals.json in its directory: classifiers "
                         "have none, and regression models trained with calibration_fraction 0, or session models "
-                        "trained with --full, neither); drop --interval or use --interval none",
+                        "trained with --full, neither); ask for no interval (--interval none; the service: "
+                        "\"interval\": null)",
                         file=None if model_dir is None else str(model_dir))

@@ -349,7 +349,7 @@ class RatingDistribution:
             out["p_pow"] = P[:, c <= POW_THRESHOLD + _EPS].sum(1)
             cdf = np.cumsum(P, 1)
             for q in QUANTILES:
-                out[_qname(q)] = v[np.minimum((cdf < q - 1e-12).sum(1), len(v) - 1)]
+                out[qname(q)] = v[np.minimum((cdf < q - 1e-12).sum(1), len(v) - 1)]
         else:
             a, b = _beta_params(m, phi)
             out["mos"] = sc.from_unit(m)
@@ -358,7 +358,7 @@ class RatingDistribution:
             out["p_gob"] = stats.beta.sf(to_unit(GOB_THRESHOLD), a, b)
             out["p_pow"] = stats.beta.cdf(to_unit(POW_THRESHOLD), a, b)
             for q in QUANTILES:
-                out[_qname(q)] = np.clip(sc.from_unit(stats.beta.ppf(q, a, b)), sc.lo, sc.hi)
+                out[qname(q)] = np.clip(sc.from_unit(stats.beta.ppf(q, a, b)), sc.lo, sc.hi)
         return {k: np.asarray(v, float) for k, v in out.items()}
 
     def log_likelihood(self, mos_common, ratings: Sequence[np.ndarray], features=None) -> float:
@@ -393,7 +393,7 @@ class RatingDistribution:
         return h
 
 
-def _qname(q: float) -> str:
+def qname(q: float) -> str:
     return f"q{int(round(q * 100)):02d}"
 
 
@@ -449,7 +449,7 @@ def distribution_fields(head: RatingDistribution, mos_common, features, target_s
     sc = head.scale_
     unit = (target.hi - target.lo) / 4.0 if target.kind == "range" else target.std / Z_SPREAD
     sos = p["sos"] * 4.0 / (sc.hi - sc.lo) * unit
-    qs = {q: from_common(sc.to_common(p[_qname(q)]), target) for q in QUANTILES}
+    qs = {q: from_common(sc.to_common(p[qname(q)]), target) for q in QUANTILES}
     return [{"sos": round(float(sos[i]), 6), "p_gob": round(float(p["p_gob"][i]), 6),
              "p_pow": round(float(p["p_pow"][i]), 6),
              "quantiles": {f"{q:g}": round(float(qs[q][i]), 6) for q in QUANTILES}} for i in range(len(sos))]

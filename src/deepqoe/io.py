@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import socket
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -281,7 +282,25 @@ def read_table(path: str | os.PathLike, sep: str = ",", decimal: str = ".", enco
     if len(df) == 0:
         raise DeepQoEError("the table has a header but no rows", file=str(p))
     df.columns = [str(c).strip() for c in df.columns]
+    if decimal != "." and suffix not in (".parquet", ".pq", ".jsonl", ".ndjson"):
+        _numbers_with_decimal(df, decimal)
     return df
+
+
+def _numbers_with_decimal(df: pd.DataFrame, decimal: str) -> None:
+    """In text columns (pandas converts a column with ``decimal`` only when every value is a number), turn
+    the values written as numbers with ``decimal`` into numbers, as pandas does for the whole column: a bad
+    value then is the one reported, not the first number beside it."""
+    pattern = re.compile(r"^\s*[-+]?(\d+(" + re.escape(decimal) + r"\d*)?|" + re.escape(decimal) + r"\d+)"
+                         r"([eE][-+]?\d+)?\s*$")
+    for c in df.columns:
+        s = df[c]
+        if not (s.dtype == object or pd.api.types.is_string_dtype(s)):
+            continue
+        num = s.map(lambda v: isinstance(v, str) and bool(pattern.match(v))).to_numpy(dtype=bool)
+        if num.any() and not num.all():
+            df[c] = pd.Series([float(v.strip().replace(decimal, ".")) if k else v for v, k in zip(s, num)],
+                              index=s.index, dtype=object)
 
 
 def write_table(df: pd.DataFrame, path: str | os.PathLike) -> None:

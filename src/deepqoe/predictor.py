@@ -123,6 +123,15 @@ class Predictor:
         P.1203's ACR 1-5, and serves its default). None keeps the default."""
         if name is None:
             return
+        name = self.check_rating_head(name)
+        self.distribution = (self.distribution[0], name)
+        self._rating_head_chosen = True
+
+    def check_rating_head(self, name: str | None) -> str | None:
+        """``name`` (None: none asked for) checked against the model's rating-distribution heads: a
+        DeepQoEError naming them otherwise."""
+        if name is None:
+            return None
         if self.distribution is None:
             raise DeepQoEError("this model has no rating-distribution head (no distribution.json in its directory)",
                                file=None if self.model_dir is None else str(self.model_dir), field="rating_head")
@@ -130,14 +139,15 @@ class Predictor:
         if name not in heads:
             raise DeepQoEError(f"unknown rating head '{name}': this model has {', '.join(sorted(heads))}",
                                field="rating_head")
-        self.distribution = (heads, name)
-        self._rating_head_chosen = True
+        return name
 
-    def rating_head_for(self, calibration: str | None = None) -> str | None:
-        """The rating-distribution head that serves scores of ``calibration``: the one chosen with
-        :meth:`select_rating_head`; else that dataset's own head where the model stores one (``--calibration
-        p1203-open`` gives P.1203's viewers' spread with P.1203's use of the scale); else the default. None
-        for a model without heads."""
+    def rating_head_for(self, calibration: str | None = None, rating_head: str | None = None) -> str | None:
+        """The rating-distribution head that serves scores of ``calibration``: ``rating_head`` when given
+        (checked), else the one chosen with :meth:`select_rating_head`; else that dataset's own head where the
+        model stores one (``--calibration p1203-open`` gives P.1203's viewers' spread with P.1203's use of
+        the scale); else the default. None for a model without heads."""
+        if rating_head is not None:
+            return self.check_rating_head(rating_head)
         if self.distribution is None:
             return None
         heads, served = self.distribution
@@ -179,6 +189,22 @@ class Predictor:
             return None
         return DEFAULT_LEVEL
 
+    def no_interval_reason(self, calibration: str | None = None) -> str | None:
+        """Why a model with ``intervals.json`` gives no interval by default for ``calibration`` (None: it
+        gives one, or has none at all)."""
+        from deepqoe.conformal import DEFAULT_LEVEL, calibration_sizes, min_calibration
+
+        if self.intervals is None or self.interval_default(calibration) is not None:
+            return None
+        cal = self.intervals_for(calibration)
+        if cal is None:
+            own = calibration_sizes(self.intervals)
+            return (f"this model has no prediction intervals of its own for '{calibration}' (its intervals.json "
+                    + (f"has them for {', '.join(own)} only" if own else "is pooled over its training datasets "
+                       "only") + ")")
+        return (f"this model's intervals are calibrated on {int(cal['n_calibration'])} scores, fewer than the "
+                f"{min_calibration(DEFAULT_LEVEL)} a {DEFAULT_LEVEL:g} interval needs")
+
     @property
     def default_interval(self) -> float | None:
         """:meth:`interval_default` of the average calibration."""
@@ -194,10 +220,10 @@ class Predictor:
         level = check_level(level)
         cal = self.intervals_for(calibration)
         if cal is None:
-            if self.intervals is not None:  # pooled intervals only
-                raise DeepQoEError(f"this model has no prediction intervals of its own for '{calibration}' (its "
-                                   "intervals.json is pooled over its training datasets only); drop "
-                                   "--calibration for the pooled interval, or use --interval none",
+            if self.intervals is not None:  # pooled intervals, and maybe other datasets' own
+                raise DeepQoEError(self.no_interval_reason(calibration) + "; drop the calibration for the pooled "
+                                   "interval, or ask for no interval (--interval none; the service: "
+                                   "\"interval\": null)",
                                    file=None if self.model_dir is None else str(self.model_dir), field="interval")
             raise no_intervals_error(self.model_dir)
         half_width(cal, level)
@@ -280,8 +306,8 @@ class Predictor:
                 for e, v in zip(ex, scores)]
 
     def predict_sessions(self, sessions: Sequence, *, scale: str | None = None, curve: bool = True,
-                         explain: bool = False, interval: float | None = None, calibration: str | None = None
-                         ) -> tuple[list[dict], list[DeepQoEError]]:
+                         explain: bool = False, interval: float | None = None, calibration: str | None = None,
+                         rating_head: str | None = None) -> tuple[list[dict], list[DeepQoEError]]:
         """Score sessions: ``(rows, failures)``; rows in input order (failed sessions left out) as
         ``{"id", "score", "scale", "curve", "curve_step_s"}`` (+ ``"explanation"`` when asked, + ``"interval":
         {"level", "low", "high"}`` on the asked scale when ``interval`` is a level).
@@ -291,18 +317,20 @@ class Predictor:
         and intervals from that dataset's own out-of-fold residuals (``intervals.json``'s
         ``by_calibration``: the coverage promise of that dataset, not the pool's), and that dataset's own
         rating-distribution head where the model has one and none was chosen (:meth:`rating_head_for`); rows
-        gain ``"calibration"``."""
+        gain ``"calibration"``. ``rating_head``: the rating-distribution head to serve (a dataset the model
+        has one of), instead of that choice."""
         from deepqoe.sessions.scales import from_common, parse_scale
 
         self.require_sessions()
         target = parse_scale(scale or COMMON_SCALE)  # a bad scale fails before any work
         calibration = self.check_calibration(calibration)
         interval = self.check_interval(interval, calibration)
+        head = self.rating_head_for(calibration, rating_head)
         sessions = list(sessions)
         if not sessions:
             return [], []
 
-        want_rep = self._distribution_wants_features(calibration)
+        want_rep = self._distribution_wants_features(head)
 
         def run(batch: list):
             scores, curves, steps, ex, reps = self._scores_curves_explain(batch, curve, explain, want_rep,
@@ -340,23 +368,23 @@ class Predictor:
             self._add_distribution(rows, self._to_common(np.array([r[1] for r in results])), target,
                                    [r[0] for r in results],
                                    np.stack(reps) if want_rep and all(r is not None for r in reps) else None,
-                                   calibration)
+                                   head)
         return rows, failures
 
-    def _distribution_wants_features(self, calibration: str | None = None) -> bool:
-        """True when the rating-distribution head serving ``calibration`` reads the model's representation."""
-        name = self.rating_head_for(calibration)
+    def _distribution_wants_features(self, name: str | None) -> bool:
+        """True when the rating-distribution head ``name`` reads the model's representation."""
         return name is not None and self.distribution[0][name].feature_mean_ is not None
 
     def _add_distribution(self, rows: list[dict], common: np.ndarray, target=None, sessions: list | None = None,
-                          feats: np.ndarray | None = None, calibration: str | None = None) -> None:
-        """``row["distribution"] = {"head", "sos", "p_gob", "p_pow", "quantiles"}`` from the head serving
-        ``calibration`` (:meth:`rating_head_for`; none without one), for scores ``common`` on the common 1-5
-        scale, on ``target`` (None: the head's own rating scale); a head with features takes them from
-        ``feats`` (the session model's representation, when already computed) or ``sessions``."""
+                          feats: np.ndarray | None = None, name: str | None = None) -> None:
+        """``row["distribution"] = {"head", "sos", "p_gob", "p_pow", "quantiles"}`` from the head ``name``
+        (:meth:`rating_head_for`; None: the served one; nothing for a model without heads), for scores
+        ``common`` on the common 1-5 scale, on ``target`` (None: the head's own rating scale); a head with
+        features takes them from ``feats`` (the session model's representation, when already computed) or
+        ``sessions``."""
         from deepqoe.distribution import distribution_fields
 
-        name = self.rating_head_for(calibration)
+        name = name or self.rating_head_for()
         if name is None:
             return
         head = self.distribution[0][name]
@@ -411,7 +439,7 @@ class Predictor:
                     r["interval"] = {"level": interval, "low": _round(low[i]), "high": _round(high[i])}
             if self.distribution is not None and len(y):  # y is on the head's own (the ratings') scale
                 heads, served = self.distribution
-                self._add_distribution(rows, heads[served].scale_.to_common(y))
+                self._add_distribution(rows, heads[served].scale_.to_common(y), name=served)
         from deepqoe.viewers import viewer_labels
 
         for r, v in zip(rows, viewer_labels(est, X) or []):  # a viewer-aware model: whose prediction it is
@@ -434,10 +462,14 @@ def interval_columns(out: pd.DataFrame, rows: list[dict]) -> None:
 
 def distribution_columns(out: pd.DataFrame, rows: list[dict]) -> None:
     """Flatten rows' ``distribution`` (a rating-distribution head, :mod:`deepqoe.distribution`) into the
-    columns sos, p_gob, p_pow and rating_head (the head's dataset)."""
+    columns sos, p_gob, p_pow, the rating quantiles q10, q50, q90 and rating_head (the head's dataset)."""
     if rows and "distribution" in rows[0]:
         for k in ("sos", "p_gob", "p_pow"):
             out[k] = [r["distribution"][k] for r in rows]
+        from deepqoe.distribution import QUANTILES, qname
+
+        for q in QUANTILES:
+            out[qname(q)] = [r["distribution"]["quantiles"][f"{q:g}"] for r in rows]
         out["rating_head"] = [r["distribution"]["head"] for r in rows]
 
 

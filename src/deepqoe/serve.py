@@ -15,7 +15,9 @@ Endpoints (the OpenAPI schema at ``/openapi.json``; ``/docs`` is a small page bu
     ``"interval": 0.8`` next to ``rows`` / ``sessions`` (or ``?interval=0.8``; ``null`` / ``none``: off);
   - a session model trained on several datasets takes ``"calibration": "p1203-open"`` next to ``sessions``
     (or ``?calibration=``): scores as that dataset's viewers used the scale, with that dataset's own interval
-    (``GET /model`` lists the calibrations; each prediction then says ``"calibration"``);
+    (``GET /model`` lists the calibrations; each prediction then says ``"calibration"``), and that dataset's
+    own rating-distribution head where there is one; ``"rating_head": "p1203-open"`` (or ``?rating_head=``)
+    serves another head;
   - a session model, or a table regression model trained with ``dataset.individual``, with a
     rating-distribution head (``distribution.json``, :mod:`deepqoe.distribution`) adds
     ``"distribution": {"head", "sos", "p_gob", "p_pow", "quantiles"}`` to every prediction;
@@ -202,6 +204,11 @@ class ModelService:
                     "type": "string", "enum": self.predictor.calibrations,
                     "description": "score as this training dataset's viewers used the scale, with its own "
                                    "interval (default: the average calibration, the pooled interval)"}
+            if self.predictor.distribution is not None:
+                wrapper["properties"]["rating_head"] = {
+                    "type": "string", "enum": sorted(self.predictor.distribution[0]),
+                    "description": "the rating-distribution head to serve (default: the calibration's own, "
+                                   "else the model's default)"}
             return {"anyOf": [wrapper, session, {"type": "array", "items": session, "maxItems": self.max_items}]}
         props = {}
         for c, d in self.columns.items():
@@ -255,7 +262,9 @@ class ModelService:
             extra = set(obj) - {key, "explain"}
             if extra:
                 k = sorted(extra)[0]
-                raise RequestError(422, f"unknown field '{k}' next to '{key}' (allowed: '{key}', 'explain')", k)
+                allowed = [key, "explain", "interval"] + (["calibration", "rating_head"] if self.is_session else [])
+                raise RequestError(422, f"unknown field '{k}' next to '{key}' (allowed: "
+                                        f"{', '.join(repr(a) for a in allowed)})", k)
             explain = obj.get("explain")
             if explain is not None and not isinstance(explain, bool):
                 raise RequestError(422, f"'explain' must be true or false, got {_type_name(explain)}", "explain")
@@ -374,6 +383,19 @@ class ModelService:
         except DeepQoEError as e:
             raise RequestError(422, e.message, "calibration") from None
 
+    def rating_head(self, value: Any) -> str | None:
+        """The ``rating_head`` of a request (None: the calibration's own, else the default): a dataset the
+        session model has a rating-distribution head of (422 otherwise)."""
+        if value is None:
+            return None
+        if not self.is_session or not isinstance(value, str):
+            raise RequestError(422, "'rating_head' is for session models: a dataset name (a string) or null, got "
+                                    f"{_type_name(value)}", "rating_head")
+        try:
+            return self.predictor.check_rating_head(value)
+        except DeepQoEError as e:
+            raise RequestError(422, e.message, "rating_head") from None
+
     def interval_level(self, value: Any, given: bool, calibration: str | None = None) -> float | None:
         """The interval level of a request: the model's default when not ``given``; None for null / "none";
         else a level in (0, 1) the model's calibration (``calibration``'s) supports (422 otherwise)."""
@@ -397,18 +419,22 @@ class ModelService:
             raise RequestError(422, e.message, "interval") from None
 
     def predict_obj(self, obj: Any, explain: bool | None = None, curve: bool = False,
-                    interval: str | None = None, calibration: str | None = None) -> dict:
+                    interval: str | None = None, calibration: str | None = None,
+                    rating_head: str | None = None) -> dict:
         """Validate a parsed JSON request and predict with the :class:`~deepqoe.predictor.Predictor`
-        (runs in a worker thread). ``interval``, ``calibration``: the query's (the body's win)."""
+        (runs in a worker thread). ``interval``, ``calibration``, ``rating_head``: the query's (the body's
+        win)."""
         with self._lock:
             self.n_requests += 1
         wrapper = "sessions" if self.is_session else "rows"
         wrapped = isinstance(obj, dict) and wrapper in obj and wrapper not in self.columns
         in_body = wrapped and "interval" in obj
         cal_in_body = wrapped and self.is_session and "calibration" in obj
-        if in_body or cal_in_body:
+        head_in_body = wrapped and self.is_session and "rating_head" in obj
+        if in_body or cal_in_body or head_in_body:
             obj = dict(obj)
         cal = self.calibration(obj.pop("calibration") if cal_in_body else calibration)
+        head = self.rating_head(obj.pop("rating_head") if head_in_body else rating_head)
         level = self.interval_level(obj.pop("interval") if in_body else interval, in_body or interval is not None,
                                     cal)
         if self.is_session:
@@ -419,7 +445,8 @@ class ModelService:
         try:
             if self.is_session:
                 preds, failures = self.predictor.predict_sessions(sessions, curve=curve, explain=explain,
-                                                                  interval=level, calibration=cal)
+                                                                  interval=level, calibration=cal,
+                                                                  rating_head=head)
                 if failures:
                     e = failures[0]
                     raise RequestError(422, str(e), e.field or e.column)
@@ -564,10 +591,13 @@ def create_app(model: str | Path | None = None, *, max_body_bytes: int = DEFAULT
                                                                      "default 0.9 for a model with intervals"),
                       calibration: str | None = Query(None, description="session models: a training dataset whose "
                                                                         "use of the scale (and interval) to predict "
-                                                                        "with; default: the average")):
+                                                                        "with; default: the average"),
+                      rating_head: str | None = Query(None, description="session models: the rating-distribution "
+                                                                        "head to serve (default: the calibration's "
+                                                                        "own, else the model's default)")):
         body = await read_body(request)
         obj = parse_json(body)
-        return await run_in_threadpool(svc.predict_obj, obj, explain, curve, interval, calibration)
+        return await run_in_threadpool(svc.predict_obj, obj, explain, curve, interval, calibration, rating_head)
 
     return app
 

@@ -105,6 +105,9 @@ def adapt_viewer(est, X: pd.DataFrame, y, viewer: Any, k: int | None = None, *, 
     if not (np.isfinite(learning_rate) and learning_rate > 0) or steps < 1:
         raise DeepQoEError("learning_rate must be positive and steps at least 1", field="learning_rate")
     vid = _viewer_id(viewer)
+    if not isinstance(vid, str) or not vid.strip() or vid == UNKNOWN:  # a table never names such a viewer
+        raise DeepQoEError(f"a viewer id must be a non-empty name other than {UNKNOWN!r} (the unknown viewer, "
+                           f"and an empty cell reads as a missing viewer), not {viewer!r}", field="viewer")
     enc = est.encoders_[j]
     if vid in enc._index:
         raise DeepQoEError(f"viewer {vid!r} is already known to the model ({len(enc.vocabulary)} viewers); "
@@ -157,14 +160,25 @@ def adapt_viewer(est, X: pd.DataFrame, y, viewer: Any, k: int | None = None, *, 
 
 def save_adapted(est, out_dir) -> None:
     """Save an adapted estimator like any model, keeping its source's model.json entries (dataset,
-    explanation baseline, recorded evaluation of the population model) and adding ``adapted_viewers``."""
+    explanation baseline, recorded evaluation of the population model) and adding ``adapted_viewers``, with
+    the source directory's prediction intervals and rating-distribution heads (``intervals.json``,
+    ``distribution.json``: fitted on the population's predictions, which adaptation leaves unchanged; the new
+    viewer's predictions use them as they are)."""
+    import json
+
     from deepqoe.persistence import save_model
 
     state, _ = est.get_state()
     meta = dict(getattr(est, "meta_", None) or {})
     skip = set(state) | {"format_version", "dataset", "versions", "weights_sha256", "name", "built"}
+    src = getattr(est, "model_dir_", None)
+    files = {}
+    for name in ("intervals.json", "distribution.json"):
+        f = Path(src) / name if src else None
+        if f is not None and f.is_file():
+            files[name] = json.loads(f.read_text())
     save_model(est, out_dir, dataset_config=meta.get("dataset"),
-               extra={k: v for k, v in meta.items() if k not in skip})
+               extra={k: v for k, v in meta.items() if k not in skip}, files=files)
 
 
 def read_viewer_ratings(model_dir, ratings_path, viewer: Any | None) -> tuple[pd.DataFrame, np.ndarray, str]:

@@ -59,7 +59,14 @@ def _table_intervals(est, cfg, data, cal_idx: np.ndarray, test_idx: np.ndarray) 
     if not len(cal_idx):
         return None, {}
     frac = cfg.evaluation.calibration_fraction
-    cal = calibrate(data.y[cal_idx], est.predict(data.X.iloc[cal_idx]),
+    rating_scale = cfg.dataset.rating_scale  # a target on a rating scale: intervals clipped to it
+    bounds = None
+    if rating_scale is not None:
+        from deepqoe.sessions.scales import parse_scale
+
+        sc = parse_scale(rating_scale)
+        bounds = (float(sc.lo), float(sc.hi))
+    cal = calibrate(data.y[cal_idx], est.predict(data.X.iloc[cal_idx]), scale=rating_scale, bounds=bounds,
                     source=f"{len(cal_idx)} training rows held out (evaluation.calibration_fraction {frac:g}"
                            f"{', group-disjoint' if data.groups is not None else ''}), not trained on")
     out: dict = {"n_calibration": cal["n_calibration"]}

@@ -196,6 +196,11 @@ def load_dataset(cfg: DatasetConfig) -> Dataset:
         from deepqoe.distribution import RatingScale, parse_ratings
 
         sc = RatingScale(cfg.rating_scale)
+        outside = (y < sc.lo) | (y > sc.hi)
+        if outside.any():  # the target is the mean rating: on the ratings' scale
+            r = int(np.flatnonzero(outside)[0]) + 1
+            raise DeepQoEError(f"the target must be on rating_scale {cfg.rating_scale} (the scale of the "
+                               f"'{cfg.individual}' ratings), found {y[r - 1]:g}", file=name, column=cfg.target, row=r)
         ratings = [parse_ratings(v, sc, file=name, column=cfg.individual, row=r)
                    for r, v in enumerate(df[cfg.individual].tolist(), start=1)]
     return Dataset(cfg, X.reset_index(drop=True), y, groups, ids, inputs, ratings)

@@ -38,8 +38,9 @@ from deepqoe.errors import DeepQoEError
 
 
 def session_table(rows: list[dict]) -> pd.DataFrame:
-    """Session predictions as a table: ``id, score, scale`` (+ ``calibration`` when asked for; + ``interval_low, interval_high,
-    interval_level``; + ``sos, p_gob, p_pow`` with a rating-distribution head); the CSV / Parquet output here and each partition of a batch
+    """Session predictions as a table: ``id, score, scale`` (+ ``calibration`` when asked for; + ``interval_low,
+    interval_high, interval_level``; + ``sos, p_gob, p_pow, q10, q50, q90, rating_head`` with a
+    rating-distribution head); the CSV / Parquet output here and each partition of a batch
     (:mod:`deepqoe.batch_scoring`)."""
     from deepqoe.predictor import distribution_columns, interval_columns
 
@@ -48,7 +49,7 @@ def session_table(rows: list[dict]) -> pd.DataFrame:
     if rows and "calibration" in rows[0]:  # --calibration DATASET
         table["calibration"] = [r["calibration"] for r in rows]
     interval_columns(table, rows)  # interval_low, interval_high, interval_level
-    distribution_columns(table, rows)  # sos, p_gob, p_pow, rating_head: a model with a rating-distribution head
+    distribution_columns(table, rows)  # sos, p_gob, p_pow, q10-q90, rating_head: a model with a head
     return table
 
 
@@ -98,13 +99,16 @@ def predict_sessions(model: Any, args) -> int:
     """The ``deepqoe predict`` route for session input (``args``: ``data``, ``out``, ``scale``, optional
     ``calibration``, ``interval``, ``json`` and ``quiet``); ``model`` is a loaded model or a :class:`~deepqoe.predictor.Predictor`.
     Returns the exit status: 0, or 3 when some sessions failed (a DeepQoEError when none was predicted)."""
-    from deepqoe.cli import finish_batch, status
+    from deepqoe.cli import UsageError, finish_batch, status
     from deepqoe.predictor import Predictor
     from deepqoe.sessions.readers import load_sessions
     from deepqoe.sessions.scales import COMMON_SCALE, parse_scale
 
     scale = getattr(args, "scale", None)
-    parse_scale(scale or COMMON_SCALE)
+    try:
+        parse_scale(scale or COMMON_SCALE)
+    except DeepQoEError as e:  # a bad option value: exit 2
+        raise UsageError(f"--scale: {e.message}") from None
     predictor = model if isinstance(model, Predictor) else Predictor(model)
     predictor.require_sessions()
     from deepqoe.cli_models import interval_level
