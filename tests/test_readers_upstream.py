@@ -195,3 +195,41 @@ def test_predict_and_train_on_a_waterloo_folder(tmp_path, capsys):
     assert main(["train", str(cfg), "--out", str(tmp_path / "m")]) == 0
     metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert metrics["datasets"] == {"lab": 8}
+
+
+def test_waterloo_layout_individual_scores_train_a_rating_head(tmp_path, capsys):
+    """A user's own Waterloo-layout folder with ``individual_scores`` feeds a ``distribution:`` head of a
+    sessions config (as the registered Waterloo SQoE-IV does); a malformed cell is one error naming the
+    file, column and row."""
+    import json
+
+    import yaml
+
+    from deepqoe.cli import main
+
+    folder = _lab(tmp_path / "lab", n=8)
+    data = pd.read_csv(folder / "data.csv")
+    rng = np.random.default_rng(0)
+    data["individual_scores"] = ["[" + " ".join(str(int(v)) for v in np.clip(rng.normal(m, 12, 20), 0, 100)) + "]"
+                                 for m in data["mos"]]
+    data.to_csv(folder / "data.csv", index=False)
+    cfg = tmp_path / "lab.yaml"
+    cfg.write_text(yaml.safe_dump({"sessions": {"datasets": [{"path": "lab"}]}, "model": {"n_members": 1},
+                                   "distribution": {"datasets": ["lab"]},
+                                   "training": {"epochs": 5}, "evaluation": {"protocol": "none"}}))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "m"), "-q"]) == 0
+    heads = json.loads((tmp_path / "m" / "distribution.json").read_text())
+    assert heads["default"] == "lab" and heads["heads"]["lab"]["scale"] == "0-100"
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "m"), str(folder), "--json", "-q"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert all(r["distribution"]["head"] == "lab" and r["distribution"]["sos"] > 0 for r in rows)
+    data.loc[2, "individual_scores"] = "[95 83 x]"
+    data.to_csv(folder / "data.csv", index=False)
+    assert main(["train", str(cfg), "--out", str(tmp_path / "m2"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "data.csv" in err and "individual_scores" in err and "row 3" in err and len(err.strip().splitlines()) == 1
+    # without a head that asks for them, the ratings column is not read
+    cfg.write_text(yaml.safe_dump({"sessions": {"datasets": [{"path": "lab"}]}, "model": {"n_members": 1},
+                                   "training": {"epochs": 5}, "evaluation": {"protocol": "none"}}))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "m3"), "-q"]) == 0

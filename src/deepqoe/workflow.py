@@ -216,7 +216,7 @@ def finetune(pretrained: str | Path, cfg, out_dir: str | Path, *, freeze: bool =
 
 
 # ---- train a session model on a sessions config ------------------------------------------------------------
-def read_session_source(src, base_dir: str | None = None):
+def read_session_source(src, base_dir: str | None = None, ratings: bool = False):
     """One ``sessions.datasets`` entry (:class:`deepqoe.config.SessionSource`) -> a
     :class:`~deepqoe.datasets.scored.SessionSet` on the common 1-5 scale, grouped by content.
 
@@ -224,7 +224,9 @@ def read_session_source(src, base_dir: str | None = None):
     with :func:`~deepqoe.sessions.readers.load_sessions` (a folder in the Waterloo SQoE layout is read as
     one source); every session must be valid and carry a ``mos``,
     on its ``mos_scale`` or the entry's ``scale`` (which overrides it); a z scale goes through these
-    scores' own mean and SD, as for registered datasets (:mod:`deepqoe.sessions.scales`)."""
+    scores' own mean and SD, as for registered datasets (:mod:`deepqoe.sessions.scales`). With ``ratings``
+    (a ``distribution:`` head asks for this source), a Waterloo-layout folder's ``individual_scores`` are
+    read too (parsed strictly; otherwise that column is not read)."""
     from deepqoe.config import resolve_path
     from deepqoe.sessions.readers import load_sessions, session_files
     from deepqoe.sessions.scales import fit_z_reference, parse_scale, to_common
@@ -264,7 +266,23 @@ def read_session_source(src, base_dir: str | None = None):
                                file=seen[sessions[k].id], field="mos")
         y[sel] = to_common(mos[sel], scale)
     groups = np.array([f"{src.label}:{s.content or s.id}" for s in sessions])
-    return SessionSet(src.label, sessions, y, groups)
+    ratings, rating_scale = _layout_ratings(path, scales) if ratings else (None, None)
+    return SessionSet(src.label, sessions, y, groups, ratings=ratings, rating_scale=rating_scale)
+
+
+def _layout_ratings(path: Path, scales: np.ndarray) -> tuple[list | None, str | None]:
+    """A Waterloo-layout folder's individual ratings (``data.csv``'s ``individual_scores``), on the sessions'
+    one rating scale (a range such as 0-100), for a ``distribution:`` head; (None, None) otherwise."""
+    from deepqoe.datasets.waterloo_sqoe import layout_ratings, waterloo_layout
+    from deepqoe.sessions.scales import parse_scale
+
+    layout = waterloo_layout(path)
+    names = set(scales.tolist())
+    if layout is None or len(names) != 1 or parse_scale(next(iter(names))).kind != "range":
+        return None, None
+    scale = parse_scale(next(iter(names))).name
+    ratings = layout_ratings(layout, scale)
+    return (ratings, scale) if ratings is not None else (None, None)
 
 
 def _scores_by_dataset(y: np.ndarray, pred: np.ndarray, names: np.ndarray) -> dict:
@@ -411,7 +429,8 @@ def train_sessions_config(cfg, out_dir: str | Path, *, full: bool = False, progr
     from deepqoe.sessions.training import RECIPE, fit_streaming_model
 
     sc = cfg.sessions
-    session_sets = [read_session_source(src, cfg.base_dir) for src in sc.datasets]
+    wanted = set(cfg.distribution.datasets) if cfg.distribution is not None else set()
+    session_sets = [read_session_source(src, cfg.base_dir, ratings=src.label in wanted) for src in sc.datasets]
     curve_sets = [load_curve_set(name) for name in sc.continuous]
     if cfg.distribution is not None:  # before any training
         check_distribution_datasets(cfg.distribution.datasets, cfg.distribution.default, session_sets, cfg.path)

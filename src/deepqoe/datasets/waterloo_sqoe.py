@@ -135,13 +135,7 @@ def load_waterloo_folder(folder: str | os.PathLike, *, name: str | None = None, 
     base = Path(folder)
     name = name or base.name
     data, data_file, mos_all = _read_data_csv(base)
-    ratings = None
-    if "individual_scores" in data.columns:
-        from deepqoe.distribution import RatingScale, parse_ratings
-
-        rs = RatingScale(mos_scale)
-        ratings = [parse_ratings(v, rs, file=str(data_file), column="individual_scores", row=i + 1)
-                   for i, v in enumerate(data["individual_scores"].tolist())]
+    ratings = layout_ratings(base, mos_scale)
     pairs = [_layout_session(base, r, mos_all[i], name=name, mos_scale=mos_scale, chunk_duration=chunk_duration)
              for i, r in enumerate(data.to_dict("records"))]
     return StreamingDataset(name, [s for s, _ in pairs], mos_all, mos_scale, pd.DataFrame([r for _, r in pairs]),
@@ -167,6 +161,20 @@ def waterloo_layout_sessions(folder: str | os.PathLike, *, chunk_duration: float
         except DeepQoEError as e:
             failures.append(e)
     return sessions, failures
+
+
+def layout_ratings(folder: str | os.PathLike, rating_scale: str) -> list | None:
+    """The individual ratings of a Waterloo-layout folder's sessions, in ``data.csv``'s order (its
+    ``individual_scores`` column on ``rating_scale``, parsed strictly), or None without that column."""
+    from deepqoe.distribution import RatingScale, parse_ratings
+
+    base = Path(folder)
+    data, data_file, _ = _read_data_csv(base)
+    if "individual_scores" not in data.columns:
+        return None
+    rs = RatingScale(rating_scale)
+    return [parse_ratings(v, rs, file=str(data_file), column="individual_scores", row=i + 1)
+            for i, v in enumerate(data["individual_scores"].tolist())]
 
 
 def load_waterloo_sqoe_iv(root=None) -> StreamingDataset:
