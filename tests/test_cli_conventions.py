@@ -378,3 +378,44 @@ def test_decimal_comma_table_names_the_bad_value(capsys, tmp_path):
     df.to_csv(tmp_path / "rows.csv", sep=";", decimal=",", index=False)
     code, out, err = run(capsys, "predict", "upec-qoe-lab", tmp_path / "rows.csv")
     assert code == 0 and len(pd.read_csv(io.StringIO(out))) == 4
+
+
+def test_outputs_never_replace_a_file_or_someones_folder(capsys, trained, tmp_path):
+    """``train --out`` replaces an old model directory, or fills a new or empty folder, but refuses a file and a
+    folder of other files (before any training); a file output under a file, or onto a folder, is one line."""
+    cfg, csv, model = trained
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    (tmp_path / "f.json").write_text("{}")
+    code, out, err = run(capsys, "train", cfg, "--out", mine)
+    assert code == 1 and "is not a deepqoe model directory" in err and "training" not in err
+    assert (mine / "notes.txt").read_text() == "keep me" and sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+    code, out, err = run(capsys, "train", cfg, "--out", tmp_path / "f.json")
+    assert code == 1 and "not a folder" in err and (tmp_path / "f.json").read_text() == "{}"
+    (tmp_path / "empty").mkdir()
+    assert run(capsys, "train", cfg, "--out", tmp_path / "empty", "-q")[0] == 0
+    assert (tmp_path / "empty" / "model.json").is_file()
+    assert run(capsys, "train", cfg, "--out", tmp_path / "empty", "-q")[0] == 0  # a model directory: replaced
+    code, out, err = run(capsys, "predict", model, csv, "--out", tmp_path / "f.json" / "p.csv")
+    assert code == 1 and "is a file, not a folder" in err and len(err.strip().splitlines()) == 1
+    code, out, err = run(capsys, "predict", model, csv, "--out", mine)
+    assert code == 1 and "is a folder; give a file name" in err
+
+
+def test_bad_option_values_are_usage_errors(capsys, sessions, tmp_path):
+    """Out-of-range ``--length``, an output suffix the command does not write, an ``--opset`` outside what the
+    networks and torch support, ``--n-sessions 0``: exit 2, nothing written."""
+    good = sessions["good"]
+    code, _, err = run(capsys, "sessions", "features", good, "--out", tmp_path / "f.csv", "--series",
+                       tmp_path / "s.npz", "--length", "-3")
+    assert code == 2 and "--length" in err and not (tmp_path / "f.csv").exists()
+    code, _, err = run(capsys, "sessions", "features", good, "--out", tmp_path / "f.txt")
+    assert code == 2 and ".csv" in err
+    code, _, err = run(capsys, "sessions", "convert", good, "--out", tmp_path / "c.csv")
+    assert code == 2 and ".json" in err and not (tmp_path / "c.csv").exists()
+    if HAS_STREAMING:
+        code, _, err = run(capsys, "export", "streaming", "--onnx", tmp_path / "m.onnx", "--opset", "5")
+        assert code == 2 and "--opset must be 11 to" in err and len(err.strip().splitlines()) == 1
+        code, _, err = run(capsys, "check-model", "streaming", "--n-sessions", "0")
+        assert code == 2 and "--n-sessions" in err

@@ -272,3 +272,15 @@ def test_registered_datasets_by_name(tmp_path: Path, capsys):
     for part in ("evaluation", "train"):
         s = metrics[part]["scores"]["live-nflx"] if part == "evaluation" else metrics[part]["live-nflx"]
         assert np.isfinite(s["srocc"]) and 0 < s["rmse"] < 4
+
+
+def test_diverging_training_and_too_few_contents_name_the_config(data: Path, capsys):
+    """A learning rate that makes training diverge names ``training.learning_rate`` in the config (not a model
+    file that does not exist); a k-fold with fewer contents than folds names ``evaluation.n_splits``."""
+    cfg = write_sessions_config(data, training={"learning_rate": 10, "epochs": 200},
+                                evaluation={"protocol": "none"})
+    err = _one_line_error(capsys, ["train", str(cfg), "--out", str(data / "m")])
+    assert str(cfg) in err and "training.learning_rate" in err and "diverged" in err
+    cfg = write_sessions_config(data, evaluation={"n_splits": 50})  # 10 contents
+    err = _one_line_error(capsys, ["train", str(cfg), "--out", str(data / "m")])
+    assert str(cfg) in err and "evaluation.n_splits" in err and "contents" in err

@@ -295,7 +295,7 @@ def score_batch(model: Any, data: str | Path, out: str | Path, *, scheduler: str
     try:
         with dask.config.set({"dataframe.convert-string": False}):
             ddf = _read(files, fmt, source, reader, blocksize)
-            with atomic_directory(out) as tmp:
+            with atomic_directory(out, "part-*.parquet", "a folder of scored partitions") as tmp:
                 if kind == "sessions":
                     _check_columns(ddf, ("session_id", "start", "duration"), source, "one row per segment")
                     n = npartitions or ddf.npartitions

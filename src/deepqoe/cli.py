@@ -225,6 +225,12 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away: no traceback, and none at exit when flushing
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return ExitCode.BROKEN_PIPE
+    except OSError as e:  # the system refused a file (a folder where a file goes, no space, no permission)
+        if getattr(args, "verbose", False):
+            traceback.print_exc()
+        where = f"file '{e.filename}': " if e.filename else ""
+        print(f"deepqoe: error: {where}{e.strerror or e}", file=sys.stderr)
+        return ExitCode.DATA_ERROR
 
 
 if __name__ == "__main__":

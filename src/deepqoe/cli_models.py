@@ -15,6 +15,7 @@ import pandas as pd
 from deepqoe.cli import ExitCode, UsageError, print_json, show_progress, status
 from deepqoe.devices import add_device_argument
 from deepqoe.errors import DeepQoEError
+from deepqoe.io import check_output_dir
 from deepqoe.workflow import PROTOCOL_CHOICES
 
 
@@ -46,6 +47,7 @@ def _cmd_train(args) -> int:
 
     if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
+    check_output_dir(args.out)  # before any training: never replaces a file or someone's folder
     cfg = load_train_config(args.config)
     if isinstance(cfg, SessionsExperimentConfig):
         if args.device not in (None, "cpu", "auto"):
@@ -69,6 +71,7 @@ def _cmd_finetune(args) -> int:
 
     if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
+    check_output_dir(args.out)
     cfg = load_config(args.config)
     m = finetune(args.pretrained, cfg, args.out, freeze=args.freeze, full=args.full, epochs=args.epochs,
                  keep_architecture=not args.config_architecture, progress=show_progress(args))
@@ -333,8 +336,11 @@ def _cmd_models(args) -> int:
 
 # ---- export --------------------------------------------------------------------------------------------
 def _cmd_export(args) -> int:
-    from deepqoe.export import export_onnx, parity
+    from deepqoe.export import MIN_OPSET, export_onnx, max_opset, parity
 
+    if not MIN_OPSET <= args.opset <= max_opset():
+        raise UsageError(f"--opset must be {MIN_OPSET} to {max_opset()} (deepqoe's networks need {MIN_OPSET}; "
+                         f"this torch writes up to {max_opset()}), got {args.opset}")
     export_onnx(args.model_dir, args.onnx, opset=args.opset, calibration=args.calibration)
     msg = f"ONNX model written to {args.onnx}"
     try:

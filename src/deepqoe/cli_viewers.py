@@ -14,6 +14,9 @@ def _cmd_adapt_viewer(args) -> int:
 
     if args.k is not None and args.k < 1:
         raise UsageError(f"--k must be at least 1, got {args.k}")
+    from deepqoe.io import check_output_dir
+
+    check_output_dir(args.out)
     X, y, viewer = read_viewer_ratings(args.model, args.ratings, args.viewer)
     new = adapt_viewer(load_model(args.model), X, y, viewer, args.k)
     save_adapted(new, args.out)

@@ -139,6 +139,19 @@ def _is_session_qoe_model(est) -> bool:
     return isinstance(est, SessionQoEModel)
 
 
+#: the lowest ONNX opset every deepqoe network exports to (the session model's tracks need opset 11's ops)
+MIN_OPSET = 11
+
+
+def max_opset() -> int:
+    """The highest ONNX opset this torch's exporter writes."""
+    try:
+        from torch.onnx._constants import ONNX_MAX_OPSET
+    except ImportError:  # pragma: no cover - a torch that moved it
+        return 20
+    return int(ONNX_MAX_OPSET)
+
+
 def _write_onnx(wrapper: nn.Module, example: tuple, path: Path, input_names: list[str], output_names: list[str],
                 dynamic: dict, meta: dict, doc: str, opset: int) -> None:
     """Trace ``wrapper`` on ``example``, add the metadata, check the graph and write it atomically."""
@@ -154,9 +167,14 @@ def _write_onnx(wrapper: nn.Module, example: tuple, path: Path, input_names: lis
             kwargs = dict(input_names=input_names, output_names=output_names, dynamic_axes=dynamic,
                           opset_version=opset)
             try:
-                torch.onnx.export(wrapper, example, str(tmp), dynamo=False, **kwargs)
-            except TypeError:  # an older torch without the dynamo switch
-                torch.onnx.export(wrapper, example, str(tmp), **kwargs)
+                try:
+                    torch.onnx.export(wrapper, example, str(tmp), dynamo=False, **kwargs)
+                except TypeError:  # an older torch without the dynamo switch
+                    torch.onnx.export(wrapper, example, str(tmp), **kwargs)
+            except (RuntimeError, ValueError) as e:  # an operator the asked opset lacks, and the like
+                first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+                raise DeepQoEError(f"the ONNX export failed at opset {opset}: {first[:300]} (the default opset 17 "
+                                   "works for every deepqoe model)", field="opset") from None
         m = onnx.load(str(tmp))
         for k, v in meta.items():
             p = m.metadata_props.add()

@@ -122,11 +122,25 @@ def _umask() -> int:
     return mask
 
 
+def _temp_beside(path: Path, suffix: str) -> tuple[int, str]:
+    """A temporary file in ``path``'s folder (created with it), for a file written to ``path``: a
+    DeepQoEError naming ``path`` when that cannot be (a folder there, a file where a folder should be, no
+    permission, a read-only file system)."""
+    if path.is_dir():
+        raise DeepQoEError("is a folder; give a file name for this output", file=str(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_temp(path.parent)
+        return tempfile.mkstemp(prefix=_temp_prefix(path), suffix=suffix, dir=path.parent)
+    except OSError as e:
+        up = next((a for a in path.parents if a.exists()), None)
+        why = f"'{up}' is a file, not a folder" if up is not None and not up.is_dir() else (e.strerror or str(e))
+        raise DeepQoEError(f"cannot write this file: {why}", file=str(path)) from None
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_temp(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
+    fd, tmp = _temp_beside(path, ".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -150,9 +164,7 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path in the target's folder; rename it onto ``path`` when the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_temp(path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=path.suffix or ".tmp", dir=path.parent)
+    fd, tmp = _temp_beside(path, path.suffix or ".tmp")
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -165,12 +177,29 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
+def check_output_dir(path: str | os.PathLike, marker: str = "model.json",
+                     what: str = "a deepqoe model directory") -> Path:
+    """``path`` as a folder a command may write (and replace): new, empty, or ``what`` (it holds a file
+    matching ``marker``), never a file or a folder of someone's other files: a DeepQoEError otherwise."""
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        if not path.is_dir():
+            raise DeepQoEError(f"exists and is not a folder; the output is a folder ({what}): give a new name",
+                               file=str(path))
+        if any(path.iterdir()) and not any(path.glob(marker)):
+            raise DeepQoEError(f"exists and is not {what} (no {marker} in it), so it is not replaced: give a new "
+                               "or empty folder, or remove it first", file=str(path))
+    return path
+
+
 @contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_directory(path: str | os.PathLike, marker: str = "model.json",
+                     what: str = "a deepqoe model directory") -> Iterator[Path]:
     """Build a directory in a temporary sibling, then move it into place (replacing an old one): every file
     written into the yielded folder appears at ``path`` together, or none does. An old directory at
-    ``path`` is first moved aside into a temporary sibling, then removed."""
-    path = Path(path)
+    ``path`` is first moved aside into a temporary sibling, then removed; only one that is empty or
+    ``what`` (:func:`check_output_dir`), checked before and again after the work."""
+    path = check_output_dir(path, marker, what)
     path.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temp(path.parent)
     tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), dir=path.parent))
@@ -179,6 +208,7 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         for f in tmp.rglob("*"):
             os.chmod(f, (0o777 if f.is_dir() else 0o666) & ~_umask())
+        check_output_dir(path, marker, what)  # still (it may have appeared during the work)
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=_temp_prefix(path) + "old.", dir=path.parent))
             os.replace(path, old / "d")

@@ -326,7 +326,7 @@ class Predictor:
         calibration = self.check_calibration(calibration)
         interval = self.check_interval(interval, calibration)
         head = self.rating_head_for(calibration, rating_head)
-        sessions = list(sessions)
+        sessions = [_as_session(s, k) for k, s in enumerate(sessions)]
         if not sessions:
             return [], []
 
@@ -492,6 +492,18 @@ def prediction_table(predictor, rows: list[dict], ids: list | None, first_row: i
         for c in rows[0]["probabilities"]:
             out[f"prob_{c}"] = [r["probabilities"][c] for r in rows]
     return out
+
+
+def _as_session(s: Any, k: int):
+    """A Session, or a session dict (the session JSON format) read as one; anything else is an error."""
+    from deepqoe.sessions import Session
+
+    if isinstance(s, Session):
+        return s
+    if isinstance(s, dict):
+        return Session.from_dict(s)
+    raise DeepQoEError(f"sessions[{k}] must be a Session or a session dict (the session JSON format), not "
+                       f"{type(s).__name__}")
 
 
 def _check_finite(a: np.ndarray, what: str) -> None:

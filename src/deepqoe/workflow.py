@@ -382,6 +382,11 @@ def session_folds(session_sets: list, curve_sets: list, n_splits: int = 5, seed:
     from deepqoe.evaluation.protocols import make_splits
 
     keys = np.array([s.content or g for x in session_sets + curve_sets for s, g in zip(x.sessions, x.groups)])
+    n_keys = len(set(keys.tolist()))
+    if n_keys < max(2, n_splits):
+        raise DeepQoEError(f"a content-disjoint {n_splits}-fold evaluation needs at least {max(2, n_splits)} "
+                           f"contents (a session without one counts as its own), and these sessions have {n_keys}: "
+                           "lower evaluation.n_splits, or set evaluation.protocol: none", field="evaluation.n_splits")
     return make_splits("group-kfold", len(keys), groups=keys, n_splits=n_splits, seed=seed)
 
 
@@ -438,7 +443,10 @@ def train_sessions_config(cfg, out_dir: str | Path, *, full: bool = False, progr
     params = {**RECIPE, **cfg.model_params()}
     splits = []
     if not full and cfg.evaluation.protocol != "none":
-        splits = session_folds(session_sets, curve_sets, cfg.evaluation.n_splits, cfg.evaluation.seed)
+        try:
+            splits = session_folds(session_sets, curve_sets, cfg.evaluation.n_splits, cfg.evaluation.seed)
+        except DeepQoEError as e:
+            raise DeepQoEError(e.message, file=cfg.path, field=e.field) from None
     bar = tqdm(total=(len(splits) + 1) * params["n_members"] * params["epochs"], desc="training", unit="epoch",
                file=sys.stderr, disable=not (progress and sys.stderr.isatty()), leave=False)
 
@@ -458,6 +466,10 @@ def train_sessions_config(cfg, out_dir: str | Path, *, full: bool = False, progr
         t0 = time.perf_counter()
         model = fit(session_sets, curve_sets)
         seconds = time.perf_counter() - t0
+    except DeepQoEError as e:
+        if e.file is None and (e.field or "").startswith("training."):  # a training setting: name the config
+            raise DeepQoEError(e.message, file=cfg.path, field=e.field) from None
+        raise
     finally:
         bar.close()
     y = np.concatenate([s.y for s in session_sets])

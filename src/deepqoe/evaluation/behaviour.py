@@ -676,13 +676,19 @@ def check_model(predictor, n_sessions: int = 1000, seed: int = 0, *, model: str 
 def main_check_model(args: argparse.Namespace) -> int:
     """``deepqoe check-model MODEL``: the table (or ``--json``) on stdout; exit 0 if nothing is violated, 1
     otherwise."""
+    from deepqoe.cli import UsageError
+
     def say(msg: str) -> None:
-        print(f"check-model: {msg}", file=sys.stderr)
+        if not getattr(args, "quiet", False):
+            print(f"check-model: {msg}", file=sys.stderr)
 
     n = int(getattr(args, "n_sessions", 1000))
     seed = int(getattr(args, "seed", 0))
+    if n < 1:
+        raise UsageError(f"--n-sessions must be at least 1, got {n}")
     say(f"loading {args.model}")
     predictor = load_predictor(args.model)
+    predictor.require_sessions()  # before any session is generated
     report = check_model(predictor, n_sessions=n, seed=seed, model=args.model, progress=say)
     for note in report.notes:
         say(f"note: {note}")

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deepqoe.cli import finish_batch, print_json, status
+from deepqoe.cli import UsageError, finish_batch, print_json, status
+
+MAX_SERIES_LENGTH = 86_400  # a day of seconds: longer series are not what --length is for
 
 DESCRIPTION = """\
 Streaming sessions: convert them to session JSON, check them, or compute one feature row per session.
@@ -25,9 +27,16 @@ def _load(path: str):
     return load_sessions(path)
 
 
+def _suffix(path: str, allowed: tuple[str, ...], option: str) -> None:
+    """A usage error when ``path`` (an output) does not end in one of ``allowed``."""
+    if Path(path).suffix.lower() not in allowed:
+        raise UsageError(f"{option} must end in {' or '.join(allowed)}, not {path!r}")
+
+
 def _cmd_convert(args) -> int:
     from deepqoe.sessions.readers import save_sessions
 
+    _suffix(args.out, (".json",), "--out")  # session JSON
     sessions, failures = _load(args.input)
     if sessions:
         save_sessions(sessions, args.out)
@@ -41,16 +50,21 @@ def _cmd_features(args) -> int:
     from deepqoe.io import atomic_path, write_table
     from deepqoe.sessions.features import SERIES_CHANNELS, per_second_series, session_features
 
+    _suffix(args.out, (".csv", ".parquet", ".pq"), "--out")
+    if args.series:
+        _suffix(args.series, (".npz",), "--series")
+    if not 1 <= args.length <= MAX_SERIES_LENGTH:
+        raise UsageError(f"--length must be 1 to {MAX_SERIES_LENGTH} seconds, got {args.length}")
     sessions, failures = _load(args.input)
     if sessions:
         df = session_features(sessions).reset_index()
         if any(s.mos is not None for s in sessions):
             df["mos"] = [s.mos for s in sessions]
             df["mos_scale"] = [s.mos_scale for s in sessions]
+        X, lengths = per_second_series(sessions, args.length) if args.series else (None, None)  # before writing
         write_table(df, args.out)
         status(args, f"wrote features of {len(sessions)} session(s) ({df.shape[1]} columns) to {args.out}")
         if args.series:
-            X, lengths = per_second_series(sessions, args.length)
             with atomic_path(Path(args.series)) as tmp:
                 with open(tmp, "wb") as f:
                     np.savez_compressed(f, X=X, lengths=lengths, ids=np.array([s.id for s in sessions]),
@@ -81,7 +95,8 @@ def register(subparsers) -> None:
     f.add_argument("input", help="a session JSON, P.1203 input JSON, CSV of sessions, or a folder")
     f.add_argument("--out", required=True, help="output table (.csv or .parquet)")
     f.add_argument("--series", help="also write the per-second series (.npz: X, lengths, ids)")
-    f.add_argument("--length", type=int, default=64, help="length of the per-second series")
+    f.add_argument("--length", type=int, default=64,
+                   help=f"length of the per-second series (1 to {MAX_SERIES_LENGTH} s)")
     f.set_defaults(func=_cmd_features)
     v = sub.add_parser("validate", help="check sessions and list the problems")
     v.add_argument("input", help="a session JSON, P.1203 input JSON, CSV of sessions, or a folder")

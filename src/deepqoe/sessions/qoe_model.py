@@ -879,10 +879,7 @@ class SessionQoEModel:
                 continue
             idx = np.arange(starts[b], last[b] + 1)
             k = min(len(idx), len(c))
-            if k and np.isfinite(data.y[b]):
-                idx_c = idx[:k]
-            else:
-                idx_c = idx[:k]
+            idx_c = idx[:k]
             ok = np.isfinite(np.asarray(c[:k], float))
             target[idx_c[ok]] = np.asarray(c[:k], float)[ok]
             weight[idx_c[ok]] = self.curve_weight / n_curve[data.dataset[b]] / max(1, ok.sum())
@@ -905,6 +902,10 @@ class SessionQoEModel:
                 opt.step()
                 if progress is not None:
                     progress(k * self.epochs + epoch, float(loss.detach()))
+            if not (torch.isfinite(loss) and all(torch.isfinite(q).all() for q in net.parameters())):
+                raise DeepQoEError(f"training diverged (a loss or weight that is not finite) at learning rate "
+                                   f"{self.learning_rate:g}: lower training.learning_rate",
+                                   field="training.learning_rate")
             self.loss_.append(float(loss.detach()))
             members.append(net.eval())
         self.net_ = nn.ModuleList(members)
