@@ -215,3 +215,21 @@ def test_target_off_the_rating_scale_is_one_error(tmp_path, capsys):
     assert code == 1 and len(err.splitlines()) == 1
     assert "column 'mos'" in err and "row 8" in err and "rating_scale 1-5" in err and "97.5" in err
     assert not (tmp_path / "m").exists()
+
+
+def test_degenerate_individual_ratings_are_one_error(tmp_path, capsys):
+    """One rating per row (no spread to learn) and a fractional rating on a discrete (ACR) scale are each one
+    line naming the file and column (and the row), exit 1."""
+    df = ratings_table(40)
+    df["votes"] = [f"[{int(round(m))}]" for m in df["mos"]]
+    df["mos"] = [float(int(round(m))) for m in df["mos"]]
+    df.to_csv(tmp_path / "t.csv", index=False)
+    code = main(["train", str(table_config(tmp_path, tmp_path / "t.csv")), "--out", str(tmp_path / "m"), "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and "column 'votes'" in err and "one individual rating" in err and len(err.splitlines()) == 1
+    df = ratings_table(40)
+    df.loc[5, "votes"] = "[4.5 3 5]"
+    df.to_csv(tmp_path / "t.csv", index=False)
+    code = main(["train", str(table_config(tmp_path, tmp_path / "t.csv")), "--out", str(tmp_path / "m"), "-q"])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and "row 6" in err and "'4.5' is not one of the categories" in err

@@ -115,6 +115,9 @@ def parse_ratings(text, scale: "str | RatingScale", *, file: str | None = None, 
             raise DeepQoEError(f"rating {t!r} in {text!r} is not a number", **where) from None
         if not np.isfinite(v) or v < sc.lo or v > sc.hi:
             raise DeepQoEError(f"rating {t!r} is outside the scale {sc.name}", **where)
+        if sc.discrete and abs((v - sc.lo) / sc.step - round((v - sc.lo) / sc.step)) > 1e-6:
+            raise DeepQoEError(f"rating {t!r} is not one of the categories of the scale {sc.name} "
+                               f"({', '.join(f'{c:g}' for c in sc.values)})", **where)
         out.append(v)
     return np.asarray(out, float)
 
@@ -270,6 +273,9 @@ class RatingDistribution:
         ratings = [np.asarray(r, float) for r in ratings]
         if len(ratings) != len(mos_common) or not len(ratings):
             raise DeepQoEError(f"{len(mos_common)} predicted scores for {len(ratings)} sessions with ratings")
+        if not any(r.size > 1 for r in ratings):  # no spread to learn from
+            raise DeepQoEError("a rating distribution needs rows with two or more individual ratings; every row "
+                               "here has one (is the individual-ratings column one rating per row?)")
         obs = observed(ratings, sc)
         own = sc.lo + (mos_common - 1.0) * (sc.hi - sc.lo) / 4.0
         slope, icpt = np.polyfit(own, obs["mos"], 1) if np.ptp(own) > 0 else (1.0, 0.0)

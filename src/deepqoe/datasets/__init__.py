@@ -203,6 +203,9 @@ def load_dataset(cfg: DatasetConfig) -> Dataset:
                                f"'{cfg.individual}' ratings), found {y[r - 1]:g}", file=name, column=cfg.target, row=r)
         ratings = [parse_ratings(v, sc, file=name, column=cfg.individual, row=r)
                    for r, v in enumerate(df[cfg.individual].tolist(), start=1)]
+        if not any(len(r) > 1 for r in ratings):  # nothing to learn a spread from
+            raise DeepQoEError("every row has one individual rating; a rating distribution needs rows with "
+                               "several (e.g. '[4 5 3]')", file=name, column=cfg.individual)
     return Dataset(cfg, X.reset_index(drop=True), y, groups, ids, inputs, ratings)
 
 
