@@ -419,3 +419,20 @@ def test_bad_option_values_are_usage_errors(capsys, sessions, tmp_path):
         assert code == 2 and "--opset must be 11 to" in err and len(err.strip().splitlines()) == 1
         code, _, err = run(capsys, "check-model", "streaming", "--n-sessions", "0")
         assert code == 2 and "--n-sessions" in err
+
+
+@needs_streaming
+def test_a_note_on_the_input_is_one_status_line(capsys, tmp_path):
+    """A stall just after the end of the media is moved to the end with a note: one line on standard error
+    (``deepqoe: note: ...`` naming the file, field and session, no Python warning format), hidden by -q."""
+    s = _session(0)
+    s["stalls"] = [[32.4, 1.0]]  # 32 s of media
+    f = tmp_path / "late.json"
+    f.write_text(json.dumps([s]))
+    code, out, err = run(capsys, "predict", "streaming", f, "--json")
+    assert code == 0 and json.loads(out)[0]["id"] == "s0"
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("deepqoe: note: file ") and "stalls[0].start" in lines[0]
+    assert "moved to the end" in lines[0] and "Warning" not in err
+    code, out, err = run(capsys, "predict", "streaming", f, "--json", "-q")
+    assert code == 0 and err == ""

@@ -233,3 +233,40 @@ def test_waterloo_layout_individual_scores_train_a_rating_head(tmp_path, capsys)
     cfg.write_text(yaml.safe_dump({"sessions": {"datasets": [{"path": "lab"}]}, "model": {"n_members": 1},
                                    "training": {"epochs": 5}, "evaluation": {"protocol": "none"}}))
     assert main(["train", str(cfg), "--out", str(tmp_path / "m3"), "-q"]) == 0
+
+
+def test_waterloo_layout_bad_rows_fail_their_own_session_in_one_clean_line(tmp_path):
+    """A text ``trace`` is kept as text; a negative ``rebuffering_duration``, a second row naming the same log
+    and an ``n/a`` VMAF each fail their own session (file, column and row, no numpy repr); an empty ``mos``
+    gives a session without a score, which ``load_sessions`` (predict) still reads."""
+    folder = _lab(tmp_path / "lab", n=6)
+    data = pd.read_csv(folder / "data.csv", dtype={"streaming_log": str})
+    data["trace"] = ["1", "t2", "3", "4", "5", "6"]
+    data.loc[2, "mos"] = np.nan
+    data.loc[5, "streaming_log"] = "000"  # the log of row 1 again, without its extension
+    data.to_csv(folder / "data.csv", index=False)
+    for name, col, row, value in (("001.csv", "rebuffering_duration", 3, "-5.0"), ("004.csv", "vmaf", 2, "n/a")):
+        log = pd.read_csv(folder / "streaming_logs" / name, dtype=str)
+        log.loc[row - 1, col] = value
+        log.to_csv(folder / "streaming_logs" / name, index=False)
+    sessions, failures = load_sessions(folder)
+    assert [s.id for s in sessions] == ["000", "002", "003"] and sessions[1].mos is None
+    assert sessions[0].mos == 25.0
+    msgs = [str(e) for e in failures]
+    assert len(msgs) == 3 and not any("np." in m or "\n" in m for m in msgs)
+    assert failures[0].file.endswith("001.csv") and (failures[0].column, failures[0].row) == ("rebuffering_duration", 3)
+    assert "negative" in msgs[0]
+    assert (failures[1].column, failures[1].row) == ("vmaf", 2) and "missing value" in msgs[1]
+    assert failures[2].file.endswith("data.csv") and (failures[2].column, failures[2].row) == ("streaming_log", 6)
+    assert "session '000'" in msgs[2] and "used twice" in msgs[2]
+    # the dataset loader (scores required) names the empty mos; the first problem raises
+    with pytest.raises(DeepQoEError) as ei:
+        load_waterloo_folder(folder)
+    assert (ei.value.column, ei.value.row) == ("mos", 3) and "np." not in str(ei.value)
+    data.loc[2, "mos"] = 40.0
+    data.loc[5, "streaming_log"] = "005.csv"
+    data.to_csv(folder / "data.csv", index=False)
+    for name in ("001.csv", "004.csv"):
+        _log(seed=1).to_csv(folder / "streaming_logs" / name, index=False)
+    ds = load_waterloo_folder(folder)
+    assert ds.meta["trace"].tolist() == [1, "t2", 3, 4, 5, 6]

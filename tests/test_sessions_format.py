@@ -293,3 +293,81 @@ def test_huge_numbers_are_named_not_echoed():
     with pytest.raises(DeepQoEError) as ei:
         Session.from_dict(d)
     assert ei.value.field == "segments[0].bitrate_kbps" and "finite" in str(ei.value) and len(str(ei.value)) < 200
+
+
+# ------------------------------------------------------------------ audit fixes
+@pytest.mark.parametrize("value", ["4k", [1], True, -5, 0, 0.5, float("nan"), 1e6])
+def test_context_display_height_must_be_a_number_of_pixels(value, tmp_path):
+    d = make(n=8, seg=2.0, context={"display_height": value})
+    with pytest.raises(DeepQoEError) as ei:
+        Session.from_dict(d, file="x.json")
+    assert ei.value.field == "context.display_height" and "session 's1'" in str(ei.value)
+    with pytest.raises(DeepQoEError):
+        Session.from_arrays("a", [0, 4], [4, 4], height=720, context={"display_height": value})
+    # in a batch only that session fails
+    (tmp_path / "a.json").write_text(json.dumps([make(n=8, seg=2.0, id="ok", context={"display_height": 2160}),
+                                                 {**d, "id": "bad"}]))
+    sessions, failures = load_sessions(tmp_path / "a.json")
+    assert [s.id for s in sessions] == ["ok"] and len(failures) == 1
+    assert failures[0].field == "context.display_height" and "session 'bad'" in str(failures[0])
+
+
+def test_context_display_height_accepts_pixels_and_null():
+    assert Session.from_dict(make(n=8, seg=2.0, context={"display_height": 2160.0})).context["display_height"] == 2160
+    assert Session.from_dict(make(n=8, seg=2.0, context={"display_height": None})).context == {}
+    assert Session.from_arrays("a", [0, 4], [4, 4], height=720,
+                               context={"display_height": np.int64(720)}).context["display_height"] == 720
+
+
+def test_stall_notes_count_the_stalls_and_errors_keep_the_digits():
+    from deepqoe.sessions.session import SessionNote
+
+    with pytest.warns(SessionNote) as rec:
+        s = Session.from_dict(make(n=40, stalls=[(40.3, 1.0), (40.5, 1.0)]), file="x.json")
+    assert len(rec) == 1 and s.stall_start.tolist() == [40] and s.stall_duration.tolist() == [2]
+    msg = str(rec[0].message)
+    assert "\n" not in msg and msg.startswith("file 'x.json', field 'stalls[0].start': session 's1': 2 stalls")
+    assert "40.3, 40.5" in msg and "merged into one" in msg
+    with pytest.raises(DeepQoEError) as ei:
+        Session.from_dict(make(n=40, stalls=[(41.0000001, 1.0)]))
+    assert "41.0000001 s" in str(ei.value) and "more than 1 s after" in str(ei.value)
+
+
+def _csv(tmp_path, text: str):
+    p = tmp_path / "s.csv"
+    p.write_text(text)
+    return load_sessions(p)
+
+
+def test_csv_a_bad_cell_fails_only_its_session_and_names_column_and_row(tmp_path):
+    head = "session_id,start,duration,bitrate_kbps,stall_before\n"
+    sessions, failures = _csv(tmp_path, head + "a,zero,4,3000,\nb,0,4,3000,0\nb,4,4,3000,1.5\n")
+    assert [s.id for s in sessions] == ["b"] and sessions[0].stall_start.tolist() == [4]
+    assert len(failures) == 1 and (failures[0].column, failures[0].row) == ("start", 1)
+    assert 'got text "zero"' in str(failures[0]) and "session 'a'" in str(failures[0])
+    sessions, failures = _csv(tmp_path, head + "a,0,4,3000,0\na,4,4,3000,abc\nb,0,4,3000,\n")
+    assert [s.id for s in sessions] == ["b"]
+    assert (failures[0].column, failures[0].row) == ("stall_before", 2) and '"abc"' in str(failures[0])
+    sessions, failures = _csv(tmp_path, head + "a,0,4,3000,0\na,4,-4,3000,0\n")
+    assert (failures[0].column, failures[0].row) == ("duration", 2) and "> 0" in str(failures[0])
+
+
+def test_csv_rows_without_id_and_mixed_session_columns_are_errors(tmp_path):
+    head = "session_id,start,duration,bitrate_kbps,device,mos\n"
+    sessions, failures = _csv(tmp_path, head + "a,0,4,3000,pc,4\n,4,4,3000,pc,4\nb,0,4,3000,pc,\n")
+    assert [s.id for s in sessions] == ["a", "b"] and sessions[1].mos is None
+    assert (failures[0].column, failures[0].row) == ("session_id", 2)
+    sessions, failures = _csv(tmp_path, head + "a,0,4,3000,mobile,4\na,4,4,3000,pc,4\nb,0,4,3000,pc,3\nb,4,4,3000,,\n")
+    assert [s.id for s in sessions] == ["b"] and sessions[0].mos == 3 and sessions[0].device == "pc"
+    assert (failures[0].column, failures[0].row) == ("device", 2)
+    assert '"pc"' in str(failures[0]) and '"mobile"' in str(failures[0])
+
+
+def test_csv_unknown_columns_are_refused_and_representation_is_read(tmp_path):
+    sessions, failures = _csv(tmp_path, "session_id,start,duration,bitrate_kbps,qualty\na,0,4,3000,20\n")
+    assert not sessions and failures[0].column == "qualty" and "did you mean 'quality'" in str(failures[0])
+    assert "representation" in str(failures[0]) and "stall_before" in str(failures[0])
+    sessions, failures = _csv(tmp_path, "session_id,start,duration,bitrate_kbps,height,representation\n"
+                                        "a,0,4,3000,720,r1\na,4,4,3000,720,r2\na,8,4,3000,720,r2\n")
+    assert not failures and sessions[0].representation == ["r1", "r2", "r2"]
+    assert sessions[0].switches().tolist() == [True, False]

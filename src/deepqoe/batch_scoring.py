@@ -213,12 +213,6 @@ def _read(files: list[Path], fmt: str, source: str, reader: dict, blocksize: str
                            file=source) from None
 
 
-def _check_columns(ddf, needed: tuple[str, ...], source: str, what: str) -> None:
-    for c in needed:
-        if c not in ddf.columns:
-            raise DeepQoEError(f"missing the column '{c}' ({what})", file=source, column=c)
-
-
 def _tag(df: pd.DataFrame, partition_info: dict | None = None) -> pd.DataFrame:
     """Each row's input partition and position in it, to put a session's rows back in order after the
     shuffle."""
@@ -297,7 +291,9 @@ def score_batch(model: Any, data: str | Path, out: str | Path, *, scheduler: str
             ddf = _read(files, fmt, source, reader, blocksize)
             with atomic_directory(out, "part-*.parquet", "a folder of scored partitions") as tmp:
                 if kind == "sessions":
-                    _check_columns(ddf, ("session_id", "start", "duration"), source, "one row per segment")
+                    from deepqoe.sessions.readers import check_csv_columns
+
+                    check_csv_columns(list(ddf.columns), source)
                     n = npartitions or ddf.npartitions
                     tagged = ddf.map_partitions(_tag, meta=ddf._meta.assign(_part=np.int64(0), _pos=np.int64(0)))
                     parts = tagged.shuffle(on="session_id", npartitions=n).to_delayed()

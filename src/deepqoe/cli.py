@@ -27,7 +27,7 @@ import traceback
 from enum import IntEnum
 
 from deepqoe import __version__
-from deepqoe.errors import DeepQoEError
+from deepqoe.errors import DeepQoEError, DeepQoENote
 
 
 class ExitCode(IntEnum):
@@ -207,13 +207,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _notes_as_status(args):
+    """Notes on the user's input (:class:`~deepqoe.errors.DeepQoENote` warnings) as one status line each
+    (``deepqoe: note: ...``, hidden by ``-q``); other warnings as Python shows them."""
+    import warnings
+
+    with warnings.catch_warnings():
+        show = warnings.showwarning
+
+        def _show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, DeepQoENote):
+                status(args, f"deepqoe: note: {message}")
+            else:
+                show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = _show
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         return _usage(parser)
     try:
-        return int(args.func(args) or ExitCode.OK)
+        with _notes_as_status(args):
+            return int(args.func(args) or ExitCode.OK)
     except DeepQoEError as e:
         if getattr(args, "verbose", False):
             traceback.print_exc()

@@ -35,3 +35,9 @@ class DeepQoEError(ValueError):
         message = one_line(message)
         self.message = message
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
+
+
+class DeepQoENote(UserWarning):
+    """Something done to the user's input that they should know of (a stall just after the end of the media
+    moved to the end): a one-line message naming the file, field and session, as a :class:`DeepQoEError`
+    does. The CLI prints it as a status line (``deepqoe: note: ...``; ``-q`` hides it)."""

@@ -12,6 +12,7 @@ import pandas as pd
 from deepqoe.datasets.files import data_root, need
 from deepqoe.errors import DeepQoEError
 from deepqoe.sessions.readers import StreamingDataset
+from deepqoe.sessions.schema import short_value
 from deepqoe.sessions.session import Session
 
 _DISPLAY = {"phone": 1080, "hdtv": 1080, "uhdtv": 2160}
@@ -23,19 +24,34 @@ WATERLOO_POOLED = {"psnr": "psnr_mean", "ssim": "ssim_mean", "representation_ind
 _TEXT = {c: str for c in ("streaming_log", "abr", "content", "encoding_profile", "device", "individual_scores")}
 
 
-def _log_column(log: pd.DataFrame, name: str, f: Path) -> np.ndarray | None:
-    if name not in log.columns:
-        return None
-    v = pd.to_numeric(log[name], errors="coerce").to_numpy(float)
-    bad = ~np.isfinite(v)
+def _numbers(cells: pd.Series, file: Path, column: str, *, missing_ok: bool = False) -> np.ndarray:
+    """A column as floats; a cell that is not a finite number is an error naming the file, column and row
+    (rows counted from 1 after the header). With ``missing_ok`` an empty cell is NaN."""
+    v = pd.to_numeric(cells, errors="coerce").to_numpy(float)
+    bad = ~np.isfinite(v) & ~(missing_ok & cells.isna().to_numpy())
     if bad.any():
-        raise DeepQoEError(f"expected a number, got {log[name].iloc[_first_true(bad)]!r}", file=str(f),
-                           column=name, row=_first_true(bad) + 1)
+        i = _first_true(bad)
+        got = "a missing value" if pd.isna(cells.iloc[i]) else short_value(cells.iloc[i])  # pandas reads n/a, NA as missing
+        raise DeepQoEError(f"expected a finite number, got {got}", file=str(file), column=column, row=i + 1)
     return v
+
+
+def _log_column(log: pd.DataFrame, name: str, f: Path) -> np.ndarray | None:
+    return _numbers(log[name], f, name) if name in log.columns else None
 
 
 def _first_true(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
+
+
+def _trace(v):
+    """A ``trace`` id: an integer where it is one (``3``, or ``3.0`` from a column with an empty cell), else
+    the value as it is (text such as ``t2``)."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return v
+    return int(f) if f.is_integer() else v
 
 
 def waterloo_layout(path: str | os.PathLike) -> Path | None:
@@ -47,8 +63,9 @@ def waterloo_layout(path: str | os.PathLike) -> Path | None:
     return p if p.is_dir() and (p / "data.csv").is_file() and (p / "streaming_logs").is_dir() else None
 
 
-def _read_data_csv(base: Path) -> tuple[pd.DataFrame, Path, np.ndarray]:
-    """``data.csv`` (text columns kept as text) and its ``mos`` (NaN without the column)."""
+def _read_data_csv(base: Path, *, mos_required: bool = True) -> tuple[pd.DataFrame, Path, np.ndarray]:
+    """``data.csv`` (text columns kept as text) and its ``mos`` (NaN without the column; an empty cell is NaN
+    too unless ``mos_required``)."""
     from deepqoe.io import read_table
 
     data_file = need(base / "data.csv")
@@ -58,22 +75,21 @@ def _read_data_csv(base: Path) -> tuple[pd.DataFrame, Path, np.ndarray]:
                            file=str(data_file), column="streaming_log")
     if "mos" not in data.columns:
         return data, data_file, np.full(len(data), np.nan)
-    mos = pd.to_numeric(data["mos"], errors="coerce").to_numpy(float)
-    bad = ~np.isfinite(mos)
-    if bad.any():
-        raise DeepQoEError(f"expected a number, got {data['mos'].iloc[_first_true(bad)]!r}",
-                           file=str(data_file), column="mos", row=_first_true(bad) + 1)
-    return data, data_file, mos
+    return data, data_file, _numbers(data["mos"], data_file, "mos", missing_ok=not mos_required)
 
 
 def _layout_session(base: Path, r: dict, mos: float, *, name: str, mos_scale: str,
-                    chunk_duration: float | None) -> tuple[Session, dict]:
-    """One ``data.csv`` row and its log: the session and its ``meta`` row."""
+                    chunk_duration: float | None, row: int, seen: dict) -> tuple[Session, dict]:
+    """One ``data.csv`` row (number ``row``) and its log: the session and its ``meta`` row. ``seen`` maps the
+    ids read so far to their rows (a second row naming the same log is an error)."""
     from deepqoe.io import read_table
 
     log_name = str(r["streaming_log"]).strip()
     if not log_name.lower().endswith(".csv"):
         log_name += ".csv"
+    if log_name[:-4] in seen:
+        raise DeepQoEError(f"session '{log_name[:-4]}': the id is used twice (row {seen[log_name[:-4]]} names the "
+                           f"same log)", file=str(base / "data.csv"), column="streaming_log", row=row)
     f = need(base / "streaming_logs" / log_name)
     log = read_table(f)
     dur = _log_column(log, "chunk_duration", f)
@@ -86,6 +102,9 @@ def _layout_session(base: Path, r: dict, mos: float, *, name: str, mos_scale: st
     if reb is None:
         raise DeepQoEError("missing the column 'rebuffering_duration' (the stall before each chunk)",
                            file=str(f), column="rebuffering_duration")
+    if (reb < 0).any():
+        raise DeepQoEError(f"a stall duration must not be negative (got {reb[_first_true(reb < 0)]:g})",
+                           file=str(f), column="rebuffering_duration", row=_first_true(reb < 0) + 1)
     start = np.concatenate([[0.0], np.cumsum(dur)[:-1]])
     stall = reb > 0
     vmaf = _log_column(log, "vmaf", f)
@@ -103,16 +122,17 @@ def _layout_session(base: Path, r: dict, mos: float, *, name: str, mos_scale: st
         representation=_log_column(log, "representation_index", f),
         mos=None if np.isnan(mos) else float(mos), mos_scale=None if np.isnan(mos) else mos_scale,
         dataset=name, file=str(f))
-    row = {"session_id": session.id, "streaming_log": log_name}
+    meta = {"session_id": session.id, "streaming_log": log_name}
     for c in WATERLOO_META_COLUMNS:
         if c in r:
-            row[c] = int(r[c]) if c == "trace" and pd.notna(r[c]) else r[c]
+            meta[c] = _trace(r[c]) if c == "trace" and pd.notna(r[c]) else r[c]
     w = dur / dur.sum()
     for col, out in WATERLOO_POOLED.items():
         v = _log_column(log, col, f)
         if v is not None:
-            row[out] = float((v * w).sum())
-    return session, row
+            meta[out] = float((v * w).sum())
+    seen[session.id] = row
+    return session, meta
 
 
 def load_waterloo_folder(folder: str | os.PathLike, *, name: str | None = None, mos_scale: str = "0-100",
@@ -136,7 +156,9 @@ def load_waterloo_folder(folder: str | os.PathLike, *, name: str | None = None, 
     name = name or base.name
     data, data_file, mos_all = _read_data_csv(base)
     ratings = layout_ratings(base, mos_scale)
-    pairs = [_layout_session(base, r, mos_all[i], name=name, mos_scale=mos_scale, chunk_duration=chunk_duration)
+    seen: dict = {}
+    pairs = [_layout_session(base, r, mos_all[i], name=name, mos_scale=mos_scale, chunk_duration=chunk_duration,
+                             row=i + 1, seen=seen)
              for i, r in enumerate(data.to_dict("records"))]
     return StreamingDataset(name, [s for s, _ in pairs], mos_all, mos_scale, pd.DataFrame([r for _, r in pairs]),
                             ratings, mos_scale if ratings is not None else None)
@@ -150,14 +172,14 @@ def waterloo_layout_sessions(folder: str | os.PathLike, *, chunk_duration: float
     ``mos`` is on the family's 0-100 scale; when some ``mos`` fall outside 0-100 (z-scored releases) they
     are read as ``z`` (through these scores' own mean and SD). A training config's ``scale:`` overrides it."""
     base = Path(folder)
-    data, _, mos = _read_data_csv(base)
+    data, _, mos = _read_data_csv(base, mos_required=False)
     known = mos[np.isfinite(mos)]
     scale = "0-100" if ((known >= 0) & (known <= 100)).all() else "z"
-    sessions, failures = [], []
+    sessions, failures, seen = [], [], {}
     for i, r in enumerate(data.to_dict("records")):
         try:
             sessions.append(_layout_session(base, r, mos[i], name=base.name, mos_scale=scale,
-                                            chunk_duration=chunk_duration)[0])
+                                            chunk_duration=chunk_duration, row=i + 1, seen=seen)[0])
         except DeepQoEError as e:
             failures.append(e)
     return sessions, failures
@@ -169,7 +191,7 @@ def layout_ratings(folder: str | os.PathLike, rating_scale: str) -> list | None:
     from deepqoe.distribution import RatingScale, parse_ratings
 
     base = Path(folder)
-    data, data_file, _ = _read_data_csv(base)
+    data, data_file, _ = _read_data_csv(base, mos_required=False)
     if "individual_scores" not in data.columns:
         return None
     rs = RatingScale(rating_scale)

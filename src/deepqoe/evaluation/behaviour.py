@@ -688,7 +688,8 @@ def main_check_model(args: argparse.Namespace) -> int:
         raise UsageError(f"--n-sessions must be at least 1, got {n}")
     say(f"loading {args.model}")
     predictor = load_predictor(args.model)
-    predictor.require_sessions()  # before any session is generated
+    if hasattr(predictor, "require_sessions"):  # a Predictor: a table model is refused before any work
+        predictor.require_sessions()
     report = check_model(predictor, n_sessions=n, seed=seed, model=args.model, progress=say)
     for note in report.notes:
         say(f"note: {note}")

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from deepqoe.errors import DeepQoEError
+from deepqoe.sessions.schema import short_value
 from deepqoe.sessions.session import Session
 
 # ------------------------------------------------------------------------------------ user input
@@ -109,7 +110,7 @@ def session_from_p1203(obj: dict, sid: str, *, file: str | None = None, segments
         return Session.from_dict(d, file=file)
     except DeepQoEError as e:  # name P.1203 fields
         fieldname = (e.field or "").replace("stalls", "I23.stalling").replace("segments", "I13.segments")
-        fieldname = "IGen.device" if fieldname == "device" else fieldname
+        fieldname = {"device": "IGen.device", "context.display_height": "IGen.displaySize"}.get(fieldname, fieldname)
         raise DeepQoEError(e.message, file=file, field=fieldname) from None
 
 
@@ -135,70 +136,125 @@ def _sessions_from_json(path: Path) -> tuple[list[Session], list[DeepQoEError]]:
     return out, fails
 
 
-CSV_SEGMENT_COLUMNS = ("start", "duration", "bitrate_kbps", "width", "height", "fps", "codec", "quality")
+CSV_SEGMENT_COLUMNS = ("start", "duration", "bitrate_kbps", "width", "height", "fps", "codec", "quality",
+                       "representation")
 CSV_SESSION_COLUMNS = ("device", "content", "mos", "mos_scale", "dataset")
-CSV_TEXT_COLUMNS = ("session_id", "codec", "device", "content", "mos_scale", "dataset")
+CSV_TEXT_COLUMNS = ("session_id", "codec", "representation", "device", "content", "mos_scale", "dataset")
+#: Every column a CSV of sessions may have (any other is an error, as an unknown field of session JSON is).
+CSV_COLUMNS = ("session_id", *CSV_SEGMENT_COLUMNS, "stall_before", *CSV_SESSION_COLUMNS)
+_CSV_NUMBERS = ("start", "duration", "bitrate_kbps", "width", "height", "fps", "quality", "stall_before", "mos")
 
 
 def _sessions_from_csv(path: Path) -> tuple[list[Session], list[DeepQoEError]]:
     """Flat CSV, one row per segment: ``session_id``, segment columns, ``stall_before`` (seconds of
     stalling just before the segment; on the first segment it is the initial loading), and session
-    columns repeated on every row (``device``, ``content``, ``mos``, ``mos_scale``)."""
+    columns repeated on every row (``device``, ``content``, ``mos``, ``mos_scale``, ``dataset``)."""
     from deepqoe.io import read_table
 
     df = read_table(path, dtype={c: str for c in CSV_TEXT_COLUMNS})  # ids stay text: '001' is not 1
-    if "session_id" not in df.columns:
-        raise DeepQoEError("missing the column 'session_id' (one row per segment)", file=str(path),
-                           column="session_id")
-    for c in ("start", "duration"):
-        if c not in df.columns:
-            raise DeepQoEError(f"missing the column '{c}'", file=str(path), column=c)
+    check_csv_columns(list(df.columns), str(path))
     return sessions_from_frame(df.reset_index(drop=True), file=str(path))
 
 
-def sessions_from_frame(df: pd.DataFrame, file: str | None = None, first_row: int | None = 2
+def check_csv_columns(columns: list[str], file: str) -> None:
+    """The columns of a CSV of sessions (also each input of batch scoring): ``session_id``, ``start`` and
+    ``duration`` present, nothing outside :data:`CSV_COLUMNS` (an unknown column is an error, as an unknown
+    field of session JSON is)."""
+    import difflib
+
+    for c in ("session_id", "start", "duration"):
+        if c not in columns:
+            raise DeepQoEError(f"missing the column '{c}' (one row per segment)", file=file, column=c)
+    for c in columns:
+        if c not in CSV_COLUMNS:
+            close = difflib.get_close_matches(c, CSV_COLUMNS, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise DeepQoEError(f"unknown column{hint}; a CSV of sessions has the columns {', '.join(CSV_COLUMNS)}",
+                               file=file, column=c)
+
+
+def _cells(col: pd.Series, number: bool) -> list:
+    """A column's cells as Python values (NaN: empty). In a number column, text that reads as a number is
+    that number: pandas reads the whole column as text when one cell is not a number, and only the session
+    of that cell should fail (the format then says which value is not a number)."""
+    if number and not pd.api.types.is_numeric_dtype(col):
+        text = col.map(lambda v: isinstance(v, str)).astype(bool)
+        num = pd.to_numeric(col.where(text), errors="coerce")
+        col = col.astype(object).where(num.isna(), num)
+    return col.tolist()
+
+
+def _missing(v: Any) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v))
+
+
+_ITEM = re.compile(r"(segments|stalls)\[(\d+)\](?:\.(\w+))?")
+
+
+def sessions_from_frame(df: pd.DataFrame, file: str | None = None, first_row: int | None = 1
                         ) -> tuple[list[Session], list[DeepQoEError]]:
     """Sessions from a table in the CSV-of-sessions layout (columns checked by the caller), grouped by
     ``session_id`` in order of first appearance; the parser of :func:`load_sessions` for CSV files and of
-    batch scoring (:mod:`deepqoe.batch_scoring`) for each partition. A failure names the rows of its
-    session as ``df.index + first_row`` (``first_row=None``: no row numbers)."""
+    batch scoring (:mod:`deepqoe.batch_scoring`) for each partition.
+
+    A failure names the column and row of the bad value (row ``df.index + first_row``: with the default 1,
+    the data rows of a CSV counted from 1, the header not counted; ``first_row=None``: no row numbers, the
+    session's field instead). A row without ``session_id`` is a failure; so is a session column (``device``,
+    ``mos``...) with different values on two rows of one session (empty cells are not values)."""
     out, fails = [], []
-    codes, uniques = pd.factorize(df["session_id"])  # by first appearance; a missing id (-1) is no session
+
+    def row(i: int) -> int | None:
+        return None if first_row is None else int(df.index[i]) + first_row
+
+    codes, uniques = pd.factorize(df["session_id"])  # by first appearance; a missing id is -1
+    if (codes < 0).any():
+        lost = np.flatnonzero(codes < 0)
+        more = f" (and {len(lost) - 1} more row(s) without one)" if len(lost) > 1 else ""
+        fails.append(DeepQoEError(f"the row has no session_id, so it belongs to no session{more}", file=file,
+                                  column="session_id", row=row(int(lost[0]))))
     order = np.argsort(codes, kind="stable")
     order = order[codes[order] >= 0]
     bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
-    # the columns as arrays once (a pandas lookup per row or per session is slow on millions of rows)
-    seg_cols = [(c, df[c].to_numpy().tolist()) for c in CSV_SEGMENT_COLUMNS if c in df.columns]  # Python values
-    sess_cols = [(c, df[c].to_numpy()) for c in CSV_SESSION_COLUMNS if c in df.columns]
-    has_stalls = "stall_before" in df.columns
-    if has_stalls:
-        sb_all = pd.to_numeric(df["stall_before"], errors="coerce").to_numpy()
-        start_all = pd.to_numeric(df["start"], errors="coerce").to_numpy()
+    # the columns as lists once (a pandas lookup per row or per session is slow on millions of rows)
+    cols = {c: _cells(df[c], c in _CSV_NUMBERS) for c in (*CSV_SEGMENT_COLUMNS, "stall_before", *CSV_SESSION_COLUMNS)
+            if c in df.columns}
+    seg_cols = [(c, cols[c]) for c in CSV_SEGMENT_COLUMNS if c in cols]
     for k, sid in enumerate(uniques):
         idx = order[bounds[k]:bounds[k + 1]]
+        stall_rows, origin = [], {"id": ("session_id", idx[0])}  # where each field of the session comes from
         try:
-            segs = []
-            for i in idx:
-                d = {}
-                for c, a in seg_cols:
-                    v = a[i]
-                    if not (isinstance(v, float) and np.isnan(v)):
-                        d[c] = v
-                segs.append(d)
+            segs = [{c: a[i] for c, a in seg_cols if not _missing(a[i])} for i in idx]
             stalls = []
-            if has_stalls:
-                for st, dd in zip(start_all[idx], sb_all[idx]):
-                    if np.isfinite(dd) and dd != 0:
-                        stalls.append({"start": float(st), "duration": float(dd)})
+            for i in idx if "stall_before" in cols else ():
+                v = cols["stall_before"][i]
+                if not _missing(v) and v != 0:
+                    stalls.append({"start": cols["start"][i], "duration": v})
+                    stall_rows.append(i)
             d = {"id": str(sid), "segments": segs, "stalls": stalls}
-            for c, a in sess_cols:
-                v = a[idx[0]]
-                if pd.notna(v):
-                    d[c] = v.item() if hasattr(v, "item") else v
+            for c in (c for c in CSV_SESSION_COLUMNS if c in cols):
+                given = [i for i in idx if not _missing(cols[c][i])]
+                if given:
+                    v = cols[c][given[0]]
+                    other = next((i for i in given if cols[c][i] != v), None)
+                    origin[c] = (c, given[0] if other is None else other)
+                    if other is not None:
+                        raise DeepQoEError(f"session '{sid}': {short_value(cols[c][other])} here but {short_value(v)} on an "
+                                           f"earlier row; a session column must be the same on every row of the "
+                                           f"session", field=c)
+                    d[c] = v
             out.append(Session.from_dict(d, file=file))
-        except DeepQoEError as e:  # first_row 2: the CSV line of the data row (1-based, after the header)
-            rows = "" if first_row is None else f" (rows from {int(df.index[idx[0]]) + first_row})"
-            fails.append(DeepQoEError(f"{e.message}{rows}", file=file, field=e.field))
+        except DeepQoEError as e:
+            m = _ITEM.fullmatch(e.field or "")
+            if m and m.group(1) == "segments":
+                origin[e.field] = (m.group(3), idx[int(m.group(2))])
+            elif m:
+                origin[e.field] = ("stall_before", stall_rows[int(m.group(2))])
+            column, i = origin.get(e.field, (None, None))
+            if first_row is None or i is None:  # a field of the session as a whole (or no row numbers)
+                rows = "" if first_row is None else f" (rows from {row(idx[0])})"
+                fails.append(DeepQoEError(f"{e.message}{rows}", file=file, field=e.field))
+            else:
+                fails.append(DeepQoEError(e.message, file=file, column=column, row=row(i)))
     return out, fails
 
 

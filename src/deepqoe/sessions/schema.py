@@ -40,7 +40,7 @@ DEVICE_ALIASES = {
 DEVICE_DISPLAY_HEIGHT = {"uhdtv": 2160, "uhd_tv": 2160, "4k_tv": 2160, "4ktv": 2160, "hdtv": 1080}
 
 
-def _short(v: Any) -> str:
+def short_value(v: Any) -> str:
     """A value for an error message, never long (a 400-digit integer is not echoed)."""
     if isinstance(v, float):
         return f"{v:g}"
@@ -60,7 +60,7 @@ def _number(v: Any) -> Any:
     """A JSON number that fits a float (no text, no boolean, no NaN / Infinity)."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise PydanticCustomError("deepqoe", "expected a number, got {got}",
-                                  {"got": f"{_type_name(v)} {_short(v)}"})
+                                  {"got": f"{_type_name(v)} {short_value(v)}"})
     try:
         f = float(v)
     except OverflowError:
@@ -80,7 +80,7 @@ def _whole(v: Any) -> Any:
 
 def _text(v: Any) -> Any:
     if v is not None and not isinstance(v, str):
-        raise PydanticCustomError("deepqoe", "expected text, got {got}", {"got": f"{_type_name(v)} {_short(v)}"})
+        raise PydanticCustomError("deepqoe", "expected text, got {got}", {"got": f"{_type_name(v)} {short_value(v)}"})
     return v
 
 
@@ -280,12 +280,12 @@ def validation_error(e, *, prefix: str = "") -> tuple[str, str | None]:
         msg = f"unknown field '{last}'" + (f" (did you mean '{close[0]}'?)" if close else "")
     elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         if last in ("quality", "quality_per_second") or (len(loc) >= 2 and loc[-2] == "quality_per_second"):
-            msg = f"must be within 0-100, e.g. VMAF (got {_short(value)})"
+            msg = f"must be within 0-100, e.g. VMAF (got {short_value(value)})"
         else:
             op, bound = {"greater_than": (">", "gt"), "greater_than_equal": (">=", "ge"),
                          "less_than": ("<", "lt"), "less_than_equal": ("<=", "le")}[kind]
-            msg = (f"must not be negative (got {_short(value)})" if kind == "greater_than_equal" and ctx.get(bound) == 0
-                   else f"must be {op} {ctx.get(bound, 0):g} (got {_short(value)})")
+            msg = (f"must not be negative (got {short_value(value)})" if kind == "greater_than_equal" and ctx.get(bound) == 0
+                   else f"must be {op} {ctx.get(bound, 0):g} (got {short_value(value)})")
     elif kind == "too_short":
         msg = "must be a non-empty list of segments" if last == "segments" else "must not be empty"
     elif kind == "list_type":
@@ -293,11 +293,11 @@ def validation_error(e, *, prefix: str = "") -> tuple[str, str | None]:
     elif kind in ("dict_type", "model_type"):
         msg = f"expected an object, got {_type_name(value)}"
     elif kind == "literal_error":
-        msg = f"must be one of {ctx.get('expected', '')} (got {_short(value)})"
+        msg = f"must be one of {ctx.get('expected', '')} (got {short_value(value)})"
     elif kind == "string_too_short":
         msg = "must not be empty"
     else:
-        msg = f"{err['msg']} (got {_type_name(value)} {_short(value)})"
+        msg = f"{err['msg']} (got {_type_name(value)} {short_value(value)})"
     return msg, field or None
 
 

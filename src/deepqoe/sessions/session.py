@@ -25,8 +25,10 @@ import numpy as np
 
 from pydantic import ValidationError
 
-from deepqoe.errors import DeepQoEError
-from deepqoe.sessions.schema import DEVICE_ALIASES, DEVICE_DISPLAY_HEIGHT, DEVICES, SessionModel, validation_error
+from deepqoe.errors import DeepQoEError, DeepQoENote
+from deepqoe.sessions.schema import (DEVICE_ALIASES, DEVICE_DISPLAY_HEIGHT, DEVICES, SessionModel, short_value,
+                                     validation_error)
+
 #: Time bases of stall ``start``: media time (seconds of media played before the stall, the P.1203
 #: convention) or wall time (seconds since the user pressed play).
 TIME_BASES = ("media", "wall")
@@ -36,6 +38,13 @@ CONTIGUITY_TOL = 0.05
 STALL_AFTER_END_TOL = 1.0
 #: The longest session (wall time: media + stalls) the package reads: 7 days.
 MAX_SESSION_SECONDS = 7 * 86400.0
+#: ``context.display_height`` must be a number of pixels in this range (16K is 8640).
+DISPLAY_HEIGHT_RANGE = (1, 16384)
+
+
+#: a change made to a session while reading it (a stall just after the end moved to the end)
+SessionNote = DeepQoENote
+
 
 _SEG_OPTIONAL = ("bitrate_kbps", "width", "height", "fps", "codec", "quality", "representation")
 
@@ -290,12 +299,27 @@ def _first(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
+def _check_display_height(context: dict, sid: str, file: str | None) -> None:
+    """``context.display_height``: a number of pixels within :data:`DISPLAY_HEIGHT_RANGE` (null: not given)."""
+    v = context.get("display_height")
+    if v is None:
+        context.pop("display_height", None)
+        return
+    lo, hi = DISPLAY_HEIGHT_RANGE
+    number = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+    if not (number and lo <= v <= hi):  # NaN fails the comparison too
+        raise _err(sid, f"expected the display's height in pixels, a number within {lo}-{hi} (got {short_value(v)})",
+                   file, "context.display_height")
+    context["display_height"] = v.item() if isinstance(v, np.generic) else v
+
+
 def _validate(s: Session, time_base: str, file: str | None) -> None:
     """Check a session in place (and convert wall-time stalls to media time)."""
     sid = s.id
     if not sid:
         raise _err("?", "missing 'id' (a non-empty text)", file, "id")
     s.device = normalise_device(s.device, sid, file)
+    _check_display_height(s.context, sid, file)
     n = len(s.seg_start)
     if n == 0:
         raise _err(sid, "must be a non-empty list of segments", file, "segments")
@@ -382,23 +406,27 @@ def _validate(s: Session, time_base: str, file: str | None) -> None:
             ss = ss - np.concatenate([[0.0], np.cumsum(sd)[:-1]])
             s.stall_start = ss
         end = s.media_duration
-        if (ss > end + STALL_AFTER_END_TOL).any():
+        if (ss > end + STALL_AFTER_END_TOL).any():  # times in full (.15g): 41.0000001 is not "41"
             i = _first(ss > end + STALL_AFTER_END_TOL)
-            raise _err(sid, f"stall at media time {ss[i]:g} s is after the end of the media ({end:g} s)", file,
-                       f"stalls[{i}].start")
+            raise _err(sid, f"stall at media time {ss[i]:.15g} s is more than {STALL_AFTER_END_TOL:g} s after the "
+                            f"end of the media ({end:.15g} s)", file, f"stalls[{i}].start")
         late = ss > end
         if late.any():
-            i = _first(late)
-            where = f"file '{file}', " if file else ""
-            warnings.warn(f"{where}field 'stalls[{i}].start': session '{sid}': stall at media time {ss[i]:g} s "
-                          f"is after the end of the media ({end:g} s); moved to the end", stacklevel=4)
+            i, n_late = _first(late), int(late.sum())
+            what = (f"the stall at media time {ss[i]:.15g} s is" if n_late == 1 else
+                    f"{n_late} stalls (media times {', '.join(f'{x:.15g}' for x in ss[late])} s) are")
             ss, sd = np.minimum(ss, end), sd.copy()
+            merged = ""
             if (ss == end).sum() > 1:  # several stalls now at the end: one stall
                 keep = np.ones(len(ss), bool)
                 at_end = np.flatnonzero(ss == end)
                 sd[at_end[0]] = sd[at_end].sum()
                 keep[at_end[1:]] = False
                 ss, sd = ss[keep], sd[keep]
+                merged = f" (the {len(at_end)} stalls now at the end are merged into one)"
+            note = _err(sid, f"{what} after the end of the media ({end:.15g} s); moved to the end{merged}", file,
+                        f"stalls[{i}].start")
+            warnings.warn(str(note), SessionNote, stacklevel=4)
             s.stall_start, s.stall_duration = ss, sd
     total = s.media_duration + float(s.stall_duration.sum())
     if not total <= MAX_SESSION_SECONDS:
