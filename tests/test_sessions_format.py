@@ -371,3 +371,18 @@ def test_csv_unknown_columns_are_refused_and_representation_is_read(tmp_path):
                                         "a,0,4,3000,720,r1\na,4,4,3000,720,r2\na,8,4,3000,720,r2\n")
     assert not failures and sessions[0].representation == ["r1", "r2", "r2"]
     assert sessions[0].switches().tolist() == [True, False]
+
+
+def test_session_files_deeply_nested_or_with_unknown_top_level_fields_are_one_error(tmp_path):
+    """A JSON file nested beyond Python's recursion limit, and a field next to ``sessions`` (the service's
+    422), are each one failure naming the file, never a traceback."""
+    from deepqoe.sessions.readers import load_sessions
+
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100000 + "]" * 100000)
+    sessions, failures = load_sessions(deep)
+    assert not sessions and "nested too deeply" in str(failures[0]) and "deep.json" in str(failures[0])
+    extra = tmp_path / "extra.json"
+    extra.write_text(json.dumps({"sessions": [], "sesions_meta": 1}))
+    sessions, failures = load_sessions(extra)
+    assert not sessions and failures[0].field == "sesions_meta" and "next to 'sessions'" in failures[0].message

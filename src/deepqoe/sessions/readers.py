@@ -44,6 +44,8 @@ def read_json(path: Path) -> Any:
     except json.JSONDecodeError as e:
         raise DeepQoEError(f"not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})",
                            file=str(path)) from None
+    except RecursionError:
+        raise DeepQoEError("the JSON is nested too deeply to be sessions", file=str(path)) from None
 
 
 def is_p1203_input(obj: Any) -> bool:
@@ -120,6 +122,10 @@ def _sessions_from_json(path: Path) -> tuple[list[Session], list[DeepQoEError]]:
         sid = path.stem.removesuffix("-input")
         return [session_from_p1203(obj, sid, file=str(path))], []
     if isinstance(obj, dict) and "sessions" in obj:
+        extra = sorted(set(obj) - {"sessions"})
+        if extra:  # as the service answers it: a typo here would otherwise be silently dropped
+            raise DeepQoEError(f"unknown field '{extra[0]}' next to 'sessions' (a file of sessions is a session, a "
+                               "list of sessions or {\"sessions\": [...]})", file=str(path), field=extra[0])
         obj = obj["sessions"]
     items = obj if isinstance(obj, list) else [obj]
     out, fails = [], []
