@@ -387,3 +387,18 @@ def test_encode_and_measure_one_cell_then_reuse_it(tmp_path):
     assert 0 < row["bitrate_kbps"] < 1000 and 0 <= row["vmaf"] <= 100
     ref.write_bytes(b"gone")                           # the cell is cached: no FFmpeg run this time
     assert measure(cell, ref, (320, 180, 30.0), 1.0, tmp_path) == row
+
+
+def test_extreme_sizes_stay_monotone():
+    """Bits per pixel from a sum of logs: a bitrate or frame size so extreme that the quotient would overflow
+    or underflow to +-inf is clipped like any other, never read as "no bitrate" (the typical quality): more
+    bitrate never lowers the mapped quality, more pixels at the same bitrate never raise it."""
+    m = builtin_quality_mapping()
+    br = np.array([5e-324, 1e-320, 1e-10, 1.0, 300.0, 3000.0, 1e15, 1e300, 1e308])
+    q = m(br, 1280.0, 720.0, 30.0, "h264")
+    assert np.all(np.diff(q) >= 0) and q[0] < 5 and q[-1] > 90
+    w = np.array([320.0, 1280.0, 1e15, 1e300, 1e308])
+    qw = m(1000.0, w, 720.0, 30.0, "h264")
+    assert np.all(np.diff(qw) <= 1e-9) and qw[-1] < 5
+    assert np.isclose(m(np.nan, 1280.0, 720.0, 30.0, "h264"), m(np.exp2(m.median_log_bpp) * 1280 * 720 * 30 / 1000,
+                                                            1280.0, 720.0, 30.0, "h264"))

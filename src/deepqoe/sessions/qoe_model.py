@@ -230,8 +230,11 @@ class QualityMapping:
         w = np.where(np.isfinite(w), w, 1280.0)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             shared = FPS_REFERENCE * (np.maximum(f, FPS_FULL) / FPS_REFERENCE) ** float(self.fps_exponent)
-            lbpp = np.log2(np.asarray(bitrate_kbps, float) * 1000.0 / (w * h * shared))
-        lbpp = np.clip(np.where(np.isfinite(lbpp), lbpp, self.median_log_bpp), -20.0, 10.0)
+            # a sum of logs, not the log of a quotient: no overflow or underflow to +-inf for extreme sizes
+            lbpp = (np.log2(np.asarray(bitrate_kbps, float)) + math.log2(1000.0) - np.log2(w) - np.log2(h)
+                    - np.log2(shared))
+        # unknown (NaN) bitrate: the typical bits per pixel; any number, however extreme, stays monotone
+        lbpp = np.clip(np.where(np.isnan(lbpp), self.median_log_bpp, lbpp), -20.0, 10.0)
         res = np.log2(np.clip(np.minimum(h, disp) / disp, 1e-3, 1.0))
         return lbpp, res, np.clip(np.log2(f / 30.0), -5, 5), np.clip(np.log2(h / 1080.0), -6, 4)
 
