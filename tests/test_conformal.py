@@ -14,8 +14,8 @@ import torch
 
 from conftest import synthetic_table, write_config
 from deepqoe.cli import main
-from deepqoe.conformal import (INTERVALS_FILE, calibrate, conformal_rank, coverage, half_width, interval_bounds,
-                               load_intervals, min_calibration, parse_level, validate)
+from deepqoe.conformal import (INTERVALS_FILE, calibrate, check_level, conformal_rank, coverage, half_width,
+                               interval_bounds, load_intervals, min_calibration, parse_level, validate)
 from deepqoe.errors import DeepQoEError
 
 torch.set_num_threads(1)
@@ -76,9 +76,14 @@ def test_bounds_clip_and_levels_parse():
     low, high = interval_bounds(cal, np.array([1.2, 4.9]), 0.8)
     assert low.min() >= 1 and high.max() <= 5 and (low <= [1.2, 4.9]).all() and (high >= [1.2, 4.9]).all()
     assert parse_level("0.8") == 0.8 and parse_level("90%") == 0.9 and parse_level("none") is None
-    for bad in ("1", "0", "1.5", "abc", "-0.1"):
+    for bad in ("1", "0", "1.5", "abc", "-0.1", "0.3", "1e-300"):  # below 0.5: under the stored grid
         with pytest.raises(DeepQoEError, match="--interval"):
             parse_level(bad)
+    assert parse_level("0.5") == 0.5
+    with pytest.raises(DeepQoEError, match="from 0.5 to 1"):
+        check_level(0.3)
+    with pytest.raises(DeepQoEError, match="a 0.9999999 interval needs"):  # the level as asked, not rounded
+        half_width(cal, 0.9999999)
 
 
 def test_damaged_intervals_json_is_one_clear_line(tmp_path: Path):

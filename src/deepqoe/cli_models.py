@@ -404,7 +404,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rating-head", metavar="DATASET",
                    help="the rating-distribution head to serve (sos, p_gob, p_pow), by the dataset it was fitted "
                         "on; default: the model's own default (streaming: waterloo-sqoe-iv; also p1203-open, ACR)")
-    p.add_argument("--interval", metavar="LEVEL", help="prediction interval level, 0 < LEVEL < 1, or 'none' "
+    p.add_argument("--interval", metavar="LEVEL", help="prediction interval level, 0.5 <= LEVEL < 1, or 'none' "
                                                        "(default: 0.9 when the model has intervals.json calibrated "
                                                        "on at least 9 scores; columns interval_low, interval_high, "
                                                        "interval_level)")

@@ -75,11 +75,15 @@ def conformal_rank(n: int, level: float) -> int:
     return int(math.ceil((n + 1) * level - 1e-9))
 
 
+#: the lowest level served: the stored grid starts there (a lower level would get this one's width)
+MIN_LEVEL = LEVEL_GRID[0]
+
+
 def check_level(level, field: str = "interval") -> float:
-    """A level as a float in (0, 1), else a DeepQoEError naming ``field``."""
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not (0.0 < float(level) < 1.0):
-        raise DeepQoEError(f"the interval level must be a number between 0 and 1 (exclusive), e.g. 0.9; got "
-                           f"{level!r}", field=field)
+    """A level as a float in [MIN_LEVEL, 1), else a DeepQoEError naming ``field``."""
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not (MIN_LEVEL <= float(level) < 1.0):
+        raise DeepQoEError(f"the interval level must be a number from {MIN_LEVEL:g} to 1 (exclusive), e.g. 0.9; "
+                           f"got {level!r}", field=field)
     return float(level)
 
 
@@ -92,9 +96,11 @@ def parse_level(text: str | None) -> float | None:
     try:
         v = float(s[:-1]) / 100 if s.endswith("%") else float(s)
     except ValueError:
-        raise DeepQoEError(f"--interval must be a level between 0 and 1 (e.g. 0.9) or 'none', got '{s}'") from None
-    if not (0.0 < v < 1.0):
-        raise DeepQoEError(f"--interval must be a level between 0 and 1 (exclusive), e.g. 0.9, or 'none'; got '{s}'")
+        raise DeepQoEError(f"--interval must be a level from {MIN_LEVEL:g} to 1 (e.g. 0.9) or 'none', "
+                           f"got '{s}'") from None
+    if not (MIN_LEVEL <= v < 1.0):
+        raise DeepQoEError(f"--interval must be a level from {MIN_LEVEL:g} to 1 (exclusive), e.g. 0.9, or 'none'; "
+                           f"got '{s}'")
     return v
 
 
@@ -104,7 +110,7 @@ def half_width(cal: dict, level: float) -> float:
     n = int(cal["n_calibration"])
     k = conformal_rank(n, level)
     if k > n:
-        raise DeepQoEError(f"a {level:g} interval needs at least {min_calibration(level)} calibration scores; "
+        raise DeepQoEError(f"a {level:.10g} interval needs at least {min_calibration(level)} calibration scores; "
                            f"this model was calibrated on {n} (the highest level it supports is "
                            f"{math.floor(n / (n + 1) * 1000) / 1000:g})", field="interval")
     res = cal["residuals"]
