@@ -58,7 +58,8 @@ def _root(to: Path | None) -> Path:
 
 
 def _mb(n: int) -> str:
-    return f"{n / 1e6:.1f} MB"
+    """A download size for people: MB from 1 MB, kB below (a 47 kB file is not '0.0 MB')."""
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{max(1, round(n / 1e3))} kB"
 
 
 def _list(args) -> int:
