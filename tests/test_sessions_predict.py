@@ -193,3 +193,20 @@ def test_a_wrong_frame_version_is_refused(tmp_path, frame_session_model_dir):
 
 def test_the_registry_holds_only_the_frame_builders():
     assert set(FRAME_BUILDERS) == {"session-frame-v1"} and FRAME_BUILDERS["session-frame-v1"] is session_frame
+
+
+def test_python_predict_takes_session_dicts_and_fails_bad_ones_alone():
+    """``Predictor.predict_sessions`` reads session dicts (the JSON format) as sessions; a bad dict or another
+    type is a failure of its own item (field named), the others are scored."""
+    from deepqoe.predictor import load_predictor
+
+    p = load_predictor("streaming")
+    good = {"id": "a", "segments": [{"start": 4 * i, "duration": 4, "quality": 80} for i in range(5)]}
+    bad = {"id": "b", "segments": [{"start": 0, "duration": 4, "fps": 1e6}]}
+    rows, failures = p.predict_sessions([good, bad, 7], curve=False)
+    assert [r["id"] for r in rows] == ["a"] and len(failures) == 2
+    assert failures[0].field == "segments[0].fps" and failures[1].field == "sessions[2]"
+    assert "Session or a session dict" in failures[1].message
+    from deepqoe.sessions import Session
+
+    assert rows[0]["score"] == p.predict_sessions([Session.from_dict(good)], curve=False)[0][0]["score"]

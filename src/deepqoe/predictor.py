@@ -326,9 +326,9 @@ class Predictor:
         calibration = self.check_calibration(calibration)
         interval = self.check_interval(interval, calibration)
         head = self.rating_head_for(calibration, rating_head)
-        sessions = [_as_session(s, k) for k, s in enumerate(sessions)]
+        sessions, unread = _as_sessions(sessions)
         if not sessions:
-            return [], []
+            return [], unread
 
         want_rep = self._distribution_wants_features(head)
 
@@ -345,6 +345,7 @@ class Predictor:
                      None if ex is None else ex[k], None if reps is None else reps[k]) for k, s in enumerate(batch)]
 
         results, _, failures = _per_session(run, sessions)
+        failures = unread + list(failures)
         rows = []
         for s, score, cv, step, ex, _rep in results or []:
             common = self._to_common(score)
@@ -494,16 +495,24 @@ def prediction_table(predictor, rows: list[dict], ids: list | None, first_row: i
     return out
 
 
-def _as_session(s: Any, k: int):
-    """A Session, or a session dict (the session JSON format) read as one; anything else is an error."""
+def _as_sessions(items) -> tuple[list, list[DeepQoEError]]:
+    """Sessions, and session dicts (the session JSON format) read as sessions: (sessions, failures), a bad dict
+    or another type a failure of its own item."""
     from deepqoe.sessions import Session
 
-    if isinstance(s, Session):
-        return s
-    if isinstance(s, dict):
-        return Session.from_dict(s)
-    raise DeepQoEError(f"sessions[{k}] must be a Session or a session dict (the session JSON format), not "
-                       f"{type(s).__name__}")
+    out, failures = [], []
+    for k, s in enumerate(items):
+        if isinstance(s, Session):
+            out.append(s)
+        elif isinstance(s, dict):
+            try:
+                out.append(Session.from_dict(s, index=k))
+            except DeepQoEError as e:
+                failures.append(e)
+        else:
+            failures.append(DeepQoEError(f"must be a Session or a session dict (the session JSON format), not "
+                                         f"{type(s).__name__}", field=f"sessions[{k}]"))
+    return out, failures
 
 
 def _check_finite(a: np.ndarray, what: str) -> None:
