@@ -264,3 +264,151 @@ def test_many_requests_at_once_on_loopback():
     finally:
         server.should_exit = True
         th.join(10)
+
+
+# ------------------------------------------------------------------------------------- audit fixes
+def _lone(obj) -> str:
+    """JSON text of ``obj`` with each "@" a lone surrogate escape: legal JSON, but no UTF-8 text holds it."""
+    return json.dumps(obj).replace("@", "\\ud800")
+
+
+SURROGATES = [
+    ("content", _lone([{**ROW, "content": "@"}]), "[0].content"),
+    ("sex_user", _lone({**ROW, "sex_user": "@"}), "sex_user"),
+    ("id", _lone({"rows": [{**ROW, "id": "@"}]}), "rows[0].id"),
+    ("a row key", _lone([{**ROW, "@": 1}]), "[0].\\ud800"),
+    ("a key next to rows", _lone({"rows": [ROW], "@": 1}), "\\ud800"),
+    ("the whole body", '"\\uDBFF"', None),
+]
+
+
+@pytest.mark.parametrize("name,body,field", SURROGATES, ids=[s[0] for s in SURROGATES])
+def test_lone_surrogates_are_400_naming_the_field(client, name, body, field):
+    r = _post(client, body)
+    assert r.status_code == 400, r.text
+    assert "unicode" in r.json()["detail"].lower() and r.json().get("field") == field
+    assert _post(client, ROW).status_code == 200
+    assert _post(client, json.dumps({**ROW, "id": "@"}).replace("@", "\\ud83d\\ude00")).status_code == 200
+
+
+def test_session_model_lone_surrogate(session_client):
+    example = session_client.get("/model").json()["example_request"]["sessions"][0]
+    r = _post(session_client, _lone({"sessions": [example], "@": 1}))
+    assert r.status_code == 400 and r.json()["field"] == "\\ud800"
+
+
+def test_405_keeps_allow_header(client):
+    r = client.get("/predict")
+    assert r.status_code == 405 and r.headers["allow"] == "POST" and r.json()["detail"]
+
+
+@pytest.mark.parametrize("sid", [True, None, [1, 2], {"a": 1}, 5.5, ""])
+def test_p1203_id_is_checked(session_client, sid):
+    r = _post(session_client, {**P1203, "id": sid})
+    assert r.status_code == 422 and r.json()["field"] == "sessions[0].id", r.text
+
+
+def test_p1203_id_text_or_integer(session_client):
+    r = _post(session_client, [{**P1203, "id": 7}, {**P1203, "id": "x"}])
+    assert r.status_code == 200 and [p["id"] for p in r.json()["predictions"]] == ["7", "x"]
+
+
+SESSION_SHAPES = [("5", "integer", "sessions[0]"), ("null", "null", "sessions[0]"),
+                  ('"hello"', "string", "sessions[0]"), ("true", "boolean", "sessions[0]"),
+                  ('{"sessions": [null]}', "null", "sessions[0]"), ("[]", "empty", "sessions"),
+                  ('{"sessions": []}', "empty", "sessions")]
+
+
+@pytest.mark.parametrize("body,reason,field", SESSION_SHAPES, ids=[s[0] for s in SESSION_SHAPES])
+def test_session_shapes_name_json_types_and_fields(session_client, body, reason, field):
+    r = _post(session_client, body)
+    assert r.status_code == 422 and r.json()["field"] == field, r.text
+    assert reason in r.json()["detail"] and "NoneType" not in r.json()["detail"]
+
+
+def test_rating_head_messages(client, session_client):
+    r = _post(session_client, {"sessions": [SESSION], "rating_head": 5})
+    assert r.status_code == 422 and "must be a dataset name" in r.json()["detail"]
+    assert "is for session models" not in r.json()["detail"]
+    r = _post(client, ROW, params={"rating_head": "x"})
+    assert r.status_code == 422 and r.json()["field"] == "rating_head"
+    assert "is for session models" in r.json()["detail"] and "got string" not in r.json()["detail"]
+
+
+@pytest.mark.parametrize("key", ["a\nb", "k" * 15_000], ids=["newline", "long"])  # the body limit: 20 kB
+def test_echoed_keys_stay_one_short_line(client, session_client, key):
+    for c, body in ((client, {**ROW, key: 1}), (client, {"rows": [ROW], key: 1}),
+                    (session_client, {"sessions": [SESSION], key: 1}), (session_client, {**SESSION, key: 1})):
+        r = _post(c, body)
+        assert r.status_code == 422 and len(r.content) < 3000, len(r.content)
+        assert "\n" not in r.json()["detail"] and "\n" not in r.json()["field"]
+    r = _post(client, ROW, params={key: "1"})
+    assert r.status_code == 422 and len(r.content) < 3000 and "\n" not in r.json()["detail"]
+
+
+def test_query_parameters(client, session_client):
+    def interval(c, body, **params):
+        r = _post(c, body, params=params)
+        assert r.status_code == 200, r.text
+        return r.json()["predictions"][0].get("interval")
+
+    assert interval(session_client, SESSION) is not None
+    assert interval(session_client, SESSION, interval="null") is None
+    assert interval(session_client, SESSION, interval="none") is None
+    cal = session_client.get("/model").json()["calibrations"][0]
+    for value in ("none", "null", "None"):  # the average calibration, as leaving it out
+        r = _post(session_client, SESSION, params={"calibration": value, "rating_head": value})
+        assert r.status_code == 200 and "calibration" not in r.json()["predictions"][0], r.text
+    r = _post(session_client, {"sessions": [SESSION], "calibration": None}, params={"calibration": cal})
+    assert r.status_code == 200 and "calibration" not in r.json()["predictions"][0]  # the body wins
+    for c, body, name in ((client, ROW, "intervl"), (session_client, SESSION, "scale")):
+        r = _post(c, body, params={name: "0.5"})
+        assert r.status_code == 422 and r.json()["field"] == name and "unknown query parameter" in r.json()["detail"]
+    r = _post(client, ROW, params={"curve": "true"})
+    assert r.status_code == 422 and r.json()["field"] == "curve"
+    assert _post(client, ROW, params={"curve": "false"}).status_code == 200
+
+
+def test_explain_in_body_wins_over_query(client, session_client):
+    for c, key, item in ((client, "rows", ROW), (session_client, "sessions", SESSION)):
+        off = _post(c, {key: [item], "explain": False}, params={"explain": "true"}).json()["predictions"][0]
+        on = _post(c, {key: [item], "explain": True}, params={"explain": "false"}).json()["predictions"][0]
+        assert "explanation" not in off and "explanation" in on
+
+
+def test_docs_and_openapi_list_the_query_parameters(client, session_client):
+    for c, names in ((client, ["explain", "interval"]),
+                     (session_client, ["explain", "interval", "curve", "calibration", "rating_head"])):
+        docs = c.get("/docs").text
+        assert all(f"<code>{n}=" in docs for n in names), names
+        op = c.get("/openapi.json").json()["paths"]["/predict"]["post"]
+        assert {p["name"] for p in op["parameters"]} >= set(names)
+        assert {"400", "413", "422"} <= set(op["responses"])
+        assert "detail" in json.dumps(op["responses"]["400"])
+    assert "<code>curve=" not in client.get("/docs").text
+
+
+# ------------------------------------------------------------------------------------- deepqoe serve
+@pytest.mark.parametrize("option", [["--port", "99999"], ["--port", "-1"], ["--port", "x"], ["--max-body", "0"],
+                                    ["--max-body", "-5"], ["--max-items", "0"], ["--max-items", "-1"]])
+def test_serve_bad_option_values_are_usage_errors(option, capsys):
+    from deepqoe.cli import main
+
+    with pytest.raises(SystemExit) as e:  # (an address nobody has: were the value accepted, no server starts)
+        main(["serve", "upec-qoe-lab", "--host", "999.1.1.1", *option])
+    assert e.value.code == 2 and "Traceback" not in capsys.readouterr().err
+
+
+def test_serve_cannot_listen_is_one_line_exit_1(capsys):
+    from deepqoe.cli import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = str(s.getsockname()[1])
+        assert main(["serve", "upec-qoe-lab", "--port", port]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("deepqoe: error: cannot listen on 127.0.0.1:") and "\n" not in err
+    assert main(["serve", "upec-qoe-lab", "--host", "999.1.1.1", "--port", port]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "999.1.1.1" in err and "\n" not in err

@@ -14,6 +14,20 @@ from deepqoe.cli import ExitCode, stdout_to_stderr
 from deepqoe.errors import DeepQoEError
 
 
+def _int_from(low: int, high: int | None = None):
+    """An argparse type: an integer from ``low`` (to ``high``); anything else is a usage error (exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            v = None
+        if v is None or v < low or (high is not None and v > high):
+            want = f"from {low} to {high}" if high is not None else f"of at least {low}"
+            raise argparse.ArgumentTypeError(f"expected an integer {want}, got '{text}'")
+        return v
+    return parse
+
+
 def _cmd_serve(args) -> int:
     try:
         import fastapi  # noqa: F401
@@ -51,10 +65,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="model directory or shipped model name (default: the shipped streaming model, "
                         "else upec-qoe-lab)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
+    p.add_argument("--port", type=_int_from(0, 65535), default=8000, help="TCP port to listen on (0: any free one)")
     p.add_argument("--explain", action="store_true", help="explain every prediction unless ?explain=false")
-    p.add_argument("--max-body", type=int, default=2_000_000, help="largest request body in bytes (else 413)")
-    p.add_argument("--max-items", type=int, default=1000, help="most rows / sessions per request (else 413)")
+    p.add_argument("--max-body", type=_int_from(1), default=2_000_000, help="largest request body in bytes (else 413)")
+    p.add_argument("--max-items", type=_int_from(1), default=1000, help="most rows / sessions per request (else 413)")
     p.add_argument("--access-log", action="store_true", help="log every request")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
                    help="the server's log level (-q: warning)")

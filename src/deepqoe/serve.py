@@ -14,10 +14,10 @@ Endpoints (the OpenAPI schema at ``/openapi.json``; ``/docs`` is a small page bu
     has ``intervals.json``: ``"interval": {"level", "low", "high"}``, at 0.9 unless the request says
     ``"interval": 0.8`` next to ``rows`` / ``sessions`` (or ``?interval=0.8``; ``null`` / ``none``: off);
   - a session model trained on several datasets takes ``"calibration": "p1203-open"`` next to ``sessions``
-    (or ``?calibration=``): scores as that dataset's viewers used the scale, with that dataset's own interval
-    (``GET /model`` lists the calibrations; each prediction then says ``"calibration"``), and that dataset's
-    own rating-distribution head where there is one; ``"rating_head": "p1203-open"`` (or ``?rating_head=``)
-    serves another head;
+    (or ``?calibration=``; ``none`` / ``null``: the average): scores as that dataset's viewers used the
+    scale, with that dataset's own interval (``GET /model`` lists the calibrations; each prediction then says
+    ``"calibration"``), and that dataset's own rating-distribution head where there is one;
+    ``"rating_head": "p1203-open"`` (or ``?rating_head=``) serves another head;
   - a session model, or a table regression model trained with ``dataset.individual``, with a
     rating-distribution head (``distribution.json``, :mod:`deepqoe.distribution`) adds
     ``"distribution": {"head", "sos", "p_gob", "p_pow", "quantiles"}`` to every prediction;
@@ -32,10 +32,11 @@ Endpoints (the OpenAPI schema at ``/openapi.json``; ``/docs`` is a small page bu
 * ``GET /health`` - liveness; ``GET /model`` - the input schema, classes / scale, scores, model card.
 
 Every bad request gets a 4xx answer with a ``detail`` that says what is wrong (and ``field`` where it
-applies): 400 for a body that is not JSON (NaN and Infinity are not JSON), 413 for a body over the size
-limit or too many rows, 422 for JSON of the wrong shape, unknown or missing fields, wrong types,
-non-finite numbers. The model is loaded once; inference runs in a thread pool, so the event loop keeps
-accepting requests while the network computes.
+applies): 400 for a body that is not JSON (NaN and Infinity are not JSON; a string must be Unicode text,
+so no lone surrogate escape such as ``\\ud800``), 413 for a body over the size limit or too many rows, 422
+for JSON of the wrong shape, unknown or missing fields, unknown query parameters, wrong types, non-finite
+numbers. An option given both in the body and in the query: the body's wins. The model is loaded once;
+inference runs in a thread pool, so the event loop keeps accepting requests while the network computes.
 """
 
 
@@ -43,6 +44,7 @@ import difflib
 import json
 import logging
 import math
+import re
 import threading
 import time
 from pathlib import Path
@@ -50,7 +52,8 @@ from typing import Any
 
 import pandas as pd
 
-from deepqoe.errors import DeepQoEError
+from deepqoe.conformal import MIN_LEVEL
+from deepqoe.errors import DeepQoEError, one_line
 
 log = logging.getLogger("deepqoe.serve")
 
@@ -66,8 +69,17 @@ class RequestError(Exception):
         self.status, self.message, self.field = status, message, field
 
 
-INTERVAL_SCHEMA = {"anyOf": [{"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}, {"type": "null"}],
+INTERVAL_SCHEMA = {"anyOf": [{"type": "number", "minimum": MIN_LEVEL, "exclusiveMaximum": 1}, {"type": "null"}],
                    "description": "prediction interval level (default 0.9 when the model has intervals); null: none"}
+ERROR_SCHEMA = {"type": "object", "required": ["detail"], "description": "what is wrong, on one line",
+                "properties": {"detail": {"type": "string"}, "field": {"type": "string"}}}
+ERROR_RESPONSES = {status: {"description": text, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+                   for status, text in ((400, "the body is not JSON (or not UTF-8 / Unicode text)"),
+                                        (413, "the body is over the size limit, or too many rows / sessions"),
+                                        (422, "wrong shape, unknown or missing fields or query parameters, "
+                                              "wrong types, values out of range"))}
+#: The query parameters of ``POST /predict``; the last three are for session models.
+QUERY_PARAMETERS = ("explain", "interval", "curve", "calibration", "rating_head")
 
 
 def default_model() -> str:
@@ -84,8 +96,44 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON (use null or a finite number)")
 
 
+def _short(text: Any, n: int = 60) -> str:
+    """``text`` on one line (line breaks and other control characters escaped), at most ``n`` characters:
+    a key or value echoed in a message."""
+    s = one_line(text)
+    return s if len(s) <= n else s[: n - 3] + "..."
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _not_unicode(obj: Any) -> str | None:
+    """The path (``rows[0].content``) of a string or key in ``obj`` that is not Unicode text (a lone surrogate
+    such as ``\\ud800``: legal JSON, but no UTF-8 encodes it), "" for the whole body; None if there is none."""
+    def bad(s: str) -> bool:
+        try:
+            s.encode("utf-8")
+            return False
+        except UnicodeEncodeError:
+            return True
+
+    stack = [(obj, "")]
+    while stack:
+        v, path = stack.pop()
+        if isinstance(v, str) and bad(v):
+            return path
+        if isinstance(v, list):
+            stack.extend((x, f"{path}[{i}]") for i, x in enumerate(v))
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                key = f"{path}.{one_line(k)}" if path else one_line(k)
+                if bad(k):
+                    return key
+                stack.append((x, key))
+    return None
+
+
 def parse_json(body: bytes) -> Any:
-    """Strict JSON: UTF-8, no NaN / Infinity."""
+    """Strict JSON: UTF-8, no NaN / Infinity, every string Unicode text (no lone surrogate escape)."""
     if not body.strip():
         raise RequestError(400, "empty request body; send JSON")
     try:
@@ -93,13 +141,18 @@ def parse_json(body: bytes) -> Any:
     except UnicodeDecodeError:
         raise RequestError(400, "the request body is not UTF-8 text; send JSON") from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        obj = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
         raise RequestError(400, f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
     except ValueError as e:
         raise RequestError(400, f"malformed JSON: {e}") from None
     except RecursionError:
         raise RequestError(400, "malformed JSON: nested too deeply") from None
+    where = _not_unicode(obj) if _SURROGATE_ESCAPE.search(text) else None
+    if where is not None:
+        raise RequestError(400, (f"'{_short(where)}': " if where else "") + "a string that is not Unicode text (a "
+                                "lone surrogate escape \\ud800-\\udfff); send UTF-8 text", where or None)
+    return obj
 
 
 def _finite(x: int | float) -> bool:
@@ -263,7 +316,7 @@ class ModelService:
             if extra:
                 k = sorted(extra)[0]
                 allowed = [key, "explain", "interval"] + (["calibration", "rating_head"] if self.is_session else [])
-                raise RequestError(422, f"unknown field '{k}' next to '{key}' (allowed: "
+                raise RequestError(422, f"unknown field '{_short(k)}' next to '{key}' (allowed: "
                                         f"{', '.join(repr(a) for a in allowed)})", k)
             explain = obj.get("explain")
             if explain is not None and not isinstance(explain, bool):
@@ -293,7 +346,7 @@ class ModelService:
             if extra:
                 close = difflib.get_close_matches(extra[0], cols, n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else f" (the inputs are: {', '.join(cols)})"
-                raise RequestError(422, f"{where}: unknown field '{extra[0]}'{hint}", f"{where}.{extra[0]}")
+                raise RequestError(422, f"{where}: unknown field '{_short(extra[0])}'{hint}", f"{where}.{extra[0]}")
             missing = [c for c in cols if c not in row and not self.columns[c].get("optional")]
             if missing:
                 raise RequestError(422, f"{where}: missing field '{missing[0]}'", f"{where}.{missing[0]}")
@@ -349,23 +402,24 @@ class ModelService:
 
     def parse_sessions(self, obj: Any) -> tuple[list, bool | None]:
         from deepqoe.sessions.frame import parse_sessions
+        from deepqoe.sessions.readers import is_p1203_input
+        from deepqoe.sessions.schema import short_value
 
-        explain = None
-        if isinstance(obj, dict) and "sessions" in obj:
-            explain = obj.get("explain")
-            if explain is not None and not isinstance(explain, bool):
-                raise RequestError(422, f"'explain' must be true or false, got {_type_name(explain)}", "explain")
-            if not isinstance(obj["sessions"], list):
-                raise RequestError(422, f"'sessions' must be an array, got {_type_name(obj['sessions'])}", "sessions")
-        n = len(obj["sessions"]) if isinstance(obj, dict) and "sessions" in obj else (
-            len(obj) if isinstance(obj, list) else 1)
-        if n > self.max_items:
-            raise RequestError(413, f"too many sessions: {n} in one request (at most {self.max_items}); "
-                                    "split the request", "sessions")
+        items, explain = self._items([obj] if is_p1203_input(obj) else obj, "sessions")
+        for i, d in enumerate(items):
+            where = f"sessions[{i}]"
+            if not isinstance(d, dict):
+                raise RequestError(422, f"{where}: expected a session object (or a P.1203 input), got "
+                                        f"{_type_name(d)}", where)
+            sid = d.get("id")  # a P.1203 input's id: checked as a session's is (the schema's string or integer)
+            if is_p1203_input(d) and "id" in d and (isinstance(sid, bool) or not isinstance(sid, (str, int))
+                                                    or not str(sid).strip()):
+                raise RequestError(422, f"{where}: 'id' must be a non-empty string or an integer, got "
+                                        f"{_type_name(sid)} {short_value(sid)}", f"{where}.id")
         try:
-            return parse_sessions(obj), explain
+            return parse_sessions(items), explain
         except DeepQoEError as e:
-            msg = (f"field '{e.field}': " if e.field else "") + e.message
+            msg = (f"field '{_short(e.field)}': " if e.field else "") + e.message
             raise RequestError(422, msg, e.field) from None
         except (TypeError, ValueError, AttributeError, KeyError, IndexError) as e:
             raise RequestError(422, f"not a valid session: {str(e)[:200]}") from None
@@ -388,8 +442,11 @@ class ModelService:
         session model has a rating-distribution head of (422 otherwise)."""
         if value is None:
             return None
-        if not self.is_session or not isinstance(value, str):
-            raise RequestError(422, "'rating_head' is for session models: a dataset name (a string) or null, got "
+        if not self.is_session:
+            raise RequestError(422, "'rating_head' is for session models; this model predicts from table rows",
+                               "rating_head")
+        if not isinstance(value, str):
+            raise RequestError(422, f"'rating_head' must be a dataset name (a string) or null, got "
                                     f"{_type_name(value)}", "rating_head")
         try:
             return self.predictor.check_rating_head(value)
@@ -403,15 +460,15 @@ class ModelService:
 
         if not given:
             return self.predictor.interval_default(calibration)
-        if isinstance(value, str):  # the query's text: the same spellings as --interval ("0.8", "80%", "none")
+        if isinstance(value, str):  # the query's text: the spellings of --interval ("0.8", "80%", "none"), null
             try:
-                value = parse_level(value)
+                value = None if value.strip().lower() == "null" else parse_level(value)
             except DeepQoEError:
                 pass  # the message below names the JSON value
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
-            raise RequestError(422, f"'interval' must be a level between 0 and 1 (e.g. 0.9) or null, got "
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not MIN_LEVEL <= value < 1:
+            raise RequestError(422, f"'interval' must be a level from {MIN_LEVEL:g} to 1 (e.g. 0.9) or null, got "
                                     f"{json.dumps(value)[:40]}", "interval")
         try:
             return self.predictor.check_interval(float(value), calibration)
@@ -422,10 +479,12 @@ class ModelService:
                     interval: str | None = None, calibration: str | None = None,
                     rating_head: str | None = None) -> dict:
         """Validate a parsed JSON request and predict with the :class:`~deepqoe.predictor.Predictor`
-        (runs in a worker thread). ``interval``, ``calibration``, ``rating_head``: the query's (the body's
-        win)."""
+        (runs in a worker thread). ``explain``, ``interval``, ``calibration``, ``rating_head``: the query's
+        (the body's win)."""
         with self._lock:
             self.n_requests += 1
+        if curve and not self.is_session:
+            raise RequestError(422, "'curve' is for session models; this model predicts from table rows", "curve")
         wrapper = "sessions" if self.is_session else "rows"
         wrapped = isinstance(obj, dict) and wrapper in obj and wrapper not in self.columns
         in_body = wrapped and "interval" in obj
@@ -441,7 +500,7 @@ class ModelService:
             sessions, ex = self.parse_sessions(obj)
         else:
             X, ids, ex = self.parse_rows(obj)
-        explain = bool(explain if explain is not None else ex if ex is not None else self.explain_default)
+        explain = bool(ex if ex is not None else explain if explain is not None else self.explain_default)
         try:
             if self.is_session:
                 preds, failures = self.predictor.predict_sessions(sessions, curve=curve, explain=explain,
@@ -484,9 +543,14 @@ def docs_page(svc: ModelService) -> str:
         "font-size:.85em}code{background:#f4f4f4}</style></head><body>"
         f"<h1>deepqoe: {html.escape(svc.name)}</h1><p>Model task: {html.escape(svc.task)}; input: {kind}.</p>"
         "<h2>Endpoints</h2><ul>"
-        f"<li><code>POST /predict</code>: one or many {kind} as JSON; query <code>explain=true</code> adds each "
-        "input's contribution" + (", <code>curve=true</code> the per-second QoE curve" if svc.is_session else "")
-        + ". Each prediction has <code>score</code>.</li>"
+        f"<li><code>POST /predict</code>: one or many {kind} as JSON; each prediction has <code>score</code>. "
+        "Query parameters: <code>explain=true</code> adds each input's contribution; <code>interval=0.8</code> "
+        "the prediction interval's level (<code>none</code>: no interval)"
+        + ("; <code>curve=true</code> the per-second QoE curve; <code>calibration=DATASET</code> scores as that "
+           "training dataset's viewers used the scale; <code>rating_head=DATASET</code> the rating-distribution "
+           "head to serve" if svc.is_session else "")
+        + f". A value given in the body (next to <code>{kind}</code>) wins over the query's. A bad request gets "
+        "400, 413 or 422 with <code>{\"detail\", \"field\"}</code>.</li>"
         "<li><code>GET /model</code>: input schema, classes or scale, scores, model card</li>"
         "<li><code>GET /health</code>: liveness</li>"
         "<li><code><a href='/openapi.json'>GET /openapi.json</a></code>: the OpenAPI schema (for code "
@@ -519,11 +583,11 @@ def create_app(model: str | Path | None = None, *, max_body_bytes: int = DEFAULT
                               f"{kind}). `GET /model` gives the input schema and the model card.")
     app.state.service = svc
 
-    def error(status: int, message: str, field: str | None = None) -> JSONResponse:
-        body = {"detail": message}
+    def error(status: int, message: str, field: str | None = None, headers: dict | None = None) -> JSONResponse:
+        body = {"detail": _short(message, 1000)}  # one line, bounded, whatever the request echoed
         if field:
-            body["field"] = field
-        return JSONResponse(status_code=status, content=body)
+            body["field"] = _short(field, 200)
+        return JSONResponse(status_code=status, content=body, headers=headers)
 
     @app.exception_handler(RequestError)
     async def _request_error(request, exc: RequestError):
@@ -542,7 +606,7 @@ def create_app(model: str | Path | None = None, *, max_body_bytes: int = DEFAULT
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request, exc: StarletteHTTPException):
-        return error(exc.status_code, str(exc.detail))
+        return error(exc.status_code, str(exc.detail), headers=exc.headers)  # 405 keeps its Allow
 
     @app.exception_handler(Exception)
     async def _unexpected(request, exc: Exception):  # pragma: no cover - a bug, not a bad request
@@ -581,25 +645,50 @@ def create_app(model: str | Path | None = None, *, max_body_bytes: int = DEFAULT
     def model_info() -> dict:
         return svc.describe()
 
-    @app.post("/predict", summary=f"predict QoE for one or many {kind}",
+    allowed = QUERY_PARAMETERS if svc.is_session else QUERY_PARAMETERS[:2]
+
+    def unset(v: str | None) -> str | None:  # ?calibration=none / null: the default, as leaving it out
+        return None if v is not None and v.strip().lower() in ("none", "null") else v
+
+    @app.post("/predict", summary=f"predict QoE for one or many {kind}", responses=ERROR_RESPONSES,
               openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                   "schema": svc.request_schema(), "example": svc.example_request()}}}})
     async def predict(request: Request,
                       explain: bool | None = Query(None, description="add each input's contribution"),
                       curve: bool = Query(False, description="session models: add the per-second QoE curve"),
-                      interval: str | None = Query(None, description="prediction interval level (0-1) or none; "
-                                                                     "default 0.9 for a model with intervals"),
+                      interval: str | None = Query(None, description="prediction interval level (0-1) or none / "
+                                                                     "null; default 0.9 for a model with "
+                                                                     "intervals"),
                       calibration: str | None = Query(None, description="session models: a training dataset whose "
                                                                         "use of the scale (and interval) to predict "
                                                                         "with; default: the average"),
                       rating_head: str | None = Query(None, description="session models: the rating-distribution "
                                                                         "head to serve (default: the calibration's "
                                                                         "own, else the model's default)")):
-        body = await read_body(request)
-        obj = parse_json(body)
-        return await run_in_threadpool(svc.predict_obj, obj, explain, curve, interval, calibration, rating_head)
+        unknown = [k for k in request.query_params if k not in QUERY_PARAMETERS]
+        if unknown:
+            raise RequestError(422, f"unknown query parameter '{_short(unknown[0])}' (allowed: "
+                                    f"{', '.join(allowed)})", unknown[0])
+        obj = parse_json(await read_body(request))
+        return await run_in_threadpool(svc.predict_obj, obj, explain, curve, interval, unset(calibration),
+                                       unset(rating_head))
 
     return app
+
+
+def listen_socket(host: str, port: int):
+    """A TCP socket bound to ``host:port`` as uvicorn binds one, or a DeepQoEError saying why not (a port in
+    use, an address that is not this machine's)."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except (OSError, OverflowError) as e:
+        sock.close()
+        raise DeepQoEError(f"cannot listen on {host}:{port}: {getattr(e, 'strerror', None) or e}") from None
+    return sock
 
 
 def run_server(model: str | Path | None = None, host: str = "127.0.0.1", port: int = 8000, *,
@@ -610,10 +699,12 @@ def run_server(model: str | Path | None = None, host: str = "127.0.0.1", port: i
     import uvicorn
 
     torch.set_num_threads(1)  # many small requests: one thread each beats threads fighting for cores
-    app = create_app(model, max_body_bytes=max_body_bytes, max_items=max_items, explain_default=explain_default,
-                     device=device)
-    svc = app.state.service
-    print(f"deepqoe: serving model '{svc.name}' ({svc.task}, input: {'sessions' if svc.is_session else 'rows'}) "
-          f"on http://{host}:{port}  (docs: http://{host}:{port}/docs)", flush=True)
-    uvicorn.run(app, host=host, port=port, access_log=access_log, log_level=log_level, backlog=2048,
-                timeout_keep_alive=30)
+    with listen_socket(host, port) as sock:  # before loading the model: a port in use fails at once
+        app = create_app(model, max_body_bytes=max_body_bytes, max_items=max_items,
+                         explain_default=explain_default, device=device)
+        svc, port = app.state.service, sock.getsockname()[1]
+        print(f"deepqoe: serving model '{svc.name}' ({svc.task}, input: {'sessions' if svc.is_session else 'rows'}) "
+              f"on http://{host}:{port}  (docs: http://{host}:{port}/docs)", flush=True)
+        config = uvicorn.Config(app, host=host, port=port, access_log=access_log, log_level=log_level,
+                                backlog=2048, timeout_keep_alive=30)
+        uvicorn.Server(config).run(sockets=[sock])
