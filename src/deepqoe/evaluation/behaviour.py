@@ -24,7 +24,9 @@ relation                  what must hold
                           session with the higher ``quality`` (viewers' stall costs rise with the quality
                           they interrupt; a model that shrinks a stall near the top of its scale fails)
 ``bitrate_higher``        (sessions without ``quality``) the segments of one rung get a 10-100 % higher
-                          bitrate, at the same resolution, frame rate and codec: the score does not drop
+                          bitrate, at the same resolution, frame rate and codec: the score does not drop;
+                          and for a fifth of them a ladder of bitrates far outside any real one
+                          (near the smallest float, x 1e-20, x 1, x 1e20, about 1e307 kbps)
 ``frame_rate_lower``      (the same sessions) rated at 24 fps and at 8-20 fps, at the same bitrate,
                           resolution and codec: the lower rate does not score higher (above 24 fps fewer
                           frames carry more bits each, which may well look better, so not checked there)
@@ -72,6 +74,7 @@ import json
 import math
 import sys
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -398,6 +401,15 @@ def _perturb(rng: np.random.Generator, c: _Case) -> tuple[list[tuple[str, Sessio
         br = s.bitrate_kbps.copy()
         br[c.rung == r] = np.round(br[c.rung == r] * rng.uniform(1.1, 2.0), 1)
         out.append(("bitrate_higher", s, _variant(s, "bitrate", bitrate_kbps=br)))
+        # and far outside any ladder (bits per pixel that would overflow or underflow a quotient): its own
+        # generator, so the other relations' random sessions stay as they were
+        ext = np.random.default_rng(zlib.crc32(s.id.encode()))
+        if ext.random() < 0.2:  # a ladder: ~1e-321 kbps (near the smallest float) < x 1e-20 < x 1 < x 1e20 < ~1e307
+            ladder = [np.full_like(s.bitrate_kbps, 10.0 ** -ext.uniform(318, 323)),
+                      s.bitrate_kbps * 10.0 ** -ext.uniform(10, 30), None, s.bitrate_kbps * 10.0 ** ext.uniform(10, 30),
+                      np.full_like(s.bitrate_kbps, 10.0 ** ext.uniform(306, 308))]
+            steps = [s if b is None else _variant(s, f"bitrate-{k}", bitrate_kbps=b) for k, b in enumerate(ladder)]
+            out += [("bitrate_higher", a, b) for a, b in zip(steps, steps[1:])]
         out.append(("frame_rate_lower", _variant(s, "fps24", fps=FPS_FULL),
                     _variant(s, "fps", fps=float(rng.choice(LOW_FRAME_RATES)))))
     return out, quads
