@@ -436,3 +436,40 @@ def test_a_note_on_the_input_is_one_status_line(capsys, tmp_path):
     assert "moved to the end" in lines[0] and "Warning" not in err
     code, out, err = run(capsys, "predict", "streaming", f, "--json", "-q")
     assert code == 0 and err == ""
+
+
+def test_report_folders_are_never_someone_elses(capsys, tmp_path, monkeypatch):
+    """``demo --out`` and ``reproduce --out`` write into a new or empty folder, or an earlier run's, and refuse a
+    folder of other files before any work (nothing in it touched); ``demo`` refuses the current folder."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "report.html").write_text("mine")
+    code, out, err = run(capsys, "demo", "--out", theirs, "--no-data")
+    assert code == 1 and "not a deepqoe demo report folder" in err and (theirs / "report.html").read_text() == "mine"
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "demo", "--out", "", "--no-data")
+    assert code == 1 and sorted(p.name for p in tmp_path.iterdir()) == ["theirs"]
+    code, out, err = run(capsys, "reproduce", "shallow", "--out", theirs)
+    assert code == 1 and "not a deepqoe reproduce folder" in err and sorted(p.name for p in theirs.iterdir()) == [
+        "report.html"]
+
+
+def test_more_bad_option_values(capsys, tmp_path, monkeypatch):
+    """check-model's --seed and --n-sessions bounds, --workers bounds, an output suffix embed does not write: exit
+    2; a data directory that is a file: one line, exit 1 (not a line per missing file)."""
+    if HAS_STREAMING:
+        assert run(capsys, "check-model", "streaming", "--seed", "-1")[0] == 2
+        assert run(capsys, "check-model", "streaming", "--n-sessions", "100000000")[0] == 2
+        code, _, err = run(capsys, "predict", "streaming", tmp_path, "--scheduler", "local", "--workers", "100000",
+                           "--out", tmp_path / "o")
+        assert code == 2 and "--workers must be 1 to" in err
+    if HAS_UPEC:
+        rows = tmp_path / "rows.csv"
+        pd.DataFrame({"content": ["News"], "resolution": [720], "bitrate_video": [1000.0], "age_user": [30],
+                      "sex_user": ["men"]}).to_csv(rows, sep=";", index=False)
+        code, _, err = run(capsys, "embed", "upec-qoe-lab", rows, "--out", tmp_path / "e.xyz")
+        assert code == 2 and ".parquet" in err and not (tmp_path / "e.xyz").exists()
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("DEEPQOE_DATA", str(tmp_path / "afile"))
+    code, _, err = run(capsys, "datasets", "verify")
+    assert code == 1 and "is a file, not a folder" in err and len(err.strip().splitlines()) == 1

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import sys
 import threading
 import time
@@ -364,6 +365,9 @@ def predict_batch(predictor, args) -> int:
         raise UsageError("--scheduler needs --out FOLDER (the scores are written as Parquet partitions)")
     if args.workers is not None and args.scheduler != "local":
         raise UsageError("--workers is for --scheduler local (a remote cluster has its own workers)")
+    most = 4 * (os.cpu_count() or 1)  # each worker is a process that loads torch and the model
+    if args.workers is not None and not 1 <= args.workers <= most:
+        raise UsageError(f"--workers must be 1 to {most} (4 per core of this machine), got {args.workers}")
     from deepqoe.cli_models import interval_level
 
     interval = interval_level(args, predictor)  # --interval (default 0.9 when the model has intervals.json)

@@ -114,6 +114,8 @@ def _write_output(df: pd.DataFrame, args) -> None:
     from deepqoe.io import atomic_write_json, write_table
 
     if args.out:
+        if Path(args.out).suffix.lower() not in (".csv", ".parquet", ".pq", ".json"):
+            raise UsageError(f"--out must end in .csv, .parquet or .json, not {args.out!r}")
         if Path(args.out).suffix.lower() == ".json":
             atomic_write_json(Path(args.out), df.to_dict(orient="records"))
         else:

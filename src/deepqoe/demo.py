@@ -266,7 +266,7 @@ def clips_part(out: Path, quiet: bool) -> tuple[dict | None, list]:
                               "bitrate_kbps": st["stream_bitrate_kbps"], "width": int(st["stream_width"]),
                               "height": int(st["stream_height"]), "fps": float(st["stream_fps"]), "codec": "h264"}],
                 "stalls": []}))
-    return {"table": pd.DataFrame(rows), "dir": str(clips)}, sessions
+    return {"table": pd.DataFrame(rows), "dir": clips.name}, sessions
 
 
 def data_part(out: Path, quiet: bool) -> dict | None:
@@ -385,15 +385,35 @@ def write_report(out: Path, parts: dict[str, Any]) -> Path:
     return path
 
 
+#: the file that marks a folder as a demo report (``--out`` replaces only such a folder, or an empty one)
+DEMO_MARKER = ".deepqoe-demo"
+
+
 def run_demo(out: str | Path = "deepqoe-demo", with_data: bool = True, quiet: bool = False) -> Path:
+    """Write the demo report to the folder ``out``: built in a temporary sibling and moved into place
+    whole, so it replaces only an earlier demo report (or an empty folder), never someone's files."""
+    from deepqoe.io import atomic_directory, check_output_dir
+
+    out = check_output_dir(out if str(out) else ".", DEMO_MARKER, "a deepqoe demo report folder")
+    if out.resolve() == Path.cwd().resolve():
+        raise DeepQoEError("is the current folder; give the report a folder of its own (e.g. --out deepqoe-demo)",
+                           file=str(out))
+    t0 = time.perf_counter()
+    with atomic_directory(out, DEMO_MARKER, "a deepqoe demo report folder") as tmp:
+        report = _write_demo(tmp, with_data, quiet)
+        (tmp / DEMO_MARKER).write_text("a deepqoe demo report (deepqoe demo --out replaces this folder)\n")
+    report = out / report.name
+    _say(quiet, f"\nreport written to {report} ({time.perf_counter() - t0:.1f} s)")
+    return report
+
+
+def _write_demo(out: Path, with_data: bool, quiet: bool) -> Path:
+    """Every part of the demo into the folder ``out``; the path of its report.html."""
     from deepqoe.io import atomic_write_json
 
     import torch
 
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
     parts: dict[str, Any] = {"viewer": viewer_part(out, quiet)}
     clips, clip_sessions = clips_part(out, quiet)
     parts["clips"] = clips
@@ -412,5 +432,4 @@ def run_demo(out: str | Path = "deepqoe-demo", with_data: bool = True, quiet: bo
     if parts["data"]:
         results["data"]["evaluation"] = parts["data"]["results"]
     atomic_write_json(out / "results.json", results)
-    _say(quiet, f"\nreport written to {report} ({time.perf_counter() - t0:.1f} s)")
     return report

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from deepqoe.cli import ExitCode, UsageError, print_json, show_progress, status
+from deepqoe.errors import DeepQoEError
 
 
 def register(subparsers) -> None:
@@ -51,10 +52,13 @@ def register(subparsers) -> None:
 def _root(to: Path | None) -> Path:
     from deepqoe.datasets.catalog import default_data_dir
 
-    if to is not None:
-        return to.expanduser()
     env = os.environ.get("DEEPQOE_DATA")
-    return Path(env).expanduser() if env else default_data_dir()
+    root = to.expanduser() if to is not None else Path(env).expanduser() if env else default_data_dir()
+    if root.exists() and not root.is_dir():
+        raise DeepQoEError("the data directory is a file, not a folder ("
+                           + ("--to" if to is not None else "DEEPQOE_DATA" if env else "the default") + ")",
+                           file=str(root))
+    return root
 
 
 def _mb(n: int) -> str:

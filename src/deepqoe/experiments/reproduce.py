@@ -45,9 +45,11 @@ def run_reproduce(experiments: list[str], out_dir: str | os.PathLike, quick: boo
     from deepqoe import __version__
     from deepqoe.datasets import data_dir
 
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise DeepQoEError("the output path exists and is not a folder", file=str(out_dir))
+    from deepqoe.io import check_output_dir
+
+    # a new or empty folder, or an earlier run's (its results.json, written before the first section): never
+    # someone's other files
+    out_dir = check_output_dir(out_dir, "results.json", "a deepqoe reproduce folder")
     unknown = [e for e in experiments if e not in SECTIONS]
     if unknown:
         raise DeepQoEError(f"unknown experiment(s): {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
@@ -69,6 +71,7 @@ def run_reproduce(experiments: list[str], out_dir: str | os.PathLike, quick: boo
         "The paper's datasets (WHU-MVQoE2016, the large JND dataset) were never released: each section "
         "names the public stand-in dataset used instead, and says where our result differs from the paper's. "
         "Every number of this report is in `results.json`.\n")
+    rep.write(out_dir)  # marks the folder as a reproduce run's (an interrupted first section keeps its caches)
     t_all, cpu0, wcpu0 = time.perf_counter(), time.process_time(), worker_cpu_seconds()
     for name in experiments:
         t = time.perf_counter()
