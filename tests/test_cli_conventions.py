@@ -399,7 +399,8 @@ def test_outputs_never_replace_a_file_or_someones_folder(capsys, trained, tmp_pa
     assert run(capsys, "train", cfg, "--out", tmp_path / "empty", "-q")[0] == 0  # a model directory: replaced
     code, out, err = run(capsys, "predict", model, csv, "--out", tmp_path / "f.json" / "p.csv")
     assert code == 1 and "is a file, not a folder" in err and len(err.strip().splitlines()) == 1
-    code, out, err = run(capsys, "predict", model, csv, "--out", mine)
+    (tmp_path / "p.csv").mkdir()
+    code, out, err = run(capsys, "predict", model, csv, "--out", tmp_path / "p.csv")
     assert code == 1 and "is a folder; give a file name" in err
 
 

@@ -149,9 +149,10 @@ def test_bad_files_are_reported_and_the_rest_succeed(mixed, tmp_path, capsys):
 def test_exit_codes(mixed, good, tmp_path, capsys):
     bad_only = [mixed / "zero.mp4", mixed / "text.mp4", tmp_path / "missing.mp4"]
     assert _extract([*bad_only, "--out", tmp_path / "a.parquet", "--extractors", "stream", "--no-cache"]) == 1
-    errors = pd.read_csv(tmp_path / "a.errors.csv")
-    assert "not found" in dict(zip(errors["id"], errors["error"]))["missing"]
-    assert len(pd.read_parquet(tmp_path / "a.parquet")) == 0
+    # every video failed: nothing is written, the failures are on stderr
+    assert not list(tmp_path.glob("a.*"))
+    err = capsys.readouterr().err
+    assert "missing: stream: file not found" in err and "nothing was written" in err
     assert _extract([mixed, "--out", tmp_path / "b.parquet", "--extractors", "stream", "--no-cache",
                      "--strict"]) == 1
     assert _extract([good, "--out", tmp_path / "c.parquet", "--extractors", "stream", "--no-cache",

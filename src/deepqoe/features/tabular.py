@@ -42,6 +42,30 @@ def _first_bad_row(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0]) + 1
 
 
+def show_value(v, limit: int = 40) -> str:
+    """A value from a table as a message prints it: a number plainly (``5``, ``0.25``, ``1e+300``, never
+    ``np.float64(...)``), text quoted and cut after ``limit`` characters, a list or an array by its length."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return "a missing value"
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (int, np.integer)):
+        t = str(int(v))
+        return t if len(t) <= 24 else f"an integer of {len(t)} digits"
+    if isinstance(v, (float, np.floating)):
+        return "NaN" if np.isnan(v) else repr(float(v))
+    if isinstance(v, str):
+        return repr(v) if len(v) <= limit else repr(v[:limit]) + "..."
+    if isinstance(v, np.ndarray):
+        return f"a list of {len(v)} value(s)" if v.ndim == 1 else f"an array of shape {tuple(v.shape)}"
+    if isinstance(v, (list, tuple)):
+        return f"a list of {len(v)} value(s)"
+    if isinstance(v, dict):
+        return "a mapping (JSON object)"
+    t = str(v)
+    return t if len(t) <= limit else t[:limit] + "..."
+
+
 def _statistics(state: dict, key: str, n: int, who: str, positive: bool = False) -> np.ndarray:
     """A vector of ``n`` finite statistics from an encoder state read from a model file (``positive``: each
     at least 1e-12, as fitting makes them)."""
@@ -59,6 +83,16 @@ def _statistics(state: dict, key: str, n: int, who: str, positive: bool = False)
         raise DeepQoEError(f"the encoder state of {who}: '{key}' must hold {need}, found {v.tolist()[:5]}",
                            field=key)
     return v
+
+
+def check_log_values(x: np.ndarray, columns: list[str]) -> None:
+    """``log: true`` scales by log(1 + x): a negative value (of ``x``, a matrix of ``columns``) is an error
+    naming its column and (1-based) row."""
+    neg = x < 0
+    if neg.any():
+        r, j = np.argwhere(neg)[0]
+        raise DeepQoEError(f"log scaling (log: true) needs values >= 0, found {show_value(x[r, j])}",
+                           column=columns[j], row=int(r) + 1)
 
 
 def _too_large(value: float, column: str, row: int) -> DeepQoEError:
@@ -80,7 +114,8 @@ def numeric_matrix(df: pd.DataFrame, columns: list[str], nan_to: float | None = 
             flags = s.map(lambda x: isinstance(x, (bool, np.bool_))).to_numpy(dtype=bool)
             if flags.any():
                 r = _first_bad_row(flags)
-                raise DeepQoEError(f"expected a number, found the boolean {s.iloc[r - 1]!r}", column=c, row=r)
+                raise DeepQoEError(f"expected a number, found the boolean {show_value(s.iloc[r - 1])}", column=c,
+                                   row=r)
             try:
                 conv = pd.to_numeric(s, errors="coerce")
             except OverflowError:  # an integer beyond float range (e.g. 10**400 in JSON)
@@ -91,7 +126,9 @@ def numeric_matrix(df: pd.DataFrame, columns: list[str], nan_to: float | None = 
             bad = conv.isna().to_numpy() & s.notna().to_numpy()
             if bad.any():
                 r = _first_bad_row(bad)
-                raise DeepQoEError(f"expected a number, found {s.iloc[r - 1]!r}", column=c, row=r)
+                v = s.iloc[r - 1]
+                hint = " (a series per row is a 'sequence' input)" if isinstance(v, (list, tuple, np.ndarray)) else ""
+                raise DeepQoEError(f"expected a number, found {show_value(v)}{hint}", column=c, row=r)
             s = conv
         elif not pd.api.types.is_numeric_dtype(s):
             raise DeepQoEError(f"expected numbers, found values of type {s.dtype}", column=c)
@@ -109,6 +146,55 @@ def numeric_matrix(df: pd.DataFrame, columns: list[str], nan_to: float | None = 
             raise _too_large(v[r - 1], c, r)
         out[:, j] = v
     return out
+
+
+def is_missing(x) -> bool:
+    """A scalar missing value (None, NaN, pd.NA); a list or an array is not missing."""
+    if x is None or x is pd.NA or x is pd.NaT:
+        return True
+    return isinstance(x, (float, np.floating)) and np.isnan(x)
+
+
+def sequence_arrays(values: list, column: str) -> list[np.ndarray]:
+    """The series of a sequence column, each as a (steps, channels) float64 array; a value that is not a
+    non-empty list of finite numbers (or of per-step lists), given as a list or as JSON text, is an error
+    naming the column and the (1-based) row."""
+    import json
+
+    out = []
+    for r, v in enumerate(values, start=1):
+        if isinstance(v, str):
+            try:
+                v = json.loads(v)
+            except ValueError:
+                raise DeepQoEError(f"expected a list of numbers (JSON), found {show_value(v)}", column=column,
+                                   row=r) from None
+        try:
+            a = np.asarray(v, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            raise DeepQoEError(f"expected a list of numbers, found {show_value(v)}", column=column,
+                               row=r) from None
+        if a.ndim == 1:
+            a = a[:, None]
+        if a.ndim != 2 or len(a) == 0 or a.shape[1] == 0:
+            raise DeepQoEError("expected a non-empty series", column=column, row=r)
+        if not np.isfinite(a).all():
+            raise DeepQoEError("NaN or infinite value in the series", column=column, row=r)
+        if np.abs(a).max() > MAX_ABS_VALUE:
+            raise _too_large(float(a.flat[np.abs(a).argmax()]), column, r)
+        out.append(a)
+    return out
+
+
+def check_sequences(values: list, column: str) -> list[np.ndarray]:
+    """:func:`sequence_arrays`, and every series with the same number of channels per step (the first
+    row's)."""
+    arrs = sequence_arrays(values, column)
+    for r, a in enumerate(arrs, start=1):
+        if a.shape[1] != arrs[0].shape[1]:
+            raise DeepQoEError(f"every series needs the same number of channels per step: this one has "
+                               f"{a.shape[1]}, row 1 has {arrs[0].shape[1]}", column=column, row=r)
+    return arrs
 
 
 class InputEncoder:
@@ -218,14 +304,21 @@ class CategoricalEncoder(InputEncoder):
         return self
 
     def transform(self, df):
+        """The codes; records ``last_unknown`` (rows given code 0), ``last_unseen`` (of them, rows with a value
+        the training split did not have, not a missing one) and ``last_unseen_values`` (up to 5 of those
+        values), so a caller can say how many rows went to the unknown bucket."""
         if self.cfg.role == "viewer" and self.cfg.column not in df.columns:  # no viewer: the population
-            self.last_unknown = len(df)
+            self.last_unknown, self.last_unseen, self.last_unseen_values = len(df), 0, []
             return np.zeros(len(df), dtype=np.int64)
         self._check(df)
         vals = self._as_str(df[self.cfg.column])
         codes = np.fromiter((self._index.get(v, 0) for v in vals), dtype=np.int64, count=len(vals))
-        codes[df[self.cfg.column].isna().to_numpy()] = 0
+        missing = df[self.cfg.column].isna().to_numpy()
+        codes[missing] = 0
+        unseen = (codes == 0) & ~missing
         self.last_unknown = int((codes == 0).sum())
+        self.last_unseen = int(unseen.sum())
+        self.last_unseen_values = sorted({vals[i] for i in np.flatnonzero(unseen)})[:5]
         return codes
 
     def state(self):
@@ -258,9 +351,7 @@ class ContinuousEncoder(InputEncoder):
     def _raw(self, df):
         x = numeric_matrix(df, self.columns, nan_to=self.cfg.nan_to if self.cfg.modality == "vector" else None)
         if self.cfg.log:
-            if (x < 0).any():
-                r, j = np.argwhere(x < 0)[0]
-                raise DeepQoEError("log scaling needs values >= 0", column=self.columns[j], row=int(r) + 1)
+            check_log_values(x, self.columns)
             x = np.log1p(x)
         return x
 
@@ -315,29 +406,7 @@ class SequenceEncoder(InputEncoder):
 
     def _arrays(self, df) -> list[np.ndarray]:
         _require_columns(df, self.columns)
-        out = []
-        for r, v in enumerate(df[self.cfg.column].tolist(), start=1):
-            if isinstance(v, str):
-                import json
-
-                try:
-                    v = json.loads(v)
-                except ValueError:
-                    raise DeepQoEError("expected a list of numbers (JSON)", column=self.cfg.column, row=r) from None
-            try:
-                a = np.asarray(v, dtype=np.float64)
-            except (TypeError, ValueError):
-                raise DeepQoEError("expected a list of numbers", column=self.cfg.column, row=r) from None
-            if a.ndim == 1:
-                a = a[:, None]
-            if a.ndim != 2 or len(a) == 0:
-                raise DeepQoEError("expected a non-empty series", column=self.cfg.column, row=r)
-            if not np.isfinite(a).all():
-                raise DeepQoEError("NaN or infinite value in the series", column=self.cfg.column, row=r)
-            if np.abs(a).max() > MAX_ABS_VALUE:
-                raise _too_large(float(a.flat[np.abs(a).argmax()]), self.cfg.column, r)
-            out.append(a)
-        return out
+        return sequence_arrays(df[self.cfg.column].tolist(), self.cfg.column)
 
     def fit(self, df):
         arrs = self._arrays(df)

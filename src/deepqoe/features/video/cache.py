@@ -77,7 +77,7 @@ class FeatureCache:
         try:
             with open(p, encoding="utf-8") as f:
                 d = json.load(f)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # not cached (or no cache folder at all)
             return None
         except (OSError, ValueError) as e:
             return self._reject(p, f"unreadable ({type(e).__name__})")

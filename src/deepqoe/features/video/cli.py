@@ -6,6 +6,7 @@ Also ``deepqoe convert-c3d-weights``: turn the published C3D torch checkpoint in
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -24,7 +25,8 @@ a line, or a CSV with a 'path' column and optional 'id' and 'reference' columns.
 Outputs: OUT (id + features), OUT.errors.csv (id, path, extractor, error), OUT.meta.json (extractors,
 versions, options; also stored in the Parquet schema metadata under 'deepqoe').
 Exit status: 0 when every video succeeded, 3 when some failed (listed on standard error and in
-OUT.errors.csv), 1 when all failed (with --strict: 1 when any failed), 2 for a usage problem.
+OUT.errors.csv), 1 when all failed (listed on standard error; nothing is written then, an existing OUT
+is left as it was) or for a bad input file (with --strict: 1 when any failed), 2 for a usage problem.
 """
 
 
@@ -37,6 +39,8 @@ def _at_least(minimum: int, kind: type = float):
             v = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+        if not math.isfinite(v):  # NaN passes every comparison; an infinite rate samples nothing
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
         if v < minimum:
             raise argparse.ArgumentTypeError(f"must be {minimum} or more, got {text}")
         return v
@@ -62,14 +66,15 @@ def register(subparsers) -> None:
                    help=f"comma-separated, from: {', '.join(EXTRACTORS)} (default: %(default)s)")
     p.add_argument("--fps", type=_positive_float, default=None,
                    help="frames sampled per second for cnn-frames, siti and niqe (defaults: 2, 2, 1; "
-                        "siti with 0: every frame)")
+                        "siti and niqe with 0: every frame)")
     ref = p.add_mutually_exclusive_group()
     ref.add_argument("--reference-dir", metavar="DIR",
                      help="full-reference: the reference of video X is the video named X.* in DIR")
     ref.add_argument("--reference-map", metavar="CSV",
                      help="full-reference: a CSV with columns id (or path) and reference")
     p.add_argument("--vmaf-model", default=None, metavar="MODEL",
-                   help="libvmaf model (default: the built-in version=vmaf_v0.6.1)")
+                   help="libvmaf model: a built-in one (version=vmaf_v0.6.1neg, or just its name) or a model "
+                        "file (path=FILE.json) (default: the built-in version=vmaf_v0.6.1)")
     p.add_argument("--c3d-weights", metavar="FILE", help="C3D weights (safetensors; see convert-c3d-weights)")
     p.add_argument("--c3d-max-clips", type=_positive_int, default=None, metavar="N",
                    help="C3D: at most N clips of 16 frames per video (default 8)")
@@ -79,7 +84,7 @@ def register(subparsers) -> None:
                    help="run on Dask: 'local' (a cluster on this machine) or a scheduler address")
     p.add_argument("--workers", type=_positive_int, default=None, metavar="N",
                    help="workers of the local Dask cluster (default: one per core)")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
+    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                    help="threads of FFmpeg/libvmaf for full-reference (default: all cores)")
     from deepqoe.devices import add_device_argument
 
@@ -131,9 +136,59 @@ def extract_options(args) -> dict:
     return {k: v for k, v in opts.items() if v is not None}
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def _check_outputs_spare_inputs(args, outputs: dict[str, Path]) -> None:
+    """No output may replace an input: the video list, the reference map, the C3D weights."""
+    given = [(Path(i).expanduser(), "the input list" if Path(i).suffix.lower() in (".txt", ".csv", ".tsv", ".lst")
+              else "an input") for i in args.inputs]
+    if args.reference_map:
+        given.append((Path(args.reference_map).expanduser(), "the --reference-map file"))
+    if args.c3d_weights:
+        given.append((Path(args.c3d_weights).expanduser(), "the --c3d-weights file"))
+    for src, what in given:
+        if not src.is_file():
+            continue
+        for kind, q in outputs.items():
+            if _same_file(src, q):
+                which = "--out" if kind == "features" else f"--out's {kind} file {q}"
+                raise UsageError(f"{which} would replace {what} '{src}': give another --out", field="--out")
+
+
+def _check_outputs_writable(outputs: dict[str, Path]) -> None:
+    """Before any work: each output (the table and its side files) can be written, so that a run is not
+    lost at the end (the files themselves are written all together, see write_outputs)."""
+    import os
+
+    for kind, q in outputs.items():
+        if q.is_dir():
+            what = "--out" if kind == "features" else f"the {kind} file of --out"
+            raise UsageError(f"is a folder, so {what} cannot be written there: give another --out, or move the "
+                             "folder", file=str(q))
+        up = next((a for a in q.parents if a.exists()), None)
+        if up is not None and not up.is_dir():
+            raise DeepQoEError(f"cannot write this file: '{up}' is a file, not a folder", file=str(q))
+        if up is not None and not os.access(up, os.W_OK | os.X_OK):
+            raise DeepQoEError(f"cannot write this file: no permission to write in '{up}'", file=str(q))
+
+
+def _check_cache_option(args) -> None:
+    if args.no_cache or not args.cache:
+        return
+    c = Path(args.cache).expanduser()
+    if c.exists() and not c.is_dir():
+        raise UsageError(f"'{c}' is a file, not a folder: --cache takes the feature cache folder", field="--cache")
+
+
 def run_extract(args) -> int:
     from deepqoe.features.video.cache import default_cache_dir
-    from deepqoe.features.video.pipeline import collect_inputs, extract_features, write_outputs
+    from deepqoe.features.video.pipeline import collect_inputs, extract_features, output_paths, sidecar_paths, \
+        write_outputs
 
     out = Path(args.out)
     if out.suffix.lower() not in (".parquet", ".pq", ".csv"):
@@ -149,15 +204,43 @@ def run_extract(args) -> int:
             Path(i).suffix.lower() == ".csv" for i in args.inputs):
         raise UsageError("the full-reference extractor needs the reference videos: give --reference-dir DIR "
                            "or --reference-map CSV (or a CSV list with a 'reference' column)")
+    if args.fps == 0 and "cnn-frames" in names:
+        raise UsageError("cnn-frames needs a sampling rate above 0 (--fps 0, every frame, is for siti and niqe)",
+                         field="--fps")
+    if args.vmaf_model is not None and "full-reference" in names:
+        from deepqoe.features.video.full_reference import check_vmaf_model
+
+        try:
+            args.vmaf_model = check_vmaf_model(args.vmaf_model)
+        except DeepQoEError as e:
+            if e.field != "vmaf-model":  # a model file that is not there: a data error, as any missing file
+                raise
+            raise UsageError(e.message, field="--vmaf-model") from None
+    _check_cache_option(args)
+    _check_outputs_spare_inputs(args, output_paths(out, per_frame=True))
+    _check_outputs_writable(output_paths(out, per_frame=args.per_frame))
     items = collect_inputs(args.inputs, reference_dir=args.reference_dir, reference_map=args.reference_map)
+    if not items:
+        raise DeepQoEError("no videos to extract features from in the inputs given")
     cache_dir = None if args.no_cache else (args.cache or default_cache_dir())
     run = extract_features(items, names, options=extract_options(args), cache_dir=cache_dir,
                            scheduler=args.scheduler, workers=args.workers,
                            progress=not args.no_progress and show_progress(args))
-    written = write_outputs(run, out, per_frame=args.per_frame)
     n, bad = len(run.order), len(run.failed_ids)
+    if run.outcome == "failed":  # nothing to write: an earlier table (and its side files) is left alone
+        print(f"deepqoe extract: every video failed ({bad} of {n}):", file=sys.stderr)
+        for i in run.failed_ids:
+            first = next(iter(run.rows[i]["errors"].items()))
+            print(f"  {i}: {first[0]}: {first[1]}", file=sys.stderr)
+        raise DeepQoEError(f"no video could be processed, so nothing was written ({out} and its side files are "
+                           "left as they were)")
+    written = write_outputs(run, out, per_frame=args.per_frame)
     status(args, f"deepqoe extract: {n - bad} of {n} video(s) done ({run.computed} computed, {run.cached} from "
                  f"the cache) in {run.seconds:.1f} s -> {written['features']}")
+    frames = sidecar_paths(out)["frames"]
+    if not args.per_frame and frames.exists():
+        status(args, f"deepqoe: note: {frames} is from an earlier run with --per-frame and is left as it "
+                     f"was: it does not describe the new {out.name} (remove it, or run again with --per-frame)")
     if bad:
         print(f"deepqoe extract: {bad} video(s) failed, see {written['errors']}", file=sys.stderr)
         for i in run.failed_ids[:5]:
@@ -165,14 +248,18 @@ def run_extract(args) -> int:
             print(f"  {i}: {first[0]}: {first[1]}", file=sys.stderr)
         if bad > 5:
             print(f"  ... and {bad - 5} more", file=sys.stderr)
-    if run.outcome == "failed" or (bad and args.strict):
+    if bad and args.strict:
         return ExitCode.DATA_ERROR
     return ExitCode.PARTIAL if run.outcome == "partial" else ExitCode.OK
 
 
 def run_convert_c3d(args) -> int:
-    from deepqoe.features.video.c3d import convert_c3d_checkpoint
+    from deepqoe.features.video.c3d import check_destination, convert_c3d_checkpoint
 
+    try:  # a destination that is the source, or not a .safetensors name: a wrong command line
+        check_destination(args.source, args.dest)
+    except DeepQoEError as e:
+        raise UsageError(e.message, file=e.file) from None
     shapes = convert_c3d_checkpoint(args.source, args.dest)
     status(args, f"deepqoe: wrote {len(shapes)} C3D tensors to {args.dest}")
     return ExitCode.OK

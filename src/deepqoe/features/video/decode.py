@@ -203,8 +203,19 @@ def codec_name(stream) -> str:
     return _CODEC_NAMES.get(name, name)
 
 
+MAX_FPS = 100_000.0  # high-speed cameras record thousands of frames a second
+
+
 def _rate(stream) -> float:
-    for r in (stream.average_rate, stream.base_rate, getattr(stream, "guessed_rate", None)):
+    """The frame rate: the average rate (frames over duration) when the container gives one, else FFmpeg's
+    base or guessed rate below 1000 (a rate of 1000 or more there is usually the 1-ms time base of
+    Matroska / WebM, not a frame rate). NaN when unknown."""
+    avg = stream.average_rate
+    if avg:
+        f = float(avg)
+        if 0 < f <= MAX_FPS:
+            return f
+    for r in (stream.base_rate, getattr(stream, "guessed_rate", None)):
         if r:
             f = float(r)
             if 0 < f < 1000:
@@ -265,8 +276,8 @@ class FrameSampler:
                  threads: int = 0, select=None, interpolation: str = "BILINEAR"):
         self.path = str(path)
         self.fps = float(fps) if fps else None
-        if self.fps is not None and self.fps < 0:
-            raise DeepQoEError(f"the sampling rate must be positive, got {fps}", field="fps")
+        if self.fps is not None and not (math.isfinite(self.fps) and self.fps > 0):
+            raise DeepQoEError(f"the sampling rate must be a finite number above 0, got {fps}", field="fps")
         self.size = size
         self.fmt = fmt
         self.with_previous = with_previous

@@ -61,11 +61,74 @@ def frame_grid(fps: float) -> str:
     return f"settb=AVTB,setpts=round((PTS-STARTPTS)*TB*{float(fps)!r})/({float(fps)!r}*TB)"
 
 
+#: the models of the libvmaf built into the FFmpeg of imageio-ffmpeg (``version=NAME``), for messages
+BUILT_IN_MODELS = ("vmaf_v0.6.1", "vmaf_v0.6.1neg", "vmaf_4k_v0.6.1", "vmaf_4k_v0.6.1neg", "vmaf_float_v0.6.1",
+                   "vmaf_float_v0.6.1neg", "vmaf_float_4k_v0.6.1")
+_model_checked: dict[str, str | None] = {}
+
+
+def normalize_model(model: str) -> str:
+    """``--vmaf-model`` as libvmaf's ``model`` option: ``version=NAME`` or ``path=FILE`` (several joined by
+    ``|``) as given; a bare name is ``version=NAME``, a bare path to a file ``path=FILE``."""
+    model = str(model).strip()
+    if "=" in model:
+        return model
+    q = Path(model).expanduser()
+    if q.suffix.lower() in (".json", ".pkl") or q.exists() or "/" in model:
+        return f"path={q}"
+    return f"version={model}"
+
+
+def check_vmaf_model(model: str) -> str:
+    """``model`` normalised (:func:`normalize_model`), once it is known that the bundled FFmpeg's libvmaf
+    loads it: a DeepQoEError naming the file for a ``path=`` that does not exist, naming the field
+    ``vmaf-model`` for a model libvmaf does not know (checked once per process, on a one-frame clip)."""
+    model = normalize_model(model)
+    if not model:
+        raise DeepQoEError("empty model name", field="vmaf-model")
+    for part in model.split("|"):
+        for opt in part.replace("\\", "").split(":"):
+            if opt.startswith("path="):
+                f = Path(opt[5:]).expanduser()
+                if not f.exists():
+                    raise DeepQoEError("VMAF model file not found (--vmaf-model)", file=str(f))
+                if not f.is_file():
+                    raise DeepQoEError("is a folder, not a VMAF model file (--vmaf-model)", file=str(f))
+    if model == DEFAULT_MODEL:
+        return model
+    if model not in _model_checked:
+        probe_input = ["-f", "lavfi", "-i", "color=c=gray:s=64x64:d=0.04:r=25"]
+        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", *probe_input, *probe_input,
+               "-lavfi", f"[0:v][1:v]libvmaf=model={model}", "-f", "null", "-"]
+        try:
+            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+            err = (proc.stderr or "").strip().splitlines()
+            _model_checked[model] = None if proc.returncode == 0 else (err[-1].strip() if err else
+                                                                        f"status {proc.returncode}")
+        except (OSError, subprocess.SubprocessError) as e:
+            raise DeepQoEError(f"cannot run FFmpeg to check the VMAF model: {e}") from None
+    why = _model_checked[model]
+    if why is not None:
+        raise DeepQoEError(f"libvmaf cannot load the model '{model}' ({why}); the built-in models are "
+                           + ", ".join(f"version={m}" for m in BUILT_IN_MODELS)
+                           + ", or give a model file as path=FILE.json", field="vmaf-model")
+    return model
+
+
 class FullReferenceExtractor(Extractor):
     name = "full-reference"
     version = "3"  # 3: frames put on the reference's frame grid (WebM / Matroska inputs were misaligned)
     needs_reference = True
     defaults = {"model": DEFAULT_MODEL, "threads": 0, "subsample": 1}
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.opts["model"] = check_vmaf_model(self.opts["model"])
+        for k, least in (("threads", 0), ("subsample", 1)):
+            v = self.opts[k]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v != int(v) \
+                    or int(v) < least:
+                raise DeepQoEError(f"must be a whole number, {least} or more; got {v!r}", field=k)
 
     def options(self) -> dict:
         return {"model": self.opts["model"], "subsample": int(self.opts["subsample"])}
@@ -110,8 +173,12 @@ class FullReferenceExtractor(Extractor):
             raise VideoError("no reference video for the full-reference extractor (give --reference-dir "
                              "or --reference-map, or a 'reference' column in the input list)",
                              file=str(video_path))
-        if not Path(reference).is_file():
-            raise VideoError(f"reference video not found: {reference}", file=str(video_path))
+        from deepqoe.features.video.decode import file_problem
+
+        problem = file_problem(reference)
+        if problem is not None:  # not found, a folder, a broken link, empty...
+            problem = "not found" if problem == "file not found" else problem.replace(", not a video file", "")
+            raise VideoError(f"reference video {reference}: {problem}", file=str(video_path))
         check_complete(video_path)  # FFmpeg would compare the frames of a cut file and say nothing
         try:
             check_complete(reference)

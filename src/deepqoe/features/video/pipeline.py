@@ -15,6 +15,7 @@ task is sent; each task writes its results to the cache as soon as they are comp
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import logging
@@ -69,7 +70,7 @@ def _read_list(p: Path) -> list[VideoItem]:
     if p.suffix.lower() in (".csv", ".tsv"):
         from deepqoe.io import read_table
 
-        df = read_table(p)
+        df = read_table(p, dtype={"path": str, "file": str, "id": str, "reference": str})
         col = "path" if "path" in df.columns else "file" if "file" in df.columns else None
         if col is None:
             raise DeepQoEError(f"a video list needs a 'path' (or 'file') column; found {list(df.columns)}",
@@ -77,12 +78,12 @@ def _read_list(p: Path) -> list[VideoItem]:
         for i, row in enumerate(df.itertuples(index=False), start=2):
             r = row._asdict()
             path = r[col]
-            if path is None or (isinstance(path, float) and math.isnan(path)) or not str(path).strip():
+            if _blank(path):
                 raise DeepQoEError("empty path", file=str(p), column=col, row=i)
             vid = r.get("id")
-            vid = None if vid is None or (isinstance(vid, float) and math.isnan(vid)) else str(vid).strip()
+            vid = None if _blank(vid) else str(vid).strip()
             ref = r.get("reference")
-            ref = None if ref is None or (isinstance(ref, float) and math.isnan(ref)) else resolve(ref)
+            ref = None if _blank(ref) else resolve(ref)
             items.append(VideoItem(id=vid or Path(str(path)).stem, path=resolve(path), reference=ref))
         return items
     try:
@@ -93,7 +94,24 @@ def _read_list(p: Path) -> list[VideoItem]:
         line = line.strip()
         if line and not line.startswith("#"):
             items.append(VideoItem(id=Path(line).stem, path=resolve(line)))
+    if not items:
+        raise DeepQoEError("no videos in the list (it has no line that is not empty or a '#' comment)",
+                           file=str(p))
     return items
+
+
+def _blank(v) -> bool:
+    """An empty cell of a table: None, NaN or only spaces."""
+    if v is None:
+        return True
+    if isinstance(v, float):
+        return math.isnan(v)
+    try:
+        if pd.isna(v):
+            return True
+    except (TypeError, ValueError):
+        pass
+    return not str(v).strip()
 
 
 def _reference_lookup(reference_dir: str | None, reference_map: str | None) -> Callable[[VideoItem], str | None]:
@@ -101,8 +119,12 @@ def _reference_lookup(reference_dir: str | None, reference_map: str | None) -> C
         raise DeepQoEError("give either --reference-dir or --reference-map, not both")
     if reference_dir:
         d = Path(reference_dir).expanduser()
+        if not d.exists():
+            raise DeepQoEError("reference folder not found", file=str(d), field="--reference-dir")
         if not d.is_dir():
-            raise DeepQoEError("reference folder not found", file=str(d))
+            raise DeepQoEError("is a file, not a folder: --reference-dir takes the folder of the reference "
+                               "videos (for one video's reference use --reference-map CSV)", file=str(d),
+                               field="--reference-dir")
         by_stem: dict[str, str] = {}
         for q in sorted(d.rglob("*")):
             if q.is_file() and _is_video_name(q):
@@ -112,7 +134,7 @@ def _reference_lookup(reference_dir: str | None, reference_map: str | None) -> C
         from deepqoe.io import read_table
 
         p = Path(reference_map).expanduser()
-        df = read_table(p)
+        df = read_table(p, dtype={"id": str, "path": str, "reference": str})
         if "reference" not in df.columns:
             raise DeepQoEError(f"the reference map needs a 'reference' column; found {list(df.columns)}",
                                file=str(p))
@@ -120,15 +142,32 @@ def _reference_lookup(reference_dir: str | None, reference_map: str | None) -> C
         if key is None:
             raise DeepQoEError("the reference map needs an 'id' or 'path' column (the distorted video) and "
                                "a 'reference' column", file=str(p))
-        table = {}
-        for k, ref in zip(df[key].astype(str), df["reference"].astype(str)):
-            q = Path(ref).expanduser()
-            table[k.strip()] = str(q if q.is_absolute() else p.parent / q)
+
+        def norm(k: str) -> str:  # the distorted video a row is for, as it is looked up
+            if key == "id":
+                return k
+            q = Path(k).expanduser()
+            return str((q if q.is_absolute() else p.parent / q).resolve())
+
+        table: dict[str, str] = {}
+        first_row: dict[str, int] = {}
+        for row, (k, ref) in enumerate(zip(df[key], df["reference"]), start=2):
+            if _blank(k):
+                raise DeepQoEError(f"empty {key}", file=str(p), column=key, row=row)
+            if _blank(ref):
+                raise DeepQoEError(f"empty reference for {key} '{str(k).strip()}'", file=str(p),
+                                   column="reference", row=row)
+            k = norm(str(k).strip())
+            if k in table:
+                raise DeepQoEError(f"the {key} '{str(df[key].iloc[row - 2]).strip()}' is given a reference "
+                                   f"twice (rows {first_row[k]} and {row}); keep one row per video",
+                                   file=str(p), column=key, row=row)
+            q = Path(str(ref).strip()).expanduser()
+            table[k] = str(q if q.is_absolute() else p.parent / q)
+            first_row[k] = row
         if key == "id":
             return lambda it: table.get(it.id)
-        by_path = {str((p.parent / k).resolve()) if not Path(k).is_absolute() else str(Path(k).resolve()): v
-                   for k, v in table.items()}
-        return lambda it: by_path.get(str(Path(it.path).resolve()))
+        return lambda it: table.get(str(Path(it.path).resolve()))
     return lambda it: None
 
 
@@ -186,14 +225,47 @@ def _error_text(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
 
+def _put_quietly(cache: FeatureCache, vsha: str, name: str, key: str, feats: Features,
+                 meta: dict | None = None) -> str | None:
+    """Write one result to the cache; a cache that cannot be written is not the video's problem: the
+    reason is returned (None: written), never raised."""
+    try:
+        cache.put(vsha, name, key, feats, meta=meta)
+    except (OSError, DeepQoEError) as e:
+        return getattr(e, "message", None) or getattr(e, "strerror", None) or str(e)
+    return None
+
+
+def cache_problem(cache_dir: str | os.PathLike) -> str | None:
+    """Why results cannot be written to the cache folder ``cache_dir`` (it is created when missing), or
+    None when they can: checked once before a run, so that an unwritable cache is one warning."""
+    import tempfile
+
+    root = Path(cache_dir).expanduser()
+    if root.exists() and not root.is_dir():
+        return "it is a file, not a folder"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".deepqoe-tmp.probe.", dir=root)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        up = next((a for a in root.parents if a.exists()), None)
+        if up is not None and not up.is_dir():
+            return f"'{up}' is a file, not a folder"
+        return e.strerror or str(e)
+    return None
+
+
 def process_video(item: dict, specs: list[dict], cache_dir: str | None = None,
                   runtime: dict | None = None) -> dict:
     """Run the extractors of ``specs`` on one video (the unit of work, in-process or on a Dask worker).
 
     ``specs``: ``[{"name", "options", "key"}]`` (``key``: the cache key, computed by the caller).
     ``item`` carries ``video_sha256`` / ``reference_sha256`` when the caller hashed the files already.
-    Every result is written to the cache as soon as it is computed. Never raises for a bad video:
-    errors are returned per extractor.
+    Every result is written to the cache as soon as it is computed (not with ``runtime["cache_write"]``
+    False); a cache that cannot be written keeps the results and returns the reason as ``cache_error``.
+    Never raises for a bad video: errors are returned per extractor.
     """
     runtime = runtime or {}
     if runtime.get("torch_threads"):
@@ -227,14 +299,14 @@ def process_video(item: dict, specs: list[dict], cache_dir: str | None = None,
                                    "or --reference-map, or a 'reference' column in the input list)")
             feats = ex.extract(item["path"], reference=ref if ex.needs_reference else None)
             out["computed"].append(name)
-            if cache is not None and vsha is not None:
-                try:
-                    cache.put(vsha, name, spec["key"], feats,
-                              meta={"version": ex.version, "options": ex.options(), "path": item["path"],
-                                    "reference_sha256": item.get("reference_sha256") if ex.needs_reference
-                                    else None})
-                except OSError as e:  # a full disk or read-only cache must not lose the result
-                    logging.getLogger(__name__).warning("cannot write the cache: %s", e)
+            if cache is not None and vsha is not None and runtime.get("cache_write", True) \
+                    and "cache_error" not in out:
+                problem = _put_quietly(cache, vsha, name, spec["key"], feats,
+                                       meta={"version": ex.version, "options": ex.options(), "path": item["path"],
+                                             "reference_sha256": item.get("reference_sha256")
+                                             if ex.needs_reference else None})
+                if problem is not None:  # a full disk or a read-only cache must not lose the result
+                    out["cache_error"] = problem
             out["results"][name] = {"values": feats.values, "frames": feats.frames, "per_frame": feats.per_frame}
             out["frames"] += feats.frames
         except KeyboardInterrupt:
@@ -262,6 +334,7 @@ class ExtractionRun:
     seconds: float = 0.0
     meta: dict = field(default_factory=dict)
     cache_rejected: list[tuple[str, str]] = field(default_factory=list)  # (entry file, reason): recomputed
+    cache_warning: str | None = None  # why results could not be written to the cache (they are kept)
 
     @property
     def outcome(self) -> str:
@@ -379,6 +452,21 @@ def extract_features(items: list[VideoItem], extractors: list[str], options: dic
     run = ExtractionRun(extractors=exs, rows=rows, order=[it.id for it in items])
     bar = _progress(len(items), progress)
 
+    def warn_cache(why: str) -> None:  # once a run: the cache is an optimisation, the results are kept
+        if run.cache_warning is None:
+            run.cache_warning = why
+            bar.write(f"deepqoe extract: warning: cannot write the cache folder '{cache.root}' ({why}); "
+                      "the results are kept but not cached", file=sys.stderr)
+
+    cache_write = True
+    if cache is not None and items:
+        why = cache_problem(cache.root)
+        if why is not None:
+            warn_cache(why)
+            cache_write = False
+            if not cache.root.is_dir():  # nothing to read either
+                cache = None
+
     def show():
         el = time.perf_counter() - t_start
         bar.set_postfix_str(f"{run.frames / el if el > 0 else 0:.0f} frames/s, "
@@ -433,6 +521,8 @@ def extract_features(items: list[VideoItem], extractors: list[str], options: dic
     show()
 
     def take(result: dict):
+        if result.get("cache_error"):
+            warn_cache(result["cache_error"])
         row = rows[result["id"]]
         row["results"].update(result["results"])
         row["errors"].update(result["errors"])
@@ -450,6 +540,7 @@ def extract_features(items: list[VideoItem], extractors: list[str], options: dic
                 from distributed import as_completed
 
                 runtime = {"torch_threads": torch_threads} if torch_threads else {}
+                runtime["cache_write"] = cache_write
                 futures = {}
                 for d, specs in tasks:
                     fut = client.submit(_task, d, specs, cache_arg, runtime, pure=False,
@@ -464,13 +555,19 @@ def extract_features(items: list[VideoItem], extractors: list[str], options: dic
                                "errors": {s["name"]: f"the task failed on the cluster: {_error_text(e)}"
                                           for s in specs}}
                     else:
-                        # a cluster that cannot see the cache folder: keep the results here too
-                        if cache is not None and d.get("video_sha256"):
+                        # a cluster that cannot see the cache folder: keep the results here too (a
+                        # worker's failure to write is not a warning when this process can)
+                        res.pop("cache_error", None)
+                        if cache is not None and cache_write and d.get("video_sha256") \
+                                and run.cache_warning is None:
                             for s in specs:
                                 r = res["results"].get(s["name"])
                                 if r and not cache.path(d["video_sha256"], s["name"], s["key"]).exists():
-                                    cache.put(d["video_sha256"], s["name"], s["key"],
-                                              Features(r["values"], r["frames"], r.get("per_frame")))
+                                    why = _put_quietly(cache, d["video_sha256"], s["name"], s["key"],
+                                                       Features(r["values"], r["frames"], r.get("per_frame")))
+                                    if why is not None:
+                                        res["cache_error"] = why
+                                        break
                     take(res)
             finally:
                 client.close()
@@ -478,7 +575,7 @@ def extract_features(items: list[VideoItem], extractors: list[str], options: dic
                     cluster.close()
         else:
             for d, specs in tasks:
-                take(_task(d, specs, cache_arg, {}))
+                take(_task(d, specs, cache_arg, {"cache_write": cache_write and run.cache_warning is None}))
     finally:
         bar.close()
     run.seconds = time.perf_counter() - t_start
@@ -497,39 +594,56 @@ def sidecar_paths(out: str | os.PathLike) -> dict[str, Path]:
             "frames": Path(f"{stem}.frames.parquet")}
 
 
+def output_paths(out: str | os.PathLike, per_frame: bool = False) -> dict[str, Path]:
+    """Every file :func:`write_outputs` writes for ``out``: ``features`` (``out``), ``errors``, ``meta``
+    and, with ``per_frame``, ``frames``."""
+    side = sidecar_paths(out)
+    paths = {"features": Path(out), "errors": side["errors"], "meta": side["meta"]}
+    if per_frame:
+        paths["frames"] = side["frames"]
+    return paths
+
+
 def write_outputs(run: ExtractionRun, out: str | os.PathLike, per_frame: bool = False) -> dict[str, Path]:
-    """Write the feature table (Parquet, or CSV by suffix), its errors CSV and metadata JSON."""
+    """Write the feature table (Parquet, or CSV by suffix), its errors CSV and metadata JSON (and, with
+    ``per_frame``, the per-frame Parquet).
+
+    All or nothing: every file is first written to a temporary file beside its target (a target that
+    cannot be written, e.g. a folder named ``OUT.errors.csv``, stops the run before any file is
+    replaced), then all are renamed into place, the feature table last."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from deepqoe import __version__
-    from deepqoe.io import atomic_path, atomic_write_json, write_table
+    from deepqoe.io import atomic_path
 
     out = Path(out)
-    paths = sidecar_paths(out)
+    suffix = out.suffix.lower()
+    if suffix not in (".parquet", ".pq", ".csv", ".tsv"):
+        raise DeepQoEError("the output must end in .parquet (or .csv)", file=str(out))
+    paths = output_paths(out, per_frame)
     df = run.features_table()
     meta = {"format": "deepqoe-video-features", "deepqoe_version": __version__, "id_column": "id",
             "extractors": run.extractor_metadata(), "videos": len(run.order), "ok": len(run.ok_ids),
             "failed": len(run.failed_ids), **run.meta}
-    if out.suffix.lower() in (".parquet", ".pq"):
-        table = pa.Table.from_pandas(df, preserve_index=False)
-        md = dict(table.schema.metadata or {})
-        md[b"deepqoe"] = json.dumps(meta).encode()
-        table = table.replace_schema_metadata(md)
-        with atomic_path(out) as tmp:
-            pq.write_table(table, tmp)
-    elif out.suffix.lower() in (".csv", ".tsv"):
-        write_table(df, out)
-    else:
-        raise DeepQoEError("the output must end in .parquet (or .csv)", file=str(out))
-    atomic_write_json(paths["meta"], meta)
-    write_table(run.errors_table(), paths["errors"])
-    written = {"features": out, "errors": paths["errors"], "meta": paths["meta"]}
-    if per_frame:
-        with atomic_path(paths["frames"]) as tmp:
-            run.per_frame_table().to_parquet(tmp, index=False)
-        written["frames"] = paths["frames"]
-    return written
+    from deepqoe.io import to_json
+
+    with contextlib.ExitStack() as stack:
+        # every temporary file first (each in its target's folder): a target that cannot be written is an
+        # error before anything is replaced; leaving the block renames them all (the feature table last)
+        tmp = {k: stack.enter_context(atomic_path(q)) for k, q in paths.items()}
+        if suffix in (".parquet", ".pq"):
+            table = pa.Table.from_pandas(df, preserve_index=False)
+            md = dict(table.schema.metadata or {})
+            md[b"deepqoe"] = json.dumps(meta).encode()
+            pq.write_table(table.replace_schema_metadata(md), tmp["features"])
+        else:
+            df.to_csv(tmp["features"], index=False, sep="\t" if suffix == ".tsv" else ",")
+        run.errors_table().to_csv(tmp["errors"], index=False)
+        tmp["meta"].write_text(to_json(meta) + "\n", encoding="utf-8")
+        if per_frame:
+            run.per_frame_table().to_parquet(tmp["frames"], index=False)
+    return paths
 
 
 def read_feature_metadata(path: str | os.PathLike) -> dict:

@@ -7,7 +7,9 @@ For each analysed frame F_n (8-bit luma, full size):
 
 P.910 reports SI = max_n SI_n and TI = max_n TI_n; the means are given too. With ``fps`` > 0 only the
 frames sampled at that rate are analysed (each with its own predecessor, so TI stays a difference of
-consecutive frames); ``fps: 0`` analyses every frame, as in P.910.
+consecutive frames); ``fps: 0`` analyses every frame, as in P.910. A video shorter than one sampling
+step (one sampled frame, which has no predecessor) is analysed frame by frame. TI is NaN only for a
+video of a single frame.
 """
 
 from __future__ import annotations
@@ -45,11 +47,10 @@ def diff_std(y: np.ndarray, prev: np.ndarray) -> float:
 
 class SITIExtractor(Extractor):
     name = "siti"
-    version = "1"
+    version = "2"  # 2: a video shorter than one sampling step is analysed frame by frame (its TI was NaN)
     defaults = {"fps": 2.0}
 
-    def extract(self, video_path, reference=None) -> Features:
-        fps = float(self.opts["fps"] or 0)
+    def _analyse(self, video_path, fps: float):
         sampler = FrameSampler(video_path, fps=fps or None, fmt="gray", with_previous=True)
         si, ti = [], []
         for _t, y, prev in sampler:
@@ -59,10 +60,20 @@ class SITIExtractor(Extractor):
             si.append(sobel_std(y))
             if prev is not None:
                 ti.append(diff_std(y, prev))
+        return si, ti, sampler.stats
+
+    def extract(self, video_path, reference=None) -> Features:
+        fps = float(self.opts["fps"] or 0)
+        si, ti, stats = self._analyse(video_path, fps)
+        frames = stats.packets
+        if fps and len(si) == 1 and not ti and stats.packets > 1:
+            # shorter than one sampling step: the one sampled frame (the first) has no predecessor, so
+            # no TI; such a clip is analysed frame by frame, as with fps 0
+            si, ti, stats = self._analyse(video_path, 0.0)
+            frames += stats.packets
         if not si:
             raise VideoError("no frame could be decoded", file=str(video_path))
-        nan = float("nan")
+        nan = float("nan")  # TI of a one-frame video: there is no frame difference
         values = {"siti_si_max": max(si), "siti_si_mean": float(np.mean(si)),
                   "siti_ti_max": max(ti) if ti else nan, "siti_ti_mean": float(np.mean(ti)) if ti else nan}
-        return Features(values=values, frames=sampler.stats.packets,
-                        per_frame={"si": si, "ti": ti})
+        return Features(values=values, frames=frames, per_frame={"si": si, "ti": ti})

@@ -21,7 +21,7 @@ CODECS = ("h264", "hevc", "vp9", "av1")
 
 class StreamExtractor(Extractor):
     name = "stream"
-    version = "2"  # 2: stream_bitrate_kbps (was stream_bitrate in bit/s); truncated files rejected
+    version = "3"  # 3: frame rates of 1000/s and more (were NaN); 2: stream_bitrate_kbps, truncated files rejected
     defaults: dict = {}
 
     def extract(self, video_path, reference=None) -> Features:
