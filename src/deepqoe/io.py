@@ -295,7 +295,8 @@ def read_table(path: str | os.PathLike, sep: str = ",", decimal: str = ".", enco
         else:
             if suffix == ".tsv" and sep == ",":
                 sep = "\t"
-            df = pd.read_csv(p, sep=sep, decimal=decimal, encoding=encoding, dtype=dtype)
+            # low_memory=False: each column's type from the whole file (no DtypeWarning, no mixed chunks)
+            df = pd.read_csv(p, sep=sep, decimal=decimal, encoding=encoding, dtype=dtype, low_memory=False)
         dup = _duplicate_header(p, df, sep, encoding)
     except UnicodeDecodeError:
         raise DeepQoEError(f"not a text file in {encoding} (is it a CSV?)", file=str(p)) from None
