@@ -19,6 +19,31 @@ from deepqoe.io import check_output_dir
 from deepqoe.workflow import PROTOCOL_CHOICES
 
 
+# ---- outputs, checked before the work -----------------------------------------------------------------
+def check_output_path(path, option: str, folder: bool = False) -> Path:
+    """``path`` can be written by this command: a file (``folder`` False) that is not a folder, or a folder
+    that is not a file, whose nearest existing parent is a folder we may write in. A DeepQoEError naming
+    the option otherwise; called before any work, so that nothing is computed for an output that cannot
+    be written."""
+    import os
+
+    p = Path(path)
+    if p.exists() or p.is_symlink():
+        if folder and not p.is_dir():
+            raise DeepQoEError(f"{option}: exists and is not a folder; give a folder (a new name)", file=str(p))
+        if not folder and p.is_dir():
+            raise DeepQoEError(f"{option}: is a folder; give a file name", file=str(p))
+    parent = p.absolute().parent
+    while not (parent.exists() or parent.is_symlink()) and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise DeepQoEError(f"{option}: '{parent}' is a file, not a folder, so nothing can be written under it",
+                           file=str(p))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise DeepQoEError(f"{option}: no permission to write in the folder '{parent}'", file=str(p))
+    return p
+
+
 # ---- train / finetune ----------------------------------------------------------------------------------
 def _report_trained(args, metrics: dict, prefix: str) -> None:
     """The training summary on standard error (``--json``: metrics.json's content on standard output)."""
@@ -48,6 +73,7 @@ def _cmd_train(args) -> int:
     if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
     check_output_dir(args.out)  # before any training: never replaces a file or someone's folder
+    check_output_path(args.out, "--out", folder=True)
     cfg = load_train_config(args.config)
     if isinstance(cfg, SessionsExperimentConfig):
         if args.device not in (None, "cpu", "auto"):
@@ -56,7 +82,7 @@ def _cmd_train(args) -> int:
             cfg.training.epochs = args.epochs
         metrics = train_sessions_config(cfg, args.out, full=args.full, progress=show_progress(args))
     else:
-        if args.epochs:
+        if args.epochs is not None:
             cfg.training.max_epochs = args.epochs
         if args.device is not None:
             cfg.training.device = args.device
@@ -72,12 +98,34 @@ def _cmd_finetune(args) -> int:
     if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
     check_output_dir(args.out)
+    check_output_path(args.out, "--out", folder=True)
     cfg = load_config(args.config)
     m = finetune(args.pretrained, cfg, args.out, freeze=args.freeze, full=args.full, epochs=args.epochs,
                  keep_architecture=not args.config_architecture, progress=show_progress(args))
     how = "frozen representation" if m["frozen"] else "all layers"
     _report_trained(args, m, f"fine-tuned from {args.pretrained} ({how}; {len(m['warm_started'])} tensors copied)")
+    for line in warm_start_lines(m.get("warm_start") or {}):
+        status(args, line)
     return ExitCode.OK
+
+
+def warm_start_lines(report: dict) -> list[str]:
+    """What a fine-tuning copied from the pretrained model, and what not (and why), as status lines."""
+    lines = []
+    for e in report.get("inputs", []):
+        if e.get("tensors"):
+            known = f", {e['categories_known']} categories known" if "categories_known" in e else ""
+            src = f" (from '{e['from']}')" if e.get("from") != e["input"] else ""
+            more = f"; {e['reason']}" if e.get("reason") else ""
+            lines.append(f"  input '{e['input']}'{src}: copied{known}{more}")
+        else:
+            lines.append(f"  input '{e['input']}': not copied ({e.get('reason')})")
+    layers = report.get("layers") or []
+    lines.append(f"  fully connected layers: {', '.join(layers) if layers else 'none copied'}; head: "
+                 f"{'copied' if report.get('head') else 'not copied'}")
+    if report.get("reason"):
+        lines.append(f"  not transferred: {report['reason']}")
+    return ["weights copied from the pretrained model:"] + lines if lines else []
 
 
 # ---- evaluate ------------------------------------------------------------------------------------------
@@ -86,17 +134,22 @@ def _cmd_evaluate(args) -> int:
     from deepqoe.io import atomic_write_json
     from deepqoe.workflow import evaluate_config, format_summary, write_evaluation_plots
 
+    baselines = _evaluate_options(args, None)
+    out = args.out or (args.json if args.json not in (None, "-") else None)
+    if out:
+        check_output_path(out, "--out" if args.out else "--json")
+    if args.plots:
+        check_output_path(args.plots, "--plots", folder=True)
     cfg = load_config(args.config)
+    _evaluate_options(args, cfg.dataset.task)
     if args.device is not None:
         cfg.training.device = args.device
-    baselines = args.baselines.split(",") if args.baselines else None
     results = evaluate_config(cfg, protocol=args.protocol, n_splits=args.n_splits, test_size=args.test_size,
                               baselines=baselines, progress=show_progress(args), max_epochs=args.epochs)
     if args.plots:
         for p in write_evaluation_plots(results, args.plots):
             status(args, f"plot written to {p}")
     results.pop("_pooled")
-    out = args.out or (args.json if args.json not in (None, "-") else None)
     if out:
         atomic_write_json(out, results)
         status(args, f"results written to {out}")
@@ -105,6 +158,37 @@ def _cmd_evaluate(args) -> int:
     else:
         print(format_summary(results))
     return ExitCode.OK
+
+
+_EVALUATE_OPTIONS = {"n_splits": "--n-splits", "test_size": "--test-size", "max_epochs": "--epochs",
+                     "baselines": "--baselines", "protocol": "--protocol"}
+
+
+def _evaluate_options(args, task: str | None) -> list[str] | None:
+    """``evaluate``'s option values checked (a UsageError naming the option, before any work; with ``task``
+    also the baselines against the config's task); the ``--baselines`` list (None: the config's)."""
+    from deepqoe.workflow import check_evaluation_options
+
+    baselines = None
+    if args.baselines is not None:
+        baselines = [b.strip() for b in args.baselines.split(",")]
+        if baselines == ["none"]:
+            baselines = []
+        elif any(not b for b in baselines):
+            raise UsageError(f"--baselines: an empty name in {args.baselines!r}; give comma-separated names, "
+                             "e.g. majority,random_forest, or 'none'")
+    try:
+        check_evaluation_options(task, protocol=args.protocol, n_splits=args.n_splits, test_size=args.test_size,
+                                 baselines=baselines, max_epochs=args.epochs)
+    except DeepQoEError as e:
+        raise UsageError(f"{_EVALUATE_OPTIONS.get(e.field, e.field)}: {e.message}") from None
+    if task is None:
+        if args.test_size is not None and args.protocol not in ("repeated", "holdout"):
+            status(args, f"deepqoe: note: --test-size is not used by the '{args.protocol}' protocol")
+        if args.n_splits is not None and args.protocol in ("holdout", "group"):
+            status(args, f"deepqoe: note: --n-splits is not used by the '{args.protocol}' protocol "
+                         f"({'one split' if args.protocol == 'holdout' else 'one split per group'})")
+    return baselines
 
 
 # ---- predict / embed -----------------------------------------------------------------------------------
@@ -383,7 +467,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "config's 'group' column apart)")
     p.add_argument("--n-splits", type=int, help="number of splits / folds (default from the config)")
     p.add_argument("--test-size", type=float, help="test fraction for repeated splits (default from the config)")
-    p.add_argument("--baselines", help="comma-separated baselines (default from the config), e.g. majority,random_forest")
+    p.add_argument("--baselines", help="comma-separated baselines (default from the config), e.g. "
+                                       "majority,random_forest (classification) or mean,lightgbm (regression); "
+                                       "'none' for DeepQoE alone")
     p.add_argument("--epochs", type=int, help="override training.max_epochs (default: the config's)")
     p.add_argument("--out", metavar="RESULTS.json", help="also write every metric (mean, std, per split) to this "
                                                          "JSON file")

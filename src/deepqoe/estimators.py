@@ -277,6 +277,13 @@ class _DeepQoENetworkEstimator(TransformerMixin, BaseEstimator):
         trainable = None
         if self.init_from is not None:
             self._warm_start(self.init_from)
+            report = self.warm_start_report_
+            if not self.warm_started_:  # before any training
+                raise DeepQoEError(f"no weight of the pretrained model fits this network: {report['reason']}",
+                                   field="init_from")
+            if self.freeze_representation and not report["representation"]:
+                raise DeepQoEError("freeze_representation keeps the pretrained representation, but it does not "
+                                   f"transfer to this network: {report['reason']}", field="freeze_representation")
             if self.freeze_representation:
                 for p in self.network_.parameters():
                     p.requires_grad_(False)
@@ -294,13 +301,16 @@ class _DeepQoENetworkEstimator(TransformerMixin, BaseEstimator):
         return self
 
     def _warm_start(self, source: _DeepQoENetworkEstimator) -> None:
-        """Copy every weight whose name and shape match from a fitted estimator."""
-        theirs = source.network_.state_dict()
+        """Copy the weights of a fitted estimator that mean the same here (:func:`transfer_weights`): input
+        branches matched by column and modality, the fully connected layers when the fused inputs match,
+        the head when the classes do. ``warm_started_``: the tensors copied; ``warm_start_report_``: what
+        was copied and why the rest was not."""
+        updates, report = transfer_weights(source, self)
         mine = self.network_.state_dict()
-        copied = {k: v for k, v in theirs.items() if k in mine and mine[k].shape == v.shape}
-        mine.update(copied)
+        mine.update(updates)
         self.network_.load_state_dict(mine)
-        self.warm_started_ = sorted(copied)
+        self.warm_started_ = sorted(updates)
+        self.warm_start_report_ = report
 
     # ---- outputs ----------------------------------------------------------------------------------
     def _network_on(self, device: torch.device):
@@ -528,3 +538,176 @@ def estimator_from_config(cfg, inputs: list[dict] | None = None, **overrides) ->
               "classes": list(ds.classes) if ds.task == "classification" else None}
     params.update(overrides)
     return estimator_for_task(ds.task, **params)
+
+
+# ---- fine-tuning: which weights of a fitted network mean the same in a new one ----------------------------
+def _branch_identity(cfg: InputConfig, encoder) -> tuple:
+    """What an input branch reads: the same identity in two networks means the same input (column(s),
+    modality and role; the text embedding; the sequence encoder)."""
+    return (cfg.column, cfg.modality, cfg.role, tuple(encoder.columns),
+            cfg.embedding if cfg.modality == "text" else None,
+            cfg.sequence_encoder if cfg.modality == "sequence" else None)
+
+
+def _describe_input(cfg: InputConfig) -> str:
+    return f"'{cfg.column}' ({cfg.modality}{', viewer' if cfg.role == 'viewer' else ''})"
+
+
+def _output_rows(source, target) -> tuple[list[int] | None, str | None]:
+    """The rows of the source's head (and viewer offsets) for each output of the target: the same classes
+    (in any order) for a classifier, the one score for a regressor; ``(None, reason)`` otherwise."""
+    if source.task != target.task:
+        return None, f"the pretrained model is a {source.task} model, this one a {target.task} model"
+    if target.task != "classification":
+        return [0], None
+    theirs, ours = np.asarray(source.classes_).tolist(), np.asarray(target.classes_).tolist()
+    index = {c: k for k, c in enumerate(theirs)}
+    if len(theirs) != len(ours) or len(index) != len(theirs) or any(c not in index for c in ours):
+        return None, f"the classes differ (pretrained {theirs}, here {ours})"
+    return [index[c] for c in ours], None
+
+
+def transfer_weights(source, target) -> tuple[dict[str, torch.Tensor], dict]:
+    """The weights of the fitted estimator ``source`` that carry over to ``target``'s new network, by
+    meaning rather than by position: ``({tensor name in target: value}, report)``.
+
+    * An input branch takes the weights of the source's branch that reads the same input (same column,
+      modality and role; same text embedding or sequence encoder) when their shapes agree; a categorical
+      embedding row by row by category value (categories the source never saw keep their initial
+      rows; the report counts them).
+    * The first fully connected layer (or the head when there is none) only when the fused inputs are the
+      same inputs, every branch transferred, possibly in another order (its columns are then reordered);
+      each later layer only when every earlier one transferred and the shapes agree.
+    * The head (and a viewer's output offsets) only when the classes are the same (possibly in another
+      order: its rows are reordered); a regressor's one score always matches.
+
+    ``report``: ``inputs`` (per target input: the tensors copied, or why none), ``layers`` (fully
+    connected layers copied), ``head`` (bool), ``representation`` (True when the whole representation,
+    branches and fully connected layers, transferred) and ``reason`` (why something did not transfer,
+    or None)."""
+    theirs, mine = source.network_.state_dict(), target.network_.state_dict()
+    snet, tnet = source.network_, target.network_
+    rows, rows_reason = _output_rows(source, target)
+    by_identity: dict[tuple, int] = {}
+    for j, (c, e) in enumerate(zip(source.input_configs_, source.encoders_)):
+        by_identity.setdefault(_branch_identity(c, e), j)
+    updates: dict[str, torch.Tensor] = {}
+    inputs, match, complete = [], {}, {}
+    for i, (c, e) in enumerate(zip(target.input_configs_, target.encoders_)):
+        j = by_identity.get(_branch_identity(c, e))
+        entry: dict = {"input": c.key}
+        if j is None:
+            entry["reason"] = f"the pretrained model has no input {_describe_input(c)}"
+            inputs.append(entry)
+            continue
+        match[i] = j
+        entry["from"] = source.input_configs_[j].key
+        pre_t, pre_s = f"branches.{i}.", f"branches.{j}."
+        copied, missing = [], []
+        for name, ours in mine.items():
+            if not name.startswith(pre_t):
+                continue
+            value = theirs.get(pre_s + name[len(pre_t):])
+            if value is None:
+                missing.append(name)
+                continue
+            if e.kind == "index" and name == pre_t + "encode.weight":  # an embedding: row by category value
+                if value.shape[1:] != ours.shape[1:]:
+                    missing.append(name)
+                    continue
+                theirs_index = {v: r + 1 for r, v in enumerate(source.encoders_[j].vocabulary)}
+                new, known = ours.clone(), 0
+                new[0] = value[0]
+                for r, v in enumerate(e.vocabulary, start=1):
+                    if v in theirs_index:
+                        new[r] = value[theirs_index[v]]
+                        known += 1
+                entry["categories_known"] = f"{known} of {len(e.vocabulary)}"
+                if not known:
+                    missing.append(name)
+                    continue
+                value = new
+            elif c.role == "viewer" and name.startswith(pre_t + "project."):  # per-output offsets
+                if rows is None:
+                    missing.append(name)
+                    continue
+                value = value[rows]
+            if value.shape != ours.shape:
+                missing.append(name)
+                continue
+            updates[name] = value.detach().clone()
+            copied.append(name)
+        entry["tensors"] = copied
+        if missing:
+            why = ["different sizes"]
+            if entry.get("categories_known", "").startswith("0 "):
+                why.append("no category in common")
+            if rows_reason and c.role == "viewer":
+                why.append(rows_reason)
+            entry["reason"] = f"{', '.join(missing)} not copied ({'; '.join(why)})"
+        complete[i] = not missing and bool(copied)
+        inputs.append(entry)
+
+    # the fused inputs: the same inputs (any order), each transferred, else nothing past the branches
+    t_fused = [i for i in range(len(tnet.branches)) if i != tnet.viewer_index]
+    s_fused = [j for j in range(len(snet.branches)) if j != snet.viewer_index]
+    reason = None
+    unmatched = [target.input_configs_[i] for i in t_fused if i not in match]
+    extra = sorted(set(s_fused) - {match[i] for i in t_fused if i in match})
+    if unmatched:
+        reason = ("no input of the pretrained model reads " + ", ".join(_describe_input(c) for c in unmatched)
+                  + " (inputs are matched by column and modality; the pretrained model's: "
+                  + ", ".join(_describe_input(c) for c in source.input_configs_) + ")")
+    elif extra or len(t_fused) != len(s_fused):
+        reason = ("the pretrained model also reads " + ", ".join(_describe_input(source.input_configs_[j])
+                                                                  for j in extra)
+                  + ", which this config does not, so its fully connected layers do not fit")
+    else:
+        bad = [target.input_configs_[i] for i in t_fused if not complete[i]
+               or tnet.branches[i].out_dim != snet.branches[match[i]].out_dim]
+        if bad:
+            reason = ("the weights of input(s) " + ", ".join(_describe_input(c) for c in bad)
+                      + " do not fit (different sizes), so the fully connected layers do not")
+    cols = None
+    if reason is None:
+        offsets, at = {}, 0
+        for j in s_fused:
+            offsets[j] = at
+            at += snet.branches[j].out_dim
+        cols = torch.cat([torch.arange(offsets[match[i]], offsets[match[i]] + tnet.branches[i].out_dim)
+                          for i in t_fused]) if t_fused else torch.arange(0)
+
+    def linear_names(net) -> list[str]:
+        return [f"fc.{k}" for k, m in net.fc.named_children() if isinstance(m, torch.nn.Linear)] + ["head"]
+
+    t_chain, s_chain = linear_names(tnet), linear_names(snet)
+    layers, head = [], False
+    for pos, layer in enumerate(t_chain):
+        if reason is not None:
+            break
+        s_layer = s_chain[pos] if pos < len(s_chain) else None
+        if s_layer is None or (layer == "head") != (s_layer == "head"):
+            reason = "the pretrained model has a different number of fully connected layers"
+            break
+        w, b = theirs[f"{s_layer}.weight"], theirs[f"{s_layer}.bias"]
+        if pos == 0 and w.shape[1] == len(cols):
+            w = w[:, cols]
+        if layer == "head":
+            if rows is None:
+                reason = f"the head does not transfer: {rows_reason}"
+                break
+            w, b = w[rows], b[rows]
+        if w.shape != mine[f"{layer}.weight"].shape or b.shape != mine[f"{layer}.bias"].shape:
+            reason = (f"layer {layer} is {tuple(mine[layer + '.weight'].shape)} here but "
+                      f"{tuple(theirs[s_layer + '.weight'].shape)} in the pretrained model")
+            break
+        updates[f"{layer}.weight"], updates[f"{layer}.bias"] = w.detach().clone(), b.detach().clone()
+        if layer == "head":
+            head = True
+        else:
+            layers.append(layer)
+    representation = (cols is not None and len(layers) == len(t_chain) - 1)
+    if reason is None and not head:
+        reason = rows_reason
+    return updates, {"inputs": inputs, "layers": layers, "head": head, "representation": representation,
+                     "reason": reason}

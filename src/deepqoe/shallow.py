@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import sparse
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.ensemble import AdaBoostClassifier, AdaBoostRegressor, RandomForestClassifier, RandomForestRegressor
@@ -36,8 +38,37 @@ def _to_str(X):
     return X.astype(str)
 
 
-def original_features(inputs: list[dict]) -> ColumnTransformer:
-    """One-hot for text/categorical inputs, standardisation for continuous/vector inputs."""
+# ``baseline_pipeline``: a one-hot encoding wider than this stays sparse (a column of 10^5 ids would
+# otherwise be a dense matrix of 10^5 columns); narrower ones are made dense, as before
+MAX_DENSE_COLUMNS = 256
+# naive Bayes needs dense features: each categorical column keeps its most frequent categories, the rest
+# share one "infrequent" column
+MAX_DENSE_CATEGORIES = 64
+
+
+class DenseIfNarrow(TransformerMixin, BaseEstimator):
+    """Sparse features made dense when they have at most ``max_columns`` columns (decided at ``fit``):
+    learners see the dense matrix they always saw on ordinary data, and a sparse one where the one-hot
+    encoding of a high-cardinality column would not fit in memory dense."""
+
+    def __init__(self, max_columns: int = MAX_DENSE_COLUMNS):
+        self.max_columns = max_columns
+
+    def fit(self, X, y=None):
+        self.dense_ = not sparse.issparse(X) or X.shape[1] <= self.max_columns
+        return self
+
+    def transform(self, X):
+        return X.toarray() if self.dense_ and sparse.issparse(X) else X
+
+
+def original_features(inputs: list[dict], *, sparse_output: bool = False,
+                      max_categories: int | None = None) -> ColumnTransformer:
+    """One-hot for text/categorical inputs, standardisation for continuous/vector inputs.
+
+    ``sparse_output``: the one-hot part stays a sparse matrix (the result is sparse whenever there is a
+    categorical input), so a column with many distinct values costs memory per row, not per value x row.
+    ``max_categories``: at most this many one-hot columns per input (the rarest values share one)."""
     cats, nums = [], []
     for i in inputs:
         if i.get("projection", 1) == 0:
@@ -49,11 +80,11 @@ def original_features(inputs: list[dict]) -> ColumnTransformer:
         # sequences have no flat "original feature" form; session features cover them
     parts = []
     if cats:
-        parts.append(("onehot", Pipeline([("str", FunctionTransformer(_to_str)),
-                                          ("enc", OneHotEncoder(handle_unknown="ignore", sparse_output=False))]), cats))
+        enc = OneHotEncoder(handle_unknown="ignore", sparse_output=sparse_output, max_categories=max_categories)
+        parts.append(("onehot", Pipeline([("str", FunctionTransformer(_to_str)), ("enc", enc)]), cats))
     if nums:
         parts.append(("scale", StandardScaler(), nums))
-    return ColumnTransformer(parts)
+    return ColumnTransformer(parts, sparse_threshold=1.0 if sparse_output else 0.3)
 
 
 def shallow_learner(name: str, task: str, seed: int = 0, n_jobs: int = 2):
@@ -130,8 +161,15 @@ def paper_learners(seed: int = 0, n_jobs: int = 1) -> dict:
 
 
 def baseline_pipeline(name: str, task: str, inputs: list[dict], seed: int = 0) -> Pipeline:
-    """A classical learner on the original features of the same inputs."""
-    return Pipeline([("features", original_features(inputs)), ("learner", shallow_learner(name, task, seed))])
+    """A classical learner on the original features of the same inputs, in bounded memory: the one-hot
+    encoding is sparse and made dense only when narrow (:class:`DenseIfNarrow`); naive Bayes, which needs
+    dense features, keeps at most :data:`MAX_DENSE_CATEGORIES` columns per categorical input."""
+    learner = shallow_learner(name, task, seed)
+    if name == "naive_bayes":
+        features = original_features(inputs, max_categories=MAX_DENSE_CATEGORIES)
+        return Pipeline([("features", features), ("learner", learner)])
+    return Pipeline([("features", original_features(inputs, sparse_output=True)), ("dense", DenseIfNarrow()),
+                     ("learner", learner)])
 
 
 # ---- VIDEVAL's method: RBF-SVR with C and gamma chosen on an inner split (Tu et al., VIDEVAL) ----------

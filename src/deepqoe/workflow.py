@@ -14,6 +14,7 @@ here imports the command line.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -27,6 +28,31 @@ PROTOCOL_CHOICES = ("repeated", "kfold", "group", "group-kfold", "holdout", "vid
 
 
 # ---- train / finetune: fit, score, save, metrics.json -----------------------------------------------
+@contextlib.contextmanager
+def _config_errors(cfg):
+    """A training setting's error (training that diverged: ``training.learning_rate``) names the config file."""
+    try:
+        yield
+    except DeepQoEError as e:
+        if e.file is None and (e.field or "").startswith("training."):
+            raise DeepQoEError(e.message, file=cfg.path, field=e.field) from None
+        raise
+
+
+def check_classes(cfg, data, idx: np.ndarray | None = None) -> None:
+    """A classification config's target holds at least 2 classes (in the rows ``idx``, default all): with one
+    there is nothing to learn, and every score would be perfect. A DeepQoEError naming the config otherwise."""
+    if cfg.dataset.task != "classification":
+        return
+    y = data.y if idx is None else data.y[idx]
+    found = list(dict.fromkeys(np.asarray(y).tolist()))
+    if len(found) < 2:
+        where = "the training rows hold" if idx is not None and len(idx) < len(data) else "the data holds"
+        what = f"one class only ({found[0]!r})" if found else "no class"
+        raise DeepQoEError(f"classification needs at least 2 classes to learn from, but {where} {what} in "
+                           f"target column '{cfg.dataset.target}'", file=cfg.path, field="dataset.target")
+
+
 def _holdout(cfg, n: int, full: bool) -> tuple[np.ndarray, np.ndarray]:
     """Training and test rows: all rows and none when ``full``, else the config's holdout split."""
     from deepqoe.evaluation.protocols import make_splits
@@ -37,21 +63,23 @@ def _holdout(cfg, n: int, full: bool) -> tuple[np.ndarray, np.ndarray]:
     return split.train, split.test
 
 
-def _calibration_split(cfg, data, train_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(fit rows, calibration rows) of a regression config's training rows: ``evaluation.calibration_fraction``
-    held out for the prediction intervals (:mod:`deepqoe.conformal`), group-disjoint when the dataset has a
-    group; none for classification, a fraction of 0, or fewer than 10 rows."""
-    from deepqoe.evaluation.protocols import validation_split
+def _calibration_split(cfg, data, train_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """(fit rows, calibration rows, how they were chosen) of a regression config's training rows:
+    ``evaluation.calibration_fraction`` held out for the prediction intervals (:mod:`deepqoe.conformal`),
+    group-disjoint when the dataset has a group with at least 3 groups among the training rows (random rows
+    otherwise, and ``how`` says why); none for classification, a fraction of 0, or fewer than 10 rows."""
+    from deepqoe.evaluation.protocols import validation_split_how
 
     frac = cfg.evaluation.calibration_fraction
     if cfg.dataset.task != "regression" or frac <= 0:
-        return train_idx, train_idx[:0]
+        return train_idx, train_idx[:0], "none"
     groups = data.groups[train_idx] if data.groups is not None else None
-    fit_pos, cal_pos = validation_split(len(train_idx), frac, cfg.evaluation.seed + 104729, groups)
-    return train_idx[fit_pos], train_idx[cal_pos]
+    fit_pos, cal_pos, how = validation_split_how(len(train_idx), frac, cfg.evaluation.seed + 104729, groups)
+    return train_idx[fit_pos], train_idx[cal_pos], how
 
 
-def _table_intervals(est, cfg, data, cal_idx: np.ndarray, test_idx: np.ndarray) -> tuple[dict | None, dict]:
+def _table_intervals(est, cfg, data, cal_idx: np.ndarray, test_idx: np.ndarray, how: str = "random rows"
+                     ) -> tuple[dict | None, dict]:
     """(intervals.json object or None, metrics): split-conformal calibration on the held-out rows, and the
     test part's coverage at 0.8 and 0.9 when there is one."""
     from deepqoe.conformal import calibrate, coverage, interval_bounds, min_calibration
@@ -67,9 +95,9 @@ def _table_intervals(est, cfg, data, cal_idx: np.ndarray, test_idx: np.ndarray) 
         sc = parse_scale(rating_scale)
         bounds = (float(sc.lo), float(sc.hi))
     cal = calibrate(data.y[cal_idx], est.predict(data.X.iloc[cal_idx]), scale=rating_scale, bounds=bounds,
-                    source=f"{len(cal_idx)} training rows held out (evaluation.calibration_fraction {frac:g}"
-                           f"{', group-disjoint' if data.groups is not None else ''}), not trained on")
-    out: dict = {"n_calibration": cal["n_calibration"]}
+                    source=f"{len(cal_idx)} training rows held out (evaluation.calibration_fraction {frac:g}, "
+                           f"{how}), not trained on")
+    out: dict = {"n_calibration": cal["n_calibration"], "calibration_rows": how}
     if len(test_idx):
         pred = est.predict(data.X.iloc[test_idx])
         out["test"] = {f"{lv:g}": coverage(data.y[test_idx], *interval_bounds(cal, pred, lv))
@@ -99,18 +127,16 @@ def _fit_and_save(est, cfg, data, out_dir, *, full: bool, use_groups: bool, metr
     from deepqoe.persistence import save_model
 
     train_idx, test_idx = _holdout(cfg, len(data), full)
-    train_idx, cal_idx = _calibration_split(cfg, data, train_idx)
+    train_idx, cal_idx, how = _calibration_split(cfg, data, train_idx)
+    check_classes(cfg, data)
+    check_classes(cfg, data, train_idx)
     groups = data.groups[train_idx] if use_groups and data.groups is not None else None
     t0 = time.perf_counter()
-    try:
+    with _config_errors(cfg):
         est.fit(data.X.iloc[train_idx], data.y[train_idx], groups=groups)
-    except DeepQoEError as e:
-        if e.file is None and (e.field or "").startswith("training."):
-            raise DeepQoEError(e.message, file=cfg.path, field=e.field) from None
-        raise
     seconds = time.perf_counter() - t0
     more = after_fit(est) if after_fit is not None else {}
-    intervals, cal_metrics = _table_intervals(est, cfg, data, cal_idx, test_idx)
+    intervals, cal_metrics = _table_intervals(est, cfg, data, cal_idx, test_idx, how)
     if cal_metrics:
         more["intervals"] = cal_metrics
     heads = _table_distribution(est, cfg, data, cal_idx if len(cal_idx) else train_idx, bool(len(cal_idx)))
@@ -164,13 +190,16 @@ def train_config(cfg, out_dir: str | Path, full: bool = False, progress: bool = 
 
 def finetune(pretrained: str | Path, cfg, out_dir: str | Path, *, freeze: bool = False, full: bool = False,
              epochs: int | None = None, keep_architecture: bool = True, progress: bool = False) -> dict:
-    """Train on ``cfg``'s dataset starting from ``pretrained``'s weights (every tensor whose name and shape
-    match: the fully connected layers, the head, and input branches of the same kind and size).
+    """Train on ``cfg``'s dataset starting from ``pretrained``'s weights, those that mean the same here
+    (:func:`deepqoe.estimators.transfer_weights`): the input branches of the same column and modality, the
+    fully connected layers when the fused inputs are the same, the head when the classes are.
 
     ``freeze``: keep the pretrained representation (input branches and fully connected layers) fixed and
-    train only the head; it needs the fully connected layers to transfer (same total projected width).
+    train only the head; refused (before training) unless the whole representation transfers.
     ``keep_architecture``: use the pretrained model's hidden layers and dropout (else the config's; then
-    little but the input branches transfers). Returns the metrics written to ``out_dir/metrics.json``.
+    little but the input branches transfers). Returns the metrics written to ``out_dir/metrics.json``
+    (``warm_started``: the tensors copied; ``warm_start``: per input what was copied, and why the rest
+    was not).
     """
     from deepqoe.datasets import load_dataset
     from deepqoe.estimators import estimator_from_config
@@ -191,28 +220,31 @@ def finetune(pretrained: str | Path, cfg, out_dir: str | Path, *, freeze: bool =
     over: dict = {"init_from": source, "freeze_representation": bool(freeze), "progress": progress}
     if keep_architecture:
         over.update(hidden_layers=tuple(source.hidden_layers), dropout=source.dropout)
-    if epochs:
+    if epochs is not None:
         over["max_epochs"] = int(epochs)
     est = estimator_from_config(cfg, data.inputs, **over)
 
     def after_fit(est) -> dict:
-        copied = list(getattr(est, "warm_started_", []))
-        if not copied:
-            raise DeepQoEError("no weight of the pretrained model fits this dataset's network (different inputs "
-                               "and layers); train from scratch with 'deepqoe train' instead")
-        if freeze and not any(k.startswith(("fc.", "head.")) for k in copied):
-            raise DeepQoEError("--freeze keeps the pretrained representation, but its layers do not fit this "
-                               "network (the inputs' total projected width differs); drop --freeze")
-        return {"warm_started": copied}
+        return {"warm_started": list(est.warm_started_), "warm_start": est.warm_start_report_}
 
     def extra_meta(est, train_idx):
         return {"finetuned_from": {"model": str(pretrained), "name": pmeta.get("name") or src.name,
                                    "frozen": bool(freeze), "tensors_copied": len(est.warm_started_)},
                 "explain_baseline": fit_baseline(est, data.X.iloc[train_idx])}
 
-    return _fit_and_save(est, cfg, data, out_dir, full=full, use_groups=True,
-                         metrics={"pretrained": str(pretrained), "frozen": bool(freeze)},
-                         after_fit=after_fit, extra_meta=extra_meta)
+    try:
+        return _fit_and_save(est, cfg, data, out_dir, full=full, use_groups=True,
+                             metrics={"pretrained": str(pretrained), "frozen": bool(freeze)},
+                             after_fit=after_fit, extra_meta=extra_meta)
+    except DeepQoEError as e:  # raised by the warm start, before any training
+        if e.field == "init_from":
+            raise DeepQoEError(f"{e.message}; train from scratch with 'deepqoe train' instead (or name the "
+                               "columns as the pretrained model does)", file=cfg.path) from None
+        if e.field == "freeze_representation":
+            reason = e.message.split(": ", 1)[-1]
+            raise DeepQoEError(f"--freeze keeps the pretrained representation, but it does not transfer to this "
+                               f"network: {reason}; drop --freeze to train all layers", file=cfg.path) from None
+        raise
 
 
 # ---- train a session model on a sessions config ------------------------------------------------------------
@@ -542,9 +574,60 @@ def distribution_heads(datasets: list[str], default: str | None, model, session_
 
 
 # ---- evaluate ------------------------------------------------------------------------------------------
+def baselines_for_task(task: str) -> tuple[str, ...]:
+    """The baselines ``evaluate`` can run for a task (:data:`deepqoe.shallow.BASELINES`): ``majority`` and
+    ``naive_bayes`` are classifiers, ``mean`` is the trivial regressor."""
+    from deepqoe.shallow import BASELINES
+
+    drop = {"classification": ("mean",), "regression": ("majority", "naive_bayes")}.get(task, ())
+    return tuple(b for b in BASELINES if b not in drop)
+
+
+def check_evaluation_options(task: str, *, protocol: str = "repeated", n_splits: int | None = None,
+                             test_size: float | None = None, baselines: list[str] | None = None,
+                             max_epochs: int | None = None) -> None:
+    """The values ``evaluate`` is asked to use instead of the config's, checked before any work: a
+    DeepQoEError naming the parameter (``n_splits`` at least 2, ``test_size`` a fraction strictly between
+    0 and 1, ``max_epochs`` at least 1, ``baselines`` known, each once, and fitting the task)."""
+    import math
+
+    from deepqoe.evaluation.protocols import PROTOCOLS
+
+    if protocol not in PROTOCOLS:
+        raise DeepQoEError(f"unknown protocol '{protocol}'; use one of {', '.join(PROTOCOLS)}", field="protocol")
+    if n_splits is not None and (isinstance(n_splits, bool) or int(n_splits) != n_splits or n_splits < 2):
+        raise DeepQoEError(f"the number of splits must be a whole number of at least 2, got {n_splits}",
+                           field="n_splits")
+    if test_size is not None and not (isinstance(test_size, (int, float)) and math.isfinite(test_size)
+                                      and 0 < test_size < 1):
+        raise DeepQoEError(f"the test size must be a fraction strictly between 0 and 1 (e.g. 0.2), got {test_size}",
+                           field="test_size")
+    if max_epochs is not None and (isinstance(max_epochs, bool) or int(max_epochs) != max_epochs or max_epochs < 1):
+        raise DeepQoEError(f"the number of epochs must be at least 1, got {max_epochs}", field="max_epochs")
+    if baselines is not None:
+        allowed = baselines_for_task(task)
+        seen = set()
+        for b in baselines:
+            if b in seen:
+                raise DeepQoEError(f"baseline '{b}' is listed twice", field="baselines")
+            seen.add(b)
+            if b not in allowed:
+                from deepqoe.shallow import BASELINES
+
+                why = f"it is not a {task} baseline" if b in BASELINES else "unknown baseline"
+                hint = {"mean": " (the trivial classifier is 'majority')",
+                        "majority": " (the trivial regressor is 'mean')"}.get(b, "")
+                raise DeepQoEError(f"'{b}': {why}{hint}; {(task + ' ') if task else ''}baselines: "
+                                   f"{', '.join(allowed)}", field="baselines")
+
+
 def evaluate_config(cfg, protocol: str = "repeated", n_splits: int | None = None, test_size: float | None = None,
                     baselines: list[str] | None = None, progress: bool = True, max_epochs: int | None = None) -> dict:
-    """DeepQoE and baselines on the same splits of a dataset: every metric as mean, std and per split."""
+    """DeepQoE and baselines on the same splits of a dataset: every metric as mean, std and per split.
+
+    ``n_splits``, ``test_size``, ``baselines`` and ``max_epochs`` replace the config's values when given
+    (checked first by :func:`check_evaluation_options`); the config's own baselines that do not fit the task
+    (``majority`` for a regression, ``mean`` for a classification) are skipped."""
     from deepqoe.datasets import load_dataset
     from deepqoe.estimators import estimator_from_config
     from deepqoe.evaluation.metrics import classification_metrics, regression_metrics, scalar_metrics
@@ -553,14 +636,27 @@ def evaluate_config(cfg, protocol: str = "repeated", n_splits: int | None = None
     from deepqoe.shallow import baseline_pipeline
 
     ds_cfg, ev = cfg.dataset, cfg.evaluation
-    data = load_dataset(ds_cfg)
     task = ds_cfg.task
-    n_splits = n_splits or ev.n_splits
-    test_size = test_size or ev.test_size
+    check_evaluation_options(task, protocol=protocol, n_splits=n_splits, test_size=test_size, baselines=baselines,
+                             max_epochs=max_epochs)
+    n_splits_from = "evaluation.n_splits" if n_splits is None else None
+    n_splits = ev.n_splits if n_splits is None else int(n_splits)
+    test_size = ev.test_size if test_size is None else float(test_size)
+    if baselines is None:
+        allowed = baselines_for_task(task)
+        baselines = [b for b in ev.baselines if b in allowed]
+    data = load_dataset(ds_cfg)
+    check_classes(cfg, data)
+    if protocol == "group-kfold" and data.groups is not None:
+        n_groups = len(set(np.asarray(data.groups).tolist()))
+        if n_groups < n_splits:
+            raise DeepQoEError(f"group-kfold with {n_splits} folds needs at least {n_splits} groups, and group "
+                               f"column '{ds_cfg.group}' has {n_groups}: ask for at most {n_groups} folds "
+                               f"({'evaluation.n_splits' if n_splits_from else '--n-splits'})",
+                               file=cfg.path, field=n_splits_from)
     splits = make_splits(protocol, len(data), groups=data.groups, n_splits=n_splits, test_size=test_size,
                          seed=ev.seed)
-    names = ["deepqoe"] + [b for b in (baselines if baselines is not None else ev.baselines)
-                           if not (task == "regression" and b == "majority") and not (task == "classification" and b == "mean")]
+    names = ["deepqoe"] + list(baselines)
     labels = list(ds_cfg.classes) if task == "classification" else None
     per_split: dict[str, list[dict]] = {n: [] for n in names}
     fit_seconds: dict[str, list[float]] = {n: [] for n in names}
@@ -571,7 +667,7 @@ def evaluate_config(cfg, protocol: str = "repeated", n_splits: int | None = None
         from tqdm.auto import tqdm
 
         iterator = tqdm(splits, desc=f"evaluate ({protocol})", unit="split")
-    overrides = {"max_epochs": max_epochs} if max_epochs else {}
+    overrides = {"max_epochs": int(max_epochs)} if max_epochs is not None else {}
     for k, split in enumerate(iterator):
         Xtr, Xte = data.X.iloc[split.train], data.X.iloc[split.test]
         ytr, yte = data.y[split.train], data.y[split.test]
@@ -582,10 +678,16 @@ def evaluate_config(cfg, protocol: str = "repeated", n_splits: int | None = None
             t0 = time.perf_counter()
             if name == "deepqoe":
                 est = estimator_from_config(cfg, data.inputs, random_state=cfg.training.seed + k, **overrides)
-                est.fit(Xtr, ytr, groups=gtr)
+                with _config_errors(cfg):
+                    est.fit(Xtr, ytr, groups=gtr)
             else:
                 est = baseline_pipeline(name, task, data.inputs, seed=k)
-                est.fit(Xtr, ytr)
+                try:
+                    est.fit(Xtr, ytr)
+                except ValueError as e:  # scikit-learn's refusal (e.g. one class in a training part)
+                    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                    raise DeepQoEError(f"baseline '{name}' cannot be trained on {split.name} "
+                                       f"({len(split.train)} training rows): {first}", file=cfg.path) from None
             fit_seconds[name].append(time.perf_counter() - t0)
             pred = est.predict(Xte)
             pooled[name][0].extend(np.asarray(yte).tolist())

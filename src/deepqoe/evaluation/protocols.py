@@ -94,23 +94,37 @@ def fixed_splits(train_masks) -> list[Split]:
 
 
 def validation_split(n_train: int, fraction: float, seed: int, groups=None) -> tuple[np.ndarray, np.ndarray]:
-    """Split the training part once more for early stopping (group-disjoint when groups are given)."""
+    """Split the training part once more for early stopping (group-disjoint when groups are given and there
+    are at least 3 of them; random rows otherwise: :func:`validation_split_how` says which)."""
+    fit, val, _ = validation_split_how(n_train, fraction, seed, groups)
+    return fit, val
+
+
+def validation_split_how(n_train: int, fraction: float, seed: int, groups=None
+                         ) -> tuple[np.ndarray, np.ndarray, str]:
+    """:func:`validation_split` and how it was made: ``"none"`` (nothing held out: a fraction of 0 or fewer
+    than 10 rows), ``"group-disjoint"``, or ``"random rows"`` (no groups given, or too few of them: then the
+    description says so)."""
     idx = np.arange(n_train)
     if fraction <= 0 or n_train < 10:
-        return idx, idx[:0]
+        return idx, idx[:0], "none"
     rng = np.random.default_rng(seed + 7919)
+    how = "random rows"
     if groups is not None:
         groups = np.asarray(groups)
         uniq = np.array(list(dict.fromkeys(groups.tolist())), dtype=object)
+        how = (f"random rows, not group-disjoint: {len(uniq)} group{'' if len(uniq) == 1 else 's'} among them, "
+               "and group-disjoint needs at least 3")
         if len(uniq) >= 3:
             rng.shuffle(uniq)
             n_val = max(1, int(round(len(uniq) * fraction)))
             mask = np.isin(groups, uniq[:n_val])
             if 0 < mask.sum() < n_train:
-                return idx[~mask], idx[mask]
+                return idx[~mask], idx[mask], "group-disjoint"
+            how = "random rows, not group-disjoint: the groups could not be split"
     k = max(1, int(round(n_train * fraction)))
     perm = rng.permutation(n_train)
-    return np.sort(perm[k:]), np.sort(perm[:k])
+    return np.sort(perm[k:]), np.sort(perm[:k]), how
 
 
 def videval_split(n_samples: int, i: int):
