@@ -474,3 +474,17 @@ def test_more_bad_option_values(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("DEEPQOE_DATA", str(tmp_path / "afile"))
     code, _, err = run(capsys, "datasets", "verify")
     assert code == 1 and "is a file, not a folder" in err and len(err.strip().splitlines()) == 1
+
+
+def test_unseen_categories_are_said(capsys, trained, tmp_path):
+    """A categorical value the training data did not have is read as the unknown category, and predict says so
+    on standard error (how many rows, a few values); -q hides it, stdout stays data."""
+    _, csv, model = trained
+    df = pd.read_csv(csv).head(6)
+    df.loc[[1, 4], "resolution"] = 2160
+    df.to_csv(tmp_path / "rows.csv", index=False)
+    code, out, err = run(capsys, "predict", model, tmp_path / "rows.csv")
+    assert code == 0 and len(pd.read_csv(io.StringIO(out))) == 6
+    assert "2 of 6 row(s) have a value of 'resolution' not seen in training (e.g. 2160)" in err
+    code, out, err = run(capsys, "predict", model, tmp_path / "rows.csv", "-q")
+    assert code == 0 and err == ""

@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import codecs
 import difflib
+import math
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
 from deepqoe.errors import DeepQoEError
 
@@ -43,6 +45,39 @@ MAX_LAYERS = 16               # hidden layers
 MAX_EMBEDDING_DIM = 1024      # a categorical input's embedding
 MAX_SEQUENCE_LENGTH = 100_000  # steps of a sequence input (more than a day of seconds)
 BUILTIN = "builtin"           # sessions.quality_mapping: the mapping that ships with deepqoe
+MAX_SEED = 2**32 - 1          # the largest seed every random generator used accepts (numpy, scikit-learn)
+
+
+def _show(v: Any, limit: int = 40) -> str:
+    """A config value as a message prints it: plainly and at most about ``limit`` characters."""
+    if isinstance(v, str):
+        s = f"'{v}'" if v.isprintable() and "'" not in v else repr(v)
+    else:
+        s = "null" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+    return s if len(s) <= limit else s[:limit] + "..."
+
+
+def _show_list(values: list, n: int = 8) -> str:
+    return "[" + ", ".join(_show(v, 20) for v in values[:n]) + (", ...]" if len(values) > n else "]")
+
+
+def _seed(v: Any) -> Any:
+    """A seed: a whole number from 0 to :data:`MAX_SEED` (not a boolean, which YAML's ``true`` would be)."""
+    if isinstance(v, bool) or (isinstance(v, int) and not 0 <= v <= MAX_SEED):
+        raise ValueError(f"a seed must be a whole number from 0 to {MAX_SEED}, got {_show(v, 24)}")
+    return v
+
+
+Seed = Annotated[int, BeforeValidator(_seed)]
+
+
+class ConfigFieldError(ValueError):
+    """A validator's error about ``field``, a path below the validated model (e.g. ``inputs.2``), so the
+    message names that field rather than the model."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
 
 
 class _Strict(BaseModel):
@@ -81,8 +116,32 @@ class ReaderOptions(_Strict):
         try:
             codecs.lookup(v)
         except LookupError:
-            raise ValueError(f"unknown text encoding {v!r} (for example utf-8, latin-1, cp1252)") from None
+            raise ValueError(f"unknown text encoding {_show(v)} (for example utf-8, latin-1, cp1252)") from None
+        try:  # rot13, base64, zlib, ... are codecs but not text encodings: a table cannot be read with them
+            "".encode(v)
+            b"".decode(v)
+        except (LookupError, UnicodeError):
+            raise ValueError(f"{_show(v)} is not a text encoding (for example utf-8, latin-1, cp1252)") from None
         return v
+
+    @field_validator("sep", "decimal")
+    @classmethod
+    def _one_character(cls, v, info):
+        sep = info.field_name == "sep"
+        what = "separator between columns" if sep else "decimal mark"
+        if len(v) != 1:
+            examples = "',', ';' or '\\t'" if sep else "'.' or ','"
+            raise ValueError(f"the {what} must be one character (e.g. {examples}), got "
+                             + (repr(v) + " (empty)" if not v else _show(v)))
+        if v in ('"', "\n", "\r") or (info.field_name == "decimal" and (v.isalnum() or v.isspace())):
+            raise ValueError(f"{_show(v)} cannot be the {what}")
+        return v
+
+    @model_validator(mode="after")
+    def _distinct(self):
+        if self.sep == self.decimal:
+            raise ValueError(f"'sep' and 'decimal' are both {self.sep!r}; they must differ")
+        return self
 
 
 class InputConfig(_Strict):
@@ -175,6 +234,54 @@ class DatasetConfig(_Strict):
     inputs: list[InputConfig]
     base_dir: str | None = Field(default=None, exclude=True)
 
+    @field_validator("source")
+    @classmethod
+    def _some_source(cls, v):
+        srcs = [v] if isinstance(v, str) else v
+        if not srcs:
+            raise ValueError("'source' needs at least one table file")
+        if any(not s.strip() for s in srcs):
+            raise ValueError("a source is an empty path")
+        return v
+
+    @field_validator("classes")
+    @classmethod
+    def _class_labels(cls, v):
+        """Numbers or text labels, not both (a label must mean one thing), each once; ints and floats
+        together become floats (one type, as the labels of predictions)."""
+        if v is None:
+            return v
+        for c in v:
+            if isinstance(c, bool) or c is None or not isinstance(c, (str, int, float)):
+                raise ValueError(f"a class must be a number or a text label, found {_show(c)} "
+                                 "(quote it to make it a label, e.g. 'yes')")
+            if isinstance(c, float) and not math.isfinite(c):
+                raise ValueError(f"a class must be a finite number or a text label, found {c}")
+        if len({isinstance(c, str) for c in v}) > 1:
+            raise ValueError(f"the classes mix numbers and text labels: {_show_list(v)}; write them all as "
+                             "numbers or all as text")
+        if len({type(c) for c in v}) > 1:  # ints and floats
+            v = [float(c) for c in v]
+        return v
+
+    @field_validator("target_bins", mode="before")
+    @classmethod
+    def _bins_are_numbers(cls, v):
+        if isinstance(v, list) and any(isinstance(b, bool) for b in v):
+            raise ValueError("'target_bins' are numbers (the thresholds between classes), found a boolean")
+        return v
+
+    @field_validator("aggregate_by")
+    @classmethod
+    def _aggregate_keys(cls, v):
+        if v is not None:
+            if any(not c for c in v):
+                raise ValueError("an empty column name")
+            dup = next((c for i, c in enumerate(v) if c in v[:i]), None)
+            if dup is not None:
+                raise ValueError(f"the column '{dup}' is listed twice; list each column once")
+        return v
+
     @field_validator("inputs")
     @classmethod
     def _unique_inputs(cls, inputs):
@@ -200,6 +307,42 @@ class DatasetConfig(_Strict):
             raise ValueError("every input has projection 0: nothing is left for the model")
         self._check_individual()
         return self
+
+    def check_trainable(self) -> None:
+        """What training from this dataset needs beyond a readable description (checked for a config file,
+        not for the dataset section of a model file, which only says how to read inputs): at least 2 distinct
+        classes, finite increasing ``target_bins``, the target not among the inputs, ``aggregate_by`` without
+        the target and, with classification, with ``target_bins`` (a mean of ratings is not a class). A problem
+        raises :class:`ConfigFieldError` naming the field below ``dataset``."""
+        if self.classes is not None:
+            if len(self.classes) < 2:
+                raise ConfigFieldError("classes", f"a classification needs at least 2 classes, got "
+                                                  f"{len(self.classes)}")
+            seen: list = []
+            for c in self.classes:
+                if c in seen:  # 1 and 1.0 alike
+                    raise ConfigFieldError("classes", f"the class {_show(c)} is listed twice; list each class once")
+                seen.append(c)
+        if self.target_bins is not None:
+            v = self.target_bins
+            if not all(math.isfinite(b) for b in v):
+                raise ConfigFieldError("target_bins", f"'target_bins' must be finite numbers, got {_show_list(v)}")
+            if any(b >= a for b, a in zip(v, v[1:])):
+                raise ConfigFieldError("target_bins", f"'target_bins' must be strictly increasing (the thresholds "
+                                                      f"between classes, lowest first), got {_show_list(v)}")
+        for k, inp in enumerate(self.inputs):
+            used = [inp.column] if inp.file is not None else (inp.columns or [inp.column])
+            if self.target in used:
+                raise ConfigFieldError(f"inputs.{k}", f"the target column '{self.target}' is also an input: the "
+                                                      "model would be given the answer; remove it from 'inputs'")
+        if self.aggregate_by and self.target in self.aggregate_by:
+            raise ConfigFieldError("aggregate_by", f"lists the target column '{self.target}': the ratings are "
+                                                   "averaged per condition, so list the columns that define a "
+                                                   "condition, not the target")
+        if self.aggregate_by and self.task == "classification" and self.target_bins is None:
+            raise ConfigFieldError("aggregate_by", "averaging the ratings of each condition gives mean scores, "
+                                                   "not classes: use task 'regression', or 'target_bins' to cut "
+                                                   "the mean score into the classes")
 
     def _check_individual(self) -> None:
         if self.individual is None:
@@ -270,7 +413,7 @@ class TrainingConfig(_Strict):
     # torch intra-op threads while training. 1 by default: on these small networks a busy second core makes
     # multi-threaded kernels stall; on an idle machine with big batches 2+ threads are faster (bench/).
     n_threads: int = Field(default=1, ge=1, le=1024)
-    seed: int = 0
+    seed: Seed = 0
     progress: bool = False
     # where training and prediction run: cpu (default), cuda / cuda:N (a GPU), auto (cuda when present);
     # the name is checked here, the GPU when the network is moved (deepqoe.devices.resolve_device)
@@ -290,7 +433,7 @@ class TrainingConfig(_Strict):
 class EvaluationConfig(_Strict):
     n_splits: int = Field(default=10, ge=2)
     test_size: float = Field(default=0.1, gt=0, lt=1)
-    seed: int = 0
+    seed: Seed = 0
     # regression, ``deepqoe train``: this share of the training rows (group-disjoint when the dataset has a
     # group) is held out to calibrate prediction intervals (deepqoe.conformal); 0: no intervals. Here, not in
     # ``training``, because every training field is an estimator parameter.
@@ -307,6 +450,12 @@ class ExperimentConfig(_Strict):
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     path: str | None = Field(default=None, exclude=True)
+
+    @field_validator("dataset")
+    @classmethod
+    def _trainable(cls, v):
+        v.check_trainable()
+        return v
 
 
 # ---- sessions configs: ``deepqoe train`` of the streaming session model ----------------------------------
@@ -469,7 +618,7 @@ class SessionTrainingOverrides(_Strict):
     learning_rate: float | None = Field(default=None, gt=0, le=10, allow_inf_nan=False)
     curve_weight: float | None = Field(default=None, ge=0, le=1e6, allow_inf_nan=False)
     weight_decay: float | None = Field(default=None, ge=0, le=1e6, allow_inf_nan=False)
-    seed: int = 0
+    seed: Seed = 0
 
 
 class SessionEvaluationConfig(_Strict):
@@ -478,7 +627,7 @@ class SessionEvaluationConfig(_Strict):
 
     protocol: Literal["group-kfold", "none"] = "group-kfold"
     n_splits: int = Field(default=5, ge=2, le=100)
-    seed: int = 0
+    seed: Seed = 0
 
 
 class SessionDistributionConfig(_Strict):
@@ -550,6 +699,9 @@ def format_validation_error(err: ValidationError, root_cls, file: str | None) ->
             close = difflib.get_close_matches(str(e.get("input")), MODALITIES, n=1)
             msg = f"unknown modality {e.get('input')!r}; use one of {', '.join(MODALITIES)}" + (
                 f" (did you mean '{close[0]}'?)" if close else "")
+    elif isinstance((e.get("ctx") or {}).get("error"), ConfigFieldError):
+        sub = e["ctx"]["error"]
+        field, msg = f"{field}.{sub.field}" if loc else sub.field, str(sub)
     else:
         msg = msg.removeprefix("Value error, ")
     extra = f" ({len(err.errors()) - 1} more problem(s) after this one)" if len(err.errors()) > 1 else ""

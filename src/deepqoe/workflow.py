@@ -765,13 +765,19 @@ def read_prediction_input(model_meta: dict, data_path: str | Path) -> tuple[pd.D
 
 def prediction_dataset(model_meta: dict):
     """The DatasetConfig a table model was trained with (reader options, inputs, id), or None."""
-    from deepqoe.config import DatasetConfig
+    from pydantic import ValidationError
+
+    from deepqoe.config import DatasetConfig, format_validation_error
 
     ds = dict(model_meta.get("dataset") or {})
     if not ds:
         return None
     base_dir = ds.pop("base_dir", None)
-    cfg = DatasetConfig.model_validate(ds)
+    try:
+        cfg = DatasetConfig.model_validate(ds)
+    except ValidationError as e:  # a model file written under older, looser rules (or edited by hand)
+        err = format_validation_error(e, DatasetConfig, "model.json")
+        raise DeepQoEError(err.message, file="model.json", field=f"dataset.{err.field}") from None
     cfg.base_dir = base_dir
     return cfg
 

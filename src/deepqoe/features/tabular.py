@@ -54,7 +54,8 @@ def show_value(v, limit: int = 40) -> str:
         return t if len(t) <= 24 else f"an integer of {len(t)} digits"
     if isinstance(v, (float, np.floating)):
         return "NaN" if np.isnan(v) else repr(float(v))
-    if isinstance(v, str):
+    if isinstance(v, str):  # np.str_ too: its repr is np.str_('...')
+        v = str(v)
         return repr(v) if len(v) <= limit else repr(v[:limit]) + "..."
     if isinstance(v, np.ndarray):
         return f"a list of {len(v)} value(s)" if v.ndim == 1 else f"an array of shape {tuple(v.shape)}"
