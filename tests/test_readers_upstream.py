@@ -97,9 +97,10 @@ def test_chunk_duration_missing_or_given(tmp_path):
 def test_bad_folders_name_the_problem(tmp_path):
     folder = _folder(tmp_path / "gone", pd.DataFrame({"streaming_log": ["a.csv", "missing.csv"], "mos": [1, 2]}),
                      {"a.csv": _log()})
-    with pytest.raises(DeepQoEError, match="not found") as e:
-        load_waterloo_folder(folder)
-    assert "missing.csv" in e.value.file
+    with pytest.raises(DeepQoEError, match="no log 'missing.csv' in streaming_logs/") as e:
+        load_waterloo_folder(folder)  # the user's folder lacks it: not a DEEPQOE_DATA hint
+    assert e.value.file.endswith("data.csv") and (e.value.column, e.value.row) == ("streaming_log", 2)
+    assert "DEEPQOE_DATA" not in str(e.value)
     bad = _folder(tmp_path / "bad", pd.DataFrame({"streaming_log": ["a.csv"], "mos": ["high"]}), {"a.csv": _log()})
     with pytest.raises(DeepQoEError) as e:
         load_waterloo_folder(bad)
@@ -163,7 +164,8 @@ def test_load_sessions_reads_the_waterloo_layout(tmp_path):
     sessions, failures = load_sessions(folder)
     assert [s.id for s in sessions] == ["000", "001", "003", "005"]
     assert len(failures) == 2 and failures[0].file.endswith("002.csv") and failures[0].column == "chunk_duration"
-    assert failures[0].row == 4 and "004.csv" in failures[1].file
+    assert failures[0].row == 4 and "no log '004.csv'" in failures[1].message
+    assert failures[1].file.endswith("data.csv") and failures[1].column == "streaming_log" and failures[1].row == 5
 
 
 def test_waterloo_layout_with_scores_off_the_0_100_scale_reads_them_as_z(tmp_path):

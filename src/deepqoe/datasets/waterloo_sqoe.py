@@ -90,7 +90,10 @@ def _layout_session(base: Path, r: dict, mos: float, *, name: str, mos_scale: st
     if log_name[:-4] in seen:
         raise DeepQoEError(f"session '{log_name[:-4]}': the id is used twice (row {seen[log_name[:-4]]} names the "
                            f"same log)", file=str(base / "data.csv"), column="streaming_log", row=row)
-    f = need(base / "streaming_logs" / log_name)
+    f = base / "streaming_logs" / log_name
+    if not f.is_file():  # a log data.csv names but the folder lacks: the user's folder, not DEEPQOE_DATA
+        raise DeepQoEError(f"no log '{log_name}' in streaming_logs/ for this row", file=str(base / "data.csv"),
+                           column="streaming_log", row=row)
     log = read_table(f)
     dur = _log_column(log, "chunk_duration", f)
     if dur is None:
