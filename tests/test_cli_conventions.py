@@ -413,8 +413,8 @@ def test_bad_option_values_are_usage_errors(capsys, sessions, tmp_path):
     assert code == 2 and "--length" in err and not (tmp_path / "f.csv").exists()
     code, _, err = run(capsys, "sessions", "features", good, "--out", tmp_path / "f.txt")
     assert code == 2 and ".csv" in err
-    code, _, err = run(capsys, "sessions", "convert", good, "--out", tmp_path / "c.csv")
-    assert code == 2 and ".json" in err and not (tmp_path / "c.csv").exists()
+    code, _, err = run(capsys, "sessions", "convert", good, "--out", tmp_path / "c.txt")
+    assert code == 2 and ".json" in err and not (tmp_path / "c.txt").exists()
     if HAS_STREAMING:
         code, _, err = run(capsys, "export", "streaming", "--onnx", tmp_path / "m.onnx", "--opset", "5")
         assert code == 2 and "--opset must be 11 to" in err and len(err.strip().splitlines()) == 1

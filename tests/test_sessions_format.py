@@ -4,6 +4,7 @@ import copy
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from deepqoe.errors import DeepQoEError
@@ -386,3 +387,33 @@ def test_session_files_deeply_nested_or_with_unknown_top_level_fields_are_one_er
     extra.write_text(json.dumps({"sessions": [], "sesions_meta": 1}))
     sessions, failures = load_sessions(extra)
     assert not sessions and failures[0].field == "sesions_meta" and "next to 'sessions'" in failures[0].message
+
+
+def test_convert_to_the_csv_layout_round_trips_or_says_what_it_cannot_hold(tmp_path, capsys):
+    """``sessions convert --out x.csv`` writes the CSV-of-sessions layout (batch scoring's input): a session that
+    fits reads back identical and scores the same; one whose stall does not start a segment, or with
+    quality_per_second, is left out and named (exit 3)."""
+    from deepqoe.cli import main
+    from deepqoe.sessions.readers import load_sessions
+
+    fits = {"id": "001", "device": "tv", "content": "c1", "mos": 3.5, "mos_scale": "1-5",
+            "segments": [{"start": 0, "duration": 4, "bitrate_kbps": 3000, "height": 1080, "width": 1920, "fps": 30,
+                          "codec": "h264", "representation": "r3"},
+                         {"start": 4, "duration": 4, "bitrate_kbps": 1000, "height": 720, "width": 1280, "fps": 30,
+                          "codec": "h264", "representation": "r2"}],
+            "stalls": [{"start": 0, "duration": 1.5}, {"start": 4, "duration": 2}]}
+    mid = {"id": "mid", "segments": [{"start": 0, "duration": 4, "quality": 80}, {"start": 4, "duration": 4,
+                                                                                   "quality": 60}],
+           "stalls": [{"start": 2, "duration": 1}]}
+    qps = {"id": "qps", "quality_per_second": [80, 80, 70, 70], "segments": [{"start": 0, "duration": 4,
+                                                                                "quality": 80}]}
+    src = tmp_path / "in.json"
+    src.write_text(json.dumps({"sessions": [fits, mid, qps]}))
+    capsys.readouterr()
+    assert main(["sessions", "convert", str(src), "--out", str(tmp_path / "s.csv")]) == 3
+    err = capsys.readouterr().err
+    assert "session 'mid'" in err and "'stalls'" in err and "session 'qps'" in err and "quality_per_second" in err
+    back, failures = load_sessions(tmp_path / "s.csv")
+    assert not failures and [s.to_dict() for s in back] == [Session.from_dict(fits).to_dict()]
+    assert main(["sessions", "convert", str(src), "--out", str(tmp_path / "s.parquet"), "-q"]) == 3
+    assert pd.read_parquet(tmp_path / "s.parquet")["session_id"].tolist() == ["001", "001"]

@@ -13,6 +13,7 @@ DESCRIPTION = """\
 Streaming sessions: convert them to session JSON, check them, or compute one feature row per session.
 
   deepqoe sessions convert INPUT --out sessions.json      # P.1203 JSON / session JSON / CSV / folder
+  deepqoe sessions convert INPUT --out sessions.csv       # one row per segment (batch scoring's input)
   deepqoe sessions features INPUT --out features.csv [--series series.npz --length 64]
   deepqoe sessions validate INPUT [--json]
 
@@ -36,12 +37,15 @@ def _suffix(path: str, allowed: tuple[str, ...], option: str) -> None:
 def _cmd_convert(args) -> int:
     from deepqoe.sessions.readers import save_sessions
 
-    _suffix(args.out, (".json",), "--out")  # session JSON
+    _suffix(args.out, (".json", ".csv", ".parquet", ".pq"), "--out")  # session JSON, or one row per segment
     sessions, failures = _load(args.input)
+    n = 0
     if sessions:
-        save_sessions(sessions, args.out)
-        status(args, f"wrote {len(sessions)} session(s) to {args.out}")
-    return finish_batch(failures, len(sessions), file=args.input)
+        left_out = save_sessions(sessions, args.out)  # sessions the CSV layout cannot hold exactly
+        failures, n = list(failures) + left_out, len(sessions) - len(left_out)
+        if n:
+            status(args, f"wrote {n} session(s) to {args.out}")
+    return finish_batch(failures, n, verb="converted", file=args.input)
 
 
 def _cmd_features(args) -> int:
@@ -89,7 +93,8 @@ def register(subparsers) -> None:
     sub = p.add_subparsers(dest="sessions_command", metavar="ACTION")
     c = sub.add_parser("convert", help="convert P.1203 JSON / session JSON / CSV / folder to session JSON")
     c.add_argument("input", help="a session JSON, P.1203 input JSON, CSV of sessions, or a folder")
-    c.add_argument("--out", required=True, help="output session JSON file")
+    c.add_argument("--out", required=True, help="output: session JSON (.json), or the CSV-of-sessions layout "
+                                               "(.csv / .parquet: one row per segment, what --scheduler reads)")
     c.set_defaults(func=_cmd_convert)
     f = sub.add_parser("features", help="one feature row per session (CSV or Parquet)")
     f.add_argument("input", help="a session JSON, P.1203 input JSON, CSV of sessions, or a folder")

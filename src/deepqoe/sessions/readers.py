@@ -244,9 +244,9 @@ def sessions_from_frame(df: pd.DataFrame, file: str | None = None, first_row: in
                     other = next((i for i in given if cols[c][i] != v), None)
                     origin[c] = (c, given[0] if other is None else other)
                     if other is not None:
-                        raise DeepQoEError(f"session '{sid}': {short_value(cols[c][other])} here but {short_value(v)} on an "
-                                           f"earlier row; a session column must be the same on every row of the "
-                                           f"session", field=c)
+                        raise DeepQoEError(f"session '{sid}': {short_value(cols[c][other])} here but {short_value(v)} "
+                                           "on an earlier row; a session column must be the same on every row of "
+                                           "the session", field=c)
                     d[c] = v
             out.append(Session.from_dict(d, file=file))
         except DeepQoEError as e:
@@ -316,11 +316,49 @@ def load_sessions(path: str | os.PathLike) -> tuple[list[Session], list[DeepQoEE
     return sessions, failures
 
 
-def save_sessions(sessions: list[Session], path: str | os.PathLike) -> None:
-    """Write sessions as one JSON file ``{"sessions": [...]}`` (atomically)."""
-    from deepqoe.io import atomic_write_json
+def save_sessions(sessions: list[Session], path: str | os.PathLike) -> list[DeepQoEError]:
+    """Write sessions atomically: ``.json`` as one file ``{"sessions": [...]}``; ``.csv`` / ``.parquet`` in the
+    CSV-of-sessions layout (one row per segment, what batch scoring reads), each session only if it reads back
+    exactly (a stall that does not start a segment, ``context``, ``quality_per_second`` or ``extra`` have no
+    column): the sessions left out are returned as failures."""
+    from deepqoe.io import atomic_write_json, write_table
 
-    atomic_write_json(path, {"sessions": [s.to_dict() for s in sessions]})
+    if Path(path).suffix.lower() == ".json":
+        atomic_write_json(path, {"sessions": [s.to_dict() for s in sessions]})
+        return []
+    frames, failures = [], []
+    for s in sessions:
+        rows = session_rows(s)
+        back, bad = sessions_from_frame(rows, first_row=None)
+        want, got = s.to_dict(), back[0].to_dict() if back and not bad else {}
+        lost = next((k for k in want if want[k] != got.get(k)), None)
+        if lost is None:
+            frames.append(rows)
+        else:
+            failures.append(DeepQoEError(f"session '{s.id}': its '{lost}' has no exact form in the CSV layout (a row "
+                                         "per segment, each stall at a segment's start; no context, "
+                                         "quality_per_second or extra): write .json instead", file=str(path),
+                                         field=lost))
+    if frames:
+        write_table(pd.concat(frames, ignore_index=True), path)
+    return failures
+
+
+def session_rows(s: Session) -> pd.DataFrame:
+    """One session as rows of the CSV-of-sessions layout: a row per segment, its stall (the initial loading
+    on the first) as ``stall_before``, the session columns on every row."""
+    d = s.to_dict()
+    stall_at = {}
+    for st in d["stalls"]:
+        stall_at[st["start"]] = stall_at.get(st["start"], 0.0) + st["duration"]
+    session_cols = {c: d[c] for c in CSV_SESSION_COLUMNS if d.get(c) is not None}
+    rows = [{"session_id": s.id, **seg, "stall_before": stall_at.get(seg["start"], 0.0), **session_cols}
+            for seg in d["segments"]]
+    df = pd.DataFrame(rows)
+    for c in CSV_TEXT_COLUMNS:  # as the reader types them
+        if c in df.columns:
+            df[c] = df[c].map(lambda v: v if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+    return df
 
 
 # ------------------------------------------------------------------------------------ dataset type
