@@ -427,31 +427,29 @@ class ModelService:
             raise RequestError(422, "not a valid session: nested too deeply") from None
 
     # ------------------------------------------------------------------ prediction
+    @staticmethod
+    def _dataset_option(field: str, value: Any, check) -> str | None:
+        """A request option that names a training dataset (None: not given), checked by the predictor's
+        ``check`` (422 on ``field`` otherwise)."""
+        if value is not None and not isinstance(value, str):
+            raise RequestError(422, f"'{field}' must be a dataset name (a string) or null, got {_type_name(value)}",
+                               field)
+        try:
+            return check(value)
+        except DeepQoEError as e:
+            raise RequestError(422, e.message, field) from None
+
     def calibration(self, value: Any) -> str | None:
         """The ``calibration`` of a request (None: the average one): a training dataset's name (422 otherwise)."""
-        if value is not None and not isinstance(value, str):
-            raise RequestError(422, f"'calibration' must be a dataset name (a string) or null, got "
-                                    f"{_type_name(value)}", "calibration")
-        try:
-            return self.predictor.check_calibration(value)
-        except DeepQoEError as e:
-            raise RequestError(422, e.message, "calibration") from None
+        return self._dataset_option("calibration", value, self.predictor.check_calibration)
 
     def rating_head(self, value: Any) -> str | None:
         """The ``rating_head`` of a request (None: the calibration's own, else the default): a dataset the
         session model has a rating-distribution head of (422 otherwise)."""
-        if value is None:
-            return None
-        if not self.is_session:
+        if value is not None and not self.is_session:
             raise RequestError(422, "'rating_head' is for session models; this model predicts from table rows",
                                "rating_head")
-        if not isinstance(value, str):
-            raise RequestError(422, f"'rating_head' must be a dataset name (a string) or null, got "
-                                    f"{_type_name(value)}", "rating_head")
-        try:
-            return self.predictor.check_rating_head(value)
-        except DeepQoEError as e:
-            raise RequestError(422, e.message, "rating_head") from None
+        return self._dataset_option("rating_head", value, self.predictor.check_rating_head)
 
     def interval_level(self, value: Any, given: bool, calibration: str | None = None) -> float | None:
         """The interval level of a request: the model's default when not ``given``; None for null / "none";
