@@ -233,3 +233,21 @@ def test_degenerate_individual_ratings_are_one_error(tmp_path, capsys):
     code = main(["train", str(table_config(tmp_path, tmp_path / "t.csv")), "--out", str(tmp_path / "m"), "-q"])
     err = capsys.readouterr().err.strip()
     assert code == 1 and "row 6" in err and "'4.5' is not one of the categories" in err
+
+
+def test_scores_stay_on_the_rating_scale_far_outside_training(rated_model):
+    """A target on ``rating_scale`` is a mean rating: inputs far outside the training range give a score at the
+    scale's end, not 4.6e8 on a 1-5 target (CLI, Python and the service alike: one predictor)."""
+    from deepqoe.predictor import load_predictor
+    from deepqoe.workflow import read_prediction_input
+
+    d, m, df = rated_model
+    far = df.head(4).copy()
+    far["x1"] = [1e12, -1e12, 0.5, 1e6]
+    far.to_csv(d / "far.csv", index=False)
+    p = load_predictor(str(m))
+    X, _ = read_prediction_input(p.meta, d / "far.csv")
+    scores = [r["score"] for r in p.predict_rows(X)]
+    assert all(1.0 <= s <= 5.0 for s in scores) and (max(scores) == 5.0 or min(scores) == 1.0)
+    raw = p.model.predict(X)  # the network alone does go off the scale there
+    assert raw.max() > 5.0 or raw.min() < 1.0

@@ -372,6 +372,17 @@ class Predictor:
                                    head)
         return rows, failures
 
+    def _rating_bounds(self) -> tuple[float, float] | None:
+        """(lo, hi) of a regression table model's ``dataset.rating_scale`` (its target is a mean rating on
+        it), else None."""
+        scale = (self.meta.get("dataset") or {}).get("rating_scale")
+        if not scale or self.task != "regression":
+            return None
+        from deepqoe.sessions.scales import parse_scale
+
+        sc = parse_scale(scale)
+        return (float(sc.lo), float(sc.hi)) if sc.kind == "range" else None
+
     def _distribution_wants_features(self, name: str | None) -> bool:
         """True when the rating-distribution head ``name`` reads the model's representation."""
         return name is not None and self.distribution[0][name].feature_mean_ is not None
@@ -432,6 +443,9 @@ class Predictor:
         else:
             y = np.asarray(est.predict(X), float).reshape(-1)
             _check_finite(y, "score")
+            bounds = self._rating_bounds()
+            if bounds is not None:  # a mean rating on its rating_scale: never outside it, however far X goes
+                y = np.clip(y, *bounds)
             for i, r in enumerate(rows):
                 r["score"] = _round(y[i])
             if interval is not None:
