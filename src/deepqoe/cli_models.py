@@ -25,7 +25,7 @@ def check_output_path(path, option: str, folder: bool = False) -> Path:
     that is not a file, whose nearest existing parent is a folder we may write in. A DeepQoEError naming
     the option otherwise; called before any work, so that nothing is computed for an output that cannot
     be written."""
-    import os
+    from deepqoe.io import write_blocker
 
     p = Path(path)
     if p.exists() or p.is_symlink():
@@ -33,14 +33,9 @@ def check_output_path(path, option: str, folder: bool = False) -> Path:
             raise DeepQoEError(f"{option}: exists and is not a folder; give a folder (a new name)", file=str(p))
         if not folder and p.is_dir():
             raise DeepQoEError(f"{option}: is a folder; give a file name", file=str(p))
-    parent = p.absolute().parent
-    while not (parent.exists() or parent.is_symlink()) and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise DeepQoEError(f"{option}: '{parent}' is a file, not a folder, so nothing can be written under it",
-                           file=str(p))
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise DeepQoEError(f"{option}: no permission to write in the folder '{parent}'", file=str(p))
+    why = write_blocker(p)
+    if why:
+        raise DeepQoEError(f"{option}: cannot write here: {why}", file=str(p))
     return p
 
 

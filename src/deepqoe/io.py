@@ -122,6 +122,19 @@ def _umask() -> int:
     return mask
 
 
+def write_blocker(path: str | os.PathLike, permission: bool = True) -> str | None:
+    """Why nothing can be created at ``path`` (a file or a folder, with any missing folders above it): its
+    nearest existing parent is a file, or (``permission``) a folder we may not write in; None otherwise."""
+    up = next((a for a in Path(path).absolute().parents if a.exists() or a.is_symlink()), None)
+    if up is None:
+        return None
+    if not up.is_dir():
+        return f"'{up}' is a file, not a folder"
+    if permission and not os.access(up, os.W_OK | os.X_OK):
+        return f"no permission to write in '{up}'"
+    return None
+
+
 def _temp_beside(path: Path, suffix: str) -> tuple[int, str]:
     """A temporary file in ``path``'s folder (created with it), for a file written to ``path``: a
     DeepQoEError naming ``path`` when that cannot be (a folder there, a file where a folder should be, no
@@ -133,8 +146,7 @@ def _temp_beside(path: Path, suffix: str) -> tuple[int, str]:
         clean_stale_temp(path.parent)
         return tempfile.mkstemp(prefix=_temp_prefix(path), suffix=suffix, dir=path.parent)
     except OSError as e:
-        up = next((a for a in path.parents if a.exists()), None)
-        why = f"'{up}' is a file, not a folder" if up is not None and not up.is_dir() else (e.strerror or str(e))
+        why = write_blocker(path, permission=False) or e.strerror or str(e)
         raise DeepQoEError(f"cannot write this file: {why}", file=str(path)) from None
 
 

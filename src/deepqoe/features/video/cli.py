@@ -163,18 +163,16 @@ def _check_outputs_spare_inputs(args, outputs: dict[str, Path]) -> None:
 def _check_outputs_writable(outputs: dict[str, Path]) -> None:
     """Before any work: each output (the table and its side files) can be written, so that a run is not
     lost at the end (the files themselves are written all together, see write_outputs)."""
-    import os
+    from deepqoe.io import write_blocker
 
     for kind, q in outputs.items():
         if q.is_dir():
             what = "--out" if kind == "features" else f"the {kind} file of --out"
             raise UsageError(f"is a folder, so {what} cannot be written there: give another --out, or move the "
                              "folder", file=str(q))
-        up = next((a for a in q.parents if a.exists()), None)
-        if up is not None and not up.is_dir():
-            raise DeepQoEError(f"cannot write this file: '{up}' is a file, not a folder", file=str(q))
-        if up is not None and not os.access(up, os.W_OK | os.X_OK):
-            raise DeepQoEError(f"cannot write this file: no permission to write in '{up}'", file=str(q))
+        why = write_blocker(q)
+        if why:
+            raise DeepQoEError(f"cannot write this file: {why}", file=str(q))
 
 
 def _check_cache_option(args) -> None:

@@ -250,10 +250,9 @@ def cache_problem(cache_dir: str | os.PathLike) -> str | None:
         os.close(fd)
         os.unlink(tmp)
     except OSError as e:
-        up = next((a for a in root.parents if a.exists()), None)
-        if up is not None and not up.is_dir():
-            return f"'{up}' is a file, not a folder"
-        return e.strerror or str(e)
+        from deepqoe.io import write_blocker
+
+        return write_blocker(root, permission=False) or e.strerror or str(e)
     return None
 
 
