@@ -121,7 +121,7 @@ def test_monotone_toy_model_violates_nothing():
     assert report.ok, report.table()
     for name, _ in RELATIONS:
         r = report[name]
-        if name == "python_vs_service":
+        if name in ("python_vs_service", "python_vs_cli", "python_vs_onnx"):  # no model name: no other path
             assert r.skipped and r.checked == 0
             continue
         assert r.checked > 0, name
@@ -199,7 +199,8 @@ def test_n_sessions_must_be_positive():
 @pytest.mark.parametrize("toy, code", [(RunningMeanQoE, 0), (StallsRaiseScore, 1)])
 def test_main_check_model_exit_status_and_json(monkeypatch, capsys, toy, code):
     monkeypatch.setattr(behaviour, "load_predictor", lambda model: toy())
-    monkeypatch.setattr(behaviour, "_service_scores", lambda model, sessions: ([], "no service for a toy"))
+    for path in ("_service_scores", "_cli_scores", "_onnx_scores"):
+        monkeypatch.setattr(behaviour, path, lambda model, sessions: ([], "no other path for a toy"))
     args = argparse.Namespace(model="toy", n_sessions=15, seed=0, json=True)
     assert behaviour.main_check_model(args) == code
     out, err = capsys.readouterr()
@@ -235,6 +236,13 @@ def test_shipped_streaming_model_report_structure(shipped_report):
         assert svc.skipped
     else:
         assert svc.checked > 0
+    assert r["python_vs_cli"].checked > 0
+    import importlib.util
+
+    if importlib.util.find_spec("onnxruntime") is None:
+        assert r["python_vs_onnx"].skipped
+    else:
+        assert r["python_vs_onnx"].checked == r["python_vs_cli"].checked
     json.dumps(r.to_dict(), allow_nan=False)
     table = r.table()
     assert all(name in table for name, _ in RELATIONS)
@@ -255,3 +263,20 @@ def test_shipped_streaming_card_has_its_tables():
     for name, _ in RELATIONS:
         assert f"| {name} |" in proto, name
     assert "by frame rate" in what and "one 8-s stall" in what
+
+
+
+def test_a_path_that_scores_otherwise_is_a_violation(monkeypatch):
+    """python_vs_cli / python_vs_onnx compare each path's score with Python's and check its bounds: a path
+    that is off by 0.01, or outside the scale, or fails a session, violates them."""
+    def off(model, sessions):
+        return [(s.id, 3.0 if k == 0 else 9.0 if k == 1 else None, "boom") for k, s in enumerate(sessions)], None
+
+    monkeypatch.setattr(behaviour, "_cli_scores", off)
+    monkeypatch.setattr(behaviour, "_onnx_scores", lambda model, sessions: ([], "python_vs_onnx skipped: test"))
+    r = check_model(behaviour.load_predictor("streaming"), n_sessions=12, seed=1, model="streaming")
+    cli = r["python_vs_cli"]
+    assert cli.checked >= 3 and cli.violated == cli.checked, r.table()  # 3.0 is not Python's score either
+    assert r["bounds"].violated >= 1 and "(CLI)" in r["bounds"].example
+    assert r["python_vs_onnx"].skipped and r["python_vs_onnx"].note == "python_vs_onnx skipped: test"
+    assert not r.ok

@@ -328,3 +328,29 @@ def test_service_serves_the_rating_head_asked_for():
     assert e.value.status == 422 and e.value.field == "rating_head" and "p1203-open" in e.value.message
     schema = svc.request_schema()["anyOf"][0]["properties"]
     assert schema["rating_head"]["enum"] == ["p1203-open", "waterloo-sqoe-iv"]
+
+
+def test_the_terminal_table_shows_the_viewers_side(tmp_path, capsys):
+    """``deepqoe predict streaming s.json`` (no --out, no --json): the table on stdout has SOS, %GoB and %PoW
+    beside the score, as the JSON has them; a legend naming the head goes to stderr, hidden by -q."""
+    import json
+
+    from deepqoe.cli import main
+
+    segs = [{"start": 4 * i, "duration": 4, "bitrate_kbps": 3000, "height": 1080, "width": 1920, "fps": 30}
+            for i in range(10)]
+    f = tmp_path / "s.json"
+    f.write_text(json.dumps({"id": "s", "segments": segs, "stalls": [{"start": 12, "duration": 2}]}))
+    capsys.readouterr()
+    assert main(["predict", "streaming", str(f), "--json", "-q"]) == 0
+    d = json.loads(capsys.readouterr().out)[0]["distribution"]
+    assert main(["predict", "streaming", str(f)]) == 0
+    out, err = capsys.readouterr()
+    head, row = out.splitlines()
+    assert head.split()[-7:-4] == ["SOS", "%GoB", "%PoW"]
+    cells = row.split()  # id, score, scale, interval low, "-", interval high, SOS, %GoB, %PoW, curve...
+    assert [float(c) for c in cells[6:9]] == [round(d["sos"], 3), round(100 * d["p_gob"], 1),
+                                                   round(100 * d["p_pow"], 1)]
+    assert "waterloo-sqoe-iv" in err and "%PoW" in err
+    assert main(["predict", "streaming", str(f), "-q"]) == 0
+    assert capsys.readouterr().err == ""

@@ -361,7 +361,7 @@ def test_query_parameters(client, session_client):
         assert r.status_code == 200 and "calibration" not in r.json()["predictions"][0], r.text
     r = _post(session_client, {"sessions": [SESSION], "calibration": None}, params={"calibration": cal})
     assert r.status_code == 200 and "calibration" not in r.json()["predictions"][0]  # the body wins
-    for c, body, name in ((client, ROW, "intervl"), (session_client, SESSION, "scale")):
+    for c, body, name in ((client, ROW, "intervl"), (session_client, SESSION, "scal")):
         r = _post(c, body, params={name: "0.5"})
         assert r.status_code == 422 and r.json()["field"] == name and "unknown query parameter" in r.json()["detail"]
     r = _post(client, ROW, params={"curve": "true"})

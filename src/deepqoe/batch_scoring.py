@@ -42,6 +42,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deepqoe.errors import DeepQoEError
+from deepqoe.errors import DeepQoEError, DeepQoENote
 
 PART_NAME = "part-{:05d}.parquet"
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -110,6 +111,23 @@ def _plain_strings(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def _with_notes(partition_fn):
+    """A partition task that also returns the notes on the input (:class:`DeepQoENote` warnings) it raised, as
+    ``"notes"``: a worker's warnings never reach the user, so the client says each distinct one once."""
+    @functools.wraps(partition_fn)
+    def run(*args, **kwargs) -> dict:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DeepQoENote)
+            res = partition_fn(*args, **kwargs)
+        notes = [str(w.message) for w in caught if issubclass(w.category, DeepQoENote)]
+        for w in caught:  # any other warning as it would have been shown
+            if not issubclass(w.category, DeepQoENote):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return dict(res, notes=list(dict.fromkeys(notes)))
+    return run
+
+
+@_with_notes
 def _score_sessions_partition(df: pd.DataFrame, number: int, folder: str, model: str, torch_threads: int | None,
                               scale: str | None, interval: float | None, source: str,
                               calibration: str | None = None) -> dict:
@@ -145,6 +163,7 @@ def _score_sessions_partition(df: pd.DataFrame, number: int, folder: str, model:
         return {"n": 0, "failures": [], "error": _error_dict(e)}
 
 
+@_with_notes
 def _score_rows_partition(df: pd.DataFrame, number: int, first_row: int, folder: str, model: str,
                           torch_threads: int | None, interval: float | None, source: str) -> dict:
     """Score one partition of a table model's rows and write its Parquet file: ``{"n", "failures"}``."""
@@ -330,7 +349,7 @@ def _run(client, tasks: list, kind: str, progress: bool) -> tuple[int, list[Deep
     from tqdm.auto import tqdm
 
     futures = client.compute(tasks)
-    n_ok, failures = 0, []
+    n_ok, failures, notes = 0, [], {}
     bar = tqdm(total=len(futures), unit="partition", desc="predict", disable=not progress, file=sys.stderr,
                dynamic_ncols=True)
     try:
@@ -346,12 +365,15 @@ def _run(client, tasks: list, kind: str, progress: bool) -> tuple[int, list[Deep
                 raise _error(res["error"])
             n_ok += res["n"]
             failures.extend(_error(d) for d in res["failures"])
+            notes.update(dict.fromkeys(res.get("notes", ())))
             bar.update(1)
             bar.set_postfix_str(f"{n_ok} {kind} scored, {len(failures)} failed", refresh=False)
     finally:
         bar.close()
         for f in futures:
             f.cancel()
+    for note in notes:  # each distinct note of the workers once (a partition's counts are its own rows)
+        warnings.warn(note, DeepQoENote, stacklevel=2)
     return n_ok, failures
 
 

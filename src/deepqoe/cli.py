@@ -226,13 +226,22 @@ def _notes_as_status(args):
         yield
 
 
+def _quiet_loading_bars(args):
+    """``-q`` also hides the text encoders' model-loading bars (imported only then: the text module's package
+    pulls in torch, which light commands never need)."""
+    if not getattr(args, "quiet", False):
+        return contextlib.nullcontext()
+    from deepqoe.features.text import progress_bars
+    return progress_bars(False)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         return _usage(parser)
     try:
-        with _notes_as_status(args):
+        with _notes_as_status(args), _quiet_loading_bars(args):
             return int(args.func(args) or ExitCode.OK)
     except DeepQoEError as e:
         if getattr(args, "verbose", False):

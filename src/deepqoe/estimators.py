@@ -22,19 +22,20 @@ Public API beyond scikit-learn's, used by persistence, explanations, export and 
 from __future__ import annotations
 
 import inspect
+import warnings
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, TransformerMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d, validate_data
 
 from deepqoe.config import InputConfig, ModelConfig, TrainingConfig, format_validation_error
-from deepqoe.errors import DeepQoEError
-from deepqoe.evaluation.protocols import validation_split
+from deepqoe.errors import DeepQoEError, DeepQoENote
+from deepqoe.evaluation.protocols import validation_split_how
 from deepqoe.features.tabular import MAX_ABS_VALUE, build_encoder
 from deepqoe.model import BranchSpec, DeepQoENet
 from deepqoe.train import FitResult, fit_network, seed_everything
@@ -85,6 +86,18 @@ class _Target(BaseModel):
     model_config = ConfigDict(extra="forbid")
     mean: float
     std: float = Field(gt=0)
+    # the range of the training targets (a model written before it was stored has neither): table predictions
+    # of a model without a rating_scale are clipped to it (:meth:`deepqoe.predictor.Predictor.predict_rows`)
+    min: float | None = Field(default=None, allow_inf_nan=False)
+    max: float | None = Field(default=None, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _range(self):
+        if (self.min is None) != (self.max is None):
+            raise ValueError("give both 'min' and 'max' (the range of the training targets) or neither")
+        if self.min is not None and self.min > self.max:
+            raise ValueError(f"'min' ({self.min:g}) is above 'max' ({self.max:g})")
+        return self
 
 
 class EstimatorState(BaseModel):
@@ -114,6 +127,11 @@ _EXPECTED_FAILED_CHECKS = {
 def expected_failed_checks(estimator) -> dict[str, str]:
     """The scikit-learn checks ``estimator`` fails on purpose, each with its reason."""
     return dict(_EXPECTED_FAILED_CHECKS)
+
+
+def _range_state(r) -> dict:
+    """model.json's ``target.min`` / ``target.max``: the training targets' range (nothing when unknown)."""
+    return {} if r is None else {"min": float(r[0]), "max": float(r[1])}
 
 
 def _with_input_tags(tags, inputs):
@@ -264,6 +282,8 @@ class _DeepQoENetworkEstimator(TransformerMixin, BaseEstimator):
             yy = np.asarray(y, dtype=np.float64)
             self.y_mean_ = float(np.nanmean(yy))
             self.y_std_ = float(np.nanstd(yy)) or 1.0
+            # the training targets' range (Predictor.predict_rows keeps table scores inside it)
+            self.y_range_ = (float(np.nanmin(yy)), float(np.nanmax(yy))) if np.isfinite(yy).any() else None
         seed_everything(train_cfg.seed)
         self.encoders_ = [build_encoder(c).fit(frame) for c in inputs]
         if self.inputs is not None:  # (in array mode validate_data has set them)
@@ -272,7 +292,13 @@ class _DeepQoENetworkEstimator(TransformerMixin, BaseEstimator):
         tensors = self._encode_table(frame)
         target = self._encode_target(y)
         self.__dict__.pop("_device_network", None)  # a copy of the previous fit's network on a GPU
-        fit_idx, val_idx = validation_split(len(frame), train_cfg.validation_fraction, train_cfg.seed, groups)
+        fit_idx, val_idx, how = validation_split_how(len(frame), train_cfg.validation_fraction, train_cfg.seed,
+                                                     groups)
+        if groups is not None and how.startswith("random rows"):  # group-disjoint asked for, not possible
+            reason = how.split(": ", 1)[1] if ": " in how else "the groups could not be split"
+            warnings.warn(f"early stopping: the {len(val_idx)} validation row(s) (training.validation_fraction "
+                          f"{train_cfg.validation_fraction:g}) are random rows, not group-disjoint: {reason}",
+                          DeepQoENote, stacklevel=2)
         self.network_ = self._new_network(inputs, model_cfg)
         trainable = None
         if self.init_from is not None:
@@ -363,7 +389,8 @@ class _DeepQoENetworkEstimator(TransformerMixin, BaseEstimator):
             "inputs": [c.model_dump() for c in self.input_configs_],
             "encoders": [e.state() for e in self.encoders_],
             "classes": self.classes_.tolist() if classification else None,
-            "target": None if classification else {"mean": self.y_mean_, "std": self.y_std_},
+            "target": None if classification else {"mean": self.y_mean_, "std": self.y_std_,
+                                                   **_range_state(getattr(self, "y_range_", None))},
             "representation_dim": self.network_.representation_dim,
             "training": {"best_epoch": self.fit_result_.best_epoch, "epochs_run": self.fit_result_.epochs_run}
             if hasattr(self, "fit_result_") else None,
@@ -420,6 +447,8 @@ class _DeepQoENetworkEstimator(TransformerMixin, BaseEstimator):
             if s.target is None:
                 raise DeepQoEError("a regressor needs its target scaling {mean, std}", field="target")
             est.y_mean_, est.y_std_ = s.target.mean, s.target.std
+            # None for a model written before the range was stored: its scores are not clipped
+            est.y_range_ = None if s.target.min is None else (s.target.min, s.target.max)
         try:
             est.network_ = est._new_network(s.inputs, model_cfg)
         except (RuntimeError, ValueError, TypeError) as e:

@@ -4,7 +4,8 @@
       model.safetensors   the network's tensors
       model.json          format version, estimator class and parameters, input configs, encoder
                           states (vocabularies, normaliser statistics, word-embedding name), classes or
-                          target scaling, the dataset config, package versions, training summary, and
+                          target scaling and range (``target``: mean, std, min, max), the dataset config,
+                          package versions, training summary, and
                           ``weights_sha256``: the SHA-256 digest of model.safetensors
       metrics.json        (written by ``deepqoe train``) the training summary
 

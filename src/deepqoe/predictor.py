@@ -16,6 +16,11 @@ A session model with a rating-distribution head (``distribution.json``, :mod:`de
 ``"distribution": {"head", "sos", "p_gob", "p_pow", "quantiles"}`` to each session row, on the scale asked for; a
 regression table model trained with ``dataset.individual`` adds it to each row, on its ``rating_scale``.
 
+A regression table model's scores and interval ends never leave its ``rating_scale``, or, without one, the
+range of its training targets (``model.json``'s ``target.min`` / ``target.max``; one
+:class:`~deepqoe.errors.DeepQoENote` says how many rows were clipped to it; a model written before the range
+was stored is not clipped): an input far outside the training data does not extrapolate without bound.
+
 ``deepqoe predict``, the service (``POST /predict``), the demo and the behaviour checks all call this
 class; nothing else turns sessions into scores. Session scores and curves are always finite and inside
 the scale: the model's output is put on the common 1-5 scale, clipped to [1, 5], then converted to the
@@ -305,6 +310,24 @@ class Predictor:
                                                 "contributions": dict(e)}
                 for e, v in zip(ex, scores)]
 
+    def _explanation_on(self, ex: dict | None, target) -> dict | None:
+        """A session's explanation on the scale asked for, as its score: ``value`` and ``baseline`` (scores)
+        through the common scale, each contribution (a difference) times the scales' slopes; adds ``scale``."""
+        if ex is None:
+            return None
+        from deepqoe.sessions.scales import from_common, points_per_common_point
+
+        own = self._model_scale
+        k = points_per_common_point(target) / points_per_common_point(own)
+        out = dict(ex)
+        for key in ("value", "baseline"):
+            if isinstance(out.get(key), (int, float)):
+                out[key] = float(from_common(self._to_common(out[key]), target))
+        if isinstance(out.get("contributions"), dict):
+            out["contributions"] = {g: float(v) * k for g, v in out["contributions"].items()}
+        out["scale"] = target.name
+        return out
+
     def predict_sessions(self, sessions: Sequence, *, scale: str | None = None, curve: bool = True,
                          explain: bool = False, interval: float | None = None, calibration: str | None = None,
                          rating_head: str | None = None) -> tuple[list[dict], list[DeepQoEError]]:
@@ -362,7 +385,7 @@ class Predictor:
                 row["curve"] = [round(float(v), 4) for v in from_common(self._to_common(cv), target)]
                 row["curve_step_s"] = None if step is None or not len(cv) else round(float(step), 4)
             if explain:
-                row["explanation"] = ex
+                row["explanation"] = self._explanation_on(ex, target)
             rows.append(row)
         if results:
             reps = [r[5] for r in results]
@@ -382,6 +405,15 @@ class Predictor:
 
         sc = parse_scale(scale)
         return (float(sc.lo), float(sc.hi)) if sc.kind == "range" else None
+
+    def _target_range(self) -> tuple[float, float] | None:
+        """(lo, hi) of a regression table model's training targets (``model.json``'s ``target.min`` /
+        ``target.max``), or None: a classifier, a session model, or a model written before the range was
+        stored (its scores are not clipped)."""
+        if self.task != "regression" or self.is_session:
+            return None
+        r = getattr(self.model, "y_range_", None)
+        return None if r is None else (float(r[0]), float(r[1]))
 
     def _distribution_wants_features(self, name: str | None) -> bool:
         """True when the rating-distribution head ``name`` reads the model's representation."""
@@ -444,12 +476,17 @@ class Predictor:
             y = np.asarray(est.predict(X), float).reshape(-1)
             _check_finite(y, "score")
             bounds = self._rating_bounds()
+            trained = self._target_range() if bounds is None else None
             if bounds is not None:  # a mean rating on its rating_scale: never outside it, however far X goes
                 y = np.clip(y, *bounds)
+            elif trained is not None:  # no scale: never outside the training targets (no wild extrapolation)
+                y = _clip_to_training(y, trained)
             for i, r in enumerate(rows):
                 r["score"] = _round(y[i])
             if interval is not None:
                 low, high = self._interval(y, interval)
+                if trained is not None:
+                    low, high = np.clip(low, *trained), np.clip(high, *trained)
                 for i, r in enumerate(rows):
                     r["interval"] = {"level": interval, "low": _round(low[i]), "high": _round(high[i])}
             if self.distribution is not None and len(y):  # y is on the head's own (the ratings') scale
@@ -527,6 +564,21 @@ def _as_sessions(items) -> tuple[list, list[DeepQoEError]]:
             failures.append(DeepQoEError(f"must be a Session or a session dict (the session JSON format), not "
                                          f"{type(s).__name__}", field=f"sessions[{k}]"))
     return out, failures
+
+
+def _clip_to_training(y: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
+    """``y`` clipped to the training targets' range ``bounds``; one DeepQoENote when any score was outside it."""
+    lo, hi = bounds
+    outside = int(((y < lo) | (y > hi)).sum())
+    if outside:
+        import warnings
+
+        from deepqoe.errors import DeepQoENote
+
+        warnings.warn(f"{outside} of {len(y)} row(s) were predicted outside the range of the training targets "
+                      f"and were clipped to [{lo:g}, {hi:g}] (inputs far from the training data; the model does "
+                      "not extrapolate past the scores it was trained on)", DeepQoENote, stacklevel=3)
+    return np.clip(y, lo, hi)
 
 
 def _check_finite(a: np.ndarray, what: str) -> None:

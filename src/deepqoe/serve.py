@@ -18,6 +18,11 @@ Endpoints (the OpenAPI schema at ``/openapi.json``; ``/docs`` is a small page bu
     scale, with that dataset's own interval (``GET /model`` lists the calibrations; each prediction then says
     ``"calibration"``), and that dataset's own rating-distribution head where there is one;
     ``"rating_head": "p1203-open"`` (or ``?rating_head=``) serves another head;
+  - a session model reports on another MOS scale with ``"scale": "0-100"`` next to ``sessions`` (or
+    ``?scale=0-100``; any ``lo-hi``, or ``z``), read and applied as ``deepqoe predict --scale`` does
+    (:func:`deepqoe.sessions.scales.requested_scale`, then the Predictor): the score, the interval, the
+    curve and the distribution's ``sos`` and quantiles on that scale (the explanation's contributions stay
+    on the model's 1-5 scale); the answer's and each prediction's ``"scale"`` say which;
   - a session model, or a table regression model trained with ``dataset.individual``, with a
     rating-distribution head (``distribution.json``, :mod:`deepqoe.distribution`) adds
     ``"distribution": {"head", "sos", "p_gob", "p_pow", "quantiles"}`` to every prediction;
@@ -25,9 +30,10 @@ Endpoints (the OpenAPI schema at ``/openapi.json``; ``/docs`` is a small page bu
     contributions of stalls, quality, switches, startup and context; ``?curve=true`` adds a session
     model's per-second QoE curve.
 
-  The answer is ``{"model", "task", "n", "predictions": [...]}`` (and ``"scale"`` for session models); each
-  prediction has ``score`` (and ``id``), computed by :class:`deepqoe.predictor.Predictor`, the path
-  ``deepqoe predict`` takes: a session model's scores and curves are always inside its scale.
+  The answer is ``{"model", "task", "n", "predictions": [...]}`` (and ``"scale"``, the scale asked for, for
+  session models); each prediction has ``score`` (and ``id``), computed by
+  :class:`deepqoe.predictor.Predictor`, the path ``deepqoe predict`` takes: a session model's scores and
+  curves are always inside its scale.
 
 * ``GET /health`` - liveness; ``GET /model`` - the input schema, classes / scale, scores, model card.
 
@@ -35,7 +41,10 @@ Every bad request gets a 4xx answer with a ``detail`` that says what is wrong (a
 applies): 400 for a body that is not JSON (NaN and Infinity are not JSON; a string must be Unicode text,
 so no lone surrogate escape such as ``\\ud800``), 413 for a body over the size limit or too many rows, 422
 for JSON of the wrong shape, unknown or missing fields, unknown query parameters, wrong types, non-finite
-numbers. An option given both in the body and in the query: the body's wins. The model is loaded once;
+numbers. A bad session of a request is named by its place and its id: ``sessions[3] (id 'abc'):
+context.display_height: ...``, with the field ``sessions[3].context.display_height`` (a single session is
+``sessions[0]``); one bad session fails the whole request. An option given both in the body and in the
+query: the body's wins. The model is loaded once;
 inference runs in a thread pool, so the event loop keeps accepting requests while the network computes.
 """
 
@@ -78,8 +87,11 @@ ERROR_RESPONSES = {status: {"description": text, "content": {"application/json":
                                         (413, "the body is over the size limit, or too many rows / sessions"),
                                         (422, "wrong shape, unknown or missing fields or query parameters, "
                                               "wrong types, values out of range"))}
-#: The query parameters of ``POST /predict``; the last three are for session models.
-QUERY_PARAMETERS = ("explain", "interval", "curve", "calibration", "rating_head")
+#: The query parameters of ``POST /predict``; those after the first two are for session models.
+QUERY_PARAMETERS = ("explain", "interval", "curve", "calibration", "rating_head", "scale")
+SCALE_DESCRIPTION = ("session models: the MOS scale to report scores on, as `deepqoe predict --scale` takes it: "
+                     "'lo-hi' such as '0-100' or '1-7' (linear from the common 1-5 scale), or 'z' ((score - 3) "
+                     "/ 0.8); intervals, curves and distribution quantiles too. Default (null, left out): 1-5")
 
 
 def default_model() -> str:
@@ -153,6 +165,102 @@ def parse_json(body: bytes) -> Any:
         raise RequestError(400, (f"'{_short(where)}': " if where else "") + "a string that is not Unicode text (a "
                                 "lone surrogate escape \\ud800-\\udfff); send UTF-8 text", where or None)
     return obj
+
+
+#: What a malformed session can raise besides a DeepQoEError (reported as "not a valid session").
+_NOT_A_SESSION = (TypeError, ValueError, AttributeError, KeyError, IndexError, RecursionError)
+
+
+def session_label(k: int, item: Any) -> str:
+    """``sessions[3] (id 'abc')``: a request's session by its place in the list (a single session is
+    ``sessions[0]``), and its ``id`` (or ``session_id``) when it has one."""
+    where = f"sessions[{k}]"
+    if isinstance(item, dict):
+        for key in ("id", "session_id"):
+            v = item.get(key)
+            if isinstance(v, (str, int)) and not isinstance(v, bool) and str(v).strip():
+                return f"{where} ({key} '{_short(v)}')"
+    return where
+
+
+def session_error(k: int, item: Any, message: str, field: str | None) -> RequestError:
+    """A 422 about the request's session ``k`` (``item``, as sent): ``sessions[k] (id 'x'): FIELD: message``,
+    with the field ``sessions[k].FIELD`` (``sessions[k]`` when the error names no field)."""
+    where = f"sessions[{k}]"
+    full = (where if not field else f"{where}{field}" if field.startswith("[") else f"{where}.{field}")
+    return RequestError(422, f"{session_label(k, item)}: " + (f"{_short(field)}: " if field else "") + message, full)
+
+
+def _library_ids(item: Any, k: int) -> list[str]:
+    """The names :mod:`deepqoe.sessions` gives session ``k`` of a list in its messages (``session 'NAME': ``):
+    its id, ``#k`` without one, ``p1203-k`` for a P.1203 input without one."""
+    names = [f"#{k}", f"p1203-{k}", "?"]
+    v = item.get("id") if isinstance(item, dict) else None
+    if v is not None and not isinstance(v, (dict, list)):
+        names.insert(0, one_line(v))
+    return names
+
+
+def _without_session_prefix(message: str, names: list[str]) -> tuple[str | None, str]:
+    """(NAME, the rest) of a ``message`` that begins ``session 'NAME': `` for one of ``names`` (the label
+    says which session it is); (None, ``message``) otherwise."""
+    for name in names:
+        head = f"session '{name}': "
+        if message.startswith(head):
+            return name, message[len(head):]
+    return None, message
+
+
+def prediction_failure(e: DeepQoEError, sessions: list, items: list) -> RequestError:
+    """The 422 for a session the predictor could not score (``e``, one of the failures of
+    :meth:`~deepqoe.predictor.Predictor.predict_sessions`, which names the session by its id), named as a
+    session that fails validation is (:func:`session_error`); ``sessions`` as read from ``items``."""
+    field = e.field or e.column
+    for k, s in enumerate(sessions):
+        name, msg = _without_session_prefix(e.message, [one_line(s.id)])
+        if name is not None:
+            return session_error(k, items[k], msg, field)
+    for k, s in enumerate(sessions):  # the id further on in the message
+        if f"'{one_line(s.id)}'" in e.message:
+            return session_error(k, items[k], e.message, field)
+    return RequestError(422, str(e), field)
+
+
+def _fails(parse, items: list) -> bool:
+    try:
+        parse(items)
+    except (DeepQoEError, *_NOT_A_SESSION):
+        return True
+    return False
+
+
+def _first_bad_session(items: list, parse) -> int:
+    """The index of the session ``parse(items)`` fails on. It stops at the first bad one: the first session
+    that fails on its own, unless the list fails before it (an id used twice), found then as the shortest
+    prefix that fails (a binary search), so the sessions are read as the request reads them (their place,
+    P.1203 default ids, ids used twice). About two more reads of the sessions up to the bad one."""
+    k = next((i for i, d in enumerate(items) if _fails(parse, [d])), len(items))
+    if k < len(items) and (k == 0 or not _fails(parse, items[:k])):
+        return k
+    lo, hi = 1, min(k, len(items))  # parse(items[:hi]) fails
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _fails(parse, items[:mid]):
+            hi = mid
+        else:
+            lo = mid + 1
+    return hi - 1
+
+
+def _earlier_with_id(items: list, k: int, sid: str, parse) -> str:
+    """`` (as sessions[j])`` for the earlier session with the id ``sid`` that session ``k`` uses again; ""
+    if none is found."""
+    try:
+        before = parse(items[:k]) if k else []
+    except (DeepQoEError, *_NOT_A_SESSION):
+        return ""
+    j = next((j for j, s in enumerate(before) if one_line(s.id) == sid), None)
+    return "" if j is None else f" (as sessions[{j}])"
 
 
 def _finite(x: int | float) -> bool:
@@ -251,7 +359,9 @@ class ModelService:
             session = {"anyOf": [session, p1203]}
             wrapper = {"type": "object", "required": ["sessions"], "additionalProperties": False,
                        "properties": {"sessions": {"type": "array", "items": session, "maxItems": self.max_items},
-                                      "explain": {"type": "boolean"}, "interval": INTERVAL_SCHEMA}}
+                                      "explain": {"type": "boolean"}, "interval": INTERVAL_SCHEMA,
+                                      "scale": {"anyOf": [{"type": "string"}, {"type": "null"}],
+                                                "examples": ["0-100", "z"], "description": SCALE_DESCRIPTION}}}
             if self.predictor.calibrations:
                 wrapper["properties"]["calibration"] = {
                     "type": "string", "enum": self.predictor.calibrations,
@@ -315,7 +425,8 @@ class ModelService:
             extra = set(obj) - {key, "explain"}
             if extra:
                 k = sorted(extra)[0]
-                allowed = [key, "explain", "interval"] + (["calibration", "rating_head"] if self.is_session else [])
+                allowed = [key, "explain", "interval"] + (["calibration", "rating_head", "scale"] if self.is_session
+                                                          else [])
                 raise RequestError(422, f"unknown field '{_short(k)}' next to '{key}' (allowed: "
                                         f"{', '.join(repr(a) for a in allowed)})", k)
             explain = obj.get("explain")
@@ -401,6 +512,14 @@ class ModelService:
         return v
 
     def parse_sessions(self, obj: Any) -> tuple[list, bool | None]:
+        """The sessions of a request and its ``explain`` (None: not in the body); a 422 naming the first
+        bad session (``sessions[k] (id 'x')``) and its field otherwise."""
+        sessions, explain, _ = self._read_sessions(obj)
+        return sessions, explain
+
+    def _read_sessions(self, obj: Any) -> tuple[list, bool | None, list]:
+        """(sessions, explain, the sessions as sent): :meth:`parse_sessions`, with what the request sent for
+        each session (to name a session that fails later, in the prediction)."""
         from deepqoe.sessions.frame import parse_sessions
         from deepqoe.sessions.readers import is_p1203_input
         from deepqoe.sessions.schema import short_value
@@ -417,14 +536,19 @@ class ModelService:
                 raise RequestError(422, f"{where}: 'id' must be a non-empty string or an integer, got "
                                         f"{_type_name(sid)} {short_value(sid)}", f"{where}.id")
         try:
-            return parse_sessions(items), explain
-        except DeepQoEError as e:
-            msg = (f"field '{_short(e.field)}': " if e.field else "") + e.message
-            raise RequestError(422, msg, e.field) from None
-        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as e:
-            raise RequestError(422, f"not a valid session: {str(e)[:200]}") from None
-        except RecursionError:
-            raise RequestError(422, "not a valid session: nested too deeply") from None
+            return parse_sessions(items), explain, items
+        except (DeepQoEError, *_NOT_A_SESSION) as e:
+            k = _first_bad_session(items, parse_sessions)  # the session (sessions[k]) the error is about
+            if isinstance(e, DeepQoEError):
+                name, msg = _without_session_prefix(e.message, _library_ids(items[k], k))
+                fname = e.field
+                if fname == "id" and "used twice" in msg and name is not None:  # say which earlier one has it
+                    msg += _earlier_with_id(items, k, name, parse_sessions)
+            else:
+                msg = "not a valid session: " + ("nested too deeply" if isinstance(e, RecursionError)
+                                                 else str(e)[:200])
+                fname = None
+            raise session_error(k, items[k], msg, fname) from None
 
     # ------------------------------------------------------------------ prediction
     @staticmethod
@@ -451,6 +575,23 @@ class ModelService:
                                "rating_head")
         return self._dataset_option("rating_head", value, self.predictor.check_rating_head)
 
+    def scale(self, value: Any):
+        """The :class:`~deepqoe.sessions.scales.Scale` a session model's request asks its scores on (None: not
+        given, the common 1-5 scale), read by the function ``deepqoe predict --scale`` reads its value with
+        (:func:`~deepqoe.sessions.scales.requested_scale`); a 422 on ``scale`` otherwise, and for a table
+        model."""
+        if value is not None and not self.is_session:
+            raise RequestError(422, "'scale' is for session models; this model predicts from table rows", "scale")
+        if value is not None and not isinstance(value, str):
+            raise RequestError(422, f"'scale' must be a rating scale (text such as '0-100' or 'z') or null, got "
+                                    f"{_type_name(value)} {_short(json.dumps(value), 40)}", "scale")
+        from deepqoe.sessions.scales import requested_scale
+
+        try:
+            return requested_scale(value)
+        except DeepQoEError as e:
+            raise RequestError(422, e.message, "scale") from None
+
     def interval_level(self, value: Any, given: bool, calibration: str | None = None) -> float | None:
         """The interval level of a request: the model's default when not ``given``; None for null / "none";
         else a level in (0, 1) the model's calibration (``calibration``'s) supports (422 otherwise)."""
@@ -475,10 +616,10 @@ class ModelService:
 
     def predict_obj(self, obj: Any, explain: bool | None = None, curve: bool = False,
                     interval: str | None = None, calibration: str | None = None,
-                    rating_head: str | None = None) -> dict:
+                    rating_head: str | None = None, scale: str | None = None) -> dict:
         """Validate a parsed JSON request and predict with the :class:`~deepqoe.predictor.Predictor`
-        (runs in a worker thread). ``explain``, ``interval``, ``calibration``, ``rating_head``: the query's
-        (the body's win)."""
+        (runs in a worker thread). ``explain``, ``interval``, ``calibration``, ``rating_head``, ``scale``: the
+        query's (the body's win)."""
         with self._lock:
             self.n_requests += 1
         if curve and not self.is_session:
@@ -488,32 +629,33 @@ class ModelService:
         in_body = wrapped and "interval" in obj
         cal_in_body = wrapped and self.is_session and "calibration" in obj
         head_in_body = wrapped and self.is_session and "rating_head" in obj
-        if in_body or cal_in_body or head_in_body:
+        scale_in_body = wrapped and "scale" in obj  # a table model's: the 422 below, not "unknown field"
+        if in_body or cal_in_body or head_in_body or scale_in_body:
             obj = dict(obj)
+        target = self.scale(obj.pop("scale") if scale_in_body else scale)
         cal = self.calibration(obj.pop("calibration") if cal_in_body else calibration)
         head = self.rating_head(obj.pop("rating_head") if head_in_body else rating_head)
         level = self.interval_level(obj.pop("interval") if in_body else interval, in_body or interval is not None,
                                     cal)
         if self.is_session:
-            sessions, ex = self.parse_sessions(obj)
+            sessions, ex, items = self._read_sessions(obj)
         else:
             X, ids, ex = self.parse_rows(obj)
         explain = bool(ex if ex is not None else explain if explain is not None else self.explain_default)
         try:
             if self.is_session:
-                preds, failures = self.predictor.predict_sessions(sessions, curve=curve, explain=explain,
-                                                                  interval=level, calibration=cal,
-                                                                  rating_head=head)
-                if failures:
-                    e = failures[0]
-                    raise RequestError(422, str(e), e.field or e.column)
+                preds, failures = self.predictor.predict_sessions(sessions, scale=target, curve=curve,
+                                                                  explain=explain, interval=level,
+                                                                  calibration=cal, rating_head=head)
+                if failures:  # the whole request fails, naming the (first) session that did
+                    raise prediction_failure(failures[0], sessions, items)
             else:
                 preds = self.predictor.predict_rows(X, explain=explain, ids=ids, interval=level)
         except DeepQoEError as e:
             raise RequestError(422, str(e), e.field or e.column) from None
         out = {"model": self.name, "task": self.task, "n": len(preds), "predictions": preds}
         if self.is_session:
-            out["scale"] = self.predictor.scale
+            out["scale"] = target.name  # the scale asked for (the predictions say it too)
         return out
 
     def warm_up(self) -> None:
@@ -546,7 +688,9 @@ def docs_page(svc: ModelService) -> str:
         "the prediction interval's level (<code>none</code>: no interval)"
         + ("; <code>curve=true</code> the per-second QoE curve; <code>calibration=DATASET</code> scores as that "
            "training dataset's viewers used the scale; <code>rating_head=DATASET</code> the rating-distribution "
-           "head to serve" if svc.is_session else "")
+           "head to serve; <code>scale=0-100</code> the MOS scale to report on (<code>lo-hi</code> or "
+           "<code>z</code>, as <code>deepqoe predict --scale</code>; scores, intervals, curves and quantiles; "
+           "default 1-5)" if svc.is_session else "")
         + f". A value given in the body (next to <code>{kind}</code>) wins over the query's. A bad request gets "
         "400, 413 or 422 with <code>{\"detail\", \"field\"}</code>.</li>"
         "<li><code>GET /model</code>: input schema, classes or scale, scores, model card</li>"
@@ -662,14 +806,15 @@ def create_app(model: str | Path | None = None, *, max_body_bytes: int = DEFAULT
                                                                         "with; default: the average"),
                       rating_head: str | None = Query(None, description="session models: the rating-distribution "
                                                                         "head to serve (default: the calibration's "
-                                                                        "own, else the model's default)")):
+                                                                        "own, else the model's default)"),
+                      scale: str | None = Query(None, description=SCALE_DESCRIPTION)):
         unknown = [k for k in request.query_params if k not in QUERY_PARAMETERS]
         if unknown:
             raise RequestError(422, f"unknown query parameter '{_short(unknown[0])}' (allowed: "
                                     f"{', '.join(allowed)})", unknown[0])
         obj = parse_json(await read_body(request))
         return await run_in_threadpool(svc.predict_obj, obj, explain, curve, interval, unset(calibration),
-                                       unset(rating_head))
+                                       unset(rating_head), scale)
 
     return app
 

@@ -39,6 +39,29 @@ def _config_errors(cfg):
         raise
 
 
+@contextlib.contextmanager
+def _each_note_once():
+    """Notes (:class:`~deepqoe.errors.DeepQoENote`) raised inside, each distinct one shown once, when the block
+    ends (a note of every split's fit, e.g. early stopping's validation rows, is one line, not one per
+    split); other warnings as they were."""
+    import warnings
+
+    from deepqoe.errors import DeepQoENote
+
+    caught: list = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            yield
+    finally:
+        seen = set()
+        for w in caught:
+            if issubclass(w.category, DeepQoENote):
+                if str(w.message) in seen:
+                    continue
+                seen.add(str(w.message))
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+
+
 def check_classes(cfg, data, idx: np.ndarray | None = None) -> None:
     """A classification config's target holds at least 2 classes (in the rows ``idx``, default all): with one
     there is nothing to learn, and every score would be perfect. A DeepQoEError naming the config otherwise."""
@@ -61,6 +84,18 @@ def _holdout(cfg, n: int, full: bool) -> tuple[np.ndarray, np.ndarray]:
         return np.arange(n), np.arange(0)
     split = make_splits("holdout", n, test_size=cfg.evaluation.test_size, seed=cfg.evaluation.seed)[0]
     return split.train, split.test
+
+
+def _data_file(cfg, data) -> str | None:
+    """The table file(s) a dataset was read from (else the config), for an error about the data as a whole."""
+    return getattr(data, "source", None) or cfg.path
+
+
+def _too_few_to_train(cfg, data, n_train: int, why: str, hint: str) -> DeepQoEError:
+    """The one error for a split that leaves fewer than 2 rows to train on, naming the data file."""
+    agg = " (after aggregate_by: one per condition)" if cfg.dataset.aggregate_by else ""
+    return DeepQoEError(f"the table has {len(data)} row(s){agg}: {why}, which leaves {n_train} to train on, and "
+                        f"training needs at least 2; {hint}", file=_data_file(cfg, data))
 
 
 def _calibration_split(cfg, data, train_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
@@ -127,6 +162,10 @@ def _fit_and_save(est, cfg, data, out_dir, *, full: bool, use_groups: bool, metr
     from deepqoe.persistence import save_model
 
     train_idx, test_idx = _holdout(cfg, len(data), full)
+    if len(train_idx) < 2:  # before any work
+        raise _too_few_to_train(cfg, data, len(train_idx), f"holding out {len(test_idx)} to test (evaluation."
+                                f"test_size {cfg.evaluation.test_size:g})",
+                                "give at least 3 rows, or train on all of them with --full")
     train_idx, cal_idx, how = _calibration_split(cfg, data, train_idx)
     check_classes(cfg, data)
     check_classes(cfg, data, train_idx)
@@ -627,7 +666,8 @@ def evaluate_config(cfg, protocol: str = "repeated", n_splits: int | None = None
 
     ``n_splits``, ``test_size``, ``baselines`` and ``max_epochs`` replace the config's values when given
     (checked first by :func:`check_evaluation_options`); the config's own baselines that do not fit the task
-    (``majority`` for a regression, ``mean`` for a classification) are skipped."""
+    (``majority`` for a regression, ``mean`` for a classification) are skipped, with a
+    :class:`~deepqoe.errors.DeepQoENote` naming them when the config lists them (not for the default list)."""
     from deepqoe.datasets import load_dataset
     from deepqoe.estimators import estimator_from_config
     from deepqoe.evaluation.metrics import classification_metrics, regression_metrics, scalar_metrics
@@ -645,6 +685,16 @@ def evaluate_config(cfg, protocol: str = "repeated", n_splits: int | None = None
     if baselines is None:
         allowed = baselines_for_task(task)
         baselines = [b for b in ev.baselines if b in allowed]
+        skipped = [b for b in ev.baselines if b not in allowed]
+        if skipped and "baselines" in ev.model_fields_set:  # the config's own list (the default is no choice)
+            import warnings
+
+            from deepqoe.errors import DeepQoENote
+
+            where = f"file '{cfg.path}', " if cfg.path else ""
+            what = f"not a {task} baseline" if len(skipped) == 1 else f"not {task} baselines"
+            warnings.warn(f"{where}field 'evaluation.baselines': {', '.join(skipped)} skipped, {what} "
+                          f"({task} baselines: {', '.join(allowed)})", DeepQoENote, stacklevel=2)
     data = load_dataset(ds_cfg)
     check_classes(cfg, data)
     if protocol == "group-kfold" and data.groups is not None:
@@ -654,8 +704,29 @@ def evaluate_config(cfg, protocol: str = "repeated", n_splits: int | None = None
                                f"column '{ds_cfg.group}' has {n_groups}: ask for at most {n_groups} folds "
                                f"({'evaluation.n_splits' if n_splits_from else '--n-splits'})",
                                file=cfg.path, field=n_splits_from)
-    splits = make_splits(protocol, len(data), groups=data.groups, n_splits=n_splits, test_size=test_size,
-                         seed=ev.seed)
+    try:
+        splits = make_splits(protocol, len(data), groups=data.groups, n_splits=n_splits, test_size=test_size,
+                             seed=ev.seed)
+    except DeepQoEError as e:  # too few rows or groups for the protocol: name the data (a missing group: the config)
+        if e.file is not None:
+            raise
+        file = cfg.path if data.groups is None and protocol.startswith("group") else _data_file(cfg, data)
+        raise DeepQoEError(e.message, file=file, field=e.field) from None
+    for split in splits:  # before any work: every split must leave something to train on
+        if len(split.train) < 2:
+            raise _too_few_to_train(cfg, data, len(split.train), f"{split.name} of the '{protocol}' protocol "
+                                    f"tests on {len(split.test)}",
+                                    "give more groups" if protocol.startswith("group") else "give more rows")
+    tiny = [sp for sp in splits if len(sp.test) < 3]
+    if task == "regression" and tiny:  # a correlation of 1 or 2 rows says nothing; 0 by the metrics' convention
+        import warnings
+
+        from deepqoe.errors import DeepQoENote
+
+        src = _data_file(cfg, data)
+        warnings.warn(f"{f'file {src!r}: ' if src else ''}{len(tiny)} of {len(splits)} splits test on fewer than 3 "
+                      f"rows ({tiny[0].name}: {len(tiny[0].test)}): their PLCC / SROCC / KROCC count as 0 and pull the mean "
+                      "down; ask for fewer splits or a larger test part", DeepQoENote, stacklevel=2)
     names = ["deepqoe"] + list(baselines)
     labels = list(ds_cfg.classes) if task == "classification" else None
     per_split: dict[str, list[dict]] = {n: [] for n in names}
@@ -668,38 +739,39 @@ def evaluate_config(cfg, protocol: str = "repeated", n_splits: int | None = None
 
         iterator = tqdm(splits, desc=f"evaluate ({protocol})", unit="split")
     overrides = {"max_epochs": int(max_epochs)} if max_epochs is not None else {}
-    for k, split in enumerate(iterator):
-        Xtr, Xte = data.X.iloc[split.train], data.X.iloc[split.test]
-        ytr, yte = data.y[split.train], data.y[split.test]
-        # the validation split for early stopping mirrors the test protocol: group-disjoint only when
-        # the test split is (otherwise it is a harder, noisier task than the one being measured)
-        gtr = data.groups[split.train] if data.groups is not None and protocol.startswith("group") else None
-        for name in names:
-            t0 = time.perf_counter()
-            if name == "deepqoe":
-                est = estimator_from_config(cfg, data.inputs, random_state=cfg.training.seed + k, **overrides)
-                with _config_errors(cfg):
-                    est.fit(Xtr, ytr, groups=gtr)
-            else:
-                est = baseline_pipeline(name, task, data.inputs, seed=k)
-                try:
-                    est.fit(Xtr, ytr)
-                except ValueError as e:  # scikit-learn's refusal (e.g. one class in a training part)
-                    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                    raise DeepQoEError(f"baseline '{name}' cannot be trained on {split.name} "
-                                       f"({len(split.train)} training rows): {first}", file=cfg.path) from None
-            fit_seconds[name].append(time.perf_counter() - t0)
-            pred = est.predict(Xte)
-            pooled[name][0].extend(np.asarray(yte).tolist())
-            pooled[name][1].extend(np.asarray(pred).tolist())
-            if task == "classification":
-                m = classification_metrics(yte, pred, labels)
-                cm = np.asarray(m["confusion_matrix"])
-                cm_total[name] = cm if cm_total[name] is None else cm_total[name] + cm
-            else:
-                m = regression_metrics(yte, pred)
-            per_split[name].append({"split": split.name, "n_train": len(split.train), "n_test": len(split.test),
-                                    **scalar_metrics(m)})
+    with _each_note_once():  # one line per distinct note, not one per split
+        for k, split in enumerate(iterator):
+            Xtr, Xte = data.X.iloc[split.train], data.X.iloc[split.test]
+            ytr, yte = data.y[split.train], data.y[split.test]
+            # the validation split for early stopping mirrors the test protocol: group-disjoint only when
+            # the test split is (otherwise it is a harder, noisier task than the one being measured)
+            gtr = data.groups[split.train] if data.groups is not None and protocol.startswith("group") else None
+            for name in names:
+                t0 = time.perf_counter()
+                if name == "deepqoe":
+                    est = estimator_from_config(cfg, data.inputs, random_state=cfg.training.seed + k, **overrides)
+                    with _config_errors(cfg):
+                        est.fit(Xtr, ytr, groups=gtr)
+                else:
+                    est = baseline_pipeline(name, task, data.inputs, seed=k)
+                    try:
+                        est.fit(Xtr, ytr)
+                    except ValueError as e:  # scikit-learn's refusal (e.g. one class in a training part)
+                        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                        raise DeepQoEError(f"baseline '{name}' cannot be trained on {split.name} "
+                                           f"({len(split.train)} training rows): {first}", file=cfg.path) from None
+                fit_seconds[name].append(time.perf_counter() - t0)
+                pred = est.predict(Xte)
+                pooled[name][0].extend(np.asarray(yte).tolist())
+                pooled[name][1].extend(np.asarray(pred).tolist())
+                if task == "classification":
+                    m = classification_metrics(yte, pred, labels)
+                    cm = np.asarray(m["confusion_matrix"])
+                    cm_total[name] = cm if cm_total[name] is None else cm_total[name] + cm
+                else:
+                    m = regression_metrics(yte, pred)
+                per_split[name].append({"split": split.name, "n_train": len(split.train), "n_test": len(split.test),
+                                        **scalar_metrics(m)})
     key = "accuracy" if task == "classification" else "srocc"
     methods = {}
     for name in names:

@@ -55,6 +55,7 @@ class Dataset:
     ids: np.ndarray | None
     inputs: list[dict]  # estimator-ready input dicts (vector files resolved into columns)
     ratings: list[np.ndarray] | None = None  # each row's individual ratings (config ``individual``)
+    source: str | None = None  # the table file(s) read, for messages about the data as a whole
 
     def __len__(self):
         return len(self.X)
@@ -232,7 +233,7 @@ def load_dataset(cfg: DatasetConfig) -> Dataset:
         if not any(len(r) > 1 for r in ratings):  # nothing to learn a spread from
             raise DeepQoEError("every row has one individual rating; a rating distribution needs rows with "
                                "several (e.g. '[4 5 3]')", file=name, column=cfg.individual)
-    return Dataset(cfg, X.reset_index(drop=True), y, groups, ids, inputs, ratings)
+    return Dataset(cfg, X.reset_index(drop=True), y, groups, ids, inputs, ratings, source=name)
 
 
 def _enough_rows(n: int, name: str, what: str) -> None:

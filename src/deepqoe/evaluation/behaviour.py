@@ -43,6 +43,12 @@ relation                  what must hold
 ``python_vs_service``     the same score (to 1e-6) from ``predict_sessions`` and from ``POST /predict`` of
                           the :mod:`deepqoe.serve` app (FastAPI TestClient), for a few ordinary and
                           extreme sessions; skipped with a note when the ``serve`` extra is missing
+``python_vs_cli``         the same score (to 1e-6) from ``deepqoe predict MODEL sessions.json --json`` (run
+                          in this process) for the same sessions
+``python_vs_onnx``        the same score (to ``ONNX_TOL`` = 1e-4) from the model exported to ONNX
+                          (``deepqoe export``, the default calibration) run by ONNX Runtime, for the same
+                          sessions; skipped with a note without ``onnx`` / ``onnxruntime`` (the ``serve``
+                          extra) or for a session model that exports as a table model
 ========================  =============================================================================
 
 Each relation reports how many cases were checked, how many held and were violated, and the worst case
@@ -89,6 +95,8 @@ from deepqoe.sessions.session import Session
 
 #: Tolerance on the score for the monotone relations and the Python / service comparison.
 TOL = 1e-6
+#: float32 ONNX Runtime against float32 PyTorch (the same graph, other kernels): agreement on the 1-5 scale
+ONNX_TOL = 1e-4
 #: Largest change (1-5 scale) allowed when a steady session is repeated.
 REPEAT_TOL = 0.1
 #: Repetitions of the steady 10-s session.
@@ -124,6 +132,8 @@ RELATIONS = (
     ("repeat_steady", "repeating a steady session changes the score < 0.1 (1-5)"),
     ("bounds", "every score and curve value is finite and inside the scale"),
     ("python_vs_service", "Python and POST /predict give the same score"),
+    ("python_vs_cli", "Python and deepqoe predict give the same score"),
+    ("python_vs_onnx", "Python and the exported ONNX graph give the same score"),
 )
 
 
@@ -580,6 +590,82 @@ def _service_scores(model: str, sessions: list[Session]) -> tuple[list[tuple[str
     return out, None
 
 
+def _cli_scores(model: str, sessions: list[Session]) -> tuple[list[tuple[str, float | None, str]], str | None]:
+    """(id, ``deepqoe predict --json`` score or None, detail) per session: the command run in this process on
+    the sessions written to a temporary JSON file."""
+    import io
+    import tempfile
+    from pathlib import Path
+
+    from deepqoe.cli import main
+
+    with tempfile.TemporaryDirectory(prefix="deepqoe-check-") as tmp:
+        path = Path(tmp) / "sessions.json"
+        path.write_text(json.dumps({"sessions": [s.to_dict() for s in sessions]}), encoding="utf-8")
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["predict", str(model), str(path), "--json", "-q"])
+    try:
+        got = {str(r["id"]): float(r["score"]) for r in json.loads(out.getvalue() or "[]")}
+    except (ValueError, KeyError, TypeError) as e:
+        got, code = {}, f"{code}, unreadable output ({type(e).__name__})"
+    why = err.getvalue().strip().splitlines()[-1][:200] if err.getvalue().strip() else f"exit status {code}"
+    return [(s.id, got.get(s.id), "" if s.id in got else why) for s in sessions], None
+
+
+def _onnx_scores(model: str, sessions: list[Session]) -> tuple[list[tuple[str, float | None, str]], str | None]:
+    """(id, score of the exported ONNX graph or None, detail) per session, or a note when it cannot be run."""
+    import tempfile
+    from pathlib import Path
+
+    import importlib.util
+
+    missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+    if missing:
+        return [], f"python_vs_onnx skipped: the serve extra is not installed ({missing[0]})"
+    from deepqoe.export import SESSION_OUTPUT, _is_session_qoe_model, export_onnx, onnx_session, session_feeds
+    from deepqoe.persistence import load_model
+    from deepqoe.sessions.qoe_model import make_batch
+
+    with tempfile.TemporaryDirectory(prefix="deepqoe-check-") as tmp:
+        path = Path(tmp) / "model.onnx"
+        try:
+            est = load_model(model)
+            if not _is_session_qoe_model(est):
+                return [], ("python_vs_onnx skipped: this model exports as a table model (its ONNX graph takes "
+                            "table rows)")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the exporter's tracer warnings
+                export_onnx(model, path)
+            runner = onnx_session(path)
+        except DeepQoEError as e:  # the model cannot be exported: every session fails this path
+            return [(s.id, None, f"no ONNX graph: {e}") for s in sessions], None
+        out = []
+        for s in sessions:  # one at a time: a 1e5-segment session alone
+            try:
+                score = runner.run([SESSION_OUTPUT], session_feeds(make_batch([s], est.mapping_, False)))[0]
+                out.append((s.id, float(score[-1]), ""))
+            except Exception as e:  # noqa: BLE001 - reported as a violation of the relation, never a crash
+                out.append((s.id, None, f"{type(e).__name__}: {str(e)[:200]}"))
+    return out, None
+
+
+def _compare_path(res: RelationResult, bounds: RelationResult, answers, note, py: dict, notes: list[str],
+                  lo: float, hi: float, what: str, tol: float) -> None:
+    """Add each (id, score, detail) of another path to ``res`` (its distance to Python's score) and to the
+    bounds; a note skips the relation."""
+    if note:
+        res.skipped, res.note = True, note
+        notes.append(note)
+    for sid, score, detail in answers:
+        want = py[sid]["score"]
+        if score is None:
+            res.add(math.inf, f"{sid}: {detail}", tol)
+            continue
+        res.add(abs(score - want), f"{sid}: Python {want} vs {what} {score}", tol)
+        _check_bounds(bounds, {"id": sid, "score": score}, lo, hi, f" ({what})")
+
+
 def check_model(predictor, n_sessions: int = 1000, seed: int = 0, *, model: str | None = None,
                 progress: Callable[[str], None] | None = None) -> BehaviourReport:
     """Check the behaviour relations (module docstring) on ``n_sessions`` random sessions.
@@ -656,30 +742,26 @@ def check_model(predictor, n_sessions: int = 1000, seed: int = 0, *, model: str 
         notes.append(f"extreme session refused by the session format (allowed): {e}")
     ext_rows = _predict_extremes(predictor, extremes, bounds, notes, lo, hi)
 
-    svc = res["python_vs_service"]
+    paths = (("python_vs_service", "service", _service_scores, TOL), ("python_vs_cli", "CLI", _cli_scores, TOL),
+             ("python_vs_onnx", "ONNX", _onnx_scores, ONNX_TOL))
     if model is None:
-        svc.skipped, svc.note = True, "no model name given (check_model(..., model=...))"
+        for name, *_ in paths:
+            res[name].skipped, res[name].note = True, "no model name given (check_model(..., model=...))"
     else:
-        say("comparing Python and POST /predict")
         picks = [c.session for c in cases[:6]] + [r for _, r, k in repeats[:3]] + \
                 [s for s in extremes if s.id in ext_rows and "1e5" not in s.id]
         py = {**rows, **ext_rows}
-        with _memory_cap():
-            try:
-                answers, note = _service_scores(model, [s for s in picks if s.id in py])
-            except MemoryError:
-                answers, note = [], None
-                svc.add(math.inf, "the service ran out of memory (capped)", TOL)
-        if note:
-            svc.skipped, svc.note = True, note
-            notes.append(note)
-        for sid, score, detail in answers:
-            want = py[sid]["score"]
-            if score is None:
-                svc.add(math.inf, f"{sid}: {detail}", TOL)
-                continue
-            svc.add(abs(score - want), f"{sid}: Python {want} vs service {score}", TOL)
-            _check_bounds(bounds, {"id": sid, "score": score}, lo, hi, " (service)")
+        picks = [s for s in picks if s.id in py]
+        for name, what, scores_of, tol in paths:
+            say(f"comparing Python and the {what}")
+            with _memory_cap(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeepQoENote)
+                try:
+                    answers, note = scores_of(model, picks)
+                except MemoryError:
+                    answers, note = [], None
+                    res[name].add(math.inf, f"the {what} ran out of memory (capped)", tol)
+            _compare_path(res[name], bounds, answers, note, py, notes, lo, hi, what, tol)
     for r in res.values():
         if not r.checked and not r.skipped:
             r.note = r.note or "no case could be checked"

@@ -4,7 +4,8 @@
 * ``repeated``: ``n_splits`` independent random splits (e.g. 10 x 90/10, or VIDEVAL's 100 x 80/20).
 * ``kfold``: k-fold cross-validation (shuffled).
 * ``group``: leave-one-group-out (content, title or genre disjoint): every test set is one group.
-* ``group-kfold``: k group-disjoint folds.
+* ``group-kfold``: k group-disjoint folds (as many as there are groups when there are fewer than k, with a
+  :class:`~deepqoe.errors.DeepQoENote` saying so).
 * ``group-shuffle``: ``n_splits`` random group-disjoint splits, each holding out ``test_size`` of the groups
   (at least one), drawn independently.
 * ``videval``: the VIDEVAL authors' 80/20 splits (``train_test_split(test_size=0.2,
@@ -17,11 +18,12 @@ and the benchmarks, so two methods compared in one run always see the same split
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from deepqoe.errors import DeepQoEError
+from deepqoe.errors import DeepQoEError, DeepQoENote
 
 PROTOCOLS = ("holdout", "repeated", "kfold", "group", "group-kfold", "group-shuffle", "videval")
 
@@ -74,6 +76,9 @@ def make_splits(protocol: str, n_samples: int, *, groups=None, n_splits: int = 1
                 mask = np.isin(groups, rng.choice(values, k, replace=False))
                 out.append(Split(f"groupshuffle{r}", idx[~mask], idx[mask]))
             return out
+        if n_splits > len(uniq):
+            warnings.warn(f"group-kfold: {n_splits} folds asked, but there are only {len(uniq)} groups; using "
+                          f"{len(uniq)} folds (one group each)", DeepQoENote, stacklevel=2)
         order = rng.permutation(len(uniq))
         parts = np.array_split(order, min(n_splits, len(uniq)))
         out = []

@@ -36,6 +36,9 @@ def _require_columns(df: pd.DataFrame, columns: list[str]) -> None:
 
 # Larger magnitudes are not measurements (a typo, a sentinel, an overflow): an error, not a statistic.
 MAX_ABS_VALUE = 1e15
+#: a standardised vector input is clipped to [-VECTOR_CLIP, VECTOR_CLIP]: a wild outlier in a pre-computed
+#: feature must not blow up the net (the ONNX export describes it and applies it in the graph)
+VECTOR_CLIP = 10.0
 
 
 def _first_bad_row(mask: np.ndarray) -> int:
@@ -375,7 +378,7 @@ class ContinuousEncoder(InputEncoder):
     def transform(self, df):
         x = (self._raw(df) - self.shift) / self.scale
         if self.cfg.modality == "vector":
-            x = np.clip(x, -10, 10)  # a wild outlier in a pre-computed feature must not blow up the net
+            x = np.clip(x, -VECTOR_CLIP, VECTOR_CLIP)
         with np.errstate(over="ignore"):
             x = x.astype(np.float32)
         bad = ~np.isfinite(x)

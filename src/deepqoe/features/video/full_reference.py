@@ -10,6 +10,8 @@ Every frame's ``vmaf``, ``psnr_y``, ``psnr_cb``, ``psnr_cr`` (capped at 60 dB, a
 8-bit video; identical frames would be infinite) and ``ssim`` (luma) are kept as per-frame series and
 pooled into columns ``fr_<metric>_mean``, ``_min``, ``_p05`` (5th percentile) and, for VMAF,
 ``fr_vmaf_hmean`` (harmonic mean), plus ``fr_psnr_yuv_mean`` (6:1:1 weighted PSNR) and ``fr_frames``.
+A reference under :data:`MIN_SIDE` (18) pixels wide or high (8 with a ``vmaf_float`` model) is refused
+before FFmpeg runs: libvmaf crashes on such frames. An FFmpeg killed by a signal is named as such.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -31,6 +34,12 @@ METRICS = ("vmaf", "psnr_y", "psnr_cb", "psnr_cr", "ssim")
 PSNR_CAP = 60.0
 DEFAULT_MODEL = "version=vmaf_v0.6.1"
 
+#: the smallest frame side (pixels, width and height alike) the libvmaf of the FFmpeg of imageio-ffmpeg
+#: measures: below 18 its integer features (those of the default ``vmaf_v0.6.1``, ``..neg`` and the 4k models)
+#: crash FFmpeg (SIGSEGV); the float models (``vmaf_float_*``) abort (SIGABRT) below 8. Checked before FFmpeg runs.
+MIN_SIDE = 18
+MIN_SIDE_FLOAT = 8
+
 
 def ffmpeg_exe() -> str:
     try:
@@ -39,6 +48,39 @@ def ffmpeg_exe() -> str:
         raise DeepQoEError("the full-reference extractor needs imageio-ffmpeg (pip install imageio-ffmpeg)"
                            ) from None
     return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def min_frame_side(model: str = DEFAULT_MODEL) -> int:
+    """The smallest width and height (pixels) of the reference that libvmaf with ``model`` (as
+    :func:`normalize_model` reads it) measures without crashing: :data:`MIN_SIDE_FLOAT` when every model
+    is a built-in float one, :data:`MIN_SIDE` otherwise (a model file may use the integer features)."""
+    versions = []
+    for part in normalize_model(model).split("|"):
+        opts = [o for o in part.replace("\\", "").split(":") if o.startswith(("version=", "path="))]
+        versions.append(opts[0][len("version="):] if opts and opts[0].startswith("version=") else "")
+    return MIN_SIDE_FLOAT if versions and all(v.startswith("vmaf_float") for v in versions) else MIN_SIDE
+
+
+def signal_name(returncode: int) -> str:
+    """The name of the signal a negative return code of :mod:`subprocess` stands for (``SIGSEGV``)."""
+    try:
+        return signal.Signals(-int(returncode)).name
+    except ValueError:
+        return f"signal {-int(returncode)}"
+
+
+def ffmpeg_failure(proc: subprocess.CompletedProcess, program: str = "FFmpeg") -> str:
+    """Why a run of FFmpeg failed, in one line: its last message, or the signal that killed it (a negative
+    return code: a crash, SIGSEGV, is named as one) or its exit status when it said nothing."""
+    err = [ln.strip() for ln in (proc.stderr or "").splitlines() if ln.strip()]
+    last = err[-1] if err else ""
+    rc = proc.returncode
+    if rc is not None and rc < 0:
+        name = signal_name(rc)
+        why = {"SIGSEGV": "it crashed", "SIGBUS": "it crashed", "SIGILL": "it crashed", "SIGFPE": "it crashed",
+               "SIGABRT": "it aborted", "SIGKILL": "out of memory, or stopped from outside?"}.get(name)
+        return f"{program} was killed by {name}" + (f" ({why})" if why else "") + (f": {last}" if last else "")
+    return last or f"{program} exited with status {rc}"
 
 
 def _escape(path: str) -> str:
@@ -101,12 +143,13 @@ def check_vmaf_model(model: str) -> str:
         cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", *probe_input, *probe_input,
                "-lavfi", f"[0:v][1:v]libvmaf=model={model}", "-f", "null", "-"]
         try:
-            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
-            err = (proc.stderr or "").strip().splitlines()
-            _model_checked[model] = None if proc.returncode == 0 else (err[-1].strip() if err else
-                                                                        f"status {proc.returncode}")
+            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                  errors="replace", timeout=120)
         except (OSError, subprocess.SubprocessError) as e:
             raise DeepQoEError(f"cannot run FFmpeg to check the VMAF model: {e}") from None
+        if proc.returncode < 0:  # killed by a signal: no verdict on the model
+            raise DeepQoEError(f"cannot check the VMAF model: {ffmpeg_failure(proc)}")
+        _model_checked[model] = None if proc.returncode == 0 else ffmpeg_failure(proc)
     why = _model_checked[model]
     if why is not None:
         raise DeepQoEError(f"libvmaf cannot load the model '{model}' ({why}); the built-in models are "
@@ -152,6 +195,26 @@ class FullReferenceExtractor(Extractor):
         return [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-threads", str(threads),
                 "-i", str(video_path), "-i", str(reference), "-filter_complex", graph, "-f", "null", "-"]
 
+    def check_size(self, video_path, reference) -> None:
+        """A VideoError (one line: the sizes and the minimum) when the frames compared, the reference's
+        size (the video is scaled to it), are smaller than libvmaf measures (:func:`min_frame_side`): FFmpeg
+        would crash on them."""
+        least = min_frame_side(self.opts["model"])
+        try:
+            ref = probe(reference)
+        except VideoError as e:
+            raise VideoError(f"reference video {reference}: {e.message}", file=str(video_path)) from None
+        if min(ref.width, ref.height) >= least:
+            return
+        dist = probe(video_path)
+        if (dist.width, dist.height) == (ref.width, ref.height):
+            what = f"the video and its reference are {ref.width}x{ref.height} pixels"
+        else:
+            what = (f"the reference {reference} is {ref.width}x{ref.height} pixels (the video, {dist.width}x"
+                    f"{dist.height}, is compared at the reference's size)")
+        raise VideoError(f"frames too small for VMAF: {what}; libvmaf needs frames at least {least} "
+                         "pixels wide and high (smaller ones crash it)", file=str(video_path))
+
     @staticmethod
     def _read_stats(path: str, keys: dict[str, str]) -> dict[str, list[float]]:
         """Per-frame values from an FFmpeg psnr/ssim stats file (``n:1 key:value ...`` lines)."""
@@ -184,14 +247,16 @@ class FullReferenceExtractor(Extractor):
             check_complete(reference)
         except VideoError as e:
             raise VideoError(f"reference video {reference}: {e.message}", file=str(video_path)) from None
+        self.check_size(video_path, reference)
         with tempfile.TemporaryDirectory(prefix="deepqoe-vmaf-") as tmp:
             logs = {k: os.path.join(tmp, f"{k}.log") for k in ("vmaf", "psnr", "ssim")}
             cmd = self.command(video_path, reference, logs)
-            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True)
-            if proc.returncode != 0 or not all(os.path.exists(p) for p in logs.values()):
-                err = (proc.stderr or "").strip().splitlines()
-                raise VideoError(f"FFmpeg/libvmaf failed: {err[-1] if err else proc.returncode}",
-                                 file=str(video_path))
+            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace")
+            if proc.returncode != 0:
+                raise VideoError(f"FFmpeg/libvmaf failed: {ffmpeg_failure(proc)}", file=str(video_path))
+            if not all(os.path.exists(p) for p in logs.values()):
+                raise VideoError("FFmpeg/libvmaf wrote no per-frame scores" + (
+                    f": {ffmpeg_failure(proc)}" if (proc.stderr or "").strip() else ""), file=str(video_path))
             with open(logs["vmaf"], encoding="utf-8") as f:
                 data = json.load(f)
             series = {"vmaf": [float(fr["metrics"]["vmaf"]) for fr in data.get("frames") or []
