@@ -162,7 +162,9 @@ def test_a_model_that_scores_sessions_itself_goes_through_the_same_path():
     rows, failures = p.predict_sessions(s, scale="0-100", explain=True)
     assert not failures and [r["score"] for r in rows] == [100.0, 25.0]
     assert rows[1]["curve"][0] == 100.0 and len(rows[1]["curve"]) == 23 and rows[1]["curve_step_s"] == 1.0
-    assert rows[1]["explanation"]["contributions"] == {"stalls": -3.0}
+    # the explanation is on the scale of the score: -3 points of 1-5 are -75 of 0-100
+    assert rows[1]["explanation"]["contributions"] == {"stalls": -75.0}
+    assert rows[1]["explanation"]["scale"] == "0-100"
 
 
 def test_a_table_model_gives_one_output_shape(tmp_path):

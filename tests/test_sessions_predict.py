@@ -210,3 +210,35 @@ def test_python_predict_takes_session_dicts_and_fails_bad_ones_alone():
     from deepqoe.sessions import Session
 
     assert rows[0]["score"] == p.predict_sessions([Session.from_dict(good)], curve=False)[0][0]["score"]
+
+
+def test_plots_draw_one_curve_chart_per_session(tmp_path, capsys):
+    """``predict --plots DIR``: a PNG per session (a name from its id, made safe and unique), also with a
+    table --out (which keeps no curve); refused for a table model (exit 2), with --scheduler, and onto a file."""
+    sessions = [_session(0, id="a/b"), _session(1, id="a_b"), _session(2, id="..x")]
+    src = tmp_path / "s.json"
+    src.write_text(json.dumps(sessions))
+    plots = tmp_path / "charts"
+    assert main(["predict", "streaming", str(src), "--plots", str(plots), "--out", str(tmp_path / "p.csv")]) == 0
+    names = sorted(p.name for p in plots.iterdir())
+    assert names == ["curve-a_b-2.png", "curve-a_b.png", "curve-x.png"]
+    assert all((plots / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for n in names)
+    assert "3 per-second QoE chart(s) written" in capsys.readouterr().err
+    assert main(["predict", "upec-qoe-lab", str(src), "--plots", str(tmp_path / "c2")]) == 2
+    assert "--plots is for session models" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    assert main(["predict", "streaming", str(src), "--plots", str(tmp_path / "afile")]) == 1
+    assert "--plots" in capsys.readouterr().err
+    assert main(["predict", "streaming", str(src), "--plots", str(tmp_path / "c3"), "--scheduler", "local",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert not (tmp_path / "c2").exists() and not (tmp_path / "c3").exists()
+
+
+def test_curve_plots_keep_to_their_limit(tmp_path):
+    from deepqoe.predictor import load_predictor
+    from deepqoe.sessions.predict import curve_plots
+
+    sessions = [Session.from_dict(_session(i % 3, id=f"s{i}")) for i in range(5)]
+    rows, _ = load_predictor("streaming").predict_sessions(sessions, scale="0-100")
+    got = curve_plots(rows, sessions, tmp_path / "c", limit=3)
+    assert [p.name for p in got] == ["curve-s0.png", "curve-s1.png", "curve-s2.png"]

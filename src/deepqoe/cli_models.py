@@ -245,6 +245,9 @@ def _cmd_predict(args) -> int:
     if predictor.is_session:
         predictor.check_calibration(args.calibration)  # before any data is read
     data = Path(args.data)
+    if args.scheduler and getattr(args, "plots", None):
+        raise UsageError("--plots is not available with --scheduler (a chart per session of a table larger than "
+                         "memory); plot a sample with plain predict")
     if args.scheduler and args.rating_head:
         raise UsageError("--rating-head is not available with --scheduler (the workers serve the default head)")
     if args.scheduler:  # a Dask cluster, partitioned Parquet out (deepqoe.batch_scoring)
@@ -259,6 +262,8 @@ def _cmd_predict(args) -> int:
         return predict_sessions(predictor, args)
     if args.scale:
         raise UsageError("--scale is for session models; this model predicts from table rows")
+    if getattr(args, "plots", None):
+        raise UsageError("--plots is for session models (per-second QoE charts); this model predicts from table rows")
     if args.calibration:
         raise UsageError("--calibration is for session models trained on several datasets; this model predicts "
                          "from table rows")
@@ -496,6 +501,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--json", action="store_true", help="the predictions as JSON on standard output")
     p.add_argument("--scale", help="for session models: report scores on this MOS scale (e.g. 0-100, z; "
                                    "default: 1-5)")
+    p.add_argument("--plots", metavar="DIR",
+                   help="for session models: a folder of per-second QoE charts, one PNG per session (its curve, "
+                        "stalls shaded; the first 200 sessions)")
     p.add_argument("--rating-head", metavar="DATASET",
                    help="the rating-distribution head to serve (sos, p_gob, p_pow), by the dataset it was fitted "
                         "on; default: the model's own default (streaming: waterloo-sqoe-iv; also p1203-open, ACR)")

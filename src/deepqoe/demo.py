@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from deepqoe.errors import DeepQoEError
+from deepqoe.report import curves_plot
 
 VIEWER_ROWS = pd.DataFrame([
     {"id": "sports-1080p", "content": "Sports", "resolution": 1080, "bitrate_video": 3300.0, "age_user": 24,
@@ -107,30 +108,6 @@ def contributions_plot(path: Path, contrib: pd.DataFrame, labels: list[str], tit
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7, ncol=min(len(groups), 5), loc="lower center", bbox_to_anchor=(0.5, 1.08))
     ax.grid(axis="x", alpha=0.3)
-    return _save(fig, path)
-
-
-def curves_plot(path: Path, curves: list, sessions: list, labels: list[str], seconds_per_step: list[float]
-                ) -> Path:
-    fig = _figure(7.5, 3.8)
-    ax = fig.add_subplot(111)
-    for k, (c, s, lab, sps) in enumerate(zip(curves, sessions, labels, seconds_per_step)):
-        c = np.asarray(c, float)
-        ok = np.isfinite(c)
-        t = (np.arange(len(c)) + 1) * sps
-        line, = ax.plot(t[ok], c[ok], label=lab, lw=1.6)
-        # mark stalls (media time -> wall time: add earlier stalls)
-        waited = 0.0
-        for st, d in zip(s.stall_start, s.stall_duration):
-            a = st + waited
-            ax.axvspan(a, a + d, color=line.get_color(), alpha=0.12, lw=0)
-            waited += d
-    ax.set_xlabel("time since pressing play (s); shaded: stalls")
-    ax.set_ylabel("predicted QoE so far (1-5)")
-    ax.set_ylim(1, 5)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=3)
-    ax.set_title("Per-second QoE: the score of the first t seconds", fontsize=10)
     return _save(fig, path)
 
 

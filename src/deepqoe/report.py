@@ -77,6 +77,37 @@ def _save(fig, path: Path) -> None:
         fig.savefig(tmp, format="png", bbox_inches="tight")
 
 
+def curves_plot(path: Path, curves: list, sessions: list, labels: list[str], seconds_per_step: list[float],
+                scale: str = "1-5", title: str = "Per-second QoE: the score of the first t seconds") -> Path:
+    """Per-second QoE curves of sessions on one chart (the score of the first t seconds against t), each
+    session's stalls shaded in its colour (media time -> wall time: earlier stalls added); the y axis spans
+    ``scale`` when it is a range (``lo-hi``)."""
+    from deepqoe.sessions.scales import parse_scale
+
+    fig = _new_figure(7.5, 3.8)
+    ax = fig.add_subplot(111)
+    for c, s, lab, sps in zip(curves, sessions, labels, seconds_per_step):
+        c = np.asarray(c, float)
+        ok = np.isfinite(c)
+        t = (np.arange(len(c)) + 1) * sps
+        line, = ax.plot(t[ok], c[ok], label=lab, lw=1.6)
+        waited = 0.0
+        for st, d in zip(s.stall_start, s.stall_duration):
+            a = st + waited
+            ax.axvspan(a, a + d, color=line.get_color(), alpha=0.12, lw=0)
+            waited += d
+    ax.set_xlabel("time since pressing play (s); shaded: stalls")
+    ax.set_ylabel(f"predicted QoE so far ({scale})")
+    sc = parse_scale(scale)
+    if sc.kind == "range":
+        ax.set_ylim(sc.lo, sc.hi)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=3)
+    ax.set_title(title, fontsize=10)
+    _save(fig, path)
+    return Path(path)
+
+
 def scatter_plot(path: Path, y_true, y_pred, title: str = "", xlabel: str = "MOS",
                  ylabel: str = "predicted MOS", groups: Sequence[str] | None = None) -> None:
     """Predicted vs measured, with the identity line; one colour per group when ``groups`` is given."""

@@ -104,6 +104,41 @@ def write_predictions(rows: list[dict], out: str | None, stream=None, *, as_json
         print(legend, file=sys.stderr) if say is None else say(legend)
 
 
+#: the most per-second charts ``deepqoe predict --plots`` draws (one PNG each; about 0.1 s per chart)
+MAX_PLOTS = 200
+
+
+def curve_plots(rows: list[dict], sessions: list, folder: str | Path, limit: int = MAX_PLOTS) -> list[Path]:
+    """One chart per predicted session (the first ``limit``), ``FOLDER/curve-<id>.png``: its per-second QoE
+    curve on the scale of ``rows``, its stalls shaded, the score and interval in the title. File names keep
+    letters, digits, ``.``, ``_`` and ``-`` of the id (others become ``_``; a name taken twice gets ``-2``...)."""
+    import re
+
+    from deepqoe.report import curves_plot
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    by_id = {s.id: s for s in sessions}
+    used: set[str] = set()
+    written = []
+    for r in rows[:limit]:
+        s = by_id.get(r["id"])
+        if s is None or not r.get("curve"):
+            continue
+        base = re.sub(r"[^A-Za-z0-9._-]", "_", str(r["id"]))[:80].lstrip(".") or "session"
+        name, k = base, 1
+        while name.lower() in used:  # case-insensitive file systems too
+            k += 1
+            name = f"{base}-{k}"
+        used.add(name.lower())
+        iv = r.get("interval")
+        band = f" [{iv['low']:.2f}, {iv['high']:.2f}] at {iv['level']:g}" if iv else ""
+        written.append(curves_plot(folder / f"curve-{name}.png", [r["curve"]], [s], [str(r["id"])],
+                                   [r.get("curve_step_s") or 1.0], r["scale"],
+                                   f"session {r['id']}: score {r['score']:.2f}{band} ({r['scale']})"))
+    return written
+
+
 def predict_sessions(model: Any, args) -> int:
     """The ``deepqoe predict`` route for session input (``args``: ``data``, ``out``, ``scale``, optional
     ``calibration``, ``interval``, ``json`` and ``quiet``); ``model`` is a loaded model or a :class:`~deepqoe.predictor.Predictor`.
@@ -122,13 +157,23 @@ def predict_sessions(model: Any, args) -> int:
     from deepqoe.cli_models import interval_level
 
     level = interval_level(args, predictor)  # --interval (default 0.9 when the model has intervals.json)
+    plots = getattr(args, "plots", None)
+    if plots:
+        from deepqoe.cli_models import check_output_path
+
+        check_output_path(plots, "--plots", folder=True)  # before any work
     sessions, failures = load_sessions(args.data)
     out = getattr(args, "out", None)
-    curve = not (out and Path(out).suffix.lower() in (".csv", ".parquet", ".pq"))  # tables keep no curve
+    # tables keep no curve; the charts need them
+    curve = bool(plots) or not (out and Path(out).suffix.lower() in (".csv", ".parquet", ".pq"))
     rows, bad = (predictor.predict_sessions(sessions, scale=scale, interval=level, curve=curve,
                                             calibration=getattr(args, "calibration", None)) if sessions
                  else ([], []))
     if rows:
+        if plots:
+            written = curve_plots(rows, sessions, plots)
+            more = f" (the first {len(written)} of {len(rows)})" if len(written) < len(rows) else ""
+            status(args, f"{len(written)} per-second QoE chart(s) written to {plots}{more}")
         write_predictions(rows, getattr(args, "out", None), as_json=bool(getattr(args, "json", False)),
                           say=lambda m: status(args, m))
     return finish_batch(list(failures) + list(bad), len(rows), verb="predicted", file=args.data)
