@@ -247,7 +247,15 @@ def test_scores_stay_on_the_rating_scale_far_outside_training(rated_model):
     far.to_csv(d / "far.csv", index=False)
     p = load_predictor(str(m))
     X, _ = read_prediction_input(p.meta, d / "far.csv")
-    scores = [r["score"] for r in p.predict_rows(X)]
+    import warnings
+
+    from deepqoe.errors import DeepQoENote
+
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        scores = [r["score"] for r in p.predict_rows(X)]
     assert all(1.0 <= s <= 5.0 for s in scores) and (max(scores) == 5.0 or min(scores) == 1.0)
+    notes = [str(w.message) for w in rec if issubclass(w.category, DeepQoENote)]
+    assert len(notes) == 1 and "rating_scale" in notes[0] and "[1, 5]" in notes[0], notes  # said, not silent
     raw = p.model.predict(X)  # the network alone does go off the scale there
     assert raw.max() > 5.0 or raw.min() < 1.0

@@ -247,3 +247,26 @@ def test_an_explanation_is_on_the_scale_of_its_score(client, scale, per_point):
     assert ex0["contributions"]["stalls"] < 0
     for part, v in ex0["contributions"].items():
         assert ex["contributions"][part] == pytest.approx(v * per_point, abs=1e-6), part
+
+
+def test_the_answer_lists_the_notes_the_cli_prints(client):
+    """A stall just after the media's end is moved to the end with a note: deepqoe predict prints it on
+    stderr; the service's answer lists it under "notes", every time it is asked (not once per process), and
+    an answer without notes has none."""
+    late = session("late", 40, stalls=[(0, 1.0), (40.5, 2.0)])
+    for _ in range(2):
+        r = _post(client, {"sessions": [late]})
+        assert r.status_code == 200, r.text
+        notes = r.json().get("notes")
+        assert notes and len(notes) == 1 and "late" in notes[0] and "\n" not in notes[0], r.json()
+    assert "notes" not in _post(client, {"sessions": [session("fine")]}).json()
+
+
+def test_a_table_models_answer_lists_its_notes(table_client):
+    """An unseen category in a row (the CLI's 'deepqoe: note: ...') is a note of the answer."""
+    row = {"content": "Sports", "resolution": 720, "bitrate_video": 1500.0, "age_user": 30, "sex_user": "men"}
+    assert "notes" not in _post(table_client, {"rows": [row]}).json()
+    r = _post(table_client, {"rows": [dict(row, sex_user="robot")]})
+    assert r.status_code == 200, r.text
+    notes = r.json().get("notes", [])
+    assert len(notes) == 1 and "sex_user" in notes[0] and "robot" in notes[0], r.json()

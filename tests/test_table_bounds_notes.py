@@ -264,3 +264,16 @@ def test_evaluate_says_when_splits_test_on_too_few_rows_for_a_correlation(tmp_pa
         assert len(notes) == expect, (n_splits, notes)
         if expect:
             assert "data.csv" in notes[0] and f"of {n_splits} splits" in notes[0], notes[0]
+
+
+@pytest.mark.parametrize("n_groups,noted", [(2, True), (8, False)])
+def test_train_says_when_calibration_rows_are_not_group_disjoint(tmp_path, capsys, n_groups, noted):
+    """The rows held out for the prediction intervals are group-disjoint when the config has a group with
+    enough groups; when it cannot be honoured (2 groups), a note says so (metrics.json records it too)."""
+    cfg = _config(tmp_path, _table(60, groups=n_groups), group="g", evaluation={"calibration_fraction": 0.3})
+    code, _, err = _run(capsys, "train", cfg, "--out", tmp_path / "m")
+    assert code == 0, err
+    notes = [ln for ln in err.splitlines() if "prediction intervals: the" in ln]
+    assert len(notes) == (1 if noted else 0), err
+    if noted:
+        assert notes[0].startswith("deepqoe: note: ") and "not group-disjoint" in notes[0] and "new g values" in notes[0]

@@ -279,20 +279,8 @@ def _cmd_predict(args) -> int:
         if n:
             status(args, f"{n} of {len(rows)} row(s) have no viewer the model knows (no viewer column, a missing "
                          "or an unseen id): population prediction, viewer 'unknown'")
-    _say_unseen_categories(args, predictor.model, len(rows))
     _write_output(out, args)
     return ExitCode.OK
-
-
-def _say_unseen_categories(args, model, n_rows: int) -> None:
-    """A note per categorical input with values the training data did not have (they take the unknown
-    category's learned embedding): how many rows, and a few of the values. The viewer input says its own."""
-    for enc in getattr(model, "encoders_", None) or []:
-        k = int(getattr(enc, "last_unseen", 0) or 0)
-        if k and getattr(enc.cfg, "role", None) != "viewer":
-            examples = ", ".join(str(v) for v in getattr(enc, "last_unseen_values", []))
-            status(args, f"note: {k} of {n_rows} row(s) have a value of '{enc.cfg.column}' not seen in training "
-                         f"(e.g. {examples}): it is read as the unknown category")
 
 
 def _embed_sessions(predictor, args) -> tuple[pd.DataFrame, int]:

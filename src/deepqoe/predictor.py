@@ -446,6 +446,21 @@ class Predictor:
             row["distribution"] = {"head": name, **d}
 
     # ------------------------------------------------------------------ rows
+    def _note_unseen_categories(self, X: pd.DataFrame) -> None:
+        """A note per categorical input with values the training data did not have (they take the unknown
+        category's learned embedding): how many rows, and a few of the values."""
+        import warnings
+
+        from deepqoe.errors import DeepQoENote
+
+        for enc in getattr(self.model, "encoders_", None) or []:
+            if not hasattr(enc, "unseen_values"):
+                continue
+            k, values = enc.unseen_values(X)
+            if k:
+                warnings.warn(f"{k} of {len(X)} row(s) have a value of '{enc.cfg.column}' not seen in training (e.g. "
+                              f"{', '.join(values)}): it is read as the unknown category", DeepQoENote, stacklevel=3)
+
     def predict_rows(self, df: pd.DataFrame, *, explain: bool = False, ids: Sequence | None = None,
                      interval: float | None = None) -> list[dict]:
         """Predict a table model's rows: ``[{"score", ...}]`` in row order (``"id"`` when ``ids`` gives one).
@@ -478,9 +493,10 @@ class Predictor:
             bounds = self._rating_bounds()
             trained = self._target_range() if bounds is None else None
             if bounds is not None:  # a mean rating on its rating_scale: never outside it, however far X goes
-                y = np.clip(y, *bounds)
+                y = _clip_scores(y, bounds, "the dataset's rating_scale", "a mean rating cannot leave its scale")
             elif trained is not None:  # no scale: never outside the training targets (no wild extrapolation)
-                y = _clip_to_training(y, trained)
+                y = _clip_scores(y, trained, "the range of the training targets", "inputs far from the training "
+                                 "data; the model does not extrapolate past the scores it was trained on")
             for i, r in enumerate(rows):
                 r["score"] = _round(y[i])
             if interval is not None:
@@ -501,6 +517,7 @@ class Predictor:
 
             for r, e in zip(rows, explain_records(est, X)):
                 r["explanation"] = e
+        self._note_unseen_categories(X)
         return rows
 
 
@@ -566,8 +583,8 @@ def _as_sessions(items) -> tuple[list, list[DeepQoEError]]:
     return out, failures
 
 
-def _clip_to_training(y: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
-    """``y`` clipped to the training targets' range ``bounds``; one DeepQoENote when any score was outside it."""
+def _clip_scores(y: np.ndarray, bounds: tuple[float, float], what: str, why: str) -> np.ndarray:
+    """``y`` clipped to ``bounds`` (``what`` they are); one DeepQoENote when any score was outside them."""
     lo, hi = bounds
     outside = int(((y < lo) | (y > hi)).sum())
     if outside:
@@ -575,9 +592,8 @@ def _clip_to_training(y: np.ndarray, bounds: tuple[float, float]) -> np.ndarray:
 
         from deepqoe.errors import DeepQoENote
 
-        warnings.warn(f"{outside} of {len(y)} row(s) were predicted outside the range of the training targets "
-                      f"and were clipped to [{lo:g}, {hi:g}] (inputs far from the training data; the model does "
-                      "not extrapolate past the scores it was trained on)", DeepQoENote, stacklevel=3)
+        warnings.warn(f"{outside} of {len(y)} row(s) were predicted outside {what} and were clipped to "
+                      f"[{lo:g}, {hi:g}] ({why})", DeepQoENote, stacklevel=3)
     return np.clip(y, lo, hi)
 
 

@@ -21,8 +21,8 @@ Endpoints (the OpenAPI schema at ``/openapi.json``; ``/docs`` is a small page bu
   - a session model reports on another MOS scale with ``"scale": "0-100"`` next to ``sessions`` (or
     ``?scale=0-100``; any ``lo-hi``, or ``z``), read and applied as ``deepqoe predict --scale`` does
     (:func:`deepqoe.sessions.scales.requested_scale`, then the Predictor): the score, the interval, the
-    curve and the distribution's ``sos`` and quantiles on that scale (the explanation's contributions stay
-    on the model's 1-5 scale); the answer's and each prediction's ``"scale"`` say which;
+    curve, the distribution's ``sos`` and quantiles and the explanation on that scale; the answer's and each
+    prediction's ``"scale"`` say which;
   - a session model, or a table regression model trained with ``dataset.individual``, with a
     rating-distribution head (``distribution.json``, :mod:`deepqoe.distribution`) adds
     ``"distribution": {"head", "sos", "p_gob", "p_pow", "quantiles"}`` to every prediction;
@@ -31,7 +31,9 @@ Endpoints (the OpenAPI schema at ``/openapi.json``; ``/docs`` is a small page bu
     model's per-second QoE curve.
 
   The answer is ``{"model", "task", "n", "predictions": [...]}`` (and ``"scale"``, the scale asked for, for
-  session models); each prediction has ``score`` (and ``id``), computed by
+  session models; ``"notes"``, one line each, when the input raised notes that ``deepqoe predict`` prints
+  as ``deepqoe: note: ...``: a category not seen in training, scores clipped to the training targets' range,
+  a stall just after the media's end moved to it); each prediction has ``score`` (and ``id``), computed by
   :class:`deepqoe.predictor.Predictor`, the path ``deepqoe predict`` takes: a session model's scores and
   curves are always inside its scale.
 
@@ -49,6 +51,7 @@ inference runs in a thread pool, so the event loop keeps accepting requests whil
 """
 
 
+import contextvars
 import difflib
 import json
 import logging
@@ -56,15 +59,48 @@ import math
 import re
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from deepqoe.conformal import MIN_LEVEL
-from deepqoe.errors import DeepQoEError, one_line
+from deepqoe.errors import DeepQoEError, DeepQoENote, one_line
 
 log = logging.getLogger("deepqoe.serve")
+
+#: the notes (DeepQoENote warnings: a category not seen in training, scores clipped, a late stall moved) of
+#: the request running in this context; :func:`_hook_notes` routes them here, and the answer lists them
+_REQUEST_NOTES: contextvars.ContextVar[list | None] = contextvars.ContextVar("deepqoe_request_notes", default=None)
+_HOOK_LOCK = threading.Lock()
+
+
+def _hook_notes() -> None:
+    """Route every :class:`DeepQoENote` raised while a request is predicted (in its worker thread) to that
+    request's list, each time (the filter "always": a note per request, not once per process); notes outside
+    a request go to the log; other warnings as before. Installed where missing (anything that restores the
+    warnings state, such as ``warnings.catch_warnings``, removes it)."""
+    with _HOOK_LOCK:
+        first = next((f for f in warnings.filters if issubclass(DeepQoENote, f[2])), None)  # the filter that acts
+        if first is None or first[0] != "always":
+            warnings.filterwarnings("always", category=DeepQoENote)
+        if getattr(warnings.showwarning, "_deepqoe_request_notes", False):
+            return
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, DeepQoENote):
+                bucket = _REQUEST_NOTES.get()
+                if bucket is not None:
+                    bucket.append(one_line(str(message)))
+                else:
+                    log.info("note: %s", one_line(str(message)))
+                return
+            shown(message, category, filename, lineno, file, line)
+
+        show._deepqoe_request_notes = True
+        warnings.showwarning = show
 
 DEFAULT_MAX_BODY = 2_000_000  # bytes
 DEFAULT_MAX_ITEMS = 1000  # rows or sessions per request
@@ -619,7 +655,21 @@ class ModelService:
                     rating_head: str | None = None, scale: str | None = None) -> dict:
         """Validate a parsed JSON request and predict with the :class:`~deepqoe.predictor.Predictor`
         (runs in a worker thread). ``explain``, ``interval``, ``calibration``, ``rating_head``, ``scale``: the
-        query's (the body's win)."""
+        query's (the body's win). The notes the prediction raised (:class:`DeepQoENote`) are the answer's
+        ``"notes"``."""
+        _hook_notes()
+        bucket: list[str] = []
+        token = _REQUEST_NOTES.set(bucket)
+        try:
+            out = self._predict_obj(obj, explain, curve, interval, calibration, rating_head, scale)
+        finally:
+            _REQUEST_NOTES.reset(token)
+        if bucket:
+            out["notes"] = list(dict.fromkeys(bucket))
+        return out
+
+    def _predict_obj(self, obj: Any, explain: bool | None, curve: bool, interval: str | None,
+                     calibration: str | None, rating_head: str | None, scale: str | None) -> dict:
         with self._lock:
             self.n_requests += 1
         if curve and not self.is_session:

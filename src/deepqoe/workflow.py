@@ -110,6 +110,14 @@ def _calibration_split(cfg, data, train_idx: np.ndarray) -> tuple[np.ndarray, np
         return train_idx, train_idx[:0], "none"
     groups = data.groups[train_idx] if data.groups is not None else None
     fit_pos, cal_pos, how = validation_split_how(len(train_idx), frac, cfg.evaluation.seed + 104729, groups)
+    if groups is not None and how.startswith("random rows"):  # a group was asked for and cannot be honoured
+        import warnings
+
+        from deepqoe.errors import DeepQoENote
+
+        warnings.warn(f"prediction intervals: the {len(cal_pos)} calibration row(s) (evaluation.calibration_fraction "
+                      f"{frac:g}) are {how}, so their coverage promise holds for rows like the training ones, not "
+                      f"for new {cfg.dataset.group} values", DeepQoENote, stacklevel=2)
     return train_idx[fit_pos], train_idx[cal_pos], how
 
 

@@ -325,6 +325,17 @@ class CategoricalEncoder(InputEncoder):
         self.last_unseen_values = sorted({vals[i] for i in np.flatnonzero(unseen)})[:5]
         return codes
 
+    def unseen_values(self, df) -> tuple[int, list[str]]:
+        """(rows of ``df`` whose value the training split did not have (not a missing one), up to 5 of those
+        values), without touching the encoder (several threads may ask at once); (0, []) for the viewer
+        input, which says its own ("viewer": "unknown")."""
+        if self.cfg.role == "viewer" or self.cfg.column not in df.columns:
+            return 0, []
+        vals = self._as_str(df[self.cfg.column])
+        missing = df[self.cfg.column].isna().to_numpy()
+        unseen = [v for v, m in zip(vals, missing) if not m and v not in self._index]
+        return len(unseen), sorted(set(unseen))[:5]
+
     def state(self):
         return {"vocabulary": self.vocabulary}
 
