@@ -493,3 +493,28 @@ def test_prediction_averages_the_calibrations_of_session_score_datasets(tmp_path
     (d / "model.json").write_text(json.dumps(meta))
     with pytest.raises(DeepQoEError, match="score_calibrations"):
         load_model(d)
+
+
+def test_the_score_moves_continuously_with_a_segment_boundary():
+    """A segment counts in each media second by the share of the second it covers: a boundary at 2.5 s and
+    at 2.5 + 1e-10 s give the same score (each second was taken whole from its midpoint's segment, so float
+    noise in logged times moved a score by 0.04), and moving the boundary by 0.01 s moves it a little.
+    Whole-second boundaries (every training session here) give exactly the segments' own qualities."""
+    from deepqoe.persistence import load_model
+    from deepqoe.sessions.qoe_model import quality_steps
+
+    m = load_model("streaming")
+
+    def two(b, quality=None):
+        kw = {"quality": quality} if quality else {"bitrate_kbps": [1000, 6000], "height": [480, 1080],
+                                                 "width": [854, 1920], "fps": [30, 30]}
+        return Session.from_arrays("x", [0, b], [b, 10 - b], **kw)
+
+    for kw in ({}, {"quality": [40.0, 90.0]}):  # the mapping's quality, and a metric
+        s = m.predict_sessions([two(b, **kw) for b in (2.5 - 1e-10, 2.5, 2.5 + 1e-10, 2.51, 3.5 + 1e-10)])
+        assert np.ptp(s[:3]) < 1e-6, s
+        assert 0 < abs(s[3] - s[2]) < 0.01 and abs(s[3] - s[4]) > 0.01, s
+    q, dt, _ = quality_steps(two(2.25, [40.0, 90.0]), m.mapping_)
+    np.testing.assert_allclose(q[:4] * 100, [40, 40, 77.5, 90])  # the third second: 1/4 at 40, 3/4 at 90
+    q, _, _ = quality_steps(two(3.0, [40.0, 90.0]), m.mapping_)
+    np.testing.assert_allclose(q * 100, [40] * 3 + [90] * 7)

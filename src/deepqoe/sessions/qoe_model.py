@@ -434,21 +434,41 @@ def builtin_quality_mapping() -> QualityMapping:
 
 
 # ============================================================================ phase 1: session -> parts
-def sampled_steps(s) -> tuple[np.ndarray, float, np.ndarray]:
-    """Stage 1 of a session's quality track: (its metric at each media step, NaN where it gives none; the
-    step length in s; the segment of each step). A session whose sampled steps are all NaN has no metric:
+def _step_means(bounds: np.ndarray, values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """The time-weighted mean of a piecewise-constant series (``values[k]`` on ``[bounds[k], bounds[k + 1])``)
+    over each step ``[edges[j], edges[j + 1])``: a boundary anywhere inside a step counts by the share of the
+    step on each side, so the track moves continuously with segment boundaries (a boundary at 2.5 s and at
+    2.5 + 1e-10 s give the same track). NaN values are left out; a step with none is NaN."""
+    v = np.asarray(values, float)
+    ok = np.isfinite(v)
+    d = np.diff(bounds)
+    area = np.interp(edges, bounds, np.concatenate([[0.0], np.cumsum(np.where(ok, v, 0.0) * d)]))
+    known = np.interp(edges, bounds, np.concatenate([[0.0], np.cumsum(ok * d)]))
+    num, den = np.diff(area), np.diff(known)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 1e-12, num / np.where(den > 1e-12, den, 1.0), np.nan)
+
+
+def sampled_steps(s) -> tuple[np.ndarray, float, tuple]:
+    """Stage 1 of a session's quality track: (its metric over each media step, NaN where it gives none; the
+    step length in s; the segment grid, for :func:`quality_track`). A segment's value counts in a step by
+    the share of the step it covers (:func:`_step_means`). A session whose steps are all NaN has no metric:
     its track comes from the quality mapping (stage 2, :func:`quality_track`)."""
     M = float(s.media_duration)
     dt = max(1.0, math.ceil(M / MAX_STEPS)) if np.isfinite(M) else float(MAX_STEPS)
     n = max(1, int(math.ceil(min(M, MAX_STEPS * dt) / dt - 1e-9)))
-    t = (np.arange(n) + 0.5) * dt
-    si = np.clip(np.searchsorted(s.seg_start, t, side="right") - 1, 0, s.n_segments - 1)
+    bounds = np.append(np.asarray(s.seg_start, float), M)
+    bounds = np.maximum.accumulate(bounds)  # contiguous segments (the session's check); ordered for interp
+    edges = np.clip(np.arange(n + 1) * dt, 0.0, bounds[-1])
+    if edges[-1] < bounds[-1]:
+        edges[-1] = bounds[-1]
     if s.quality_per_second is not None and len(s.quality_per_second):
         qps = np.asarray(s.quality_per_second, float)
+        t = (np.arange(n) + 0.5) * dt
         q = qps[np.minimum((t).astype(np.int64), len(qps) - 1)]
     else:
-        q = s.quality[si].astype(float)
-    return q, dt, si
+        q = _step_means(bounds, s.quality, edges)
+    return q, dt, (bounds, edges)
 
 
 def has_metric(sampled: tuple) -> bool:
@@ -459,13 +479,13 @@ def has_metric(sampled: tuple) -> bool:
 def quality_track(sampled: tuple, mapped: np.ndarray | None) -> tuple[np.ndarray, float, bool]:
     """Stage 2: (q per media step in 0-1, step length in s, from a metric?) of :func:`sampled_steps`' output;
     a metric's gaps are filled with its own mean, a session without one takes ``mapped`` (the mapping's
-    quality of each segment, :func:`mapped_segments`)."""
-    q, dt, si = sampled
+    quality of each segment, :func:`mapped_segments`), over each step as the metric is."""
+    q, dt, (bounds, edges) = sampled
     metric = has_metric(sampled)
     if metric and not np.isfinite(q).all():  # fill gaps of a metric with the metric's own mean
         q = np.where(np.isfinite(q), q, np.nanmean(q))
     elif not metric:
-        q = mapped[si]
+        q = _step_means(bounds, mapped, edges)
     return np.clip(np.nan_to_num(q, nan=50.0), 0, 100) / 100.0, dt, metric
 
 
