@@ -260,6 +260,10 @@ def test_the_answer_lists_the_notes_the_cli_prints(client):
         notes = r.json().get("notes")
         assert notes and len(notes) == 1 and "late" in notes[0] and "\n" not in notes[0], r.json()
     assert "notes" not in _post(client, {"sessions": [session("fine")]}).json()
+    # named as the request's errors name a session: by its place and id, the field after it
+    r = _post(client, {"sessions": [session("fine"), late]}).json()
+    assert r["notes"][0].startswith("sessions[1] (id 'late'): stalls[1].start: "), r["notes"]
+    assert "file 'request'" not in r["notes"][0] and "session 'late'" not in r["notes"][0]
 
 
 def test_a_table_models_answer_lists_its_notes(table_client):

@@ -220,8 +220,11 @@ def test_plots_draw_one_curve_chart_per_session(tmp_path, capsys):
     src.write_text(json.dumps(sessions))
     plots = tmp_path / "charts"
     assert main(["predict", "streaming", str(src), "--plots", str(plots), "--out", str(tmp_path / "p.csv")]) == 0
-    names = sorted(p.name for p in plots.iterdir())
+    names = sorted(p.name for p in plots.iterdir() if p.suffix == ".png")
     assert names == ["curve-a_b-2.png", "curve-a_b.png", "curve-x.png"]
+    index = pd.read_csv(plots / "index.csv", dtype={"id": str})  # which chart is which session
+    assert dict(zip(index["id"], index["file"])) == {"a/b": "curve-a_b.png", "a_b": "curve-a_b-2.png",
+                                                      "..x": "curve-x.png"}
     assert all((plots / n).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for n in names)
     assert "3 per-second QoE chart(s) written" in capsys.readouterr().err
     assert main(["predict", "upec-qoe-lab", str(src), "--plots", str(tmp_path / "c2")]) == 2
@@ -242,3 +245,23 @@ def test_curve_plots_keep_to_their_limit(tmp_path):
     rows, _ = load_predictor("streaming").predict_sessions(sessions, scale="0-100")
     got = curve_plots(rows, sessions, tmp_path / "c", limit=3)
     assert [p.name for p in got] == ["curve-s0.png", "curve-s1.png", "curve-s2.png"]
+
+
+def test_plots_keep_letters_of_any_alphabet_and_an_empty_folder_name_is_refused(tmp_path, capsys):
+    src = tmp_path / "s.json"
+    src.write_text(json.dumps([_session(0, id="тест-ü\U0001F3AC")]))
+    assert main(["predict", "streaming", str(src), "--plots", str(tmp_path / "c"), "-q"]) == 0
+    assert [p.name for p in (tmp_path / "c").glob("*.png")] == ["curve-тест-ü_.png"]
+    assert capsys.readouterr().err == ""  # the emoji the font lacks: no matplotlib warning under -q
+    assert main(["predict", "streaming", str(src), "--plots", ""]) == 2
+    assert "--plots: give a folder name" in capsys.readouterr().err
+
+
+def test_the_terminal_table_keeps_one_line_per_session(tmp_path, capsys):
+    """An id with a line break or a tab, or 300 characters long, still gives one row of bounded width."""
+    src = tmp_path / "s.json"
+    src.write_text(json.dumps([_session(0, id="a\nb\tc"), _session(1, id="x" * 300)]))
+    capsys.readouterr()
+    assert main(["predict", "streaming", str(src), "-q"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and lines[1].startswith("a\\nb\\tc ") and max(len(ln) for ln in lines) < 200, lines

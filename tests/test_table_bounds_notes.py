@@ -277,3 +277,17 @@ def test_train_says_when_calibration_rows_are_not_group_disjoint(tmp_path, capsy
     assert len(notes) == (1 if noted else 0), err
     if noted:
         assert notes[0].startswith("deepqoe: note: ") and "not group-disjoint" in notes[0] and "new g values" in notes[0]
+
+
+def test_a_clipped_scores_explanation_says_it_explains_the_unclipped_prediction(fitted_dir):
+    import pandas as pd
+
+    from deepqoe.predictor import load_predictor
+
+    d, _ = fitted_dir
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeepQoENote)
+        rows = load_predictor(str(d)).predict_rows(pd.DataFrame({"bitrate": FAR}), explain=True)
+    far, inside = rows[0], rows[1]
+    assert far["explanation"]["clipped_to"] == far["score"] and far["explanation"]["value"] > far["score"]
+    assert "clipped_to" not in inside["explanation"]

@@ -226,8 +226,12 @@ def interval_level(args, predictor) -> float | None:
     raw = getattr(args, "interval", None)
     if raw is None:
         reason = predictor.no_interval_reason(calibration)
-        if reason:
-            status(args, f"note: no interval: {reason}")
+        if reason:  # a note like every other (deepqoe: note: ..., hidden by -q)
+            import warnings
+
+            from deepqoe.errors import DeepQoENote
+
+            warnings.warn(f"no interval: {reason}", DeepQoENote, stacklevel=2)
         return predictor.interval_default(calibration)
     try:
         level = parse_level(raw)

@@ -324,7 +324,7 @@ class Predictor:
             if isinstance(out.get(key), (int, float)):
                 out[key] = float(from_common(self._to_common(out[key]), target))
         if isinstance(out.get("contributions"), dict):
-            out["contributions"] = {g: float(v) * k for g, v in out["contributions"].items()}
+            out["contributions"] = {g: round(float(v) * k, 6) for g, v in out["contributions"].items()}
         out["scale"] = target.name
         return out
 
@@ -473,6 +473,7 @@ class Predictor:
         est = self.model
         X = df.reset_index(drop=True)
         rows: list[dict] = [{} if ids is None or ids[i] is None else {"id": ids[i]} for i in range(len(X))]
+        was_clipped = np.zeros(len(X), bool)
         if self.task == "classification":
             proba = np.asarray(est.predict_proba(X), float)
             _check_finite(proba, "probabilities")
@@ -490,6 +491,7 @@ class Predictor:
         else:
             y = np.asarray(est.predict(X), float).reshape(-1)
             _check_finite(y, "score")
+            unclipped = y.copy()
             bounds = self._rating_bounds()
             trained = self._target_range() if bounds is None else None
             if bounds is not None:  # a mean rating on its rating_scale: never outside it, however far X goes
@@ -497,6 +499,7 @@ class Predictor:
             elif trained is not None:  # no scale: never outside the training targets (no wild extrapolation)
                 y = _clip_scores(y, trained, "the range of the training targets", "inputs far from the training "
                                  "data; the model does not extrapolate past the scores it was trained on")
+            was_clipped = y != unclipped
             for i, r in enumerate(rows):
                 r["score"] = _round(y[i])
             if interval is not None:
@@ -515,7 +518,10 @@ class Predictor:
         if explain:
             from deepqoe.explain import explain_records
 
-            for r, e in zip(rows, explain_records(est, X)):
+            for i, (r, e) in enumerate(zip(rows, explain_records(est, X))):
+                if was_clipped[i]:
+                    # the contributions explain the network's own prediction, which the score was clipped from
+                    e = dict(e, clipped_to=r["score"])
                 r["explanation"] = e
         self._note_unseen_categories(X)
         return rows

@@ -104,7 +104,11 @@ def curves_plot(path: Path, curves: list, sessions: list, labels: list[str], sec
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=3)
     ax.set_title(title, fontsize=10)
-    _save(fig, path)
+    import warnings
+
+    with warnings.catch_warnings():  # a label with a character the font lacks (an emoji in an id): drawn as a box
+        warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
+        _save(fig, path)
     return Path(path)
 
 

@@ -93,7 +93,7 @@ def _hook_notes() -> None:
             if issubclass(category, DeepQoENote):
                 bucket = _REQUEST_NOTES.get()
                 if bucket is not None:
-                    bucket.append(one_line(str(message)))
+                    bucket.append(message)  # the warning itself: a session's note says which session
                 else:
                     log.info("note: %s", one_line(str(message)))
                 return
@@ -658,15 +658,28 @@ class ModelService:
         query's (the body's win). The notes the prediction raised (:class:`DeepQoENote`) are the answer's
         ``"notes"``."""
         _hook_notes()
-        bucket: list[str] = []
-        token = _REQUEST_NOTES.set(bucket)
+        token = _REQUEST_NOTES.set([])
         try:
-            out = self._predict_obj(obj, explain, curve, interval, calibration, rating_head, scale)
+            return self._predict_obj(obj, explain, curve, interval, calibration, rating_head, scale)
         finally:
             _REQUEST_NOTES.reset(token)
-        if bucket:
-            out["notes"] = list(dict.fromkeys(bucket))
-        return out
+
+    @staticmethod
+    def _notes(sessions: list | None = None, items: list | None = None) -> list[str]:
+        """The request's notes so far, one line each, once each; a session's note named as the request's
+        errors name it (``sessions[0] (id 'x'): stalls[0].start: ...``)."""
+        out = []
+        for w in _REQUEST_NOTES.get() or []:
+            err = getattr(w, "error", None)
+            text = one_line(str(w))
+            if isinstance(err, DeepQoEError) and sessions and items:
+                for k, s in enumerate(sessions):
+                    name, msg = _without_session_prefix(err.message, [one_line(s.id)])
+                    if name is not None:
+                        text = session_error(k, items[k], msg, err.field).message
+                        break
+            out.append(text)
+        return list(dict.fromkeys(out))
 
     def _predict_obj(self, obj: Any, explain: bool | None, curve: bool, interval: str | None,
                      calibration: str | None, rating_head: str | None, scale: str | None) -> dict:
@@ -706,6 +719,9 @@ class ModelService:
         out = {"model": self.name, "task": self.task, "n": len(preds), "predictions": preds}
         if self.is_session:
             out["scale"] = target.name  # the scale asked for (the predictions say it too)
+        notes = self._notes(sessions, items) if self.is_session else self._notes()
+        if notes:
+            out["notes"] = notes
         return out
 
     def warm_up(self) -> None:

@@ -84,20 +84,23 @@ def write_predictions(rows: list[dict], out: str | None, stream=None, *, as_json
 
         print(to_json(rows), file=stream)
         return
-    w = max([len("id")] + [len(str(r["id"])) for r in rows])
+    from deepqoe.errors import one_line
+
+    shown = [one_line(r["id"])[:40] for r in rows]  # one line per session, whatever the id holds
+    w = max([len("id")] + [len(x) for x in shown])
     iv = bool(rows) and "interval" in rows[0]
     dist = bool(rows) and "distribution" in rows[0]  # the viewers' side: spread, share good or better / poor or worse
     head = f"{'interval ' + format(rows[0]['interval']['level'], 'g'):<19}  " if iv else ""
     head += f"{'SOS':>7}  {'%GoB':>5}  {'%PoW':>5}  " if dist else ""
     print(f"{'id':<{w}}  {'score':>8}  scale  {head}curve (min / last)", file=stream)
-    for r in rows:
+    for r, sid in zip(rows, shown):
         cv = r.get("curve") or []
-        tail = f"{min(cv):.2f} / {cv[-1]:.2f} ({len(cv)} steps)" if cv else "-"
+        tail = f"{min(cv):.2f} / {cv[-1]:.2f} ({len(cv)} step{'' if len(cv) == 1 else 's'})" if cv else "-"
         band = f"{r['interval']['low']:>8.3f} - {r['interval']['high']:<8.3f}  " if iv else ""
         if dist:
             d = r["distribution"]
             band += f"{d['sos']:>7.3f}  {100 * d['p_gob']:>5.1f}  {100 * d['p_pow']:>5.1f}  "
-        print(f"{str(r['id']):<{w}}  {r['score']:>8.3f}  {r['scale']:<5}  {band}{tail}", file=stream)
+        print(f"{sid:<{w}}  {r['score']:>8.3f}  {r['scale']:<5}  {band}{tail}", file=stream)
     if dist:
         legend = (f"rating distribution: the '{rows[0]['distribution']['head']}' head; SOS on the scale shown; %GoB / "
                   "%PoW: the share of viewers rating good or better / poor or worse; --json for the quantiles")
@@ -114,18 +117,20 @@ def curve_plots(rows: list[dict], sessions: list, folder: str | Path, limit: int
     letters, digits, ``.``, ``_`` and ``-`` of the id (others become ``_``; a name taken twice gets ``-2``...)."""
     import re
 
+    from deepqoe.errors import one_line
+    from deepqoe.io import atomic_write_text
     from deepqoe.report import curves_plot
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     by_id = {s.id: s for s in sessions}
     used: set[str] = set()
-    written = []
+    written, index = [], []
     for r in rows[:limit]:
         s = by_id.get(r["id"])
         if s is None or not r.get("curve"):
             continue
-        base = re.sub(r"[^A-Za-z0-9._-]", "_", str(r["id"]))[:80].lstrip(".") or "session"
+        base = re.sub(r"[^\w.-]", "_", str(r["id"]))[:80].lstrip(".") or "session"
         name, k = base, 1
         while name.lower() in used:  # case-insensitive file systems too
             k += 1
@@ -133,9 +138,16 @@ def curve_plots(rows: list[dict], sessions: list, folder: str | Path, limit: int
         used.add(name.lower())
         iv = r.get("interval")
         band = f" [{iv['low']:.2f}, {iv['high']:.2f}] at {iv['level']:g}" if iv else ""
-        written.append(curves_plot(folder / f"curve-{name}.png", [r["curve"]], [s], [str(r["id"])],
+        how = "".join(f", {k} {r[k]}" for k in ("calibration",) if r.get(k))
+        label = one_line(r["id"])[:60]
+        written.append(curves_plot(folder / f"curve-{name}.png", [r["curve"]], [s], [label],
                                    [r.get("curve_step_s") or 1.0], r["scale"],
-                                   f"session {r['id']}: score {r['score']:.2f}{band} ({r['scale']})"))
+                                   f"session {label}: score {r['score']:.2f}{band} ({r['scale']}{how})"))
+        index.append((str(r["id"]), written[-1].name, r["score"]))
+    if index:  # which chart is which session (names are made safe, so two ids can share a base)
+        import pandas as pd
+
+        atomic_write_text(folder / "index.csv", pd.DataFrame(index, columns=["id", "file", "score"]).to_csv(index=False))
     return written
 
 
@@ -158,6 +170,8 @@ def predict_sessions(model: Any, args) -> int:
 
     level = interval_level(args, predictor)  # --interval (default 0.9 when the model has intervals.json)
     plots = getattr(args, "plots", None)
+    if plots is not None and not str(plots).strip():
+        raise UsageError("--plots: give a folder name")
     if plots:
         from deepqoe.cli_models import check_output_path
 

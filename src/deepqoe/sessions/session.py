@@ -426,7 +426,9 @@ def _validate(s: Session, time_base: str, file: str | None) -> None:
                 merged = f" (the {len(at_end)} stalls now at the end are merged into one)"
             note = _err(sid, f"{what} after the end of the media ({end:.15g} s); moved to the end{merged}", file,
                         f"stalls[{i}].start")
-            warnings.warn(str(note), SessionNote, stacklevel=4)
+            warning = SessionNote(str(note))
+            warning.error = note  # its file, field and session, for a caller that names them its own way
+            warnings.warn(warning, stacklevel=4)
             s.stall_start, s.stall_duration = ss, sd
     total = s.media_duration + float(s.stall_duration.sum())
     if not total <= MAX_SESSION_SECONDS:
