@@ -291,3 +291,22 @@ def test_a_clipped_scores_explanation_says_it_explains_the_unclipped_prediction(
     far, inside = rows[0], rows[1]
     assert far["explanation"]["clipped_to"] == far["score"] and far["explanation"]["value"] > far["score"]
     assert "clipped_to" not in inside["explanation"]
+
+
+def test_ids_stay_as_written_in_predict_and_batch_scoring(tmp_path, capsys):
+    """A table's id column is read as text by deepqoe predict and by batch scoring alike: '007' stays '007'
+    (as session ids do), and both give the same id column (batch scoring made 1 into 1.0)."""
+    pytest.importorskip("distributed")
+    df = _table(40)
+    df.insert(0, "rid", [f"{i:03d}" for i in range(40)])
+    cfg = _config(tmp_path, df, id="rid")
+    assert _run(capsys, "train", cfg, "--out", tmp_path / "m", "-q")[0] == 0
+    new = pd.DataFrame({"rid": ["007", "010", "42"], "bitrate": [500.0, 1000.0, 2000.0]})
+    new.to_csv(tmp_path / "new.csv", index=False)
+    assert _run(capsys, "predict", tmp_path / "m", tmp_path / "new.csv", "--out", tmp_path / "one.parquet",
+                "-q")[0] == 0
+    assert _run(capsys, "predict", tmp_path / "m", tmp_path / "new.csv", "--out", tmp_path / "batch",
+                "--scheduler", "local", "--workers", "1", "-q")[0] == 0
+    one = pd.read_parquet(tmp_path / "one.parquet")
+    batch = pd.read_parquet(tmp_path / "batch").sort_values("row").reset_index(drop=True)
+    assert one["id"].tolist() == batch["id"].tolist() == ["007", "010", "42"]

@@ -227,7 +227,7 @@ def _read(files: list[Path], fmt: str, source: str, reader: dict, blocksize: str
             sep = "\t"
         return dd.read_csv(names, blocksize=blocksize, sep=sep, decimal=reader.get("decimal", "."),
                            encoding=reader.get("encoding", "utf-8"), assume_missing=True,
-                           dtype={c: str for c in CSV_TEXT_COLUMNS})
+                           dtype={c: str for c in list(CSV_TEXT_COLUMNS) + list(reader.get("text", []))})
     except (OSError, ValueError) as e:
         raise DeepQoEError(f"cannot read the input: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
                            file=source) from None
@@ -300,7 +300,8 @@ def score_batch(model: Any, data: str | Path, out: str | Path, *, scheduler: str
 
         cfg = prediction_dataset(predictor.meta)
         if cfg is not None:
-            reader = {"sep": cfg.reader.sep, "decimal": cfg.reader.decimal, "encoding": cfg.reader.encoding}
+            reader = {"sep": cfg.reader.sep, "decimal": cfg.reader.decimal, "encoding": cfg.reader.encoding,
+                      "text": [cfg.id] if cfg.id else []}  # ids as written, as deepqoe predict reads them
     ref = _model_ref(model, predictor)
     client, cluster, _ = dask_client(scheduler, workers, processes)
     # one torch thread per worker: the parallelism is across workers, and the per-batch work is small enough

@@ -836,9 +836,11 @@ def read_prediction_input(model_meta: dict, data_path: str | Path) -> tuple[pd.D
     cfg = prediction_dataset(model_meta)
     path = Path(data_path)
     if cfg is not None:
-        df = read_table(path, sep=cfg.reader.sep, decimal=cfg.reader.decimal, encoding=cfg.reader.encoding)
+        text = {cfg.id: str} if cfg.id else None  # ids as written: '001' stays '001' (as session ids do)
+        df = read_table(path, sep=cfg.reader.sep, decimal=cfg.reader.decimal, encoding=cfg.reader.encoding,
+                        dtype=text)
         if len(df.columns) == 1 and path.suffix.lower() not in (".parquet", ".pq"):
-            df = read_table(path)  # written with a different separator (e.g. our own CSV output)
+            df = read_table(path, dtype=text)  # written with a different separator (e.g. our own CSV output)
         return prediction_frame(model_meta, df, str(path), cfg)
     return read_table(path), None
 
