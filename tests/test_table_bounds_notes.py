@@ -310,3 +310,20 @@ def test_ids_stay_as_written_in_predict_and_batch_scoring(tmp_path, capsys):
     one = pd.read_parquet(tmp_path / "one.parquet")
     batch = pd.read_parquet(tmp_path / "batch").sort_values("row").reset_index(drop=True)
     assert one["id"].tolist() == batch["id"].tolist() == ["007", "010", "42"]
+
+
+def test_a_config_takes_every_baseline_the_command_line_takes(tmp_path):
+    """One list of baselines (deepqoe.config.Baseline): a config's evaluation.baselines accepts what
+    --baselines and the messages name (decision_tree, adaboost and naive_bayes were refused in a config)."""
+    from deepqoe.config import load_config
+    from deepqoe.shallow import BASELINES
+    from deepqoe.workflow import baselines_for_task, evaluate_config
+
+    assert set(baselines_for_task("regression")) | set(baselines_for_task("classification")) == set(BASELINES)
+    cfg = load_config(_config(tmp_path, _table(30), evaluation={"baselines": list(BASELINES), "n_splits": 2}))
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        res = evaluate_config(cfg, protocol="kfold", progress=False, max_epochs=1)
+    assert set(res["methods"]) == {"deepqoe", *baselines_for_task("regression")}
+    skipped = [n for n in _notes(rec) if "baselines" in n]
+    assert len(skipped) == 1 and "naive_bayes" in skipped[0] and "adaboost" not in skipped[0].split("(")[0]

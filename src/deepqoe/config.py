@@ -430,6 +430,12 @@ class TrainingConfig(_Strict):
             raise ValueError(e.message) from None
 
 
+
+#: the baselines ``evaluate`` can run beside DeepQoE (built by :func:`deepqoe.shallow.baseline_pipeline`; which
+#: fit a task: :func:`deepqoe.workflow.baselines_for_task`): one list for the config, the CLI and the messages
+Baseline = Literal["majority", "mean", "random_forest", "lightgbm", "svm", "linear", "decision_tree", "adaboost",
+                   "naive_bayes"]
+
 class EvaluationConfig(_Strict):
     n_splits: int = Field(default=10, ge=2)
     test_size: float = Field(default=0.1, gt=0, lt=1)
@@ -438,8 +444,7 @@ class EvaluationConfig(_Strict):
     # group) is held out to calibrate prediction intervals (deepqoe.conformal); 0: no intervals. Here, not in
     # ``training``, because every training field is an estimator parameter.
     calibration_fraction: float = Field(default=0.2, ge=0.0, le=0.5)
-    baselines: list[Literal["majority", "mean", "random_forest", "lightgbm", "svm", "linear"]] = Field(
-        default_factory=lambda: ["majority", "random_forest"])
+    baselines: list[Baseline] = Field(default_factory=lambda: ["majority", "random_forest"])
 
 
 class ExperimentConfig(_Strict):

@@ -10,6 +10,7 @@ forest, AdaBoost, naive Bayes), trivial baselines (majority class, mean) and str
 from __future__ import annotations
 
 import math
+import typing
 
 import numpy as np
 from scipy import sparse
@@ -24,14 +25,14 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from sklearn.svm import SVC, SVR
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
+from deepqoe.config import Baseline
 from deepqoe.errors import DeepQoEError
 
 SHALLOW_LEARNERS = ("svm", "decision_tree", "random_forest", "adaboost", "naive_bayes")
 LEARNER_TITLES = {"svm": "SVM", "decision_tree": "Decision tree", "random_forest": "Random forest",
                   "adaboost": "AdaBoost", "naive_bayes": "Naive Bayes", "majority": "Majority class",
                   "mean": "Mean", "linear": "Linear", "lightgbm": "LightGBM"}
-BASELINES = ("majority", "mean", "random_forest", "lightgbm", "svm", "linear", "decision_tree", "adaboost",
-             "naive_bayes")
+BASELINES = typing.get_args(Baseline)  # named once, in deepqoe.config
 
 
 def _to_str(X):
