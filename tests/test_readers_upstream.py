@@ -272,3 +272,64 @@ def test_waterloo_layout_bad_rows_fail_their_own_session_in_one_clean_line(tmp_p
         _log(seed=1).to_csv(folder / "streaming_logs" / name, index=False)
     ds = load_waterloo_folder(folder)
     assert ds.meta["trace"].tolist() == [1, "t2", 3, 4, 5, 6]
+
+
+# ---- ITU-T P.1203's integration-module input (O21, O22, I23, IGen; the P.1203 open dataset's mode0_inputs) --------
+def _pq_input(o22, stalls=((0, 1.5),), **extra):
+    return {"O21": [4.5] * len(o22), "O22": list(o22), "I23": {"stalling": [list(s) for s in stalls]},
+            "IGen": {"device": "pc", "displaySize": "1920x1080"}, **extra}
+
+
+def test_a_p1203_pq_input_takes_o22_as_its_quality_track(tmp_path, recwarn):
+    import json
+    import warnings
+
+    from deepqoe.errors import DeepQoENote
+    from deepqoe.predictor import load_predictor
+
+    f = tmp_path / "x-input.json"
+    f.write_text(json.dumps(_pq_input([4.6] * 30 + [2.0] * 30)))
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        (s,), bad = load_sessions(f)
+    assert not bad and s.id == "x" and s.media_duration == 60 and list(s.stall_duration) == [1.5]
+    np.testing.assert_allclose(s.quality[[0, 59]], [90.0, 25.0])  # 1-5 read as 0-100 linearly
+    assert any(issubclass(w.category, DeepQoENote) and "O22" in str(w.message) for w in rec)
+    p = load_predictor("streaming")
+    worse = tmp_path / "y-input.json"
+    worse.write_text(json.dumps(_pq_input([2.0] * 60)))
+    (s2,), _ = load_sessions(worse)
+    a, b = (r["score"] for r in p.predict_sessions([s, s2], curve=False)[0])
+    assert a > b  # O22 drives the score
+    # with segments (mode 0), O22 is the standard's output and is ignored, as before
+    seg = {"I13": {"segments": [{"start": 0, "duration": 60, "bitrate": 3000, "resolution": "1920x1080",
+                                 "fps": 30, "codec": "h264"}]}}
+    for o22 in ([1.0] * 60, [5.0] * 60):
+        g = tmp_path / f"z{o22[0]:g}-input.json"
+        g.write_text(json.dumps(_pq_input(o22, **seg)))
+        assert load_sessions(g)[0][0].quality is None or np.isnan(load_sessions(g)[0][0].quality).all()
+
+
+@pytest.mark.parametrize("o22, field", [([4.0, "x"], "O22[1]"), ([4.0, 6.0], "O22[1]"), ([], "O22"),
+                                        ("4.0", "O22")])
+def test_a_bad_o22_is_one_error_naming_the_value(tmp_path, o22, field):
+    import json
+
+    f = tmp_path / "b-input.json"
+    f.write_text(json.dumps(_pq_input([4.0]) | {"O22": o22}))
+    sessions, bad = load_sessions(f)
+    assert not sessions and len(bad) == 1 and bad[0].field == field, bad
+
+
+def test_the_shared_p1203_mode0_inputs_are_read(tmp_path):
+    folder = real_data("p1203-open", "O46.csv").parent / "mode0_inputs"
+    files = sorted(folder.glob("*-input.json"))[:6]
+    for f in files:
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sessions, bad = load_sessions(tmp_path)
+    assert not bad and len(sessions) == len(files) == 6
+    assert all(s.media_duration >= 50 and np.isfinite(s.quality).all() for s in sessions)

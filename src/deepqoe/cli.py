@@ -210,15 +210,19 @@ def build_parser() -> argparse.ArgumentParser:
 @contextlib.contextmanager
 def _notes_as_status(args):
     """Notes on the user's input (:class:`~deepqoe.errors.DeepQoENote` warnings) as one status line each
-    (``deepqoe: note: ...``, hidden by ``-q``); other warnings as Python shows them."""
+    (``deepqoe: note: ...``, hidden by ``-q``), each distinct note once (a folder of 300 files that each raise
+    the same note: one line); other warnings as Python shows them."""
     import warnings
 
+    said: set[str] = set()
     with warnings.catch_warnings():
         show = warnings.showwarning
 
         def _show(message, category, filename, lineno, file=None, line=None):
             if issubclass(category, DeepQoENote):
-                status(args, f"deepqoe: note: {message}")
+                if str(message) not in said:
+                    said.add(str(message))
+                    status(args, f"deepqoe: note: {message}")
             else:
                 show(message, category, filename, lineno, file, line)
 

@@ -61,13 +61,36 @@ def _parse_resolution(res: Any, sid: str, file: str | None, fname: str) -> tuple
                        field=fname)
 
 
+def _segments_from_o22(o22: Any, sid: str, file: str | None) -> pd.DataFrame:
+    """One 1-s segment per value of ``O22`` (ITU-T P.1203.1's per-second video quality, a 1-5 MOS), its
+    quality on 0-100 by the common scale's linear map (:mod:`deepqoe.sessions.scales`: 1 -> 0, 5 -> 100), with
+    a note: the standard's own output stands in for a metric such as VMAF."""
+    import warnings
+
+    from deepqoe.errors import DeepQoENote
+
+    if not isinstance(o22, list) or not o22:
+        raise DeepQoEError(f"session '{sid}': 'O22' must be a list of per-second video qualities (1-5)", file=file,
+                           field="O22")
+    for i, v in enumerate(o22):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 1.0 - 1e-6 <= float(v) <= 5.0 + 1e-6:
+            raise DeepQoEError(f"session '{sid}': expected a quality from 1 to 5, got {v!r}", file=file,
+                               field=f"O22[{i}]")
+    q = np.clip((np.asarray(o22, float) - 1.0) * 25.0, 0.0, 100.0)
+    warnings.warn("P.1203 input without 'I13.segments': the quality track is the standard's own per-second video "
+                  "quality 'O22' (1-5, read as 0-100 linearly), not the bitrate mapping", DeepQoENote, stacklevel=3)
+    return pd.DataFrame({"start": np.arange(len(q), dtype=float), "duration": 1.0, "quality": q})
+
+
 def session_from_p1203(obj: dict, sid: str, *, file: str | None = None, segments: pd.DataFrame | None = None,
                        mos: float | None = None) -> Session:
     """A P.1203 input (mode 0: ``I13.segments``, ``I23.stalling``, ``IGen``) as a :class:`Session`.
 
     ``segments`` (columns start, duration, bitrate_kbps, width, height, fps, codec) replaces ``I13``
     when the file has none (the P.1203 open dataset keeps the mode-0 segment data in a CSV). The
-    standard's own outputs in the file (``O21``, ``O22``, ``O46``...) are ignored: they are never inputs.
+    standard's own outputs in the file (``O21``, ``O22``, ``O46``...) are ignored where there are segments;
+    a file without them that has ``O22`` (the input of the standard's integration module, P.1203.3: ``O21``,
+    ``O22``, ``I23``, ``IGen``) takes ``O22``, the per-second video quality, as its quality track (with a note).
     """
     ig = obj.get("IGen") or {}
     if not isinstance(ig, dict):
@@ -78,11 +101,14 @@ def session_from_p1203(obj: dict, sid: str, *, file: str | None = None, segments
         ctx.update(display_width=int(w), display_height=int(h))
     if ig.get("viewingDistance"):
         ctx["viewing_distance"] = str(ig["viewingDistance"])
+    i13 = obj.get("I13")
+    no_segments = not isinstance(i13, dict) or not isinstance(i13.get("segments"), list) or not i13["segments"]
+    if segments is None and no_segments and "O22" in obj:  # the standard's Pq input: O22 is its quality track
+        segments = _segments_from_o22(obj["O22"], sid, file)
     if segments is None:
-        i13 = obj.get("I13")
-        if not isinstance(i13, dict) or not isinstance(i13.get("segments"), list) or not i13["segments"]:
-            raise DeepQoEError(f"session '{sid}': missing the video segments 'I13.segments' (mode 0 input)",
-                               file=file, field="I13.segments")
+        if no_segments:
+            raise DeepQoEError(f"session '{sid}': missing the video segments 'I13.segments' (mode 0 input), and "
+                               "no per-second video quality 'O22'", file=file, field="I13.segments")
         rows = []
         for i, s in enumerate(i13["segments"]):
             f = f"I13.segments[{i}]"
