@@ -33,9 +33,24 @@ def test_p1203_reader():
     assert s.device == "pc" and s.context["display_height"] == 1080
     F = session_features(ds.sessions)
     assert F["n_stalls"].max() >= 1 and F["startup_delay"].max() > 0
-    # a raw P.1203 input file without I13 names the missing field
+    # a raw P.1203 input file without I13 (the integration module's input: O21, O22, I23, IGen) takes the
+    # standard's per-second video quality O22 as its quality track; without O22 too, it names the missing field
+    import json
+    import warnings
+
     f = sorted((need("p1203-open") / "mode0_inputs").glob("*.json"))[0]
-    sessions, failures = load_sessions(f)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sessions, failures = load_sessions(f)
+    assert not failures and len(sessions) == 1 and np.isfinite(sessions[0].quality).all()
+    obj = json.loads(f.read_text())
+    del obj["O22"]
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        g = Path(tmp) / "no-o22-input.json"
+        g.write_text(json.dumps(obj))
+        sessions, failures = load_sessions(g)
     assert not sessions and failures[0].field == "I13.segments"
 
 
