@@ -265,3 +265,18 @@ def test_the_terminal_table_keeps_one_line_per_session(tmp_path, capsys):
     assert main(["predict", "streaming", str(src), "-q"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3 and lines[1].startswith("a\\nb\\tc ") and max(len(ln) for ln in lines) < 200, lines
+
+
+def test_a_chart_draws_the_scores_interval(tmp_path):
+    """With an interval the chart has a bar at the score (the PNG differs from the same chart without it)."""
+    from deepqoe.predictor import load_predictor
+    from deepqoe.sessions.predict import curve_plots
+
+    s = [Session.from_dict(_session(1))]
+    p = load_predictor("streaming")
+    with_iv, _ = p.predict_sessions(s, interval=0.9)
+    without, _ = p.predict_sessions(s)
+    assert "interval" in with_iv[0] and "interval" not in without[0]
+    a = curve_plots(with_iv, s, tmp_path / "a")[0].read_bytes()
+    b = curve_plots(without, s, tmp_path / "b")[0].read_bytes()
+    assert a[:4] == b[:4] == b"\x89PNG" and a != b

@@ -85,12 +85,17 @@ def worker_predictor(model: str, torch_threads: int | None = None):
 
 @functools.lru_cache(maxsize=4)
 def _load_predictor(model: str, torch_threads: int | None):
+    from deepqoe.features.text import set_progress
     from deepqoe.predictor import load_predictor
 
     if torch_threads:
         import torch
 
         torch.set_num_threads(torch_threads)
+    import multiprocessing
+
+    if multiprocessing.current_process().name != "MainProcess":  # a worker process (not threads of the client)
+        set_progress(False)  # draws no loading bar: many workers on one terminal, and -q never reaches them
     return load_predictor(model)
 
 

@@ -78,19 +78,27 @@ def _save(fig, path: Path) -> None:
 
 
 def curves_plot(path: Path, curves: list, sessions: list, labels: list[str], seconds_per_step: list[float],
-                scale: str = "1-5", title: str = "Per-second QoE: the score of the first t seconds") -> Path:
+                scale: str = "1-5", title: str = "Per-second QoE: the score of the first t seconds",
+                intervals: list | None = None) -> Path:
     """Per-second QoE curves of sessions on one chart (the score of the first t seconds against t), each
     session's stalls shaded in its colour (media time -> wall time: earlier stalls added); the y axis spans
-    ``scale`` when it is a range (``lo-hi``)."""
+    ``scale`` when it is a range (``lo-hi``). ``intervals``: per session None or (low, high, level), the
+    session score's prediction interval, drawn as a bar at the curve's last point (the score)."""
     from deepqoe.sessions.scales import parse_scale
 
     fig = _new_figure(7.5, 3.8)
     ax = fig.add_subplot(111)
-    for c, s, lab, sps in zip(curves, sessions, labels, seconds_per_step):
+    for k, (c, s, lab, sps) in enumerate(zip(curves, sessions, labels, seconds_per_step)):
         c = np.asarray(c, float)
         ok = np.isfinite(c)
         t = (np.arange(len(c)) + 1) * sps
         line, = ax.plot(t[ok], c[ok], label=lab, lw=1.6)
+        iv = intervals[k] if intervals else None
+        if iv is not None and ok.any():
+            low, high, level = iv
+            end, score = t[ok][-1], c[ok][-1]
+            ax.errorbar([end], [score], yerr=[[score - low], [high - score]], fmt="o", ms=3, capsize=4,
+                        color=line.get_color(), label=f"{lab}: {level:g} interval of the score")
         waited = 0.0
         for st, d in zip(s.stall_start, s.stall_duration):
             a = st + waited

@@ -142,7 +142,8 @@ def curve_plots(rows: list[dict], sessions: list, folder: str | Path, limit: int
         label = one_line(r["id"])[:60]
         written.append(curves_plot(folder / f"curve-{name}.png", [r["curve"]], [s], [label],
                                    [r.get("curve_step_s") or 1.0], r["scale"],
-                                   f"session {label}: score {r['score']:.2f}{band} ({r['scale']}{how})"))
+                                   f"session {label}: score {r['score']:.2f}{band} ({r['scale']}{how})",
+                                   [(iv["low"], iv["high"], iv["level"]) if iv else None]))
         index.append((str(r["id"]), written[-1].name, r["score"]))
     if index:  # which chart is which session (names are made safe, so two ids can share a base)
         import pandas as pd
