@@ -101,6 +101,12 @@ class _Exportable(nn.Module):
             if g is not None and g["fill"] is not None:
                 self.register_buffer(f"fill_{i}", torch.as_tensor(g["fill"], dtype=torch.float32))
 
+    @classmethod
+    def for_model(cls, est, guards: list | None = None, score_clip: list | None = None) -> "_Exportable":
+        """The wrapper of a table model ``est`` (its network and target scaling), in eval mode."""
+        return cls(est.network_, est.task, getattr(est, "y_mean_", 0.0), getattr(est, "y_std_", 1.0), guards,
+                   score_clip).eval()
+
     def forward(self, *inputs):
         xs = list(inputs)
         for i, b in enumerate(self.bounds):
@@ -468,23 +474,13 @@ def _write_onnx(wrapper: nn.Module, example: tuple, path: Path, input_names: lis
 
 
 def _score_bounds(est) -> tuple[list[float] | None, str | None]:
-    """The range ``deepqoe predict`` clips a regression table model's score to, and why: its dataset's
-    ``rating_scale``, else the range of its training targets (:meth:`deepqoe.predictor.Predictor.predict_rows`);
-    (None, None) for a classifier, a model that predicts sessions, or one with neither."""
-    if est.task != "regression":
-        return None, None
+    """The range ``deepqoe predict`` clips a regression table model's score to, and why
+    (:meth:`deepqoe.predictor.Predictor.score_clip`); (None, None) for a classifier, a model that predicts
+    sessions, or one with neither."""
     from deepqoe.predictor import Predictor
 
-    p = Predictor(est)
-    if p.is_session:
-        return None, None
-    b = p._rating_bounds()
-    if b is not None:
-        return [float(b[0]), float(b[1])], "the dataset's rating_scale"
-    trained = getattr(p, "_target_range", lambda: None)()
-    if trained is not None:
-        return [float(trained[0]), float(trained[1])], "the range of the training targets"
-    return None, None
+    clip = Predictor(est).score_clip()
+    return (None, None) if clip is None else ([float(clip[0][0]), float(clip[0][1])], clip[1])
 
 
 def export_onnx(model: str | Path, path: str | Path, opset: int = 17, calibration: str | None = None) -> dict:
@@ -503,8 +499,7 @@ def export_onnx(model: str | Path, path: str | Path, opset: int = 17, calibratio
     task = est.task
     inputs = input_descriptions(est)
     bounds, why = _score_bounds(est)
-    wrapper = _Exportable(est.network_, task, getattr(est, "y_mean_", 0.0), getattr(est, "y_std_", 1.0),
-                          input_guards(inputs), bounds).eval()
+    wrapper = _Exportable.for_model(est, input_guards(inputs), bounds)
     names = [d["name"] for d in inputs]
     second = "probabilities" if task == "classification" else "prediction"
     outputs = ["output", second] + (["score"] if bounds else [])
@@ -694,8 +689,7 @@ def parity(model: str | Path, onnx_path: str | Path, X=None, n: int = 16) -> flo
     # the Python path: deepqoe predict's encoders, then the network (no guard: its inputs are already clipped)
     sess = onnx_session(onnx_path)
     clip = _score_bounds(est)[0] if any(o.name == "score" for o in sess.get_outputs()) else None
-    wrapper = _Exportable(est.network_, est.task, getattr(est, "y_mean_", 0.0), getattr(est, "y_std_", 1.0),
-                          score_clip=clip).eval()
+    wrapper = _Exportable.for_model(est, score_clip=clip)
     names = [d["name"] for d in input_descriptions(est)]
 
     def gap(tensors: list, feeds: dict) -> float:

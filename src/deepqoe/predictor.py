@@ -415,6 +415,23 @@ class Predictor:
         r = getattr(self.model, "y_range_", None)
         return None if r is None else (float(r[0]), float(r[1]))
 
+    def score_clip(self) -> tuple[tuple[float, float], str, str] | None:
+        """Where a regression table model's scores (and interval ends) are clipped: ``((lo, hi), what the
+        bounds are, why)``: its ``dataset.rating_scale``, else the range of its training targets; None for a
+        classifier, a session model, or a model with neither (:meth:`predict_rows`, and the ONNX export's
+        ``score`` output)."""
+        if self.is_session:
+            return None
+        bounds = self._rating_bounds()
+        if bounds is not None:  # a mean rating on its rating_scale: never outside it, however far X goes
+            return bounds, "the dataset's rating_scale", "a mean rating cannot leave its scale"
+        trained = self._target_range()
+        if trained is not None:  # no scale: never outside the training targets (no wild extrapolation)
+            return trained, "the range of the training targets", ("inputs far from the training data; the model "
+                                                                  "does not extrapolate past the scores it was "
+                                                                  "trained on")
+        return None
+
     def _distribution_wants_features(self, name: str | None) -> bool:
         """True when the rating-distribution head ``name`` reads the model's representation."""
         return name is not None and self.distribution[0][name].feature_mean_ is not None
@@ -492,20 +509,16 @@ class Predictor:
             y = np.asarray(est.predict(X), float).reshape(-1)
             _check_finite(y, "score")
             unclipped = y.copy()
-            bounds = self._rating_bounds()
-            trained = self._target_range() if bounds is None else None
-            if bounds is not None:  # a mean rating on its rating_scale: never outside it, however far X goes
-                y = _clip_scores(y, bounds, "the dataset's rating_scale", "a mean rating cannot leave its scale")
-            elif trained is not None:  # no scale: never outside the training targets (no wild extrapolation)
-                y = _clip_scores(y, trained, "the range of the training targets", "inputs far from the training "
-                                 "data; the model does not extrapolate past the scores it was trained on")
+            clip = self.score_clip()
+            if clip is not None:
+                y = _clip_scores(y, *clip)
             was_clipped = y != unclipped
             for i, r in enumerate(rows):
                 r["score"] = _round(y[i])
             if interval is not None:
                 low, high = self._interval(y, interval)
-                if trained is not None:
-                    low, high = np.clip(low, *trained), np.clip(high, *trained)
+                if clip is not None:  # (a rating_scale's intervals.json holds its bounds already: the same clip)
+                    low, high = np.clip(low, *clip[0]), np.clip(high, *clip[0])
                 for i, r in enumerate(rows):
                     r["interval"] = {"level": interval, "low": _round(low[i]), "high": _round(high[i])}
             if self.distribution is not None and len(y):  # y is on the head's own (the ratings') scale

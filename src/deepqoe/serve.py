@@ -249,8 +249,9 @@ def _without_session_prefix(message: str, names: list[str]) -> tuple[str | None,
 
 def prediction_failure(e: DeepQoEError, sessions: list, items: list) -> RequestError:
     """The 422 for a session the predictor could not score (``e``, one of the failures of
-    :meth:`~deepqoe.predictor.Predictor.predict_sessions`, which names the session by its id), named as a
-    session that fails validation is (:func:`session_error`); ``sessions`` as read from ``items``."""
+    :meth:`~deepqoe.predictor.Predictor.predict_sessions`, which names the session by its id, or the error a
+    session's note carries), named as a session that fails validation is (:func:`session_error`);
+    ``sessions`` as read from ``items``."""
     field = e.field or e.column
     for k, s in enumerate(sessions):
         name, msg = _without_session_prefix(e.message, [one_line(s.id)])
@@ -670,15 +671,9 @@ class ModelService:
         errors name it (``sessions[0] (id 'x'): stalls[0].start: ...``)."""
         out = []
         for w in _REQUEST_NOTES.get() or []:
-            err = getattr(w, "error", None)
-            text = one_line(str(w))
-            if isinstance(err, DeepQoEError) and sessions and items:
-                for k, s in enumerate(sessions):
-                    name, msg = _without_session_prefix(err.message, [one_line(s.id)])
-                    if name is not None:
-                        text = session_error(k, items[k], msg, err.field).message
-                        break
-            out.append(text)
+            err = getattr(w, "error", None)  # a session's note carries its error: named as a failure is
+            named = isinstance(err, DeepQoEError) and sessions and items
+            out.append(one_line(prediction_failure(err, sessions, items).message if named else str(w)))
         return list(dict.fromkeys(out))
 
     def _predict_obj(self, obj: Any, explain: bool | None, curve: bool, interval: str | None,

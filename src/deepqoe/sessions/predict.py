@@ -104,7 +104,10 @@ def write_predictions(rows: list[dict], out: str | None, stream=None, *, as_json
     if dist:
         legend = (f"rating distribution: the '{rows[0]['distribution']['head']}' head; SOS on the scale shown; %GoB / "
                   "%PoW: the share of viewers rating good or better / poor or worse; --json for the quantiles")
-        print(legend, file=sys.stderr) if say is None else say(legend)
+        if say is None:
+            print(legend, file=sys.stderr)
+        else:
+            say(legend)
 
 
 #: the most per-second charts ``deepqoe predict --plots`` draws (one PNG each; about 0.1 s per chart)
@@ -138,7 +141,7 @@ def curve_plots(rows: list[dict], sessions: list, folder: str | Path, limit: int
         used.add(name.lower())
         iv = r.get("interval")
         band = f" [{iv['low']:.2f}, {iv['high']:.2f}] at {iv['level']:g}" if iv else ""
-        how = "".join(f", {k} {r[k]}" for k in ("calibration",) if r.get(k))
+        how = f", calibration {r['calibration']}" if r.get("calibration") else ""
         label = one_line(r["id"])[:60]
         written.append(curves_plot(folder / f"curve-{name}.png", [r["curve"]], [s], [label],
                                    [r.get("curve_step_s") or 1.0], r["scale"],

@@ -445,8 +445,8 @@ def _step_means(bounds: np.ndarray, values: np.ndarray, edges: np.ndarray) -> np
     area = np.interp(edges, bounds, np.concatenate([[0.0], np.cumsum(np.where(ok, v, 0.0) * d)]))
     known = np.interp(edges, bounds, np.concatenate([[0.0], np.cumsum(ok * d)]))
     num, den = np.diff(area), np.diff(known)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 1e-12, num / np.where(den > 1e-12, den, 1.0), np.nan)
+    some = den > 1e-12
+    return np.where(some, num / np.where(some, den, 1.0), np.nan)
 
 
 def sampled_steps(s) -> tuple[np.ndarray, float, tuple]:
