@@ -89,6 +89,15 @@ class StallCostShrinksAtTheTop(RunningMeanQoE):
         return 1 + 4 / (1 + np.exp(-z)), curve, step
 
 
+class ChargesEveryStallEvent(RunningMeanQoE):
+    """Monotone, but a stall of any length, however short, costs 0.1: the score jumps at zero length."""
+
+    def _score(self, s):
+        score, curve, step = super()._score(s)
+        n = int((np.asarray(s.stall_start) > 0).sum())
+        return max(score - 0.1 * n, 1.0), curve, step
+
+
 class OutOfScale(RunningMeanQoE):
     """Wrong: monotone, but half a point above the 1-5 scale's range at the top."""
 
@@ -143,6 +152,16 @@ def test_a_stall_cost_that_shrinks_with_quality_is_caught():
     assert r.checked > 0 and r.violated > 0 and r.worst > 1e-3
     for name in MONOTONE:  # monotone everywhere: only the sizes are wrong
         assert report[name].violated == 0, name
+
+
+def test_a_stall_that_costs_in_full_at_any_length_is_caught():
+    report = check_model(ChargesEveryStallEvent(), n_sessions=N, seed=3)
+    assert not report.ok
+    r = report["stall_vanishing"]
+    assert r.checked >= N - 2 and r.violated > 0 and r.worst > 0.05, report.table()
+    for name in MONOTONE:  # monotone everywhere: only the jump at zero length is wrong
+        assert report[name].violated == 0, name
+    assert check_model(RunningMeanQoE(), n_sessions=N, seed=3)["stall_vanishing"].violated == 0
 
 
 def test_stalls_that_raise_the_score_are_caught():

@@ -518,3 +518,26 @@ def test_the_score_moves_continuously_with_a_segment_boundary():
     np.testing.assert_allclose(q[:4] * 100, [40, 40, 77.5, 90])  # the third second: 1/4 at 40, 3/4 at 90
     q, _, _ = quality_steps(two(3.0, [40.0, 90.0]), m.mapping_)
     np.testing.assert_allclose(q * 100, [40] * 3 + [90] * 7)
+
+
+def test_the_score_moves_continuously_with_a_stall_length():
+    """A stall counts as an event by its length (``STALL_EVENT_TAU``): a 1e-9-s stall (rounded timestamps)
+    costs nothing (it used to cost a whole stall event, 0.08 of a 4.7 session), the cost grows with the
+    length from zero, and from 15 ms (the shortest stall in the training logs) a stall is a whole event."""
+    from deepqoe.persistence import load_model
+    from deepqoe.sessions.qoe_model import STALL_EVENT_TAU, make_batch
+
+    m = load_model("streaming")
+
+    def sess(d):
+        kw = {"stall_start": [30.0], "stall_duration": [d]} if d is not None else {}
+        return Session.from_arrays("x", np.arange(30) * 2.0, np.full(30, 2.0), quality=np.full(30, 90.0), **kw)
+
+    lengths = [None, 1e-9, 1e-6, 1e-4, 1e-3, 5e-3, 0.015, 0.1, 1.0]
+    s = m.predict_sessions([sess(d) for d in lengths])
+    assert abs(s[1] - s[0]) < 1e-4 and abs(s[2] - s[0]) < 1e-3, s
+    assert np.all(np.diff(s) <= 1e-7), s              # longer never better
+    assert s[0] - s[-1] > 0.1, s                      # a 1-s stall still costs
+    events = lambda d: float(np.expm1(make_batch([sess(d)], m.mapping_).fixed[-1, 1]) * 60 / 60)  # noqa: E731
+    assert events(0.015) > 0.999 and events(1e-6) < 1e-3, (events(0.015), events(1e-6))
+    assert STALL_EVENT_TAU <= 0.005

@@ -15,6 +15,10 @@ relation                  what must hold
 ========================  =============================================================================
 ``stall_added``           a stall added at a random media time (0.5-20 s) does not raise the score
 ``stall_longer``          a mid-session stall made 0.5-20 s longer does not raise the score
+``stall_vanishing``       a stall of 1 microsecond (rounded timestamps), at the media time of
+                          ``stall_added``'s, changes the score by less than ``VANISH_TOL`` = 0.001 on the
+                          1-5 scale: a stall's cost goes to nothing with its length (a model that charges
+                          every stall event in full jumps at zero length)
 ``startup_longer``        a startup delay 0.5-10 s longer (or one added) does not raise the score
 ``more_switches``         (sessions with ``quality``) 1-3 segments inside steady runs moved to another
                           rung (height, width and bitrate), their ``quality`` unchanged: more switches,
@@ -99,6 +103,8 @@ TOL = 1e-6
 ONNX_TOL = 1e-4
 #: Largest change (1-5 scale) allowed when a steady session is repeated.
 REPEAT_TOL = 0.1
+#: ``stall_vanishing``: the largest change a 1-microsecond stall may make, on the 1-5 scale
+VANISH_TOL = 1e-3
 #: Repetitions of the steady 10-s session.
 REPEATS = (2, 6, 60)
 #: Seconds after a stall's end at which the curve must have recovered above its minimum in the stall.
@@ -121,6 +127,7 @@ DEVICES = ("pc", "mobile", "tablet", "tv", "unknown")
 RELATIONS = (
     ("stall_added", "adding a stall does not raise the score"),
     ("stall_longer", "a longer stall does not raise the score"),
+    ("stall_vanishing", "a 1-microsecond stall changes the score < 0.001 (1-5)"),
     ("startup_longer", "a longer startup delay does not raise the score"),
     ("more_switches", "more switches at the same quality do not raise the score"),
     ("quality_higher", "higher segment quality does not lower the score"),
@@ -380,6 +387,7 @@ def _perturb(rng: np.random.Generator, c: _Case) -> tuple[list[tuple[str, Sessio
         added = (pos, round(float(rng.uniform(0.5, 20)), 3))
         stalled = _with_stall(s, "stall", *added)
         out.append(("stall_added", s, stalled))
+        out.append(("stall_vanishing", s, _with_stall(s, "blip", pos, 1e-6)))
     mid = np.flatnonzero(s.stall_start > 0)
     if len(mid):
         sd = s.stall_duration.copy()
@@ -706,6 +714,10 @@ def check_model(predictor, n_sessions: int = 1000, seed: int = 0, *, model: str 
     for rel, orig, pert in pairs:
         a, b = rows.get(orig.id), rows.get(pert.id)
         if a is None or b is None:
+            continue
+        if rel == "stall_vanishing":
+            change = abs(float(to_common(b["score"], scale) - to_common(a["score"], scale)))
+            res[rel].add(change, f"{pert.id}: {a['score']:.4f} -> {b['score']:.4f}", VANISH_TOL)
             continue
         up = rel in ("quality_higher", "bitrate_higher")
         wrong = (a["score"] - b["score"]) if up else (b["score"] - a["score"])
