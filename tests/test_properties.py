@@ -116,7 +116,7 @@ def broken_sessions(draw) -> dict:
     d = draw(valid_sessions())
     for _ in range(draw(st.integers(1, 3))):
         where = draw(st.sampled_from(["top", "segment", "stall"]))
-        if where == "top" or (where == "stall" and not d["stalls"]):
+        if where == "top" or (where == "stall" and not d.get("stalls")):
             target = d
             keys = ["id", "segments", "stalls", "device", "content", "context", "stall_time_base",
                     "quality_per_second", "mos", "mos_scale", "extra", "dataset"]

@@ -45,8 +45,21 @@ so no lone surrogate escape such as ``\\ud800``), 413 for a body over the size l
 for JSON of the wrong shape, unknown or missing fields, unknown query parameters, wrong types, non-finite
 numbers. A bad session of a request is named by its place and its id: ``sessions[3] (id 'abc'):
 context.display_height: ...``, with the field ``sessions[3].context.display_height`` (a single session is
-``sessions[0]``); one bad session fails the whole request. An option given both in the body and in the
-query: the body's wins. The model is loaded once;
+``sessions[0]``); one bad session fails the whole request. A 422 about the request's sessions (or rows)
+also lists every bad one, one error each (its first, as ``detail`` would say it), in ``errors``:
+``[{"detail", "field"}, ...]``, the one ``detail`` names first, then the others in the request's order; at
+most 50, and ``errors_left_out`` says how many more there are::
+
+    {"detail": "sessions[1] (id 'b'): segments: ...", "field": "sessions[1].segments",
+     "errors": [{"detail": "sessions[1] (id 'b'): segments: ...", "field": "sessions[1].segments"},
+                {"detail": "sessions[4] (id 'e'): id: the id is used twice (as sessions[0])",
+                 "field": "sessions[4].id"}],
+     "errors_left_out": 0}
+
+The list covers the sessions that fail validation (each read on its own, and each whose id an earlier
+session already has) or, when every session is valid, those the predictor could not score; for a table
+model, the bad rows (each row's first bad field). An option given both in the body and in the query: the
+body's wins. The model is loaded once;
 inference runs in a thread pool, so the event loop keeps accepting requests while the network computes.
 """
 
@@ -106,23 +119,49 @@ DEFAULT_MAX_BODY = 2_000_000  # bytes
 DEFAULT_MAX_ITEMS = 1000  # rows or sessions per request
 
 
-class RequestError(Exception):
-    """A bad request: HTTP status, message, and the field it concerns."""
+#: The most errors a 422 lists in ``errors`` (the rest are counted in ``errors_left_out``).
+MAX_LISTED_ERRORS = 50
 
-    def __init__(self, status: int, message: str, field: str | None = None):
+
+class RequestError(Exception):
+    """A bad request: HTTP status, message, and the field it concerns; ``errors``: for a request with several
+    bad sessions or rows, every one's (message, field), this one's first (see :func:`every_error`)."""
+
+    def __init__(self, status: int, message: str, field: str | None = None,
+                 errors: list[tuple[str, str | None]] | None = None):
         super().__init__(message)
         self.status, self.message, self.field = status, message, field
+        self.errors = errors
+
+
+def every_error(errors: list[RequestError]) -> RequestError:
+    """The error of a request with the bad sessions or rows ``errors`` (at least one): the first's status,
+    message and field (what the request said before it listed them all), listing every one."""
+    first = errors[0]
+    return RequestError(first.status, first.message, first.field, [(e.message, e.field) for e in errors])
 
 
 INTERVAL_SCHEMA = {"anyOf": [{"type": "number", "minimum": MIN_LEVEL, "exclusiveMaximum": 1}, {"type": "null"}],
                    "description": "prediction interval level (default 0.9 when the model has intervals); null: none"}
 ERROR_SCHEMA = {"type": "object", "required": ["detail"], "description": "what is wrong, on one line",
                 "properties": {"detail": {"type": "string"}, "field": {"type": "string"}}}
-ERROR_RESPONSES = {status: {"description": text, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
-                   for status, text in ((400, "the body is not JSON (or not UTF-8 / Unicode text)"),
-                                        (413, "the body is over the size limit, or too many rows / sessions"),
-                                        (422, "wrong shape, unknown or missing fields or query parameters, "
-                                              "wrong types, values out of range"))}
+ITEM_ERRORS_SCHEMA = {
+    **ERROR_SCHEMA,
+    "properties": {**ERROR_SCHEMA["properties"],
+                   "errors": {"type": "array", "maxItems": MAX_LISTED_ERRORS,
+                              "items": {**ERROR_SCHEMA, "description": "one bad session's or row's error"},
+                              "description": "for bad sessions or rows: every bad one's error (its first), the "
+                                             "one `detail` names first, then the others in the request's order; "
+                                             f"at most {MAX_LISTED_ERRORS}"},
+                   "errors_left_out": {"type": "integer", "minimum": 0,
+                                       "description": "how many bad sessions or rows `errors` leaves out"}}}
+ERROR_RESPONSES = {status: {"description": text, "content": {"application/json": {"schema": schema}}}
+                   for status, text, schema in (
+                       (400, "the body is not JSON (or not UTF-8 / Unicode text)", ERROR_SCHEMA),
+                       (413, "the body is over the size limit, or too many rows / sessions", ERROR_SCHEMA),
+                       (422, "wrong shape, unknown or missing fields or query parameters, wrong types, values out "
+                             "of range; with bad sessions or rows, `errors` lists every bad one (at most "
+                             f"{MAX_LISTED_ERRORS}; `errors_left_out`: how many more)", ITEM_ERRORS_SCHEMA))}
 #: The query parameters of ``POST /predict``; those after the first two are for session models.
 QUERY_PARAMETERS = ("explain", "interval", "curve", "calibration", "rating_head", "scale")
 SCALE_DESCRIPTION = ("session models: the MOS scale to report scores on, as `deepqoe predict --scale` takes it: "
@@ -247,20 +286,107 @@ def _without_session_prefix(message: str, names: list[str]) -> tuple[str | None,
     return None, message
 
 
-def prediction_failure(e: DeepQoEError, sessions: list, items: list) -> RequestError:
+def _session_index(sessions: list) -> dict[str, int]:
+    """Each session's id (on one line) and its place in ``sessions`` (the first, should two share it)."""
+    index: dict[str, int] = {}
+    for k, s in enumerate(sessions):
+        index.setdefault(one_line(s.id), k)
+    return index
+
+
+def _named_session(message: str, sessions: list, index: dict[str, int]) -> tuple[int | None, str]:
+    """(k, the rest) of a ``message`` that begins ``session 'ID': `` with session k's ID (the first such
+    session); else (k, ``message``) for the first session whose ``'ID'`` the message holds further on; (None,
+    ``message``) when it names none. ``index``: :func:`_session_index` of ``sessions``: a look-up per
+    candidate name, not a pass over the sessions (a request where every session fails stays linear)."""
+    head = "session '"
+    if message.startswith(head):
+        found = []
+        p = message.find("': ", len(head))
+        while p != -1:
+            k = index.get(message[len(head):p])
+            if k is not None:
+                found.append((k, message[p + 3:]))
+            p = message.find("': ", p + 1)
+        if found:
+            return min(found, key=lambda f: f[0])
+    quotes = [i for i, ch in enumerate(message) if ch == "'"]
+    if len(quotes) <= 64:  # every 'quoted' text in the message
+        ks = [k for n, a in enumerate(quotes) for b in quotes[n + 1:]
+              if (k := index.get(message[a + 1:b])) is not None]
+        return (min(ks) if ks else None), message
+    return next((k for k, s in enumerate(sessions) if f"'{one_line(s.id)}'" in message), None), message
+
+
+def prediction_failure(e: DeepQoEError, sessions: list, items: list,
+                       index: dict[str, int] | None = None) -> RequestError:
     """The 422 for a session the predictor could not score (``e``, one of the failures of
     :meth:`~deepqoe.predictor.Predictor.predict_sessions`, which names the session by its id, or the error a
     session's note carries), named as a session that fails validation is (:func:`session_error`);
-    ``sessions`` as read from ``items``."""
+    ``sessions`` as read from ``items``; ``index``: their :func:`_session_index` (made here if not given)."""
     field = e.field or e.column
-    for k, s in enumerate(sessions):
-        name, msg = _without_session_prefix(e.message, [one_line(s.id)])
-        if name is not None:
-            return session_error(k, items[k], msg, field)
-    for k, s in enumerate(sessions):  # the id further on in the message
-        if f"'{one_line(s.id)}'" in e.message:
-            return session_error(k, items[k], e.message, field)
+    k, msg = _named_session(e.message, sessions, _session_index(sessions) if index is None else index)
+    if k is not None:
+        return session_error(k, items[k], msg, field)
     return RequestError(422, str(e), field)
+
+
+def _session_failure(k: int, item: Any, e: Exception, names: list[str]) -> RequestError:
+    """The 422 for session ``k`` (``item``, as sent) that the reading of sessions failed on with ``e``
+    (its message's ``session 'NAME': `` left out for one of ``names``, the label says which session)."""
+    if isinstance(e, DeepQoEError):
+        _, msg = _without_session_prefix(e.message, names)
+        return session_error(k, item, msg, e.field)
+    return session_error(k, item, "not a valid session: " + ("nested too deeply" if isinstance(e, RecursionError)
+                                                             else str(e)[:200]), None)
+
+
+def _parse_each(items: list, parse, skip=()) -> list:
+    """Each session of ``items`` read on its own (``parse([item])``): the session, or the exception (None for
+    the places in ``skip``)."""
+    out = []
+    for k, d in enumerate(items):
+        if k in skip:
+            out.append(None)
+            continue
+        try:
+            out.append(parse([d])[0])
+        except (DeepQoEError, *_NOT_A_SESSION) as e:
+            out.append(e)
+    return out
+
+
+def _session_id(item: Any, k: int, read: Any) -> str | None:
+    """The id session ``k`` (``item``, as sent; ``read``: it read on its own, or the exception) has in
+    the request: its id, a P.1203 input's default ``p1203-k``; the id a bad session names, if it names one."""
+    from deepqoe.sessions.readers import is_p1203_input
+
+    if is_p1203_input(item) and "id" not in item:
+        return f"p1203-{k}"
+    if not isinstance(read, BaseException):
+        return read.id
+    v = item.get("id") if isinstance(item, dict) else None
+    return str(v) if isinstance(v, (str, int)) and not isinstance(v, bool) and str(v).strip() else None
+
+
+def _every_bad_session(items: list, each: list, known: dict[int, RequestError]) -> list[tuple[int, RequestError]]:
+    """(k, its 422) for every bad session of ``items`` (``each``: :func:`_parse_each`, or None where
+    ``known`` has the session's error already), in order: one that fails on its own (its own error), or one
+    that reads well but whose id an earlier session (good or bad) already has. One pass, a look-up each."""
+    first_with: dict[str, int] = {}
+    out = []
+    for k, (d, read) in enumerate(zip(items, each)):
+        if k in known:
+            out.append((k, known[k]))
+        elif isinstance(read, BaseException):
+            out.append((k, _session_failure(k, d, read, _library_ids(d, 0))))  # read alone: '#0
+        sid = None if k in known else _session_id(d, k, read)
+        if sid is None:
+            continue
+        j = first_with.setdefault(sid, k)
+        if j != k and not isinstance(read, BaseException):
+            out.append((k, session_error(k, d, f"the id is used twice (as sessions[{j}])", "id")))
+    return out
 
 
 def _fails(parse, items: list) -> bool:
@@ -271,14 +397,27 @@ def _fails(parse, items: list) -> bool:
     return False
 
 
-def _first_bad_session(items: list, parse) -> int:
+def _first_bad_session(items: list, parse, each: list | None = None) -> int:
     """The index of the session ``parse(items)`` fails on. It stops at the first bad one: the first session
     that fails on its own, unless the list fails before it (an id used twice), found then as the shortest
     prefix that fails (a binary search), so the sessions are read as the request reads them (their place,
-    P.1203 default ids, ids used twice). About two more reads of the sessions up to the bad one."""
-    k = next((i for i, d in enumerate(items) if _fails(parse, [d])), len(items))
+    P.1203 default ids, ids used twice). About two more reads of the sessions up to the bad one (one when
+    ``each``, :func:`_parse_each` of ``items``, says which sessions fail on their own)."""
+    if each is not None:
+        k = next((i for i, r in enumerate(each) if isinstance(r, BaseException)), len(items))
+    else:
+        k = next((i for i, d in enumerate(items) if _fails(parse, [d])), len(items))
     if k < len(items) and (k == 0 or not _fails(parse, items[:k])):
         return k
+    if each is not None:  # the usual cause: an id used again; its first reuse ends the shortest failing prefix
+        seen: set = set()
+        for i in range(min(k, len(items))):
+            sid = _session_id(items[i], i, each[i])
+            if sid in seen:
+                if _fails(parse, items[:i + 1]) and not _fails(parse, items[:i]):
+                    return i
+                break  # not what makes the list fail: search for it
+            seen.add(sid)
     lo, hi = 1, min(k, len(items))  # parse(items[:hi]) fails
     while lo < hi:
         mid = (lo + hi) // 2
@@ -481,32 +620,51 @@ class ModelService:
         return items, explain
 
     def parse_rows(self, obj: Any) -> tuple[pd.DataFrame, list | None, bool | None]:
+        """The rows of a request as the model's input table, their ids (None: none has one) and ``explain``
+        (None: not in the body); a 422 naming the first bad row and its field otherwise, listing every bad
+        row's first error (:attr:`RequestError.errors`)."""
         items, explain = self._items(obj, "rows")
         cols = list(self.columns)
         out: dict[str, list] = {c: [] for c in cols}
         ids: list = []
+        bad: list[RequestError] = []
         for r, row in enumerate(items):
-            where = f"rows[{r}]"
-            if not isinstance(row, dict):
-                raise RequestError(422, f"{where}: expected an object with the input columns, got {_type_name(row)}",
-                                   where)
-            extra = [k for k in row if k not in self.columns and k != "id"]
-            if extra:
-                close = difflib.get_close_matches(extra[0], cols, n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else f" (the inputs are: {', '.join(cols)})"
-                raise RequestError(422, f"{where}: unknown field '{_short(extra[0])}'{hint}", f"{where}.{extra[0]}")
-            missing = [c for c in cols if c not in row and not self.columns[c].get("optional")]
-            if missing:
-                raise RequestError(422, f"{where}: missing field '{missing[0]}'", f"{where}.{missing[0]}")
-            rid = row.get("id")
-            if rid is not None and (isinstance(rid, bool) or not isinstance(rid, (str, int))):
-                raise RequestError(422, f"{where}: 'id' must be a string or an integer", f"{where}.id")
-            ids.append(rid)
-            for c in cols:
-                optional = self.columns[c].get("optional") and row.get(c) is None  # the unknown viewer
-                out[c].append(None if optional else self._check_value(row[c], self.columns[c], f"{where}.{c}"))
+            try:
+                rid, values = self._read_row(r, row, cols)
+            except RequestError as e:
+                bad.append(e)
+                continue
+            if not bad:  # no table to build once a row is bad
+                ids.append(rid)
+                for c, v in zip(cols, values):
+                    out[c].append(v)
+        if bad:
+            raise every_error(bad)
         df = pd.DataFrame(out, columns=cols)
         return df, (ids if any(i is not None for i in ids) else None), explain
+
+    def _read_row(self, r: int, row: Any, cols: list[str]) -> tuple[Any, list]:
+        """(id, the values of ``cols``) of the request's row ``r``; a 422 on its first bad field otherwise."""
+        where = f"rows[{r}]"
+        if not isinstance(row, dict):
+            raise RequestError(422, f"{where}: expected an object with the input columns, got {_type_name(row)}",
+                               where)
+        extra = [k for k in row if k not in self.columns and k != "id"]
+        if extra:
+            close = difflib.get_close_matches(extra[0], cols, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f" (the inputs are: {', '.join(cols)})"
+            raise RequestError(422, f"{where}: unknown field '{_short(extra[0])}'{hint}", f"{where}.{extra[0]}")
+        missing = [c for c in cols if c not in row and not self.columns[c].get("optional")]
+        if missing:
+            raise RequestError(422, f"{where}: missing field '{missing[0]}'", f"{where}.{missing[0]}")
+        rid = row.get("id")
+        if rid is not None and (isinstance(rid, bool) or not isinstance(rid, (str, int))):
+            raise RequestError(422, f"{where}: 'id' must be a string or an integer", f"{where}.id")
+        values = []
+        for c in cols:
+            optional = self.columns[c].get("optional") and row.get(c) is None  # the unknown viewer
+            values.append(None if optional else self._check_value(row[c], self.columns[c], f"{where}.{c}"))
+        return rid, values
 
     @staticmethod
     def _check_value(v: Any, d: dict, field: str) -> Any:
@@ -550,7 +708,8 @@ class ModelService:
 
     def parse_sessions(self, obj: Any) -> tuple[list, bool | None]:
         """The sessions of a request and its ``explain`` (None: not in the body); a 422 naming the first
-        bad session (``sessions[k] (id 'x')``) and its field otherwise."""
+        bad session (``sessions[k] (id 'x')``) and its field otherwise, listing every bad one
+        (:attr:`RequestError.errors`)."""
         sessions, explain, _ = self._read_sessions(obj)
         return sessions, explain
 
@@ -562,20 +721,27 @@ class ModelService:
         from deepqoe.sessions.schema import short_value
 
         items, explain = self._items([obj] if is_p1203_input(obj) else obj, "sessions")
+        shape: dict[int, RequestError] = {}  # the sessions that are no session object, or a P.1203 input's bad id
         for i, d in enumerate(items):
             where = f"sessions[{i}]"
             if not isinstance(d, dict):
-                raise RequestError(422, f"{where}: expected a session object (or a P.1203 input), got "
-                                        f"{_type_name(d)}", where)
+                shape[i] = RequestError(422, f"{where}: expected a session object (or a P.1203 input), got "
+                                             f"{_type_name(d)}", where)
+                continue
             sid = d.get("id")  # a P.1203 input's id: checked as a session's is (the schema's string or integer)
             if is_p1203_input(d) and "id" in d and (isinstance(sid, bool) or not isinstance(sid, (str, int))
                                                     or not str(sid).strip()):
-                raise RequestError(422, f"{where}: 'id' must be a non-empty string or an integer, got "
-                                        f"{_type_name(sid)} {short_value(sid)}", f"{where}.id")
+                shape[i] = RequestError(422, f"{where}: 'id' must be a non-empty string or an integer, got "
+                                             f"{_type_name(sid)} {short_value(sid)}", f"{where}.id")
+        if shape:  # the first of them is the detail, as it was before the sessions were read
+            k = next(iter(shape))
+            each = _parse_each(items, parse_sessions, skip=shape)
+            raise self._every_session_error(shape[k], k, items, each, shape) from None
         try:
             return parse_sessions(items), explain, items
         except (DeepQoEError, *_NOT_A_SESSION) as e:
-            k = _first_bad_session(items, parse_sessions)  # the session (sessions[k]) the error is about
+            each = _parse_each(items, parse_sessions)
+            k = _first_bad_session(items, parse_sessions, each)  # the session (sessions[k]) the error is about
             if isinstance(e, DeepQoEError):
                 name, msg = _without_session_prefix(e.message, _library_ids(items[k], k))
                 fname = e.field
@@ -585,7 +751,14 @@ class ModelService:
                 msg = "not a valid session: " + ("nested too deeply" if isinstance(e, RecursionError)
                                                  else str(e)[:200])
                 fname = None
-            raise session_error(k, items[k], msg, fname) from None
+            raise self._every_session_error(session_error(k, items[k], msg, fname), k, items, each, {}) from None
+
+    @staticmethod
+    def _every_session_error(first: RequestError, k: int, items: list, each: list,
+                             known: dict[int, RequestError]) -> RequestError:
+        """The 422 of a request with bad sessions: ``first`` (about session ``k``: what the request said
+        before it listed every bad session), then every other bad session's (:func:`_every_bad_session`)."""
+        return every_error([first] + [e for i, e in _every_bad_session(items, each, known) if i != k])
 
     # ------------------------------------------------------------------ prediction
     @staticmethod
@@ -669,11 +842,13 @@ class ModelService:
     def _notes(sessions: list | None = None, items: list | None = None) -> list[str]:
         """The request's notes so far, one line each, once each; a session's note named as the request's
         errors name it (``sessions[0] (id 'x'): stalls[0].start: ...``)."""
-        out = []
+        out, index = [], None
         for w in _REQUEST_NOTES.get() or []:
             err = getattr(w, "error", None)  # a session's note carries its error: named as a failure is
             named = isinstance(err, DeepQoEError) and sessions and items
-            out.append(one_line(prediction_failure(err, sessions, items).message if named else str(w)))
+            if named and index is None:
+                index = _session_index(sessions)
+            out.append(one_line(prediction_failure(err, sessions, items, index).message if named else str(w)))
         return list(dict.fromkeys(out))
 
     def _predict_obj(self, obj: Any, explain: bool | None, curve: bool, interval: str | None,
@@ -705,8 +880,9 @@ class ModelService:
                 preds, failures = self.predictor.predict_sessions(sessions, scale=target, curve=curve,
                                                                   explain=explain, interval=level,
                                                                   calibration=cal, rating_head=head)
-                if failures:  # the whole request fails, naming the (first) session that did
-                    raise prediction_failure(failures[0], sessions, items)
+                if failures:  # the whole request fails, naming the (first) session that did, listing them all
+                    index = _session_index(sessions)
+                    raise every_error([prediction_failure(f, sessions, items, index) for f in failures])
             else:
                 preds = self.predictor.predict_rows(X, explain=explain, ids=ids, interval=level)
         except DeepQoEError as e:
@@ -753,7 +929,9 @@ def docs_page(svc: ModelService) -> str:
            "<code>z</code>, as <code>deepqoe predict --scale</code>; scores, intervals, curves and quantiles; "
            "default 1-5)" if svc.is_session else "")
         + f". A value given in the body (next to <code>{kind}</code>) wins over the query's. A bad request gets "
-        "400, 413 or 422 with <code>{\"detail\", \"field\"}</code>.</li>"
+        "400, 413 or 422 with <code>{\"detail\", \"field\"}</code>; a 422 about bad " + kind + " lists every "
+        "bad one in <code>errors</code> (<code>[{\"detail\", \"field\"}, ...]</code>, the one <code>detail"
+        f"</code> names first; at most {MAX_LISTED_ERRORS}, <code>errors_left_out</code>: how many more).</li>"
         "<li><code>GET /model</code>: input schema, classes or scale, scores, model card</li>"
         "<li><code>GET /health</code>: liveness</li>"
         "<li><code><a href='/openapi.json'>GET /openapi.json</a></code>: the OpenAPI schema (for code "
@@ -786,15 +964,23 @@ def create_app(model: str | Path | None = None, *, max_body_bytes: int = DEFAULT
                               f"{kind}). `GET /model` gives the input schema and the model card.")
     app.state.service = svc
 
-    def error(status: int, message: str, field: str | None = None, headers: dict | None = None) -> JSONResponse:
+    def one_error(message: str, field: str | None) -> dict:
         body = {"detail": _short(message, 1000)}  # one line, bounded, whatever the request echoed
         if field:
             body["field"] = _short(field, 200)
+        return body
+
+    def error(status: int, message: str, field: str | None = None, headers: dict | None = None,
+              errors: list[tuple[str, str | None]] | None = None) -> JSONResponse:
+        body = one_error(message, field)
+        if errors:  # every bad session / row, each as the body says one: at most MAX_LISTED_ERRORS, counted
+            body["errors"] = [one_error(m, f) for m, f in errors[:MAX_LISTED_ERRORS]]
+            body["errors_left_out"] = max(0, len(errors) - MAX_LISTED_ERRORS)
         return JSONResponse(status_code=status, content=body, headers=headers)
 
     @app.exception_handler(RequestError)
     async def _request_error(request, exc: RequestError):
-        return error(exc.status, exc.message, exc.field)
+        return error(exc.status, exc.message, exc.field, errors=exc.errors)
 
     @app.exception_handler(DeepQoEError)
     async def _deepqoe_error(request, exc: DeepQoEError):
