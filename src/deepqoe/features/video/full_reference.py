@@ -12,6 +12,15 @@ pooled into columns ``fr_<metric>_mean``, ``_min``, ``_p05`` (5th percentile) an
 ``fr_vmaf_hmean`` (harmonic mean), plus ``fr_psnr_yuv_mean`` (6:1:1 weighted PSNR) and ``fr_frames``.
 A reference under :data:`MIN_SIDE` (18) pixels wide or high (8 with a ``vmaf_float`` model) is refused
 before FFmpeg runs: libvmaf crashes on such frames. An FFmpeg killed by a signal is named as such.
+
+Rotated videos (phone videos carry a display matrix, the old ``rotate`` tag): FFmpeg turns every input's
+frames upright as it decodes them (``-autorotate``, on by default and given explicitly), so the frames are
+compared as they are shown, and sizes are taken as shown (:func:`shown_size`): a reference and a video that
+both carry a rotation are compared upright, and a transcode that applied the rotation to its pixels (and
+dropped the tag) is compared with its tagged original without being scaled. A video shown in portrait
+and its reference in landscape (or the other way round) is refused before FFmpeg runs, in one line naming
+both files, their stored sizes and rotations: scaling one onto the other would compare a squashed picture.
+A rotation of 180 degrees on one side only cannot be told from the sizes: the frames are compared as shown.
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ import numpy as np
 
 from deepqoe.errors import DeepQoEError
 from deepqoe.features.video.base import Extractor, Features
-from deepqoe.features.video.decode import VideoError, check_complete, probe
+from deepqoe.features.video.decode import VideoError, check_complete, open_video, probe
 
 METRICS = ("vmaf", "psnr_y", "psnr_cb", "psnr_cr", "ssim")
 PSNR_CAP = 60.0
@@ -103,6 +112,92 @@ def frame_grid(fps: float) -> str:
     return f"settb=AVTB,setpts=round((PTS-STARTPTS)*TB*{float(fps)!r})/({float(fps)!r}*TB)"
 
 
+def _matrix_rotation(data: bytes) -> float:
+    """The rotation (degrees) of a display matrix (9 32-bit fixed-point numbers), as FFmpeg's
+    ``av_display_rotation_get`` computes it; NaN for a degenerate matrix."""
+    m = np.frombuffer(bytes(data)[:36], dtype=np.int32).astype(np.float64) / 65536.0
+    if m.size < 9:
+        return float("nan")
+    sx, sy = math.hypot(m[0], m[3]), math.hypot(m[1], m[4])
+    if sx == 0 or sy == 0:
+        return float("nan")
+    return -math.degrees(math.atan2(m[1] / sy, m[0] / sx))
+
+
+def _frame_rotation(frame) -> float:
+    """The display rotation (degrees) of a decoded PyAV frame: ``frame.rotation`` (PyAV 14 and later), else
+    its display-matrix side data; 0 when it has none."""
+    r = getattr(frame, "rotation", None)
+    if r is not None:
+        return float(r)
+    for sd in getattr(frame, "side_data", None) or ():
+        if "DISPLAYMATRIX" in str(getattr(sd, "type", "")).upper():
+            return _matrix_rotation(bytes(sd))
+    return 0.0
+
+
+def quarter_turns(theta: float) -> int:
+    """``theta`` (degrees) as FFmpeg's autorotation applies it: 0, 90, 180 or 270 when it is within 1 degree
+    of one of them, else 0 (FFmpeg turns frames by quarter turns only; it warns about other angles)."""
+    if not math.isfinite(theta):
+        return 0
+    theta = theta % 360.0
+    for a in (0, 90, 180, 270, 360):
+        if abs(theta - a) < 1.0:
+            return a % 360
+    return 0
+
+
+def rotation(path) -> int:
+    """How many degrees (0, 90, 180, 270) FFmpeg turns the frames of the video ``path`` as it decodes them
+    (its display matrix, or the ``DISPLAYMATRIX`` stream side data of older PyAV), read from its first frame."""
+    import av
+
+    container, stream = open_video(path)
+    try:
+        side = getattr(stream, "side_data", None)  # PyAV before 14: {"DISPLAYMATRIX": degrees}
+        if isinstance(side, dict) and "DISPLAYMATRIX" in side:
+            return quarter_turns(float(side["DISPLAYMATRIX"]))
+        try:
+            for frame in container.decode(stream):
+                return quarter_turns(_frame_rotation(frame))
+        except (av.error.FFmpegError, ValueError):
+            pass  # a first frame that does not decode: FFmpeg says what is wrong with the file
+        return 0
+    finally:
+        container.close()
+
+
+def shown_size(path) -> tuple[int, int, int, int, int]:
+    """``(width, height, stored_width, stored_height, rotation)`` of the video ``path``: the size of its frames
+    as FFmpeg decodes them (turned upright: width and height swap for a rotation of 90 or 270 degrees), the
+    size they are stored at, and the rotation (:func:`rotation`)."""
+    info = probe(path)
+    turn = rotation(path)
+    w, h = (info.height, info.width) if turn in (90, 270) else (info.width, info.height)
+    return w, h, info.width, info.height, turn
+
+
+def _describe(size: tuple[int, int, int, int, int]) -> str:
+    w, h, sw, sh, turn = size
+    if not turn:
+        return f"{w}x{h} (no rotation)"
+    return f"{sw}x{sh} rotated {turn} degrees on display, shown {w}x{h}"
+
+
+def _orientation(w: int, h: int) -> str:
+    return "portrait" if h > w else "landscape" if w > h else "square"
+
+
+def _specific_failure(proc: subprocess.CompletedProcess) -> str:
+    """:func:`ffmpeg_failure`, but a filter's own complaint (libvmaf's "input width must match.") rather than
+    FFmpeg's closing line ("Nothing was written into output file ...") when there is one."""
+    for ln in (proc.stderr or "").splitlines():
+        if ln.strip().endswith("must match.") and (proc.returncode or 0) > 0:
+            return ln.split("]", 1)[-1].strip()
+    return ffmpeg_failure(proc)
+
+
 #: the models of the libvmaf built into the FFmpeg of imageio-ffmpeg (``version=NAME``), for messages
 BUILT_IN_MODELS = ("vmaf_v0.6.1", "vmaf_v0.6.1neg", "vmaf_4k_v0.6.1", "vmaf_4k_v0.6.1neg", "vmaf_float_v0.6.1",
                    "vmaf_float_v0.6.1neg", "vmaf_float_4k_v0.6.1")
@@ -160,7 +255,9 @@ def check_vmaf_model(model: str) -> str:
 
 class FullReferenceExtractor(Extractor):
     name = "full-reference"
-    version = "3"  # 3: frames put on the reference's frame grid (WebM / Matroska inputs were misaligned)
+    # 4: sizes as shown (rotation), a portrait video against a landscape reference refused (was squashed);
+    # 3: frames put on the reference's frame grid (WebM / Matroska inputs were misaligned)
+    version = "4"
     needs_reference = True
     defaults = {"model": DEFAULT_MODEL, "threads": 0, "subsample": 1}
 
@@ -176,14 +273,16 @@ class FullReferenceExtractor(Extractor):
     def options(self) -> dict:
         return {"model": self.opts["model"], "subsample": int(self.opts["subsample"])}
 
-    def command(self, video_path, reference, logs: dict[str, str]) -> list[str]:
+    def command(self, video_path, reference, logs: dict[str, str], sizes=None) -> list[str]:
+        """The FFmpeg command line. ``sizes``: the :func:`shown_size` of the video and of its reference (found
+        when not given): the video is scaled to its reference's size as shown (both are turned upright)."""
+        dist_size, ref_size = sizes or (shown_size(video_path), shown_size(reference))
         ref = probe(reference)
         threads = int(self.opts["threads"] or 0) or (os.cpu_count() or 1)
         grid = frame_grid(ref.fps)
         dist_chain = grid
-        dist = probe(video_path)
-        if (dist.width, dist.height) != (ref.width, ref.height):
-            dist_chain = f"scale={ref.width}:{ref.height}:flags=bicubic," + dist_chain
+        if dist_size[:2] != ref_size[:2]:
+            dist_chain = f"scale={ref_size[0]}:{ref_size[1]}:flags=bicubic," + dist_chain
         vmaf = (f"libvmaf=model={self.opts['model']}:n_threads={threads}"
                 f":n_subsample={int(self.opts['subsample'])}"
                 f":log_fmt=json:log_path={_escape(logs['vmaf'])}:shortest=1")
@@ -193,25 +292,45 @@ class FullReferenceExtractor(Extractor):
                  f"[d1][r1]psnr=stats_file={_escape(logs['psnr'])}:shortest=1;"
                  f"[d2][r2]ssim=stats_file={_escape(logs['ssim'])}:shortest=1")
         return [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-threads", str(threads),
-                "-i", str(video_path), "-i", str(reference), "-filter_complex", graph, "-f", "null", "-"]
+                "-autorotate", "-i", str(video_path), "-autorotate", "-i", str(reference),
+                "-filter_complex", graph, "-f", "null", "-"]
 
-    def check_size(self, video_path, reference) -> None:
+    def sizes(self, video_path, reference) -> tuple[tuple, tuple]:
+        """The :func:`shown_size` of the video and of its reference (a VideoError naming the reference when it
+        cannot be read)."""
+        try:
+            ref_size = shown_size(reference)
+        except VideoError as e:
+            raise VideoError(f"reference video {reference}: {e.message}", file=str(video_path)) from None
+        return shown_size(video_path), ref_size
+
+    def check_orientation(self, video_path, reference, sizes=None) -> None:
+        """A VideoError (one line naming both files, their sizes and rotations) when the video is shown in
+        portrait and its reference in landscape or the other way round: the frames are compared upright, and
+        scaling one onto the other would squash the picture (a rotation tag lost, or added, on one side)."""
+        dist_size, ref_size = sizes or self.sizes(video_path, reference)
+        a, b = _orientation(*dist_size[:2]), _orientation(*ref_size[:2])
+        if "square" in (a, b) or a == b:
+            return
+        raise VideoError(f"the video and its reference are shown in different orientations: the video {video_path} "
+                         f"is {_describe(dist_size)}, {a}; its reference {reference} is {_describe(ref_size)}, {b}; "
+                         "VMAF, PSNR and SSIM compare frames in one orientation (re-encode one with the rotation "
+                         "applied to its pixels, or correct its rotation metadata)", file=str(video_path))
+
+    def check_size(self, video_path, reference, sizes=None) -> None:
         """A VideoError (one line: the sizes and the minimum) when the frames compared, the reference's
         size (the video is scaled to it), are smaller than libvmaf measures (:func:`min_frame_side`): FFmpeg
         would crash on them."""
         least = min_frame_side(self.opts["model"])
-        try:
-            ref = probe(reference)
-        except VideoError as e:
-            raise VideoError(f"reference video {reference}: {e.message}", file=str(video_path)) from None
-        if min(ref.width, ref.height) >= least:
+        dist_size, ref_size = sizes or self.sizes(video_path, reference)
+        if min(ref_size[:2]) >= least:
             return
-        dist = probe(video_path)
-        if (dist.width, dist.height) == (ref.width, ref.height):
-            what = f"the video and its reference are {ref.width}x{ref.height} pixels"
+        rw, rh = ref_size[:2]
+        if dist_size[:2] == ref_size[:2]:
+            what = f"the video and its reference are {rw}x{rh} pixels"
         else:
-            what = (f"the reference {reference} is {ref.width}x{ref.height} pixels (the video, {dist.width}x"
-                    f"{dist.height}, is compared at the reference's size)")
+            what = (f"the reference {reference} is {rw}x{rh} pixels (the video, {dist_size[0]}x"
+                    f"{dist_size[1]}, is compared at the reference's size)")
         raise VideoError(f"frames too small for VMAF: {what}; libvmaf needs frames at least {least} "
                          "pixels wide and high (smaller ones crash it)", file=str(video_path))
 
@@ -247,13 +366,15 @@ class FullReferenceExtractor(Extractor):
             check_complete(reference)
         except VideoError as e:
             raise VideoError(f"reference video {reference}: {e.message}", file=str(video_path)) from None
-        self.check_size(video_path, reference)
+        sizes = self.sizes(video_path, reference)
+        self.check_size(video_path, reference, sizes)
+        self.check_orientation(video_path, reference, sizes)
         with tempfile.TemporaryDirectory(prefix="deepqoe-vmaf-") as tmp:
             logs = {k: os.path.join(tmp, f"{k}.log") for k in ("vmaf", "psnr", "ssim")}
-            cmd = self.command(video_path, reference, logs)
+            cmd = self.command(video_path, reference, logs, sizes)
             proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace")
             if proc.returncode != 0:
-                raise VideoError(f"FFmpeg/libvmaf failed: {ffmpeg_failure(proc)}", file=str(video_path))
+                raise VideoError(f"FFmpeg/libvmaf failed: {_specific_failure(proc)}", file=str(video_path))
             if not all(os.path.exists(p) for p in logs.values()):
                 raise VideoError("FFmpeg/libvmaf wrote no per-frame scores" + (
                     f": {ffmpeg_failure(proc)}" if (proc.stderr or "").strip() else ""), file=str(video_path))
