@@ -20,15 +20,19 @@ from deepqoe.workflow import PROTOCOL_CHOICES
 
 
 # ---- outputs, checked before the work -----------------------------------------------------------------
-def check_output_path(path, option: str, folder: bool = False) -> Path:
+def check_output_path(path, option: str, folder: bool = False, model_dir: bool = False) -> Path:
     """``path`` can be written by this command: a file (``folder`` False) that is not a folder, or a folder
-    that is not a file, whose nearest existing parent is a folder we may write in. A DeepQoEError naming
-    the option otherwise; called before any work, so that nothing is computed for an output that cannot
-    be written."""
+    that is not a file, whose nearest existing parent is a folder we may write in. ``model_dir``: a model
+    directory the command writes (and replaces): new, empty, or an old model directory, never a file or a
+    folder of someone's other files (:func:`deepqoe.io.check_output_dir`, which the save checks again).
+    A DeepQoEError naming the option otherwise; called before any work, so that nothing is computed for an
+    output that cannot be written."""
     from deepqoe.io import write_blocker
 
     p = Path(path)
-    if p.exists() or p.is_symlink():
+    if model_dir:
+        check_output_dir(p)
+    elif p.exists() or p.is_symlink():
         if folder and not p.is_dir():
             raise DeepQoEError(f"{option}: exists and is not a folder; give a folder (a new name)", file=str(p))
         if not folder and p.is_dir():
@@ -67,8 +71,7 @@ def _cmd_train(args) -> int:
 
     if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
-    check_output_dir(args.out)  # before any training: never replaces a file or someone's folder
-    check_output_path(args.out, "--out", folder=True)
+    check_output_path(args.out, "--out", model_dir=True)  # before any training: never a file or someone's folder
     cfg = load_train_config(args.config)
     if isinstance(cfg, SessionsExperimentConfig):
         if args.device not in (None, "cpu", "auto"):
@@ -92,8 +95,7 @@ def _cmd_finetune(args) -> int:
 
     if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
-    check_output_dir(args.out)
-    check_output_path(args.out, "--out", folder=True)
+    check_output_path(args.out, "--out", model_dir=True)  # before any training
     cfg = load_config(args.config)
     m = finetune(args.pretrained, cfg, args.out, freeze=args.freeze, full=args.full, epochs=args.epochs,
                  keep_architecture=not args.config_architecture, progress=show_progress(args))

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from deepqoe.errors import DeepQoEError
-from deepqoe.report import curves_plot
+from deepqoe.report import _new_figure, _save, curves_plot
 
 VIEWER_ROWS = pd.DataFrame([
     {"id": "sports-1080p", "content": "Sports", "resolution": 1080, "bitrate_video": 3300.0, "age_user": 24,
@@ -70,24 +70,14 @@ def _text_table(df: pd.DataFrame, digits: int = 2) -> str:
 
 
 # ------------------------------------------------------------------------------------------ plots
-def _figure(w: float, h: float):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(w, h), dpi=100)
-
-
-def _save(fig, path: Path) -> Path:
-    from deepqoe.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", bbox_inches="tight")
-    return path
+#: the demo's own charts (contributions, scores) are drawn at this dpi (the session curves: the report's)
+DEMO_DPI = 100
 
 
 def contributions_plot(path: Path, contrib: pd.DataFrame, labels: list[str], title: str, xlabel: str) -> Path:
     """Horizontal stacked bars: one bar per row, one colour per input group (left = pulls the score down)."""
     groups = [c for c in contrib.columns if c not in ("baseline", "prediction")]
-    fig = _figure(7.5, 0.55 * len(labels) + 1.6)
+    fig = _new_figure(7.5, 0.55 * len(labels) + 1.6, dpi=DEMO_DPI)
     ax = fig.add_subplot(111)
     y = np.arange(len(labels))
     colours = ["#d62728", "#ff7f0e", "#1f77b4", "#9467bd", "#2ca02c", "#8c564b", "#e377c2", "#7f7f7f"]
@@ -116,7 +106,7 @@ def scores_plot(path: Path, results: dict) -> Path:
     key = results["key_metric"]
     m = [results["methods"][k]["metrics"][key]["mean"] for k in methods]
     s = [results["methods"][k]["metrics"][key]["std"] for k in methods]
-    fig = _figure(5.5, 3.2)
+    fig = _new_figure(5.5, 3.2, dpi=DEMO_DPI)
     ax = fig.add_subplot(111)
     ax.bar(methods, m, yerr=s, capsize=3, color=["#1f77b4"] + ["#aaaaaa"] * (len(methods) - 1))
     ax.set_ylabel(key)

@@ -14,8 +14,9 @@ applies, as fields and as ``steps`` (text, in order):
   (``clip_in_graph``, ``nan_in_graph``), so feeding ``(x - shift) / scale`` with NaN left in gives the same
   scores (an inf must still become ``nan_to`` first: the graph would clip it to +-10);
 * ``index`` inputs (categorical): int64 ``[batch]``, code = 1 + position of the value's text in
-  ``vocabulary`` (``as_text``: 1080.0 in a float column is '1080'), 0 = the unknown bucket (an unseen value;
-  a missing value or column is an error, or code 0 for a ``role: viewer`` input);
+  ``vocabulary`` (``as_text``: 1080.0 in a float column, and the text "1080.0", are '1080'; "007" stays
+  "007"), 0 = the unknown bucket (an unseen value; a missing value or column is an error, or code 0 for a
+  ``role: viewer`` input);
 * text inputs (``dense``): the tokenisation and the mean of the word vectors (``glove-6b-50d``) or the
   MiniLM sentence embedding;
 * ``sequence`` inputs: float32 ``[batch, channels + 1, length]``: the first ``length`` steps standardised
@@ -192,7 +193,10 @@ def _preprocessing(est, cfg, enc) -> dict:
                 "cardinality": len(enc.vocabulary) + 1,
                 "as_text": "a column of floating-point numbers: an integral value of magnitude below 2**53 as its "
                            "integer digits (1080.0 -> '1080'), any other value as Python's str(); any other "
-                           "column: str(value)",
+                           "column: str(value), except that a text matching the regular expression "
+                           "-?(0|[1-9][0-9]*)\\.0+ in full (a plain decimal integer with a zero fraction) "
+                           "whose integer is of magnitude below 2**53 is that integer's digits ('1080.0' -> "
+                           "'1080', '-0.0' -> '0'; '007', '1e3' and '1080.5' stay as written)",
                 "missing": "unknown" if viewer else "error", "column_absent": "unknown" if viewer else "error",
                 "steps": ["code = 1 + position of the value's text in encoder.vocabulary",
                           f"a value not in the vocabulary -> {UNKNOWN_CODE} (the unknown bucket)",

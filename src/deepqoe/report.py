@@ -65,26 +65,35 @@ def md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], align: str |
 
 
 # ---------------------------------------------------------------------------------------------- plots
-def _new_figure(w: float = 5.0, h: float = 4.0):
+#: the resolution of the report's figures (dots per inch)
+FIGURE_DPI = 110
+
+
+def _new_figure(w: float = 5.0, h: float = 4.0, dpi: float = FIGURE_DPI):
+    """A figure of ``w`` x ``h`` inches at ``dpi``, on the Agg canvas (no GUI backend, no pyplot state)."""
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(w, h), dpi=110)
+    return Figure(figsize=(w, h), dpi=dpi)
 
 
-def _save(fig, path: Path) -> None:
+def _save(fig, path: Path) -> Path:
+    """``fig`` as a PNG at ``path``, written atomically (at the figure's dpi); returns ``path``."""
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", bbox_inches="tight")
+    return path
 
 
 def curves_plot(path: Path, curves: list, sessions: list, labels: list[str], seconds_per_step: list[float],
                 scale: str = "1-5", title: str = "Per-second QoE: the score of the first t seconds",
                 intervals: list | None = None) -> Path:
     """Per-second QoE curves of sessions on one chart (the score of the first t seconds against t), each
-    session's stalls shaded in its colour (media time -> wall time: earlier stalls added); the y axis spans
-    ``scale`` when it is a range (``lo-hi``). ``intervals``: per session None or (low, high, level), the
+    session's stalls shaded in its colour (media time -> wall time: earlier stalls added). The y axis is fixed,
+    the same on every chart of one scale: the bounds of the common 1-5 scale (a model's scores and curves never
+    leave them) put on ``scale`` (``lo-hi``: that range; ``z``: -2.5 to 2.5), so that a nearly flat curve looks
+    flat and charts of different sessions compare. ``intervals``: per session None or (low, high, level), the
     session score's prediction interval, drawn as a bar at the curve's last point (the score)."""
-    from deepqoe.sessions.scales import parse_scale
+    from deepqoe.sessions.scales import COMMON_SCALE, from_common, parse_scale
 
     fig = _new_figure(7.5, 3.8)
     ax = fig.add_subplot(111)
@@ -106,9 +115,9 @@ def curves_plot(path: Path, curves: list, sessions: list, labels: list[str], sec
             waited += d
     ax.set_xlabel("time since pressing play (s); shaded: stalls")
     ax.set_ylabel(f"predicted QoE so far ({scale})")
-    sc = parse_scale(scale)
-    if sc.kind == "range":
-        ax.set_ylim(sc.lo, sc.hi)
+    common = parse_scale(COMMON_SCALE)
+    lo, hi = from_common([common.lo, common.hi], parse_scale(scale))
+    ax.set_ylim(float(lo), float(hi))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncol=3)
     ax.set_title(title, fontsize=10)

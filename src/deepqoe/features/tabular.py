@@ -274,6 +274,11 @@ class TextEncoder(InputEncoder):
         return {"kind": "dense", "dim": self.dim}
 
 
+#: a text that is a plain decimal integer with a zero fraction ("1080.0", "-3.00"): the same category as the
+#: integer (:meth:`CategoricalEncoder._as_str`)
+_ZERO_FRACTION = r"-?(?:0|[1-9][0-9]*)\.0+"
+
+
 class CategoricalEncoder(InputEncoder):
     """Vocabulary learned on the training split; code 0 is the bucket for values never seen in training."""
 
@@ -281,8 +286,12 @@ class CategoricalEncoder(InputEncoder):
 
     @staticmethod
     def _as_str(s: pd.Series) -> list[str]:
-        # 1080 and 1080.0 are the same category
-        # value by value: an integral value below 2**53 (exact as a float) as an integer; others as written
+        """The category text of each value (the one rule: the encoder, the ONNX export's ``as_text`` and
+        :func:`deepqoe.export.encode_with_metadata` all call this). 1080, 1080.0 and "1080.0" are the same
+        category '1080': value by value, an integral float below 2**53 (exact as a float) is its integer
+        digits, and so is a text that is a plain decimal integer with a zero fraction ("1080.0", "-3.00";
+        no leading zero, no sign but '-', below 2**53), as a column read as text (another row "unknown")
+        holds it; any other value is str(value) ("007", "1e3", "1080.5" stay as written)."""
         if pd.api.types.is_float_dtype(s):
             f = s.to_numpy(float)
             with np.errstate(invalid="ignore"):
@@ -290,7 +299,13 @@ class CategoricalEncoder(InputEncoder):
             out = s.astype(str).to_numpy(object)
             out[whole] = f[whole].astype(np.int64).astype(str)
             return out.tolist()
-        return s.astype(str).tolist()
+        text = s.astype(str)
+        out = text.to_numpy(object)
+        for i in np.flatnonzero(text.str.fullmatch(_ZERO_FRACTION, na=False).to_numpy(bool)):
+            n = int(out[i].split(".", 1)[0])
+            if abs(n) < 2 ** 53:
+                out[i] = str(n)  # "-0.0" -> "0", as -0.0 in a float column
+        return out.tolist()
 
     def _check(self, df):
         _require_columns(df, self.columns)
