@@ -189,10 +189,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
+#: What a model directory holds (:func:`deepqoe.persistence.write_model_files`: model.json, the weights and
+#: JSON files beside them; the shipped models' cards): anything else in one is someone's, and replacing the
+#: directory would delete it.
+MODEL_DIR_ENTRIES = ("model.json", "model.safetensors", "*.json", "MODEL_CARD.md")
+
+
 def check_output_dir(path: str | os.PathLike, marker: str = "model.json",
                      what: str = "a deepqoe model directory") -> Path:
     """``path`` as a folder a command may write (and replace): new, empty, or ``what`` (it holds a file
-    matching ``marker``), never a file or a folder of someone's other files: a DeepQoEError otherwise."""
+    matching ``marker``), never a file or a folder of someone's other files: a DeepQoEError otherwise. A
+    model directory (``marker`` model.json) that also holds files a model directory does not
+    (:data:`MODEL_DIR_ENTRIES`: notes, plots, a subfolder) is not replaced either: that would delete them."""
+    import fnmatch
+
     path = Path(path)
     if path.exists() or path.is_symlink():
         if not path.is_dir():
@@ -201,6 +211,14 @@ def check_output_dir(path: str | os.PathLike, marker: str = "model.json",
         if any(path.iterdir()) and not any(path.glob(marker)):
             raise DeepQoEError(f"exists and is not {what} (no {marker} in it), so it is not replaced: give a new "
                                "or empty folder, or remove it first", file=str(path))
+        if marker == "model.json":
+            other = sorted(f.name + ("/" if f.is_dir() else "") for f in path.iterdir()
+                           if f.is_dir() or not any(fnmatch.fnmatch(f.name, m) for m in MODEL_DIR_ENTRIES))
+            if other:
+                more = f" and {len(other) - 3} more" if len(other) > 3 else ""
+                raise DeepQoEError(f"is {what} that also holds other files ({', '.join(other[:3])}{more}); "
+                                   "replacing it would delete them: move them out, or give a new folder",
+                                   file=str(path))
     return path
 
 
@@ -278,9 +296,11 @@ def _first_line(e: Exception) -> str:
 
 
 def read_table(path: str | os.PathLike, sep: str = ",", decimal: str = ".", encoding: str = "utf-8",
-               dtype: dict | None = None) -> pd.DataFrame:
+               dtype: dict | None = None, only_empty_is_missing: bool = False) -> pd.DataFrame:
     """Read a CSV / TSV / Parquet / JSON-lines table; any problem becomes a DeepQoEError naming the file.
-    A column name that appears twice in the header is an error (pandas would rename the second one)."""
+    A column name that appears twice in the header is an error (pandas would rename the second one).
+    ``only_empty_is_missing``: in a CSV only an empty cell is missing; text such as ``NaN``, ``N/A`` or
+    ``null`` stays text (pandas reads it as missing by default), for the caller to refuse as not a number."""
     p = Path(path)
     if not p.exists():
         raise DeepQoEError("file not found", file=str(p))
@@ -308,7 +328,8 @@ def read_table(path: str | os.PathLike, sep: str = ",", decimal: str = ".", enco
             if suffix == ".tsv" and sep == ",":
                 sep = "\t"
             # low_memory=False: each column's type from the whole file (no DtypeWarning, no mixed chunks)
-            df = pd.read_csv(p, sep=sep, decimal=decimal, encoding=encoding, dtype=dtype, low_memory=False)
+            na = {"keep_default_na": False, "na_values": [""]} if only_empty_is_missing else {}
+            df = pd.read_csv(p, sep=sep, decimal=decimal, encoding=encoding, dtype=dtype, low_memory=False, **na)
         dup = _duplicate_header(p, df, sep, encoding)
     except UnicodeDecodeError:
         raise DeepQoEError(f"not a text file in {encoding} (is it a CSV?)", file=str(p)) from None

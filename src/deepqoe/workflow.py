@@ -317,7 +317,7 @@ def read_session_source(src, base_dir: str | None = None, ratings: bool = False)
     files = session_files(path)
     sessions, seen = [], {}
     for f in files:
-        got, failures = load_sessions(f)
+        got, failures = load_sessions(f, mos_scale=src.scale)  # the entry's scale: each mos is checked on it
         if failures:
             more = f" ({len(failures) - 1} more problem(s) in this file)" if len(failures) > 1 else ""
             e = failures[0]

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from deepqoe.datasets.files import data_root, need
-from deepqoe.errors import DeepQoEError
+from deepqoe.errors import DeepQoEError, DeepQoENote
 from deepqoe.sessions.readers import StreamingDataset
 from deepqoe.sessions.schema import short_value
 from deepqoe.sessions.session import Session
@@ -111,6 +112,12 @@ def _layout_session(base: Path, r: dict, mos: float, *, name: str, mos_scale: st
     start = np.concatenate([[0.0], np.cumsum(dur)[:-1]])
     stall = reb > 0
     vmaf = _log_column(log, "vmaf", f)
+    off = None if vmaf is None else (vmaf < 0) | (vmaf > 100)
+    if off is not None and off.any():
+        k, more = _first_true(off), int(off.sum()) - 1
+        warnings.warn(f"{f}: column 'vmaf', row {k + 1}: {vmaf[k]:g} is outside 0-100"
+                      f"{f' ({more} more in this log)' if more else ''}; clipped to 0-100 (the segment quality's "
+                      "range)", DeepQoENote, stacklevel=2)
     codec = r.get("encoding_profile")
     device = r.get("device")
     device = str(device) if isinstance(device, str) else "unknown"
@@ -167,17 +174,32 @@ def load_waterloo_folder(folder: str | os.PathLike, *, name: str | None = None, 
                             ratings, mos_scale if ratings is not None else None)
 
 
-def waterloo_layout_sessions(folder: str | os.PathLike, *, chunk_duration: float | None = None
-                             ) -> tuple[list[Session], list[DeepQoEError]]:
+def waterloo_layout_sessions(folder: str | os.PathLike, *, chunk_duration: float | None = None,
+                             mos_scale: str | None = None) -> tuple[list[Session], list[DeepQoEError]]:
     """The sessions of a Waterloo-layout folder for :func:`deepqoe.sessions.readers.load_sessions`: a bad
     log is a failure of its session (the others are read), a bad ``data.csv`` raises.
 
     ``mos`` is on the family's 0-100 scale; when some ``mos`` fall outside 0-100 (z-scored releases) they
-    are read as ``z`` (through these scores' own mean and SD). A training config's ``scale:`` overrides it."""
+    are read as ``z`` (through these scores' own mean and SD), with a note naming the first such row; scores
+    that all lie within 0-5 get a note too (1-5 ratings read as 0-100 would all be "bad"). ``mos_scale`` (a
+    training entry's ``scale:``) is the scale instead, checked on every ``mos``, and no note is given."""
     base = Path(folder)
-    data, _, mos = _read_data_csv(base, mos_required=False)
+    data, data_file, mos = _read_data_csv(base, mos_required=False)
     known = mos[np.isfinite(mos)]
-    scale = "0-100" if ((known >= 0) & (known <= 100)).all() else "z"
+    scale = mos_scale
+    if scale is None:
+        outside = np.isfinite(mos) & ((mos < 0) | (mos > 100))
+        scale = "0-100" if not outside.any() else "z"
+        if outside.any():
+            k = _first_true(outside)
+            warnings.warn(f"{data_file}: column 'mos', row {k + 1}: {mos[k]:g} is outside 0-100, so every mos of "
+                          f"this folder is read as a z-score (through their own mean and SD; {int(outside.sum())} "
+                          "outside 0-100); if that is a typo, fix it, or give the dataset's scale (a training "
+                          "entry's scale:)", DeepQoENote, stacklevel=2)
+        elif len(known) >= 2 and known.max() <= 5:
+            warnings.warn(f"{data_file}: every mos is within 0-5 ({known.min():g}-{known.max():g}), but is read on "
+                          "this layout's 0-100 scale; if these are 1-5 ratings, give the dataset's scale "
+                          "(a training entry's scale: 1-5)", DeepQoENote, stacklevel=2)
     sessions, failures, seen = [], [], {}
     for i, r in enumerate(data.to_dict("records")):
         try:

@@ -142,7 +142,12 @@ def session_from_p1203(obj: dict, sid: str, *, file: str | None = None, segments
         raise DeepQoEError(e.message, file=file, field=fieldname) from None
 
 
-def _sessions_from_json(path: Path) -> tuple[list[Session], list[DeepQoEError]]:
+def _with_mos_scale(d: Any, mos_scale: str | None) -> Any:
+    """A session object with ``mos_scale`` set to the given scale (None: as it is)."""
+    return {**d, "mos_scale": mos_scale} if mos_scale is not None and isinstance(d, dict) else d
+
+
+def _sessions_from_json(path: Path, mos_scale: str | None = None) -> tuple[list[Session], list[DeepQoEError]]:
     obj = read_json(path)
     if is_p1203_input(obj):
         sid = path.stem.removesuffix("-input")
@@ -158,7 +163,8 @@ def _sessions_from_json(path: Path) -> tuple[list[Session], list[DeepQoEError]]:
     seen: set[str] = set()
     for i, d in enumerate(items):
         try:
-            s = Session.from_dict(d, file=str(path), index=i if isinstance(obj, list) else None)
+            s = Session.from_dict(_with_mos_scale(d, mos_scale), file=str(path),
+                                  index=i if isinstance(obj, list) else None)
             if s.id in seen:
                 raise DeepQoEError(f"session '{s.id}': the id is used twice", file=str(path), field="id")
             seen.add(s.id)
@@ -177,15 +183,16 @@ CSV_COLUMNS = ("session_id", *CSV_SEGMENT_COLUMNS, "stall_before", *CSV_SESSION_
 _CSV_NUMBERS = ("start", "duration", "bitrate_kbps", "width", "height", "fps", "quality", "stall_before", "mos")
 
 
-def _sessions_from_csv(path: Path) -> tuple[list[Session], list[DeepQoEError]]:
+def _sessions_from_csv(path: Path, mos_scale: str | None = None) -> tuple[list[Session], list[DeepQoEError]]:
     """Flat CSV, one row per segment: ``session_id``, segment columns, ``stall_before`` (seconds of
     stalling just before the segment; on the first segment it is the initial loading), and session
     columns repeated on every row (``device``, ``content``, ``mos``, ``mos_scale``, ``dataset``)."""
     from deepqoe.io import read_table
 
-    df = read_table(path, dtype={c: str for c in CSV_TEXT_COLUMNS})  # ids stay text: '001' is not 1
+    # ids stay text ('001' is not 1); only an empty cell is missing ('NaN' in a number column is refused)
+    df = read_table(path, dtype={c: str for c in CSV_TEXT_COLUMNS}, only_empty_is_missing=True)
     check_csv_columns(list(df.columns), str(path))
-    return sessions_from_frame(df.reset_index(drop=True), file=str(path))
+    return sessions_from_frame(df.reset_index(drop=True), file=str(path), mos_scale=mos_scale)
 
 
 def check_csv_columns(columns: list[str], file: str) -> None:
@@ -196,11 +203,16 @@ def check_csv_columns(columns: list[str], file: str) -> None:
 
     for c in ("session_id", "start", "duration"):
         if c not in columns:
-            raise DeepQoEError(f"missing the column '{c}' (one row per segment)", file=file, column=c)
+            sep = next((x for x in (";", "\t", "|") if len(columns) == 1 and x in str(columns[0])), None)
+            hint = (f"; the header reads as one column: is the file separated by {sep!r}? a CSV of sessions is "
+                    "separated by commas" if sep else "")
+            raise DeepQoEError(f"missing the column '{c}' (one row per segment){hint}", file=file, column=c)
     for c in columns:
         if c not in CSV_COLUMNS:
             close = difflib.get_close_matches(c, CSV_COLUMNS, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
+            if re.fullmatch(r"Unnamed: \d+", str(c)):
+                hint = " (a column without a name: a comma at the end of each line?)"
             raise DeepQoEError(f"unknown column{hint}; a CSV of sessions has the columns {', '.join(CSV_COLUMNS)}",
                                file=file, column=c)
 
@@ -223,8 +235,8 @@ def _missing(v: Any) -> bool:
 _ITEM = re.compile(r"(segments|stalls)\[(\d+)\](?:\.(\w+))?")
 
 
-def sessions_from_frame(df: pd.DataFrame, file: str | None = None, first_row: int | None = 1
-                        ) -> tuple[list[Session], list[DeepQoEError]]:
+def sessions_from_frame(df: pd.DataFrame, file: str | None = None, first_row: int | None = 1,
+                        mos_scale: str | None = None) -> tuple[list[Session], list[DeepQoEError]]:
     """Sessions from a table in the CSV-of-sessions layout (columns checked by the caller), grouped by
     ``session_id`` in order of first appearance; the parser of :func:`load_sessions` for CSV files and of
     batch scoring (:mod:`deepqoe.batch_scoring`) for each partition.
@@ -232,7 +244,8 @@ def sessions_from_frame(df: pd.DataFrame, file: str | None = None, first_row: in
     A failure names the column and row of the bad value (row ``df.index + first_row``: with the default 1,
     the data rows of a CSV counted from 1, the header not counted; ``first_row=None``: no row numbers, the
     session's field instead). A row without ``session_id`` is a failure; so is a session column (``device``,
-    ``mos``...) with different values on two rows of one session (empty cells are not values)."""
+    ``mos``...) with different values on two rows of one session (empty cells are not values).
+    ``mos_scale``: the scale of every ``mos``, whatever the ``mos_scale`` column says (:func:`load_sessions`)."""
     out, fails = [], []
 
     def row(i: int) -> int | None:
@@ -274,7 +287,7 @@ def sessions_from_frame(df: pd.DataFrame, file: str | None = None, first_row: in
                                            "on an earlier row; a session column must be the same on every row of "
                                            "the session", field=c)
                     d[c] = v
-            out.append(Session.from_dict(d, file=file))
+            out.append(Session.from_dict(_with_mos_scale(d, mos_scale), file=file))
         except DeepQoEError as e:
             m = _ITEM.fullmatch(e.field or "")
             if m and m.group(1) == "segments":
@@ -303,13 +316,16 @@ def session_files(path: Path) -> list[Path]:
     return files
 
 
-def load_sessions(path: str | os.PathLike) -> tuple[list[Session], list[DeepQoEError]]:
+def load_sessions(path: str | os.PathLike, mos_scale: str | None = None
+                  ) -> tuple[list[Session], list[DeepQoEError]]:
     """Sessions from a session JSON, a P.1203 input JSON, a CSV of sessions, a folder of those, or a folder
     in the Waterloo SQoE layout (``data.csv`` + ``streaming_logs/``, also given as its ``data.csv``:
     :func:`deepqoe.datasets.waterloo_sqoe.waterloo_layout_sessions`).
 
-    Returns ``(sessions, failures)``; each failure is a DeepQoEError naming the file, the session and
-    the field. Raises only when nothing can be read at all (missing path, empty folder).
+    ``mos_scale``: the scale of every ``mos`` read, in place of each session's own ``mos_scale`` (a training
+    entry's ``scale:``), so a ``mos`` is checked against it. Returns ``(sessions, failures)``; each failure
+    is a DeepQoEError naming the file, the session and the field. Raises only when nothing can be read at
+    all (missing path, empty folder).
     """
     p = Path(path)
     if not p.exists():
@@ -318,16 +334,16 @@ def load_sessions(path: str | os.PathLike) -> tuple[list[Session], list[DeepQoEE
 
     layout = waterloo_layout(p)
     if layout is not None:
-        return waterloo_layout_sessions(layout)
+        return waterloo_layout_sessions(layout, mos_scale=mos_scale)
     files = session_files(p)
     sessions, failures = [], []
     seen: dict[str, str] = {}
     for f in files:
         try:
             if f.suffix.lower() == ".csv":
-                got, bad = _sessions_from_csv(f)
+                got, bad = _sessions_from_csv(f, mos_scale)
             else:
-                got, bad = _sessions_from_json(f)
+                got, bad = _sessions_from_json(f, mos_scale)
         except DeepQoEError as e:
             failures.append(e)
             continue
