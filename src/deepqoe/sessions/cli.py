@@ -12,14 +12,20 @@ MAX_SERIES_LENGTH = 86_400  # a day of seconds: longer series are not what --len
 DESCRIPTION = """\
 Streaming sessions: convert them to session JSON, check them, or compute one feature row per session.
 
-  deepqoe sessions convert INPUT --out sessions.json      # P.1203 JSON / session JSON / CSV / folder
+  deepqoe sessions convert INPUT --out sessions.json      # P.1203 JSON / session JSON / CSV / TSV / folder
   deepqoe sessions convert INPUT --out sessions.csv       # one row per segment (batch scoring's input)
   deepqoe sessions features INPUT --out features.csv [--series series.npz --length 64]
   deepqoe sessions validate INPUT [--json]
 
+INPUT: a session JSON, a P.1203 input JSON, a table of sessions (one row per segment: .csv, .tsv separated by
+tabs, or .parquet), or a folder of those (its subfolders are not read).
+
 Bad sessions are skipped and listed on standard error at the end; the exit status is 3 (partial) when
 some failed and 1 when none could be read.
 """
+
+
+INPUT_HELP = "a session JSON, P.1203 input JSON, CSV / TSV / Parquet of sessions, or a folder"
 
 
 def _load(path: str):
@@ -92,19 +98,19 @@ def register(subparsers) -> None:
                               description=DESCRIPTION)
     sub = p.add_subparsers(dest="sessions_command", metavar="ACTION")
     c = sub.add_parser("convert", help="convert P.1203 JSON / session JSON / CSV / folder to session JSON")
-    c.add_argument("input", help="a session JSON, P.1203 input JSON, CSV of sessions, or a folder")
+    c.add_argument("input", help=INPUT_HELP)
     c.add_argument("--out", required=True, help="output: session JSON (.json), or the CSV-of-sessions layout "
                                                "(.csv / .parquet: one row per segment, what --scheduler reads)")
     c.set_defaults(func=_cmd_convert)
     f = sub.add_parser("features", help="one feature row per session (CSV or Parquet)")
-    f.add_argument("input", help="a session JSON, P.1203 input JSON, CSV of sessions, or a folder")
+    f.add_argument("input", help=INPUT_HELP)
     f.add_argument("--out", required=True, help="output table (.csv or .parquet)")
     f.add_argument("--series", help="also write the per-second series (.npz: X, lengths, ids)")
     f.add_argument("--length", type=int, default=64,
                    help=f"length of the per-second series (1 to {MAX_SERIES_LENGTH} s)")
     f.set_defaults(func=_cmd_features)
     v = sub.add_parser("validate", help="check sessions and list the problems")
-    v.add_argument("input", help="a session JSON, P.1203 input JSON, CSV of sessions, or a folder")
+    v.add_argument("input", help=INPUT_HELP)
     v.add_argument("--json", action="store_true",
                    help="the report (counts, valid ids, problems) as JSON on standard output")
     v.set_defaults(func=_cmd_validate)

@@ -1,7 +1,8 @@
 """Readers of user input: session JSON, ITU-T P.1203 input JSON, flat CSV; and the dataset type.
 
 * :func:`load_sessions` (what ``deepqoe predict`` calls) accepts a session JSON (one session, a list,
-  or ``{"sessions": [...]}``), a P.1203 input JSON, a CSV of sessions, or a folder of those (or a folder
+  or ``{"sessions": [...]}``), a P.1203 input JSON, a CSV of sessions (``.csv``; ``.tsv`` tab-separated;
+  ``.parquet``, as ``deepqoe sessions convert`` writes it), or a folder of those (or a folder
   in the Waterloo SQoE layout, read by :mod:`deepqoe.datasets.waterloo_sqoe`). A bad
   session does not stop the batch: it is skipped and reported in ``failures`` (DeepQoEError naming
   the file, session and field).
@@ -183,16 +184,58 @@ CSV_COLUMNS = ("session_id", *CSV_SEGMENT_COLUMNS, "stall_before", *CSV_SESSION_
 _CSV_NUMBERS = ("start", "duration", "bitrate_kbps", "width", "height", "fps", "quality", "stall_before", "mos")
 
 
+#: Suffixes of the tables of sessions (the CSV-of-sessions layout) :func:`load_sessions` reads: ``.tsv`` is
+#: separated by tabs, ``.parquet`` / ``.pq`` is what ``deepqoe sessions convert --out x.parquet`` writes.
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
+#: Suffixes of the session files :func:`load_sessions` reads (a folder's other files are not read).
+SESSION_SUFFIXES = (".json", *TABLE_SUFFIXES)
+_SUFFIXES_TEXT = ".json (session or P.1203 JSON), .csv, .tsv or .parquet (one row per segment)"
+
+
+def _text_dtypes(path: Path) -> dict:
+    """The text columns' dtype for :func:`deepqoe.io.read_table`, keyed by the header as written too: the
+    names are stripped only after reading, and the ids under a header `` session_id`` must stay text as well
+    ('001' is not 1)."""
+    dtype = {c: str for c in CSV_TEXT_COLUMNS}
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return dtype
+    try:
+        header = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",", nrows=0, encoding="utf-8")
+    except (OSError, ValueError):  # read_table says what is wrong with the file
+        return dtype
+    dtype.update({c: str for c in header.columns if str(c).strip() in CSV_TEXT_COLUMNS})
+    return dtype
+
+
 def _sessions_from_csv(path: Path, mos_scale: str | None = None) -> tuple[list[Session], list[DeepQoEError]]:
     """Flat CSV, one row per segment: ``session_id``, segment columns, ``stall_before`` (seconds of
     stalling just before the segment; on the first segment it is the initial loading), and session
-    columns repeated on every row (``device``, ``content``, ``mos``, ``mos_scale``, ``dataset``)."""
+    columns repeated on every row (``device``, ``content``, ``mos``, ``mos_scale``, ``dataset``).
+    ``.tsv``: the same, separated by tabs; ``.parquet`` / ``.pq``: the same columns in Parquet.
+
+    Spaces around a column name are ignored, and so are spaces around a ``session_id`` (``" s000"`` is the
+    session ``s000``: a CSV written with ``", "`` between the values reads as one would expect)."""
     from deepqoe.io import read_table
 
     # ids stay text ('001' is not 1); only an empty cell is missing ('NaN' in a number column is refused)
-    df = read_table(path, dtype={c: str for c in CSV_TEXT_COLUMNS}, only_empty_is_missing=True)
+    df = read_table(path, dtype=_text_dtypes(path), only_empty_is_missing=True)
     check_csv_columns(list(df.columns), str(path))
-    return sessions_from_frame(df.reset_index(drop=True), file=str(path), mos_scale=mos_scale)
+    return sessions_from_frame(df.reset_index(drop=True), file=str(path), mos_scale=mos_scale, strip_ids=True)
+
+
+def _column_key(name: Any) -> str:
+    """A column name as a person means it: case, surrounding spaces and inner spaces / '-' ignored."""
+    return re.sub(r"[\s\-]+", "_", str(name).strip().lower())
+
+
+def _exact_names_hint(name: Any, meant: str) -> str:
+    """What to rename the column ``name`` that :func:`_column_key` reads as ``meant``."""
+    text = str(name)
+    why = [w for w, differs in (("spaces around it", text.strip() != text),
+                                ("capitals", text.strip().lower() != text.strip()),
+                                ("a space or '-' for '_'", text.strip().lower() != meant)) if differs]
+    return (f"the header has {short_value(text)} ({', '.join(why)}): write it '{meant}' (column names are "
+            "matched as written)")
 
 
 def check_csv_columns(columns: list[str], file: str) -> None:
@@ -204,13 +247,16 @@ def check_csv_columns(columns: list[str], file: str) -> None:
     for c in ("session_id", "start", "duration"):
         if c not in columns:
             sep = next((x for x in (";", "\t", "|") if len(columns) == 1 and x in str(columns[0])), None)
+            near = next((x for x in columns if _column_key(x) == c), None)
             hint = (f"; the header reads as one column: is the file separated by {sep!r}? a CSV of sessions is "
-                    "separated by commas" if sep else "")
+                    "separated by commas" if sep else f"; {_exact_names_hint(near, c)}" if near is not None else "")
             raise DeepQoEError(f"missing the column '{c}' (one row per segment){hint}", file=file, column=c)
     for c in columns:
         if c not in CSV_COLUMNS:
             close = difflib.get_close_matches(c, CSV_COLUMNS, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
+            if _column_key(c) in CSV_COLUMNS:
+                hint = f" (did you mean '{_column_key(c)}'? column names are matched as written)"
             if re.fullmatch(r"Unnamed: \d+", str(c)):
                 hint = " (a column without a name: a comma at the end of each line?)"
             raise DeepQoEError(f"unknown column{hint}; a CSV of sessions has the columns {', '.join(CSV_COLUMNS)}",
@@ -235,8 +281,27 @@ def _missing(v: Any) -> bool:
 _ITEM = re.compile(r"(segments|stalls)\[(\d+)\](?:\.(\w+))?")
 
 
+def _session_ids(codes: np.ndarray, uniques: list, strip: bool) -> tuple[np.ndarray, list, set]:
+    """The sessions of :func:`sessions_from_frame` (codes, ids by first appearance) with an id of spaces alone
+    as no id, and with ``strip`` the ids stripped of surrounding spaces (``" s000"`` joins ``"s000"``);
+    without it, the ids with spaces around them (the third value), to refuse."""
+    keys = [u.strip() if isinstance(u, str) else u for u in uniques]
+    if keys == uniques:  # the usual case: nothing to do
+        return codes, uniques, set()
+    index: dict = {}
+    remap = np.full(len(uniques) + 1, -1, np.int64)  # the last entry: a row without an id (code -1)
+    for k, (u, key) in enumerate(zip(uniques, keys)):
+        if key == "":
+            continue
+        name = key if strip else u
+        remap[k] = index.setdefault(name, len(index))
+    spaced = set() if strip else {u for u, key in zip(uniques, keys) if key != "" and u != key}
+    return remap[codes], list(index), spaced
+
+
 def sessions_from_frame(df: pd.DataFrame, file: str | None = None, first_row: int | None = 1,
-                        mos_scale: str | None = None) -> tuple[list[Session], list[DeepQoEError]]:
+                        mos_scale: str | None = None, strip_ids: bool = False
+                        ) -> tuple[list[Session], list[DeepQoEError]]:
     """Sessions from a table in the CSV-of-sessions layout (columns checked by the caller), grouped by
     ``session_id`` in order of first appearance; the parser of :func:`load_sessions` for CSV files and of
     batch scoring (:mod:`deepqoe.batch_scoring`) for each partition.
@@ -245,13 +310,19 @@ def sessions_from_frame(df: pd.DataFrame, file: str | None = None, first_row: in
     the data rows of a CSV counted from 1, the header not counted; ``first_row=None``: no row numbers, the
     session's field instead). A row without ``session_id`` is a failure; so is a session column (``device``,
     ``mos``...) with different values on two rows of one session (empty cells are not values).
-    ``mos_scale``: the scale of every ``mos``, whatever the ``mos_scale`` column says (:func:`load_sessions`)."""
+    ``mos_scale``: the scale of every ``mos``, whatever the ``mos_scale`` column says (:func:`load_sessions`).
+
+    A ``session_id`` of spaces alone is no id. ``strip_ids``: spaces around an id are dropped (``" s000"`` is
+    ``s000``; what :func:`load_sessions` does, with the whole file in hand); otherwise such an id is refused
+    with a clear failure (batch scoring: the rows of ``" s000"`` and ``"s000"`` may be in different
+    partitions, so they could not be joined into one session)."""
     out, fails = [], []
 
     def row(i: int) -> int | None:
         return None if first_row is None else int(df.index[i]) + first_row
 
     codes, uniques = pd.factorize(df["session_id"])  # by first appearance; a missing id is -1
+    codes, uniques, spaced = _session_ids(codes, list(uniques), strip_ids)
     if (codes < 0).any():
         lost = np.flatnonzero(codes < 0)
         more = f" (and {len(lost) - 1} more row(s) without one)" if len(lost) > 1 else ""
@@ -266,6 +337,12 @@ def sessions_from_frame(df: pd.DataFrame, file: str | None = None, first_row: in
     seg_cols = [(c, cols[c]) for c in CSV_SEGMENT_COLUMNS if c in cols]
     for k, sid in enumerate(uniques):
         idx = order[bounds[k]:bounds[k + 1]]
+        if sid in spaced:
+            where = {"field": "id"} if first_row is None else {"column": "session_id", "row": row(idx[0])}
+            fails.append(DeepQoEError(f"session '{sid}': the id has spaces around it ({short_value(sid)}); write it "
+                                      f"without them (ids are matched as written here: {short_value(sid)} and "
+                                      f"{short_value(sid.strip())} would be two sessions)", file=file, **where))
+            continue
         stall_rows, origin = [], {"id": ("session_id", idx[0])}  # where each field of the session comes from
         try:
             segs = [{c: a[i] for c, a in seg_cols if not _missing(a[i])} for i in idx]
@@ -305,22 +382,59 @@ def sessions_from_frame(df: pd.DataFrame, file: str | None = None, first_row: in
 
 def session_files(path: Path) -> list[Path]:
     """The sources :func:`load_sessions` reads from ``path``, one at a time: the file itself, a folder in the
-    Waterloo SQoE layout (one source), or a folder's ``.json`` / ``.csv`` files, sorted (none: an error)."""
+    Waterloo SQoE layout (one source), or a folder's files named ``*.json``, ``*.csv``, ``*.tsv``,
+    ``*.parquet`` or ``*.pq`` (:data:`SESSION_SUFFIXES`), sorted (none: an error). Only the folder itself is
+    read: its subfolders, and files of other suffixes, are skipped. A broken symbolic link of those suffixes
+    is listed (reading it fails, naming it), not skipped."""
     from deepqoe.datasets.waterloo_sqoe import waterloo_layout
 
     if not path.is_dir() or waterloo_layout(path):
         return [path]
-    files = sorted(f for f in path.iterdir() if f.suffix.lower() in (".json", ".csv") and f.is_file())
+    files = sorted(f for f in path.iterdir() if f.suffix.lower() in SESSION_SUFFIXES
+                   and (f.is_file() or _broken_link(f)))
     if not files:
-        raise DeepQoEError("no .json or .csv session files in the folder", file=str(path))
+        raise DeepQoEError(f"no session files in the folder (files named *{', *'.join(SESSION_SUFFIXES)}; "
+                           "subfolders are not read)", file=str(path))
     return files
+
+
+def _broken_link(path: Path) -> bool:
+    return path.is_symlink() and not path.exists()
+
+
+def _broken_link_error(path: Path) -> DeepQoEError:
+    try:
+        target = f" to '{os.readlink(path)}'"
+    except OSError:
+        target = ""
+    return DeepQoEError(f"a broken symbolic link{target}: its target does not exist (or cannot be reached)",
+                        file=str(path))
+
+
+def _sessions_from_file(f: Path, mos_scale: str | None) -> tuple[list[Session], list[DeepQoEError]]:
+    """The sessions of one file: by its suffix a table of sessions, else JSON (session or P.1203)."""
+    if _broken_link(f):
+        raise _broken_link_error(f)
+    if f.suffix.lower() in TABLE_SUFFIXES:
+        return _sessions_from_csv(f, mos_scale)
+    try:
+        return _sessions_from_json(f, mos_scale)
+    except DeepQoEError as e:
+        not_json = e.message.startswith(("not valid JSON", "not a text", "the file is empty"))
+        if f.suffix.lower() == ".json" or not not_json:  # a .txt or .xlsx that is not JSON: say what is read
+            raise
+        raise DeepQoEError(f"{e.message}; session files are {_SUFFIXES_TEXT}", file=e.file, field=e.field,
+                           column=e.column, row=e.row) from None
 
 
 def load_sessions(path: str | os.PathLike, mos_scale: str | None = None
                   ) -> tuple[list[Session], list[DeepQoEError]]:
-    """Sessions from a session JSON, a P.1203 input JSON, a CSV of sessions, a folder of those, or a folder
+    """Sessions from a session JSON, a P.1203 input JSON, a CSV of sessions (``.csv``; ``.tsv`` separated by
+    tabs; ``.parquet`` / ``.pq``), a folder of those (:func:`session_files`: its files of those suffixes, not
+    its subfolders; a broken symbolic link is a failure naming it), or a folder
     in the Waterloo SQoE layout (``data.csv`` + ``streaming_logs/``, also given as its ``data.csv``:
-    :func:`deepqoe.datasets.waterloo_sqoe.waterloo_layout_sessions`).
+    :func:`deepqoe.datasets.waterloo_sqoe.waterloo_layout_sessions`). A file of another suffix is read as
+    JSON (when it is not JSON, the error names the suffixes read).
 
     ``mos_scale``: the scale of every ``mos`` read, in place of each session's own ``mos_scale`` (a training
     entry's ``scale:``), so a ``mos`` is checked against it. Returns ``(sessions, failures)``; each failure
@@ -328,6 +442,8 @@ def load_sessions(path: str | os.PathLike, mos_scale: str | None = None
     all (missing path, empty folder).
     """
     p = Path(path)
+    if _broken_link(p):
+        raise _broken_link_error(p)
     if not p.exists():
         raise DeepQoEError("file or folder not found", file=str(p))
     from deepqoe.datasets.waterloo_sqoe import waterloo_layout, waterloo_layout_sessions
@@ -340,10 +456,7 @@ def load_sessions(path: str | os.PathLike, mos_scale: str | None = None
     seen: dict[str, str] = {}
     for f in files:
         try:
-            if f.suffix.lower() == ".csv":
-                got, bad = _sessions_from_csv(f, mos_scale)
-            else:
-                got, bad = _sessions_from_json(f, mos_scale)
+            got, bad = _sessions_from_file(f, mos_scale)
         except DeepQoEError as e:
             failures.append(e)
             continue

@@ -56,11 +56,15 @@ def _type_name(v: Any) -> str:
             dict: "object", type(None): "null"}.get(type(v), type(v).__name__)
 
 
+def _got(v: Any) -> str:
+    """What a value is, for "expected ..., got ..." (``null``, not ``null None``)."""
+    return "null" if v is None else f"{_type_name(v)} {short_value(v)}"
+
+
 def _number(v: Any) -> Any:
     """A JSON number that fits a float (no text, no boolean, no NaN / Infinity)."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise PydanticCustomError("deepqoe", "expected a number, got {got}",
-                                  {"got": f"{_type_name(v)} {short_value(v)}"})
+        raise PydanticCustomError("deepqoe", "expected a number, got {got}", {"got": _got(v)})
     try:
         f = float(v)
     except OverflowError:
@@ -80,7 +84,7 @@ def _whole(v: Any) -> Any:
 
 def _text(v: Any) -> Any:
     if v is not None and not isinstance(v, str):
-        raise PydanticCustomError("deepqoe", "expected text, got {got}", {"got": f"{_type_name(v)} {short_value(v)}"})
+        raise PydanticCustomError("deepqoe", "expected text, got {got}", {"got": _got(v)})
     return v
 
 
@@ -115,15 +119,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
 
 
+#: The largest picture side (pixels) a segment's ``width`` / ``height`` may have: 16K video is 15360x8640,
+#: so 16384 leaves room for any real picture, while 100000 or 1e9 (a unit or column mix-up) is refused rather
+#: than scored (a ``width`` of 1e9 would otherwise lower the score through the quality mapping's bits per pixel).
+MAX_PICTURE_SIDE = 16384
+#: The highest frame rate (frames/s) a segment's ``fps`` may have.
+MAX_FPS = 1000
+
+
 class SegmentModel(_Strict):
     """One media segment (a chunk of the stream played at one representation)."""
 
     start: number(ge=0) = Field(description="Media time (s) where the segment starts.")
     duration: number(gt=0) = Field(description="Seconds of media in the segment.")
     bitrate_kbps: number(gt=0) | None = Field(None, description="Bitrate of the segment (kbit/s).")
-    width: whole_number(gt=0) | None = Field(None, description="Picture width (pixels).")
-    height: whole_number(gt=0) | None = Field(None, description="Picture height (pixels).")
-    fps: number(gt=0, le=1000) | None = Field(None, description="Frame rate (frames/s).")
+    width: whole_number(gt=0, le=MAX_PICTURE_SIDE) | None = Field(None, description="Picture width (pixels).")
+    height: whole_number(gt=0, le=MAX_PICTURE_SIDE) | None = Field(None, description="Picture height (pixels).")
+    fps: number(gt=0, le=MAX_FPS) | None = Field(None, description="Frame rate (frames/s).")
     codec: Text | None = Field(None, description="e.g. h264, hevc, vp9, av1, or the RFC 6381 string a player "
                                                  "logs (avc1.64001f, hvc1.1.6.L93.B0, vp09.00.10.08, "
                                                  "av01.0.04M.08); lower-cased on reading.")
@@ -297,7 +309,7 @@ def validation_error(e, *, prefix: str = "") -> tuple[str, str | None]:
     elif kind == "string_too_short":
         msg = "must not be empty"
     else:
-        msg = f"{err['msg']} (got {_type_name(value)} {short_value(value)})"
+        msg = f"{err['msg']} (got {_got(value)})"
     return msg, field or None
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from deepqoe.errors import DeepQoEError, DeepQoENote
-from deepqoe.sessions.schema import (DEVICE_ALIASES, DEVICE_DISPLAY_HEIGHT, DEVICES, SessionModel, short_value,
+from deepqoe.sessions.schema import (MAX_FPS, MAX_PICTURE_SIDE, DEVICE_ALIASES, DEVICE_DISPLAY_HEIGHT, DEVICES, SessionModel, short_value,
                                      validation_error)
 
 #: Time bases of stall ``start``: media time (seconds of media played before the stall, the P.1203
@@ -39,7 +39,17 @@ STALL_AFTER_END_TOL = 1.0
 #: The longest session (wall time: media + stalls) the package reads: 7 days.
 MAX_SESSION_SECONDS = 7 * 86400.0
 #: ``context.display_height`` must be a number of pixels in this range (16K is 8640).
-DISPLAY_HEIGHT_RANGE = (1, 16384)
+DISPLAY_HEIGHT_RANGE = (1, MAX_PICTURE_SIDE)
+#: Above this many bits per pixel per frame a segment's ``bitrate_kbps`` is noted as implausible (a unit
+#: error: bit/s written as kbit/s is 1000x too much). Delivered streams use ~0.02-0.3 bits/pixel/frame (a
+#: 1080p30 stream at 5 Mbit/s is 0.08; even 50 Mbit/s is 0.8); intra-only mezzanine codecs (ProRes 4444 XQ,
+#: near-lossless intra) reach a few bits; *uncompressed* 8-bit 4:2:0 video is 12 and 8-bit RGB 24. No
+#: compressed stream carries more bits than the raw picture, so 24 never flags a real stream, while a 1000x
+#: unit error of any rung above 0.024 bits/pixel/frame lands above it (the P.1203 open and Waterloo SQoE-IV
+#: segments have 0.017-0.29, 99 % of them above 0.028). The
+#: value is still used as given (check-model feeds far larger bitrates on purpose): this only adds a note.
+#: Without ``fps`` 30 frames/s is assumed, without ``width`` a 16:9 picture (as the quality proxy does).
+MAX_PLAUSIBLE_BITS_PER_PIXEL = 24.0
 
 
 #: a change made to a session while reading it (a stall just after the end moved to the end)
@@ -313,6 +323,37 @@ def _check_display_height(context: dict, sid: str, file: str | None) -> None:
     context["display_height"] = v.item() if isinstance(v, np.generic) else v
 
 
+def bits_per_pixel(s: Session) -> np.ndarray:
+    """Each segment's bits per pixel per frame (``bitrate_kbps * 1000 / (width * height * fps)``; NaN without
+    a bitrate or a height; 30 frames/s without ``fps``, a 16:9 picture without ``width``)."""
+    h = s.height
+    w = np.where(np.isfinite(s.width), s.width, h * 16.0 / 9.0)
+    f = np.where(np.isfinite(s.fps), s.fps, 30.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return s.bitrate_kbps * 1000.0 / (w * h * f)
+
+
+def _note_implausible_bitrate(s: Session, file: str | None) -> None:
+    """One note (at most, per session) when a segment's bitrate is more bits per pixel per frame than
+    uncompressed video (:data:`MAX_PLAUSIBLE_BITS_PER_PIXEL`): likely bit/s given as ``bitrate_kbps``."""
+    bpp = bits_per_pixel(s)
+    high = bpp > MAX_PLAUSIBLE_BITS_PER_PIXEL  # NaN (unknown) is not high
+    if not high.any():
+        return
+    i, n_high = _first(high), int(high.sum())
+    w = s.width[i] if np.isfinite(s.width[i]) else None
+    size = f"{w:g}x{s.height[i]:g}" if w is not None else f"{s.height[i]:g}p"
+    fps = f"{s.fps[i]:g} frames/s" if np.isfinite(s.fps[i]) else "30 frames/s (assumed)"
+    more = f" (and {n_high - 1} more segment(s) of the session)" if n_high > 1 else ""
+    note = _err(s.id, f"{s.bitrate_kbps[i]:g} kbit/s at {size}, {fps} is {bpp[i]:.3g} bits per pixel per frame"
+                      f"{more}, more than uncompressed video has ({MAX_PLAUSIBLE_BITS_PER_PIXEL:g}): is it in bit/s? "
+                      "bitrate_kbps is kilobits per second (the value is used as given)", file,
+                f"segments[{i}].bitrate_kbps")
+    warning = SessionNote(str(note))
+    warning.error = note  # its file, field and session, for a caller that names them its own way
+    warnings.warn(warning, stacklevel=5)
+
+
 def _validate(s: Session, time_base: str, file: str | None) -> None:
     """Check a session in place (and convert wall-time stalls to media time)."""
     sid = s.id
@@ -355,18 +396,21 @@ def _validate(s: Session, time_base: str, file: str | None) -> None:
             raise _err(sid, f"gap of {diff[i - 1]:g} s before this segment (previous one ends at "
                             f"{expected[i - 1]:g} s); segments must be contiguous (put a stall for waiting "
                             f"time)", file, f"segments[{i}].start")
-    for name, lo, hi in (("bitrate_kbps", 0, None), ("width", 0, None), ("height", 0, None),
-                         ("fps", 0, 1000), ("quality", None, None)):
+    # the one place of the segments' ranges (the JSON schema also bounds fps; every reader comes through here)
+    for name, hi in (("bitrate_kbps", None), ("width", MAX_PICTURE_SIDE), ("height", MAX_PICTURE_SIDE),
+                     ("fps", MAX_FPS), ("quality", None)):
         a = getattr(s, name)
         fin = np.isfinite(a)
         if name == "quality":
             bad = fin & ((a < 0) | (a > 100))
             what = "must be within 0-100 (e.g. VMAF)"
         else:
-            bad = fin & ((a <= lo) | ((a > hi) if hi else False))
+            bad = fin & ((a <= 0) | ((a > hi) if hi is not None else False))
             what = "must be > 0"
         if bad.any():
             i = _first(bad)
+            if hi is not None and a[i] > hi:  # as the format's own check words it (session dicts)
+                what = f"must be <= {hi}"
             raise _err(sid, f"{what} (got {a[i]:g})", file, f"segments[{i}].{name}")
     no_info = ~np.isfinite(s.bitrate_kbps) & ~np.isfinite(s.quality) & ~np.isfinite(s.height)
     if no_info.any():
@@ -449,6 +493,7 @@ def _validate(s: Session, time_base: str, file: str | None) -> None:
             if not (math.floor(dur) - 1 <= q.size <= math.ceil(dur) + 1):
                 raise _err(sid, f"has {q.size} values for {dur:g} s of media (one per media second expected)",
                            file, "quality_per_second")
+    _note_implausible_bitrate(s, file)
     if s.mos is not None:
         from deepqoe.sessions.scales import parse_scale
         try:
