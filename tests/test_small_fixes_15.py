@@ -212,3 +212,18 @@ def test_demo_uses_the_report_figure_helpers_at_its_dpi(tmp_path):
     fig = report._new_figure(2.0, 1.0)
     assert fig.dpi == 110 and report._new_figure(2.0, 1.0, dpi=72).dpi == 72
     assert report._save(fig, tmp_path / "r.png") == tmp_path / "r.png"
+
+
+def test_the_demo_finds_the_datasets_where_every_loader_does(tmp_path, monkeypatch, capsys):
+    """Without DEEPQOE_DATA the demo's real-data part looks in the per-user folder `deepqoe datasets fetch`
+    fills (it only read DEEPQOE_DATA, so fetched data never reached the demo)."""
+    from deepqoe import demo
+    from deepqoe.datasets import catalog
+
+    monkeypatch.delenv("DEEPQOE_DATA", raising=False)
+    fetched = tmp_path / "fetched"
+    monkeypatch.setattr(catalog, "default_data_dir", lambda: fetched)
+    assert demo.data_part(tmp_path / "out", quiet=False) is None   # nothing fetched: no real-data part
+    fetched.mkdir()
+    assert demo.data_part(tmp_path / "out", quiet=False) is None   # fetched, but no UPEC data in it
+    assert f"the datasets folder {fetched} has no upec-qoe-lab" in capsys.readouterr().out  # the CLI sends it to stderr

@@ -44,6 +44,15 @@ def check_output_path(path, option: str, folder: bool = False, model_dir: bool =
 
 
 # ---- train / finetune ----------------------------------------------------------------------------------
+def duration(seconds: float) -> str:
+    """A duration for people: ``52.8 s``, ``3.5 min``, ``2.1 h``."""
+    if seconds < 100:
+        return f"{seconds:.1f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def _report_trained(args, metrics: dict, prefix: str) -> None:
     """The training summary on standard error (``--json``: metrics.json's content on standard output)."""
     if metrics.get("kind") == "sessions":
@@ -51,9 +60,15 @@ def _report_trained(args, metrics: dict, prefix: str) -> None:
         score = ""
         if ev:
             key = "all" if "all" in ev["scores"] else next(iter(ev["scores"]))
-            score = f"; {ev['n_splits']}-fold content-disjoint SROCC = {ev['scores'][key]['srocc']:.3f}"
+            value = ev["scores"][key]["srocc"]
+            value = "undefined (every score is the same)" if value is None else f"= {value:.3f}"
+            score = f"; {ev['n_splits']}-fold content-disjoint SROCC {value}"
+        total = metrics.get("total_seconds") or metrics["fit_seconds"]
+        took = duration(total)
+        if metrics.get("kfold_seconds") is not None:  # the k-fold's fits, then the final one
+            took += f" (k-fold {duration(metrics['kfold_seconds'])}, final fit {duration(metrics['fit_seconds'])})"
         status(args, f"{prefix} a session model on {metrics['n_train']} sessions ({', '.join(metrics['datasets'])}) "
-                     f"in {metrics['fit_seconds']:.1f} s{score}")
+                     f"in {took}{score}")
     else:
         part = metrics.get("test") or metrics["train"]
         key = "accuracy" if metrics["task"] == "classification" else "rmse"

@@ -230,10 +230,12 @@ def load_intervals(model_dir: str | Path | None) -> dict | None:
     return validate(obj, str(path))
 
 
-def no_intervals_error(model_dir) -> DeepQoEError:
-    """The one message for an interval asked of a model that has none."""
-    return DeepQoEError("this model has no prediction intervals (no intervals.json in its directory: classifiers "
-                        "have none, and regression models trained with calibration_fraction 0, or session models "
-                        "trained with --full, neither); ask for no interval (--interval none; the service: "
-                        "\"interval\": null)",
+def no_intervals_error(model_dir, why: str | None = None) -> DeepQoEError:
+    """The one message for an interval asked of a model that has none (``why``: the reason its model.json
+    records, :meth:`deepqoe.predictor.Predictor.why_no_intervals`)."""
+    why = why or ("no intervals.json in its directory: classifiers have none, and regression models trained with "
+                  "calibration_fraction 0, or session models trained with --full or evaluation: {protocol: none}, "
+                  "neither")
+    return DeepQoEError(f"this model has no prediction intervals: {why}; ask for no interval (--interval none; "
+                        "the service: \"interval\": null)",
                         file=None if model_dir is None else str(model_dir))

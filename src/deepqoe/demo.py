@@ -7,7 +7,7 @@
    context moved each score.
 3. Two short clips encoded here with PyAV at a high and a low quality (when the video extractor is
    available), measured (resolution, bitrate, SI/TI) and scored as one-segment sessions.
-4. With ``DEEPQOE_DATA`` set: a quick train-and-evaluate run of DeepQoE and baselines on the real
+4. With the datasets folder (``DEEPQOE_DATA``, or what ``deepqoe datasets fetch`` downloaded): a quick train-and-evaluate run of DeepQoE and baselines on the real
    UPEC QoE dataset (2 random splits, few epochs).
 
 Everything lands in ``OUT/report.html`` (self-contained: plots embedded) with the PNGs and a
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -237,12 +236,18 @@ def clips_part(out: Path, quiet: bool) -> tuple[dict | None, list]:
 
 
 def data_part(out: Path, quiet: bool) -> dict | None:
-    """Train and evaluate on the real UPEC QoE data, quickly (needs DEEPQOE_DATA)."""
-    root = os.environ.get("DEEPQOE_DATA")
-    if not root:
+    """Train and evaluate on the real UPEC QoE data, quickly (needs the datasets folder: ``DEEPQOE_DATA``, or
+    the per-user folder ``deepqoe datasets fetch`` fills, as every loader finds it)."""
+    from deepqoe.datasets import data_dir
+
+    try:
+        root = data_dir(required=False)
+    except DeepQoEError:
+        root = None
+    if root is None:
         return None
     if not (Path(root) / "upec-qoe-lab" / "QoEcontrolledLab.csv").is_file():
-        _say(quiet, f"(DEEPQOE_DATA={root} has no upec-qoe-lab/QoEcontrolledLab.csv: real-data part skipped)")
+        _say(quiet, f"(the datasets folder {root} has no upec-qoe-lab/QoEcontrolledLab.csv: real-data part skipped)")
         return None
     from importlib import resources
 
@@ -338,8 +343,8 @@ def write_report(out: Path, parts: dict[str, Any]) -> Path:
               f"{d['seconds']:.0f} s). The shipped model's card has the full 10-split protocol.</p>",
               _table(d["table"]), _img(d["plots"][0])]
     else:
-        h += ["<h2>4. Real data</h2><p class='note'>Set <code>DEEPQOE_DATA</code> to the datasets folder to also "
-              "train and evaluate DeepQoE on the real UPEC QoE dataset here.</p>"]
+        h += ["<h2>4. Real data</h2><p class='note'>Set <code>DEEPQOE_DATA</code> to the datasets folder (or run "
+              "<code>deepqoe datasets fetch --all</code>) to also train and evaluate DeepQoE on the real UPEC QoE dataset here.</p>"]
     h += ["<h2>Next steps</h2><ul>",
           "<li><code>deepqoe predict upec-qoe-lab rows.csv</code>: rate your own rows</li>",
           "<li><code>deepqoe serve</code>: the HTTP service (<code>POST /predict</code>, docs at /docs)</li>",

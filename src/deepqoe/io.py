@@ -122,9 +122,13 @@ def _umask() -> int:
     return mask
 
 
-def write_blocker(path: str | os.PathLike, permission: bool = True) -> str | None:
+def write_blocker(path: str | os.PathLike, permission: bool = True, probe: bool = True) -> str | None:
     """Why nothing can be created at ``path`` (a file or a folder, with any missing folders above it): its
-    nearest existing parent is a file, or (``permission``) a folder we may not write in; None otherwise."""
+    nearest existing parent is a file, or (``permission``) a folder we may not write in; None otherwise.
+
+    ``probe``: also create (and at once remove) a temporary folder there. The permission bits do not say it
+    all: root passes every one of them, and a read-only or virtual file system (``/proc``, ``/sys``) refuses
+    a new entry whatever they say; only trying tells."""
     up = next((a for a in Path(path).absolute().parents if a.exists() or a.is_symlink()), None)
     if up is None:
         return None
@@ -132,6 +136,17 @@ def write_blocker(path: str | os.PathLike, permission: bool = True) -> str | Non
         return f"'{up}' is a file, not a folder"
     if permission and not os.access(up, os.W_OK | os.X_OK):
         return f"no permission to write in '{up}'"
+    if probe:
+        import errno
+
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{_HOST}.{os.getpid()}.probe.", dir=up))
+        except OSError as e:
+            if e.errno in (errno.EACCES, errno.EPERM):
+                return f"no permission to write in '{up}'"
+            if e.errno == errno.EROFS:
+                return f"'{up}' is on a read-only file system"
+            return f"'{up}' takes no new files or folders (the system says: {e.strerror or e})"
     return None
 
 
@@ -230,9 +245,13 @@ def atomic_directory(path: str | os.PathLike, marker: str = "model.json",
     ``path`` is first moved aside into a temporary sibling, then removed; only one that is empty or
     ``what`` (:func:`check_output_dir`), checked before and again after the work."""
     path = check_output_dir(path, marker, what)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale_temp(path.parent)
-    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), dir=path.parent))
+    try:  # the temporary folder beside the target: a refusal names the target, not the temporary name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_temp(path.parent)
+        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), dir=path.parent))
+    except OSError as e:
+        why = write_blocker(path, permission=False) or e.strerror or str(e)
+        raise DeepQoEError(f"cannot create this folder: {why}", file=str(path)) from None
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp

@@ -230,9 +230,38 @@ class Predictor:
                                    "interval, or ask for no interval (--interval none; the service: "
                                    "\"interval\": null)",
                                    file=None if self.model_dir is None else str(self.model_dir), field="interval")
-            raise no_intervals_error(self.model_dir)
+            raise no_intervals_error(self.model_dir, self.why_no_intervals())
         half_width(cal, level)
         return level
+
+    def why_no_intervals(self) -> str | None:
+        """Why this model has no ``intervals.json``, as its model.json records how it was trained
+        (:func:`deepqoe.workflow.train_sessions_config` writes ``metrics.evaluation_skipped``; a table model's task
+        and training rows say the rest); None when the record does not say."""
+        meta = self.meta if isinstance(self.meta, dict) else {}
+        metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
+        calibrate = "whose out-of-fold predictions calibrate a session model's intervals"
+        if self.is_session:
+            skipped = metrics.get("evaluation_skipped")
+            if skipped == "--full":
+                return (f"it was trained with --full, which skips the content-disjoint k-fold {calibrate}; train "
+                        "it again without --full for intervals")
+            if skipped == "evaluation.protocol: none":
+                return (f"its config's evaluation: {{protocol: none}} skipped the content-disjoint k-fold "
+                        f"{calibrate}; train it again with evaluation: {{protocol: group-kfold}} (the default) for "
+                        "intervals")
+            if "evaluation" in metrics and metrics["evaluation"] is None:
+                return (f"it was trained without the content-disjoint k-fold {calibrate} (--full, or a config's "
+                        "evaluation: {protocol: none})")
+            return None
+        if self.task == "classification":
+            return "it is a classifier (prediction intervals are for regression scores)"
+        if self.task == "regression" and isinstance(metrics.get("n_train"), int) and "intervals" not in metrics:
+            n = metrics["n_train"]
+            return (f"it was trained on {n} rows, fewer than the 10 a calibration part is held out of" if n < 10
+                    else "it was trained with evaluation.calibration_fraction 0, so no rows were held out to "
+                         "calibrate them")
+        return None
 
     def _interval(self, scores: np.ndarray, level: float, calibration: str | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:

@@ -305,7 +305,10 @@ def read_session_source(src, base_dir: str | None = None, ratings: bool = False)
     on its ``mos_scale`` or the entry's ``scale`` (which overrides it); a z scale goes through these
     scores' own mean and SD, as for registered datasets (:mod:`deepqoe.sessions.scales`). With ``ratings``
     (a ``distribution:`` head asks for this source), a Waterloo-layout folder's ``individual_scores`` are
-    read too (parsed strictly; otherwise that column is not read)."""
+    read too (parsed strictly; otherwise that column is not read).
+
+    Bad sessions are one error: the first problem as the reader names it (file, field, column, row), with
+    how many more there are and in how many other files (every file of the entry is read first)."""
     from deepqoe.config import resolve_path
     from deepqoe.sessions.readers import load_sessions, session_files
     from deepqoe.sessions.scales import fit_z_reference, parse_scale, to_common
@@ -315,22 +318,26 @@ def read_session_source(src, base_dir: str | None = None, ratings: bool = False)
         return load_session_set(src.dataset)
     path = resolve_path(src.path, base_dir)
     files = session_files(path)
-    sessions, seen = [], {}
-    for f in files:
+    sessions, seen, problems, no_mos = [], {}, [], []
+    for f in files:  # every file, so that the error can say how many problems there are and where
         got, failures = load_sessions(f, mos_scale=src.scale)  # the entry's scale: each mos is checked on it
-        if failures:
-            more = f" ({len(failures) - 1} more problem(s) in this file)" if len(failures) > 1 else ""
-            e = failures[0]
-            raise DeepQoEError(e.message + more, file=e.file, field=e.field, column=e.column, row=e.row)
+        problems += failures
         for s in got:
-            if s.mos is None:
-                raise DeepQoEError(f"session '{s.id}' has no 'mos': sessions to train on need their score",
-                                   file=str(f), field="mos")
             if s.id in seen:
-                raise DeepQoEError(f"session '{s.id}': the id is already used in {seen[s.id]}", file=str(f),
-                                   field="id")
+                problems.append(DeepQoEError(f"session '{s.id}': the id is already used in {seen[s.id]}",
+                                             file=str(f), field="id"))
+                continue
+            if s.mos is None:
+                no_mos.append((s.id, str(f)))
             seen[s.id] = str(f)
             sessions.append(s)
+    if problems:
+        raise _first_of_problems(problems, path)
+    if no_mos:
+        (sid, f), rest = no_mos[0], len(no_mos) - 1
+        more = f"; and {rest} more session(s) without one{_in_files([g for _, g in no_mos[1:]], f)}" if rest else ""
+        raise DeepQoEError(f"session '{sid}' has no 'mos': sessions to train on need their score{more}", file=f,
+                           field="mos")
     mos = np.array([s.mos for s in sessions], float)
     scales = np.array([src.scale or s.mos_scale or "1-5" for s in sessions])
     y = np.empty(len(sessions))
@@ -349,6 +356,34 @@ def read_session_source(src, base_dir: str | None = None, ratings: bool = False)
     return SessionSet(src.label, sessions, y, groups, ratings=ratings, rating_scale=rating_scale)
 
 
+def _in_files(files: list, first: str | None) -> str:
+    """Where ``files`` (the file of each further problem) lie beside the first problem's file ``first``:
+    `` in this file``, `` in 3 other file(s)`` or `` (2 in this file, 3 in 2 other file(s))``."""
+    same = sum(1 for f in files if f == first)
+    others = len(dict.fromkeys(f for f in files if f != first))
+    if not others:
+        return " in this file" if first is not None else ""
+    if not same:
+        return f" in {others} other file(s)"
+    return f" ({same} in this file, {len(files) - same} in {others} other file(s))"
+
+
+def _first_of_problems(problems: list, path) -> DeepQoEError:
+    """One error for the failures of reading a training entry (``path``): the first problem as it is (file,
+    field, column, row), with the count of the others and the files they are in, and where to see them all
+    (``deepqoe sessions validate``). One line."""
+    import shlex
+
+    e = problems[0]
+    if len(problems) == 1:
+        return DeepQoEError(e.message, file=e.file, field=e.field, column=e.column, row=e.row)
+    rest = problems[1:]
+    where = _in_files([x.file for x in rest], e.file)
+    more = (f"; and {len(rest)} more problem(s){where}; `deepqoe sessions validate {shlex.quote(str(path))}` "
+            "lists them all")
+    return DeepQoEError(e.message + more, file=e.file, field=e.field, column=e.column, row=e.row)
+
+
 def _layout_ratings(path: Path, scales: np.ndarray) -> tuple[list | None, str | None]:
     """A Waterloo-layout folder's individual ratings (``data.csv``'s ``individual_scores``), on the sessions'
     one rating scale (a range such as 0-100), for a ``distribution:`` head; (None, None) otherwise."""
@@ -364,14 +399,34 @@ def _layout_ratings(path: Path, scales: np.ndarray) -> tuple[list | None, str | 
     return (ratings, scale) if ratings is not None else (None, None)
 
 
-def _scores_by_dataset(y: np.ndarray, pred: np.ndarray, names: np.ndarray) -> dict:
-    """SROCC, PLCC, RMSE (and the rest of regression_metrics) per dataset and over all, on the 1-5 scale."""
+#: The correlations of :func:`deepqoe.evaluation.metrics.regression_metrics`: undefined against a constant score.
+CORRELATIONS = ("plcc", "srocc", "krocc")
+
+
+def _session_scores(y: np.ndarray, pred: np.ndarray) -> dict:
+    """regression_metrics of sessions, with the correlations None (null in metrics.json) where the scores
+    are all the same (or fewer than 2): a correlation with a constant is undefined, and the metrics module's
+    0 (its convention for averaging over splits) would read as a measured "no correlation"."""
     from deepqoe.evaluation.metrics import regression_metrics, scalar_metrics
 
-    out = {d: {"n": int((names == d).sum()), **scalar_metrics(regression_metrics(y[names == d], pred[names == d]))}
-           for d in dict.fromkeys(names.tolist())}
+    out = {"n": int(len(y)), **scalar_metrics(regression_metrics(y, pred))}
+    if constant_scores(y):
+        out.update({k: None for k in CORRELATIONS})
+    return out
+
+
+def constant_scores(y) -> bool:
+    """Whether the scores ``y`` cannot rank anything: fewer than 2, or all the same."""
+    y = np.asarray(y, float)
+    return len(y) < 2 or bool(np.all(y == y[0]))
+
+
+def _scores_by_dataset(y: np.ndarray, pred: np.ndarray, names: np.ndarray) -> dict:
+    """SROCC, PLCC, RMSE (and the rest of regression_metrics) per dataset and over all, on the 1-5 scale
+    (the correlations None where a dataset's scores are all the same: :func:`_session_scores`)."""
+    out = {d: _session_scores(y[names == d], pred[names == d]) for d in dict.fromkeys(names.tolist())}
     if len(out) > 1:
-        out["all"] = {"n": int(len(y)), **scalar_metrics(regression_metrics(y, pred))}
+        out["all"] = _session_scores(y, pred)
     return out
 
 
@@ -407,9 +462,41 @@ def _session_quality_mapping(cfg):
     if failures:
         raise failures[0]
     try:
-        return fit_quality_mapping(sessions, fps_exponent=builtin.fps_exponent)
+        mapping = fit_quality_mapping(sessions, fps_exponent=builtin.fps_exponent)
     except DeepQoEError as e:
         raise DeepQoEError(e.message, file=cfg.path, field="sessions.quality_mapping") from None
+    _note_small_mapping_fit(cfg, sessions)
+    return mapping
+
+
+#: Below these, a ``quality_mapping:`` fitted on a path gets a note (:func:`_note_small_mapping_fit`).
+MAPPING_MIN_SESSIONS = 20
+MAPPING_MIN_CHUNKS = 200
+
+
+def _note_small_mapping_fit(cfg, sessions: list) -> None:
+    """A note when the quality mapping was fitted on few sessions or chunks: its bias and its shape (how quality
+    moves with bitrate, resolution, codec) then follow those few clips' difficulty; the built-in mapping was
+    fitted on thousands of chunks of many contents."""
+    import warnings
+
+    from deepqoe.errors import DeepQoENote
+    from deepqoe.sessions.qoe_model import MappingRows
+
+    rows = MappingRows.from_sessions(sessions, source=[str(k) for k in range(len(sessions))])  # what the fit used
+    n_chunks = len(rows)
+    used = [sessions[int(k)] for k in dict.fromkeys(rows.source.tolist())]
+    if len(used) >= MAPPING_MIN_SESSIONS and n_chunks >= MAPPING_MIN_CHUNKS:
+        return
+    contents = len({s.content or s.id for s in used})
+    where = f"file '{cfg.path}', " if cfg.path else ""
+    warnings.warn(f"{where}field 'sessions.quality_mapping': the bitrate -> quality mapping is fitted on {n_chunks} "
+                  f"chunk(s) of {len(used)} session(s) ({contents} content(s)), fewer than {MAPPING_MIN_CHUNKS} chunks "
+                  f"of {MAPPING_MIN_SESSIONS} sessions: the quality a bitrate buys depends on the clip (grass needs "
+                  "more bits than a talk show), so a fit on so few clips takes their difficulty for the mapping's "
+                  "level and shape, and every session without a quality metric is scored through it; give more "
+                  "sessions, or keep quality_mapping: builtin (fitted on Waterloo SQoE-IV's chunks and an encode "
+                  "grid)", DeepQoENote, stacklevel=2)
 
 
 class OutOfFold(NamedTuple):
@@ -503,7 +590,12 @@ def train_sessions_config(cfg, out_dir: str | Path, *, full: bool = False, progr
     intervals (``intervals.json``, :func:`session_intervals`; none without the k-fold). Then the model is
     trained on everything and the directory (model.json, model.safetensors, metrics.json, intervals.json)
     appears whole or not at all. A progress bar goes to
-    standard error when ``progress`` and standard error is a terminal. Returns the metrics."""
+    standard error when ``progress`` and standard error is a terminal. Returns the metrics: ``fit_seconds``
+    (the final fit), ``kfold_seconds`` (None without it), ``total_seconds`` (everything but the save),
+    ``evaluation_skipped`` (``--full`` or ``evaluation.protocol: none``, where no k-fold ran); a correlation
+    of constant scores is None (null in metrics.json). Degenerate trainings get a
+    :class:`~deepqoe.errors.DeepQoENote`: a dataset whose scores are all the same, a k-fold score over fewer
+    than :data:`KFOLD_MIN_SESSIONS` sessions, a quality mapping fitted on a handful of sessions."""
     import sys
 
     from tqdm.auto import tqdm
@@ -512,30 +604,37 @@ def train_sessions_config(cfg, out_dir: str | Path, *, full: bool = False, progr
     from deepqoe.datasets.scored import load_curve_set
     from deepqoe.sessions.training import RECIPE, fit_streaming_model
 
+    t_start = time.perf_counter()
     sc = cfg.sessions
     wanted = set(cfg.distribution.datasets) if cfg.distribution is not None else set()
     session_sets = [read_session_source(src, cfg.base_dir, ratings=src.label in wanted) for src in sc.datasets]
     curve_sets = [load_curve_set(name) for name in sc.continuous]
     if cfg.distribution is not None:  # before any training
         check_distribution_datasets(cfg.distribution.datasets, cfg.distribution.default, session_sets, cfg.path)
+    _note_constant_scores(cfg, session_sets)
     mapping = _session_quality_mapping(cfg)
     params = {**RECIPE, **cfg.model_params()}
     splits = []
-    if not full and cfg.evaluation.protocol != "none":
+    skipped = "--full" if full else ("evaluation.protocol: none" if cfg.evaluation.protocol == "none" else None)
+    if skipped is None:
         try:
             splits = session_folds(session_sets, curve_sets, cfg.evaluation.n_splits, cfg.evaluation.seed)
         except DeepQoEError as e:
             raise DeepQoEError(e.message, file=cfg.path, field=e.field) from None
+        _note_few_kfold_sessions(cfg, session_sets, splits)
     bar = tqdm(total=(len(splits) + 1) * params["n_members"] * params["epochs"], desc="training", unit="epoch",
                file=sys.stderr, disable=not (progress and sys.stderr.isatty()), leave=False)
 
     def fit(ss: list, cs: list):
         return fit_streaming_model(ss, cs, mapping=mapping, progress=lambda step, loss: bar.update(1), **params)
 
+    kfold_seconds = None
     try:
         evaluation = oof = None
         if splits:
+            t0 = time.perf_counter()
             oof = out_of_fold_sessions(fit, session_sets, curve_sets, splits)
+            kfold_seconds = time.perf_counter() - t0
             evaluation = {"protocol": "group-kfold",
                           "description": f"{len(splits)}-fold content-disjoint cross-validation over the datasets "
                                          "together (a content falls in one fold in every dataset), out-of-fold "
@@ -559,8 +658,10 @@ def train_sessions_config(cfg, out_dir: str | Path, *, full: bool = False, progr
     metrics = {"name": name, "kind": "sessions", "task": "regression", "scale": "1-5",
                "datasets": sizes, "continuous": {c.name: len(c.sessions) for c in curve_sets},
                "quality_mapping": sc.quality_mapping, "params": model.get_params(),
-               "n_train": int(sum(sizes.values())), "fit_seconds": seconds,
+               "n_train": int(sum(sizes.values())), "fit_seconds": seconds, "kfold_seconds": kfold_seconds,
                "evaluation": evaluation, "train": _scores_by_dataset(y, pred, names)}
+    if skipped is not None:  # why there is no k-fold score, and so no prediction intervals (predict --interval)
+        metrics["evaluation_skipped"] = skipped
     intervals = None if oof is None else session_intervals(y, oof, len(splits), names)
     if intervals is not None:
         metrics["intervals"] = {"n_calibration": intervals["n_calibration"], "source": intervals["source"],
@@ -571,9 +672,62 @@ def train_sessions_config(cfg, out_dir: str | Path, *, full: bool = False, progr
                                                       file=cfg.path)
     if heads:
         metrics["distribution"] = heads["distribution.json"]["info"]
+    metrics["total_seconds"] = time.perf_counter() - t_start  # reading, k-fold, final fit, scoring (not the save)
     model.save(out_dir, extra={"name": name, "metrics": metrics}, metrics=metrics,  # atomic, metrics.json inside
                files={**interval_files(intervals), **heads})
     return metrics
+
+
+#: A k-fold score over fewer scored sessions than this (all datasets, or one dataset's own) gets a note.
+KFOLD_MIN_SESSIONS = 20
+
+
+def _note_constant_scores(cfg, session_sets: list) -> None:
+    """A note for each session dataset whose scores are all the same (and one more when every score is):
+    its SROCC / PLCC / KROCC are undefined (null in metrics.json), and it teaches no ranking."""
+    import warnings
+
+    from deepqoe.errors import DeepQoENote
+
+    where = f"file '{cfg.path}', " if cfg.path else ""
+    flat = [k for k, x in enumerate(session_sets) if len(x.y) and constant_scores(x.y)]
+    every = constant_scores(np.concatenate([x.y for x in session_sets])) if session_sets else False
+    for k in flat:
+        x = session_sets[k]
+        what = (f"every one of its {len(x.y)} sessions has the same score ({x.y[0]:.3g} on the common 1-5 scale)"
+                if len(x.y) > 1 else "it has one session")
+        why = ("the model can learn nothing of what raises or lowers a score (it will predict about that score "
+               "for every session)" if every else "it teaches the model only its level (its calibration), "
+               "nothing of what raises or lowers a score")
+        warnings.warn(f"{where}field 'sessions.datasets.{k}': dataset '{x.name}': {what}, so its SROCC, PLCC and "
+                      f"KROCC are undefined (null in metrics.json), and {why}", DeepQoENote, stacklevel=3)
+
+
+def _note_few_kfold_sessions(cfg, session_sets: list, splits) -> None:
+    """A note when the k-fold score rests on few sessions (fewer than :data:`KFOLD_MIN_SESSIONS` over all, or
+    in a dataset that is scored on its own): how many each fold tests."""
+    import warnings
+
+    from deepqoe.errors import DeepQoENote
+
+    sizes = [len(x.sessions) for x in session_sets]
+    offsets = np.cumsum([0] + sizes)
+    parts = [("", 0, int(offsets[-1]))] if offsets[-1] < KFOLD_MIN_SESSIONS else []
+    if not parts and len(session_sets) > 1:  # the whole is enough, a dataset's own score may not be
+        parts = [(f" of '{x.name}'", int(offsets[k]), int(offsets[k + 1])) for k, x in enumerate(session_sets)
+                 if 0 < sizes[k] < KFOLD_MIN_SESSIONS]
+    if not parts:
+        return
+    texts = []
+    for label, lo, hi in parts:
+        per = [int(((sp.test >= lo) & (sp.test < hi)).sum()) for sp in splits]
+        fold = f"{min(per)}" if min(per) == max(per) else f"{min(per)}-{max(per)}"
+        texts.append(f"the {len(splits)}-fold score{label} rests on {hi - lo} session(s), {fold} test session(s) "
+                     "per fold")
+    where = f"file '{cfg.path}', " if cfg.path else ""
+    warnings.warn(f"{where}field 'evaluation.n_splits': {'; '.join(texts)}: a correlation over fewer than "
+                  f"{KFOLD_MIN_SESSIONS} sessions moves a lot when one session is ranked differently, so read it as "
+                  "a check that training runs, not as a measure of the model", DeepQoENote, stacklevel=3)
 
 
 def check_distribution_datasets(datasets: list[str], default: str | None, session_sets: list,
