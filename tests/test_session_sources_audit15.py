@@ -159,3 +159,15 @@ def test_csv_header_mistakes_are_named(tmp_path):
     (tmp_path / "trailing.csv").write_text("\n".join(line + "," for line in text) + "\n")
     _, failures = load_sessions(tmp_path / "trailing.csv")
     assert "a comma at the end of each line?" in failures[0].message
+
+
+def test_sessions_validate_checks_the_scale_a_training_entry_would(tmp_path, capsys):
+    from deepqoe.cli import main
+
+    f = _csv(tmp_path / "s.csv", [13.75, 40.0, 130.0])
+    assert main(["sessions", "validate", str(f)]) != 0           # 1-5 by default: all three are outside
+    assert "3 problem(s)" in capsys.readouterr().out
+    assert main(["sessions", "validate", str(f), "--mos-scale", "0-100"]) != 0   # only 130 is outside 0-100
+    out = capsys.readouterr()
+    assert "2 valid session(s), 1 problem(s)" in out.out and "130 is outside the scale 0-100" in out.err
+    assert main(["sessions", "validate", str(f), "--mos-scale", "1-"]) == 2     # a bad scale: a usage error

@@ -158,6 +158,15 @@ def test_one_flat_dataset_among_others_is_null_alone():
     assert regression_metrics(y[:3], pred[:3])["srocc"] == 0.0
 
 
+def test_a_model_that_predicts_one_score_has_undefined_correlations():
+    from deepqoe.workflow import _scores_by_dataset
+
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    scores = _scores_by_dataset(y, np.full(4, 3.2), np.array(["lab"] * 4))
+    assert scores["lab"]["srocc"] is None and scores["lab"]["plcc"] is None and scores["lab"]["krocc"] is None
+    assert scores["lab"]["rmse"] == pytest.approx(np.sqrt(np.mean((y - 3.2) ** 2)), rel=1e-6)
+
+
 def test_a_kfold_on_three_sessions_says_what_it_rests_on(tmp_path, capsys):
     _folder(tmp_path / "s", _sessions(3))
     assert main(["train", str(_config(tmp_path, evaluation={"n_splits": 3})), "--out", str(tmp_path / "m")]) == 0

@@ -538,6 +538,6 @@ def test_the_score_moves_continuously_with_a_stall_length():
     assert abs(s[1] - s[0]) < 1e-4 and abs(s[2] - s[0]) < 1e-3, s
     assert np.all(np.diff(s) <= 1e-7), s              # longer never better
     assert s[0] - s[-1] > 0.1, s                      # a 1-s stall still costs
-    events = lambda d: float(np.expm1(make_batch([sess(d)], m.mapping_).fixed[-1, 1]) * 60 / 60)  # noqa: E731
+    events = lambda d: float(np.expm1(float(make_batch([sess(d)], m.mapping_).fixed[-1, 1])))  # noqa: E731 (60 s)
     assert events(0.015) > 0.999 and events(1e-6) < 1e-3, (events(0.015), events(1e-6))
     assert STALL_EVENT_TAU <= 0.005

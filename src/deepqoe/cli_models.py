@@ -61,7 +61,7 @@ def _report_trained(args, metrics: dict, prefix: str) -> None:
         if ev:
             key = "all" if "all" in ev["scores"] else next(iter(ev["scores"]))
             value = ev["scores"][key]["srocc"]
-            value = "undefined (every score is the same)" if value is None else f"= {value:.3f}"
+            value = "undefined (the scores or the predictions are all the same)" if value is None else f"= {value:.3f}"
             score = f"; {ev['n_splits']}-fold content-disjoint SROCC {value}"
         total = metrics.get("total_seconds") or metrics["fit_seconds"]
         took = duration(total)

@@ -405,12 +405,13 @@ CORRELATIONS = ("plcc", "srocc", "krocc")
 
 def _session_scores(y: np.ndarray, pred: np.ndarray) -> dict:
     """regression_metrics of sessions, with the correlations None (null in metrics.json) where the scores
-    are all the same (or fewer than 2): a correlation with a constant is undefined, and the metrics module's
-    0 (its convention for averaging over splits) would read as a measured "no correlation"."""
+    or the predictions are all the same (or fewer than 2): a correlation with a constant is undefined, and
+    the metrics module's 0 (its convention for averaging over splits) would read as a measured "no
+    correlation"."""
     from deepqoe.evaluation.metrics import regression_metrics, scalar_metrics
 
     out = {"n": int(len(y)), **scalar_metrics(regression_metrics(y, pred))}
-    if constant_scores(y):
+    if constant_scores(y) or constant_scores(pred):
         out.update({k: None for k in CORRELATIONS})
     return out
 

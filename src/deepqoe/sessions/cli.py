@@ -15,7 +15,7 @@ Streaming sessions: convert them to session JSON, check them, or compute one fea
   deepqoe sessions convert INPUT --out sessions.json      # P.1203 JSON / session JSON / CSV / TSV / folder
   deepqoe sessions convert INPUT --out sessions.csv       # one row per segment (batch scoring's input)
   deepqoe sessions features INPUT --out features.csv [--series series.npz --length 64]
-  deepqoe sessions validate INPUT [--json]
+  deepqoe sessions validate INPUT [--json] [--mos-scale SCALE]
 
 INPUT: a session JSON, a P.1203 input JSON, a table of sessions (one row per segment: .csv, .tsv separated by
 tabs, or .parquet), or a folder of those (its subfolders are not read).
@@ -28,10 +28,10 @@ some failed and 1 when none could be read.
 INPUT_HELP = "a session JSON, P.1203 input JSON, CSV / TSV / Parquet of sessions, or a folder"
 
 
-def _load(path: str):
+def _load(path: str, mos_scale: str | None = None):
     from deepqoe.sessions.readers import load_sessions
 
-    return load_sessions(path)
+    return load_sessions(path, mos_scale=mos_scale)
 
 
 def _suffix(path: str, allowed: tuple[str, ...], option: str) -> None:
@@ -84,7 +84,16 @@ def _cmd_features(args) -> int:
 
 
 def _cmd_validate(args) -> int:
-    sessions, failures = _load(args.input)
+    mos_scale = None
+    if args.mos_scale is not None:
+        from deepqoe.errors import DeepQoEError
+        from deepqoe.sessions.scales import parse_scale
+
+        try:
+            mos_scale = parse_scale(args.mos_scale).name
+        except DeepQoEError as e:
+            raise UsageError(f"--mos-scale: {e.message}") from None
+    sessions, failures = _load(args.input, mos_scale)
     if args.json:  # the whole report on standard output; the exit status says the same
         print_json({"input": str(args.input), "valid": len(sessions), "invalid": len(failures),
                     "ids": [s.id for s in sessions], "problems": [str(e) for e in failures]})
@@ -113,4 +122,7 @@ def register(subparsers) -> None:
     v.add_argument("input", help=INPUT_HELP)
     v.add_argument("--json", action="store_true",
                    help="the report (counts, valid ids, problems) as JSON on standard output")
+    v.add_argument("--mos-scale", metavar="SCALE", default=None,
+                   help="the scale of every mos, in place of each session's mos_scale, as a training entry's "
+                        "scale: checks them ('1-5', '0-100', any 'lo-hi', 'z')")
     v.set_defaults(func=_cmd_validate)
