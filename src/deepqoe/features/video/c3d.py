@@ -1,7 +1,8 @@
 """``c3d``: the C3D network of the DeepQoE paper (Tran et al. 2015), in plain torch.
 
 The video is cut into clips of 16 consecutive frames (at most ``max_clips``, spread evenly over the
-video, not overlapping when the video is long enough); each clip is scaled to 112 x 200, centre-cropped
+video, not overlapping when the video is long enough); frames are turned upright as they are shown (a
+phone clip with a display rotation is seen in portrait); each clip is scaled to 112 x 200, centre-cropped
 to 112 x 112 (RGB, values 0-255, as in the common PyTorch port) and passed through the network; the
 4096 activations of ``fc6`` (after its ReLU) are averaged over the clips: columns ``c3d_0000`` ...
 ``c3d_4095``.
@@ -264,7 +265,9 @@ def preprocess_clip(frames: list[np.ndarray]) -> np.ndarray:
 
 class C3DExtractor(Extractor):
     name = "c3d"
-    version = "1"
+    # 2: frames turned upright as shown (videos with a display rotation were fed to the network sideways,
+    # and their centre crop was another part of the picture); videos without a rotation: the same values as 1
+    version = "2"
     defaults = {"weights": None, "max_clips": 8, "batch_size": 2, "device": "cpu"}
 
     def __init__(self, **options):

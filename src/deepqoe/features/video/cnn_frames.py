@@ -1,7 +1,8 @@
 """``cnn-frames``: ImageNet EfficientNet-Lite0 features of sampled frames, pooled over time.
 
 Frames are sampled at ``fps`` (default 2 per second; decoded in a background thread while the network
-runs on ``torch_threads`` threads, default 1), scaled to 224 x 224 (the whole picture, squashed
+runs on ``torch_threads`` threads, default 1), turned upright as they are shown (a phone clip with a
+display rotation is seen in portrait, not sideways), scaled to 224 x 224 (the whole picture, squashed
 to a square), normalised with the ImageNet mean and standard deviation, and passed through the network
 up to its last convolution; global average pooling gives 1280 numbers per frame. The video's features
 are their mean (``cnn_mean_0000`` ... ``cnn_mean_1279``) and standard deviation over time
@@ -71,7 +72,9 @@ def load_efficientnet_lite0(device=None):
 
 class CNNFramesExtractor(Extractor):
     name = "cnn-frames"
-    version = "1"
+    # 2: frames turned upright as shown (videos with a display rotation were fed to the network sideways;
+    # its features are not rotation-invariant); videos without a rotation: the very same values as 1
+    version = "2"
     defaults = {"fps": 2.0, "batch_size": 8, "torch_threads": 1, "device": "cpu"}
 
     def options(self) -> dict:

