@@ -163,3 +163,46 @@ def frame_session_model_dir(tmp_path_factory) -> Path:
     save_model(est, d, extra={"name": "frame-session-model", "session_model": session_model_meta(),
                               "explain_groups": EXPLAIN_GROUPS, "explain_baseline": fit_baseline(est, X)})
     return d
+
+
+# ------------------------------------------------------------------------- the service of a shipped model
+def shipped_app(name: str, **options):
+    """``deepqoe.serve.create_app`` of the shipped model ``name`` (no warm-up); skips when this build lacks it."""
+    from deepqoe.persistence import PRETRAINED_DIR
+
+    if not (PRETRAINED_DIR / name / "model.json").is_file():
+        pytest.skip(f"shipped model {name} not in this build")
+    from deepqoe.serve import create_app
+
+    return create_app(name, warm_up=False, **options)
+
+
+def post_json(client, body, **params):
+    """``POST /predict`` with ``body`` as JSON and ``params`` as the query."""
+    import json
+
+    return client.post("/predict", content=json.dumps(body), headers={"content-type": "application/json"},
+                       params=params)
+
+
+def _test_client():
+    import warnings
+
+    with warnings.catch_warnings():  # starlette's notice about its httpx backend
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+    return TestClient
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    """A TestClient of the module's ``app`` fixture (server errors answered as 500s, not raised)."""
+    with _test_client()(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def table_client():
+    """A TestClient of the shipped table model ``upec-qoe-lab``."""
+    with _test_client()(shipped_app("upec-qoe-lab"), raise_server_exceptions=False) as c:
+        yield c

@@ -4,26 +4,17 @@ scores on another MOS scale (``"scale"`` / ``?scale=``) exactly as ``deepqoe pre
 from __future__ import annotations
 
 import json
-import warnings
 
 import pytest
+from conftest import post_json, shipped_app
 
 from deepqoe.cli import main
 from deepqoe.errors import DeepQoEError
-from deepqoe.persistence import PRETRAINED_DIR
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
-with warnings.catch_warnings():  # starlette's notice about its httpx backend
-    warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient  # noqa: E402
 
 ROW = {"content": "Sports", "resolution": 720, "bitrate_video": 1500.0, "age_user": 30, "sex_user": "men"}
-
-
-def _need(name):
-    if not (PRETRAINED_DIR / name / "model.json").is_file():
-        pytest.skip(f"shipped model {name} not in this build")
 
 
 def session(sid, seconds=40, *, height=720, kbps=2500, stalls=((0, 1.0),), **kw):
@@ -39,31 +30,11 @@ def good_sessions():
 
 
 @pytest.fixture(scope="module")
-def app():
-    _need("streaming")
-    from deepqoe.serve import create_app
-
-    return create_app("streaming", max_body_bytes=500_000, max_items=50, warm_up=False)
+def app():  # `client` and `table_client` come from conftest
+    return shipped_app("streaming", max_body_bytes=500_000, max_items=50)
 
 
-@pytest.fixture(scope="module")
-def client(app):
-    with TestClient(app, raise_server_exceptions=False) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def table_client():
-    _need("upec-qoe-lab")
-    from deepqoe.serve import create_app
-
-    with TestClient(create_app("upec-qoe-lab", warm_up=False), raise_server_exceptions=False) as c:
-        yield c
-
-
-def _post(c, body, **params):
-    return c.post("/predict", content=json.dumps(body), headers={"content-type": "application/json"},
-                  params=params)
+_post = post_json
 
 
 # ------------------------------------------------------------------------------ which session is bad
