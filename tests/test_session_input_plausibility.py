@@ -289,3 +289,27 @@ def test_a_null_where_a_number_goes_says_null(mutate, field):
         Session.from_dict(d)
     assert ei.value.field == field
     assert str(ei.value).endswith("expected a number, got null") and "None" not in str(ei.value)
+
+
+def test_a_p1203_input_hears_its_own_field_names_in_notes_and_errors():
+    """Notes and errors about a P.1203 input name its fields (I13.segments[i].bitrate, .resolution,
+    I23.stalling[j]), not the session format's they are read into."""
+    import warnings
+
+    from deepqoe.errors import DeepQoENote
+    from deepqoe.sessions.readers import session_from_p1203
+
+    obj = {"I13": {"segments": [{"start": 0, "duration": 4, "bitrate": 4_000_000, "resolution": "1920x1080",
+                                 "fps": 30}]},
+           "I23": {"stalling": [[4.5, 1.0]]}, "IGen": {"device": "pc"}}
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always")
+        session_from_p1203(obj, "x", file="x.json")
+    notes = [str(w.message) for w in got if issubclass(w.category, DeepQoENote)]
+    assert len(notes) == 2, notes
+    assert any("field 'I13.segments[0].bitrate'" in n and "is it in bit/s?" in n for n in notes), notes
+    assert any("field 'I23.stalling[0].start'" in n and "moved to the end" in n for n in notes), notes
+    obj["I13"]["segments"][0]["resolution"] = "99999x1080"
+    with pytest.raises(DeepQoEError) as e:
+        session_from_p1203(obj, "x", file="x.json")
+    assert e.value.field == "I13.segments[0].resolution"

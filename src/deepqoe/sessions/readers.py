@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from deepqoe.errors import DeepQoEError
+from deepqoe.errors import DeepQoEError, DeepQoENote
 from deepqoe.sessions.schema import short_value
 from deepqoe.sessions.session import Session
 
@@ -66,10 +67,6 @@ def _segments_from_o22(o22: Any, sid: str, file: str | None) -> pd.DataFrame:
     """One 1-s segment per value of ``O22`` (ITU-T P.1203.1's per-second video quality, a 1-5 MOS), its
     quality on 0-100 by the common scale's linear map (:mod:`deepqoe.sessions.scales`: 1 -> 0, 5 -> 100), with
     a note: the standard's own output stands in for a metric such as VMAF."""
-    import warnings
-
-    from deepqoe.errors import DeepQoENote
-
     if not isinstance(o22, list) or not o22:
         raise DeepQoEError(f"session '{sid}': 'O22' must be a list of per-second video qualities (1-5)", file=file,
                            field="O22")
@@ -136,11 +133,26 @@ def session_from_p1203(obj: dict, sid: str, *, file: str | None = None, segments
     if mos is not None:
         d.update(mos=mos, mos_scale="1-5")
     try:
-        return Session.from_dict(d, file=file)
+        with warnings.catch_warnings(record=True) as notes:  # said again below, in P.1203's names
+            warnings.simplefilter("always", DeepQoENote)
+            session = Session.from_dict(d, file=file)
     except DeepQoEError as e:  # name P.1203 fields
-        fieldname = (e.field or "").replace("stalls", "I23.stalling").replace("segments", "I13.segments")
-        fieldname = {"device": "IGen.device", "context.display_height": "IGen.displaySize"}.get(fieldname, fieldname)
-        raise DeepQoEError(e.message, file=file, field=fieldname) from None
+        raise DeepQoEError(e.message, file=file, field=_p1203_field(e.field or "")) from None
+    for n in notes:
+        if issubclass(n.category, DeepQoENote):
+            text = re.sub(r"field '([^']*)'", lambda m: f"field '{_p1203_field(m.group(1))}'", str(n.message))
+            warnings.warn(text, DeepQoENote, stacklevel=2)
+        else:
+            warnings.warn_explicit(n.message, n.category, n.filename, n.lineno)
+    return session
+
+
+def _p1203_field(name: str) -> str:
+    """A session field as a P.1203 input names it (``segments[3].bitrate_kbps`` -> ``I13.segments[3].bitrate``)."""
+    name = name.replace("stalls", "I23.stalling").replace("segments", "I13.segments")
+    name = re.sub(r"^(I13\.segments\[\d+\])\.(?:width|height)$", r"\1.resolution", name)
+    name = re.sub(r"^(I13\.segments\[\d+\])\.bitrate_kbps$", r"\1.bitrate", name)
+    return {"device": "IGen.device", "context.display_height": "IGen.displaySize"}.get(name, name)
 
 
 def _with_mos_scale(d: Any, mos_scale: str | None) -> Any:
