@@ -125,8 +125,9 @@ def truncation_problem(declared_frames: int, declared_duration: float, packets: 
     return None
 
 
-def check_complete(path: str | os.PathLike) -> None:
-    """Raise :class:`VideoError` when the file holds far fewer frames than its container declares.
+def check_complete(path: str | os.PathLike) -> tuple[int, int, float]:
+    """Raise :class:`VideoError` when the file holds far fewer frames than its container declares; else
+    return what was demuxed of the video stream: ``(packets, bytes, seconds covered by their time stamps)``.
 
     A truncated download or copy whose index is at the start (a "faststart" MP4, Matroska, WebM, AVI)
     still opens and decodes up to where it was cut. This reads every packet of the video stream
@@ -147,6 +148,7 @@ def check_complete(path: str | os.PathLike) -> None:
     finally:
         container.close()
     extent.check(path)
+    return extent.packets, extent.bytes, extent.covered
 
 
 class _Extent:
@@ -155,18 +157,23 @@ class _Extent:
     def __init__(self, container, stream):
         self.frames, self.duration = _declared(container, stream)
         self.tb = stream.time_base or Fraction(1, 90000)
-        self.packets, self.first, self.last = 0, None, None
+        self.packets, self.bytes, self.first, self.last = 0, 0, None, None
 
     def add(self, packet) -> None:
         self.packets += 1
+        self.bytes += int(packet.size or 0)
         if packet.pts is not None:
             self.first = packet.pts if self.first is None else min(self.first, packet.pts)
             end = packet.pts + (packet.duration or 0)
             self.last = end if self.last is None else max(self.last, end)
 
+    @property
+    def covered(self) -> float:
+        """Seconds from the first packet's time stamp to the end of the last one."""
+        return float((self.last - self.first) * self.tb) if self.first is not None else 0.0
+
     def check(self, path) -> None:
-        covered = float((self.last - self.first) * self.tb) if self.first is not None else 0.0
-        problem = truncation_problem(self.frames, self.duration, self.packets, covered)
+        problem = truncation_problem(self.frames, self.duration, self.packets, self.covered)
         if problem is not None:
             raise VideoError(problem, file=str(path))
 

@@ -1,0 +1,38 @@
+"""`stream_bitrate_kbps` is the video stream's own bitrate: the same video remuxed into MP4, Matroska or
+MPEG-TS, with or without an audio track, gives the same value (it was the declared rate of the stream or of
+the whole file: 287 kbit/s in MP4, 444-568 kbit/s in Matroska and MPEG-TS with audio; a user audit, 2026-12-07)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from deepqoe.features.video.stream import StreamExtractor
+from deepqoe.features.video.synth import write_clip
+
+
+def _ffmpeg(*args):
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", *map(str, args)], check=True)
+
+
+def test_the_stream_bitrate_is_the_videos_own_in_any_container(tmp_path):
+    video = write_clip(tmp_path / "v.mp4", seconds=2.0, width=320, height=240)
+    sine = ["-f", "lavfi", "-i", "sine=frequency=440:duration=2"]
+    _ffmpeg("-i", video, *sine, "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-b:a", "256k",
+            tmp_path / "with_audio.mkv")
+    _ffmpeg("-i", video, *sine, "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-b:a", "256k",
+            tmp_path / "with_audio.ts")
+    _ffmpeg("-i", video, *sine, "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-b:a", "256k",
+            tmp_path / "with_audio.mp4")
+    ex = StreamExtractor()
+    rates = {p.name: ex.extract(p).values["stream_bitrate_kbps"]
+             for p in (tmp_path / "v.mp4", tmp_path / "with_audio.mkv", tmp_path / "with_audio.ts",
+                       tmp_path / "with_audio.mp4")}
+    base = rates["v.mp4"]
+    assert base > 0
+    for name, r in rates.items():  # within 1 % (MPEG-TS packets carry a few bytes more)
+        assert r == pytest.approx(base, rel=0.01), rates
+    bpp = ex.extract(tmp_path / "with_audio.mkv").values["stream_bits_per_pixel"]
+    assert bpp == pytest.approx(base * 1000 / (320 * 240 * ex.extract(video).values["stream_fps"]), rel=0.01)
