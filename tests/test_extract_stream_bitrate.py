@@ -36,3 +36,27 @@ def test_the_stream_bitrate_is_the_videos_own_in_any_container(tmp_path):
         assert r == pytest.approx(base, rel=0.01), rates
     bpp = ex.extract(tmp_path / "with_audio.mkv").values["stream_bits_per_pixel"]
     assert bpp == pytest.approx(base * 1000 / (320 * 240 * ex.extract(video).values["stream_fps"]), rel=0.01)
+
+
+def test_reference_dir_lookup_names_ambiguity_folders_and_misses(tmp_path):
+    """--reference-dir: two references with the video's name is an error naming both (one was picked in
+    sort order), a folder with a video's name is "is a folder", and a miss names the name looked for."""
+    from deepqoe.features.video.pipeline import collect_inputs, extract_features
+
+    vids, refs = tmp_path / "vids", tmp_path / "refs"
+    vids.mkdir(), refs.mkdir()
+    for name in ("amb", "fold", "miss"):
+        write_clip(vids / f"{name}.mp4", seconds=0.5, width=64, height=48)
+    write_clip(refs / "amb.mp4", seconds=0.5, width=64, height=48)
+    (refs / "old").mkdir()
+    write_clip(refs / "old" / "amb.mkv", seconds=0.5, width=64, height=48)
+    (refs / "fold.mp4").mkdir()
+    items = {it.id: it for it in collect_inputs([str(vids)], reference_dir=str(refs))}
+    assert items["amb"].reference is None and "more than one reference video named 'amb'" in items["amb"].reference_problem
+    assert "amb.mp4" in items["amb"].reference_problem and "old/amb.mkv" in items["amb"].reference_problem
+    assert items["fold"].reference == str(refs / "fold.mp4")
+    assert items["miss"].reference is None and "no reference video named 'miss'" in items["miss"].reference_problem
+    run = extract_features(list(items.values()), ["full-reference"], cache_dir=None, progress=False)
+    errors = dict(zip(run.errors_table()["id"], run.errors_table()["error"]))
+    assert "more than one reference video" in errors["amb"] and "is a folder" in errors["fold"]
+    assert "no reference video named 'miss'" in errors["miss"]

@@ -45,9 +45,11 @@ class VideoItem:
     id: str
     path: str
     reference: str | None = None
+    reference_problem: str | None = None  # why no reference was found (said as the video's error)
 
     def as_dict(self) -> dict:
-        return {"id": self.id, "path": self.path, "reference": self.reference}
+        return {"id": self.id, "path": self.path, "reference": self.reference,
+                "reference_problem": self.reference_problem}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -114,7 +116,9 @@ def _blank(v) -> bool:
     return not str(v).strip()
 
 
-def _reference_lookup(reference_dir: str | None, reference_map: str | None) -> Callable[[VideoItem], str | None]:
+def _reference_lookup(reference_dir: str | None, reference_map: str | None
+                      ) -> Callable[[VideoItem], tuple[str | None, str | None]]:
+    """A video's reference and, when none is found, why (None: the caller's generic reason)."""
     if reference_dir and reference_map:
         raise DeepQoEError("give either --reference-dir or --reference-map, not both")
     if reference_dir:
@@ -125,11 +129,23 @@ def _reference_lookup(reference_dir: str | None, reference_map: str | None) -> C
             raise DeepQoEError("is a file, not a folder: --reference-dir takes the folder of the reference "
                                "videos (for one video's reference use --reference-map CSV)", file=str(d),
                                field="--reference-dir")
-        by_stem: dict[str, str] = {}
-        for q in sorted(d.rglob("*")):
-            if q.is_file() and _is_video_name(q):
-                by_stem.setdefault(q.stem, str(q))
-        return lambda it: by_stem.get(it.id) or by_stem.get(Path(it.path).stem)
+        by_stem: dict[str, list[Path]] = {}
+        for q in sorted(d.rglob("*")):  # a folder with a video's name is found too: "is a folder" later
+            if _is_video_name(q):
+                by_stem.setdefault(q.stem, []).append(q)
+
+        def in_folder(it: VideoItem) -> tuple[str | None, str | None]:
+            stems = list(dict.fromkeys((it.id, Path(it.path).stem)))
+            for stem in stems:
+                hits = by_stem.get(stem)
+                if hits and len(hits) > 1:
+                    names = ", ".join(str(h.relative_to(d)) for h in hits[:3]) + (", ..." if len(hits) > 3 else "")
+                    return None, (f"more than one reference video named '{stem}' in --reference-dir {d} ({names}): "
+                                  "keep one, or name each video's reference with --reference-map")
+                if hits:
+                    return str(hits[0]), None
+            return None, f"no reference video named '{stems[0]}' (any video suffix) in --reference-dir {d}"
+        return in_folder
     if reference_map:
         from deepqoe.io import read_table
 
@@ -166,9 +182,9 @@ def _reference_lookup(reference_dir: str | None, reference_map: str | None) -> C
             table[k] = str(q if q.is_absolute() else p.parent / q)
             first_row[k] = row
         if key == "id":
-            return lambda it: table.get(it.id)
-        return lambda it: table.get(str(Path(it.path).resolve()))
-    return lambda it: None
+            return lambda it: (table.get(it.id), None)
+        return lambda it: (table.get(str(Path(it.path).resolve())), None)
+    return lambda it: (None, None)
 
 
 def collect_inputs(inputs: list[str], reference_dir: str | None = None,
@@ -212,7 +228,7 @@ def collect_inputs(inputs: list[str], reference_dir: str | None = None,
     lookup = _reference_lookup(reference_dir, reference_map)
     for it in unique:
         if it.reference is None:
-            it.reference = lookup(it)
+            it.reference, it.reference_problem = lookup(it)
     return unique
 
 
@@ -294,8 +310,9 @@ def process_video(item: dict, specs: list[dict], cache_dir: str | None = None,
             ex = cached_extractor(name, spec.get("options"))
             ref = item.get("reference")
             if ex.needs_reference and ref is None:
-                raise DeepQoEError("no reference video for the full-reference extractor (give --reference-dir "
-                                   "or --reference-map, or a 'reference' column in the input list)")
+                raise DeepQoEError(item.get("reference_problem") or "no reference video for the full-reference "
+                                   "extractor (give --reference-dir or --reference-map, or a 'reference' column in "
+                                   "the input list)")
             feats = ex.extract(item["path"], reference=ref if ex.needs_reference else None)
             out["computed"].append(name)
             if cache is not None and vsha is not None and runtime.get("cache_write", True) \
