@@ -60,3 +60,18 @@ def test_reference_dir_lookup_names_ambiguity_folders_and_misses(tmp_path):
     errors = dict(zip(run.errors_table()["id"], run.errors_table()["error"]))
     assert "more than one reference video" in errors["amb"] and "is a folder" in errors["fold"]
     assert "no reference video named 'miss'" in errors["miss"]
+
+
+def test_the_per_frame_table_holds_the_videos_of_the_features_table_only(tmp_path):
+    """A video that failed one extractor is not in the features table; its other extractors' per-frame
+    values are not in the per-frame table either (they were, for videos the table leaves out)."""
+    from deepqoe.features.video.pipeline import collect_inputs, extract_features
+
+    vids = tmp_path / "vids"
+    vids.mkdir()
+    write_clip(vids / "ok.mp4", seconds=0.5, width=320, height=240)
+    write_clip(vids / "tiny.mp4", seconds=0.5, width=80, height=60)   # too small for NIQE, fine for siti
+    run = extract_features(collect_inputs([str(vids)]), ["siti", "niqe"], cache_dir=None, progress=False)
+    assert run.failed_ids == ["tiny"]
+    frames = run.per_frame_table()
+    assert set(frames["id"]) == {"ok"} and len(frames) > 0

@@ -410,7 +410,10 @@ class ExtractionRun:
 
     def per_frame_table(self) -> pd.DataFrame:
         recs = []
-        for i in self.order:
+        failed = set(self.failed_ids)
+        for i in self.order:  # the videos of the features table (a failed video is in the errors table only)
+            if i in failed:
+                continue
             for name, r in self.rows[i]["results"].items():
                 for metric, series in (r.get("per_frame") or {}).items():
                     for k, v in enumerate(series):
