@@ -75,3 +75,24 @@ def test_the_per_frame_table_holds_the_videos_of_the_features_table_only(tmp_pat
     assert run.failed_ids == ["tiny"]
     frames = run.per_frame_table()
     assert set(frames["id"]) == {"ok"} and len(frames) > 0
+
+
+def test_an_mp4_cut_before_its_index_is_said_to_be_one(tmp_path):
+    """An MP4 whose index (moov, written last unless faststart) was cut off reads as "not a readable video";
+    the message now says why: media data, no index. A text file with an .mp4 name gets no such hint."""
+    from deepqoe.errors import DeepQoEError
+    from deepqoe.features.video.decode import open_video
+
+    clip = write_clip(tmp_path / "whole.mp4", seconds=1.0, width=160, height=120)
+    data = clip.read_bytes()
+    assert data.find(b"moov") > data.find(b"mdat") > 0  # the index is at the end
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DeepQoEError) as e:
+        open_video(cut)
+    assert "no index (no 'moov' box)" in e.value.message and "\n" not in e.value.message
+    text = tmp_path / "notes.mp4"
+    text.write_text("This is not a video at all, just some notes.\n" * 10)
+    with pytest.raises(DeepQoEError) as e:
+        open_video(text)
+    assert "moov" not in e.value.message

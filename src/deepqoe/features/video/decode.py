@@ -186,7 +186,9 @@ def open_video(path: str | os.PathLike, threads: int = 0):
     try:
         container = av.open(str(p), mode="r", metadata_errors="ignore")
     except av.error.FFmpegError as e:
-        raise VideoError(f"not a readable video ({_av_message(e)})", file=str(p)) from None
+        hint = ("; it has media data but no index (no 'moov' box): an MP4 / MOV whose end was never written, "
+                "e.g. a cut download or a recording that was not finished" if _mp4_without_index(p) else "")
+        raise VideoError(f"not a readable video ({_av_message(e)}){hint}", file=str(p)) from None
     except (OSError, UnicodeDecodeError) as e:
         raise VideoError(f"cannot open: {e}", file=str(p)) from None
     if not container.streams.video:
@@ -199,6 +201,33 @@ def open_video(path: str | os.PathLike, threads: int = 0):
     stream.thread_type = "AUTO"
     stream.thread_count = threads
     return container, stream
+
+
+def _mp4_without_index(path: Path) -> bool:
+    """Whether ``path`` is an ISO media file (MP4, MOV, ...) with media data (``mdat``) but no index
+    (``moov``): its top-level boxes are walked (sizes and types only, nothing else is read)."""
+    import struct
+
+    try:
+        size = path.stat().st_size
+        seen, pos = set(), 0
+        with open(path, "rb") as f:
+            for _ in range(10_000):
+                if pos + 8 > size:
+                    break
+                f.seek(pos)
+                n, kind = struct.unpack(">I4s", f.read(8))
+                if n == 1:  # a 64-bit size follows
+                    n = struct.unpack(">Q", f.read(8))[0]
+                elif n == 0:  # to the end of the file
+                    n = size - pos
+                if n < 8 or not kind.isalnum() and kind not in (b"ftyp", b"free", b"skip", b"mdat", b"moov"):
+                    return False  # not an ISO media file's boxes
+                seen.add(kind)
+                pos += n
+        return b"ftyp" in seen and b"mdat" in seen and b"moov" not in seen
+    except (OSError, struct.error):
+        return False
 
 
 def _av_message(e: Exception) -> str:
