@@ -96,3 +96,22 @@ def test_an_mp4_cut_before_its_index_is_said_to_be_one(tmp_path):
     with pytest.raises(DeepQoEError) as e:
         open_video(text)
     assert "moov" not in e.value.message
+
+
+def test_a_failed_video_is_one_line_naming_its_file_and_every_extractor(tmp_path, capsys):
+    """stderr: ``ID: EXTRACTORS: ERROR (FILE)``, the extractors that failed alike on one line (it named the
+    first extractor only, and the id without the file)."""
+    from deepqoe.cli import main
+
+    vids = tmp_path / "vids"
+    vids.mkdir()
+    write_clip(vids / "ok.mp4", seconds=0.5, width=160, height=120)
+    (vids / "empty.mp4").write_bytes(b"")
+    code = main(["extract", str(vids), "-e", "stream,siti", "--no-cache", "--no-progress",
+                 "-o", str(tmp_path / "f.parquet")])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    line = [ln for ln in err.splitlines() if ln.strip().startswith("empty:")]
+    assert len(line) == 1, err
+    assert "stream,siti" in line[0] or "siti,stream" in line[0], line
+    assert line[0].rstrip().endswith(f"({vids / 'empty.mp4'})"), line

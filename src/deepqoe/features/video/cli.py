@@ -227,9 +227,7 @@ def run_extract(args) -> int:
     n, bad = len(run.order), len(run.failed_ids)
     if run.outcome == "failed":  # nothing to write: an earlier table (and its side files) is left alone
         print(f"deepqoe extract: every video failed ({bad} of {n}):", file=sys.stderr)
-        for i in run.failed_ids:
-            first = next(iter(run.rows[i]["errors"].items()))
-            print(f"  {i}: {first[0]}: {first[1]}", file=sys.stderr)
+        _say_failures(run, None)
         raise DeepQoEError(f"no video could be processed, so nothing was written ({out} and its side files are "
                            "left as they were)")
     written = write_outputs(run, out, per_frame=args.per_frame)
@@ -241,14 +239,23 @@ def run_extract(args) -> int:
                      f"was: it does not describe the new {out.name} (remove it, or run again with --per-frame)")
     if bad:
         print(f"deepqoe extract: {bad} video(s) failed, see {written['errors']}", file=sys.stderr)
-        for i in run.failed_ids[:5]:
-            first = next(iter(run.rows[i]["errors"].items()))
-            print(f"  {i}: {first[0]}: {first[1]}", file=sys.stderr)
-        if bad > 5:
-            print(f"  ... and {bad - 5} more", file=sys.stderr)
+        _say_failures(run, 5)
     if bad and args.strict:
         return ExitCode.DATA_ERROR
     return ExitCode.PARTIAL if run.outcome == "partial" else ExitCode.OK
+
+
+def _say_failures(run, videos: int | None) -> None:
+    """One line per failed video and distinct error on stderr: ``ID: EXTRACTORS: ERROR (FILE)``, every
+    extractor that failed with that error (as the errors table lists them) and the file as given; the first
+    ``videos`` videos (None: all)."""
+    table = run.errors_table()
+    ids = list(dict.fromkeys(table["id"]))
+    shown = ids if videos is None else ids[:videos]
+    for r in table[table["id"].isin(shown)].itertuples():
+        print(f"  {r.id}: {r.extractor}: {r.error} ({r.path})", file=sys.stderr)
+    if len(ids) > len(shown):
+        print(f"  ... and {len(ids) - len(shown)} more", file=sys.stderr)
 
 
 def run_convert_c3d(args) -> int:
