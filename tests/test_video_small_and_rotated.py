@@ -24,6 +24,7 @@ from deepqoe.cli import main  # noqa: E402
 from deepqoe.errors import DeepQoEError  # noqa: E402
 from deepqoe.features.video import full_reference as fr  # noqa: E402
 from deepqoe.features.video.base import make_extractor  # noqa: E402
+from deepqoe.features.video import decode  # noqa: E402
 from deepqoe.features.video.decode import VideoError  # noqa: E402
 from deepqoe.features.video.synth import synth_frames, write_clip  # noqa: E402
 
@@ -184,10 +185,10 @@ def test_display_matrix_fallback_matches_pyav(rotated):
             frame = next(c.decode(video=0))
             sd = [s for s in frame.side_data if "DISPLAYMATRIX" in str(s.type).upper()]
             assert len(sd) == 1
-            assert fr.quarter_turns(fr._matrix_rotation(bytes(sd[0]))) == fr.quarter_turns(frame.rotation) \
+            assert decode.quarter_turns(decode._matrix_rotation(bytes(sd[0]))) == decode.quarter_turns(frame.rotation) \
                 == int(key[5:])
     for theta, turn in ((45, 0), (-90, 270), (89.5, 90), (359.6, 0), (-180, 180), (float("nan"), 0)):
-        assert fr.quarter_turns(theta) == turn
+        assert decode.quarter_turns(theta) == turn
 
 
 def _scores(dist, ref):

@@ -26,7 +26,7 @@ import pandas as pd
 
 from deepqoe.errors import DeepQoEError, DeepQoENote
 from deepqoe.sessions.schema import short_value
-from deepqoe.sessions.session import Session
+from deepqoe.sessions.session import Session, warn_note
 
 # ------------------------------------------------------------------------------------ user input
 
@@ -139,9 +139,9 @@ def session_from_p1203(obj: dict, sid: str, *, file: str | None = None, segments
     except DeepQoEError as e:  # name P.1203 fields
         raise DeepQoEError(e.message, file=file, field=_p1203_field(e.field or "")) from None
     for n in notes:
-        if issubclass(n.category, DeepQoENote):
-            text = re.sub(r"field '([^']*)'", lambda m: f"field '{_p1203_field(m.group(1))}'", str(n.message))
-            warnings.warn(text, DeepQoENote, stacklevel=2)
+        e = getattr(n.message, "error", None)  # a session's note (warn_note) carries its error
+        if e is not None:
+            warn_note(DeepQoEError(e.message, file=e.file, field=_p1203_field(e.field or "")))
         else:
             warnings.warn_explicit(n.message, n.category, n.filename, n.lineno)
     return session

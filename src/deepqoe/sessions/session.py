@@ -26,8 +26,8 @@ import numpy as np
 from pydantic import ValidationError
 
 from deepqoe.errors import DeepQoEError, DeepQoENote
-from deepqoe.sessions.schema import (MAX_FPS, MAX_PICTURE_SIDE, DEVICE_ALIASES, DEVICE_DISPLAY_HEIGHT, DEVICES, SessionModel, short_value,
-                                     validation_error)
+from deepqoe.sessions.schema import (DEVICE_ALIASES, DEVICE_DISPLAY_HEIGHT, DEVICES, MAX_FPS, MAX_PICTURE_SIDE,
+                                     SessionModel, short_value, validation_error)
 
 #: Time bases of stall ``start``: media time (seconds of media played before the stall, the P.1203
 #: convention) or wall time (seconds since the user pressed play).
@@ -234,6 +234,15 @@ def _err(sid, msg, file, fieldname) -> DeepQoEError:
     return DeepQoEError(f"session '{sid}': {msg}", file=file, field=fieldname)
 
 
+def warn_note(note: DeepQoEError, stacklevel: int = 2) -> None:
+    """Say ``note`` (a change made to a session while reading it, or a doubt about a value) as a
+    :data:`SessionNote` of its text, carrying the error itself (``.error``: its file, field and session) for a
+    caller that names them its own way (the service; a P.1203 input's field names)."""
+    warning = SessionNote(str(note))
+    warning.error = note
+    warnings.warn(warning, stacklevel=stacklevel + 1)
+
+
 def _device_key(dev: str) -> str:
     """A device name as the alias tables spell it (case ignored, '-' and ' ' read as '_')."""
     return dev.strip().lower().replace("-", "_").replace(" ", "_")
@@ -349,9 +358,7 @@ def _note_implausible_bitrate(s: Session, file: str | None) -> None:
                       f"{more}, more than uncompressed video has ({MAX_PLAUSIBLE_BITS_PER_PIXEL:g}): is it in bit/s? "
                       "bitrate_kbps is kilobits per second (the value is used as given)", file,
                 f"segments[{i}].bitrate_kbps")
-    warning = SessionNote(str(note))
-    warning.error = note  # its file, field and session, for a caller that names them its own way
-    warnings.warn(warning, stacklevel=5)
+    warn_note(note, stacklevel=5)
 
 
 def _validate(s: Session, time_base: str, file: str | None) -> None:
@@ -396,7 +403,7 @@ def _validate(s: Session, time_base: str, file: str | None) -> None:
             raise _err(sid, f"gap of {diff[i - 1]:g} s before this segment (previous one ends at "
                             f"{expected[i - 1]:g} s); segments must be contiguous (put a stall for waiting "
                             f"time)", file, f"segments[{i}].start")
-    # the one place of the segments' ranges (the JSON schema also bounds fps; every reader comes through here)
+    # the one place of the segments' ranges for every reader (the JSON schema bounds the same sides and fps)
     for name, hi in (("bitrate_kbps", None), ("width", MAX_PICTURE_SIDE), ("height", MAX_PICTURE_SIDE),
                      ("fps", MAX_FPS), ("quality", None)):
         a = getattr(s, name)
@@ -470,9 +477,7 @@ def _validate(s: Session, time_base: str, file: str | None) -> None:
                 merged = f" (the {len(at_end)} stalls now at the end are merged into one)"
             note = _err(sid, f"{what} after the end of the media ({end:.15g} s); moved to the end{merged}", file,
                         f"stalls[{i}].start")
-            warning = SessionNote(str(note))
-            warning.error = note  # its file, field and session, for a caller that names them its own way
-            warnings.warn(warning, stacklevel=4)
+            warn_note(note, stacklevel=4)
             s.stall_start, s.stall_duration = ss, sd
     total = s.media_duration + float(s.stall_duration.sum())
     if not total <= MAX_SESSION_SECONDS:

@@ -299,12 +299,77 @@ class DecodeStats:
     skipped_nonref: int = 0  # packets sent with "skip if not a reference frame"
 
 
+# ---------------------------------------------------------------------------------- display rotation
+def _matrix_rotation(data: bytes) -> float:
+    """The rotation (degrees) of a display matrix (9 32-bit fixed-point numbers), as FFmpeg's
+    ``av_display_rotation_get`` computes it; NaN for a degenerate matrix."""
+    m = np.frombuffer(bytes(data)[:36], dtype=np.int32).astype(np.float64) / 65536.0
+    if m.size < 9:
+        return float("nan")
+    sx, sy = math.hypot(m[0], m[3]), math.hypot(m[1], m[4])
+    if sx == 0 or sy == 0:
+        return float("nan")
+    return -math.degrees(math.atan2(m[1] / sy, m[0] / sx))
+
+
+def _frame_rotation(frame) -> float:
+    """The display rotation (degrees) of a decoded PyAV frame: ``frame.rotation`` (PyAV 14 and later), else
+    its display-matrix side data; 0 when it has none."""
+    r = getattr(frame, "rotation", None)
+    if r is not None:
+        return float(r)
+    for sd in getattr(frame, "side_data", None) or ():
+        if "DISPLAYMATRIX" in str(getattr(sd, "type", "")).upper():
+            return _matrix_rotation(bytes(sd))
+    return 0.0
+
+
+def quarter_turns(theta: float) -> int:
+    """``theta`` (degrees) as FFmpeg's autorotation applies it: 0, 90, 180 or 270 when it is within 1 degree
+    of one of them, else 0 (FFmpeg turns frames by quarter turns only; it warns about other angles)."""
+    if not math.isfinite(theta):
+        return 0
+    theta = theta % 360.0
+    for a in (0, 90, 180, 270, 360):
+        if abs(theta - a) < 1.0:
+            return a % 360
+    return 0
+
+
+def rotation(path) -> int:
+    """How many degrees (0, 90, 180, 270) FFmpeg turns the frames of the video ``path`` as it decodes them
+    (its display matrix, or the ``DISPLAYMATRIX`` stream side data of older PyAV), read from its first frame."""
+    import av
+
+    container, stream = open_video(path)
+    try:
+        side = getattr(stream, "side_data", None)  # PyAV before 14: {"DISPLAYMATRIX": degrees}
+        if isinstance(side, dict) and "DISPLAYMATRIX" in side:
+            return quarter_turns(float(side["DISPLAYMATRIX"]))
+        try:
+            for frame in container.decode(stream):
+                return quarter_turns(_frame_rotation(frame))
+        except (av.error.FFmpegError, ValueError):
+            pass  # a first frame that does not decode: FFmpeg says what is wrong with the file
+        return 0
+    finally:
+        container.close()
+
+
+def shown_size(path) -> tuple[int, int, int, int, int]:
+    """``(width, height, stored_width, stored_height, rotation)`` of the video ``path``: the size of its frames
+    as FFmpeg decodes them (turned upright: width and height swap for a rotation of 90 or 270 degrees), the
+    size they are stored at, and the rotation (:func:`rotation`)."""
+    info = probe(path)
+    turn = rotation(path)
+    w, h = (info.height, info.width) if turn in (90, 270) else (info.width, info.height)
+    return w, h, info.width, info.height, turn
+
+
 def frame_turn(frame) -> int:
     """How many degrees (0, 90, 180, 270, counter-clockwise) a decoded PyAV frame is turned to be shown
-    upright: its display rotation as FFmpeg's autorotation applies it (``full_reference.rotation`` reads the
-    same for a whole file, from its first frame)."""
-    from deepqoe.features.video.full_reference import _frame_rotation, quarter_turns
-
+    upright: its display rotation as FFmpeg's autorotation applies it (:func:`rotation` reads the same for a
+    whole file, from its first frame)."""
     return quarter_turns(_frame_rotation(frame))
 
 

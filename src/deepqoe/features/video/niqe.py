@@ -29,8 +29,7 @@ import numpy as np
 
 from deepqoe.errors import DeepQoEError
 from deepqoe.features.video.base import Extractor, Features
-from deepqoe.features.video.decode import FrameSampler, VideoError
-from deepqoe.features.video.full_reference import shown_size
+from deepqoe.features.video.decode import FrameSampler, VideoError, shown_size
 
 #: NIQE's patch size (pixels) at full scale (half of it at half scale): that of its pristine model
 PATCH = 96

@@ -9,7 +9,7 @@ Sizes are as the video is shown: a phone clip with a display rotation (display m
 degrees has its stored width and height swapped (a portrait clip stored as 1920 x 1080 and turned 90
 degrees is 1080 wide, 1920 high, as FFmpeg's autorotation and every frame-based extractor see it), and
 ``stream_rotation`` is that rotation, 0, 90, 180 or 270 degrees counter-clockwise (the first frame is
-decoded to read it: :func:`deepqoe.features.video.full_reference.rotation`).
+decoded to read it: :func:`deepqoe.features.video.decode.rotation`).
 
 The bitrate is the video stream's own, in kbit/s (``stream_bitrate_kbps``, 1 kbit = 1000 bits, the unit of
 every bitrate in deepqoe): the bytes of its packets over the seconds they cover, so neither an audio track
@@ -26,8 +26,7 @@ from __future__ import annotations
 import math
 
 from deepqoe.features.video.base import Extractor, Features
-from deepqoe.features.video.decode import check_complete, probe
-from deepqoe.features.video.full_reference import rotation
+from deepqoe.features.video.decode import check_complete, probe, rotation
 
 CODECS = ("h264", "hevc", "vp9", "av1")
 
