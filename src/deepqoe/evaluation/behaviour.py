@@ -674,6 +674,11 @@ def _compare_path(res: RelationResult, bounds: RelationResult, answers, note, py
         _check_bounds(bounds, {"id": sid, "score": score}, lo, hi, f" ({what})")
 
 
+def _common_change(a: dict, b: dict, scale) -> float:
+    """How far the score moved from answer ``a`` to answer ``b``, on the common 1-5 scale."""
+    return abs(float(to_common(b["score"], scale) - to_common(a["score"], scale)))
+
+
 def check_model(predictor, n_sessions: int = 1000, seed: int = 0, *, model: str | None = None,
                 progress: Callable[[str], None] | None = None) -> BehaviourReport:
     """Check the behaviour relations (module docstring) on ``n_sessions`` random sessions.
@@ -716,7 +721,7 @@ def check_model(predictor, n_sessions: int = 1000, seed: int = 0, *, model: str 
         if a is None or b is None:
             continue
         if rel == "stall_vanishing":
-            change = abs(float(to_common(b["score"], scale) - to_common(a["score"], scale)))
+            change = _common_change(a, b, scale)
             res[rel].add(change, f"{pert.id}: {a['score']:.4f} -> {b['score']:.4f}", VANISH_TOL)
             continue
         up = rel in ("quality_higher", "bitrate_higher")
@@ -735,7 +740,7 @@ def check_model(predictor, n_sessions: int = 1000, seed: int = 0, *, model: str 
         a, b = rows.get(base.id), rows.get(rep.id)
         if a is None or b is None:
             continue
-        change = abs(float(to_common(b["score"], scale) - to_common(a["score"], scale)))
+        change = _common_change(a, b, scale)
         res["repeat_steady"].add(change, f"{rep.id}: {a['score']:.4f} (10 s) -> {b['score']:.4f} ({10 * k} s)",
                                  REPEAT_TOL)
 

@@ -198,9 +198,9 @@ _CSV_NUMBERS = ("start", "duration", "bitrate_kbps", "width", "height", "fps", "
 
 #: Suffixes of the tables of sessions (the CSV-of-sessions layout) :func:`load_sessions` reads: ``.tsv`` is
 #: separated by tabs, ``.parquet`` / ``.pq`` is what ``deepqoe sessions convert --out x.parquet`` writes.
-TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
+SESSION_TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".pq")
 #: Suffixes of the session files :func:`load_sessions` reads (a folder's other files are not read).
-SESSION_SUFFIXES = (".json", *TABLE_SUFFIXES)
+SESSION_SUFFIXES = (".json", *SESSION_TABLE_SUFFIXES)
 _SUFFIXES_TEXT = ".json (session or P.1203 JSON), .csv, .tsv or .parquet (one row per segment)"
 
 
@@ -427,7 +427,7 @@ def _sessions_from_file(f: Path, mos_scale: str | None) -> tuple[list[Session], 
     """The sessions of one file: by its suffix a table of sessions, else JSON (session or P.1203)."""
     if _broken_link(f):
         raise _broken_link_error(f)
-    if f.suffix.lower() in TABLE_SUFFIXES:
+    if f.suffix.lower() in SESSION_TABLE_SUFFIXES:
         return _sessions_from_csv(f, mos_scale)
     try:
         return _sessions_from_json(f, mos_scale)
