@@ -152,3 +152,41 @@ def test_per_dataset_normalisation_uses_features_only_and_clips_to_training_rang
     assert Xb["x"].max() == 100.0  # no normalisation, no clipping
     with pytest.raises(ValueError):
         cross.normalise_per_dataset(Fa, "minmax")
+
+
+def test_session_kinds_are_found_inside_a_held_out_dataset():
+    """by_session_kind: stall-only = one quality throughout (0 or more stalls), quality-only = no rebuffering; the
+    left-out predictions are scored on each subset, and a subset under MIN_SUBSET sessions is left out."""
+    from types import SimpleNamespace
+
+    from deepqoe.experiments import streaming_generalisation as gen
+    from deepqoe.sessions import Session
+    from deepqoe.sessions.qoe_model import builtin_quality_mapping
+
+    rng = np.random.default_rng(0)
+    sessions, y = [], []
+    for i in range(30):                                    # one quality, i % 3 stalls of 2 s
+        k = i % 3
+        sessions.append(Session.from_arrays(f"flat{i}", np.arange(10) * 2.0, np.full(10, 2.0), quality=np.full(10, 80.0),
+                                            stall_start=np.linspace(4, 12, k), stall_duration=np.full(k, 2.0)))
+        y.append(4.0 - k + rng.normal(0, 0.1))
+    for i in range(25):                                    # varying quality, no stall
+        q = np.clip(rng.uniform(20, 95) + rng.normal(0, 10, 10), 0, 100)
+        sessions.append(Session.from_arrays(f"vary{i}", np.arange(10) * 2.0, np.full(10, 2.0), quality=q))
+        y.append(1 + 4 * q.mean() / 100)
+    y = np.array(y)
+    pred = y + rng.normal(0, 0.05, len(y))
+    S = {"toy": SimpleNamespace(sessions=sessions, y=y)}
+    res = gen.by_session_kind(S, {"toy": {"prediction": list(pred)}}, builtin_quality_mapping())
+    rows = {r["kind"]: r for r in res["toy"]}
+    flat, clean = rows["stall-only (one quality)"], rows["quality-only (no rebuffering)"]
+    assert flat["n"] == 30 and flat["with_stalls"] == 20
+    assert clean["n"] == 10 + 25 and clean["with_stalls"] == 0
+    assert flat["ours"]["srocc"] == pytest.approx(round(srocc(y[:30], pred[:30]), 4))
+    assert flat["single_inputs"]["- stalls"]["srocc"] > 0.8      # the count explains the flat sessions' scores
+    assert clean["single_inputs"]["- stalls"]["srocc"] is None    # constant there: undefined, not 0
+    md = gen.markdown({"lodo": {}, "by_kind": res, "recipe": {}, "seconds": 0.0})
+    assert "stall-only (one quality) | 30 (20)" in md
+    few = gen.by_session_kind({"toy": SimpleNamespace(sessions=sessions[:19], y=y[:19])},
+                              {"toy": {"prediction": list(pred[:19])}}, builtin_quality_mapping())
+    assert few["toy"] == []

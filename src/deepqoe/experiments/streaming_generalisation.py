@@ -10,7 +10,9 @@
    the data has it, and the previous shipped model's recorded leave-one-dataset-out scores.
 2. **LIVE-NFLX fixed splits** (the release's content-disjoint 80/20 splits): the model trains on the two
    other datasets, the continuous ratings of the training contents and the training sessions' scores.
-3. **Behaviour** of the model trained on everything (:func:`deepqoe.evaluation.behaviour.check_model`).
+3. **Kinds of session** inside each held-out dataset: stall-only (one quality throughout) and quality-only
+   (no rebuffering) subsets, scored with the same left-out predictions (:func:`by_session_kind`).
+4. **Behaviour** of the model trained on everything (:func:`deepqoe.evaluation.behaviour.check_model`).
 
 Writes ``streaming_generalisation.json``, ``streaming_generalisation.md`` and a scatter plot per held-out
 dataset into the output folder.
@@ -114,6 +116,39 @@ def stall_cost_by_quality(S: dict, lodo: dict, mapping, long_stall: float = 4.0)
     return out
 
 
+#: the kinds of session the model is also scored on elsewhere (issue 10), found inside each held-out dataset:
+#: one quality throughout (the per-second quality's range under this share of the scale) with or without
+#: stalls, and no rebuffering at all
+ONE_QUALITY_RANGE = 0.03
+MIN_SUBSET = 20
+
+
+def by_session_kind(S: dict, lodo: dict, mapping) -> dict:
+    """Ours (left out) against each single input on subsets of each held-out dataset that stand for the kinds
+    of session the model is scored on elsewhere: **stall-only** (one quality throughout, 0 or more stalls:
+    what counts is how stalls are priced against each other) and **quality-only** (no rebuffering). The
+    predictions are those of :func:`leave_one_dataset_out`; nothing is refitted. A subset under
+    :data:`MIN_SUBSET` sessions is left out."""
+    out = {}
+    for d, row in lodo.items():
+        sessions, y = S[d].sessions, S[d].y
+        pred = np.asarray(row["prediction"], float)
+        inputs = single_inputs(sessions, mapping)
+        span = np.array([float(np.ptp(quality_steps(s, mapping)[0])) for s in sessions])
+        kinds = {"stall-only (one quality)": span < ONE_QUALITY_RANGE, "quality-only (no rebuffering)":
+                 inputs["- stall time"] == 0}
+        rows = []
+        for kind, m in kinds.items():
+            if m.sum() < MIN_SUBSET:
+                continue
+            singles = {k: _scores(y[m], v[m]) for k, v in inputs.items()}
+            rows.append({"kind": kind, "n": int(m.sum()), "ours": _scores(y[m], pred[m]),
+                         "single_inputs": singles,
+                         "with_stalls": int((m & (inputs["- stalls"] < 0)).sum())})
+        out[d] = rows
+    return out
+
+
 def _split_one(j: int, train_mask, S: dict, C: dict, nflx, mapping, params: dict) -> dict:
     content = lambda g: re.sub(r"^\D*", "", g.split(":", 1)[1])  # noqa: E731  "content_3" and "3" -> "3"
     cont = C["live-nflx-continuous"]
@@ -180,6 +215,13 @@ def markdown(res: dict) -> str:
                       f"{r['predicted']:.2f} |" for r in rows]
         err = [abs(r["observed"] - r["predicted"]) for rows in res["stall_cost"].values() for r in rows]
         lines += ["", f"Mean absolute difference between the two columns: {np.mean(err):.2f} over {len(err)} cells."]
+    if res.get("by_kind"):
+        lines += ["", "### Kinds of session inside each held-out dataset (SROCC / PLCC; same predictions as above)", "",
+                  "| held out | sessions | n (with stalls) | ours | " + " | ".join(SINGLE_INPUTS) + " |",
+                  "|---|---|---:|---:|" + "---:|" * len(SINGLE_INPUTS)]
+        for d, rows in res["by_kind"].items():
+            lines += [f"| {d} | {r['kind']} | {r['n']} ({r['with_stalls']}) | **{_fmt(r['ours'])}** | "
+                      + " | ".join(_fmt(r["single_inputs"][k]) for k in SINGLE_INPUTS) + " |" for r in rows]
     if res.get("live_nflx"):
         lines += ["", "### LIVE-NFLX fixed splits (trained on P.1203 open, Waterloo SQoE-IV, LFOVIA and the split's "
                       "training contents of LIVE-NFLX)", "", "| per-second quality | splits | median SROCC | median PLCC |",
@@ -234,6 +276,7 @@ def run_experiment(out_dir: Path, quick: bool = False, log=print, nflx_splits: i
     mapping = quality_mapping()
     res = {"recipe": params, "lodo": leave_one_dataset_out(S, C, mapping, params, log, jobs)}
     res["stall_cost"] = stall_cost_by_quality(S, res["lodo"], mapping)
+    res["by_kind"] = by_session_kind(S, res["lodo"], mapping)
     n = nflx_splits if nflx_splits is not None else (2 if quick else 20)
     if n:
         res["live_nflx"] = [live_nflx_splits(S, C, mapping, dict(params, n_members=1), range(100, 100 + n), m, log,
