@@ -192,7 +192,7 @@ def build_streaming(out_dir: Path, quiet: bool = True, datasets=STREAMING_DATASE
     (deepqoe.sessions.training.RECIPE): leave-one-dataset-out scores, then the model on everything, its
     behaviour check, saved with its card."""
     from deepqoe.evaluation.behaviour import check_model
-    from deepqoe.experiments.streaming_generalisation import leave_one_dataset_out
+    from deepqoe.experiments.streaming_generalisation import by_session_kind, leave_one_dataset_out
     from deepqoe.predictor import Predictor
     from deepqoe.datasets.scored import load_curve_set, load_session_set, quality_mapping
     from deepqoe.sessions.training import RECIPE, fit_streaming_model
@@ -203,6 +203,7 @@ def build_streaming(out_dir: Path, quiet: bool = True, datasets=STREAMING_DATASE
     C = {n: load_curve_set(n) for n in continuous}
     mapping = quality_mapping()
     lodo = leave_one_dataset_out(S, C, mapping, params, log=print) if len(S) > 1 else {}
+    by_kind = by_session_kind(S, lodo, mapping)
     for row in lodo.values():
         row.pop("prediction", None)
     model = fit_streaming_model(list(S.values()), list(C.values()), mapping=mapping, **params)
@@ -216,7 +217,7 @@ def build_streaming(out_dir: Path, quiet: bool = True, datasets=STREAMING_DATASE
                   "datasets": {n: len(s.sessions) for n, s in S.items()},
                   "continuous": {n: len(c.sessions) for n, c in C.items()},
                   "scores": {"deepqoe": {d: r["ours"] for d, r in lodo.items()}},
-                  "leave_one_dataset_out": lodo, "behaviour": report.to_dict(), "recipe": params,
+                  "leave_one_dataset_out": lodo, "by_kind": by_kind, "behaviour": report.to_dict(), "recipe": params,
                   "intervals": interval_summary(intervals),
                   "distribution": sorted(heads.get("distribution.json", {}).get("heads", {})),
                   "built": _git_note()}
@@ -339,8 +340,8 @@ def what_if_tables(model) -> tuple[str, dict]:
 def write_card_streaming(out_dir: Path, ev: dict, model=None) -> None:
     from deepqoe.experiments.streaming_generalisation import markdown
 
-    tables = markdown({"lodo": ev["leave_one_dataset_out"], "behaviour": ev["behaviour"], "recipe": ev["recipe"],
-                       "seconds": 0}).rsplit("\nRecipe:", 1)[0]
+    tables = markdown({"lodo": ev["leave_one_dataset_out"], "by_kind": ev.get("by_kind"), "behaviour": ev["behaviour"],
+                       "recipe": ev["recipe"], "seconds": 0}).rsplit("\nRecipe:", 1)[0]
     sizes = ", ".join(f"{d}: {n} sessions" for d, n in ev["datasets"].items())
     curves = ", ".join(f"{d}: {n} sessions" for d, n in ev["continuous"].items())
     lic = "\n".join(f"* {LICENCES[d]}" for d in list(ev["datasets"]) + list(ev["continuous"]) if d in LICENCES)
