@@ -267,7 +267,7 @@ class C3DExtractor(Extractor):
     name = "c3d"
     # 2: frames turned upright as shown (videos with a display rotation were fed to the network sideways,
     # and their centre crop was another part of the picture); videos without a rotation: the same values as 1
-    version = "2"
+    version = "3"  # 3: a mirrored display matrix undone too (flipped frames were fed to it mirrored)
     defaults = {"weights": None, "max_clips": 8, "batch_size": 2, "device": "cpu"}
 
     def __init__(self, **options):

@@ -74,7 +74,7 @@ class CNNFramesExtractor(Extractor):
     name = "cnn-frames"
     # 2: frames turned upright as shown (videos with a display rotation were fed to the network sideways;
     # its features are not rotation-invariant); videos without a rotation: the very same values as 1
-    version = "2"
+    version = "3"  # 3: a mirrored display matrix undone too (flipped frames were fed to it mirrored)
     defaults = {"fps": 2.0, "batch_size": 8, "torch_threads": 1, "device": "cpu"}
 
     def options(self) -> dict:

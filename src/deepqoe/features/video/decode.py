@@ -11,9 +11,11 @@ Speed matters here, so:
 
 Frames come out as they are shown: the frames of a video with a display rotation (phone videos: a display
 matrix, the old ``rotate`` tag) are turned upright by quarter turns before they are converted, by the filters
-FFmpeg's autorotation uses (:func:`frame_turn`, :func:`upright_graph`), so every extractor that reads frames
-through :class:`FrameSampler` (``siti``, ``niqe``, ``cnn-frames``, ``c3d``) sees a portrait phone clip in
-portrait, exactly as a copy with the rotation applied to its pixels. Frames without a rotation are untouched.
+FFmpeg's autorotation uses (:func:`frame_orientation`, :func:`upright_graph`), so every extractor that reads
+frames through :class:`FrameSampler` (``siti``, ``niqe``, ``cnn-frames``, ``c3d``) sees a portrait phone clip in
+portrait, exactly as a copy with the rotation applied to its pixels. A mirrored display matrix (a flip, alone or
+with a turn: front cameras, ``ffmpeg -display_hflip``) is undone as FFmpeg undoes it too (``hflip``, ``vflip``,
+or a transpose of the other direction: :func:`upright_filters`). Frames shown as stored are untouched.
 
 A frame is *sampled* at rate ``fps`` when it is the first frame at or after one of the times
 ``0, 1/fps, 2/fps, ...`` (seconds from the start of the stream), so the choice does not depend on
@@ -300,16 +302,38 @@ class DecodeStats:
 
 
 # ---------------------------------------------------------------------------------- display rotation
+def _matrix(data: bytes) -> np.ndarray | None:
+    """A display matrix (9 32-bit fixed-point numbers, FFmpeg's ``int32_t[9]``) as 9 integers; None when
+    the side data is too short to be one."""
+    raw = bytes(data)[:36]
+    if len(raw) < 36:
+        return None
+    return np.frombuffer(raw, dtype=np.int32).astype(np.int64)
+
+
 def _matrix_rotation(data: bytes) -> float:
     """The rotation (degrees) of a display matrix (9 32-bit fixed-point numbers), as FFmpeg's
     ``av_display_rotation_get`` computes it; NaN for a degenerate matrix."""
-    m = np.frombuffer(bytes(data)[:36], dtype=np.int32).astype(np.float64) / 65536.0
-    if m.size < 9:
+    m = _matrix(data)
+    if m is None:
         return float("nan")
+    m = m.astype(np.float64) / 65536.0
     sx, sy = math.hypot(m[0], m[3]), math.hypot(m[1], m[4])
     if sx == 0 or sy == 0:
         return float("nan")
     return -math.degrees(math.atan2(m[1] / sy, m[0] / sx))
+
+
+def _side_matrix(frame) -> np.ndarray | None:
+    """The display matrix of a decoded PyAV frame (its ``DISPLAYMATRIX`` side data), None when it has none."""
+    try:
+        side = getattr(frame, "side_data", None) or ()
+        for sd in side:
+            if "DISPLAYMATRIX" in str(getattr(sd, "type", "")).upper():
+                return _matrix(bytes(sd))
+    except (TypeError, ValueError, AttributeError):
+        pass
+    return None
 
 
 def _frame_rotation(frame) -> float:
@@ -318,10 +342,8 @@ def _frame_rotation(frame) -> float:
     r = getattr(frame, "rotation", None)
     if r is not None:
         return float(r)
-    for sd in getattr(frame, "side_data", None) or ():
-        if "DISPLAYMATRIX" in str(getattr(sd, "type", "")).upper():
-            return _matrix_rotation(bytes(sd))
-    return 0.0
+    m = _side_matrix(frame)
+    return _matrix_rotation(m.astype(np.int32).tobytes()) if m is not None else 0.0
 
 
 def quarter_turns(theta: float) -> int:
@@ -336,30 +358,84 @@ def quarter_turns(theta: float) -> int:
     return 0
 
 
-def rotation(path) -> int:
-    """How many degrees (0, 90, 180, 270) FFmpeg turns the frames of the video ``path`` as it decodes them
-    (its display matrix, or the ``DISPLAYMATRIX`` stream side data of older PyAV), read from its first frame."""
+def _is_quarter(theta: float) -> bool:
+    """Whether ``theta`` (degrees) is within 1 degree of a quarter turn (0 included)."""
+    return math.isfinite(theta) and min(abs(theta % 360.0 - a) for a in (0, 90, 180, 270, 360)) < 1.0
+
+
+def is_mirrored(matrix) -> bool:
+    """Whether a display matrix (9 integers, or its bytes) mirrors the picture: a flip, alone or with a
+    turn (its determinant is negative: ``ffmpeg -display_hflip`` / ``-display_vflip``, some front cameras)."""
+    m = _matrix(matrix) if isinstance(matrix, (bytes, bytearray, memoryview)) else np.asarray(matrix)
+    return m is not None and int(m[0]) * int(m[4]) - int(m[1]) * int(m[3]) < 0
+
+
+def upright_filters(turn: int, matrix=None) -> tuple[tuple[str, str | None], ...]:
+    """The filters FFmpeg's autorotation (fftools, FFmpeg 6.1 and later) inserts for a frame whose display
+    rotation is ``turn`` (0, 90, 180, 270 degrees, counter-clockwise: :func:`quarter_turns`) and whose display
+    matrix is ``matrix`` (9 integers; None: a pure rotation). A mirrored matrix (:func:`is_mirrored`) adds its
+    flip as FFmpeg does: the transpose of the other direction for 90 and 270 degrees, ``hflip`` or ``vflip``
+    alone for 180 and 0 degrees. Empty: the frame is shown as stored."""
+    m = None if matrix is None else np.asarray(matrix)
+    if m is None or m.size < 9:  # a rotation without its matrix (the old PyAV, the rotate tag): no flip
+        return UPRIGHT_FILTERS.get(turn, ())
+    # fftools' ``theta`` is the clockwise angle: 360 - turn
+    if turn == 90:     # theta 270
+        return (("transpose", "clock_flip" if m[3] < 0 else "cclock"),)
+    if turn == 270:    # theta 90
+        return (("transpose", "cclock_flip" if m[3] > 0 else "clock"),)
+    if turn == 180:
+        return tuple(f for f, flip in ((("hflip", None), m[0] < 0), (("vflip", None), m[4] < 0)) if flip)
+    return (("vflip", None),) if m[4] < 0 else ()
+
+
+def frame_orientation(frame) -> tuple[int, tuple[tuple[str, str | None], ...]]:
+    """``(turn, filters)`` of a decoded PyAV frame: its display rotation as FFmpeg's autorotation applies it
+    (:func:`frame_turn`) and the filters that show it upright and unmirrored (:func:`upright_filters`; empty
+    for a frame shown as stored). A rotation that is not a quarter turn is not applied (as before)."""
+    theta = _frame_rotation(frame)
+    if not _is_quarter(theta):
+        return 0, ()
+    turn = quarter_turns(theta)
+    return turn, upright_filters(turn, _side_matrix(frame))
+
+
+def display_orientation(path) -> tuple[int, bool]:
+    """``(rotation, mirrored)`` of the video ``path``, read from its first frame: how many degrees (0, 90,
+    180, 270) FFmpeg turns its frames as it decodes them (its display matrix, or the ``DISPLAYMATRIX`` stream
+    side data of older PyAV), as FFmpeg reports it (``av_display_rotation_get``), and whether the display
+    matrix mirrors the picture too (:func:`is_mirrored`; older PyAV, which gives the angle only: False)."""
     import av
 
     container, stream = open_video(path)
     try:
         side = getattr(stream, "side_data", None)  # PyAV before 14: {"DISPLAYMATRIX": degrees}
         if isinstance(side, dict) and "DISPLAYMATRIX" in side:
-            return quarter_turns(float(side["DISPLAYMATRIX"]))
+            return quarter_turns(float(side["DISPLAYMATRIX"])), False
         try:
             for frame in container.decode(stream):
-                return quarter_turns(_frame_rotation(frame))
+                theta = _frame_rotation(frame)
+                m = _side_matrix(frame) if _is_quarter(theta) else None
+                return quarter_turns(theta), m is not None and is_mirrored(m)
         except (av.error.FFmpegError, ValueError):
             pass  # a first frame that does not decode: FFmpeg says what is wrong with the file
-        return 0
+        return 0, False
     finally:
         container.close()
 
 
+def rotation(path) -> int:
+    """How many degrees (0, 90, 180, 270) FFmpeg turns the frames of the video ``path`` as it decodes them
+    (its display matrix, or the ``DISPLAYMATRIX`` stream side data of older PyAV), read from its first frame.
+    For a mirrored display matrix this is the angle FFmpeg reports (a flip left to right alone is 180 degrees
+    and mirrored): :func:`display_orientation` tells the flip too."""
+    return display_orientation(path)[0]
+
+
 def shown_size(path) -> tuple[int, int, int, int, int]:
     """``(width, height, stored_width, stored_height, rotation)`` of the video ``path``: the size of its frames
-    as FFmpeg decodes them (turned upright: width and height swap for a rotation of 90 or 270 degrees), the
-    size they are stored at, and the rotation (:func:`rotation`)."""
+    as FFmpeg decodes them (turned upright: width and height swap for a rotation of 90 or 270 degrees, mirrored
+    or not), the size they are stored at, and the rotation (:func:`rotation`)."""
     info = probe(path)
     turn = rotation(path)
     w, h = (info.height, info.width) if turn in (90, 270) else (info.width, info.height)
@@ -369,24 +445,43 @@ def shown_size(path) -> tuple[int, int, int, int, int]:
 def frame_turn(frame) -> int:
     """How many degrees (0, 90, 180, 270, counter-clockwise) a decoded PyAV frame is turned to be shown
     upright: its display rotation as FFmpeg's autorotation applies it (:func:`rotation` reads the same for a
-    whole file, from its first frame)."""
+    whole file, from its first frame). A mirrored frame is flipped too: :func:`frame_orientation`."""
     return quarter_turns(_frame_rotation(frame))
 
 
-#: the filters FFmpeg's autorotation inserts to turn frames upright, by rotation (:func:`frame_turn`)
+#: the filters FFmpeg's autorotation inserts to turn frames upright, by rotation (:func:`frame_turn`), for a
+#: display matrix that does not mirror the picture (:func:`upright_filters` gives those of any matrix)
 UPRIGHT_FILTERS = {90: (("transpose", "cclock"),), 180: (("hflip", None), ("vflip", None)),
                    270: (("transpose", "clock"),)}
 
+#: each filter of :func:`upright_filters` on an array (rows x columns [x channels]), for frames the filters
+#: cannot turn in their own pixel format: scaled and converted first, then turned and flipped
+_ARRAY_FILTERS = {
+    ("transpose", "cclock"): lambda a: np.rot90(a, 1),
+    ("transpose", "clock"): lambda a: np.rot90(a, -1),
+    ("transpose", "cclock_flip"): lambda a: a.swapaxes(0, 1),
+    ("transpose", "clock_flip"): lambda a: a[::-1, ::-1].swapaxes(0, 1),
+    ("hflip", None): lambda a: a[:, ::-1],
+    ("vflip", None): lambda a: a[::-1],
+}
 
-def upright_graph(frame, turn: int):
-    """A PyAV filter graph that turns frames like ``frame`` (size, pixel format) upright by ``turn`` degrees,
-    with FFmpeg's own filters (:data:`UPRIGHT_FILTERS`): ``graph.push(frame); graph.pull()``."""
+
+def _swaps(filters) -> bool:
+    """Whether ``filters`` swap the width and the height (a transpose)."""
+    return any(name == "transpose" for name, _arg in filters)
+
+
+def upright_graph(frame, filters):
+    """A PyAV filter graph that shows frames like ``frame`` (size, pixel format) upright: ``filters`` are
+    FFmpeg's own (:func:`upright_filters`), or a rotation in degrees (:data:`UPRIGHT_FILTERS`):
+    ``graph.push(frame); graph.pull()``."""
     import av
 
+    chain = UPRIGHT_FILTERS[filters] if isinstance(filters, int) else tuple(filters)
     graph = av.filter.Graph()
     last = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format.name,
                             time_base=frame.time_base or Fraction(1, 90000))
-    for name, arg in UPRIGHT_FILTERS[turn]:
+    for name, arg in chain:
         f = graph.add(name, arg) if arg else graph.add(name)
         last.link_to(f)
         last = f
@@ -404,8 +499,9 @@ class FrameSampler:
     uint8 luma). ``with_previous``: also return the frame just before each sampled one (for temporal
     differences; these are decoded too). ``max_frames``: stop after so many sampled frames.
     ``select``: a function ``index -> bool`` on decoded frame indices, instead of ``fps``.
-    ``autorotate``: turn the frames of a video with a display rotation upright (:func:`frame_turn`), as
-    FFmpeg's ``-autorotate`` does (the default); ``False``: frames as stored.
+    ``autorotate``: turn the frames of a video with a display rotation upright, and unmirror those of a
+    mirrored display matrix (:func:`frame_orientation`), as FFmpeg's ``-autorotate`` does (the default);
+    ``False``: frames as stored.
 
     After iterating, ``stats`` tells how many frames were decoded and sampled. A file that holds far
     fewer frames than its container declares (cut short) raises :class:`VideoError` once every frame
@@ -431,17 +527,18 @@ class FrameSampler:
         self.stats = DecodeStats()
 
     # -- conversion -------------------------------------------------------------------------------
-    def _upright(self, frame, turn: int):
-        """``frame`` turned upright by FFmpeg's filters (:func:`upright_graph`, one graph per rotation, size and
-        pixel format), or None when they cannot turn it in its own pixel format (4:2:2 chroma, which they would
-        convert first) or refuse it: a graph that failed is not tried again for frames of that kind."""
+    def _upright(self, frame, filters):
+        """``frame`` turned upright (and unmirrored) by FFmpeg's filters (:func:`upright_graph`, one graph per
+        filter chain, size and pixel format), or None when they cannot turn it in its own pixel format (4:2:2
+        chroma, which a transpose would convert first) or refuse it: a graph that failed is not tried again for
+        frames of that kind."""
         import av
 
-        key = (turn, frame.width, frame.height, frame.format.name)
+        key = (filters, frame.width, frame.height, frame.format.name)
         try:
             if key != self._graph_key:
                 self._graph, self._graph_key = None, key
-                self._graph = upright_graph(frame, turn)
+                self._graph = upright_graph(frame, filters)
             if self._graph is None:
                 return None
             self._graph.push(frame)
@@ -457,24 +554,27 @@ class FrameSampler:
     def _convert(self, frame) -> np.ndarray:
         """The frame as an array (scaled and converted by libswscale), upright.
 
-        A frame with a display rotation is turned before it is scaled, by the filters FFmpeg's autorotation
-        uses, so the array is the very one of a copy of the video with the rotation applied to its pixels
-        (libswscale's scaling is not symmetric: scaling, then turning, would differ by a few levels at edges).
-        Should the filters refuse a frame (or need to convert its pixel format), it is scaled as stored and the
-        array turned (``np.rot90``). A frame without a rotation is converted as before, untouched."""
-        turn = frame_turn(frame) if self.autorotate else 0
-        if turn:
-            turned = self._upright(frame, turn)
+        A frame with a display rotation (or a mirrored display matrix) is turned (and flipped) before it is
+        scaled, by the filters FFmpeg's autorotation uses (:func:`frame_orientation`), so the array is the very
+        one of a copy of the video with the display matrix applied to its pixels (libswscale's scaling is not
+        symmetric: scaling, then turning, would differ by a few levels at edges). Should the filters refuse a
+        frame (or need to convert its pixel format), it is scaled as stored and the array turned and flipped
+        (numpy). A frame shown as stored is converted as before, untouched."""
+        filters = frame_orientation(frame)[1] if self.autorotate else ()
+        if filters:
+            turned = self._upright(frame, filters)
             if turned is not None:
-                frame, turn = turned, 0
+                frame, filters = turned, ()
         kw = {}
         if self.size is not None:
             w, h = int(self.size[0]), int(self.size[1])
-            kw["width"], kw["height"] = (h, w) if turn in (90, 270) else (w, h)
+            kw["width"], kw["height"] = (h, w) if _swaps(filters) else (w, h)
             kw["interpolation"] = self.interpolation
         arr = frame.to_ndarray(format=self.fmt, **kw)
-        if turn:
-            arr = np.ascontiguousarray(np.rot90(arr, turn // 90))
+        if filters:
+            for f in filters:
+                arr = _ARRAY_FILTERS[f](arr)
+            arr = np.ascontiguousarray(arr)
         return arr
 
     # -- iteration ---------------------------------------------------------------------------------

@@ -127,7 +127,7 @@ class NIQEExtractor(Extractor):
     # 2: frames turned upright as shown (rotated videos were measured sideways; NIQE's patch tiling and its
     # horizontal / vertical features are not invariant to a quarter turn); others unchanged.
     # 1: frames of 192 px or more: unchanged; smaller ones were refused before (nothing cached)
-    version = "2"
+    version = "3"  # 3: a mirrored display matrix undone too (flipped frames were measured mirrored)
     defaults = {"fps": 1.0, "max_side": 540}
 
     def __init__(self, **options):
