@@ -63,8 +63,9 @@ def test_reference_dir_lookup_names_ambiguity_folders_and_misses(tmp_path):
 
 
 def test_the_per_frame_table_holds_the_videos_of_the_features_table_only(tmp_path):
-    """A video that failed one extractor is not in the features table; its other extractors' per-frame
-    values are not in the per-frame table either (they were, for videos the table leaves out)."""
+    """A video that failed one extractor keeps its row in the features table (the failed extractor's
+    columns empty); the per-frame table holds the per-frame values of the extractors that succeeded on
+    it, and none of the one that failed."""
     from deepqoe.features.video.pipeline import collect_inputs, extract_features
 
     vids = tmp_path / "vids"
@@ -72,9 +73,12 @@ def test_the_per_frame_table_holds_the_videos_of_the_features_table_only(tmp_pat
     write_clip(vids / "ok.mp4", seconds=0.5, width=320, height=240)
     write_clip(vids / "tiny.mp4", seconds=0.5, width=80, height=60)   # too small for NIQE, fine for siti
     run = extract_features(collect_inputs([str(vids)]), ["siti", "niqe"], cache_dir=None, progress=False)
-    assert run.failed_ids == ["tiny"]
+    assert run.failed_ids == ["tiny"] and run.partial_ids == ["tiny"]
+    assert list(run.features_table()["id"]) == ["ok", "tiny"]
     frames = run.per_frame_table()
-    assert set(frames["id"]) == {"ok"} and len(frames) > 0
+    assert set(frames["id"]) == {"ok", "tiny"} and len(frames) > 0
+    assert set(frames[frames["id"] == "tiny"]["extractor"]) == {"siti"}
+    assert set(frames[frames["id"] == "ok"]["extractor"]) == {"siti", "niqe"}
 
 
 def test_an_mp4_cut_before_its_index_is_said_to_be_one(tmp_path):

@@ -136,8 +136,10 @@ def test_extract_small_clips_with_niqe_and_siti(niqe, small, tmp_path, monkeypat
     assert len(line) == 1 and "80x60" in line[0] and "at least 96 pixels" in line[0], err
     import pandas as pd
 
-    df = pd.read_parquet(tmp_path / "f.parquet")
-    assert sorted(df["id"]) == ["qcif", "qqvga"] and df["niqe_mean"].notna().all()
+    df = pd.read_parquet(tmp_path / "f.parquet").set_index("id")
+    # the tiny clip keeps its row (siti succeeded on it), its niqe columns empty
+    assert sorted(df.index) == ["qcif", "qqvga", "tiny"] and df.loc[["qcif", "qqvga"], "niqe_mean"].notna().all()
+    assert df.loc["tiny", ["niqe_mean", "niqe_median", "niqe_max"]].isna().all() and df.loc["tiny", "siti_si_mean"] > 0
 
 
 # -- rotated videos in the full-reference extractor -----------------------------------------------------

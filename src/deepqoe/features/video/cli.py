@@ -24,9 +24,12 @@ INPUT: video files, folders (searched recursively for video files) or lists: a .
 a line, or a CSV with a 'path' column and optional 'id' and 'reference' columns.
 Outputs: OUT (id + features), OUT.errors.csv (id, path, extractor, error), OUT.meta.json (extractors,
 versions, options; also stored in the Parquet schema metadata under 'deepqoe').
+A video on which some extractors failed keeps its row, the failed extractors' columns empty; a video
+on which every extractor failed has no row.
 Exit status: 0 when every video succeeded, 3 when some failed (listed on standard error and in
-OUT.errors.csv), 1 when all failed (listed on standard error; nothing is written then, an existing OUT
-is left as it was) or for a bad input file (with --strict: 1 when any failed), 2 for a usage problem.
+OUT.errors.csv), 1 when all failed (no extractor succeeded on any video; listed on standard error;
+nothing is written then, an existing OUT is left as it was) or for a bad input file (with --strict: 1
+when any failed), 2 for a usage problem.
 """
 
 
@@ -224,21 +227,24 @@ def run_extract(args) -> int:
     run = extract_features(items, names, options=extract_options(args), cache_dir=cache_dir,
                            scheduler=args.scheduler, workers=args.workers,
                            progress=not args.no_progress and show_progress(args))
-    n, bad = len(run.order), len(run.failed_ids)
+    n, bad, part = len(run.order), len(run.failed_ids), len(run.partial_ids)
     if run.outcome == "failed":  # nothing to write: an earlier table (and its side files) is left alone
         print(f"deepqoe extract: every video failed ({bad} of {n}):", file=sys.stderr)
         _say_failures(run, None)
         raise DeepQoEError(f"no video could be processed, so nothing was written ({out} and its side files are "
                            "left as they were)")
     written = write_outputs(run, out, per_frame=args.per_frame)
-    status(args, f"deepqoe extract: {n - bad} of {n} video(s) done ({run.computed} computed, {run.cached} from "
-                 f"the cache) in {run.seconds:.1f} s -> {written['features']}")
+    in_part = f", {part} more in part" if part else ""
+    status(args, f"deepqoe extract: {n - bad} of {n} video(s) done{in_part} ({run.computed} computed, "
+                 f"{run.cached} from the cache) in {run.seconds:.1f} s -> {written['features']}")
     frames = sidecar_paths(out)["frames"]
     if not args.per_frame and frames.exists():
         status(args, f"deepqoe: note: {frames} is from an earlier run with --per-frame and is left as it "
                      f"was: it does not describe the new {out.name} (remove it, or run again with --per-frame)")
     if bad:
-        print(f"deepqoe extract: {bad} video(s) failed, see {written['errors']}", file=sys.stderr)
+        which = (f" ({part} of them in part: in the table, with the columns of the extractors that failed "
+                 "empty)") if part else ""
+        print(f"deepqoe extract: {bad} video(s) failed{which}, see {written['errors']}", file=sys.stderr)
         _say_failures(run, 5)
     if bad and args.strict:
         return ExitCode.DATA_ERROR

@@ -354,47 +354,73 @@ class ExtractionRun:
 
     @property
     def outcome(self) -> str:
-        """``"ok"``: every video succeeded; ``"partial"``: some failed (see :attr:`failed_ids` and
-        :meth:`errors_table`); ``"failed"``: none succeeded (or there was none)."""
-        bad = len(self.failed_ids)
-        if bad == 0 and self.order:
+        """``"ok"``: every extractor succeeded on every video; ``"partial"``: some extractor failed on some
+        video (see :attr:`failed_ids` and :meth:`errors_table`) and the feature table has a row all the
+        same (:attr:`table_ids`); ``"failed"``: no extractor succeeded on any video (or there was none),
+        so there is no table to write."""
+        if self.order and not self.failed_ids:
             return "ok"
-        return "failed" if bad == len(self.order) else "partial"
+        return "partial" if self.table_ids else "failed"
 
     @property
     def failed_ids(self) -> list[str]:
+        """The videos on which some extractor failed (those of :meth:`errors_table`), in input order."""
         return [i for i in self.order if self.rows[i]["errors"]]
 
     @property
     def ok_ids(self) -> list[str]:
+        """The videos on which every extractor succeeded."""
         return [i for i in self.order if not self.rows[i]["errors"]]
 
-    def features_table(self) -> pd.DataFrame:
-        """One row per video whose every extractor succeeded: ``id`` + feature columns."""
-        columns: list[str] = []
-        seen = set()
+    @property
+    def partial_ids(self) -> list[str]:
+        """The videos on which some extractors failed and others succeeded: in the feature table, the
+        failed extractors' columns missing."""
+        return [i for i in self.order if self.rows[i]["errors"] and self._succeeded(i)]
+
+    @property
+    def table_ids(self) -> list[str]:
+        """The rows of the feature table: every video on which at least one extractor succeeded."""
+        return [i for i in self.order if self._succeeded(i)]
+
+    def _succeeded(self, i: str) -> list[str]:
+        """The extractors (in the run's order) that gave video ``i`` a result."""
+        res = self.rows[i]["results"]
+        return [ex.name for ex in self.extractors if res.get(ex.name) is not None]
+
+    def extractor_columns(self) -> dict[str, list[str]]:
+        """Each extractor's columns, in the run's extractor order: those its results on the videos gave,
+        in the order they give them (the same whichever videos it failed on; none when it failed on
+        every video: nothing names its columns then)."""
+        cols: dict[str, list[str]] = {}
+        seen: set[str] = set()
         for ex in self.extractors:
+            mine = cols.setdefault(ex.name, [])
             for i in self.order:
                 r = self.rows[i]["results"].get(ex.name)
+                for c in (r["values"] if r else ()):
+                    if c not in seen:
+                        seen.add(c)
+                        mine.append(c)
+        return cols
+
+    def features_table(self) -> pd.DataFrame:
+        """One row per video on which at least one extractor succeeded (:attr:`table_ids`, input order):
+        ``id`` + every extractor's columns (float64), empty (NaN) for the extractors that failed on that
+        video. A video on which every extractor failed has no row (it is in :meth:`errors_table`)."""
+        columns = [c for cols in self.extractor_columns().values() for c in cols]
+        ids = self.table_ids
+        data: dict[str, list] = {c: [] for c in columns}
+        for i in ids:
+            vals: dict[str, Any] = {}
+            for r in self.rows[i]["results"].values():
                 if r:
-                    for c in r["values"]:
-                        if c not in seen:
-                            seen.add(c)
-                            columns.append(c)
-        data = {"id": [i for i in self.ok_ids]}
-        for c in columns:
-            data[c] = []
-        for i in self.ok_ids:
-            vals = {}
-            for ex in self.extractors:
-                vals.update(self.rows[i]["results"][ex.name]["values"])
+                    vals.update(r["values"])
             for c in columns:
-                v = vals.get(c, np.nan)
+                v = vals.get(c)
                 data[c].append(np.nan if v is None else float(v))
-        df = pd.DataFrame(data)
+        df = pd.DataFrame({"id": ids, **{c: np.asarray(data[c], dtype=np.float64) for c in columns}})
         df["id"] = df["id"].astype(str)
-        for c in columns:
-            df[c] = df[c].astype(np.float64)
         return df
 
     def errors_table(self) -> pd.DataFrame:
@@ -409,26 +435,21 @@ class ExtractionRun:
         return pd.DataFrame(rows, columns=["id", "path", "extractor", "error"])
 
     def per_frame_table(self) -> pd.DataFrame:
+        """Per-frame values of every extractor that succeeded on a video (so only of videos in the
+        feature table): a failed extractor has none."""
         recs = []
-        failed = set(self.failed_ids)
-        for i in self.order:  # the videos of the features table (a failed video is in the errors table only)
-            if i in failed:
-                continue
-            for name, r in self.rows[i]["results"].items():
-                for metric, series in (r.get("per_frame") or {}).items():
+        for i in self.table_ids:
+            results = self.rows[i]["results"]
+            for name in self._succeeded(i):
+                for metric, series in (results[name].get("per_frame") or {}).items():
                     for k, v in enumerate(series):
                         recs.append((i, name, metric, k, np.nan if v is None else float(v)))
         return pd.DataFrame(recs, columns=["id", "extractor", "metric", "frame", "value"])
 
     def extractor_metadata(self) -> dict:
-        info = {}
-        for ex in self.extractors:
-            cols = []
-            for i in self.ok_ids:
-                cols = list(self.rows[i]["results"][ex.name]["values"])
-                break
-            info[ex.name] = {"version": ex.version, "options": ex.options(), "columns": cols}
-        return info
+        cols = self.extractor_columns()
+        return {ex.name: {"version": ex.version, "options": ex.options(), "columns": cols[ex.name]}
+                for ex in self.extractors}
 
 
 def _report_rejected(rejected: list[tuple[str, str]], bar, shown: int = 5) -> None:
@@ -623,6 +644,27 @@ def output_paths(out: str | os.PathLike, per_frame: bool = False) -> dict[str, P
     return paths
 
 
+_EXACT_INT = 2.0 ** 53  # every whole number up to this size is a float64 and an int64 alike
+
+
+def whole_numbers_as_integers(df: pd.DataFrame) -> pd.DataFrame:
+    """For a CSV: each float column whose every value present is a whole number (a width, a frame count,
+    a rotation, a one-hot codec) as pandas' nullable ``Int64``, so that it is written ``640``, not
+    ``640.0``, and a missing value stays empty. The values are the same numbers; a column with any other
+    value (``0.5``, infinity, ``-0.0``) and a column with no value at all are left as they are, and so
+    written as before. (Parquet keeps float64 for every feature column: one schema whatever the values.)"""
+    whole = {}
+    for c in df.columns:
+        if df[c].dtype != np.float64:
+            continue
+        v = df[c].to_numpy()
+        v = v[~np.isnan(v)]
+        if v.size and np.all(np.abs(v) <= _EXACT_INT) and np.all(v == np.trunc(v)) \
+                and not np.any((v == 0) & np.signbit(v)):
+            whole[c] = "Int64"
+    return df.astype(whole) if whole else df
+
+
 def write_outputs(run: ExtractionRun, out: str | os.PathLike, per_frame: bool = False) -> dict[str, Path]:
     """Write the feature table (Parquet, or CSV by suffix), its errors CSV and metadata JSON (and, with
     ``per_frame``, the per-frame Parquet).
@@ -644,7 +686,7 @@ def write_outputs(run: ExtractionRun, out: str | os.PathLike, per_frame: bool = 
     df = run.features_table()
     meta = {"format": "deepqoe-video-features", "deepqoe_version": __version__, "id_column": "id",
             "extractors": run.extractor_metadata(), "videos": len(run.order), "ok": len(run.ok_ids),
-            "failed": len(run.failed_ids), **run.meta}
+            "failed": len(run.failed_ids), "partial": len(run.partial_ids), "rows": len(df), **run.meta}
     from deepqoe.io import to_json
 
     with contextlib.ExitStack() as stack:
@@ -657,7 +699,8 @@ def write_outputs(run: ExtractionRun, out: str | os.PathLike, per_frame: bool = 
             md[b"deepqoe"] = json.dumps(meta).encode()
             pq.write_table(table.replace_schema_metadata(md), tmp["features"])
         else:
-            df.to_csv(tmp["features"], index=False, sep="\t" if suffix == ".tsv" else ",")
+            whole_numbers_as_integers(df).to_csv(tmp["features"], index=False,
+                                                 sep="\t" if suffix == ".tsv" else ",")
         run.errors_table().to_csv(tmp["errors"], index=False)
         tmp["meta"].write_text(to_json(meta) + "\n", encoding="utf-8")
         if per_frame:
