@@ -2,14 +2,24 @@
 
 Runs the static FFmpeg shipped by ``imageio-ffmpeg`` (it is built with libvmaf; the model is the
 built-in default ``vmaf_v0.6.1``), in one pass: the distorted video is scaled (bicubic) to the
-reference's size, both start at time 0 and are put on the reference's frame grid (:func:`frame_grid`: each
-frame at the nearest multiple of the reference's frame interval, so the 1-ms time base of WebM / Matroska
-cannot pair a frame with its neighbour), and compared frame by frame (up to the end of the shorter one) by libvmaf (VMAF, ``n_threads``)
+reference's size and both are brought onto the reference's time base frame by frame (:func:`frame_grid`):
+a constant-rate grid at the reference's frame rate (its average rate when it has a variable frame rate)
+from time 0 (both videos start at 0), and at each grid time the frame each video shows then, as FFmpeg's
+``fps`` filter picks it (every frame goes to the nearest grid time; of two that land on one grid time the
+later is kept, and a grid time no frame lands on repeats the frame before). Every reference frame is thus
+compared with the distorted frame on screen at its time: a variable-frame-rate reference with a
+constant-rate transcode of it, a distorted video at a lower frame rate (its frames repeated) or with dropped
+frames (the frame before shown on), and the whole-millisecond time stamps of WebM / Matroska alike. The
+frames are compared on that grid up to the end of the shorter video by libvmaf (VMAF, ``n_threads``)
 and by FFmpeg's own ``psnr`` and ``ssim`` filters (SIMD code, faster than libvmaf's float_ssim).
 Every frame's ``vmaf``, ``psnr_y``, ``psnr_cb``, ``psnr_cr`` (capped at 60 dB, as libvmaf does for
 8-bit video; identical frames would be infinite) and ``ssim`` (luma) are kept as per-frame series and
 pooled into columns ``fr_<metric>_mean``, ``_min``, ``_p05`` (5th percentile) and, for VMAF,
-``fr_vmaf_hmean`` (harmonic mean), plus ``fr_psnr_yuv_mean`` (6:1:1 weighted PSNR) and ``fr_frames``.
+``fr_vmaf_hmean`` (harmonic mean), plus ``fr_psnr_yuv_mean`` (6:1:1 weighted PSNR) and ``fr_frames`` (the
+grid times compared: the reference's frame count up to the end of the shorter video, for a
+constant-rate reference). A transcode that moved its frames in time is compared as shown, its shifts counted:
+FFmpeg's ``-r`` / ``-fps_mode cfr`` keeps every frame in order and lets it drift up to about a frame interval
+from its time before it repeats or drops one.
 A reference under :data:`MIN_SIDE` (18) pixels wide or high (8 with a ``vmaf_float`` model) is refused
 before FFmpeg runs: libvmaf crashes on such frames. An FFmpeg killed by a signal is named as such.
 
@@ -98,18 +108,25 @@ def _escape(path: str) -> str:
 
 
 def frame_grid(fps: float) -> str:
-    """The FFmpeg filters that put a video's frames on a grid of ``fps`` frames a second from time 0 (each
-    frame at the nearest multiple of 1 / fps), for both inputs of a full-reference comparison.
+    """The FFmpeg filters that bring a video onto the reference's time base, for both inputs of a
+    full-reference comparison: a constant-rate grid of ``fps`` frames a second (the reference's rate, its
+    average rate when it varies) from time 0, and at each grid time the frame the video shows then.
 
-    FFmpeg pairs the two videos' frames by time stamp. With ``setpts=PTS-STARTPTS`` alone a 29.97-fps
-    encode in WebM or Matroska (time stamps in whole milliseconds) lands up to 0.5 ms after the reference's
-    frame in about half the frames, which then pair with the previous reference frame: VMAF 80.6 instead of
-    96.8 for the same VP9 encode stored as MP4 (540p, 1.6 Mbps). A distorted video at a lower frame rate
-    keeps its time stamps on the grid (each of its frames is compared with the reference frame shown at the
-    same time). An unknown rate falls back to the time stamps themselves."""
+    FFmpeg's ``fps`` filter (``round=near``, its default) does it: every frame goes to the nearest grid time;
+    of two frames on one grid time the later is kept (the earlier dropped), and a grid time no frame lands on
+    repeats the frame before. Both videos then have one frame per grid time and FFmpeg pairs them by time
+    stamp. So a variable-rate reference pairs with a constant-rate transcode of it (moving each frame to its
+    nearest grid time, dropping and repeating none, put two reference frames on one grid time and none on the
+    next, and the pairs around slipped: PSNR 48 dB instead of 60 for a lossless transcode), a 15-fps video is
+    compared with every frame of a 30-fps reference (each of its frames twice, the second time against the
+    reference's next frame), a dropped frame as the frame shown in its place, and time stamps off the grid by
+    under half a frame interval still pair: a 29.97-fps encode in WebM or Matroska (time stamps in whole
+    milliseconds) lands up to 0.5 ms after the reference's frame in about half the frames, which paired with
+    the previous reference frame under ``setpts=PTS-STARTPTS`` alone (VMAF 80.6 instead of 96.8 for the same
+    VP9 encode stored as MP4, 540p, 1.6 Mbps). An unknown rate falls back to the time stamps themselves."""
     if not (math.isfinite(fps) and fps > 0):
         return "setpts=PTS-STARTPTS"
-    return f"settb=AVTB,setpts=round((PTS-STARTPTS)*TB*{float(fps)!r})/({float(fps)!r}*TB)"
+    return f"setpts=PTS-STARTPTS,fps=fps={float(fps)!r}:round=near"
 
 
 def _describe(size: tuple[int, int, int, int, int]) -> str:
@@ -189,9 +206,11 @@ def check_vmaf_model(model: str) -> str:
 
 class FullReferenceExtractor(Extractor):
     name = "full-reference"
+    # 5: both videos on the reference's time base frame by frame (fps filter: frames repeated or dropped), so a
+    #    variable-rate reference pairs with a constant-rate transcode and a lower frame rate or dropped frames count;
     # 4: sizes as shown (rotation), a portrait video against a landscape reference refused (was squashed);
     # 3: frames put on the reference's frame grid (WebM / Matroska inputs were misaligned)
-    version = "4"
+    version = "5"
     needs_reference = True
     defaults = {"model": DEFAULT_MODEL, "threads": 0, "subsample": 1}
 
