@@ -19,7 +19,8 @@ file system).
 
 * **Session models** (``streaming``): the input is in the CSV-of-sessions layout (one row per segment,
   a ``session_id`` column; see :func:`deepqoe.sessions.readers.sessions_from_frame`, the parser
-  ``deepqoe predict`` uses for a CSV). The rows are shuffled by ``session_id`` (Dask's hash shuffle) so
+  ``deepqoe predict`` uses for a CSV). Every input file's header is checked first, with ``deepqoe predict``'s
+  hints (:func:`check_session_headers`). The rows are shuffled by ``session_id`` (Dask's hash shuffle) so
   that every row of a session lands in one partition, whichever input partitions it was spread over,
   then put back in input order. The output has one row per session: ``id, score, scale`` (+ interval
   columns when asked), in no particular order across partitions. A session that cannot be read or
@@ -217,6 +218,48 @@ def input_files(data: str | Path) -> tuple[list[Path], str]:
     return files, kinds.pop()
 
 
+def _csv_sep(files: list[Path], reader: dict) -> str:
+    """The separator of the input CSVs: the model's reader's, or a tab when every file is a ``.tsv``."""
+    sep = reader.get("sep", ",")
+    return "\t" if sep == "," and all(f.suffix.lower() == ".tsv" for f in files) else sep
+
+
+def _header(f: Path, fmt: str, sep: str, encoding: str) -> list[str]:
+    """The column names of one input file as written (Parquet: its schema's, less an index pandas stored)."""
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            schema = pq.read_schema(f)
+            index = {c for c in (schema.pandas_metadata or {}).get("index_columns", ()) if isinstance(c, str)}
+            return [n for n in schema.names if n not in index]
+        return [str(c) for c in pd.read_csv(f, sep=sep, nrows=0, encoding=encoding).columns]
+    except (OSError, ValueError) as e:  # an encoding error, an empty file, not Parquet...
+        raise DeepQoEError(f"cannot read the input: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
+                           file=str(f)) from None
+
+
+def check_session_headers(files: list[Path], fmt: str, sep: str = ",", encoding: str = "utf-8") -> None:
+    """The header of each input file of a session model, checked before any work by
+    :func:`deepqoe.sessions.readers.check_csv_columns` as ``deepqoe predict`` checks a CSV of sessions (the
+    same hints: a file separated by ';', a comma at the end of each line, a column name in capitals or with
+    spaces around it), naming the file. The names are taken as written (the ids are too: see
+    :func:`~deepqoe.sessions.readers.sessions_from_frame`). The CSVs of a folder are read as one table, so
+    they must have one header (Parquet partitions may differ)."""
+    from deepqoe.sessions.readers import check_csv_columns
+
+    first: list[str] | None = None
+    for f in files:
+        names = _header(f, fmt, sep, encoding)
+        check_csv_columns(names, str(f))
+        if first is None:
+            first = names
+        elif fmt == "csv" and names != first:
+            raise DeepQoEError(f"the header differs from that of {files[0].name} ({', '.join(first)}); the CSVs of "
+                               "a folder are read as one table, so every file needs the same columns in the same "
+                               "order", file=str(f))
+
+
 def _read(files: list[Path], fmt: str, source: str, reader: dict, blocksize: str | int):
     """The input as a Dask DataFrame (text columns of sessions as text: '001' is not 1)."""
     import dask.dataframe as dd
@@ -227,10 +270,7 @@ def _read(files: list[Path], fmt: str, source: str, reader: dict, blocksize: str
     try:
         if fmt == "parquet":
             return dd.read_parquet(names)
-        sep = reader.get("sep", ",")
-        if sep == "," and all(f.suffix.lower() == ".tsv" for f in files):
-            sep = "\t"
-        return dd.read_csv(names, blocksize=blocksize, sep=sep, decimal=reader.get("decimal", "."),
+        return dd.read_csv(names, blocksize=blocksize, sep=_csv_sep(files, reader), decimal=reader.get("decimal", "."),
                            encoding=reader.get("encoding", "utf-8"), assume_missing=True,
                            dtype={c: str for c in list(CSV_TEXT_COLUMNS) + list(reader.get("text", []))})
     except (OSError, ValueError) as e:
@@ -307,6 +347,8 @@ def score_batch(model: Any, data: str | Path, out: str | Path, *, scheduler: str
         if cfg is not None:
             reader = {"sep": cfg.reader.sep, "decimal": cfg.reader.decimal, "encoding": cfg.reader.encoding,
                       "text": [cfg.id] if cfg.id else []}  # ids as written, as deepqoe predict reads them
+    if kind == "sessions":  # before starting a cluster: a bad header of any file is said at once
+        check_session_headers(files, fmt, _csv_sep(files, reader), reader.get("encoding", "utf-8"))
     ref = _model_ref(model, predictor)
     client, cluster, _ = dask_client(scheduler, workers, processes)
     # one torch thread per worker: the parallelism is across workers, and the per-batch work is small enough
@@ -317,9 +359,6 @@ def score_batch(model: Any, data: str | Path, out: str | Path, *, scheduler: str
             ddf = _read(files, fmt, source, reader, blocksize)
             with atomic_directory(out, "part-*.parquet", "a folder of scored partitions") as tmp:
                 if kind == "sessions":
-                    from deepqoe.sessions.readers import check_csv_columns
-
-                    check_csv_columns(list(ddf.columns), source)
                     n = npartitions or ddf.npartitions
                     tagged = ddf.map_partitions(_tag, meta=ddf._meta.assign(_part=np.int64(0), _pos=np.int64(0)))
                     parts = tagged.shuffle(on="session_id", npartitions=n).to_delayed()

@@ -22,23 +22,68 @@ WATERLOO_META_COLUMNS = ("abr", "content", "encoding_profile", "device", "trace"
 #: log column -> pooled (duration-weighted) ``meta`` column, where the log has it.
 WATERLOO_POOLED = {"psnr": "psnr_mean", "ssim": "ssim_mean", "representation_index": "rep_index_mean",
                    "qp": "qp_mean"}
+#: The number columns of a log that are read (every cell checked, :func:`_log_numbers`).
+_LOG_NUMBERS = ("chunk_duration", "rebuffering_duration", "video_bitrate", "width", "height", "framerate", "vmaf",
+                *WATERLOO_POOLED)
 _TEXT = {c: str for c in ("streaming_log", "abr", "content", "encoding_profile", "device", "individual_scores")}
 
 
-def _numbers(cells: pd.Series, file: Path, column: str, *, missing_ok: bool = False) -> np.ndarray:
-    """A column as floats; a cell that is not a finite number is an error naming the file, column and row
-    (rows counted from 1 after the header). With ``missing_ok`` an empty cell is NaN."""
+#: The most bad cells one error lists (the first and the others after it); the rest are counted.
+MAX_BAD_CELLS = 20
+
+
+def _bad_numbers(cells: pd.Series, column: str, *, missing_ok: bool = False) -> tuple[np.ndarray, list]:
+    """A column as floats, and its bad cells: ``(row index, column, problem)`` for each cell that is not a
+    finite number (with ``missing_ok`` an empty cell is NaN, not a bad cell)."""
     v = pd.to_numeric(cells, errors="coerce").to_numpy(float)
     bad = ~np.isfinite(v) & ~(missing_ok & cells.isna().to_numpy())
-    if bad.any():
-        i = _first_true(bad)
-        got = "a missing value" if pd.isna(cells.iloc[i]) else short_value(cells.iloc[i])  # pandas reads n/a, NA as missing
-        raise DeepQoEError(f"expected a finite number, got {got}", file=str(file), column=column, row=i + 1)
+    return v, [(int(i), column, "expected a finite number, got "
+                + ("a missing value" if pd.isna(cells.iloc[i]) else short_value(cells.iloc[i])))  # n/a, NA: missing
+               for i in np.flatnonzero(bad)]
+
+
+def _cells_error(bad: list, file: Path, where: str) -> DeepQoEError:
+    """One error for the bad cells ``(row index, column, problem)`` of one file, in row order (a row's cells in
+    the order given): the first is the error's column and row (rows counted from 1 after the header), as
+    when it is the only one; the others follow it, each with its column and row, at most
+    :data:`MAX_BAD_CELLS` named in all and the rest counted. ``where``: where they are (``"in this log"``)."""
+    bad = sorted(bad, key=lambda b: b[0])
+    i, column, problem = bad[0]
+    rest = bad[1:]
+    if rest:
+        named = [f"column '{c}', row {k + 1}: {p}" for k, c, p in rest[:MAX_BAD_CELLS - 1]]
+        if len(rest) > len(named):
+            named.append(f"and {len(rest) - len(named)} more")
+        problem += f" (and {len(rest)} more bad cell(s) {where}: {'; '.join(named)})"
+    return DeepQoEError(problem, file=str(file), column=column, row=i + 1)
+
+
+def _numbers(cells: pd.Series, file: Path, column: str, *, missing_ok: bool = False) -> np.ndarray:
+    """A column as floats; the cells that are not finite numbers are one error naming the file, column and
+    row of each (:func:`_cells_error`). With ``missing_ok`` an empty cell is NaN."""
+    v, bad = _bad_numbers(cells, column, missing_ok=missing_ok)
+    if bad:
+        raise _cells_error(bad, file, "in this column")
     return v
 
 
-def _log_column(log: pd.DataFrame, name: str, f: Path) -> np.ndarray | None:
-    return _numbers(log[name], f, name) if name in log.columns else None
+def _log_numbers(log: pd.DataFrame, f: Path) -> dict[str, np.ndarray]:
+    """The number columns of a log that are read (:data:`_LOG_NUMBERS`, where the log has them) as floats.
+    Every bad cell of the log (not a finite number; a negative ``rebuffering_duration``) is named in one
+    error (:func:`_cells_error`), so that one run shows all there is to fix in the log."""
+    cols, bad = {}, []
+    for c in log.columns:
+        if c in _LOG_NUMBERS:
+            cols[c], b = _bad_numbers(log[c], c)
+            bad.extend(b)
+    reb = cols.get("rebuffering_duration")
+    if reb is not None:
+        bad.extend((int(i), "rebuffering_duration", f"a stall duration must not be negative (got {reb[i]:g})")
+                   for i in np.flatnonzero(reb < 0))
+    if bad:
+        where = {c: k for k, c in enumerate(log.columns)}  # a row's cells in the log's order
+        raise _cells_error(sorted(bad, key=lambda b: (b[0], where[b[1]])), f, "in this log")
+    return cols
 
 
 def _first_true(mask: np.ndarray) -> int:
@@ -96,22 +141,18 @@ def _layout_session(base: Path, r: dict, mos: float, *, name: str, mos_scale: st
         raise DeepQoEError(f"no log '{log_name}' in streaming_logs/ for this row", file=str(base / "data.csv"),
                            column="streaming_log", row=row)
     log = read_table(f)
-    dur = _log_column(log, "chunk_duration", f)
-    if dur is None:
-        if chunk_duration is None:
-            raise DeepQoEError("missing the column 'chunk_duration' (give chunk_duration= for logs "
-                               "without it)", file=str(f), column="chunk_duration")
-        dur = np.full(len(log), float(chunk_duration))
-    reb = _log_column(log, "rebuffering_duration", f)
-    if reb is None:
+    if "chunk_duration" not in log.columns and chunk_duration is None:
+        raise DeepQoEError("missing the column 'chunk_duration' (give chunk_duration= for logs "
+                           "without it)", file=str(f), column="chunk_duration")
+    if "rebuffering_duration" not in log.columns:
         raise DeepQoEError("missing the column 'rebuffering_duration' (the stall before each chunk)",
                            file=str(f), column="rebuffering_duration")
-    if (reb < 0).any():
-        raise DeepQoEError(f"a stall duration must not be negative (got {reb[_first_true(reb < 0)]:g})",
-                           file=str(f), column="rebuffering_duration", row=_first_true(reb < 0) + 1)
+    cols = _log_numbers(log, f)
+    dur = cols["chunk_duration"] if "chunk_duration" in cols else np.full(len(log), float(chunk_duration))
+    reb = cols["rebuffering_duration"]
     start = np.concatenate([[0.0], np.cumsum(dur)[:-1]])
     stall = reb > 0
-    vmaf = _log_column(log, "vmaf", f)
+    vmaf = cols.get("vmaf")
     off = None if vmaf is None else (vmaf < 0) | (vmaf > 100)
     if off is not None and off.any():
         k, more = _first_true(off), int(off.sum()) - 1
@@ -124,12 +165,12 @@ def _layout_session(base: Path, r: dict, mos: float, *, name: str, mos_scale: st
     content = r.get("content") if isinstance(r.get("content"), str) else None
     ctx = {"display_height": _DISPLAY[device], "device_model": device} if device in _DISPLAY else {}
     session = Session.from_arrays(
-        log_name[:-4], start, dur, bitrate_kbps=_log_column(log, "video_bitrate", f),
-        width=_log_column(log, "width", f), height=_log_column(log, "height", f),
-        fps=_log_column(log, "framerate", f), quality=None if vmaf is None else np.clip(vmaf, 0, 100),
+        log_name[:-4], start, dur, bitrate_kbps=cols.get("video_bitrate"),
+        width=cols.get("width"), height=cols.get("height"),
+        fps=cols.get("framerate"), quality=None if vmaf is None else np.clip(vmaf, 0, 100),
         codec=codec.strip().lower() if isinstance(codec, str) else None,
         stall_start=start[stall], stall_duration=reb[stall], device=device, context=ctx, content=content,
-        representation=_log_column(log, "representation_index", f),
+        representation=cols.get("representation_index"),
         mos=None if np.isnan(mos) else float(mos), mos_scale=None if np.isnan(mos) else mos_scale,
         dataset=name, file=str(f))
     meta = {"session_id": session.id, "streaming_log": log_name}
@@ -138,7 +179,7 @@ def _layout_session(base: Path, r: dict, mos: float, *, name: str, mos_scale: st
             meta[c] = _trace(r[c]) if c == "trace" and pd.notna(r[c]) else r[c]
     w = dur / dur.sum()
     for col, out in WATERLOO_POOLED.items():
-        v = _log_column(log, col, f)
+        v = cols.get(col)
         if v is not None:
             meta[out] = float((v * w).sum())
     seen[session.id] = row
@@ -148,7 +189,8 @@ def _layout_session(base: Path, r: dict, mos: float, *, name: str, mos_scale: st
 def load_waterloo_folder(folder: str | os.PathLike, *, name: str | None = None, mos_scale: str = "0-100",
                          chunk_duration: float | None = None) -> StreamingDataset:
     """A folder in the Waterloo SQoE layout: ``data.csv`` (one row per session: ``streaming_log``,
-    ``mos``) and one per-chunk log per session in ``streaming_logs/``; the first problem raises.
+    ``mos``) and one per-chunk log per session in ``streaming_logs/``; the first problem raises (a bad log:
+    one error naming every bad cell of that log, :func:`_cells_error`).
 
     Logs: ``rebuffering_duration`` of chunk i is a stall just before chunk i (chunk 0: the initial
     loading); ``chunk_duration`` (or the ``chunk_duration`` given); optional ``video_bitrate`` (kbps),
@@ -177,7 +219,8 @@ def load_waterloo_folder(folder: str | os.PathLike, *, name: str | None = None, 
 def waterloo_layout_sessions(folder: str | os.PathLike, *, chunk_duration: float | None = None,
                              mos_scale: str | None = None) -> tuple[list[Session], list[DeepQoEError]]:
     """The sessions of a Waterloo-layout folder for :func:`deepqoe.sessions.readers.load_sessions`: a bad
-    log is a failure of its session (the others are read), a bad ``data.csv`` raises.
+    log is a failure of its session (one error naming every bad cell of the log; the others are read), a bad
+    ``data.csv`` raises.
 
     ``mos`` is on the family's 0-100 scale; when some ``mos`` fall outside 0-100 (z-scored releases) they
     are read as ``z`` (through these scores' own mean and SD), with a note naming the first such row; scores
