@@ -112,9 +112,11 @@ def test_train_writes_intervals_and_they_round_trip(regression_model):
     d, m = regression_model
     saved = json.loads((m / INTERVALS_FILE).read_text())
     metrics = json.loads((m / "metrics.json").read_text())
-    # 300 rows: 60 test, 240 training of which 20 % (group-disjoint by title) calibrate, the rest fit
+    # 300 rows: 20 % of the 8 titles tested on (group-disjoint), the other rows training, of which 20 % (group-
+    # disjoint by title) calibrate, the rest fit
     assert saved["method"] == "split-conformal" and saved["n_calibration"] == metrics["intervals"]["n_calibration"]
-    assert 30 <= saved["n_calibration"] <= 90 and metrics["n_train"] + saved["n_calibration"] == 240
+    assert metrics["holdout"] == "group-disjoint" and 0 < metrics["n_test"] < 150
+    assert 20 <= saved["n_calibration"] <= 90 and metrics["n_train"] + saved["n_calibration"] == 300 - metrics["n_test"]
     assert set(metrics["intervals"]["test"]) == {"0.8", "0.9"}
     from deepqoe.predictor import load_predictor
 
@@ -253,8 +255,9 @@ def test_classifier_has_no_intervals(tmp_path: Path, capsys):
     cfg = write_config(tmp_path, tmp_path / "t.csv", training={"max_epochs": 3})
     assert main(["train", str(cfg), "--out", str(tmp_path / "m"), "-q"]) == 0
     assert not (tmp_path / "m" / INTERVALS_FILE).exists()
-    assert main(["predict", str(tmp_path / "m"), str(tmp_path / "t.csv"), "--interval", "0.9"]) == 1
-    assert "no prediction intervals" in capsys.readouterr().err
+    # intervals are for scores: --interval on a classifier is an option for another kind of model (exit 2)
+    assert main(["predict", str(tmp_path / "m"), str(tmp_path / "t.csv"), "--interval", "0.9"]) == 2
+    assert "--interval is for regression and session models" in capsys.readouterr().err
 
 
 # ---- per-dataset intervals of a session model trained on several datasets (--calibration) ----------------

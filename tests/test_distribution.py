@@ -266,8 +266,9 @@ def test_rating_head_choice_on_the_command_line(tmp_path, capsys):
     assert main(["predict", "streaming", str(f), "--rating-head", "nope"]) == 1
     err = capsys.readouterr().err
     assert "unknown rating head 'nope'" in err and "p1203-open" in err and len(err.strip().splitlines()) == 1
-    assert main(["predict", "upec-qoe-lab", str(f), "--rating-head", "x"]) == 1
-    assert "no rating-distribution head" in capsys.readouterr().err
+    # a classifier never has a rating-distribution head: an option for another kind of model, a usage error
+    assert main(["predict", "upec-qoe-lab", str(f), "--rating-head", "x"]) == 2
+    assert "--rating-head is for session models" in capsys.readouterr().err
 
 
 def test_calibration_serves_its_own_rating_head(tmp_path):

@@ -275,7 +275,7 @@ def test_a_chart_draws_the_scores_interval(tmp_path):
     s = [Session.from_dict(_session(1))]
     p = load_predictor("streaming")
     with_iv, _ = p.predict_sessions(s, interval=0.9)
-    without, _ = p.predict_sessions(s)
+    without, _ = p.predict_sessions(s, interval=None)  # (the default gives the model's 0.9 interval)
     assert "interval" in with_iv[0] and "interval" not in without[0]
     a = curve_plots(with_iv, s, tmp_path / "a")[0].read_bytes()
     b = curve_plots(without, s, tmp_path / "b")[0].read_bytes()

@@ -90,6 +90,9 @@ def test_python_api_clips_scores_to_the_training_range_with_one_note(fitted_dir)
     assert ((scores >= round(y.min(), 6)) & (scores <= round(y.max(), 6))).all()
     assert scores[1] == pytest.approx(raw[1], abs=1e-6)  # a row inside the range is untouched
     notes = _notes(rec)
+    # the clip note, and the note that 2 bitrates are far outside the training range (test_table_predict_audit16)
+    assert len(notes) == 2 and sum("far outside its training range" in n for n in notes) == 1, notes
+    notes = [n for n in notes if "clipped" in n]
     assert len(notes) == 1 and f"{n_out} of 3 row(s)" in notes[0] and "training targets" in notes[0]
     assert f"[{y.min():g}, {y.max():g}]" in notes[0]
     with warnings.catch_warnings(record=True) as rec:  # nothing clipped: no note
@@ -110,7 +113,8 @@ def test_model_written_before_the_range_is_not_clipped(fitted_dir):
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
         scores = np.array([r["score"] for r in p.predict_rows(X)])
-    assert scores == pytest.approx(p.model.predict(X), abs=1e-6) and not _notes(rec)
+    # no clip note (the note on the inputs far outside their training range is another matter)
+    assert scores == pytest.approx(p.model.predict(X), abs=1e-6) and not [n for n in _notes(rec) if "clipped" in n]
 
 
 @pytest.mark.parametrize("change,field", [({"min": 9.0, "max": 1.0}, "target"), ({"max": None}, "target"),
@@ -143,7 +147,9 @@ def test_cli_predict_clips_scores_and_intervals_and_says_so(tmp_path, capsys):
     got = pd.read_csv(pd.io.common.StringIO(out))
     for c in ("score", "interval_low", "interval_high"):
         assert ((got[c] >= lo - 1e-6) & (got[c] <= hi + 1e-6)).all(), c
-    assert err.count("\n") == 1 and err.startswith("deepqoe: note: ") and f"clipped to [{lo:g}, {hi:g}]" in err
+    lines = err.splitlines()  # the clip note, and the note on the bitrates far outside their training range
+    assert len(lines) == 2 and all(x.startswith("deepqoe: note: ") for x in lines), err
+    assert f"clipped to [{lo:g}, {hi:g}]" in lines[0] and "'bitrate' far outside its training range" in lines[1]
     code, _, err = _run(capsys, "predict", model, tmp_path / "new.csv", "-q")
     assert code == 0 and err == ""
 

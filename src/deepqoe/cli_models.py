@@ -73,6 +73,10 @@ def _report_trained(args, metrics: dict, prefix: str) -> None:
         part = metrics.get("test") or metrics["train"]
         key = "accuracy" if metrics["task"] == "classification" else "rmse"
         where = "test" if "test" in metrics else "train"
+        if where == "test" and metrics.get("holdout") == "group-disjoint":
+            where = f"test (groups by '{metrics['group']}', none trained on)"
+        elif where == "test" and metrics.get("holdout"):
+            where = "test (random rows)"
         status(args, f"{prefix} on {metrics['n_train']} rows in {metrics['fit_seconds']:.1f} s; "
                      f"{where} {key} = {part[key]:.4f}")
     status(args, f"model saved to {args.out} (metrics in {Path(args.out) / 'metrics.json'})")
@@ -254,7 +258,30 @@ def interval_level(args, predictor) -> float | None:
         level = parse_level(raw)
     except DeepQoEError as e:
         raise UsageError(e.message) from None
+    if level is not None and predictor.task == "classification" and not predictor.is_session:
+        raise UsageError("--interval is for regression and session models (prediction intervals are for scores); "
+                         "this model is a classifier: drop --interval")
     return predictor.check_interval(level, calibration)
+
+
+def check_model_options(args, predictor) -> None:
+    """An option that does not apply to this kind of model is a usage error (exit 2, one line), said before any
+    data is read: --scale, --plots and --calibration are for session models, --rating-head and --interval
+    (a level) not for a classifier. (An option this kind of model takes, but this model was trained without,
+    e.g. --interval of a regression model trained without intervals.json, is the model's: exit 1, saying why.)"""
+    if predictor.is_session:
+        return
+    if args.scale:
+        raise UsageError("--scale is for session models; this model predicts from table rows")
+    if getattr(args, "plots", None):
+        raise UsageError("--plots is for session models (per-second QoE charts); this model predicts from table rows")
+    if args.calibration:
+        raise UsageError("--calibration is for session models trained on several datasets; this model predicts "
+                         "from table rows")
+    if args.rating_head is not None and predictor.task == "classification":
+        raise UsageError("--rating-head is for session models and regression models trained with "
+                         "dataset.individual (a rating-distribution head); this model is a classifier: drop "
+                         "--rating-head")
 
 
 def _cmd_predict(args) -> int:
@@ -262,6 +289,7 @@ def _cmd_predict(args) -> int:
     from deepqoe.predictor import Predictor, place_model, prediction_table
 
     predictor = Predictor(place_model(load_model(args.model_dir), args.device))
+    check_model_options(args, predictor)  # an option for another kind of model: exit 2, before any data is read
     predictor.select_rating_head(args.rating_head)
     if predictor.is_session:
         predictor.check_calibration(args.calibration)  # before any data is read
@@ -281,13 +309,6 @@ def _cmd_predict(args) -> int:
         from deepqoe.sessions.predict import predict_sessions
 
         return predict_sessions(predictor, args)
-    if args.scale:
-        raise UsageError("--scale is for session models; this model predicts from table rows")
-    if getattr(args, "plots", None):
-        raise UsageError("--plots is for session models (per-second QoE charts); this model predicts from table rows")
-    if args.calibration:
-        raise UsageError("--calibration is for session models trained on several datasets; this model predicts "
-                         "from table rows")
     _table_input(predictor, data)
     from deepqoe.workflow import read_prediction_input
 

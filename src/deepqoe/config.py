@@ -344,6 +344,30 @@ class DatasetConfig(_Strict):
                                                    "not classes: use task 'regression', or 'target_bins' to cut "
                                                    "the mean score into the classes")
 
+    def leakage_notes(self) -> list[tuple[str, str]]:
+        """``(field below dataset, message)`` for each input that reads the ``group`` or the ``id`` column
+        (beside :meth:`check_trainable`'s refusal of the target as an input: these are allowed, but rarely
+        meant): a group as an input lets the model learn each group's own level, which a group-disjoint test
+        (or a new group) does not have, and flatters a random-rows test; an id names a row and says nothing
+        about quality. A vector input joined on the column (``file``) only reads it as the join key, and an
+        input with projection 0 is not used: neither is named."""
+        notes = []
+        for k, inp in enumerate(self.inputs):
+            if inp.file is not None or inp.projection == 0:
+                continue
+            used = inp.columns or [inp.column]
+            if self.group is not None and self.group in used:
+                notes.append((f"inputs.{k}", f"the group column '{self.group}' is also an input: the model can "
+                                             f"learn each {self.group}'s own score, which a new {self.group} does "
+                                             f"not have (a test on {self.group} values trained on flatters it); "
+                                             "remove it from 'inputs' unless every row to predict comes from a "
+                                             f"{self.group} trained on"))
+            if self.id is not None and self.id in used and self.id != self.group:
+                notes.append((f"inputs.{k}", f"the id column '{self.id}' is also an input: an id names a row and "
+                                             "says nothing about its quality, so the model can only memorise the "
+                                             "training rows by it; remove it from 'inputs'"))
+        return notes
+
     def _check_individual(self) -> None:
         if self.individual is None:
             if self.rating_scale is not None:
@@ -779,10 +803,20 @@ def _experiment_config(p: Path, raw: dict) -> ExperimentConfig:
 
 
 def config_from_dict(raw: dict, base_dir: str | None = None, file: str | None = None) -> ExperimentConfig:
+    """A validated config; an input that reads the dataset's group or id column gets a
+    :class:`~deepqoe.errors.DeepQoENote` (:meth:`DatasetConfig.leakage_notes`)."""
     try:
         cfg = ExperimentConfig.model_validate(raw)
     except ValidationError as e:
         raise format_validation_error(e, ExperimentConfig, file) from None
     cfg.dataset.base_dir = base_dir
     cfg.path = file
+    if cfg.dataset.leakage_notes():
+        import warnings
+
+        from deepqoe.errors import DeepQoENote
+
+        where = f"file '{file}', " if file else ""
+        for field, message in cfg.dataset.leakage_notes():
+            warnings.warn(f"{where}field 'dataset.{field}': {message}", DeepQoENote, stacklevel=2)
     return cfg

@@ -7,8 +7,10 @@
     rows = load_predictor("upec-qoe-lab").predict_rows(df)  # [{"score", "expected_rating", "probabilities"}]
 
 A regression model with ``intervals.json`` in its directory (:mod:`deepqoe.conformal`) adds
-``"interval": {"level", "low", "high"}`` to each row when asked (``interval=0.9``; on the scale asked for,
-clipped to a session model's scale). A session model trained on several datasets predicts, when asked
+``"interval": {"level", "low", "high"}`` to each row (on the scale asked for, clipped to a session model's
+scale): by default at the level ``deepqoe predict`` and the service give (:meth:`Predictor.interval_default`,
+:data:`deepqoe.conformal.DEFAULT_LEVEL` when calibrated on enough scores), at ``interval=0.8`` when asked, none
+with ``interval=None``. A session model trained on several datasets predicts, when asked
 (``calibration="p1203-open"``, ``deepqoe predict --calibration``, the service's ``"calibration"``), as that
 dataset's viewers used the scale, with that dataset's own intervals (``intervals.json``'s ``by_calibration``).
 
@@ -358,11 +360,14 @@ class Predictor:
         return out
 
     def predict_sessions(self, sessions: Sequence, *, scale: str | None = None, curve: bool = True,
-                         explain: bool = False, interval: float | None = None, calibration: str | None = None,
-                         rating_head: str | None = None) -> tuple[list[dict], list[DeepQoEError]]:
+                         explain: bool = False, interval: float | bool | None = True,
+                         calibration: str | None = None, rating_head: str | None = None
+                         ) -> tuple[list[dict], list[DeepQoEError]]:
         """Score sessions: ``(rows, failures)``; rows in input order (failed sessions left out) as
         ``{"id", "score", "scale", "curve", "curve_step_s"}`` (+ ``"explanation"`` when asked, + ``"interval":
-        {"level", "low", "high"}`` on the asked scale when ``interval`` is a level).
+        {"level", "low", "high"}`` on the asked scale: by default (``interval=True``) at the level ``deepqoe
+        predict`` and the service give (:meth:`interval_default` of ``calibration``), at ``interval`` when it is
+        a level, none with ``interval=None`` (or False)).
 
         ``calibration``: the name of a training dataset (:attr:`calibrations`): scores and curves as that
         dataset's viewers used the scale (its learned score calibration, instead of the average of them),
@@ -376,7 +381,7 @@ class Predictor:
         self.require_sessions()
         target = parse_scale(scale or COMMON_SCALE)  # a bad scale fails before any work
         calibration = self.check_calibration(calibration)
-        interval = self.check_interval(interval, calibration)
+        interval = self._interval_level(interval, calibration)
         head = self.rating_head_for(calibration, rating_head)
         sessions, unread = _as_sessions(sessions)
         if not sessions:
@@ -493,29 +498,62 @@ class Predictor:
 
     # ------------------------------------------------------------------ rows
     def _note_unseen_categories(self, X: pd.DataFrame) -> None:
-        """A note per categorical input with values the training data did not have (they take the unknown
-        category's learned embedding): how many rows, and a few of the values."""
+        """The notes on inputs the model reads as it read nothing like them in training, one per input (said
+        by the CLI, Python and the service alike): a categorical input with values the training data did not
+        have (they take the unknown category's learned embedding), a text input whose text has no word the
+        embedding knows (the zero vector: no information), a continuous input far outside its training range
+        (:meth:`~deepqoe.features.tabular.ContinuousEncoder.far_outside`: the prediction extrapolates); how many
+        rows, and a few of the values."""
         import warnings
 
         from deepqoe.errors import DeepQoENote
+        from deepqoe.features.tabular import show_value
 
+        n = len(X)
         for enc in getattr(self.model, "encoders_", None) or []:
-            if not hasattr(enc, "unseen_values"):
-                continue
-            k, values = enc.unseen_values(X)
-            if k:
-                warnings.warn(f"{k} of {len(X)} row(s) have a value of '{enc.cfg.column}' not seen in training (e.g. "
-                              f"{', '.join(values)}): it is read as the unknown category", DeepQoENote, stacklevel=3)
+            if hasattr(enc, "unseen_values"):
+                k, values = enc.unseen_values(X)
+                if k:
+                    warnings.warn(f"{k} of {n} row(s) have a value of '{enc.cfg.column}' not seen in training (e.g. "
+                                  f"{', '.join(values)}): it is read as the unknown category", DeepQoENote,
+                                  stacklevel=3)
+            elif hasattr(enc, "unknown_texts"):
+                k, texts = enc.unknown_texts(X)
+                if k:
+                    warnings.warn(f"{k} of {n} row(s) have a text of '{enc.cfg.column}' with no word the "
+                                  f"'{enc.cfg.embedding}' embedding knows (e.g. {', '.join(map(show_value, texts))}): "
+                                  "it is read as the zero vector, which carries no information", DeepQoENote,
+                                  stacklevel=3)
+            elif hasattr(enc, "far_outside"):
+                for column, k, values, lo, hi in enc.far_outside(X):
+                    warnings.warn(f"{k} of {n} row(s) have a value of '{column}' far outside its training range "
+                                  f"[{lo:g}, {hi:g}] (beyond it by more than its width, or of the other sign; e.g. "
+                                  f"{', '.join(f'{v:g}' for v in values)}): the model was not trained on such "
+                                  "values, its prediction for them is an extrapolation", DeepQoENote, stacklevel=3)
+
+    def _interval_level(self, interval: float | bool | None, calibration: str | None = None) -> float | None:
+        """The level of a predict call's ``interval``: True (the default) -> :meth:`interval_default` (0.9 when
+        the model has intervals calibrated on enough scores, as ``deepqoe predict`` and the service give by
+        default; else none); None or False -> none; a level -> that level, checked (:meth:`check_interval`)."""
+        if interval is True:
+            return self.interval_default(calibration)
+        if interval is None or interval is False:
+            return None
+        return self.check_interval(interval, calibration)
 
     def predict_rows(self, df: pd.DataFrame, *, explain: bool = False, ids: Sequence | None = None,
-                     interval: float | None = None) -> list[dict]:
+                     interval: float | bool | None = True) -> list[dict]:
         """Predict a table model's rows: ``[{"score", ...}]`` in row order (``"id"`` when ``ids`` gives one).
 
         Classifiers add ``expected_rating`` (when the classes are numbers) and ``probabilities``; a regression
-        model with intervals adds ``"interval": {"level", "low", "high"}`` when ``interval`` is a level."""
+        model with intervals adds ``"interval": {"level", "low", "high"}``: by default (``interval=True``) at the
+        level ``deepqoe predict`` and the service give (:meth:`interval_default`: 0.9 when its intervals are
+        calibrated on enough scores), at ``interval`` when it is a level, none with ``interval=None`` (or
+        False). Notes (:class:`~deepqoe.errors.DeepQoENote`) say which inputs the model reads as nothing it was
+        trained on (:meth:`_note_unseen_categories`) and which scores were clipped."""
         if self.is_session:
             raise DeepQoEError("this is a streaming-session model: give it sessions, not table rows")
-        interval = self.check_interval(interval)
+        interval = self._interval_level(interval)
         est = self.model
         X = df.reset_index(drop=True)
         rows: list[dict] = [{} if ids is None or ids[i] is None else {"id": ids[i]} for i in range(len(X))]

@@ -7,7 +7,10 @@ Endpoints (the OpenAPI schema at ``/openapi.json``; ``/docs`` is a small page bu
 * ``POST /predict`` - rows (table models) or sessions (session models) in JSON:
 
   - a table model takes one row object, a list of rows, or ``{"rows": [...], "explain": false}``; a row
-    holds exactly the model's input columns (``GET /model`` lists them), plus an optional ``id``;
+    holds exactly the model's input columns (``GET /model`` lists them), plus an optional ``id`` (or, as
+    ``deepqoe predict`` reads it, the model's id column, its config's ``dataset.id``: both given, the same
+    id); a value is read as ``deepqoe predict`` reads a table's (a text of blanks is a missing text, a number
+    above 1e15 in magnitude too large: a 422 naming the row);
   - a session model (the shipped ``streaming`` model) takes one session, a list of sessions,
     ``{"sessions": [...]}``, or an ITU-T P.1203 input JSON (``I13`` / ``I23`` / ``IGen``);
   - a prediction interval (split conformal, :mod:`deepqoe.conformal`) comes with every score of a model that
@@ -32,8 +35,9 @@ Endpoints (the OpenAPI schema at ``/openapi.json``; ``/docs`` is a small page bu
 
   The answer is ``{"model", "task", "n", "predictions": [...]}`` (and ``"scale"``, the scale asked for, for
   session models; ``"notes"``, one line each, when the input raised notes that ``deepqoe predict`` prints
-  as ``deepqoe: note: ...``: a category not seen in training, scores clipped to the training targets' range,
-  a stall just after the media's end moved to it); each prediction has ``score`` (and ``id``), computed by
+  as ``deepqoe: note: ...``: a category not seen in training, a text with no word the embedding knows, a
+  number far outside its input's training range, scores clipped to the training targets' range, a stall just
+  after the media's end moved to it); each prediction has ``score`` (and ``id``), computed by
   :class:`deepqoe.predictor.Predictor`, the path ``deepqoe predict`` takes: a session model's scores and
   curves are always inside its scale.
 
@@ -132,6 +136,13 @@ class RequestError(Exception):
         super().__init__(message)
         self.status, self.message, self.field = status, message, field
         self.errors = errors
+
+
+def row_error(e: DeepQoEError) -> RequestError:
+    """The 422 for a table row the predictor could not read (``e`` names its 1-based row and its column), in
+    the shape of the request's own row errors: ``rows[k].COLUMN: message``, with the field ``rows[k].COLUMN``."""
+    where = f"rows[{e.row - 1}]" + (f".{e.column or e.field}" if e.column or e.field else "")
+    return RequestError(422, f"{where}: {e.message}", where)
 
 
 def every_error(errors: list[RequestError]) -> RequestError:
@@ -470,11 +481,21 @@ class ModelService:
         card = self.model_dir / "MODEL_CARD.md"
         self.card = card.read_text(encoding="utf-8") if card.is_file() else None
         self.columns = self._columns()
+        self.id_column = self._id_column()
         self.started = time.time()
         self.n_requests = 0
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ schema
+    def _id_column(self) -> str | None:
+        """The id column of the table model's config (``dataset.id``, which ``deepqoe predict`` copies as each
+        row's id): a row may give its id under that name as well as ``id``; None when there is none (or it is
+        ``id``, or an input)."""
+        if self.is_session:
+            return None
+        col = (self.meta.get("dataset") or {}).get("id")
+        return col if isinstance(col, str) and col and col != "id" and col not in self.columns else None
+
     def _columns(self) -> dict[str, dict]:
         """Input column -> {modality, type, ...} for table models."""
         cols: dict[str, dict] = {}
@@ -563,6 +584,10 @@ class ModelService:
             else:
                 props[c] = {"type": "array", "maxItems": d["max_length"]}
         props["id"] = {"oneOf": [{"type": "string"}, {"type": "integer"}], "description": "optional, echoed back"}
+        if self.id_column:  # the config's id column, as deepqoe predict reads it
+            props[self.id_column] = {"oneOf": [{"type": "string"}, {"type": "integer"}],
+                                     "description": "optional: the row's id under the model's id column (as "
+                                                    "'id'), echoed back as 'id'"}
         required = [c for c, d in self.columns.items() if not d.get("optional")]
         row = {"type": "object", "properties": props, "required": required, "additionalProperties": False}
         wrapper = {"type": "object", "required": ["rows"], "additionalProperties": False,
@@ -579,6 +604,7 @@ class ModelService:
                "classes": m.get("classes"),
                "scale": (m.get("session_model") or {}).get("scale"),
                "inputs": [] if self.is_session else [{"column": c, **d} for c, d in self.columns.items()],
+               "id_column": self.id_column,  # a row's id may come under this name too (None: 'id' only)
                "session_model": m.get("session_model"),
                "explain_groups": list(m.get("explain_groups")
                                       or [c.key for c in getattr(self.est, "input_configs_", [])]),
@@ -649,17 +675,29 @@ class ModelService:
         if not isinstance(row, dict):
             raise RequestError(422, f"{where}: expected an object with the input columns, got {_type_name(row)}",
                                where)
-        extra = [k for k in row if k not in self.columns and k != "id"]
+        ids = ["id"] + ([self.id_column] if self.id_column else [])
+        extra = [k for k in row if k not in self.columns and k not in ids]
         if extra:
-            close = difflib.get_close_matches(extra[0], cols, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else f" (the inputs are: {', '.join(cols)})"
+            close = difflib.get_close_matches(extra[0], cols + ids, n=1)
+            hint = (f" (did you mean '{close[0]}'?)" if close else f" (the inputs are: {', '.join(cols)}; the id: "
+                                                                    f"{' or '.join(map(repr, ids))})")
             raise RequestError(422, f"{where}: unknown field '{_short(extra[0])}'{hint}", f"{where}.{extra[0]}")
         missing = [c for c in cols if c not in row and not self.columns[c].get("optional")]
         if missing:
             raise RequestError(422, f"{where}: missing field '{missing[0]}'", f"{where}.{missing[0]}")
-        rid = row.get("id")
-        if rid is not None and (isinstance(rid, bool) or not isinstance(rid, (str, int))):
-            raise RequestError(422, f"{where}: 'id' must be a string or an integer", f"{where}.id")
+        rid, named = None, None
+        for key in ids:  # 'id', or the model's id column (deepqoe predict's): the same id if both are given
+            v = row.get(key)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (str, int)):
+                raise RequestError(422, f"{where}: '{key}' must be a string or an integer", f"{where}.{key}")
+            if named is not None and str(v) != str(rid):
+                raise RequestError(422, f"{where}: '{named}' and '{key}' (the model's id column) give different ids "
+                                        f"({_short(json.dumps(rid), 40)} and {_short(json.dumps(v), 40)}); give "
+                                        "one", f"{where}.{key}")
+            if named is None:
+                rid, named = v, key
         values = []
         for c in cols:
             optional = self.columns[c].get("optional") and row.get(c) is None  # the unknown viewer
@@ -668,6 +706,8 @@ class ModelService:
 
     @staticmethod
     def _check_value(v: Any, d: dict, field: str) -> Any:
+        from deepqoe.features.tabular import MAX_ABS_VALUE, missing_text  # the rules of every table
+
         mod = d["modality"]
         if mod in ("continuous", "vector"):
             if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -678,8 +718,13 @@ class ModelService:
                 f = math.inf
             if not math.isfinite(f):
                 raise RequestError(422, f"{field}: expected a finite number", field)
+            if abs(f) > MAX_ABS_VALUE:  # the rule of every table (deepqoe.features.tabular.numeric_matrix)
+                raise RequestError(422, f"{field}: the value {f:g} is too large (the limit is {MAX_ABS_VALUE:g} in "
+                                        "magnitude); fix or drop it", field)
             return f
         if mod == "text":
+            if v is None or (isinstance(v, str) and missing_text(v)):  # the encoder's rule, as a CLI file's empty cell
+                raise RequestError(422, f"{field}: a missing text value", field)
             if not isinstance(v, str):
                 raise RequestError(422, f"{field}: expected a string, got {_type_name(v)}", field)
             if len(v) > 1000:
@@ -886,6 +931,8 @@ class ModelService:
             else:
                 preds = self.predictor.predict_rows(X, explain=explain, ids=ids, interval=level)
         except DeepQoEError as e:
+            if not self.is_session and e.row is not None and 1 <= e.row <= len(X):
+                raise every_error([row_error(e)]) from None  # as the request's own check names a bad row
             raise RequestError(422, str(e), e.field or e.column) from None
         out = {"model": self.name, "task": self.task, "n": len(preds), "predictions": preds}
         if self.is_session:

@@ -64,26 +64,59 @@ def _each_note_once():
 
 def check_classes(cfg, data, idx: np.ndarray | None = None) -> None:
     """A classification config's target holds at least 2 classes (in the rows ``idx``, default all): with one
-    there is nothing to learn, and every score would be perfect. A DeepQoEError naming the config otherwise."""
+    there is nothing to learn, and every score would be perfect. A DeepQoEError naming the config otherwise.
+    For all rows (``idx`` None), a class of a single row gets a :class:`~deepqoe.errors.DeepQoENote` naming
+    it: one rating cannot be both learned from and tested on, and teaches next to nothing."""
     if cfg.dataset.task != "classification":
         return
     y = data.y if idx is None else data.y[idx]
-    found = list(dict.fromkeys(np.asarray(y).tolist()))
+    values = np.asarray(y).tolist()
+    found = list(dict.fromkeys(values))
     if len(found) < 2:
         where = "the training rows hold" if idx is not None and len(idx) < len(data) else "the data holds"
         what = f"one class only ({found[0]!r})" if found else "no class"
         raise DeepQoEError(f"classification needs at least 2 classes to learn from, but {where} {what} in "
                            f"target column '{cfg.dataset.target}'", file=cfg.path, field="dataset.target")
+    if idx is None:
+        from collections import Counter
+
+        single = [c for c, k in Counter(values).items() if k == 1]
+        if single:
+            import warnings
+
+            from deepqoe.errors import DeepQoENote
+
+            src = _data_file(cfg, data)
+            which = ", ".join(repr(c) for c in single)
+            what = f"class {which} has" if len(single) == 1 else f"classes {which} each have"
+            warnings.warn(f"{f'file {src!r}, ' if src else ''}column '{cfg.dataset.target}': {what} "
+                          "a single row: the model can hardly learn a "
+                          "class from one rating, and a test part holds it or training does, not both; give more "
+                          "rows of it, or merge it into a neighbouring class", DeepQoENote, stacklevel=2)
 
 
-def _holdout(cfg, n: int, full: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Training and test rows: all rows and none when ``full``, else the config's holdout split."""
-    from deepqoe.evaluation.protocols import make_splits
+def _holdout(cfg, data, full: bool) -> tuple[np.ndarray, np.ndarray, str]:
+    """Training rows, test rows and how the test rows were chosen (``metrics.json``'s ``holdout``): all rows
+    and none when ``full``; else the config's holdout (:func:`deepqoe.evaluation.protocols.holdout_split_how`):
+    ``evaluation.test_size`` of the groups when the dataset has a ``group`` (group-disjoint: the test rows'
+    groups are never trained on), of the rows otherwise; a group that cannot be honoured (fewer than 2 groups)
+    falls back to random rows with a :class:`~deepqoe.errors.DeepQoENote`."""
+    from deepqoe.evaluation.protocols import holdout_split_how
 
+    n = len(data)
     if full:
-        return np.arange(n), np.arange(0)
-    split = make_splits("holdout", n, test_size=cfg.evaluation.test_size, seed=cfg.evaluation.seed)[0]
-    return split.train, split.test
+        return np.arange(n), np.arange(0), "none: every row trains"
+    split, how = holdout_split_how(n, cfg.evaluation.test_size, cfg.evaluation.seed, data.groups)
+    if data.groups is not None and how.startswith("random rows"):
+        import warnings
+
+        from deepqoe.errors import DeepQoENote
+
+        where = f"file '{cfg.path}', " if cfg.path else ""
+        warnings.warn(f"{where}field 'dataset.group': the {len(split.test)} test row(s) are {how}, so the test "
+                      f"scores are for rows of the {cfg.dataset.group} values trained on, not for new ones",
+                      DeepQoENote, stacklevel=3)
+    return split.train, split.test, how
 
 
 def _data_file(cfg, data) -> str | None:
@@ -137,31 +170,130 @@ def _table_intervals(est, cfg, data, cal_idx: np.ndarray, test_idx: np.ndarray, 
 
         sc = parse_scale(rating_scale)
         bounds = (float(sc.lo), float(sc.hi))
-    cal = calibrate(data.y[cal_idx], est.predict(data.X.iloc[cal_idx]), scale=rating_scale, bounds=bounds,
+    # the residuals of the scores served (clipped as deepqoe predict clips them), which the intervals surround
+    cal = calibrate(data.y[cal_idx], served_predictions(est, cfg, data.X.iloc[cal_idx]), scale=rating_scale,
+                    bounds=bounds,
                     source=f"{len(cal_idx)} training rows held out (evaluation.calibration_fraction {frac:g}, "
                            f"{how}), not trained on")
     out: dict = {"n_calibration": cal["n_calibration"], "calibration_rows": how}
     if len(test_idx):
-        pred = est.predict(data.X.iloc[test_idx])
-        out["test"] = {f"{lv:g}": coverage(data.y[test_idx], *interval_bounds(cal, pred, lv))
-                       for lv in (0.8, 0.9) if cal["n_calibration"] >= min_calibration(lv)}
+        pred = served_predictions(est, cfg, data.X.iloc[test_idx])
+        clip = score_clip(est, cfg)
+        out["test"] = {}
+        for lv in (0.8, 0.9):
+            if cal["n_calibration"] >= min_calibration(lv):
+                low, high = interval_bounds(cal, pred, lv)
+                if clip is not None:  # the interval ends deepqoe predict serves
+                    low, high = np.clip(low, *clip), np.clip(high, *clip)
+                out["test"][f"{lv:g}"] = coverage(data.y[test_idx], low, high)
     return cal, out
 
 
-def _score(est, cfg, data, idx: np.ndarray) -> dict:
+def score_clip(est, cfg) -> tuple[float, float] | None:
+    """Where ``deepqoe predict`` clips the scores of the fitted regression ``est`` trained on ``cfg`` once it
+    is saved: :meth:`deepqoe.predictor.Predictor.score_clip` (the dataset's ``rating_scale``, else the range of
+    the training targets that ``est`` stored at fit), None for a classifier. The one rule, not a copy of it."""
+    if cfg.dataset.task != "regression":
+        return None
+    from deepqoe.predictor import Predictor
+
+    p = Predictor(est)
+    p.meta = {**p.meta, "task": "regression",  # what model.json will say
+              "dataset": {**(p.meta.get("dataset") or {}), "rating_scale": cfg.dataset.rating_scale}}
+    clip = p.score_clip()
+    return None if clip is None else (float(clip[0][0]), float(clip[0][1]))
+
+
+def served_predictions(est, cfg, X) -> np.ndarray:
+    """The predictions ``deepqoe predict``, the Python predictor, the service and batch scoring give for the
+    rows ``X`` from the fitted ``est`` trained on ``cfg``: a classifier's classes; a regression's scores
+    clipped to :func:`score_clip` (without the predictor's note). Every metric of train, finetune and
+    evaluate, the prediction intervals' calibration and the rating-distribution head are computed on these,
+    so they describe the predictor that is served (``est.predict`` alone is the network's own output, which
+    explanations and the ONNX file's ``prediction`` describe)."""
+    pred = est.predict(X)
+    clip = score_clip(est, cfg)
+    return pred if clip is None else np.clip(np.asarray(pred, float), *clip)
+
+
+def _score(est, cfg, data, idx: np.ndarray, pred: np.ndarray | None = None) -> dict:
+    """The metrics of the rows ``idx``, on the served predictions (``pred``, else computed); a correlation
+    that is undefined (constant predictions or scores) is None: null in metrics.json."""
     from deepqoe.evaluation.metrics import classification_metrics, regression_metrics
 
-    pred = est.predict(data.X.iloc[idx])
+    pred = served_predictions(est, cfg, data.X.iloc[idx]) if pred is None else pred
     if cfg.dataset.task == "classification":
         return classification_metrics(data.y[idx], pred, list(cfg.dataset.classes))
-    return regression_metrics(data.y[idx], pred)
+    return regression_metrics(data.y[idx], pred, undefined=None)
 
 
-def _fit_and_save(est, cfg, data, out_dir, *, full: bool, use_groups: bool, metrics: dict | None = None,
+#: A model whose predictions on its training rows spread by less than this share of the training targets'
+#: spread (a classifier: whose class probabilities move by less than this across the rows) predicts a constant.
+COLLAPSE_TOLERANCE = 1e-3
+
+
+def _note_collapsed(est, cfg, data, idx: np.ndarray, pred: np.ndarray) -> bool:
+    """A :class:`~deepqoe.errors.DeepQoENote` when the fitted model predicts the same (or nearly the same)
+    score or class probabilities for every training row ``idx`` (``pred``: its served predictions of them)
+    although their targets differ: it did not learn (typically a learning rate so high that the network's
+    units died). Returns whether it did."""
+    import warnings
+
+    from deepqoe.errors import DeepQoENote
+    from deepqoe.evaluation.metrics import constant
+
+    y = data.y[idx]
+    n = len(idx)
+    if n < 2:
+        return False
+    if cfg.dataset.task == "regression":
+        yy, p = np.asarray(y, float), np.asarray(pred, float)
+        if constant(yy) or np.std(p) > COLLAPSE_TOLERANCE * np.std(yy):
+            return False
+        what = (f"the same score ({float(np.median(p)):.4g}) for every one of its {n} training rows"
+                + (" (its PLCC / SROCC / KROCC are undefined: null in metrics.json)" if constant(p) else ""))
+    else:
+        if len(set(np.asarray(y).tolist())) < 2:
+            return False
+        proba = np.asarray(est.predict_proba(data.X.iloc[idx]), float)
+        if np.std(proba, axis=0).max() > COLLAPSE_TOLERANCE:
+            return False
+        label = np.asarray(pred).tolist()[0]  # a plain value (3, not np.int64(3))
+        what = f"class {label!r} with the same probabilities for every one of its {n} training rows"
+    lr = cfg.training.learning_rate
+    where = f"file '{cfg.path}', " if cfg.path else ""
+    warnings.warn(f"{where}field 'training.learning_rate': the trained model predicts {what}: it did not learn "
+                  f"from the inputs; a learning rate too high ({lr:g} here) is the usual cause: try a lower one "
+                  f"({'e.g. the default 0.001' if lr > 1e-3 else f'e.g. {lr / 10:g}'})", DeepQoENote, stacklevel=3)
+    return True
+
+
+def _note_undefined(cfg, part: str, y, pred) -> None:
+    """A :class:`~deepqoe.errors.DeepQoENote` when the correlations of a scored part are undefined (null in
+    metrics.json) because its scores or its predictions are all the same."""
+    import warnings
+
+    from deepqoe.errors import DeepQoENote
+    from deepqoe.evaluation.metrics import constant
+
+    if not constant(y) and not constant(pred):
+        return
+    why = ("it has fewer than 2 rows" if len(y) < 2 else
+           "its scores are all the same" if constant(y) else "the model predicts the same score for all of them")
+    where = f"file '{cfg.path}', " if cfg.path else ""
+    warnings.warn(f"{where}the {part} part's PLCC / SROCC / KROCC are undefined (null in metrics.json): {why}",
+                  DeepQoENote, stacklevel=3)
+
+
+def _fit_and_save(est, cfg, data, out_dir, *, full: bool, metrics: dict | None = None,
                   after_fit=None, extra_meta=None) -> dict:
     """Fit ``est`` on the training rows, score it, save the model directory and ``metrics.json``.
 
-    ``use_groups``: the early-stopping validation split keeps the dataset's groups apart.
+    With a dataset ``group``, the test part (:func:`_holdout`), the calibration rows and early stopping's
+    validation rows each keep the groups apart where there are enough of them (a note where not);
+    ``metrics.json`` says how the test rows were chosen (``holdout``) and by which column (``group``). The
+    metrics are those of the served predictions (:func:`served_predictions`); a model that predicts one
+    score for every training row gets a note (:func:`_note_collapsed`).
     ``after_fit(est)`` runs after the fit, before anything is written, and returns more metrics.
     ``extra_meta(est, train_idx)`` returns more entries for model.json.
     The model directory, metrics.json included, appears whole or not at all; training that diverges is a
@@ -169,7 +301,7 @@ def _fit_and_save(est, cfg, data, out_dir, *, full: bool, use_groups: bool, metr
     from deepqoe.conformal import interval_files
     from deepqoe.persistence import save_model
 
-    train_idx, test_idx = _holdout(cfg, len(data), full)
+    train_idx, test_idx, holdout = _holdout(cfg, data, full)
     if len(train_idx) < 2:  # before any work
         raise _too_few_to_train(cfg, data, len(train_idx), f"holding out {len(test_idx)} to test (evaluation."
                                 f"test_size {cfg.evaluation.test_size:g})",
@@ -177,7 +309,7 @@ def _fit_and_save(est, cfg, data, out_dir, *, full: bool, use_groups: bool, metr
     train_idx, cal_idx, how = _calibration_split(cfg, data, train_idx)
     check_classes(cfg, data)
     check_classes(cfg, data, train_idx)
-    groups = data.groups[train_idx] if use_groups and data.groups is not None else None
+    groups = data.groups[train_idx] if data.groups is not None else None  # early stopping: group-disjoint too
     t0 = time.perf_counter()
     with _config_errors(cfg):
         est.fit(data.X.iloc[train_idx], data.y[train_idx], groups=groups)
@@ -190,11 +322,19 @@ def _fit_and_save(est, cfg, data, out_dir, *, full: bool, use_groups: bool, metr
     if heads:
         more["distribution"] = heads["distribution.json"]["info"]
     metrics = {"dataset": cfg.dataset.name, "task": cfg.dataset.task, **(metrics or {}), **more,
-               "n_train": int(len(train_idx)), "n_test": int(len(test_idx)), "fit_seconds": seconds,
+               "n_train": int(len(train_idx)), "n_test": int(len(test_idx)), "holdout": holdout,
+               "group": cfg.dataset.group, "fit_seconds": seconds,
                "best_epoch": est.fit_result_.best_epoch, "epochs_run": est.fit_result_.epochs_run}
-    metrics["train"] = _score(est, cfg, data, train_idx)
+    train_pred = served_predictions(est, cfg, data.X.iloc[train_idx])
+    metrics["train"] = _score(est, cfg, data, train_idx, train_pred)
+    collapsed = _note_collapsed(est, cfg, data, train_idx, train_pred)
     if len(test_idx):
-        metrics["test"] = _score(est, cfg, data, test_idx)
+        test_pred = served_predictions(est, cfg, data.X.iloc[test_idx])
+        metrics["test"] = _score(est, cfg, data, test_idx, test_pred)
+    if cfg.dataset.task == "regression" and not collapsed:
+        _note_undefined(cfg, "training", data.y[train_idx], train_pred)
+        if len(test_idx):
+            _note_undefined(cfg, "test", data.y[test_idx], test_pred)
     dataset = cfg.dataset.model_dump()
     dataset["base_dir"] = cfg.dataset.base_dir
     save_model(est, out_dir, dataset_config=dataset,
@@ -214,7 +354,7 @@ def _table_distribution(est, cfg, data, idx: np.ndarray, held_out: bool) -> dict
     d = cfg.dataset
     if not d.individual or data.ratings is None or not len(idx):
         return {}
-    mos = to_common(np.asarray(est.predict(data.X.iloc[idx]), float), parse_scale(d.rating_scale))
+    mos = to_common(np.asarray(served_predictions(est, cfg, data.X.iloc[idx]), float), parse_scale(d.rating_scale))
     ratings = [data.ratings[i] for i in idx]
     head = RatingDistribution(d.rating_scale, use_features=False).fit(mos, ratings)
     info = {d.name: {"scale": d.rating_scale, "n_rows": int(len(idx)),
@@ -232,7 +372,7 @@ def train_config(cfg, out_dir: str | Path, full: bool = False, progress: bool = 
 
     data = load_dataset(cfg.dataset)
     est = estimator_from_config(cfg, data.inputs, progress=progress)
-    return _fit_and_save(est, cfg, data, out_dir, full=full, use_groups=False)
+    return _fit_and_save(est, cfg, data, out_dir, full=full)
 
 
 def finetune(pretrained: str | Path, cfg, out_dir: str | Path, *, freeze: bool = False, full: bool = False,
@@ -280,7 +420,7 @@ def finetune(pretrained: str | Path, cfg, out_dir: str | Path, *, freeze: bool =
                 "explain_baseline": fit_baseline(est, data.X.iloc[train_idx])}
 
     try:
-        return _fit_and_save(est, cfg, data, out_dir, full=full, use_groups=True,
+        return _fit_and_save(est, cfg, data, out_dir, full=full,
                              metrics={"pretrained": str(pretrained), "frozen": bool(freeze)},
                              after_fit=after_fit, extra_meta=extra_meta)
     except DeepQoEError as e:  # raised by the warm start, before any training
@@ -399,27 +539,21 @@ def _layout_ratings(path: Path, scales: np.ndarray) -> tuple[list | None, str | 
     return (ratings, scale) if ratings is not None else (None, None)
 
 
-#: The correlations of :func:`deepqoe.evaluation.metrics.regression_metrics`: undefined against a constant score.
-CORRELATIONS = ("plcc", "srocc", "krocc")
-
-
 def _session_scores(y: np.ndarray, pred: np.ndarray) -> dict:
     """regression_metrics of sessions, with the correlations None (null in metrics.json) where the scores
-    or the predictions are all the same (or fewer than 2): a correlation with a constant is undefined, and
-    the metrics module's 0 (its convention for averaging over splits) would read as a measured "no
-    correlation"."""
+    or the predictions are all the same (or fewer than 2): a correlation with a constant is undefined
+    (:func:`deepqoe.evaluation.metrics.correlation_undefined`), not a measured "no correlation"."""
     from deepqoe.evaluation.metrics import regression_metrics, scalar_metrics
 
-    out = {"n": int(len(y)), **scalar_metrics(regression_metrics(y, pred))}
-    if constant_scores(y) or constant_scores(pred):
-        out.update({k: None for k in CORRELATIONS})
-    return out
+    return {"n": int(len(y)), **scalar_metrics(regression_metrics(y, pred, undefined=None))}
 
 
 def constant_scores(y) -> bool:
-    """Whether the scores ``y`` cannot rank anything: fewer than 2, or all the same."""
-    y = np.asarray(y, float)
-    return len(y) < 2 or bool(np.all(y == y[0]))
+    """Whether the scores ``y`` cannot rank anything: fewer than 2, or all the same
+    (:func:`deepqoe.evaluation.metrics.constant`, the one rule)."""
+    from deepqoe.evaluation.metrics import constant
+
+    return constant(y)
 
 
 def _scores_by_dataset(y: np.ndarray, pred: np.ndarray, names: np.ndarray) -> dict:
@@ -838,6 +972,7 @@ def evaluate_config(cfg, protocol: str = "repeated", n_splits: int | None = None
     from deepqoe.evaluation.statistics import paired_test, summarise
     from deepqoe.shallow import baseline_pipeline
 
+    where = f"file '{cfg.path}', " if cfg.path else ""
     ds_cfg, ev = cfg.dataset, cfg.evaluation
     task = ds_cfg.task
     check_evaluation_options(task, protocol=protocol, n_splits=n_splits, test_size=test_size, baselines=baselines,
@@ -880,16 +1015,27 @@ def evaluate_config(cfg, protocol: str = "repeated", n_splits: int | None = None
             raise _too_few_to_train(cfg, data, len(split.train), f"{split.name} of the '{protocol}' protocol "
                                     f"tests on {len(split.test)}",
                                     "give more groups" if protocol.startswith("group") else "give more rows")
+    group_disjoint = protocol.startswith("group")  # the test rows' groups are never trained on
+    if data.groups is not None and not group_disjoint:
+        import warnings
+
+        from deepqoe.errors import DeepQoENote
+
+        warnings.warn(f"{where}field 'dataset.group': the '{protocol}' protocol draws its test rows at random and "
+                      f"ignores the group column '{ds_cfg.group}': test rows share {ds_cfg.group} values with the "
+                      f"training rows, so the scores are for rows like the training ones, not for new "
+                      f"{ds_cfg.group} values; --protocol group-kfold keeps the groups apart", DeepQoENote,
+                      stacklevel=2)
     tiny = [sp for sp in splits if len(sp.test) < 3]
-    if task == "regression" and tiny:  # a correlation of 1 or 2 rows says nothing; 0 by the metrics' convention
+    if task == "regression" and tiny:  # a correlation of 1 or 2 rows says nothing (undefined, or +-1)
         import warnings
 
         from deepqoe.errors import DeepQoENote
 
         src = _data_file(cfg, data)
         warnings.warn(f"{f'file {src!r}: ' if src else ''}{len(tiny)} of {len(splits)} splits test on fewer than 3 "
-                      f"rows ({tiny[0].name}: {len(tiny[0].test)}): their PLCC / SROCC / KROCC count as 0 and pull the mean "
-                      "down; ask for fewer splits or a larger test part", DeepQoENote, stacklevel=2)
+                      f"rows ({tiny[0].name}: {len(tiny[0].test)}): their PLCC / SROCC / KROCC say nothing (undefined "
+                      "with 1 row, +-1 with 2); ask for fewer splits or a larger test part", DeepQoENote, stacklevel=2)
     names = ["deepqoe"] + list(baselines)
     labels = list(ds_cfg.classes) if task == "classification" else None
     per_split: dict[str, list[dict]] = {n: [] for n in names}
@@ -908,7 +1054,7 @@ def evaluate_config(cfg, protocol: str = "repeated", n_splits: int | None = None
             ytr, yte = data.y[split.train], data.y[split.test]
             # the validation split for early stopping mirrors the test protocol: group-disjoint only when
             # the test split is (otherwise it is a harder, noisier task than the one being measured)
-            gtr = data.groups[split.train] if data.groups is not None and protocol.startswith("group") else None
+            gtr = data.groups[split.train] if data.groups is not None and group_disjoint else None
             for name in names:
                 t0 = time.perf_counter()
                 if name == "deepqoe":
@@ -924,7 +1070,8 @@ def evaluate_config(cfg, protocol: str = "repeated", n_splits: int | None = None
                         raise DeepQoEError(f"baseline '{name}' cannot be trained on {split.name} "
                                            f"({len(split.train)} training rows): {first}", file=cfg.path) from None
                 fit_seconds[name].append(time.perf_counter() - t0)
-                pred = est.predict(Xte)
+                # DeepQoE: the scores deepqoe predict would serve (clipped as it clips them)
+                pred = served_predictions(est, cfg, Xte) if name == "deepqoe" else est.predict(Xte)
                 pooled[name][0].extend(np.asarray(yte).tolist())
                 pooled[name][1].extend(np.asarray(pred).tolist())
                 if task == "classification":
@@ -932,24 +1079,73 @@ def evaluate_config(cfg, protocol: str = "repeated", n_splits: int | None = None
                     cm = np.asarray(m["confusion_matrix"])
                     cm_total[name] = cm if cm_total[name] is None else cm_total[name] + cm
                 else:
-                    m = regression_metrics(yte, pred)
+                    m = regression_metrics(yte, pred, undefined=None)  # a constant's correlation: None
                 per_split[name].append({"split": split.name, "n_train": len(split.train), "n_test": len(split.test),
                                         **scalar_metrics(m)})
     key = "accuracy" if task == "classification" else "srocc"
+    _note_undefined_splits(cfg, per_split)
     methods = {}
     for name in names:
-        entry = {"metrics": summarise([{k: v for k, v in s.items() if k not in ("n_train", "n_test")}
-                                       for s in per_split[name]]),
+        entry = {"metrics": _summarise_splits([{k: v for k, v in s.items() if k not in ("n_train", "n_test")}
+                                               for s in per_split[name]]),
                  "per_split": per_split[name], "fit_seconds": summarise([{"s": s} for s in fit_seconds[name]])["s"]}
         if cm_total[name] is not None:
             entry["confusion_matrix_total"] = cm_total[name].tolist()
-        if name != "deepqoe":
-            entry["paired_test_vs_deepqoe"] = paired_test([s[key] for s in per_split["deepqoe"]],
-                                                          [s[key] for s in per_split[name]])
+        if name != "deepqoe":  # a split where either is undefined (None -> NaN) is left out of the pairs
+            entry["paired_test_vs_deepqoe"] = paired_test(
+                [np.nan if s[key] is None else s[key] for s in per_split["deepqoe"]],
+                [np.nan if s[key] is None else s[key] for s in per_split[name]])
         methods[name] = entry
     return {"dataset": ds_cfg.name, "task": task, "protocol": protocol, "n_splits": len(splits),
             "test_size": test_size if protocol in ("repeated", "holdout") else None,
+            "test_rows": "group-disjoint" if group_disjoint else "random rows", "group": ds_cfg.group,
             "labels": labels, "key_metric": key, "methods": methods, "_pooled": pooled}
+
+
+def _summarise_splits(per_split: list[dict]) -> dict[str, dict]:
+    """:func:`deepqoe.evaluation.statistics.summarise` of each scalar metric over splits, an undefined value
+    (None: a correlation of constant predictions or scores) kept in ``values`` and left out of the summary
+    (``n``: the splits where it is defined, ``n_undefined``: the others; mean, std, ... None when no split
+    has it)."""
+    from deepqoe.evaluation.statistics import describe
+
+    keys = [k for k, v in per_split[0].items() if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+            ] if per_split else []
+    out = {}
+    for k in keys:
+        values = [s[k] for s in per_split]
+        defined = [float(v) for v in values if v is not None]
+        d = describe(defined)
+        if not defined:
+            d.update({m: None for m in ("mean", "std", "median", "min", "max")})
+        d["values"] = values
+        if len(defined) < len(values):
+            d["n_undefined"] = len(values) - len(defined)
+        out[k] = d
+    return out
+
+
+def _note_undefined_splits(cfg, per_split: dict[str, list[dict]]) -> None:
+    """One :class:`~deepqoe.errors.DeepQoENote` naming the methods whose correlations are undefined in some
+    splits (their predictions or the test scores all the same, e.g. the ``mean`` baseline): null in the
+    results, left out of the mean."""
+    from deepqoe.evaluation.metrics import CORRELATIONS
+
+    counts = {name: sum(any(s.get(c, 0.0) is None for c in CORRELATIONS) for s in rows)
+              for name, rows in per_split.items()}
+    bad = {name: k for name, k in counts.items() if k}
+    if not bad:
+        return
+    import warnings
+
+    from deepqoe.errors import DeepQoENote
+
+    n = len(next(iter(per_split.values())))
+    which = ", ".join(f"{name} in {k} of {n} split(s)" for name, k in bad.items())
+    where = f"file '{cfg.path}': " if cfg.path else ""
+    warnings.warn(f"{where}PLCC / SROCC / KROCC are undefined where the predictions or the test scores are all "
+                  f"the same ({which}): null in the results, shown as 'undefined' and left out of the mean +- std",
+                  DeepQoENote, stacklevel=3)
 
 
 def write_evaluation_plots(results: dict, out_dir: str | Path) -> list[Path]:
@@ -977,8 +1173,15 @@ def format_summary(results: dict) -> str:
     methods = results["methods"]
     metrics = [m for m in next(iter(methods.values()))["metrics"] if m not in ("confusion_matrix",)]
     rows = [["method"] + metrics]
+
+    def cell(s: dict) -> str:
+        if s["mean"] is None:  # undefined in every split (e.g. the correlations of the mean baseline)
+            return "undefined"
+        more = f" ({s['n_undefined']} undefined)" if s.get("n_undefined") else ""
+        return f"{s['mean']:.4f} ± {s['std']:.4f}{more}"
+
     for name, e in methods.items():
-        rows.append([name] + [f"{e['metrics'][m]['mean']:.4f} ± {e['metrics'][m]['std']:.4f}" for m in metrics])
+        rows.append([name] + [cell(e["metrics"][m]) for m in metrics if m in e["metrics"]])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
 

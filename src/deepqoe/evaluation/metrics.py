@@ -16,45 +16,68 @@ from scipy import stats
 from deepqoe.evaluation.statistics import logistic_4_fit
 
 
-def _corr(fn, a, b) -> float:
+#: The correlations of :func:`regression_metrics`: undefined against a constant (:func:`constant`).
+CORRELATIONS = ("plcc", "srocc", "krocc")
+
+
+def constant(values) -> bool:
+    """Whether ``values`` cannot rank or vary: fewer than 2, or all the same. The one rule for an undefined
+    correlation: a correlation with a constant (the scores, or the predictions of a model that predicts one
+    score for every row) is undefined, not "no correlation"."""
+    v = np.asarray(values, float).reshape(-1)
+    return len(v) < 2 or bool(np.all(v == v[0]))
+
+
+def correlation_undefined(y_true, y_pred) -> bool:
+    """Whether PLCC / SROCC / KROCC of ``y_pred`` against ``y_true`` are undefined (:func:`constant`)."""
+    return constant(y_true) or constant(y_pred)
+
+
+def _corr(fn, a, b, undefined: float | None = 0.0) -> float | None:
+    """The correlation, or ``undefined`` where it is (:func:`correlation_undefined`, or not finite)."""
     a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) < 2 or np.all(a == a[0]) or np.all(b == b[0]):
-        return 0.0  # undefined correlation (constant predictions) counts as no correlation
+    if correlation_undefined(a, b):
+        return undefined
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         r = fn(a, b)[0]
-    return float(r) if np.isfinite(r) else 0.0
+    return float(r) if np.isfinite(r) else undefined
 
 
-def plcc(y_true, y_pred) -> float:
-    return _corr(stats.pearsonr, y_true, y_pred)
+def plcc(y_true, y_pred, undefined: float | None = 0.0) -> float | None:
+    return _corr(stats.pearsonr, y_true, y_pred, undefined)
 
 
-def srocc(y_true, y_pred) -> float:
-    return _corr(stats.spearmanr, y_true, y_pred)
+def srocc(y_true, y_pred, undefined: float | None = 0.0) -> float | None:
+    return _corr(stats.spearmanr, y_true, y_pred, undefined)
 
 
-def krocc(y_true, y_pred) -> float:
-    return _corr(stats.kendalltau, y_true, y_pred)
+def krocc(y_true, y_pred, undefined: float | None = 0.0) -> float | None:
+    return _corr(stats.kendalltau, y_true, y_pred, undefined)
 
 
 def rmse(y_true, y_pred) -> float:
     return float(np.sqrt(np.mean((np.asarray(y_true, float) - np.asarray(y_pred, float)) ** 2)))
 
 
-def plcc_logistic(y_true, y_pred) -> float:
+def plcc_logistic(y_true, y_pred, undefined: float | None = 0.0) -> float | None:
     """PLCC after fitting the 4-parameter logistic mapping from predictions to MOS."""
     mapped = logistic_4_fit(np.asarray(y_pred, float), np.asarray(y_true, float))
-    return plcc(y_true, mapped)
+    return plcc(y_true, mapped, undefined)
 
 
-def regression_metrics(y_true, y_pred, logistic: bool = False) -> dict[str, float]:
+def regression_metrics(y_true, y_pred, logistic: bool = False, undefined: float | None = 0.0
+                       ) -> dict[str, float | None]:
+    """MSE, RMSE, PLCC, SROCC, KROCC (and ``plcc_logistic``). ``undefined``: the value of a correlation that
+    is undefined (:func:`correlation_undefined`: the scores or the predictions all the same): ``None`` in
+    what is reported to people (``metrics.json``, ``deepqoe evaluate``: null, said in a note), ``0.0`` (the
+    default) where a number is needed to average (the experiments' tables)."""
     y_true, y_pred = np.asarray(y_true, float), np.asarray(y_pred, float)
     mse = float(np.mean((y_true - y_pred) ** 2))
-    out = {"mse": mse, "rmse": float(np.sqrt(mse)), "plcc": plcc(y_true, y_pred),
-           "srocc": srocc(y_true, y_pred), "krocc": krocc(y_true, y_pred)}
+    out = {"mse": mse, "rmse": float(np.sqrt(mse)), "plcc": plcc(y_true, y_pred, undefined),
+           "srocc": srocc(y_true, y_pred, undefined), "krocc": krocc(y_true, y_pred, undefined)}
     if logistic:
-        out["plcc_logistic"] = plcc_logistic(y_true, y_pred)
+        out["plcc_logistic"] = plcc_logistic(y_true, y_pred, undefined)
     return out
 
 
@@ -89,6 +112,6 @@ def classification_metrics(y_true, y_pred, labels: Sequence) -> dict:
             "confusion_matrix": cm.tolist()}
 
 
-def scalar_metrics(m: dict) -> dict[str, float]:
-    """The metrics that are single numbers (for mean +- std over splits)."""
-    return {k: v for k, v in m.items() if isinstance(v, (int, float))}
+def scalar_metrics(m: dict) -> dict[str, float | None]:
+    """The metrics that are single numbers (for mean +- std over splits), an undefined one (None) kept."""
+    return {k: v for k, v in m.items() if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))}

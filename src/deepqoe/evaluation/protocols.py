@@ -7,7 +7,7 @@
 * ``group-kfold``: k group-disjoint folds (as many as there are groups when there are fewer than k, with a
   :class:`~deepqoe.errors.DeepQoENote` saying so).
 * ``group-shuffle``: ``n_splits`` random group-disjoint splits, each holding out ``test_size`` of the groups
-  (at least one), drawn independently.
+  (at least one, never all), drawn independently.
 * ``videval``: the VIDEVAL authors' 80/20 splits (``train_test_split(test_size=0.2,
   random_state=ceil(8.8 i))`` for i = 1..n), the protocol of the UGC video-quality literature.
 
@@ -70,7 +70,7 @@ def make_splits(protocol: str, n_samples: int, *, groups=None, n_splits: int = 1
             return [Split(f"group={g}", idx[groups != g], idx[groups == g]) for g in uniq]
         if protocol == "group-shuffle":
             values = np.unique(groups)
-            k = max(1, int(round(test_size * len(values))))
+            k = min(max(1, int(round(test_size * len(values)))), len(values) - 1)  # never every group
             out = []
             for r in range(n_splits):
                 mask = np.isin(groups, rng.choice(values, k, replace=False))
@@ -130,6 +130,25 @@ def validation_split_how(n_train: int, fraction: float, seed: int, groups=None
     k = max(1, int(round(n_train * fraction)))
     perm = rng.permutation(n_train)
     return np.sort(perm[k:]), np.sort(perm[:k]), how
+
+
+def holdout_split_how(n_samples: int, test_size: float, seed: int, groups=None) -> tuple[Split, str]:
+    """The one held-out test part of ``deepqoe train`` and how it was chosen: ``"group-disjoint"`` when
+    ``groups`` are given and there are at least 2 of them (``group-shuffle``: ``test_size`` of the groups, at
+    least one, never all, so the test part's share of the rows follows the groups' sizes); ``"random rows"``
+    without groups (``holdout``: ``test_size`` of the rows), or ``"random rows, not group-disjoint: ..."`` (the
+    same, and why) when there are too few groups. :func:`validation_split_how` does the same for early
+    stopping's and the prediction intervals' rows."""
+    if groups is None:
+        return make_splits("holdout", n_samples, test_size=test_size, seed=seed)[0], "random rows"
+    groups = np.asarray(groups)
+    n_groups = len(set(groups.tolist()))
+    if n_groups < 2:
+        split = make_splits("holdout", n_samples, test_size=test_size, seed=seed)[0]
+        return split, (f"random rows, not group-disjoint: {n_groups} group{'' if n_groups == 1 else 's'} in the "
+                       "data, and group-disjoint needs at least 2")
+    split = make_splits("group-shuffle", n_samples, groups=groups, n_splits=1, test_size=test_size, seed=seed)[0]
+    return split, "group-disjoint"
 
 
 def videval_split(n_samples: int, i: int):

@@ -231,22 +231,67 @@ class InputEncoder:
         raise NotImplementedError
 
 
+#: a text input whose words are this share (or more) out of the embedding's vocabulary gets a note at training
+OOV_NOTE_RATE = 0.5
+
+
+def missing_text(v) -> bool:
+    """A text value that is missing: None, NaN, or a text of blanks only ("" included). The one rule of every
+    path (the encoder, so the CLI and Python, and the service's check of a request's rows): an error, "a
+    missing text value", never a silent zero vector."""
+    return is_missing(v) or (isinstance(v, str) and not v.strip())
+
+
+def _examples(values, k: int = 3) -> str:
+    return ", ".join(show_value(v) for v in list(values)[:k])
+
+
 class TextEncoder(InputEncoder):
-    """f_i = frozen word-embedding average (GloVe 6B 50-d by default)."""
+    """f_i = frozen word-embedding average (GloVe 6B 50-d by default).
+
+    A value with no word the embedding knows is the zero vector: at training, a note says so when the input's
+    words are mostly unknown (:data:`OOV_NOTE_RATE`), and that the input carries no information when no value
+    has a known word; at prediction, :meth:`unknown_texts` counts the rows whose text has no known word (the
+    predictor's note)."""
 
     def fit(self, df):
         from deepqoe.features.text import embed_texts, embedding_dim
 
         _require_columns(df, self.columns)
         self._check(df)
-        _, self.oov = embed_texts(df[self.cfg.column].astype(str).tolist(), self.cfg.embedding)
+        texts = df[self.cfg.column].astype(str).tolist()
+        _, self.oov = embed_texts(texts, self.cfg.embedding)
         self.dim = embedding_dim(self.cfg.embedding)
         self.fitted = True
+        self._note_oov(len(set(texts)))
         return self
+
+    def _note_oov(self, n_distinct: int) -> None:
+        """A note when the training texts are mostly out of the embedding's vocabulary (their words are
+        skipped), and that the input carries no information when none has a known word (every row is the zero
+        vector)."""
+        import warnings
+
+        from deepqoe.errors import DeepQoENote
+
+        col, emb = self.cfg.column, self.cfg.embedding
+        rate = float(self.oov.get("oov_rate", 0.0))
+        empty = list(self.oov.get("oov_values", []))
+        if n_distinct and len(empty) >= n_distinct:
+            warnings.warn(f"text input '{col}': none of its {n_distinct} distinct value(s) has a word the '{emb}' "
+                          f"embedding knows (e.g. {_examples(empty)}): every row is the zero vector, so this input "
+                          "carries no information; check the column, or describe it as a categorical input",
+                          DeepQoENote, stacklevel=3)
+        elif rate >= OOV_NOTE_RATE:
+            words = self.oov.get("oov_words", [])
+            more = (f"; {len(empty)} of {n_distinct} distinct value(s) have no known word and are the zero vector"
+                    if empty else "")
+            warnings.warn(f"text input '{col}': {rate:.0%} of its words are not in the '{emb}' embedding (e.g. "
+                          f"{_examples(words)}) and are skipped{more}", DeepQoENote, stacklevel=3)
 
     def _check(self, df):
         s = df[self.cfg.column]
-        bad = s.isna().to_numpy()
+        bad = s.map(missing_text).to_numpy(dtype=bool)
         if bad.any():
             raise DeepQoEError("a missing text value", column=self.cfg.column, row=_first_bad_row(bad))
 
@@ -258,6 +303,28 @@ class TextEncoder(InputEncoder):
         vecs, stats = embed_texts(df[self.cfg.column].astype(str).tolist(), self.cfg.embedding)
         self.last_oov = stats
         return vecs.astype(np.float32)
+
+    def unknown_texts(self, df) -> tuple[int, list[str]]:
+        """(rows of ``df`` whose text has no word the embedding knows, so that it is read as the zero vector,
+        up to 5 of those texts), without touching the encoder (several threads may ask at once); (0, []) for a
+        sentence embedding (it knows every text) or a column ``df`` lacks. Missing texts are not counted (they
+        are an error)."""
+        if self.cfg.embedding == "minilm" or self.cfg.column not in df.columns:
+            return 0, []
+        from deepqoe.features.text import load_word_vectors, tokenize
+
+        known = load_word_vectors(self.cfg.embedding).index
+        unknown: dict[str, bool] = {}
+        found = []
+        for v in df[self.cfg.column].tolist():
+            if missing_text(v):
+                continue
+            t = str(v)
+            if t not in unknown:
+                unknown[t] = not any(w in known for w in tokenize(t))
+            if unknown[t]:
+                found.append(t)
+        return len(found), sorted(set(found))[:5]
 
     def state(self):
         return {"embedding": self.cfg.embedding, "dim": self.dim, "oov": self.oov}
@@ -372,11 +439,22 @@ class CategoricalEncoder(InputEncoder):
 
 
 class ContinuousEncoder(InputEncoder):
-    """Numbers, normalised with statistics of the training split (min-max to [0, 1] or standard)."""
+    """Numbers, normalised with statistics of the training split (min-max to [0, 1] or standard).
+
+    The training range of each column (on the scale the network reads: after ``log: true``'s log1p) is known
+    to the encoder, for :meth:`far_outside`: a min-max input's ``shift`` and ``scale`` are its minimum and its
+    width; other inputs (``standard``, ``none``, a ``vector``), and a min-max column that was constant in
+    training, store ``min`` and ``max`` in their state. A state written before they were stored has no range
+    (:attr:`range_` None: no such note)."""
 
     @property
     def columns(self):
         return list(self.cfg.columns) if self.cfg.columns else [self.cfg.column]
+
+    @property
+    def _minmax(self) -> bool:
+        """Min-max scaled (a vector input is standardised even when min-max is asked for)."""
+        return self.cfg.normalisation == "minmax" and self.cfg.modality != "vector"
 
     def _raw(self, df):
         x = numeric_matrix(df, self.columns, nan_to=self.cfg.nan_to if self.cfg.modality == "vector" else None)
@@ -398,6 +476,7 @@ class ContinuousEncoder(InputEncoder):
         else:
             self.shift, self.scale = np.zeros(x.shape[1]), np.ones(x.shape[1])
         self.scale = np.where(self.scale > 1e-12, self.scale, 1.0)
+        self.range_ = (x.min(0), x.max(0)) if len(x) else None
         self.fitted = True
         return self
 
@@ -414,13 +493,57 @@ class ContinuousEncoder(InputEncoder):
                                column=self.columns[j], row=int(r) + 1)
         return x
 
+    def _range_stored(self) -> bool:
+        """Whether the state needs ``min`` / ``max``: shift and scale do not give the training range."""
+        if getattr(self, "range_", None) is None:
+            return False
+        lo, hi = self.range_
+        return not self._minmax or bool(((hi - lo) <= 1e-12).any())
+
+    def far_outside(self, df) -> list[tuple[str, int, list, float, float]]:
+        """The columns of ``df`` with values far outside the training range: ``(column, rows, up to 3 of those
+        values, training min, training max)`` (min and max as the table writes them, before ``log: true``),
+        without touching the encoder (several threads may ask at once); [] for a model without the range.
+
+        Far: more than the training range's width beyond it (below ``min - width`` or above ``max + width``;
+        for a min-max input, outside [-1, 2] after scaling), on the scale the network reads (after log1p for
+        ``log: true``; a column that was constant in training has the width max(1, |value|)), or of the other
+        sign than every training value (a negative bitrate of a column trained on values >= 0). Inside that
+        margin a network still interpolates sensibly; beyond it its output is an extrapolation."""
+        if getattr(self, "range_", None) is None or any(c not in df.columns for c in self.columns):
+            return []
+        x = self._raw(df)
+        lo, hi = self.range_
+        width = np.where(hi - lo > 1e-12, hi - lo, np.maximum(1.0, np.abs(lo)))
+        far = (x < lo - width) | (x > hi + width) | ((lo >= 0) & (x < 0)) | ((hi <= 0) & (x > 0))
+        out = []
+        for j in np.flatnonzero(far.any(0)):
+            v = x[far[:, j], j]
+            vals = list(dict.fromkeys((np.expm1(v) if self.cfg.log else v).tolist()))[:3]
+            a, b = (np.expm1(lo[j]), np.expm1(hi[j])) if self.cfg.log else (lo[j], hi[j])
+            out.append((self.columns[j], int(far[:, j].sum()), vals, float(a), float(b)))
+        return out
+
     def state(self):
-        return {"columns": self.columns, "shift": self.shift.tolist(), "scale": self.scale.tolist()}
+        st = {"columns": self.columns, "shift": self.shift.tolist(), "scale": self.scale.tolist()}
+        if self._range_stored():  # what shift and scale do not say (far_outside's range)
+            st["min"], st["max"] = self.range_[0].tolist(), self.range_[1].tolist()
+        return st
 
     def load_state(self, state):
         who, n = f"input '{self.cfg.column}'", len(self.columns)
         self.shift = _statistics(state, "shift", n, who)
         self.scale = _statistics(state, "scale", n, who, positive=True)
+        if "min" in state or "max" in state:
+            lo, hi = _statistics(state, "min", n, who), _statistics(state, "max", n, who)
+            if (lo > hi).any():
+                raise DeepQoEError(f"the encoder state of {who}: 'min' must not exceed 'max', found {lo.tolist()[:5]} "
+                                   f"and {hi.tolist()[:5]}", field="min")
+            self.range_ = (lo, hi)
+        elif self._minmax:  # min-max: shift is the minimum, scale the width
+            self.range_ = (self.shift, self.shift + self.scale)
+        else:  # written before the range was stored
+            self.range_ = None
         self.fitted = True
         return self
 
