@@ -13,8 +13,8 @@ has ``sessions: {name, datasets, continuous, quality_mapping}`` instead of ``dat
 
 Every field is validated here, in one place; a typo or a wrong value becomes one
 :class:`~deepqoe.errors.DeepQoEError` naming the file and the field (with a "did you mean" hint).
-Paths in ``source`` and ``inputs[].file`` may start with ``$DEEPQOE_DATA``; other relative paths are
-resolved against the config file's folder.
+Paths in ``source`` and ``inputs[].file`` may start with ``$DEEPQOE_DATA`` (or use any other environment
+variable, ``$NAME`` / ``${NAME}``); other relative paths are resolved against the config file's folder.
 
 Sizes have upper bounds, so a typo is an error here rather than an attempt to allocate terabytes: a layer
 width (``hidden_layers``, ``projection``) at most :data:`MAX_WIDTH`, at most :data:`MAX_LAYERS` hidden
@@ -28,6 +28,7 @@ import codecs
 import difflib
 import math
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -84,8 +85,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+_ENV_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+
+
 def resolve_path(path: str, base_dir: str | None) -> Path:
-    """A path from a config: ``$DEEPQOE_DATA/...``, absolute, or relative to the config file's folder."""
+    """A path from a config: ``$DEEPQOE_DATA/...``, absolute, or relative to the config file's folder; any
+    other ``$NAME`` / ``${NAME}`` is the environment variable's value (one that is not set is an error naming
+    it, unless a file of that very name exists)."""
+    unset = [a or b for a, b in _ENV_VAR.findall(path) if (a or b) != "DEEPQOE_DATA" and (a or b) not in os.environ]
+    if unset:
+        literal = Path(path).expanduser()
+        literal = literal if literal.is_absolute() or not base_dir else Path(base_dir) / literal
+        if not literal.exists():
+            raise DeepQoEError(f"the path '{path}' uses the environment variable {unset[0]}, which is not set "
+                               "(set it, or write the path out)")
+    if "$DEEPQOE_DATA" not in path and "${DEEPQOE_DATA}" not in path:
+        path = os.path.expandvars(path)
     if "$DEEPQOE_DATA" in path or "${DEEPQOE_DATA}" in path:
         from deepqoe.datasets.catalog import default_data_dir
 
