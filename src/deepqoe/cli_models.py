@@ -297,6 +297,8 @@ def _cmd_predict(args) -> int:
     if args.scheduler and getattr(args, "plots", None):
         raise UsageError("--plots is not available with --scheduler (a chart per session of a table larger than "
                          "memory); plot a sample with plain predict")
+    if args.scheduler and args.explain:
+        raise UsageError("--explain is not available with --scheduler; explain a sample with plain predict")
     if args.scheduler and args.rating_head:
         raise UsageError("--rating-head is not available with --scheduler (the workers serve the default head)")
     if args.scheduler:  # a Dask cluster, partitioned Parquet out (deepqoe.batch_scoring)
@@ -314,7 +316,7 @@ def _cmd_predict(args) -> int:
 
     level = interval_level(args, predictor)
     X, ids = read_prediction_input(predictor.meta, data)
-    rows = predictor.predict_rows(X, interval=level)  # the one path from rows to scores (as the service)
+    rows = predictor.predict_rows(X, interval=level, explain=args.explain)  # the one path (as the service)
     out = prediction_table(predictor, rows, ids)
     if rows and "viewer" in rows[0]:  # a viewer-aware model
         n = sum(r["viewer"] == "unknown" for r in rows)
@@ -547,6 +549,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "p1203-open, waterloo-sqoe-iv, live-nflx; also the per-second sets live-nflx-continuous "
                         "and lfovia-qoe, a continuous slider's use of the scale, with no interval of their own; "
                         "default: the average of the three, with the pooled interval)")
+    p.add_argument("--explain", action="store_true",
+                   help="explain every prediction: each input's contribution (table models: Shapley values of the "
+                        "expected rating or score) or each part's (session models: stalls, quality, startup, "
+                        "switches); columns explanation_method, explanation_output, contrib_<name>, or the JSON's "
+                        "'explanation'")
     add_device_argument(p, "the model (a DeepQoE network; a session model always runs on the CPU)")
     p.add_argument("--scheduler", metavar="local|tcp://HOST:PORT",
                    help="score on Dask (a local cluster or a scheduler's address) for inputs larger than memory: "

@@ -628,11 +628,25 @@ def distribution_columns(out: pd.DataFrame, rows: list[dict]) -> None:
         out["rating_head"] = [r["distribution"]["head"] for r in rows]
 
 
+def explanation_columns(out: pd.DataFrame, rows: list[dict]) -> None:
+    """Flatten rows' ``explanation`` (``explain=True``) into the columns explanation_method, explanation_output,
+    explanation_baseline (where the method has one) and ``contrib_<input or part>``, one per contribution."""
+    if not rows or "explanation" not in rows[0]:
+        return
+    ex = [r["explanation"] for r in rows]
+    out["explanation_method"] = [e["method"] for e in ex]
+    out["explanation_output"] = [e["output"] for e in ex]
+    if "baseline" in ex[0]:
+        out["explanation_baseline"] = [e.get("baseline") for e in ex]
+    for name in ex[0]["contributions"]:
+        out[f"contrib_{name}"] = [e["contributions"].get(name) for e in ex]
+
+
 def prediction_table(predictor, rows: list[dict], ids: list | None, first_row: int = 1) -> pd.DataFrame:
     """A table model's predictions (``Predictor.predict_rows``) as the output table of ``deepqoe predict``
     (and of each partition of a batch, :mod:`deepqoe.batch_scoring`): row (numbered from ``first_row``),
-    id, score, interval columns, sos / p_gob / p_pow (a rating-distribution head), viewer, and expected_rating
-    and prob_<class> for classifiers."""
+    id, score, interval columns, sos / p_gob / p_pow (a rating-distribution head), viewer, expected_rating
+    and prob_<class> for classifiers, and the explanation's columns when asked for."""
     out = pd.DataFrame({"row": np.arange(first_row, first_row + len(rows))})
     if ids is not None:
         out["id"] = ids
@@ -646,6 +660,7 @@ def prediction_table(predictor, rows: list[dict], ids: list | None, first_row: i
             out["expected_rating"] = [r["expected_rating"] for r in rows]
         for c in rows[0]["probabilities"]:
             out[f"prob_{c}"] = [r["probabilities"][c] for r in rows]
+    explanation_columns(out, rows)  # --explain
     return out
 
 

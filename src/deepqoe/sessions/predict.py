@@ -40,9 +40,9 @@ from deepqoe.errors import DeepQoEError
 def session_table(rows: list[dict]) -> pd.DataFrame:
     """Session predictions as a table: ``id, score, scale`` (+ ``calibration`` when asked for; + ``interval_low,
     interval_high, interval_level``; + ``sos, p_gob, p_pow, q10, q50, q90, rating_head`` with a
-    rating-distribution head); the CSV / Parquet output here and each partition of a batch
+    rating-distribution head; + ``explanation_method, explanation_output, contrib_<part>`` with ``--explain``); the CSV / Parquet output here and each partition of a batch
     (:mod:`deepqoe.batch_scoring`)."""
-    from deepqoe.predictor import distribution_columns, interval_columns
+    from deepqoe.predictor import distribution_columns, explanation_columns, interval_columns
 
     table = pd.DataFrame({"id": [r["id"] for r in rows], "score": [r["score"] for r in rows],
                           "scale": [r["scale"] for r in rows]})
@@ -50,6 +50,7 @@ def session_table(rows: list[dict]) -> pd.DataFrame:
         table["calibration"] = [r["calibration"] for r in rows]
     interval_columns(table, rows)  # interval_low, interval_high, interval_level
     distribution_columns(table, rows)  # sos, p_gob, p_pow, q10-q90, rating_head: a model with a head
+    explanation_columns(table, rows)  # --explain: explanation_method, _output, contrib_<part>
     return table
 
 
@@ -92,10 +93,13 @@ def write_predictions(rows: list[dict], out: str | None, stream=None, *, as_json
     dist = bool(rows) and "distribution" in rows[0]  # the viewers' side: spread, share good or better / poor or worse
     head = f"{'interval ' + format(rows[0]['interval']['level'], 'g'):<19}  " if iv else ""
     head += f"{'SOS':>7}  {'%GoB':>5}  {'%PoW':>5}  " if dist else ""
+    parts = list(rows[0]["explanation"]["contributions"]) if rows and "explanation" in rows[0] else []
+    head += "".join(f"{p[:9]:>9}  " for p in parts)  # --explain: what each part moved the score by
     print(f"{'id':<{w}}  {'score':>8}  scale  {head}curve (min / last)", file=stream)
     for r, sid in zip(rows, shown):
         cv = r.get("curve") or []
-        tail = f"{min(cv):.2f} / {cv[-1]:.2f} ({len(cv)} step{'' if len(cv) == 1 else 's'})" if cv else "-"
+        tail = "".join(f"{r['explanation']['contributions'].get(p, float('nan')):>+9.3f}  " for p in parts)
+        tail += f"{min(cv):.2f} / {cv[-1]:.2f} ({len(cv)} step{'' if len(cv) == 1 else 's'})" if cv else "-"
         band = f"{r['interval']['low']:>8.3f} - {r['interval']['high']:<8.3f}  " if iv else ""
         if dist:
             d = r["distribution"]
@@ -185,7 +189,8 @@ def predict_sessions(model: Any, args) -> int:
     # tables keep no curve; the charts need them
     curve = bool(plots) or not (out and Path(out).suffix.lower() in (".csv", ".parquet", ".pq"))
     rows, bad = (predictor.predict_sessions(sessions, scale=scale, interval=level, curve=curve,
-                                            calibration=getattr(args, "calibration", None)) if sessions
+                                            calibration=getattr(args, "calibration", None),
+                                            explain=bool(getattr(args, "explain", False))) if sessions
                  else ([], []))
     if rows:
         if plots:
