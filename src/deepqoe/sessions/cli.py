@@ -16,6 +16,7 @@ Streaming sessions: convert them to session JSON, check them, or compute one fea
   deepqoe sessions convert INPUT --out sessions.csv       # one row per segment (batch scoring's input)
   deepqoe sessions features INPUT --out features.csv [--series series.npz --length 64]
   deepqoe sessions validate INPUT [--json] [--mos-scale SCALE]
+  deepqoe sessions compare A B [--model streaming] [--labels old new] [--json]   # is B better than A?
 
 INPUT: a session JSON, a P.1203 input JSON, a table of sessions (one row per segment: .csv, .tsv separated by
 tabs, or .parquet), or a folder of those (its subfolders are not read).
@@ -102,6 +103,36 @@ def _cmd_validate(args) -> int:
     return finish_batch(failures, len(sessions), file=args.input)
 
 
+def _cmd_compare(args) -> int:
+    from deepqoe.persistence import load_model
+    from deepqoe.predictor import Predictor
+    from deepqoe.sessions.compare import comparison_table, compare_sessions
+
+    labels = tuple(args.labels) if args.labels else ("A", "B")
+    if len(set(labels)) != 2:
+        raise UsageError("--labels: give two different names")
+    predictor = Predictor(load_model(args.model))
+    predictor.require_sessions()
+    if args.calibration is not None:
+        predictor.check_calibration(args.calibration)
+    read = {}
+    for label, path in zip(labels, (args.a, args.b)):
+        sessions, failures = _load(path)
+        if not sessions:
+            finish_batch(failures, 0, file=path)  # raises: no session in this set
+        read[label] = (sessions, failures)
+    res = compare_sessions(predictor, read[labels[0]][0], read[labels[1]][0], labels=labels, paired=args.paired,
+                           n_boot=args.bootstrap, level=args.level, seed=args.seed, scale=args.scale,
+                           calibration=args.calibration)
+    failures = [e for label in labels for e in list(read[label][1]) + list(res["failures"][label])]
+    if args.json:
+        print_json({**res, "failures": {k: [str(e) for e in v] for k, v in res["failures"].items()},
+                    "inputs": {labels[0]: str(args.a), labels[1]: str(args.b)}})
+    else:
+        print(comparison_table(res))
+    return finish_batch(failures, sum(res["sets"].values()), verb="compared")
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("sessions", help="streaming sessions: convert, validate, compute features",
                               description=DESCRIPTION)
@@ -126,3 +157,19 @@ def register(subparsers) -> None:
                    help="the scale of every mos, in place of each session's mos_scale, as a training entry's "
                         "scale: checks them ('1-5', '0-100', any 'lo-hi', 'z')")
     v.set_defaults(func=_cmd_validate)
+    m = sub.add_parser("compare", help="compare two sets of sessions (players, ABR algorithms, ladders, networks): "
+                                       "each set's predicted QoE and log statistics, B - A with a bootstrap interval")
+    m.add_argument("a", help="set A: " + INPUT_HELP)
+    m.add_argument("b", help="set B: " + INPUT_HELP)
+    m.add_argument("--model", default="streaming", help="session model directory or shipped name (default: streaming)")
+    m.add_argument("--labels", nargs=2, metavar=("A", "B"), help="names of the two sets in the output")
+    m.add_argument("--paired", choices=("auto", "yes", "no"), default="auto",
+                   help="auto (default): paired when both sets hold the same session ids (the same traces through "
+                        "two players), else independent")
+    m.add_argument("--bootstrap", type=int, default=2000, metavar="N", help="bootstrap resamples (100-100000)")
+    m.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
+    m.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    m.add_argument("--scale", help="scores on this MOS scale (e.g. 0-100; default 1-5)")
+    m.add_argument("--calibration", metavar="DATASET", help="score as that training dataset's viewers used the scale")
+    m.add_argument("--json", action="store_true", help="the comparison as JSON on standard output")
+    m.set_defaults(func=_cmd_compare)
