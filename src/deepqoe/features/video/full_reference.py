@@ -304,6 +304,7 @@ class FullReferenceExtractor(Extractor):
         return out
 
     def extract(self, video_path, reference=None) -> Features:
+        check_complete(video_path)  # a damaged video is said as such, before anything about its reference
         if reference is None:
             raise VideoError("no reference video for the full-reference extractor (give --reference-dir "
                              "or --reference-map, or a 'reference' column in the input list)",
@@ -314,8 +315,7 @@ class FullReferenceExtractor(Extractor):
         if problem is not None:  # not found, a folder, a broken link, empty...
             problem = "not found" if problem == "file not found" else problem.replace(", not a video file", "")
             raise VideoError(f"reference video {reference}: {problem}", file=str(video_path))
-        check_complete(video_path)  # FFmpeg would compare the frames of a cut file and say nothing
-        try:
+        try:  # (the video was checked first: FFmpeg would compare the frames of a cut file and say nothing)
             check_complete(reference)
         except VideoError as e:
             raise VideoError(f"reference video {reference}: {e.message}", file=str(video_path)) from None

@@ -310,6 +310,9 @@ def process_video(item: dict, specs: list[dict], cache_dir: str | None = None,
             ex = cached_extractor(name, spec.get("options"))
             ref = item.get("reference")
             if ex.needs_reference and ref is None:
+                from deepqoe.features.video.decode import check_complete
+
+                check_complete(item["path"])  # a damaged video is said as such, before its missing reference
                 raise DeepQoEError(item.get("reference_problem") or "no reference video for the full-reference "
                                    "extractor (give --reference-dir or --reference-map, or a 'reference' column in "
                                    "the input list)")
