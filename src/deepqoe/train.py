@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +25,7 @@ from torch import nn
 
 from deepqoe.config import TrainingConfig
 from deepqoe.devices import resolve_device
-from deepqoe.errors import DeepQoEError
+from deepqoe.errors import DeepQoEError, DeepQoENote
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -196,5 +197,9 @@ def _fit(net, train_inputs, y_train, val_inputs, y_val, task: str, training: Tra
         raise _diverged("a weight", result.epochs_run, t)
     if not has_val:
         result.best_epoch = result.epochs_run
+    elif result.best_epoch == 1 and result.epochs_run > 1:
+        warnings.warn("early stopping kept the weights of the first epoch: the validation loss never improved on "
+                      "it, so the network learned little (more rows, fewer or smaller inputs, or a lower "
+                      "training.learning_rate may help)", DeepQoENote, stacklevel=2)
     net.eval()
     return result

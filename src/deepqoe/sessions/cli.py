@@ -164,11 +164,11 @@ def register(subparsers) -> None:
     m.add_argument("--model", default="streaming", help="session model directory or shipped name (default: streaming)")
     m.add_argument("--labels", nargs=2, metavar=("A", "B"), help="names of the two sets in the output")
     m.add_argument("--paired", choices=("auto", "yes", "no"), default="auto",
-                   help="auto (default): paired when both sets hold the same session ids (the same traces through "
-                        "two players), else independent")
-    m.add_argument("--bootstrap", type=int, default=2000, metavar="N", help="bootstrap resamples (100-100000)")
+                   help="paired when both sets hold the same session ids (the same traces through two players), "
+                        "else independent (default: auto)")
+    m.add_argument("--bootstrap", type=int, default=2000, metavar="N", help="bootstrap resamples, 100-100000 (default: 2000)")
     m.add_argument("--level", type=float, default=0.95, help="confidence level of the intervals (default 0.95)")
-    m.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    m.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default: 0)")
     m.add_argument("--scale", help="scores on this MOS scale (e.g. 0-100; default 1-5)")
     m.add_argument("--calibration", metavar="DATASET", help="score as that training dataset's viewers used the scale")
     m.add_argument("--json", action="store_true", help="the comparison as JSON on standard output")
