@@ -27,7 +27,8 @@ file system).
   scored is left out and reported (the exit status is then 3, partial), as ``deepqoe predict`` does.
 * **Table models** (``upec-qoe-lab``): each input partition is scored as it is; the output is
   ``deepqoe predict``'s table (``row`` numbered over the whole input, ``id``, ``score``, ...). A bad
-  value stops the run with one error naming the row, as ``deepqoe predict`` does.
+  value stops the run with one error naming the row, as ``deepqoe predict`` does. With ``--features``
+  (``features=``) a vector input joins that feature file instead of the model's, as in ``deepqoe predict``.
 
 Scores come from :class:`deepqoe.predictor.Predictor` (``predict_sessions`` / ``predict_rows``), the one
 path to scores: they are the same as ``deepqoe predict``'s. Each worker process loads the model once
@@ -171,9 +172,11 @@ def _score_sessions_partition(df: pd.DataFrame, number: int, folder: str, model:
 
 @_with_notes
 def _score_rows_partition(df: pd.DataFrame, number: int, first_row: int, folder: str, model: str,
-                          torch_threads: int | None, interval: float | None, source: str) -> dict:
-    """Score one partition of a table model's rows and write its Parquet file: ``{"n", "failures"}``."""
-    from deepqoe.predictor import prediction_table
+                          torch_threads: int | None, interval: float | None, source: str,
+                          features: dict | None = None) -> dict:
+    """Score one partition of a table model's rows and write its Parquet file: ``{"n", "failures"}``
+    (``features``: {input: feature file} read instead of the model's own, :func:`score_batch`)."""
+    from deepqoe.predictor import prediction_table, with_feature_files
     from deepqoe.workflow import prediction_frame
 
     try:
@@ -182,7 +185,8 @@ def _score_rows_partition(df: pd.DataFrame, number: int, first_row: int, folder:
             return {"n": 0, "failures": []}
         df = _plain_strings(df.reset_index(drop=True))
         try:
-            X, ids = prediction_frame(predictor.meta, df, source)
+            meta = predictor.meta if not features else with_feature_files(predictor.meta, features)
+            X, ids = prediction_frame(meta, df, source)
             rows = predictor.predict_rows(X, interval=interval)
         except DeepQoEError as e:  # its row is the partition's: make it the input's
             if e.row is None:
@@ -309,11 +313,15 @@ def check_out(out: str | Path) -> Path:
 def score_batch(model: Any, data: str | Path, out: str | Path, *, scheduler: str = "local",
                 workers: int | None = None, processes: bool = True, scale: str | None = None,
                 interval: float | None = None, blocksize: str | int = "64MB", npartitions: int | None = None,
-                progress: bool = False, predictor=None, say=None, calibration: str | None = None) -> BatchResult:
+                progress: bool = False, predictor=None, say=None, calibration: str | None = None,
+                features: dict | None = None) -> BatchResult:
     """Score ``data`` into the folder ``out`` on a Dask cluster (see the module docstring). ``model``: a
     model folder or a shipped name (``predictor``: the same, already loaded here). ``npartitions``: of the
-    session shuffle (default: as many as the input has). Raises a DeepQoEError when nothing was scored or
-    a partition failed as a whole; otherwise the failed sessions are in the result."""
+    session shuffle (default: as many as the input has). ``features``: a table model's vector inputs read
+    these feature files ({input: file}; the input None: its one such input) instead of the model's own, as
+    ``deepqoe predict --features`` (:func:`deepqoe.predictor.with_feature_files`; a remote cluster must see
+    them at the same paths). Raises a DeepQoEError when nothing was scored or a partition failed as a whole;
+    otherwise the failed sessions are in the result."""
     from deepqoe.dask_cluster import dask_client
     from deepqoe.io import atomic_directory
     from deepqoe.predictor import load_predictor
@@ -328,6 +336,13 @@ def score_batch(model: Any, data: str | Path, out: str | Path, *, scheduler: str
     elif scale or calibration:
         raise DeepQoEError(f"--{'scale' if scale else 'calibration'} is for session models; this model predicts "
                            "from table rows")
+    if features:
+        if kind == "sessions":
+            raise DeepQoEError("--features is for table models with a vector input read from a feature file; "
+                               "this is a session model", field="features")
+        from deepqoe.predictor import resolve_feature_files
+
+        features = resolve_feature_files(predictor.meta, features)  # checked here, before any work
     calibration = predictor.check_calibration(calibration)
     if interval is not None:
         interval = predictor.check_interval(interval, calibration)
@@ -370,7 +385,8 @@ def score_batch(model: Any, data: str | Path, out: str | Path, *, scheduler: str
                     lengths = [int(x) for x in client.gather(client.compute([dask.delayed(len)(p) for p in parts]))]
                     starts = np.concatenate([[1], 1 + np.cumsum(lengths)[:-1]]).astype(int).tolist()
                     tasks = [dask.delayed(_score_rows_partition, pure=False)(
-                        p, i, starts[i], str(tmp), ref, torch_threads, interval, source) for i, p in enumerate(parts)]
+                        p, i, starts[i], str(tmp), ref, torch_threads, interval, source, features or None)
+                        for i, p in enumerate(parts)]
                 n_workers = len(client.nthreads())
                 where = f"a local Dask cluster ({n_workers} workers)" if scheduler == "local" else scheduler
                 say(f"deepqoe predict: scoring {source} ({len(files)} file(s), {len(tasks)} partition(s)) on {where}")
@@ -422,10 +438,11 @@ def _run(client, tasks: list, kind: str, progress: bool) -> tuple[int, list[Deep
     return n_ok, failures
 
 
-def predict_batch(predictor, args) -> int:
+def predict_batch(predictor, args, features: dict | None = None) -> int:
     """The ``deepqoe predict --scheduler`` route (``args``: ``model_dir``, ``data``, ``out``, ``scheduler``,
-    ``workers``, optional ``scale``, ``interval``, ``json``, ``quiet``): the exit status, 0, or 3 when
-    some sessions failed (a DeepQoEError when none was scored)."""
+    ``workers``, optional ``scale``, ``interval``, ``json``, ``quiet``; ``features``: ``--features``' files,
+    {input: file}, as :func:`score_batch` takes them): the exit status, 0, or 3 when some sessions failed (a
+    DeepQoEError when none was scored)."""
     from deepqoe.cli import UsageError, finish_batch, show_progress, status
 
     if not getattr(args, "out", None):
@@ -440,7 +457,7 @@ def predict_batch(predictor, args) -> int:
     interval = interval_level(args, predictor)  # --interval (default 0.9 when the model has intervals.json)
     res = score_batch(args.model_dir, args.data, args.out, scheduler=args.scheduler, workers=args.workers,
                       processes=LOCAL_PROCESSES, scale=getattr(args, "scale", None), interval=interval,
-                      calibration=getattr(args, "calibration", None),
+                      calibration=getattr(args, "calibration", None), features=features,
                       progress=show_progress(args), predictor=predictor, say=lambda m: status(args, m))
     rate = res.n_scored / res.seconds if res.seconds > 0 else math.inf
     status(args, f"{res.n_scored} {res.kind} scored in {res.seconds:.1f} s ({rate:.0f}/s); "

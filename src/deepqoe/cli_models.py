@@ -6,6 +6,7 @@ status on standard error; see :mod:`deepqoe.cli`)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -284,12 +285,52 @@ def check_model_options(args, predictor) -> None:
                          "--rating-head")
 
 
+def feature_files(args, predictor) -> dict[str, str] | None:
+    """``--features [INPUT=]FILE`` (repeatable) checked against the model before any data is read: ``{input:
+    absolute path}`` (:func:`deepqoe.predictor.resolve_feature_files`), None when not given. FILE alone is
+    the model's one vector input read from a feature file; INPUT is the input's name (else its column) in
+    model.json. A session model, a model with no such input, an unknown INPUT (the message names the model's
+    inputs), a file without its input where the model has several, an input given twice: usage errors (exit
+    2); a file that is not there: exit 1, naming it."""
+    from deepqoe.predictor import feature_file_inputs, resolve_feature_files
+
+    specs = getattr(args, "features", None)
+    if not specs:
+        return None
+    if predictor.is_session:
+        raise UsageError("--features is for table models with a vector input read from a feature file (deepqoe "
+                         "extract); this is a session model")
+    known = feature_file_inputs(predictor.meta)
+    names = set(known) | {str(i.get("column")) for i in known.values()}
+    parsed: dict[str | None, str] = {}
+    for spec in specs:
+        key, file = None, spec
+        if "=" in spec:
+            head, tail = spec.split("=", 1)
+            # INPUT=FILE, unless the whole is the name of a file (or a path: INPUT has no '/') and its head no input's
+            if head in names or ("/" not in head and os.sep not in head and not Path(spec).expanduser().exists()):
+                key, file = head, tail
+        if not file:
+            raise UsageError(f"--features {spec}: no file after '='; give INPUT=FILE")
+        if key in parsed:
+            what = "a FILE without INPUT" if key is None else f"input '{key}'"
+            raise UsageError(f"--features: {what} is given twice; give one file per input")
+        parsed[key] = file
+    try:
+        return resolve_feature_files(predictor.meta, parsed)
+    except DeepQoEError as e:
+        if e.field == "features":
+            raise UsageError(f"--features: {e.message}") from None
+        raise DeepQoEError(f"--features: {e.message}", file=e.file) from None
+
+
 def _cmd_predict(args) -> int:
     from deepqoe.persistence import load_model
-    from deepqoe.predictor import Predictor, place_model, prediction_table
+    from deepqoe.predictor import Predictor, place_model, prediction_table, with_feature_files
 
     predictor = Predictor(place_model(load_model(args.model_dir), args.device))
     check_model_options(args, predictor)  # an option for another kind of model: exit 2, before any data is read
+    features = feature_files(args, predictor)  # --features: checked before any data is read
     predictor.select_rating_head(args.rating_head)
     if predictor.is_session:
         predictor.check_calibration(args.calibration)  # before any data is read
@@ -304,7 +345,7 @@ def _cmd_predict(args) -> int:
     if args.scheduler:  # a Dask cluster, partitioned Parquet out (deepqoe.batch_scoring)
         from deepqoe.batch_scoring import predict_batch
 
-        return predict_batch(predictor, args)
+        return predict_batch(predictor, args, features=features)
     if args.workers is not None:
         raise UsageError("--workers is for --scheduler local")
     if predictor.is_session:
@@ -315,7 +356,8 @@ def _cmd_predict(args) -> int:
     from deepqoe.workflow import read_prediction_input
 
     level = interval_level(args, predictor)
-    X, ids = read_prediction_input(predictor.meta, data)
+    meta = predictor.meta if features is None else with_feature_files(predictor.meta, features)
+    X, ids = read_prediction_input(meta, data)  # (meta: the model's, reading the --features files if given)
     rows = predictor.predict_rows(X, interval=level, explain=args.explain)  # the one path (as the service)
     out = prediction_table(predictor, rows, ids)
     if rows and "viewer" in rows[0]:  # a viewer-aware model
@@ -549,6 +591,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "p1203-open, waterloo-sqoe-iv, live-nflx; also the per-second sets live-nflx-continuous "
                         "and lfovia-qoe, a continuous slider's use of the scale, with no interval of their own; "
                         "default: the average of the three, with the pooled interval)")
+    p.add_argument("--features", action="append", metavar="[INPUT=]FILE",
+                   help="table models with a vector input read from a feature file (deepqoe extract): read the "
+                        "rows' features from FILE (CSV / Parquet, the same id column and feature columns) instead "
+                        "of the file the model was trained with, e.g. the features of new videos extracted to a "
+                        "file of their own; INPUT=FILE for a model with several such inputs (INPUT: the input's "
+                        "name, else its column, as in model.json), once per input; also with --scheduler")
     p.add_argument("--explain", action="store_true",
                    help="explain every prediction: each input's contribution (table models: Shapley values of the "
                         "expected rating or score) or each part's (session models: stalls, quality, startup, "

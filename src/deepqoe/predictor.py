@@ -23,6 +23,10 @@ range of its training targets (``model.json``'s ``target.min`` / ``target.max``;
 :class:`~deepqoe.errors.DeepQoENote` says how many rows were clipped to it; a model written before the range
 was stored is not clipped): an input far outside the training data does not extrapolate without bound.
 
+A table model whose vector input joins a feature file (``deepqoe extract``) stores that file's path; the rows of
+new videos are read with their own feature file through :func:`with_feature_files` (a copy of ``meta`` for
+:func:`deepqoe.workflow.read_prediction_input`; ``deepqoe predict --features [INPUT=]FILE``).
+
 ``deepqoe predict``, the service (``POST /predict``), the demo and the behaviour checks all call this
 class; nothing else turns sessions into scores. Session scores and curves are always finite and inside
 the scale: the model's output is put on the common 1-5 scale, clipped to [1, 5], then converted to the
@@ -502,8 +506,9 @@ class Predictor:
         by the CLI, Python and the service alike): a categorical input with values the training data did not
         have (they take the unknown category's learned embedding), a text input whose text has no word the
         embedding knows (the zero vector: no information), a continuous input far outside its training range
-        (:meth:`~deepqoe.features.tabular.ContinuousEncoder.far_outside`: the prediction extrapolates); how many
-        rows, and a few of the values."""
+        (:meth:`~deepqoe.features.tabular.ContinuousEncoder.far_outside`: the prediction extrapolates; one note
+        per column of it), a vector input with values far outside theirs (one note for the input, however many
+        of its columns: :meth:`_far_vector_note`); how many rows, and a few of the values."""
         import warnings
 
         from deepqoe.errors import DeepQoENote
@@ -525,11 +530,46 @@ class Predictor:
                                   "it is read as the zero vector, which carries no information", DeepQoENote,
                                   stacklevel=3)
             elif hasattr(enc, "far_outside"):
-                for column, k, values, lo, hi in enc.far_outside(X):
+                far = enc.far_outside(X)
+                if far and getattr(enc.cfg, "modality", None) == "vector":  # one note for all its columns
+                    warnings.warn(self._far_vector_note(enc, X, far), DeepQoENote, stacklevel=3)
+                    continue
+                for column, k, values, lo, hi in far:  # a continuous input: one note per column
                     warnings.warn(f"{k} of {n} row(s) have a value of '{column}' far outside its training range "
                                   f"[{lo:g}, {hi:g}] (beyond it by more than its width, or of the other sign; e.g. "
                                   f"{', '.join(f'{v:g}' for v in values)}): the model was not trained on such "
                                   "values, its prediction for them is an extrapolation", DeepQoENote, stacklevel=3)
+
+    def _far_vector_note(self, enc, X: pd.DataFrame, far: list) -> str:
+        """The one note on a vector input (pre-computed features: hundreds of columns) whose values are far
+        outside their training range (``far``: :meth:`~deepqoe.features.tabular.ContinuousEncoder.far_outside`'s
+        columns): how many of its rows and columns, the worst three columns by name (the most rows, then the
+        farthest), and how many training rows the ranges come from (a few rows give narrow ranges)."""
+        n = len(X)
+        key = str(getattr(enc.cfg, "name", None) or enc.cfg.column)
+        prefix = f"{key}__"  # a feature file's columns are joined as <input>__<column>
+
+        def short(c: str) -> str:
+            return c[len(prefix):] if c.startswith(prefix) else c
+
+        def widths_beyond(item) -> float:
+            _c, _k, values, lo, hi = item
+            width = hi - lo if hi - lo > 1e-12 else max(1.0, abs(lo))
+            return max((max(lo - v, v - hi) for v in values), default=0.0) / width
+
+        worst = sorted(far, key=lambda t: (-t[1], -widths_beyond(t)))[:3]
+        shown = "; ".join(f"'{short(c)}' in {k} row(s), e.g. {values[0]:g} (range [{lo:g}, {hi:g}])"
+                          for c, k, values, lo, hi in worst)
+        rows = _far_rows(enc, X, far)
+        rows = f"{rows} of {n}" if rows is not None else f"at least {max(t[1] for t in far)} of {n}"
+        n_cols = len(getattr(enc, "columns", None) or []) or len(far)
+        metrics = self.meta.get("metrics") if isinstance(self.meta.get("metrics"), dict) else {}
+        n_train = metrics.get("n_train")
+        seen = f"; the ranges are those of its {n_train} training rows" if isinstance(n_train, int) else ""
+        return (f"{rows} row(s) have values of the vector input '{key}' far outside its training range in "
+                f"{len(far)} of its {n_cols} column(s) (beyond it by more than its width, or of the other sign; "
+                f"most: {shown}): the model was not trained on such values, its prediction for them is an "
+                f"extrapolation{seen}")
 
     def _interval_level(self, interval: float | bool | None, calibration: str | None = None) -> float | None:
         """The level of a predict call's ``interval``: True (the default) -> :meth:`interval_default` (0.9 when
@@ -664,6 +704,108 @@ def prediction_table(predictor, rows: list[dict], ids: list | None, first_row: i
     return out
 
 
+# ---- the feature files of a table model's vector inputs (deepqoe predict --features) ----------------------
+def feature_file_inputs(meta: dict) -> dict[str, dict]:
+    """A table model's vector inputs that join a feature file (``file:``, e.g. made by ``deepqoe extract``), by
+    their key (the input's ``name``, else its ``column``, as model.json's ``dataset.inputs`` gives them), in
+    the config's order; {} for a model with none (inputs switched off with ``projection: 0`` read no file)."""
+    ds = meta.get("dataset") if isinstance(meta, dict) and isinstance(meta.get("dataset"), dict) else {}
+    out: dict[str, dict] = {}
+    for inp in ds.get("inputs") or []:
+        if isinstance(inp, dict) and inp.get("modality") == "vector" and inp.get("file") \
+                and inp.get("projection") != 0:
+            out[str(inp.get("name") or inp.get("column"))] = inp
+    return out
+
+
+def resolve_feature_files(meta: dict, features: dict) -> dict[str, str]:
+    """``features`` ({input: feature file}; the input None: the model's one vector input with a feature file)
+    checked against a table model's ``meta``: ``{input key: absolute path}``. An input may be named by its key
+    (``name``, else ``column``) or by its column where only one such input reads that column.
+
+    A DeepQoEError with ``field="features"`` (``deepqoe predict``'s usage error) for a model with no vector
+    input read from a feature file, an input it does not have (naming those it has), an input given twice
+    and a file given without its input where the model has several; one naming the file (a data error) for a
+    file that is not there, a ``.mat`` for an input trained on a table or the other way round (a ``.mat`` is
+    read in the table's row order, a table joined by id), or a path that the model's reader would not read
+    as written (a ``$NAME`` in it is read as an environment variable)."""
+    from deepqoe.config import resolve_path
+
+    known = feature_file_inputs(meta)
+    if not known:
+        raise DeepQoEError("this model has no vector input read from a feature file (its model.json's "
+                           "dataset.inputs has no vector input with 'file'), so there is no feature file to "
+                           "replace", field="features")
+    names = ", ".join(f"'{k}'" for k in known)
+    out: dict[str, str] = {}
+    for key, file in features.items():
+        if key is None:
+            if len(known) > 1:
+                raise DeepQoEError(f"this model has {len(known)} vector inputs read from feature files ({names}): "
+                                   "say which file is whose, INPUT=FILE", field="features")
+            name = next(iter(known))
+        elif str(key) in known:
+            name = str(key)
+        else:
+            by_column = [k for k, inp in known.items() if str(inp.get("column")) == str(key)]
+            if len(by_column) != 1:
+                why = f"the column '{key}' is read by {len(by_column)} of them, name one" if by_column else \
+                    "no vector input read from a feature file is called so"
+                raise DeepQoEError(f"unknown input '{key}' ({why}): this model's vector inputs read from feature "
+                                   f"files are {names}", field="features")
+            name = by_column[0]
+        if name in out:
+            raise DeepQoEError(f"input '{name}' is given two feature files; give one", field="features")
+        path = Path(file).expanduser().absolute()
+        if not path.exists():
+            raise DeepQoEError("feature file not found", file=str(path))
+        if path.is_dir():
+            raise DeepQoEError("is a folder; give the feature file (CSV / Parquet with an id column, as deepqoe "
+                               "extract writes it)", file=str(path))
+        trained_mat = str(known[name]["file"]).lower().endswith(".mat")
+        if trained_mat != (path.suffix.lower() == ".mat"):
+            raise DeepQoEError(f"input '{name}' was trained on " + (
+                "a .mat feature file (read in the table's row order): give a .mat" if trained_mat else
+                "a feature table joined by id (CSV / Parquet): give one, not a .mat"), file=str(path))
+        try:
+            same = resolve_path(str(path), None) == path
+        except DeepQoEError:
+            same = False
+        if not same:
+            raise DeepQoEError("the path holds '$', which the model's reader takes for an environment variable; "
+                               "give the file by a path without '$' (rename it, or link to it)", file=str(path))
+        out[name] = str(path)
+    return out
+
+
+def with_feature_files(meta: dict, features: dict) -> dict:
+    """A copy of a table model's ``meta`` (``Predictor.meta``) whose vector inputs read the feature files
+    ``features`` gives ({input: file}, checked by :func:`resolve_feature_files`) instead of their own
+    ``file:``, for :func:`deepqoe.workflow.read_prediction_input` and
+    :func:`~deepqoe.workflow.prediction_frame`: the features of new videos, extracted to a file of their own,
+    without overwriting the training features (``deepqoe predict --features``). The path is made absolute:
+    the model's reader resolves a relative ``file`` against ``dataset.base_dir``, the training config's folder,
+    not the folder the prediction runs in. ``meta`` itself is not changed.
+
+        p = load_predictor("model")
+        X, ids = read_prediction_input(with_feature_files(p.meta, {None: "new_features.parquet"}), "new.csv")
+        rows = p.predict_rows(X, ids=ids)
+    """
+    files = resolve_feature_files(meta, features)
+    out = dict(meta)
+    ds = dict(meta["dataset"])
+    inputs = []
+    known = feature_file_inputs(meta)
+    for inp in ds.get("inputs") or []:
+        key = str(inp.get("name") or inp.get("column")) if isinstance(inp, dict) else None
+        if key in files and known.get(key) is inp:
+            inp = dict(inp, file=files[key])
+        inputs.append(inp)
+    ds["inputs"] = inputs
+    out["dataset"] = ds
+    return out
+
+
 def _as_sessions(items) -> tuple[list, list[DeepQoEError]]:
     """Sessions, and session dicts (the session JSON format) read as sessions: (sessions, failures), a bad dict
     or another type a failure of its own item."""
@@ -682,6 +824,29 @@ def _as_sessions(items) -> tuple[list, list[DeepQoEError]]:
             failures.append(DeepQoEError(f"must be a Session or a session dict (the session JSON format), not "
                                          f"{type(s).__name__}", field=f"sessions[{k}]"))
     return out, failures
+
+
+def _far_rows(enc, X: pd.DataFrame, far: list) -> int | None:
+    """How many rows of ``X`` have a value far outside the training range in one of the columns ``far``
+    (the encoder's ``far_outside`` list, which counts rows per column): the rule of
+    :meth:`~deepqoe.features.tabular.ContinuousEncoder.far_outside` applied row-wise; None where the encoder
+    gives no raw values and range, or where its own per-column counts differ (the rule changed)."""
+    try:
+        x = np.asarray(enc._raw(X), float)
+        lo, hi = (np.asarray(a, float) for a in enc.range_)
+        columns = list(enc.columns)
+    except Exception:  # noqa: BLE001 - another kind of encoder: say "at least" instead
+        return None
+    index = {c: j for j, c in enumerate(columns)}
+    if any(t[0] not in index for t in far):
+        return None
+    j = np.array([index[t[0]] for t in far])
+    x, lo, hi = x[:, j], lo[j], hi[j]
+    width = np.where(hi - lo > 1e-12, hi - lo, np.maximum(1.0, np.abs(lo)))
+    mask = (x < lo - width) | (x > hi + width) | ((lo >= 0) & (x < 0)) | ((hi <= 0) & (x > 0))
+    if mask.sum(0).tolist() != [int(t[1]) for t in far]:
+        return None
+    return int(mask.any(1).sum())
 
 
 def _clip_scores(y: np.ndarray, bounds: tuple[float, float], what: str, why: str) -> np.ndarray:
