@@ -66,7 +66,7 @@ def test_continuous_log_and_several_columns():
 
 
 def test_vector_input_standardised_with_nan_to_zero():
-    e = enc(column="v", modality="vector", columns=["f0", "f1"])
+    e = enc(column="v", modality="vector", columns=["f0", "f1"], nan_to=0)  # nan_to null (the default): an error
     df = pd.DataFrame({"f0": [1.0, 3.0, np.nan], "f1": [2.0, 2.0, 2.0]})
     out = e.fit(df).transform(df)
     assert out.shape == (3, 2) and np.isfinite(out).all()

@@ -231,7 +231,7 @@ def test_every_kind_is_described_and_checked(tmp_path):
                        "viewer": rng.choice(["u1", "u2", "u3"], n),
                        "series": [rng.normal(3, 1, int(k)).tolist() for k in rng.integers(2, 12, n)]})
     y = np.log1p(df.b0) + df.series.map(np.mean)
-    inputs = [{"column": "bits", "modality": "vector", "columns": ["b0", "b1"], "log": True},
+    inputs = [{"column": "bits", "modality": "vector", "columns": ["b0", "b1"], "log": True, "nan_to": 0},
               {"column": "viewer", "modality": "categorical", "role": "viewer"},
               {"column": "series", "modality": "sequence", "sequence_length": 8}]
     est = DeepQoERegressor(inputs=inputs, hidden_layers=(8,), max_epochs=3, patience=3, random_state=0).fit(df, y)

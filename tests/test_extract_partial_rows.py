@@ -180,7 +180,9 @@ def test_a_run_where_one_extractor_failed_on_every_video(clips, tmp_path, capsys
     err = capsys.readouterr().err
     assert rc == 1 and out.read_bytes() == before
     assert "every video failed (2 of 2)" in err and "nothing was written" in err
-    assert "  zero: stream,siti: the file is empty" in err and "  missing: stream,siti: file not found" in err
+    # a damaged or missing video is said as such by full-reference too (before its missing reference)
+    assert "  zero: stream,siti,full-reference: the file is empty" in err, err
+    assert "  missing: stream,siti,full-reference: file not found" in err, err
 
 
 def test_the_python_api_gives_the_same_rows(clips, tmp_path):

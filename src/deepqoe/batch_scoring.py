@@ -356,12 +356,13 @@ def score_batch(model: Any, data: str | Path, out: str | Path, *, scheduler: str
         raise DeepQoEError(DASK_MISSING) from None
     reader: dict = {}
     if kind == "rows":
+        from deepqoe.datasets import join_columns
         from deepqoe.workflow import prediction_dataset
 
         cfg = prediction_dataset(predictor.meta)
-        if cfg is not None:
+        if cfg is not None:  # ids and join keys as written, as deepqoe predict reads them
             reader = {"sep": cfg.reader.sep, "decimal": cfg.reader.decimal, "encoding": cfg.reader.encoding,
-                      "text": [cfg.id] if cfg.id else []}  # ids as written, as deepqoe predict reads them
+                      "text": join_columns(cfg)}
     if kind == "sessions":  # before starting a cluster: a bad header of any file is said at once
         check_session_headers(files, fmt, _csv_sep(files, reader), reader.get("encoding", "utf-8"))
     ref = _model_ref(model, predictor)

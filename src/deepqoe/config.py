@@ -171,7 +171,8 @@ class InputConfig(_Strict):
       ``columns`` may list several numeric columns that enter together as one vector input.
     * ``vector``: pre-computed feature vectors, either ``columns`` of the table, or read from ``file``
       (CSV/Parquet with ``file_id_column`` + feature columns, or a ``.mat`` with ``mat_key``) and
-      joined on the table's ``column`` (the id).
+      joined on the table's ``column`` (the id; both sides are compared as text, as written, in Unicode
+      NFC). An empty feature cell (NaN, inf) is an error unless ``nan_to`` gives the number to read it as.
     * ``sequence``: a per-second series (list of floats / per-step vectors) through a temporal encoder.
 
     ``projection`` is the width of the input's projection g_i; ``0`` removes the input from the model
@@ -199,7 +200,9 @@ class InputConfig(_Strict):
     file: str | None = None
     file_id_column: str | None = None
     mat_key: str | None = None
-    nan_to: float | None = Field(default=0.0, allow_inf_nan=False)
+    # a vector's empty cells (NaN, inf): null (the default) is an error naming the file, column and row; a
+    # number fills them with it (one note per input saying how many, at training and at prediction)
+    nan_to: float | None = Field(default=None, allow_inf_nan=False)
     # sequence
     sequence_length: int = Field(default=64, ge=1, le=MAX_SEQUENCE_LENGTH)
     sequence_encoder: Literal["conv", "gru"] = "conv"

@@ -319,7 +319,9 @@ def read_table(path: str | os.PathLike, sep: str = ",", decimal: str = ".", enco
     """Read a CSV / TSV / Parquet / JSON-lines table; any problem becomes a DeepQoEError naming the file.
     A column name that appears twice in the header is an error (pandas would rename the second one).
     ``only_empty_is_missing``: in a CSV only an empty cell is missing; text such as ``NaN``, ``N/A`` or
-    ``null`` stays text (pandas reads it as missing by default), for the caller to refuse as not a number."""
+    ``null`` stays text (pandas reads it as missing by default), for the caller to refuse as not a number.
+    ``dtype``: pandas' column types for a CSV / JSON-lines table; a column given ``str`` stays text as written
+    (ids: ``001`` stays ``'001'``), also with ``decimal``."""
     p = Path(path)
     if not p.exists():
         raise DeepQoEError("file not found", file=str(p))
@@ -366,11 +368,11 @@ def read_table(path: str | os.PathLike, sep: str = ",", decimal: str = ".", enco
         raise DeepQoEError("the table has a header but no rows", file=str(p))
     df.columns = [str(c).strip() for c in df.columns]
     if decimal != "." and suffix not in (".parquet", ".pq", ".jsonl", ".ndjson"):
-        _numbers_with_decimal(df, decimal)
+        _numbers_with_decimal(df, decimal, skip={str(c).strip() for c, t in (dtype or {}).items() if t is str})
     return df
 
 
-def _numbers_with_decimal(df: pd.DataFrame, decimal: str) -> None:
+def _numbers_with_decimal(df: pd.DataFrame, decimal: str, skip=()) -> None:
     """In text columns (pandas converts a column with ``decimal`` only when every value is a number), turn
     the values written as numbers with ``decimal`` into numbers, as pandas does for the whole column: a bad
     value then is the one reported, not the first number beside it."""
@@ -378,7 +380,7 @@ def _numbers_with_decimal(df: pd.DataFrame, decimal: str) -> None:
                          r"([eE][-+]?\d+)?\s*$")
     for c in df.columns:
         s = df[c]
-        if not (s.dtype == object or pd.api.types.is_string_dtype(s)):
+        if c in skip or not (s.dtype == object or pd.api.types.is_string_dtype(s)):  # skip: read as text
             continue
         num = s.map(lambda v: isinstance(v, str) and bool(pattern.match(v))).to_numpy(dtype=bool)
         if num.any() and not num.all():

@@ -337,8 +337,11 @@ def _fit_and_save(est, cfg, data, out_dir, *, full: bool, metrics: dict | None =
             _note_undefined(cfg, "test", data.y[test_idx], test_pred)
     dataset = cfg.dataset.model_dump()
     dataset["base_dir"] = cfg.dataset.base_dir
+    # how each feature file was made (deepqoe extract's metadata), checked again at prediction
+    features = {"feature_files": data.feature_files} if getattr(data, "feature_files", None) else {}
     save_model(est, out_dir, dataset_config=dataset,
-               extra={"metrics": metrics, **(extra_meta(est, train_idx) if extra_meta else {})}, metrics=metrics,
+               extra={"metrics": metrics, **features, **(extra_meta(est, train_idx) if extra_meta else {})},
+               metrics=metrics,
                files={**interval_files(intervals), **heads})
     return metrics
 
@@ -1189,16 +1192,15 @@ def format_summary(results: dict) -> str:
 # ---- predict -------------------------------------------------------------------------------------------
 def read_prediction_input(model_meta: dict, data_path: str | Path) -> tuple[pd.DataFrame, list | None]:
     """Read a table to predict on, with the reader options and vector joins of the model's dataset."""
+    from deepqoe.datasets import read_rated_table
     from deepqoe.io import read_table
 
     cfg = prediction_dataset(model_meta)
     path = Path(data_path)
     if cfg is not None:
-        text = {cfg.id: str} if cfg.id else None  # ids as written: '001' stays '001' (as session ids do)
-        df = read_table(path, sep=cfg.reader.sep, decimal=cfg.reader.decimal, encoding=cfg.reader.encoding,
-                        dtype=text)
-        if len(df.columns) == 1 and path.suffix.lower() not in (".parquet", ".pq"):
-            df = read_table(path, dtype=text)  # written with a different separator (e.g. our own CSV output)
+        # as training read it: the id and the vector join columns as text ('001' stays '001'), and a CSV
+        # written with another separator (e.g. our own output) read again with a comma
+        df = read_rated_table(cfg, path, any_sep=True)
         return prediction_frame(model_meta, df, str(path), cfg)
     return read_table(path), None
 
@@ -1230,6 +1232,6 @@ def prediction_frame(model_meta: dict, df: pd.DataFrame, source: str, cfg=None) 
     cfg = cfg if cfg is not None else prediction_dataset(model_meta)
     if cfg is None:
         return df, None
-    X, _ = prepare_inputs(cfg, df, source)
+    X, _ = prepare_inputs(cfg, df, source, model_meta=model_meta)  # the model's feature columns, checked
     ids = df[cfg.id].tolist() if cfg.id and cfg.id in df.columns else None
     return X, ids

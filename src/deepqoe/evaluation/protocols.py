@@ -118,8 +118,8 @@ def validation_split_how(n_train: int, fraction: float, seed: int, groups=None
     if groups is not None:
         groups = np.asarray(groups)
         uniq = np.array(list(dict.fromkeys(groups.tolist())), dtype=object)
-        how = (f"random rows, not group-disjoint: {len(uniq)} group{'' if len(uniq) == 1 else 's'} among them, "
-               "and group-disjoint needs at least 3")
+        how = (f"random rows, not group-disjoint: the {n_train} rows they are drawn from hold {len(uniq)} "
+               f"group{'' if len(uniq) == 1 else 's'}, and a group-disjoint split needs at least 3")
         if len(uniq) >= 3:
             rng.shuffle(uniq)
             n_val = max(1, int(round(len(uniq) * fraction)))
