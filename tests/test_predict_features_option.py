@@ -275,3 +275,24 @@ def test_the_cli_says_the_vector_note_once(case, tmp_path, capsys):
     assert code == 0, err
     far = [line for line in err.splitlines() if "far outside" in line]
     assert len(far) == 1 and "4 of 4 row(s)" in far[0] and f"in {N_FEATURES} of its {N_FEATURES} column(s)" in far[0]
+
+
+def test_embed_reads_the_features_file_too(case, tmp_path, capsys):
+    """deepqoe embed takes --features as predict does: the representation of the new videos from their own file
+    equals that of a model whose file held them."""
+    code, out, err = _run(capsys, "embed", case["one"], case["incoming"] / "rows.csv", "--features",
+                          case["incoming"] / "new.parquet", "--out", tmp_path / "rep.csv")
+    assert code == 0, err
+    got = pd.read_csv(tmp_path / "rep.csv", dtype={"id": str})
+    saved = (case["train"] / "feats.parquet").read_bytes()
+    try:
+        both = pd.concat([pd.read_parquet(case["train"] / "feats.parquet"),
+                          pd.read_parquet(case["incoming"] / "new.parquet")], ignore_index=True)
+        both.to_parquet(case["train"] / "feats.parquet", index=False)
+        code, _, err = _run(capsys, "embed", case["one"], case["incoming"] / "rows.csv", "--out", tmp_path / "old.csv")
+    finally:
+        (case["train"] / "feats.parquet").write_bytes(saved)
+    assert code == 0, err
+    pd.testing.assert_frame_equal(got, pd.read_csv(tmp_path / "old.csv", dtype={"id": str}))
+    code, _, err = _run(capsys, "embed", case["plain"], case["incoming"] / "rows.csv", "--features", "x.parquet")
+    assert code == 2 and "no vector input read from a feature file" in err, err

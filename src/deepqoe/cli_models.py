@@ -285,6 +285,16 @@ def check_model_options(args, predictor) -> None:
                          "--rating-head")
 
 
+def _features_option(p, extra: str = "") -> None:
+    """``--features [INPUT=]FILE``, the same for predict and embed (:func:`feature_files` reads it)."""
+    p.add_argument("--features", action="append", metavar="[INPUT=]FILE",
+                   help="table models with a vector input read from a feature file (deepqoe extract): read the "
+                        "rows' features from FILE (CSV / Parquet, the same id column and feature columns) instead "
+                        "of the file the model was trained with, e.g. the features of new videos extracted to a "
+                        "file of their own; INPUT=FILE for a model with several such inputs (INPUT: the input's "
+                        "name, else its column, as in model.json), once per input" + extra)
+
+
 def feature_files(args, predictor) -> dict[str, str] | None:
     """``--features [INPUT=]FILE`` (repeatable) checked against the model before any data is read: ``{input:
     absolute path}`` (:func:`deepqoe.predictor.resolve_feature_files`), None when not given. FILE alone is
@@ -393,17 +403,19 @@ def _embed_sessions(predictor, args) -> tuple[pd.DataFrame, int]:
 
 def _cmd_embed(args) -> int:
     from deepqoe.persistence import load_model
-    from deepqoe.predictor import Predictor, place_model
+    from deepqoe.predictor import Predictor, place_model, with_feature_files
     from deepqoe.workflow import read_prediction_input
 
     predictor = Predictor(place_model(load_model(args.model_dir), args.device))
+    features = feature_files(args, predictor)  # --features: checked before any data is read
     if predictor.is_session:
         out, code = _embed_sessions(predictor, args)
         _write_output(out, args)
         return code
     data = Path(args.data)
     _table_input(predictor, data)
-    X, ids = read_prediction_input(predictor.meta, data)
+    meta = predictor.meta if features is None else with_feature_files(predictor.meta, features)
+    X, ids = read_prediction_input(meta, data)  # the rows as predict reads them
     rep = predictor.model.transform(X)
     out = pd.DataFrame(rep, columns=[f"r{j}" for j in range(rep.shape[1])])
     out.insert(0, "row", np.arange(1, len(X) + 1))
@@ -591,12 +603,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "p1203-open, waterloo-sqoe-iv, live-nflx; also the per-second sets live-nflx-continuous "
                         "and lfovia-qoe, a continuous slider's use of the scale, with no interval of their own; "
                         "default: the average of the three, with the pooled interval)")
-    p.add_argument("--features", action="append", metavar="[INPUT=]FILE",
-                   help="table models with a vector input read from a feature file (deepqoe extract): read the "
-                        "rows' features from FILE (CSV / Parquet, the same id column and feature columns) instead "
-                        "of the file the model was trained with, e.g. the features of new videos extracted to a "
-                        "file of their own; INPUT=FILE for a model with several such inputs (INPUT: the input's "
-                        "name, else its column, as in model.json), once per input; also with --scheduler")
+    _features_option(p, "; also with --scheduler")
     p.add_argument("--explain", action="store_true",
                    help="explain every prediction: each input's contribution (table models: Shapley values of the "
                         "expected rating or score) or each part's (session models: stalls, quality, startup, "
@@ -616,6 +623,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("data", help="CSV or Parquet table (or session JSON / CSV / folder for a session model "
                                 "built on a DeepQoE network)")
     _output_options(p, "the representation")
+    _features_option(p)
     add_device_argument(p, "the network")
     p.set_defaults(func=_cmd_embed)
 
