@@ -132,6 +132,7 @@ def test_ids_without_a_feature_row_are_reported_together(tmp_path, capsys):
     assert ("3 ids have no row in the feature file features.parquet: '021' (row 21), '023' (row 23), '024' "
             "(row 24)") in err, err
     assert err.count("has no row") + err.count("have no row") == 1
+    assert "`deepqoe predict --features FILE` reads their own feature file" in err, err   # the way for new videos
 
 
 # ---- 2. empty feature cells ----------------------------------------------------------------------------------

@@ -45,9 +45,9 @@ EXIT_CODES_HELP = """\
 exit status:
   0  ok
   1  input or data error (a bad file, column, value, config or model; one line on standard error)
-  2  usage error (unknown command or option, a bad option value)
+  2  usage error (unknown command or option, a bad option value, an option for another kind of model)
   3  partial success: some sessions or files failed, the others were done (predict, embed, extract,
-     sessions convert/features/validate); the failures are listed on standard error
+     sessions convert/features/validate/compare); the failures are listed on standard error
   check-model exits 1 when the model violates a relation.
 
 output: data (tables, JSON) goes to standard output; status lines, progress and "written to ..." go to

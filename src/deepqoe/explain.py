@@ -21,9 +21,14 @@ its classes are numbers (the 1-5 viewer rating), else the probability of the cla
 row.
 
 Groups: by default one group per input. A model may name groups in ``model.json`` ->
-``explain_groups`` as ``{group: [[input_key, channels or null], ...]}``; the shipped streaming model
-groups its inputs into stalls, quality, switches, startup and context, and splits its per-second series
-by channel (the stall channel counts as stalls, the quality / bitrate / height channels as quality).
+``explain_groups`` as ``{group: [[input_key, channels or null], ...]}`` (session models built on a DeepQoE
+network, written before the structured session model, group their inputs into stalls, quality, switches,
+startup and context, and split their per-second series by channel).
+
+The shipped ``streaming`` model is the structured session model, which explains itself
+(:meth:`deepqoe.sessions.qoe_model.SessionQoEModel.explain_sessions`, method ``"parts"``): each part's
+contribution is the score minus the score of the same session without that part's impairments (quality: a
+typical quality of 80), each part on its own, so they do not add up and there is no baseline.
 """
 
 from __future__ import annotations

@@ -674,12 +674,13 @@ def explanation_columns(out: pd.DataFrame, rows: list[dict]) -> None:
     if not rows or "explanation" not in rows[0]:
         return
     ex = [r["explanation"] for r in rows]
+    r6 = lambda v: None if v is None else round(float(v), 6)  # noqa: E731  as the scores are written
     out["explanation_method"] = [e["method"] for e in ex]
     out["explanation_output"] = [e["output"] for e in ex]
     if "baseline" in ex[0]:
-        out["explanation_baseline"] = [e.get("baseline") for e in ex]
+        out["explanation_baseline"] = [r6(e.get("baseline")) for e in ex]
     for name in ex[0]["contributions"]:
-        out[f"contrib_{name}"] = [e["contributions"].get(name) for e in ex]
+        out[f"contrib_{name}"] = [r6(e["contributions"].get(name)) for e in ex]
 
 
 def prediction_table(predictor, rows: list[dict], ids: list | None, first_row: int = 1) -> pd.DataFrame:

@@ -323,7 +323,9 @@ def _missing_ids(raw: pd.Series, keys: pd.Series, missing: np.ndarray, known, fe
         k = keys.iloc[r]
         rows.setdefault(k, []).append(int(r) + 1)
         shown.setdefault(k, raw.iloc[r])
-    hint = _near_ids(list(rows), known, shown)
+    hint = _near_ids(list(rows), known, shown) or (
+        " (extract their features into it; for new videos, `deepqoe predict --features FILE` reads their own "
+        "feature file)")
     if len(rows) == 1:
         (k, rs), = rows.items()
         more = f" (rows {', '.join(map(str, rs[:5]))}{', ...' if len(rs) > 5 else ''})" if len(rs) > 1 else ""

@@ -10,7 +10,8 @@ from deepqoe.cli import UsageError, finish_batch, print_json, status
 MAX_SERIES_LENGTH = 86_400  # a day of seconds: longer series are not what --length is for
 
 DESCRIPTION = """\
-Streaming sessions: convert them to session JSON, check them, or compute one feature row per session.
+Streaming sessions: convert them to session JSON, check them, compute one feature row per session, or
+compare two sets of them (two players, ABR algorithms, ladders or networks).
 
   deepqoe sessions convert INPUT --out sessions.json      # P.1203 JSON / session JSON / CSV / TSV / folder
   deepqoe sessions convert INPUT --out sessions.csv       # one row per segment (batch scoring's input)
@@ -104,37 +105,60 @@ def _cmd_validate(args) -> int:
 
 
 def _cmd_compare(args) -> int:
+    import math
+    import warnings
+
+    from deepqoe.errors import DeepQoEError, DeepQoENote
     from deepqoe.persistence import load_model
     from deepqoe.predictor import Predictor
     from deepqoe.sessions.compare import comparison_table, compare_sessions
+    from deepqoe.sessions.scales import parse_scale
 
     labels = tuple(args.labels) if args.labels else ("A", "B")
     if len(set(labels)) != 2:
         raise UsageError("--labels: give two different names")
+    if not (math.isfinite(args.level) and 0.5 <= args.level < 1):
+        raise UsageError(f"--level must be at least 0.5 and below 1 (0.95 for 95 %), not {args.level:g}")
+    if not 100 <= args.bootstrap <= 100_000:
+        raise UsageError(f"--bootstrap must be 100 to 100000 resamples, not {args.bootstrap}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be 0 or more, not {args.seed}")
+    if args.scale is not None:
+        try:
+            parse_scale(args.scale)
+        except DeepQoEError as e:
+            raise UsageError(f"--scale: {e.message}") from None
     predictor = Predictor(load_model(args.model))
-    predictor.require_sessions()
+    if not predictor.is_session:
+        raise UsageError(f"--model {args.model}: a table model; sessions compare needs a session model (e.g. "
+                         "streaming)")
     if args.calibration is not None:
         predictor.check_calibration(args.calibration)
     read = {}
     for label, path in zip(labels, (args.a, args.b)):
         sessions, failures = _load(path)
-        if not sessions:
-            finish_batch(failures, 0, file=path)  # raises: no session in this set
+        if len(sessions) < 2:  # the set's problems are listed before saying it is too small
+            finish_batch(failures, len(sessions), verb=f"read in set {label}", file=path)  # lists them; raises at 0
+            raise DeepQoEError(f"set {label} holds {len(sessions)} readable session(s) ({len(failures)} failed, "
+                               "listed above); a comparison needs at least 2 in each set", file=str(path))
         read[label] = (sessions, failures)
     res = compare_sessions(predictor, read[labels[0]][0], read[labels[1]][0], labels=labels, paired=args.paired,
                            n_boot=args.bootstrap, level=args.level, seed=args.seed, scale=args.scale,
                            calibration=args.calibration)
-    failures = [e for label in labels for e in list(read[label][1]) + list(res["failures"][label])]
+    for n in res["notes"]:
+        warnings.warn(n, DeepQoENote, stacklevel=2)
+    failures = {label: list(read[label][1]) + list(res["failures"][label]) for label in labels}
     if args.json:
-        print_json({**res, "failures": {k: [str(e) for e in v] for k, v in res["failures"].items()},
+        print_json({**res, "failures": {k: [str(e) for e in v] for k, v in failures.items()},
                     "inputs": {labels[0]: str(args.a), labels[1]: str(args.b)}})
     else:
         print(comparison_table(res))
-    return finish_batch(failures, sum(res["sets"].values()), verb="compared")
+    return finish_batch(failures[labels[0]] + failures[labels[1]], sum(res["sets"].values()), verb="compared")
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("sessions", help="streaming sessions: convert, validate, compute features",
+    p = subparsers.add_parser("sessions", help="streaming sessions: convert, validate, compute features, compare "
+                                               "two sets",
                               description=DESCRIPTION)
     sub = p.add_subparsers(dest="sessions_command", metavar="ACTION")
     c = sub.add_parser("convert", help="convert P.1203 JSON / session JSON / CSV / folder to session JSON")

@@ -7,10 +7,13 @@ switches: :func:`deepqoe.sessions.features.session_features`):
 
 * the mean and median predicted score, and where the model has a rating-distribution head the mean share of
   viewers expected to rate poor or worse (%PoW) and good or better (%GoB);
-* for each of those, the difference B - A with a bootstrap confidence interval (percentile, ``n_boot``
-  resamples, seeded): **paired** when the two sets hold the same session ids (the same network traces
-  replayed through two players: the ids' differences are resampled), else **independent** (each set
-  resampled apart).
+* for each of those, the difference B - A with a confidence interval: **paired** when the two sets hold the
+  same session ids (the same network traces replayed through two players), on the ids both hold (those of
+  one set only are left out, said in ``notes``), else **independent**. Every statistic but the median is a
+  mean: its interval is Student's t (of the per-id differences when paired, Welch's otherwise), which holds
+  its level far better than a bootstrap on a handful of sessions; the median's is a percentile bootstrap
+  (``n_boot`` resamples, seeded, drawn in chunks so memory stays small). A set of fewer than
+  :data:`FEW_SESSIONS` sessions gets a note: its intervals are rough.
 
 What the interval covers: which sessions happened to be in each set, not the model's error. One model scores
 both sets, so its error is shared and partly cancels in a difference, but not where the two sets differ in
@@ -42,6 +45,10 @@ STATISTICS = (
 LEVEL = 0.95
 N_BOOT = 2000
 MIN_SESSIONS = 2
+FEW_SESSIONS = 10
+#: in auto mode the sets are paired when the ids they share are at least this share of the larger set's
+PAIRED_SHARE = 0.8
+_CHUNK = 256  # bootstrap resamples drawn at a time
 
 
 @dataclass
@@ -49,14 +56,18 @@ class _Set:
     ids: list
     values: dict  # key -> per-session values (float array)
 
+    def take(self, index) -> "_Set":
+        return _Set([self.ids[k] for k in index], {k: v[index] for k, v in self.values.items()})
+
 
 def _per_session(predictor, sessions: Sequence, label: str, **predict) -> tuple[_Set, list]:
     from deepqoe.sessions.features import session_features
 
     rows, failures = predictor.predict_sessions(sessions, curve=False, interval=None, **predict)
     if len(rows) < MIN_SESSIONS:
+        first = f"; {failures[0]}" if failures else ""
         raise DeepQoEError(f"set {label}: {len(rows)} session(s) could be scored; a comparison needs at least "
-                           f"{MIN_SESSIONS} in each set" + (f" ({len(failures)} failed)" if failures else ""))
+                           f"{MIN_SESSIONS} in each set" + (f" ({len(failures)} failed{first})" if failures else ""))
     kept, it = [], iter(_sessions(sessions))   # the rows keep the input's order, failed sessions left out
     for r in rows:
         kept.append(next(s for s in it if s.id == r["id"]))
@@ -79,57 +90,105 @@ def _sessions(items) -> list:
     return _as_sessions(items)[0]
 
 
-def _stat(key: str, v: np.ndarray, axis=-1) -> np.ndarray:
-    return np.median(v, axis=axis) if key == "score_median" else np.mean(v, axis=axis)
+def _t_interval(va: np.ndarray, vb: np.ndarray, paired: bool, level: float) -> tuple[float, float]:
+    """Student's t interval of mean(vb) - mean(va): of the differences when paired, Welch's otherwise."""
+    from scipy import stats
+
+    diff = float(vb.mean() - va.mean())
+    if paired:
+        d = vb - va
+        se, df = (float(d.std(ddof=1)) / np.sqrt(len(d)), len(d) - 1)
+    else:
+        sa, sb = float(va.var(ddof=1)) / len(va), float(vb.var(ddof=1)) / len(vb)
+        se = np.sqrt(sa + sb)
+        df = (sa + sb) ** 2 / (sa ** 2 / (len(va) - 1) + sb ** 2 / (len(vb) - 1)) if sa + sb > 0 else 1.0
+    if not se > 0:
+        return diff, diff
+    h = float(stats.t.ppf(0.5 + level / 2, df)) * se
+    return diff - h, diff + h
+
+
+def _bootstrap_median(va: np.ndarray, vb: np.ndarray, paired: bool, level: float, n_boot: int,
+                      rng: np.random.Generator) -> tuple[float, float]:
+    boot = []
+    for start in range(0, n_boot, _CHUNK):
+        m = min(_CHUNK, n_boot - start)
+        ia = rng.integers(0, len(va), (m, len(va)))
+        ib = ia if paired else rng.integers(0, len(vb), (m, len(vb)))
+        boot.append(np.median(vb[ib], axis=1) - np.median(va[ia], axis=1))
+    lo, hi = np.quantile(np.concatenate(boot), [0.5 - level / 2, 0.5 + level / 2])
+    return float(lo), float(hi)
 
 
 def compare_sessions(predictor, a: Sequence, b: Sequence, *, labels: tuple[str, str] = ("A", "B"),
                      paired: str = "auto", n_boot: int = N_BOOT, level: float = LEVEL, seed: int = 0,
                      scale: str | None = None, calibration: str | None = None) -> dict:
     """Compare two sets of sessions (Session objects or session dicts) scored by ``predictor``: a dict with
-    each set's size and statistics (:data:`STATISTICS`), the difference B - A of each with its bootstrap
-    interval, how the sets were paired, and the sessions that could not be scored (``failures``:
-    DeepQoEErrors, per set). ``paired``: ``"auto"`` (paired when the sets hold the same ids), ``"yes"`` (an
-    error unless they do), ``"no"``."""
+    each set's size, each statistic (:data:`STATISTICS`) of both sets (``values``, by label), the difference
+    B - A and its interval, how the sets were paired, ``notes``, and the sessions that could not be scored
+    (``failures``: DeepQoEErrors, per set). ``paired``: ``"auto"`` (paired when the ids both sets hold are at
+    least :data:`PAIRED_SHARE` of the larger set), ``"yes"`` (paired on the common ids; an error when fewer
+    than 2), ``"no"``."""
     if paired not in ("auto", "yes", "no"):
         raise DeepQoEError(f"paired must be auto, yes or no, not {paired!r}", field="paired")
-    if not (isinstance(n_boot, int) and 100 <= n_boot <= 100_000):
-        raise DeepQoEError(f"the number of bootstrap resamples must be a whole number from 100 to 100000, not {n_boot!r}",
-                           field="n_boot")
-    if not 0.5 <= level < 1:
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or not 100 <= n_boot <= 100_000:
+        raise DeepQoEError(f"the number of bootstrap resamples must be a whole number from 100 to 100000, not "
+                           f"{n_boot!r}", field="n_boot")
+    if not (isinstance(level, (int, float)) and 0.5 <= level < 1):
         raise DeepQoEError(f"the confidence level must be in [0.5, 1), not {level!r}", field="level")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise DeepQoEError(f"the seed must be a whole number, 0 or more, not {seed!r}", field="seed")
+    if len(labels) != 2 or labels[0] == labels[1]:
+        raise DeepQoEError(f"two different labels are needed, not {labels!r}", field="labels")
     predictor.require_sessions()
     sa, fa = _per_session(predictor, a, labels[0], scale=scale, calibration=calibration)
     sb, fb = _per_session(predictor, b, labels[1], scale=scale, calibration=calibration)
-    same_ids = set(sa.ids) == set(sb.ids) and len(set(sa.ids)) == len(sa.ids) == len(sb.ids)
-    if paired == "yes" and not same_ids:
-        common = len(set(sa.ids) & set(sb.ids))
-        raise DeepQoEError(f"a paired comparison needs the same session ids in both sets; {labels[0]} has "
-                           f"{len(sa.ids)}, {labels[1]} {len(sb.ids)}, {common} in common (use --paired no)")
-    is_paired = same_ids and paired != "no"
-    if is_paired:  # B in A's order
-        where = {sid: k for k, sid in enumerate(sb.ids)}
-        order = np.array([where[sid] for sid in sa.ids])
-        sb = _Set(sa.ids, {k: v[order] for k, v in sb.values.items()})
+    notes = []
+    unique = len(set(sa.ids)) == len(sa.ids) and len(set(sb.ids)) == len(sb.ids)
+    where = {sid: k for k, sid in enumerate(sb.ids)} if unique else {}
+    common = [k for k, sid in enumerate(sa.ids) if sid in where]
+    is_paired = paired == "yes" or (paired == "auto" and unique
+                                    and len(common) >= max(MIN_SESSIONS, PAIRED_SHARE * max(len(sa.ids), len(sb.ids))))
+    if is_paired:
+        if not unique or len(common) < MIN_SESSIONS:
+            why = "a session id appears twice in a set" if not unique else f"{len(common)} in common"
+            raise DeepQoEError(f"a paired comparison needs at least {MIN_SESSIONS} session ids in both sets; "
+                               f"{labels[0]} has {len(sa.ids)}, {labels[1]} {len(sb.ids)}, {why} (use --paired no)")
+        only_a, only_b = len(sa.ids) - len(common), len(sb.ids) - len(common)
+        if only_a or only_b:
+            notes.append(f"paired on the {len(common)} session ids both sets hold: {only_a} of {labels[0]} and "
+                         f"{only_b} of {labels[1]} have no partner and are left out")
+        sb = sb.take([where[sa.ids[k]] for k in common])   # B in A's order
+        sa = sa.take(common)
+    for label, st in zip(labels, (sa, sb)):
+        if len(st.ids) < FEW_SESSIONS:
+            notes.append(f"set {label} has {len(st.ids)} session(s): with fewer than {FEW_SESSIONS} the intervals "
+                         "are rough (they assume the set stands for its population)")
     rng = np.random.default_rng(seed)
-    na, nb = len(sa.ids), len(sb.ids)
-    ia = rng.integers(0, na, (n_boot, na))
-    ib = ia if is_paired else rng.integers(0, nb, (n_boot, nb))
-    lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
     stats = []
     for key, label, source in STATISTICS:
         if key not in sa.values or key not in sb.values:
             continue
         va, vb = sa.values[key], sb.values[key]
-        diff = float(_stat(key, vb) - _stat(key, va))
-        boot = _stat(key, vb[ib]) - _stat(key, va[ia])
-        lo, hi = np.quantile(boot, [lo_q, hi_q])
-        stats.append({"statistic": key, "label": label, "source": source, labels[0]: float(_stat(key, va)),
-                      labels[1]: float(_stat(key, vb)), "difference": diff, "low": float(lo), "high": float(hi),
+        if key == "score_median":
+            diff = float(np.median(vb) - np.median(va))
+            lo, hi = _bootstrap_median(va, vb, is_paired, level, n_boot, rng)
+            how = "bootstrap"
+        else:
+            diff = float(vb.mean() - va.mean())
+            lo, hi = _t_interval(va, vb, is_paired, level)
+            how = "t"
+        stats.append({"statistic": key, "label": label, "source": source,
+                      "values": {labels[0]: float(_stat(key, va)), labels[1]: float(_stat(key, vb))},
+                      "difference": diff, "low": float(lo), "high": float(hi), "interval": how,
                       "excludes_zero": bool(lo > 0 or hi < 0)})
-    return {"sets": {labels[0]: na, labels[1]: nb}, "labels": list(labels), "paired": is_paired,
+    return {"sets": {labels[0]: len(sa.ids), labels[1]: len(sb.ids)}, "labels": list(labels), "paired": is_paired,
             "level": level, "n_boot": n_boot, "seed": seed, "scale": scale or "1-5",
-            "calibration": calibration, "statistics": stats, "failures": {labels[0]: fa, labels[1]: fb}}
+            "calibration": calibration, "statistics": stats, "notes": notes, "failures": {labels[0]: fa, labels[1]: fb}}
+
+
+def _stat(key: str, v: np.ndarray) -> float:
+    return float(np.median(v) if key == "score_median" else np.mean(v))
 
 
 def _fmt(key: str, v: float) -> str:
@@ -151,13 +210,14 @@ def comparison_table(res: dict) -> str:
              f"{b} - {a} [{100 * res['level']:g} % CI]")]
     for s in res["statistics"]:
         mark = " *" if s["excludes_zero"] else ""
-        rows.append((s["label"], _fmt(s["statistic"], s[a]), _fmt(s["statistic"], s[b]),
+        rows.append((s["label"], _fmt(s["statistic"], s["values"][a]), _fmt(s["statistic"], s["values"][b]),
                      f"{_fmt_diff(s['statistic'], s['difference'])} [{_fmt_diff(s['statistic'], s['low'])}, "
                      f"{_fmt_diff(s['statistic'], s['high'])}]{mark}"))
     widths = [max(len(r[k]) for r in rows) for k in range(4)]
     lines = ["  ".join(c.ljust(w) if k == 0 else c.rjust(w) for k, (c, w) in enumerate(zip(r, widths))).rstrip()
              for r in rows]
     how = "paired by session id" if res["paired"] else "independent sets"
-    lines.append(f"(scores on {res['scale']}; {how}; * the interval excludes 0; bootstrap of {res['n_boot']} "
-                 "resamples: it covers which sessions were sampled, not the model's error)")
+    lines.append(f"(scores on {res['scale']}; {how}; * the interval excludes 0; means: Student's t, the median: "
+                 f"a bootstrap of {res['n_boot']} resamples; the intervals cover which sessions were sampled, not the "
+                 "model's error)")
     return "\n".join(lines)

@@ -94,11 +94,11 @@ def write_predictions(rows: list[dict], out: str | None, stream=None, *, as_json
     head = f"{'interval ' + format(rows[0]['interval']['level'], 'g'):<19}  " if iv else ""
     head += f"{'SOS':>7}  {'%GoB':>5}  {'%PoW':>5}  " if dist else ""
     parts = list(rows[0]["explanation"]["contributions"]) if rows and "explanation" in rows[0] else []
-    head += "".join(f"{p[:9]:>9}  " for p in parts)  # --explain: what each part moved the score by
+    head += "".join(f"{'contrib_' + p:>16}  " for p in parts)  # --explain: what each part moved the score by
     print(f"{'id':<{w}}  {'score':>8}  scale  {head}curve (min / last)", file=stream)
     for r, sid in zip(rows, shown):
         cv = r.get("curve") or []
-        tail = "".join(f"{r['explanation']['contributions'].get(p, float('nan')):>+9.3f}  " for p in parts)
+        tail = "".join(f"{r['explanation']['contributions'].get(p, float('nan')):>+16.3f}  " for p in parts)
         tail += f"{min(cv):.2f} / {cv[-1]:.2f} ({len(cv)} step{'' if len(cv) == 1 else 's'})" if cv else "-"
         band = f"{r['interval']['low']:>8.3f} - {r['interval']['high']:<8.3f}  " if iv else ""
         if dist:
