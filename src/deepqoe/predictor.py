@@ -560,8 +560,7 @@ class Predictor:
         worst = sorted(far, key=lambda t: (-t[1], -widths_beyond(t)))[:3]
         shown = "; ".join(f"'{short(c)}' in {k} row(s), e.g. {values[0]:g} (range [{lo:g}, {hi:g}])"
                           for c, k, values, lo, hi in worst)
-        rows = _far_rows(enc, X, far)
-        rows = f"{rows} of {n}" if rows is not None else f"at least {max(t[1] for t in far)} of {n}"
+        rows = f"{enc.far_rows(X)} of {n}"
         n_cols = len(getattr(enc, "columns", None) or []) or len(far)
         metrics = self.meta.get("metrics") if isinstance(self.meta.get("metrics"), dict) else {}
         n_train = metrics.get("n_train")
@@ -825,29 +824,6 @@ def _as_sessions(items) -> tuple[list, list[DeepQoEError]]:
             failures.append(DeepQoEError(f"must be a Session or a session dict (the session JSON format), not "
                                          f"{type(s).__name__}", field=f"sessions[{k}]"))
     return out, failures
-
-
-def _far_rows(enc, X: pd.DataFrame, far: list) -> int | None:
-    """How many rows of ``X`` have a value far outside the training range in one of the columns ``far``
-    (the encoder's ``far_outside`` list, which counts rows per column): the rule of
-    :meth:`~deepqoe.features.tabular.ContinuousEncoder.far_outside` applied row-wise; None where the encoder
-    gives no raw values and range, or where its own per-column counts differ (the rule changed)."""
-    try:
-        x = np.asarray(enc._raw(X), float)
-        lo, hi = (np.asarray(a, float) for a in enc.range_)
-        columns = list(enc.columns)
-    except Exception:  # noqa: BLE001 - another kind of encoder: say "at least" instead
-        return None
-    index = {c: j for j, c in enumerate(columns)}
-    if any(t[0] not in index for t in far):
-        return None
-    j = np.array([index[t[0]] for t in far])
-    x, lo, hi = x[:, j], lo[j], hi[j]
-    width = np.where(hi - lo > 1e-12, hi - lo, np.maximum(1.0, np.abs(lo)))
-    mask = (x < lo - width) | (x > hi + width) | ((lo >= 0) & (x < 0)) | ((hi <= 0) & (x > 0))
-    if mask.sum(0).tolist() != [int(t[1]) for t in far]:
-        return None
-    return int(mask.any(1).sum())
 
 
 def _clip_scores(y: np.ndarray, bounds: tuple[float, float], what: str, why: str) -> np.ndarray:

@@ -510,12 +510,11 @@ class ContinuousEncoder(InputEncoder):
         ``log: true``; a column that was constant in training has the width max(1, |value|)), or of the other
         sign than every training value (a negative bitrate of a column trained on values >= 0). Inside that
         margin a network still interpolates sensibly; beyond it its output is an extrapolation."""
-        if getattr(self, "range_", None) is None or any(c not in df.columns for c in self.columns):
+        found = self._far(df)
+        if found is None:
             return []
-        x = self._raw(df)
+        x, far = found
         lo, hi = self.range_
-        width = np.where(hi - lo > 1e-12, hi - lo, np.maximum(1.0, np.abs(lo)))
-        far = (x < lo - width) | (x > hi + width) | ((lo >= 0) & (x < 0)) | ((hi <= 0) & (x > 0))
         out = []
         for j in np.flatnonzero(far.any(0)):
             v = x[far[:, j], j]
@@ -523,6 +522,22 @@ class ContinuousEncoder(InputEncoder):
             a, b = (np.expm1(lo[j]), np.expm1(hi[j])) if self.cfg.log else (lo[j], hi[j])
             out.append((self.columns[j], int(far[:, j].sum()), vals, float(a), float(b)))
         return out
+
+    def far_rows(self, df) -> int:
+        """How many rows of ``df`` have a value far outside the training range in any column (the rule of
+        :meth:`far_outside`, which counts rows per column); 0 for a model without the range."""
+        found = self._far(df)
+        return 0 if found is None else int(found[1].any(1).sum())
+
+    def _far(self, df) -> tuple[np.ndarray, np.ndarray] | None:
+        """(the values the network reads, rows x columns: where they are far outside the training range: the
+        rule :meth:`far_outside` describes), None without the range or the columns."""
+        if getattr(self, "range_", None) is None or any(c not in df.columns for c in self.columns):
+            return None
+        x = self._raw(df)
+        lo, hi = self.range_
+        width = np.where(hi - lo > 1e-12, hi - lo, np.maximum(1.0, np.abs(lo)))
+        return x, (x < lo - width) | (x > hi + width) | ((lo >= 0) & (x < 0)) | ((hi <= 0) & (x > 0))
 
     def state(self):
         st = {"columns": self.columns, "shift": self.shift.tolist(), "scale": self.scale.tolist()}
