@@ -551,14 +551,6 @@ def _session_scores(y: np.ndarray, pred: np.ndarray) -> dict:
     return {"n": int(len(y)), **scalar_metrics(regression_metrics(y, pred, undefined=None))}
 
 
-def constant_scores(y) -> bool:
-    """Whether the scores ``y`` cannot rank anything: fewer than 2, or all the same
-    (:func:`deepqoe.evaluation.metrics.constant`, the one rule)."""
-    from deepqoe.evaluation.metrics import constant
-
-    return constant(y)
-
-
 def _scores_by_dataset(y: np.ndarray, pred: np.ndarray, names: np.ndarray) -> dict:
     """SROCC, PLCC, RMSE (and the rest of regression_metrics) per dataset and over all, on the 1-5 scale
     (the correlations None where a dataset's scores are all the same: :func:`_session_scores`)."""
@@ -826,10 +818,11 @@ def _note_constant_scores(cfg, session_sets: list) -> None:
     import warnings
 
     from deepqoe.errors import DeepQoENote
+    from deepqoe.evaluation.metrics import constant
 
     where = f"file '{cfg.path}', " if cfg.path else ""
-    flat = [k for k, x in enumerate(session_sets) if len(x.y) and constant_scores(x.y)]
-    every = constant_scores(np.concatenate([x.y for x in session_sets])) if session_sets else False
+    flat = [k for k, x in enumerate(session_sets) if len(x.y) and constant(x.y)]
+    every = constant(np.concatenate([x.y for x in session_sets])) if session_sets else False
     for k in flat:
         x = session_sets[k]
         what = (f"every one of its {len(x.y)} sessions has the same score ({x.y[0]:.3g} on the common 1-5 scale)"
