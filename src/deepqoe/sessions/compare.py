@@ -63,12 +63,16 @@ class _Set:
 def _per_session(predictor, sessions: Sequence, label: str, **predict) -> tuple[_Set, list]:
     from deepqoe.sessions.features import session_features
 
+    from deepqoe.predictor import _as_sessions
+
+    sessions, unread = _as_sessions(sessions)  # session dicts read once, for the scores and the log statistics
     rows, failures = predictor.predict_sessions(sessions, curve=False, interval=None, **predict)
+    failures = list(unread) + list(failures)
     if len(rows) < MIN_SESSIONS:
         first = f"; {failures[0]}" if failures else ""
         raise DeepQoEError(f"set {label}: {len(rows)} session(s) could be scored; a comparison needs at least "
                            f"{MIN_SESSIONS} in each set" + (f" ({len(failures)} failed{first})" if failures else ""))
-    kept, it = [], iter(_sessions(sessions))   # the rows keep the input's order, failed sessions left out
+    kept, it = [], iter(sessions)   # the rows keep the input's order, failed sessions left out
     for r in rows:
         kept.append(next(s for s in it if s.id == r["id"]))
     F = session_features(kept)
@@ -82,12 +86,6 @@ def _per_session(predictor, sessions: Sequence, label: str, **predict) -> tuple[
         values["p_pow"] = np.array([r["distribution"]["p_pow"] for r in rows], float)
         values["p_gob"] = np.array([r["distribution"]["p_gob"] for r in rows], float)
     return _Set([r["id"] for r in rows], values), failures
-
-
-def _sessions(items) -> list:
-    from deepqoe.predictor import _as_sessions
-
-    return _as_sessions(items)[0]
 
 
 def _t_interval(va: np.ndarray, vb: np.ndarray, paired: bool, level: float) -> tuple[float, float]:
