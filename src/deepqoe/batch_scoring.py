@@ -22,7 +22,9 @@ file system).
   ``deepqoe predict`` uses for a CSV). Every input file's header is checked first, with ``deepqoe predict``'s
   hints (:func:`check_session_headers`). The rows are shuffled by ``session_id`` (Dask's hash shuffle) so
   that every row of a session lands in one partition, whichever input partitions it was spread over,
-  then put back in input order. The output has one row per session: ``id, score, scale`` (+ interval
+  then put back in input order; an id whose rows come back after other sessions' rows is an id used twice
+  (the first block is scored, the later one is a failure, its rows numbered over the whole input), as
+  ``deepqoe predict`` says it. The output has one row per session: ``id, score, scale`` (+ interval
   columns when asked), in no particular order across partitions. A session that cannot be read or
   scored is left out and reported (the exit status is then 3, partial), as ``deepqoe predict`` does.
 * **Table models** (``upec-qoe-lab``): each input partition is scored as it is; the output is
@@ -134,24 +136,64 @@ def _with_notes(partition_fn):
     return run
 
 
+def _id_runs(df: pd.DataFrame) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """One input partition's ``session_id`` as runs of equal cells: (its rows, each run's id, first and last
+    position); what :func:`_ids_used_twice` needs of it (far fewer values than rows)."""
+    ids = df["session_id"]
+    starts = np.flatnonzero((ids != ids.shift()).to_numpy(dtype=bool, na_value=True))  # a missing id: its own run
+    return len(ids), ids.to_numpy(dtype=object)[starts], starts, np.r_[starts[1:] - 1, len(ids) - 1]
+
+
+def _ids_used_twice(runs: list, source: str) -> dict:
+    """The ids whose rows are not one block in the whole input (the input partitions' :func:`_id_runs`, in
+    order), as ``deepqoe predict`` finds them in a CSV: id -> ((input partition, position) of the first block's
+    last row, the error naming the blocks by row of the whole input). The shuffle brings an id's blocks
+    together, so a partition alone cannot tell them apart."""
+    from deepqoe.sessions.readers import duplicate_rows_error, ids_used_twice
+
+    if not runs:
+        return {}
+    offsets = np.r_[0, np.cumsum([r[0] for r in runs])[:-1]]
+    part = np.concatenate([np.full(len(r[1]), k, np.int64) for k, r in enumerate(runs)])
+    ids = np.concatenate([r[1] for r in runs])
+    first, last = (np.concatenate([r[i] + offsets[k] for k, r in enumerate(runs)]) for i in (2, 3))
+    out = {}
+    for sid, blocks in ids_used_twice(ids):  # blocks of runs: as rows of the input, numbered from 1
+        e = duplicate_rows_error(sid, [(int(first[a]), int(last[b])) for a, b in blocks], lambda i: i + 1, source)
+        end = blocks[0][1]
+        out[sid] = ((int(part[end]), int(last[end] - offsets[part[end]])), _error_dict(e))
+    return out
+
+
 @_with_notes
 def _score_sessions_partition(df: pd.DataFrame, number: int, folder: str, model: str, torch_threads: int | None,
                               scale: str | None, interval: float | None, source: str,
-                              calibration: str | None = None) -> dict:
-    """Score the sessions of one shuffled partition and write its Parquet file: ``{"n", "failures"}``."""
+                              calibration: str | None = None, twice: dict | None = None) -> dict:
+    """Score the sessions of one shuffled partition and write its Parquet file: ``{"n", "failures"}``.
+    ``twice`` (:func:`_ids_used_twice`): the later blocks of rows of those ids are left out, each id a failure."""
     from deepqoe.sessions.readers import sessions_from_frame
 
     try:
         predictor = worker_predictor(model, torch_threads)
         if not len(df):
             return {"n": 0, "failures": []}
-        df = df.sort_values(["_part", "_pos"], kind="stable").drop(columns=["_part", "_pos"])
-        df = _plain_strings(df.reset_index(drop=True))
+        df = df.sort_values(["_part", "_pos"], kind="stable").reset_index(drop=True)
+        failures = []
+        mine = df["session_id"].isin(list(twice)).to_numpy() if twice else np.zeros(len(df), bool)
+        if mine.any():  # an id used twice: its first block is the session, as deepqoe predict reads it
+            ids = df["session_id"][mine]
+            failures = [twice[sid][1] for sid in pd.unique(ids)]
+            end_part, end_pos = (ids.map({sid: v[0][i] for sid, v in twice.items()}).to_numpy() for i in (0, 1))
+            p, q = df["_part"].to_numpy()[mine], df["_pos"].to_numpy()[mine]
+            later = np.zeros(len(df), bool)
+            later[mine] = (p > end_part) | ((p == end_part) & (q > end_pos))
+            df = df[~later]
+        df = _plain_strings(df.drop(columns=["_part", "_pos"]).reset_index(drop=True))
         codes, _ = pd.factorize(df["session_id"], use_na_sentinel=False)  # sessions by first appearance
         order = np.argsort(codes, kind="stable")
         df, codes = df.iloc[order].reset_index(drop=True), codes[order]
         bounds = np.searchsorted(codes, np.arange(0, int(codes[-1]) + 1 + SESSION_CHUNK, SESSION_CHUNK))
-        rows, failures = [], []
+        rows = []
         for a, b in zip(bounds[:-1], bounds[1:]):
             if a == b:
                 continue
@@ -378,8 +420,11 @@ def score_batch(model: Any, data: str | Path, out: str | Path, *, scheduler: str
                     n = npartitions or ddf.npartitions
                     tagged = ddf.map_partitions(_tag, meta=ddf._meta.assign(_part=np.int64(0), _pos=np.int64(0)))
                     parts = tagged.shuffle(on="session_id", npartitions=n).to_delayed()
+                    # the ids on two blocks of rows, found in input order (the shuffle joins the blocks)
+                    twice = dask.delayed(_ids_used_twice)([dask.delayed(_id_runs)(p) for p in ddf.to_delayed()],
+                                                          source)
                     tasks = [dask.delayed(_score_sessions_partition, pure=False)(
-                        p, i, str(tmp), ref, torch_threads, scale, interval, source, calibration)
+                        p, i, str(tmp), ref, torch_threads, scale, interval, source, calibration, twice)
                         for i, p in enumerate(parts)]
                 else:
                     parts = ddf.to_delayed()

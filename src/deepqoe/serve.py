@@ -29,9 +29,10 @@ Endpoints (the OpenAPI schema at ``/openapi.json``; ``/docs`` is a small page bu
   - a session model, or a table regression model trained with ``dataset.individual``, with a
     rating-distribution head (``distribution.json``, :mod:`deepqoe.distribution`) adds
     ``"distribution": {"head", "sos", "p_gob", "p_pow", "quantiles"}`` to every prediction;
-  - ``?explain=true`` adds each input's contribution (:func:`deepqoe.explain.explain`); for sessions the
-    contributions of stalls, quality, switches, startup and context; ``?curve=true`` adds a session
-    model's per-second QoE curve.
+  - ``"explain": true`` next to ``rows`` / ``sessions`` (or ``?explain=true``) adds each input's contribution
+    (:func:`deepqoe.explain.explain`); for sessions the contributions of stalls, quality, switches, startup
+    and context; ``"curve": true`` next to ``sessions`` (or ``?curve=true``) adds a session model's
+    per-second QoE curve (a null ``explain`` or ``curve`` in the body: as left out).
 
   The answer is ``{"model", "task", "n", "predictions": [...]}`` (and ``"scale"``, the scale asked for, for
   session models; ``"notes"``, one line each, when the input raised notes that ``deepqoe predict`` prints
@@ -462,6 +463,14 @@ def _type_name(v: Any) -> str:
             dict: "object", type(None): "null"}.get(type(v), type(v).__name__)
 
 
+def _body_flag(value: Any, name: str) -> bool | None:
+    """A yes/no option given in the body (``explain``, ``curve``): true or false (it wins over the query's),
+    or null (None: as if not in the body, the query's or the default); a 422 naming it otherwise."""
+    if value is not None and not isinstance(value, bool):
+        raise RequestError(422, f"'{name}' must be true or false, got {_type_name(value)}", name)
+    return value
+
+
 class ModelService:
     """A loaded model and everything the endpoints need: schema, validation, prediction."""
 
@@ -557,6 +566,8 @@ class ModelService:
             wrapper = {"type": "object", "required": ["sessions"], "additionalProperties": False,
                        "properties": {"sessions": {"type": "array", "items": session, "maxItems": self.max_items},
                                       "explain": {"type": "boolean"}, "interval": INTERVAL_SCHEMA,
+                                      "curve": {"type": "boolean",
+                                                "description": "add the per-second QoE curve (default: none)"},
                                       "scale": {"anyOf": [{"type": "string"}, {"type": "null"}],
                                                 "examples": ["0-100", "z"], "description": SCALE_DESCRIPTION}}}
             if self.predictor.calibrations:
@@ -627,13 +638,10 @@ class ModelService:
             extra = set(obj) - {key, "explain"}
             if extra:
                 k = sorted(extra)[0]
-                allowed = [key, "explain", "interval"] + (["calibration", "rating_head", "scale"] if self.is_session
-                                                          else [])
+                allowed = [key, *(QUERY_PARAMETERS if self.is_session else QUERY_PARAMETERS[:2])]
                 raise RequestError(422, f"unknown field '{_short(k)}' next to '{key}' (allowed: "
                                         f"{', '.join(repr(a) for a in allowed)})", k)
-            explain = obj.get("explain")
-            if explain is not None and not isinstance(explain, bool):
-                raise RequestError(422, f"'explain' must be true or false, got {_type_name(explain)}", "explain")
+            explain = _body_flag(obj.get("explain"), "explain")
             obj = obj[key]
             if not isinstance(obj, list):
                 raise RequestError(422, f"'{key}' must be an array, got {_type_name(obj)}", key)
@@ -873,8 +881,8 @@ class ModelService:
                     interval: str | None = None, calibration: str | None = None,
                     rating_head: str | None = None, scale: str | None = None) -> dict:
         """Validate a parsed JSON request and predict with the :class:`~deepqoe.predictor.Predictor`
-        (runs in a worker thread). ``explain``, ``interval``, ``calibration``, ``rating_head``, ``scale``: the
-        query's (the body's win). The notes the prediction raised (:class:`DeepQoENote`) are the answer's
+        (runs in a worker thread). ``explain``, ``curve``, ``interval``, ``calibration``, ``rating_head``,
+        ``scale``: the query's (the body's win). The notes the prediction raised (:class:`DeepQoENote`) are the answer's
         ``"notes"``."""
         _hook_notes()
         token = _REQUEST_NOTES.set([])
@@ -900,16 +908,19 @@ class ModelService:
                      calibration: str | None, rating_head: str | None, scale: str | None) -> dict:
         with self._lock:
             self.n_requests += 1
-        if curve and not self.is_session:
-            raise RequestError(422, "'curve' is for session models; this model predicts from table rows", "curve")
         wrapper = "sessions" if self.is_session else "rows"
         wrapped = isinstance(obj, dict) and wrapper in obj and wrapper not in self.columns
         in_body = wrapped and "interval" in obj
         cal_in_body = wrapped and self.is_session and "calibration" in obj
         head_in_body = wrapped and self.is_session and "rating_head" in obj
         scale_in_body = wrapped and "scale" in obj  # a table model's: the 422 below, not "unknown field"
-        if in_body or cal_in_body or head_in_body or scale_in_body:
+        curve_in_body = wrapped and "curve" in obj  # a table model's too, as ?curve= is
+        if in_body or cal_in_body or head_in_body or scale_in_body or curve_in_body:
             obj = dict(obj)
+        body_curve = _body_flag(obj.pop("curve"), "curve") if curve_in_body else None
+        curve = bool(body_curve if body_curve is not None else curve)  # the body's wins, as explain's does
+        if curve and not self.is_session:
+            raise RequestError(422, "'curve' is for session models; this model predicts from table rows", "curve")
         target = self.scale(obj.pop("scale") if scale_in_body else scale)
         cal = self.calibration(obj.pop("calibration") if cal_in_body else calibration)
         head = self.rating_head(obj.pop("rating_head") if head_in_body else rating_head)

@@ -445,15 +445,20 @@ def read_session_source(src, base_dir: str | None = None, ratings: bool = False)
     A registered dataset is read by :func:`~deepqoe.datasets.scored.load_session_set`. Files are read
     with :func:`~deepqoe.sessions.readers.load_sessions` (a folder in the Waterloo SQoE layout is read as
     one source); every session must be valid and carry a ``mos``,
-    on its ``mos_scale`` or the entry's ``scale`` (which overrides it); a z scale goes through these
+    on its ``mos_scale`` or the entry's ``scale``; a z scale goes through these
     scores' own mean and SD, as for registered datasets (:mod:`deepqoe.sessions.scales`). With ``ratings``
     (a ``distribution:`` head asks for this source), a Waterloo-layout folder's ``individual_scores`` are
     read too (parsed strictly; otherwise that column is not read).
 
+    The entry's ``scale`` is the scale of every ``mos``; a session that writes another ``mos_scale`` with its
+    ``mos`` inside it is one of the reader's problems (:func:`deepqoe.sessions.readers.load_sessions`), and a
+    0-100 entry scale whose scores all lie within 0-5 gets a note (1-5 ratings?).
+
     Bad sessions are one error: the first problem as the reader names it (file, field, column, row), with
-    how many more there are and in how many other files (every file of the entry is read first)."""
+    how many more there are and in how many other files (every file of the entry is read first), and the
+    sessions without a ``mos`` (how many, the first few by id and file)."""
     from deepqoe.config import resolve_path
-    from deepqoe.sessions.readers import load_sessions, session_files
+    from deepqoe.sessions.readers import duplicate_id_error, load_sessions, session_files
     from deepqoe.sessions.scales import fit_z_reference, parse_scale, to_common
     from deepqoe.datasets.scored import SessionSet, load_session_set
 
@@ -467,21 +472,25 @@ def read_session_source(src, base_dir: str | None = None, ratings: bool = False)
         problems += failures
         for s in got:
             if s.id in seen:
-                problems.append(DeepQoEError(f"session '{s.id}': the id is already used in {seen[s.id]}",
-                                             file=str(f), field="id"))
+                problems.append(duplicate_id_error(s.id, seen[s.id], str(f)))
                 continue
             if s.mos is None:
                 no_mos.append((s.id, str(f)))
             seen[s.id] = str(f)
             sessions.append(s)
-    if problems:
-        raise _first_of_problems(problems, path)
-    if no_mos:
-        (sid, f), rest = no_mos[0], len(no_mos) - 1
-        more = f"; and {rest} more session(s) without one{_in_files([g for _, g in no_mos[1:]], f)}" if rest else ""
-        raise DeepQoEError(f"session '{sid}' has no 'mos': sessions to train on need their score{more}", file=f,
-                           field="mos")
+    if problems or no_mos:
+        raise _entry_problems(problems, no_mos, path, src.scale)
     mos = np.array([s.mos for s in sessions], float)
+    import warnings
+
+    from deepqoe.errors import DeepQoENote
+
+    entry = parse_scale(src.scale) if src.scale is not None else None
+    if entry is not None and entry.kind == "range" and entry.hi >= 100 and len(mos) >= 2 and 0 <= mos.min() \
+            and mos.max() <= 5:
+        warnings.warn(f"{path}: every mos is within 0-5 ({mos.min():g}-{mos.max():g}), but is read on the training "
+                      f"entry's scale: {entry.name}; if these are 1-5 ratings, give the entry scale: 1-5",
+                      DeepQoENote, stacklevel=3)
     scales = np.array([src.scale or s.mos_scale or "1-5" for s in sessions])
     y = np.empty(len(sessions))
     for name in dict.fromkeys(scales.tolist()):
@@ -499,6 +508,33 @@ def read_session_source(src, base_dir: str | None = None, ratings: bool = False)
     return SessionSet(src.label, sessions, y, groups, ratings=ratings, rating_scale=rating_scale)
 
 
+#: The sessions an error about a training entry names by id (the others are counted).
+MAX_NAMED_SESSIONS = 5
+
+
+def _entry_problems(problems: list, no_mos: list, path, scale: str | None) -> DeepQoEError:
+    """One error for the sessions of a training entry (``path``, its ``scale``) that cannot be trained on: the
+    reader's problems (:func:`_first_of_problems`) and the sessions without a ``mos`` (``(id, file)``): how many,
+    the first few by id and file."""
+    def named(places: list, first: str | None) -> str:
+        out = [f"'{sid}'" + (f" ({Path(f).name})" if f != first else "") for sid, f in places[:MAX_NAMED_SESSIONS]]
+        return ", ".join(out + ([f"and {len(places) - MAX_NAMED_SESSIONS} more"]
+                                if len(places) > MAX_NAMED_SESSIONS else []))
+
+    if problems:
+        e = _first_of_problems(problems, path, scale)
+        if not no_mos:
+            return e
+        also = (f"; also {len(no_mos)} session(s) without a 'mos' (sessions to train on need their score): "
+                f"{named(no_mos, e.file)}")
+        return DeepQoEError(e.message + also, file=e.file, field=e.field, column=e.column, row=e.row)
+    (sid, f), rest = no_mos[0], no_mos[1:]
+    more = (f"; and {len(rest)} more session(s) without one{_in_files([g for _, g in rest], f)}: {named(rest, f)}"
+            if rest else "")
+    return DeepQoEError(f"session '{sid}' has no 'mos': sessions to train on need their score{more}", file=f,
+                        field="mos")
+
+
 def _in_files(files: list, first: str | None) -> str:
     """Where ``files`` (the file of each further problem) lie beside the first problem's file ``first``:
     `` in this file``, `` in 3 other file(s)`` or `` (2 in this file, 3 in 2 other file(s))``."""
@@ -511,10 +547,11 @@ def _in_files(files: list, first: str | None) -> str:
     return f" ({same} in this file, {len(files) - same} in {others} other file(s))"
 
 
-def _first_of_problems(problems: list, path) -> DeepQoEError:
-    """One error for the failures of reading a training entry (``path``): the first problem as it is (file,
-    field, column, row), with the count of the others and the files they are in, and where to see them all
-    (``deepqoe sessions validate``). One line."""
+def _first_of_problems(problems: list, path, scale: str | None = None) -> DeepQoEError:
+    """One error for the failures of reading a training entry (``path``, its ``scale``): the first problem as
+    it is (file, field, column, row), with the count of the others and the files they are in, and where to see
+    them all (``deepqoe sessions validate``, with ``--mos-scale`` for an entry with a scale: each mos is checked
+    on it, as training does). One line."""
     import shlex
 
     e = problems[0]
@@ -522,8 +559,10 @@ def _first_of_problems(problems: list, path) -> DeepQoEError:
         return DeepQoEError(e.message, file=e.file, field=e.field, column=e.column, row=e.row)
     rest = problems[1:]
     where = _in_files([x.file for x in rest], e.file)
-    more = (f"; and {len(rest)} more problem(s){where}; `deepqoe sessions validate {shlex.quote(str(path))}` "
-            "lists them all")
+    command = f"deepqoe sessions validate {shlex.quote(str(path))}"
+    if scale is not None:
+        command += f" --mos-scale {shlex.quote(scale)}"
+    more = f"; and {len(rest)} more problem(s){where}; `{command}` lists them all"
     return DeepQoEError(e.message + more, file=e.file, field=e.field, column=e.column, row=e.row)
 
 
@@ -731,14 +770,12 @@ def train_sessions_config(cfg, out_dir: str | Path, *, full: bool = False, progr
     from tqdm.auto import tqdm
 
     from deepqoe.conformal import calibration_sizes, interval_files
-    from deepqoe.datasets.scored import load_curve_set
     from deepqoe.sessions.training import RECIPE, fit_streaming_model
 
     t_start = time.perf_counter()
     sc = cfg.sessions
     wanted = set(cfg.distribution.datasets) if cfg.distribution is not None else set()
-    session_sets = [read_session_source(src, cfg.base_dir, ratings=src.label in wanted) for src in sc.datasets]
-    curve_sets = [load_curve_set(name) for name in sc.continuous]
+    session_sets, curve_sets = _read_entries(cfg, wanted)
     if cfg.distribution is not None:  # before any training
         check_distribution_datasets(cfg.distribution.datasets, cfg.distribution.default, session_sets, cfg.path)
     _note_constant_scores(cfg, session_sets)
@@ -806,6 +843,33 @@ def train_sessions_config(cfg, out_dir: str | Path, *, full: bool = False, progr
     model.save(out_dir, extra={"name": name, "metrics": metrics}, metrics=metrics,  # atomic, metrics.json inside
                files={**interval_files(intervals), **heads})
     return metrics
+
+
+def _read_entries(cfg, wanted: set) -> tuple[list, list]:
+    """The session sets of a sessions config's ``sessions.datasets`` (:func:`read_session_source`; ``wanted``:
+    the labels a ``distribution:`` head reads the ratings of) and the curve sets of its ``sessions.continuous``,
+    each entry read once. Entries that cannot be read are one error: one entry's as it is, several named each
+    by its field and label with its own error, in the config's order."""
+    from deepqoe.datasets.scored import load_curve_set
+
+    sc = cfg.sessions
+    session_sets, curve_sets, bad = [], [], []
+    for k, src in enumerate(sc.datasets):
+        try:
+            session_sets.append(read_session_source(src, cfg.base_dir, ratings=src.label in wanted))
+        except DeepQoEError as e:
+            bad.append((f"sessions.datasets.{k} '{src.label}'", e))
+    for k, name in enumerate(sc.continuous):
+        try:
+            curve_sets.append(load_curve_set(name))
+        except DeepQoEError as e:
+            bad.append((f"sessions.continuous.{k} '{name}'", e))
+    if len(bad) == 1:
+        raise bad[0][1]
+    if bad:
+        each = "; ".join(f"({i}) {where}: {e}" for i, (where, e) in enumerate(bad, 1))
+        raise DeepQoEError(f"{len(bad)} entries cannot be read: {each}", file=cfg.path, field="sessions")
+    return session_sets, curve_sets
 
 
 #: A k-fold score over fewer scored sessions than this (all datasets, or one dataset's own) gets a note.

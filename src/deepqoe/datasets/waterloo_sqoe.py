@@ -124,10 +124,22 @@ def _read_data_csv(base: Path, *, mos_required: bool = True) -> tuple[pd.DataFra
     return data, data_file, _numbers(data["mos"], data_file, "mos", missing_ok=not mos_required)
 
 
+def _note_log_mos(data_file: Path, logs: dict) -> None:
+    """One note for a folder whose logs have a per-chunk ``mos`` column (``logs``: each log read -> whether it
+    has one, :func:`_layout_session`): it is ignored, naming the first such log and how many have one."""
+    with_mos = [f for f, has in logs.items() if has]
+    if with_mos:
+        warnings.warn(f"{with_mos[0]}: column 'mos' (a per-chunk score) is ignored, as in every log of this folder "
+                      f"that has one ({len(with_mos)} of the {len(logs)} logs read): only the session's mos in "
+                      f"{data_file} is a target", DeepQoENote, stacklevel=3)
+
+
 def _layout_session(base: Path, r: dict, mos: float, *, name: str, mos_scale: str,
-                    chunk_duration: float | None, row: int, seen: dict) -> tuple[Session, dict]:
+                    chunk_duration: float | None, row: int, seen: dict, logs: dict) -> tuple[Session, dict]:
     """One ``data.csv`` row (number ``row``) and its log: the session and its ``meta`` row. ``seen`` maps the
-    ids read so far to their rows (a second row naming the same log is an error)."""
+    ids read so far to their rows (a second row naming the same log is an error); ``logs`` gets the log's
+    path -> whether it has a per-chunk ``mos`` (ignored; :func:`_note_log_mos` says so once per folder). A
+    ``mos`` off ``mos_scale`` is an error naming ``data.csv``, its column and row."""
     from deepqoe.io import read_table
 
     log_name = str(r["streaming_log"]).strip()
@@ -141,6 +153,7 @@ def _layout_session(base: Path, r: dict, mos: float, *, name: str, mos_scale: st
         raise DeepQoEError(f"no log '{log_name}' in streaming_logs/ for this row", file=str(base / "data.csv"),
                            column="streaming_log", row=row)
     log = read_table(f)
+    logs[f] = "mos" in log.columns
     if "chunk_duration" not in log.columns and chunk_duration is None:
         raise DeepQoEError("missing the column 'chunk_duration' (give chunk_duration= for logs "
                            "without it)", file=str(f), column="chunk_duration")
@@ -163,16 +176,21 @@ def _layout_session(base: Path, r: dict, mos: float, *, name: str, mos_scale: st
     device = r.get("device")
     device = str(device) if isinstance(device, str) else "unknown"
     content = r.get("content") if isinstance(r.get("content"), str) else None
-    ctx = {"display_height": _DISPLAY[device], "device_model": device} if device in _DISPLAY else {}
-    session = Session.from_arrays(
-        log_name[:-4], start, dur, bitrate_kbps=cols.get("video_bitrate"),
-        width=cols.get("width"), height=cols.get("height"),
-        fps=cols.get("framerate"), quality=None if vmaf is None else np.clip(vmaf, 0, 100),
-        codec=codec.strip().lower() if isinstance(codec, str) else None,
-        stall_start=start[stall], stall_duration=reb[stall], device=device, context=ctx, content=content,
-        representation=cols.get("representation_index"),
-        mos=None if np.isnan(mos) else float(mos), mos_scale=None if np.isnan(mos) else mos_scale,
-        dataset=name, file=str(f))
+    ctx = {"display_height": _DISPLAY[device]} if device in _DISPLAY else {}  # data.csv's device is in meta
+    try:
+        session = Session.from_arrays(
+            log_name[:-4], start, dur, bitrate_kbps=cols.get("video_bitrate"),
+            width=cols.get("width"), height=cols.get("height"),
+            fps=cols.get("framerate"), quality=None if vmaf is None else np.clip(vmaf, 0, 100),
+            codec=codec.strip().lower() if isinstance(codec, str) else None,
+            stall_start=start[stall], stall_duration=reb[stall], device=device, context=ctx, content=content,
+            representation=cols.get("representation_index"),
+            mos=None if np.isnan(mos) else float(mos), mos_scale=None if np.isnan(mos) else mos_scale,
+            dataset=name, file=str(f))
+    except DeepQoEError as e:  # the session's mos is data.csv's (its scale check), not the log's
+        if e.field != "mos":
+            raise
+        raise DeepQoEError(e.message, file=str(base / "data.csv"), column="mos", row=row) from None
     meta = {"session_id": session.id, "streaming_log": log_name}
     for c in WATERLOO_META_COLUMNS:
         if c in r:
@@ -196,8 +214,9 @@ def load_waterloo_folder(folder: str | os.PathLike, *, name: str | None = None, 
     loading); ``chunk_duration`` (or the ``chunk_duration`` given); optional ``video_bitrate`` (kbps),
     ``width``, ``height``, ``framerate``, ``vmaf`` (the segment ``quality``, clipped to 0-100) and
     ``representation_index`` (the segment ``representation``); ``psnr``, ``ssim``, ``qp`` are pooled
-    into ``meta``. A per-chunk ``mos`` (or any other column) in a log is ignored: only the
-    session's ``mos`` in ``data.csv`` is a target, and nothing subjective becomes an input.
+    into ``meta``. A per-chunk ``mos`` (or any other column) in a log is ignored (a per-chunk ``mos``
+    with one note per folder, :func:`_note_log_mos`): only the session's ``mos`` in ``data.csv`` is a
+    target (one off ``mos_scale`` is an error naming its row), and nothing subjective becomes an input.
     ``data.csv`` columns ``abr``, ``content``, ``encoding_profile`` (the codec), ``device`` and
     ``trace`` are used where present: without them the codec is unknown, the device ``unknown`` and
     the content unset. Without ``mos`` the sessions have no score (``mos`` is NaN). An
@@ -209,9 +228,11 @@ def load_waterloo_folder(folder: str | os.PathLike, *, name: str | None = None, 
     data, data_file, mos_all = _read_data_csv(base)
     ratings = layout_ratings(base, mos_scale)
     seen: dict = {}
+    logs: dict = {}
     pairs = [_layout_session(base, r, mos_all[i], name=name, mos_scale=mos_scale, chunk_duration=chunk_duration,
-                             row=i + 1, seen=seen)
+                             row=i + 1, seen=seen, logs=logs)
              for i, r in enumerate(data.to_dict("records"))]
+    _note_log_mos(data_file, logs)
     return StreamingDataset(name, [s for s, _ in pairs], mos_all, mos_scale, pd.DataFrame([r for _, r in pairs]),
                             ratings, mos_scale if ratings is not None else None)
 
@@ -225,7 +246,9 @@ def waterloo_layout_sessions(folder: str | os.PathLike, *, chunk_duration: float
     ``mos`` is on the family's 0-100 scale; when some ``mos`` fall outside 0-100 (z-scored releases) they
     are read as ``z`` (through these scores' own mean and SD), with a note naming the first such row; scores
     that all lie within 0-5 get a note too (1-5 ratings read as 0-100 would all be "bad"). ``mos_scale`` (a
-    training entry's ``scale:``) is the scale instead, checked on every ``mos``, and no note is given."""
+    training entry's ``scale:``) is the scale instead, checked on every ``mos`` (one off it fails its session,
+    naming ``data.csv``'s row), and no note is given on the scale. Logs with a per-chunk ``mos`` get one note
+    for the folder (:func:`_note_log_mos`)."""
     base = Path(folder)
     data, data_file, mos = _read_data_csv(base, mos_required=False)
     known = mos[np.isfinite(mos)]
@@ -243,13 +266,14 @@ def waterloo_layout_sessions(folder: str | os.PathLike, *, chunk_duration: float
             warnings.warn(f"{data_file}: every mos is within 0-5 ({known.min():g}-{known.max():g}), but is read on "
                           "this layout's 0-100 scale; if these are 1-5 ratings, give the dataset's scale "
                           "(a training entry's scale: 1-5)", DeepQoENote, stacklevel=2)
-    sessions, failures, seen = [], [], {}
+    sessions, failures, seen, logs = [], [], {}, {}
     for i, r in enumerate(data.to_dict("records")):
         try:
             sessions.append(_layout_session(base, r, mos[i], name=base.name, mos_scale=scale,
-                                            chunk_duration=chunk_duration, row=i + 1, seen=seen)[0])
+                                            chunk_duration=chunk_duration, row=i + 1, seen=seen, logs=logs)[0])
         except DeepQoEError as e:
             failures.append(e)
+    _note_log_mos(data_file, logs)
     return sessions, failures
 
 

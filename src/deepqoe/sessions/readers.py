@@ -26,7 +26,7 @@ import pandas as pd
 
 from deepqoe.errors import DeepQoEError, DeepQoENote
 from deepqoe.sessions.schema import short_value
-from deepqoe.sessions.session import Session, warn_note
+from deepqoe.sessions.session import DISPLAY_HEIGHT_RANGE, Session, warn_note
 
 # ------------------------------------------------------------------------------------ user input
 
@@ -34,7 +34,7 @@ from deepqoe.sessions.session import Session, warn_note
 def read_json(path: Path) -> Any:
     """The parsed JSON of ``path``; a DeepQoEError naming the file when it is not readable JSON."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not JSON (CSVs are read so too)
     except UnicodeDecodeError:
         raise DeepQoEError("not a text (UTF-8) file; expected JSON", file=str(path)) from None
     except OSError as e:
@@ -155,9 +155,30 @@ def _p1203_field(name: str) -> str:
     return {"device": "IGen.device", "context.display_height": "IGen.displaySize"}.get(name, name)
 
 
-def _with_mos_scale(d: Any, mos_scale: str | None) -> Any:
-    """A session object with ``mos_scale`` set to the given scale (None: as it is)."""
-    return {**d, "mos_scale": mos_scale} if mos_scale is not None and isinstance(d, dict) else d
+def _with_mos_scale(d: Any, mos_scale: str | None, file: str | None = None) -> Any:
+    """A session object with ``mos_scale`` set to the given scale (None: as it is: a training entry's
+    ``scale:``, ``sessions validate --mos-scale``). A session that writes another ``mos_scale`` of its own, with
+    its ``mos`` inside that one, is an error (field ``mos_scale``): read on the given scale, a correct score
+    would become a target that means something else (1-5 ratings read as 0-100 all lie near the floor). One
+    whose ``mos`` lies outside its own written scale (a wrong label, or no scale at all) takes the given one."""
+    if mos_scale is None or not isinstance(d, dict):
+        return d
+    own, mos = d.get("mos_scale"), d.get("mos")
+    if isinstance(own, str) and own.strip() and isinstance(mos, (int, float)) and not isinstance(mos, bool):
+        from deepqoe.sessions.scales import parse_scale
+
+        given = parse_scale(mos_scale)
+        try:
+            written = parse_scale(own)
+        except DeepQoEError:
+            written = given   # not a scale: the given one replaces it
+        inside = written.kind == "z" or written.lo - 1e-9 <= mos <= written.hi + 1e-9
+        if written.name != given.name and inside:
+            raise DeepQoEError(f"session '{d.get('id')}': its mos_scale is {written.name} and its mos {mos:g} lies "
+                               f"within it, but every mos here is read on {given.name} (a training entry's scale:, "
+                               f"--mos-scale); drop that scale to read each mos on its own mos_scale, or correct the "
+                               "file's mos_scale", file=file, field="mos_scale")
+    return {**d, "mos_scale": mos_scale}
 
 
 def _sessions_from_json(path: Path, mos_scale: str | None = None) -> tuple[list[Session], list[DeepQoEError]]:
@@ -176,7 +197,7 @@ def _sessions_from_json(path: Path, mos_scale: str | None = None) -> tuple[list[
     seen: set[str] = set()
     for i, d in enumerate(items):
         try:
-            s = Session.from_dict(_with_mos_scale(d, mos_scale), file=str(path),
+            s = Session.from_dict(_with_mos_scale(d, mos_scale, str(path)), file=str(path),
                                   index=i if isinstance(obj, list) else None)
             if s.id in seen:
                 raise DeepQoEError(f"session '{s.id}': the id is used twice", file=str(path), field="id")
@@ -189,11 +210,15 @@ def _sessions_from_json(path: Path, mos_scale: str | None = None) -> tuple[list[
 
 CSV_SEGMENT_COLUMNS = ("start", "duration", "bitrate_kbps", "width", "height", "fps", "codec", "quality",
                        "representation")
-CSV_SESSION_COLUMNS = ("device", "content", "mos", "mos_scale", "dataset")
+CSV_SESSION_COLUMNS = ("device", "content", "mos", "mos_scale", "dataset", "display_height")
+#: Session columns that are a field of the session's ``context`` (the field as session JSON names it): the only
+#: context the CSV layout holds.
+CSV_CONTEXT_COLUMNS = {"display_height": "context.display_height"}
 CSV_TEXT_COLUMNS = ("session_id", "codec", "representation", "device", "content", "mos_scale", "dataset")
 #: Every column a CSV of sessions may have (any other is an error, as an unknown field of session JSON is).
 CSV_COLUMNS = ("session_id", *CSV_SEGMENT_COLUMNS, "stall_before", *CSV_SESSION_COLUMNS)
-_CSV_NUMBERS = ("start", "duration", "bitrate_kbps", "width", "height", "fps", "quality", "stall_before", "mos")
+_CSV_NUMBERS = ("start", "duration", "bitrate_kbps", "width", "height", "fps", "quality", "stall_before", "mos",
+                "display_height")
 
 
 #: Suffixes of the tables of sessions (the CSV-of-sessions layout) :func:`load_sessions` reads: ``.tsv`` is
@@ -222,7 +247,8 @@ def _text_dtypes(path: Path) -> dict:
 def _sessions_from_csv(path: Path, mos_scale: str | None = None) -> tuple[list[Session], list[DeepQoEError]]:
     """Flat CSV, one row per segment: ``session_id``, segment columns, ``stall_before`` (seconds of
     stalling just before the segment; on the first segment it is the initial loading), and session
-    columns repeated on every row (``device``, ``content``, ``mos``, ``mos_scale``, ``dataset``).
+    columns repeated on every row (``device``, ``content``, ``mos``, ``mos_scale``, ``dataset``,
+    ``display_height``: the session's ``context.display_height``).
     ``.tsv``: the same, separated by tabs; ``.parquet`` / ``.pq``: the same columns in Parquet.
 
     Spaces around a column name are ignored, and so are spaces around a ``session_id`` (``" s000"`` is the
@@ -311,6 +337,47 @@ def _session_ids(codes: np.ndarray, uniques: list, strip: bool) -> tuple[np.ndar
     return remap[codes], list(index), spaced
 
 
+def _id_blocks(codes: np.ndarray, n: int) -> dict[int, list[tuple[int, int]]]:
+    """The sessions (codes of :func:`sessions_from_frame`) whose rows are not one block: code -> the blocks
+    (first and last position), rows without an id not counted as breaking a block."""
+    at = np.flatnonzero(codes >= 0)
+    c = codes[at]
+    starts = np.flatnonzero(np.r_[True, c[1:] != c[:-1]]) if len(c) else np.zeros(0, np.int64)
+    if len(starts) == n:  # each id one block: the usual case
+        return {}
+    ends = np.r_[starts[1:] - 1, len(c) - 1]
+    out: dict[int, list[tuple[int, int]]] = {}
+    for a, b in zip(starts, ends):
+        out.setdefault(int(c[a]), []).append((int(at[a]), int(at[b])))
+    return {k: v for k, v in out.items() if len(v) > 1}
+
+
+def duplicate_rows_error(sid: Any, blocks: list[tuple[int, int]], row, file: str | None) -> DeepQoEError:
+    """A session id on two blocks of rows (or more) of a table of sessions: the rows of one session are one
+    block, so the later block is another session with the same id (as in the Waterloo layout's ``data.csv``,
+    a second session is refused and the first one read)."""
+    times = "twice" if len(blocks) == 2 else f"{len(blocks)} times"
+    if row(blocks[1][0]) is None:  # no row numbers (batch scoring's partitions): the session's id
+        return DeepQoEError(f"session id '{sid}' is used {times}: its rows are not one block (the rows of a "
+                            "session follow each other)", file=file, field="id")
+    shown = [f"{row(a)}-{row(b)}" if a != b else f"{row(a)}" for a, b in blocks[:4]]
+    more = f" and {len(blocks) - 4} more block(s)" if len(blocks) > 4 else ""
+    listed = f"{', '.join(shown[:-1])} and {shown[-1]}" if not more else f"{', '.join(shown)}{more}"
+    return DeepQoEError(f"session id '{sid}' is used {times}: rows {listed} (the rows of a session follow each "
+                        "other; only the first block is read)", file=file, column="session_id",
+                        row=row(blocks[1][0]))
+
+
+def ids_used_twice(session_ids: Any, strip_ids: bool = False) -> list[tuple[Any, list[tuple[int, int]]]]:
+    """Each id of ``session_ids`` (a table of sessions' ids in row order) whose rows are not one block, with its
+    blocks (first and last position), as :func:`sessions_from_frame` finds them (no id, or one of spaces alone,
+    does not break a block; ``strip_ids`` as there). For a caller that regroups the rows before parsing them
+    (batch scoring), with :func:`duplicate_rows_error` to say it as :func:`sessions_from_frame` does."""
+    codes, uniques = pd.factorize(pd.Series(session_ids, dtype=object))
+    codes, uniques, _ = _session_ids(codes, list(uniques), strip_ids)
+    return [(uniques[k], blocks) for k, blocks in _id_blocks(codes, len(uniques)).items()]
+
+
 def sessions_from_frame(df: pd.DataFrame, file: str | None = None, first_row: int | None = 1,
                         mos_scale: str | None = None, strip_ids: bool = False
                         ) -> tuple[list[Session], list[DeepQoEError]]:
@@ -321,7 +388,10 @@ def sessions_from_frame(df: pd.DataFrame, file: str | None = None, first_row: in
     A failure names the column and row of the bad value (row ``df.index + first_row``: with the default 1,
     the data rows of a CSV counted from 1, the header not counted; ``first_row=None``: no row numbers, the
     session's field instead). A row without ``session_id`` is a failure; so is a session column (``device``,
-    ``mos``...) with different values on two rows of one session (empty cells are not values).
+    ``mos``...) with different values on two rows of one session (empty cells are not values; the column
+    ``display_height`` is the session's ``context.display_height``, checked as in session JSON), and so is a
+    second block of rows with an id already read (the rows of a session follow each other: the first block is
+    the session, the later one is named as the id used twice).
     ``mos_scale``: the scale of every ``mos``, whatever the ``mos_scale`` column says (:func:`load_sessions`).
 
     A ``session_id`` of spaces alone is no id. ``strip_ids``: spaces around an id are dropped (``" s000"`` is
@@ -343,12 +413,16 @@ def sessions_from_frame(df: pd.DataFrame, file: str | None = None, first_row: in
     order = np.argsort(codes, kind="stable")
     order = order[codes[order] >= 0]
     bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+    blocks = _id_blocks(codes, len(uniques))
     # the columns as lists once (a pandas lookup per row or per session is slow on millions of rows)
     cols = {c: _cells(df[c], c in _CSV_NUMBERS) for c in (*CSV_SEGMENT_COLUMNS, "stall_before", *CSV_SESSION_COLUMNS)
             if c in df.columns}
     seg_cols = [(c, cols[c]) for c in CSV_SEGMENT_COLUMNS if c in cols]
     for k, sid in enumerate(uniques):
         idx = order[bounds[k]:bounds[k + 1]]
+        if k in blocks:  # a second block of rows with this id: the first is the session, the others fail
+            fails.append(duplicate_rows_error(sid, blocks[k], row, file))
+            idx = idx[idx <= blocks[k][0][1]]
         if sid in spaced:
             where = {"field": "id"} if first_row is None else {"column": "session_id", "row": row(idx[0])}
             fails.append(DeepQoEError(f"session '{sid}': the id has spaces around it ({short_value(sid)}); write it "
@@ -370,13 +444,18 @@ def sessions_from_frame(df: pd.DataFrame, file: str | None = None, first_row: in
                 if given:
                     v = cols[c][given[0]]
                     other = next((i for i in given if cols[c][i] != v), None)
-                    origin[c] = (c, given[0] if other is None else other)
+                    name = CSV_CONTEXT_COLUMNS.get(c, c)  # the session's field (context.display_height)
+                    origin[name] = (c, given[0] if other is None else other)
                     if other is not None:
                         raise DeepQoEError(f"session '{sid}': {short_value(cols[c][other])} here but {short_value(v)} "
                                            "on an earlier row; a session column must be the same on every row of "
-                                           "the session", field=c)
-                    d[c] = v
-            out.append(Session.from_dict(_with_mos_scale(d, mos_scale), file=file))
+                                           "the session", field=name)
+                    if c in CSV_CONTEXT_COLUMNS:  # checked by the format as in JSON; 2160.0 (empty cells) is 2160
+                        whole = isinstance(v, float) and v.is_integer() and abs(v) <= DISPLAY_HEIGHT_RANGE[1]
+                        d.setdefault("context", {})[c] = int(v) if whole else v
+                    else:
+                        d[c] = v
+            out.append(Session.from_dict(_with_mos_scale(d, mos_scale, file), file=file))
         except DeepQoEError as e:
             m = _ITEM.fullmatch(e.field or "")
             if m and m.group(1) == "segments":
@@ -475,19 +554,28 @@ def load_sessions(path: str | os.PathLike, mos_scale: str | None = None
         failures.extend(bad)
         for s in got:
             if s.id in seen:
-                failures.append(DeepQoEError(f"session '{s.id}': the id is already used in {seen[s.id]}",
-                                             file=str(f), field="id"))
+                failures.append(duplicate_id_error(s.id, seen[s.id], str(f)))
                 continue
             seen[s.id] = str(f)
             sessions.append(s)
     return sessions, failures
 
 
+def duplicate_id_error(sid: str, kept: str, refused: str) -> DeepQoEError:
+    """The failure of a session whose id an earlier file of a folder has (files are read in name order): it
+    names both files, the one whose session is kept and this one (``file``), whose session is left out."""
+    return DeepQoEError(f"session '{sid}': the id is used twice: in '{kept}' (kept: a folder's files are read in "
+                        f"name order) and here (this one is left out; give one of them another id)", file=refused,
+                        field="id")
+
+
 def save_sessions(sessions: list[Session], path: str | os.PathLike) -> list[DeepQoEError]:
     """Write sessions atomically: ``.json`` as one file ``{"sessions": [...]}``; ``.csv`` / ``.parquet`` in the
     CSV-of-sessions layout (one row per segment, what batch scoring reads), each session only if it reads back
-    exactly (a stall that does not start a segment, ``context``, ``quality_per_second`` or ``extra`` have no
-    column): the sessions left out are returned as failures."""
+    exactly (a stall that does not start a segment, a ``context`` with more than ``display_height``,
+    ``quality_per_second`` or ``extra`` have no column; a ``representation`` is written as text, a whole number
+    without ".0", and reads back as the same switches): the sessions left out are returned as failures, naming
+    the field (``segments[3].representation``)."""
     from deepqoe.io import atomic_write_json, write_table
 
     if Path(path).suffix.lower() == ".json":
@@ -497,33 +585,79 @@ def save_sessions(sessions: list[Session], path: str | os.PathLike) -> list[Deep
     for s in sessions:
         rows = session_rows(s)
         back, bad = sessions_from_frame(rows, first_row=None)
-        want, got = s.to_dict(), back[0].to_dict() if back and not bad else {}
-        lost = next((k for k in want if want[k] != got.get(k)), None)
+        lost = _not_read_back(s, back[0] if back and not bad else None)
         if lost is None:
             frames.append(rows)
         else:
-            failures.append(DeepQoEError(f"session '{s.id}': its '{lost}' has no exact form in the CSV layout (a row "
-                                         "per segment, each stall at a segment's start; no context, "
-                                         "quality_per_second or extra): write .json instead", file=str(path),
-                                         field=lost))
+            why = ("representation ids are text there: two that read back alike, such as 1 and \"1\", become one"
+                   if lost.endswith(".representation") else "a row per segment, each stall at a segment's start; "
+                   "no context but display_height, no quality_per_second or extra")
+            failures.append(DeepQoEError(f"session '{s.id}': its '{lost}' has no exact form in the CSV layout ({why}): "
+                                         "write .json instead", file=str(path), field=lost))
     if frames:
-        write_table(pd.concat(frames, ignore_index=True), path)
+        table = pd.concat(frames, ignore_index=True)
+        for c in (c for c in CSV_CONTEXT_COLUMNS if c in table.columns):  # 2160, not 2160.0, beside empty cells
+            if table[c].dropna().map(lambda v: float(v).is_integer()).all():
+                table[c] = table[c].astype("Int64")
+        write_table(table, path)
     return failures
+
+
+def _same_ids(reps: list) -> list[int]:
+    """Which representations of a session are one id (each the index of its first occurrence): all that
+    :meth:`Session.switches` compares them by."""
+    first: dict = {}
+    return [first.setdefault(r, i) for i, r in enumerate(reps)]
+
+
+def _not_read_back(s: Session, back: Session | None) -> str | None:
+    """The first field of ``s`` that ``back`` (``s`` read back from its CSV rows) does not hold exactly (None:
+    none); a segment's own field is named (``segments[3].representation``). Representations are compared by
+    which segments share an id (written as text, 0 reads back as "0": the same switches)."""
+    want, got = s.to_dict(), back.to_dict() if back is not None else {}
+    lost = next((k for k in want if k != "segments" and want[k] != got.get(k)), None)
+    if lost is not None or back is None:
+        return lost or "segments"
+    ws, gs = want["segments"], got["segments"]
+    if len(ws) != len(gs):
+        return "segments"
+    same_rep = [a == b for a, b in zip(_same_ids([g.get("representation") for g in ws]),
+                                       _same_ids([g.get("representation") for g in gs]))]
+    for i, (a, b) in enumerate(zip(ws, gs)):
+        for k in dict.fromkeys([*a, *b]):  # to_dict leaves out what is None
+            if (k in a) != (k in b) or not (same_rep[i] if k == "representation" else a[k] == b[k]):
+                return f"segments[{i}].{k}"
+    return None
+
+
+def representation_text(v: Any) -> Any:
+    """A representation id as the CSV layout writes it: text as it is, a number as text, a whole one without
+    ".0" (``0.0`` -> ``"0"``, as it was most likely given); None / NaN stay missing."""
+    if v is None or isinstance(v, str) or (isinstance(v, float) and np.isnan(v)):
+        return v
+    v = float(v)
+    return str(int(v)) if v.is_integer() else repr(v)
 
 
 def session_rows(s: Session) -> pd.DataFrame:
     """One session as rows of the CSV-of-sessions layout: a row per segment, its stall (the initial loading
-    on the first) as ``stall_before``, the session columns on every row."""
+    on the first) as ``stall_before``, the session columns on every row (``display_height`` when the session's
+    context holds nothing else: a context with other keys is not written)."""
     d = s.to_dict()
     stall_at = {}
     for st in d["stalls"]:
         stall_at[st["start"]] = stall_at.get(st["start"], 0.0) + st["duration"]
+    ctx = d.get("context") or {}
+    if set(ctx) <= set(CSV_CONTEXT_COLUMNS):  # any other context key has no column: save_sessions names it
+        d.update(ctx)
     session_cols = {c: d[c] for c in CSV_SESSION_COLUMNS if d.get(c) is not None}
     rows = [{"session_id": s.id, **seg, "stall_before": stall_at.get(seg["start"], 0.0), **session_cols}
             for seg in d["segments"]]
     df = pd.DataFrame(rows)
     for c in CSV_TEXT_COLUMNS:  # as the reader types them
-        if c in df.columns:
+        if c == "representation" and c in df.columns:
+            df[c] = df[c].map(representation_text)
+        elif c in df.columns:
             df[c] = df[c].map(lambda v: v if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
     return df
 
