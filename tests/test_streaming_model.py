@@ -540,4 +540,7 @@ def test_the_score_moves_continuously_with_a_stall_length():
     assert s[0] - s[-1] > 0.1, s                      # a 1-s stall still costs
     events = lambda d: float(np.expm1(float(make_batch([sess(d)], m.mapping_).fixed[-1, 1])))  # noqa: E731 (60 s)
     assert events(0.015) > 0.999 and events(1e-6) < 1e-3, (events(0.015), events(1e-6))
+    # flat at zero length (squared onset): a 20-microsecond stall counts ~1e-4 of an event, not 0.01, so that
+    # even a barely trained model gives it no visible cost (a 20-epoch model broke stall_vanishing)
+    assert events(2e-5) < 1e-3 and events(2e-3) > 0.5, (events(2e-5), events(2e-3))
     assert STALL_EVENT_TAU <= 0.005

@@ -17,8 +17,8 @@ One readable file, top to bottom (the DeepQoE design with the streaming parts as
    ============  ==========================================================================  ========
    quality       running mean of q; a memory track m (asymmetric exponential memory: it      +
                  follows drops faster than gains, learned rates); mean of m; m now
-   stalls        log stall rate per media minute (a stall counts 1 - exp(-length / 2 ms)     -
-                 events: continuous in its length); stall share of the rebuffering wall time;
+   stalls        log stall rate per media minute (a stall counts 1 - exp(-(length / 2 ms)^2) -
+                 events: continuous and flat in its length at 0); stall share of the wall time;
                  log longest stall; recency: sum of log(1 + duration) * exp(-age / tau)
    startup       log(1 + initial loading delay); its recency: the same times                -
                  exp(-media played / tau) (tau shared with the stalls)
@@ -89,9 +89,11 @@ from deepqoe.errors import DeepQoEError
 MAX_STEPS = 4096          # media steps of the quality track (longer sessions use longer steps)
 MAX_CURVE_POINTS = 4096   # points of a per-second curve (longer sessions: equal wall-time bins)
 MAX_STALLS = 64           # stalls kept for the recency term (the most recent ones)
-#: a stall counts in the stall rate as ``1 - exp(-length / STALL_EVENT_TAU)`` of one event: a whole one
-#: from about 15 ms (the shortest stall in the training logs counts 0.9995), nothing at zero length, so the
-#: score is continuous in a stall's length (a 1e-9-s stall from rounded timestamps costs nothing)
+#: a stall counts in the stall rate as ``1 - exp(-(length / STALL_EVENT_TAU)^2)`` of one event: a whole one
+#: from about 6 ms (far below a frame; the shortest stall in the training logs, 15 ms, counts 1), nothing at
+#: zero length, so the score is continuous in a stall's length (a 1e-9-s stall from rounded timestamps costs
+#: nothing); squared, so that it is also flat there: a stall of microseconds counts ~(length / 2 ms)^2, not
+#: length / 2 ms, and even a barely trained model gives it no visible cost
 STALL_EVENT_TAU = 0.002
 DEVICES = ("pc", "mobile", "tablet", "tv", "unknown")
 DEFAULT_DISPLAY_HEIGHT = 1080.0
@@ -549,7 +551,7 @@ def _session_points(s, eval_wall: np.ndarray, q: np.ndarray, dt: float, switches
     stall_time = el.sum(1)
     media = np.clip(t - np.minimum(t, startup) - stall_time, 0.0, M)
     started = (t[:, None] >= wstart[None, :]) & (rd[None, :] > 0)
-    n_st = (started * -np.expm1(-el / STALL_EVENT_TAU)).sum(1)   # stall events so far (STALL_EVENT_TAU)
+    n_st = (started * -np.expm1(-(el / STALL_EVENT_TAU) ** 2)).sum(1)   # stall events so far (STALL_EVENT_TAU)
     m_eff = np.maximum(media, 1.0)
     step = np.clip(np.ceil(media / dt - 1e-9).astype(np.int64) - 1, 0, len(q) - 1)
     csum = np.cumsum(q)
