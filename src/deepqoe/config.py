@@ -550,6 +550,11 @@ class SessionSource(_Strict):
         return self.dataset or self.name or Path(self.path).name
 
 
+def _as_entry(e: Any) -> Any:
+    """A ``sessions.datasets`` entry as YAML may write it: a bare string is a registered dataset's name."""
+    return {"dataset": e} if isinstance(e, str) else e
+
+
 class SessionsDataConfig(_Strict):
     """What the session model learns from (see :mod:`deepqoe.sessions.training`)."""
 
@@ -563,7 +568,7 @@ class SessionsDataConfig(_Strict):
     @classmethod
     def _names_to_entries(cls, v):
         if isinstance(v, list):
-            return [{"dataset": e} if isinstance(e, str) else e for e in v]
+            return [_as_entry(e) for e in v]
         return v
 
     @field_validator("datasets")
@@ -771,24 +776,102 @@ def load_train_config(path: str | os.PathLike) -> "ExperimentConfig | SessionsEx
 
 
 def load_sessions_config(path: str | os.PathLike) -> SessionsExperimentConfig:
-    """Read and validate a sessions config; every path in it must exist (relative to the config's folder)."""
+    """Read and validate a sessions config; every path in it must exist (relative to the config's folder).
+    Several bad entries are one error naming each (:func:`entries_error`)."""
     return _sessions_config(*_read_yaml(path))
 
 
 def _sessions_config(p: Path, raw: dict) -> SessionsExperimentConfig:
+    """A validated sessions config whose paths exist. Several bad entries (:func:`_bad_entries`) are one error
+    naming each (:func:`entries_error`); a single problem is said as the schema or path check says it."""
+    base_dir = str(p.resolve().parent)
+    bad = _bad_entries(raw, base_dir)
+    if len(bad) > 1:
+        raise entries_error(bad, str(p))
     try:
         cfg = SessionsExperimentConfig.model_validate(raw)
     except ValidationError as e:
         raise format_validation_error(e, SessionsExperimentConfig, str(p)) from None
-    cfg.path, cfg.base_dir = str(p), str(p.resolve().parent)
+    cfg.path, cfg.base_dir = str(p), base_dir
     paths = {f"sessions.datasets.{i}.path": src.path for i, src in enumerate(cfg.sessions.datasets) if src.path}
     if cfg.sessions.quality_mapping_path is not None:
         paths["sessions.quality_mapping"] = cfg.sessions.quality_mapping_path
     for field, path in paths.items():
-        if not resolve_path(path, cfg.base_dir).exists():
-            hint = " (neither a registered sessions dataset nor a path)" if field.endswith("mapping") else ""
-            raise DeepQoEError(f"no such file or folder: {path}{hint}", file=str(p), field=field)
+        hint = " (neither a registered sessions dataset nor a path)" if field.endswith("mapping") else ""
+        missing = _no_such_path(path, cfg.base_dir, hint)
+        if missing is not None:
+            raise DeepQoEError(missing, file=str(p), field=field)
     return cfg
+
+
+def _no_such_path(path: str, base_dir: str | None, hint: str = "") -> str | None:
+    """The message for a config's ``path`` (relative to ``base_dir``) that does not exist; None where it does."""
+    return None if resolve_path(path, base_dir).exists() else f"no such file or folder: {path}{hint}"
+
+
+def entries_error(bad: list[tuple[str, DeepQoEError]], file: str | None) -> DeepQoEError:
+    """One error for the entries of a sessions config that cannot be read, ``(where, error)`` in the config's
+    order (``where``: ``sessions.datasets.N 'label'``): one entry's error as it is; several, each numbered with
+    its place and its own error, as the config's (``file``) field ``sessions``."""
+    if len(bad) == 1:
+        return bad[0][1]
+    each = "; ".join(f"({i}) {where}: {e}" for i, (where, e) in enumerate(bad, 1))
+    return DeepQoEError(f"{len(bad)} entries cannot be read: {each}", file=file, field="sessions")
+
+
+def _bad_entries(raw: dict, base_dir: str) -> list[tuple[str, DeepQoEError]]:
+    """Each entry of a sessions config (``raw``, as read) that the config check refuses, in the config's order
+    (``sessions.datasets``, then ``sessions.continuous``), as ``(where, error)`` for :func:`entries_error`; the
+    error names the entry's field (``dataset``, ``path``, ``scale``): a name that is not registered (with its
+    "did you mean") or of another kind, a path that does not exist (relative to ``base_dir``), a bad scale,
+    an unknown field. The sections themselves (not a mapping, not a list) are left to the schema check."""
+    from pydantic import TypeAdapter
+
+    sc = raw.get("sessions") if isinstance(raw, dict) else None
+    if not isinstance(sc, dict):
+        return []
+    datasets, continuous = sc.get("datasets"), sc.get("continuous")
+    bad = []
+    for k, entry in enumerate(datasets if isinstance(datasets, list) else []):
+        entry = _as_entry(entry)
+        label = _entry_label(entry)
+        where = f"sessions.datasets.{k}" + ("" if label is None else f" '{label}'")
+        try:
+            src = SessionSource.model_validate(entry)
+            missing = None if src.path is None else _no_such_path(src.path, base_dir)
+        except ValidationError as e:
+            bad.append((where, _entry_error(e, SessionSource)))
+            continue
+        except DeepQoEError as e:  # the path's environment variable is not set
+            missing = e.message
+        if missing is not None:
+            bad.append((where, DeepQoEError(missing, field="path")))
+    for k, name in enumerate(continuous if isinstance(continuous, list) else []):
+        try:
+            _registered(TypeAdapter(str).validate_python(name), "continuous")
+        except ValidationError as e:
+            bad.append((f"sessions.continuous.{k}", _entry_error(e, SessionsDataConfig)))
+        except ValueError as e:  # not registered (a DeepQoEError, with its "did you mean"), or not continuous
+            bad.append((f"sessions.continuous.{k} '{name}'", DeepQoEError(getattr(e, "message", str(e)))))
+    return bad
+
+
+def _entry_error(err: ValidationError, cls) -> DeepQoEError:
+    """An entry's schema error (:func:`format_validation_error`, ``cls`` the entry's model) naming the field
+    within the entry, or none where the problem is the entry as a whole."""
+    first = format_validation_error(err, cls, None)
+    return DeepQoEError(first.message, field=first.field if err.errors()[0].get("loc") else None)
+
+
+def _entry_label(entry: Any) -> str | None:
+    """The label of a ``sessions.datasets`` entry as read (:attr:`SessionSource.label`), None where it has none."""
+    if not isinstance(entry, dict):
+        return None
+    known = {k: v for k, v in entry.items() if k in SessionSource.model_fields and isinstance(v, str)}
+    try:
+        return SessionSource.model_construct(**known).label
+    except TypeError:  # neither a dataset, a name nor a path
+        return None
 
 
 def _is_sessions(raw) -> bool:

@@ -15,6 +15,8 @@ here imports the command line.
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -60,6 +62,49 @@ def _each_note_once():
                     continue
                 seen.add(str(w.message))
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+
+
+#: the distinct notes given so far by the training running in this context (:func:`_keeps_notes`), for
+#: metrics.json's ``notes``; None outside one
+_TRAINING_NOTES: contextvars.ContextVar[list | None] = contextvars.ContextVar("deepqoe_training_notes",
+                                                                              default=None)
+
+
+def _keeps_notes(train):
+    """``train`` (:func:`train_config`, :func:`finetune`, :func:`train_sessions_config`: each saves a model
+    directory with its ``metrics.json``) keeping every distinct note (:class:`~deepqoe.errors.DeepQoENote`)
+    given while it runs, reading the data included, in order, each once, as the user saw it (the text after
+    ``deepqoe: note:``); :func:`_with_notes` puts them in ``metrics.json`` (``notes``), in the same atomic
+    write. The notes are shown as before: each is handed on to the ``warnings.showwarning`` in place (the
+    CLI's, which prints it once); a note that the warnings filters silence is not given, nor kept."""
+    @functools.wraps(train)
+    def run(*args, **kwargs):
+        import warnings
+
+        from deepqoe.errors import DeepQoENote
+
+        notes: list[str] = []
+        with warnings.catch_warnings():  # puts showwarning back; a fresh registry: each note of this run is given
+            shown = warnings.showwarning
+
+            def show(message, category, filename, lineno, file=None, line=None):
+                if issubclass(category, DeepQoENote) and str(message) not in notes:
+                    notes.append(str(message))
+                shown(message, category, filename, lineno, file, line)
+
+            warnings.showwarning = show
+            token = _TRAINING_NOTES.set(notes)
+            try:
+                return train(*args, **kwargs)
+            finally:
+                _TRAINING_NOTES.reset(token)
+    return run
+
+
+def _with_notes(metrics: dict) -> None:
+    """Put in ``metrics``, just before they are saved as ``metrics.json``, its ``notes``: the distinct notes
+    given so far by the training that runs (:func:`_keeps_notes`; none outside one)."""
+    metrics["notes"] = list(_TRAINING_NOTES.get() or [])
 
 
 def check_classes(cfg, data, idx: np.ndarray | None = None) -> None:
@@ -296,6 +341,7 @@ def _fit_and_save(est, cfg, data, out_dir, *, full: bool, metrics: dict | None =
     score for every training row gets a note (:func:`_note_collapsed`).
     ``after_fit(est)`` runs after the fit, before anything is written, and returns more metrics.
     ``extra_meta(est, train_idx)`` returns more entries for model.json.
+    ``metrics.json``'s ``notes``: the notes given while training (:func:`_keeps_notes`).
     The model directory, metrics.json included, appears whole or not at all; training that diverges is a
     DeepQoEError naming the config file and ``training.learning_rate``, and writes nothing."""
     from deepqoe.conformal import interval_files
@@ -339,9 +385,9 @@ def _fit_and_save(est, cfg, data, out_dir, *, full: bool, metrics: dict | None =
     dataset["base_dir"] = cfg.dataset.base_dir
     # how each feature file was made (deepqoe extract's metadata), checked again at prediction
     features = {"feature_files": data.feature_files} if getattr(data, "feature_files", None) else {}
-    save_model(est, out_dir, dataset_config=dataset,
-               extra={"metrics": metrics, **features, **(extra_meta(est, train_idx) if extra_meta else {})},
-               metrics=metrics,
+    meta = extra_meta(est, train_idx) if extra_meta else {}
+    _with_notes(metrics)  # the notes given so far (reading, fit, scoring)
+    save_model(est, out_dir, dataset_config=dataset, extra={"metrics": metrics, **features, **meta}, metrics=metrics,
                files={**interval_files(intervals), **heads})
     return metrics
 
@@ -368,6 +414,7 @@ def _table_distribution(est, cfg, data, idx: np.ndarray, held_out: bool) -> dict
     return head_files({d.name: head}, d.name, {"default": d.name, "heads": info})
 
 
+@_keeps_notes
 def train_config(cfg, out_dir: str | Path, full: bool = False, progress: bool = True) -> dict:
     """Train on the dataset (a held-out test part unless ``full``), save the model dir and metrics.json."""
     from deepqoe.datasets import load_dataset
@@ -378,6 +425,7 @@ def train_config(cfg, out_dir: str | Path, full: bool = False, progress: bool = 
     return _fit_and_save(est, cfg, data, out_dir, full=full)
 
 
+@_keeps_notes
 def finetune(pretrained: str | Path, cfg, out_dir: str | Path, *, freeze: bool = False, full: bool = False,
              epochs: int | None = None, keep_architecture: bool = True, progress: bool = False) -> dict:
     """Train on ``cfg``'s dataset starting from ``pretrained``'s weights, those that mean the same here
@@ -749,6 +797,7 @@ def session_intervals(y: np.ndarray, oof: OutOfFold, n_splits: int, names: np.nd
     return out
 
 
+@_keeps_notes
 def train_sessions_config(cfg, out_dir: str | Path, *, full: bool = False, progress: bool = True) -> dict:
     """Train the streaming session model (:mod:`deepqoe.sessions.training`) on a sessions config
     (:class:`deepqoe.config.SessionsExperimentConfig`) and save it to ``out_dir`` with ``metrics.json``.
@@ -764,7 +813,8 @@ def train_sessions_config(cfg, out_dir: str | Path, *, full: bool = False, progr
     ``evaluation_skipped`` (``--full`` or ``evaluation.protocol: none``, where no k-fold ran); a correlation
     of constant scores is None (null in metrics.json). Degenerate trainings get a
     :class:`~deepqoe.errors.DeepQoENote`: a dataset whose scores are all the same, a k-fold score over fewer
-    than :data:`KFOLD_MIN_SESSIONS` sessions, a quality mapping fitted on a handful of sessions."""
+    than :data:`KFOLD_MIN_SESSIONS` sessions, a quality mapping fitted on a handful of sessions; every
+    distinct note given while training is also in ``metrics.json``'s ``notes`` (:func:`_keeps_notes`)."""
     import sys
 
     from tqdm.auto import tqdm
@@ -840,6 +890,7 @@ def train_sessions_config(cfg, out_dir: str | Path, *, full: bool = False, progr
     if heads:
         metrics["distribution"] = heads["distribution.json"]["info"]
     metrics["total_seconds"] = time.perf_counter() - t_start  # reading, k-fold, final fit, scoring (not the save)
+    _with_notes(metrics)  # the notes given so far (reading, k-fold, final fit, scoring)
     model.save(out_dir, extra={"name": name, "metrics": metrics}, metrics=metrics,  # atomic, metrics.json inside
                files={**interval_files(intervals), **heads})
     return metrics
@@ -848,8 +899,10 @@ def train_sessions_config(cfg, out_dir: str | Path, *, full: bool = False, progr
 def _read_entries(cfg, wanted: set) -> tuple[list, list]:
     """The session sets of a sessions config's ``sessions.datasets`` (:func:`read_session_source`; ``wanted``:
     the labels a ``distribution:`` head reads the ratings of) and the curve sets of its ``sessions.continuous``,
-    each entry read once. Entries that cannot be read are one error: one entry's as it is, several named each
-    by its field and label with its own error, in the config's order."""
+    each entry read once. Entries that cannot be read are one error (:func:`deepqoe.config.entries_error`): one
+    entry's as it is, several named each by its field and label with its own error, in the config's order (the
+    config check, :func:`deepqoe.config.load_sessions_config`, says its bad entries the same way)."""
+    from deepqoe.config import entries_error
     from deepqoe.datasets.scored import load_curve_set
 
     sc = cfg.sessions
@@ -864,11 +917,8 @@ def _read_entries(cfg, wanted: set) -> tuple[list, list]:
             curve_sets.append(load_curve_set(name))
         except DeepQoEError as e:
             bad.append((f"sessions.continuous.{k} '{name}'", e))
-    if len(bad) == 1:
-        raise bad[0][1]
     if bad:
-        each = "; ".join(f"({i}) {where}: {e}" for i, (where, e) in enumerate(bad, 1))
-        raise DeepQoEError(f"{len(bad)} entries cannot be read: {each}", file=cfg.path, field="sessions")
+        raise entries_error(bad, cfg.path)
     return session_sets, curve_sets
 
 
