@@ -192,7 +192,7 @@ def build_streaming(out_dir: Path, quiet: bool = True, datasets=STREAMING_DATASE
     (deepqoe.sessions.training.RECIPE): leave-one-dataset-out scores, then the model on everything, its
     behaviour check, saved with its card."""
     from deepqoe.evaluation.behaviour import check_model
-    from deepqoe.experiments.streaming_generalisation import by_session_kind, leave_one_dataset_out
+    from deepqoe.experiments.streaming_generalisation import PREVIOUS_RECIPE, by_session_kind, leave_one_dataset_out
     from deepqoe.predictor import Predictor
     from deepqoe.datasets.scored import load_curve_set, load_session_set, quality_mapping
     from deepqoe.sessions.training import RECIPE, fit_streaming_model
@@ -202,10 +202,12 @@ def build_streaming(out_dir: Path, quiet: bool = True, datasets=STREAMING_DATASE
     S = {n: load_session_set(n) for n in datasets}
     C = {n: load_curve_set(n) for n in continuous}
     mapping = quality_mapping()
-    lodo = leave_one_dataset_out(S, C, mapping, params, log=print) if len(S) > 1 else {}
+    previous = dict(PREVIOUS_RECIPE, **({"max_epochs": 5} if quick else {}))
+    lodo = leave_one_dataset_out(S, C, mapping, params, log=print, previous=previous) if len(S) > 1 else {}
     by_kind = by_session_kind(S, lodo, mapping)
     for row in lodo.values():
         row.pop("prediction", None)
+        row.pop("previous_prediction", None)
     model = fit_streaming_model(list(S.values()), list(C.values()), mapping=mapping, **params)
     intervals, oof = streaming_intervals(S, C, mapping, params)
     heads = streaming_distribution(S, model, oof)

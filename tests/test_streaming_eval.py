@@ -190,3 +190,39 @@ def test_session_kinds_are_found_inside_a_held_out_dataset():
     few = gen.by_session_kind({"toy": SimpleNamespace(sessions=sessions[:19], y=y[:19])},
                               {"toy": {"prediction": list(pred[:19])}}, builtin_quality_mapping())
     assert few["toy"] == []
+
+
+def test_previous_shipped_recipe_is_retrained_beside_ours():
+    """The previous shipped model's recipe (PREVIOUS_RECIPE) is retrained on the same session sets and reported
+    beside ours: left out (its own column), on each kind of session, and on LIVE-NFLX's splits."""
+    from deepqoe.datasets.scored import SessionSet
+    from deepqoe.experiments import streaming_generalisation as gen
+    from deepqoe.sessions import Session
+    from deepqoe.sessions.qoe_model import builtin_quality_mapping
+
+    rng = np.random.default_rng(1)
+
+    def toy(name, n):
+        sessions, y = [], []
+        for i in range(n):
+            k = i % 3
+            q = np.full(10, rng.uniform(30, 95))
+            sessions.append(Session.from_arrays(f"{name}{i}", np.arange(10) * 2.0, np.full(10, 2.0), quality=q,
+                                                stall_start=np.linspace(4, 12, k), stall_duration=np.full(k, 2.0)))
+            y.append(1 + 3.5 * q[0] / 100 - 0.6 * k + rng.normal(0, 0.05))
+        return SessionSet(name, sessions, np.array(y), np.array([f"{name}:{i % 8}" for i in range(n)]))
+
+    a, b = toy("a", 80), toy("b", 60)
+    recipe = dict(gen.PREVIOUS_RECIPE, max_epochs=30)
+    pred = gen.previous_recipe_predict([a], b.sessions, recipe)
+    assert pred.shape == (60,) and np.isfinite(pred).all()
+    assert srocc(b.y, pred) > 0.5                       # it learns from a what also holds on b
+    lodo = {"b": {"prediction": list(b.y), "previous_prediction": list(pred)}}
+    kinds = gen.by_session_kind({"b": b}, lodo, builtin_quality_mapping())["b"]
+    flat = next(r for r in kinds if r["kind"].startswith("stall-only"))
+    assert flat["previous_shipped"]["srocc"] == pytest.approx(round(srocc(b.y, pred), 4))
+    md = gen.markdown({"lodo": {}, "by_kind": {"b": kinds}, "recipe": {}, "seconds": 0.0, "live_nflx": [
+        {"quality": "VMAF", "splits": "101-102", "median_srocc": 0.7, "median_plcc": 0.8,
+         "previous_shipped": {"median_srocc": 0.61, "median_plcc": 0.62}}]})
+    assert "| VMAF | 101-102 | 0.700 | 0.800 | 0.610 / 0.620 |" in md
+    assert f"| {flat['previous_shipped']['srocc']:.3f} / {flat['previous_shipped']['plcc']:.3f} |" in md

@@ -7,9 +7,11 @@
    the continuous-time ratings, without LIVE-NFLX's when LIVE-NFLX is left out) and is tested on the one
    left out. Beside it, on the same held-out sessions: each single input with its sign fixed in advance
    (mean quality +, mean log-bitrate +, number of stalls -, total stall time -), P.1203's own O46 where
-   the data has it, and the previous shipped model's recorded leave-one-dataset-out scores.
+   the data has it, and the previous shipped model (:data:`PREVIOUS_RECIPE`, retrained on the same
+   datasets: :func:`previous_recipe_predict`).
 2. **LIVE-NFLX fixed splits** (the release's content-disjoint 80/20 splits): the model trains on the two
-   other datasets, the continuous ratings of the training contents and the training sessions' scores.
+   other datasets, the continuous ratings of the training contents and the training sessions' scores; the
+   previous shipped model's recipe on the same session scores beside it.
 3. **Kinds of session** inside each held-out dataset: stall-only (one quality throughout) and quality-only
    (no rebuffering) subsets, scored with the same left-out predictions (:func:`by_session_kind`).
 4. **Behaviour** of the model trained on everything (:func:`deepqoe.evaluation.behaviour.check_model`).
@@ -36,9 +38,13 @@ from deepqoe.sessions.training import RECIPE, fit_streaming_model
 
 SESSION_DATASETS = ("p1203-open", "waterloo-sqoe-iv", "live-nflx")
 CURVE_DATASETS = ("live-nflx-continuous", "lfovia-qoe")
-#: The shipped model before this one (DeepQoE regressor on session features), leave-one-dataset-out as
-#: recorded in its model card (git history of src/deepqoe/pretrained/streaming/model.json): SROCC, PLCC.
-PREVIOUS_SHIPPED = {"p1203-open": (0.6947, 0.7188), "waterloo-sqoe-iv": (0.7158, 0.7128), "live-nflx": (0.6167, 0.7209)}
+#: The recipe of the shipped model before this one (shipped until 2026-11-27, the model issue 10 measured): a
+#: DeepQoE regressor on the session feature frame (:func:`deepqoe.sessions.frame.session_frame`,
+#: ``STREAMING_INPUTS``), scores on the common scale, one network (``scripts/build_pretrained.py`` at
+#: c147bcc). Retrained here under each protocol, on the same session scores as ours (it cannot use
+#: per-second ratings); its model card's leave-one-dataset-out SROCC were 0.695 / 0.716 / 0.617.
+PREVIOUS_RECIPE = dict(hidden_layers=(128, 64), dropout=0.2, learning_rate=1e-3, batch_size=64, max_epochs=60,
+                       patience=10, validation_fraction=0.1, random_state=0)
 SINGLE_INPUTS = ("mean quality", "log bitrate", "- stalls", "- stall time")
 
 
@@ -61,7 +67,20 @@ def _scores(y, p) -> dict:
     return {"srocc": round(srocc(y[ok], p[ok]), 4), "plcc": round(plcc(y[ok], p[ok]), 4)}
 
 
-def _lodo_one(held: str, S: dict, C: dict, mapping, params: dict) -> dict:
+def previous_recipe_predict(train: list, test_sessions: list, recipe: dict | None = None) -> np.ndarray:
+    """The previous shipped model's recipe (:data:`PREVIOUS_RECIPE`, or ``recipe``) trained on the session
+    sets ``train`` together (early stopping on held-out groups), its predictions for ``test_sessions``."""
+    from deepqoe.estimators import DeepQoERegressor
+    from deepqoe.sessions.frame import STREAMING_INPUTS, session_frame
+
+    X = session_frame([s for d in train for s in d.sessions]).reset_index(drop=True)
+    y = np.concatenate([d.y for d in train])
+    groups = np.concatenate([d.groups for d in train])
+    est = DeepQoERegressor(inputs=STREAMING_INPUTS, **(recipe or PREVIOUS_RECIPE)).fit(X, y, groups=groups)
+    return np.asarray(est.predict(session_frame(test_sessions).reset_index(drop=True)), float)
+
+
+def _lodo_one(held: str, S: dict, C: dict, mapping, params: dict, previous: dict | None = None) -> dict:
     curves = [C[c] for c in C if not (held == "live-nflx" and c.startswith("live-nflx"))]
     model = fit_streaming_model([S[n] for n in S if n != held], curves, mapping=mapping, **params)
     y = S[held].y
@@ -75,14 +94,18 @@ def _lodo_one(held: str, S: dict, C: dict, mapping, params: dict) -> dict:
     row["best_single_input"] = {"name": best, **valid[best]}
     if "O46" in S[held].extra:
         row["O46"] = _scores(y, S[held].extra["O46"])
-    if held in PREVIOUS_SHIPPED:
-        row["previous_shipped"] = dict(zip(("srocc", "plcc"), PREVIOUS_SHIPPED[held]))
+    if previous is not None:
+        prev = previous_recipe_predict([S[n] for n in S if n != held], S[held].sessions, previous)
+        row["previous_shipped"] = _scores(y, prev)
+        row["previous_prediction"] = [round(float(v), 4) for v in prev]
     return row
 
 
-def leave_one_dataset_out(S: dict, C: dict, mapping, params: dict, log=print, jobs: int = 1) -> dict:
+def leave_one_dataset_out(S: dict, C: dict, mapping, params: dict, log=print, jobs: int = 1,
+                          previous: dict | None = None) -> dict:
+    """Ours left out of each dataset in turn; with ``previous`` (a :data:`PREVIOUS_RECIPE`), that recipe too."""
     t0 = time.perf_counter()
-    rows = run_parallel(_lodo_one, [(held, S, C, mapping, params) for held in S], jobs)
+    rows = run_parallel(_lodo_one, [(held, S, C, mapping, params, previous) for held in S], jobs)
     out = dict(zip(S, rows))
     for held, row in out.items():
         b = row["best_single_input"]
@@ -127,12 +150,13 @@ def by_session_kind(S: dict, lodo: dict, mapping) -> dict:
     """Ours (left out) against each single input on subsets of each held-out dataset that stand for the kinds
     of session the model is scored on elsewhere: **stall-only** (one quality throughout, 0 or more stalls:
     what counts is how stalls are priced against each other) and **quality-only** (no rebuffering). The
-    predictions are those of :func:`leave_one_dataset_out`; nothing is refitted. A subset under
-    :data:`MIN_SUBSET` sessions is left out."""
+    predictions are those of :func:`leave_one_dataset_out` (the previous shipped model's too, where they
+    are there); nothing is refitted. A subset under :data:`MIN_SUBSET` sessions is left out."""
     out = {}
     for d, row in lodo.items():
         sessions, y = S[d].sessions, S[d].y
         pred = np.asarray(row["prediction"], float)
+        prev = np.asarray(row["previous_prediction"], float) if "previous_prediction" in row else None
         inputs = single_inputs(sessions, mapping)
         span = np.array([float(np.ptp(quality_steps(s, mapping)[0])) for s in sessions])
         kinds = {"stall-only (one quality)": span < ONE_QUALITY_RANGE, "quality-only (no rebuffering)":
@@ -145,11 +169,14 @@ def by_session_kind(S: dict, lodo: dict, mapping) -> dict:
             rows.append({"kind": kind, "n": int(m.sum()), "ours": _scores(y[m], pred[m]),
                          "single_inputs": singles,
                          "with_stalls": int((m & (inputs["- stalls"] < 0)).sum())})
+            if prev is not None:
+                rows[-1]["previous_shipped"] = _scores(y[m], prev[m])
         out[d] = rows
     return out
 
 
-def _split_one(j: int, train_mask, S: dict, C: dict, nflx, mapping, params: dict) -> dict:
+def _split_one(j: int, train_mask, S: dict, C: dict, nflx, mapping, params: dict, previous: dict | None = None
+               ) -> dict:
     content = lambda g: re.sub(r"^\D*", "", g.split(":", 1)[1])  # noqa: E731  "content_3" and "3" -> "3"
     cont = C["live-nflx-continuous"]
     tr, te = np.flatnonzero(train_mask[:, j]), np.flatnonzero(~train_mask[:, j])
@@ -157,27 +184,40 @@ def _split_one(j: int, train_mask, S: dict, C: dict, nflx, mapping, params: dict
     ctr = [i for i, g in enumerate(cont.groups) if content(g) in train_contents]
     model = fit_streaming_model([S["p1203-open"], S["waterloo-sqoe-iv"], nflx.subset(tr)],
                                 [cont.subset(ctr), C["lfovia-qoe"]], mapping=mapping, **params)
-    p = model.predict_sessions([nflx.sessions[i] for i in te])
-    return {"split": j + 1, **_scores(nflx.y[te], p)}
+    test = [nflx.sessions[i] for i in te]
+    row = {"split": j + 1, **_scores(nflx.y[te], model.predict_sessions(test))}
+    if previous is not None:
+        prev = previous_recipe_predict([S["p1203-open"], S["waterloo-sqoe-iv"], nflx.subset(tr)], test, previous)
+        row["previous_shipped"] = _scores(nflx.y[te], prev)
+    return row
+
+
+def _median(rows: list, key: str) -> float | None:
+    v = [r[key] for r in rows if r.get(key) is not None]
+    return round(float(np.median(v)), 4) if v else None
 
 
 def live_nflx_splits(S: dict, C: dict, mapping, params: dict, splits: range, metric: str = "VMAF",
-                     log=print, jobs: int = 1) -> dict:
+                     log=print, jobs: int = 1, previous: dict | None = None) -> dict:
     """Ours on the release's fixed splits, with the per-second quality from ``metric`` (VMAF, or STRRED as
-    VideoATLAS uses; see :func:`deepqoe.datasets.live_nflx.load_live_nflx`)."""
+    VideoATLAS uses; see :func:`deepqoe.datasets.live_nflx.load_live_nflx`); with ``previous`` (a
+    :data:`PREVIOUS_RECIPE`), that recipe on the same splits and session scores."""
     from deepqoe.datasets.live_nflx import live_nflx_splits as fixed_splits, load_live_nflx
     from deepqoe.datasets.scored import session_set
 
     t0 = time.perf_counter()
     train_mask = fixed_splits()
     nflx = S["live-nflx"] if metric == "VMAF" else session_set(load_live_nflx(quality_metric=metric))
-    per_split = run_parallel(_split_one, [(j, train_mask, S, C, nflx, mapping, params) for j in splits], jobs)
-    s = np.array([r["srocc"] for r in per_split], float)
-    pl = np.array([r["plcc"] for r in per_split], float)
-    log(f"  LIVE-NFLX ({metric}) splits {splits.start + 1}-{splits.stop}: median SROCC {np.median(s):.3f} "
+    per_split = run_parallel(_split_one, [(j, train_mask, S, C, nflx, mapping, params, previous) for j in splits],
+                             jobs)
+    res = {"quality": metric, "splits": f"{splits.start + 1}-{splits.stop}", "median_srocc": _median(per_split, "srocc"),
+           "median_plcc": _median(per_split, "plcc"), "per_split": per_split}
+    if previous is not None:
+        prev = [r["previous_shipped"] for r in per_split]
+        res["previous_shipped"] = {"median_srocc": _median(prev, "srocc"), "median_plcc": _median(prev, "plcc")}
+    log(f"  LIVE-NFLX ({metric}) splits {splits.start + 1}-{splits.stop}: median SROCC {res['median_srocc']} "
         f"({time.perf_counter() - t0:.0f} s)")
-    return {"quality": metric, "splits": f"{splits.start + 1}-{splits.stop}", "median_srocc": round(float(np.median(s)), 4),
-            "median_plcc": round(float(np.median(pl)), 4), "per_split": per_split}
+    return res
 
 
 def behaviour(S: dict, C: dict, mapping, params: dict, n_sessions: int, log=print) -> dict:
@@ -190,6 +230,10 @@ def behaviour(S: dict, C: dict, mapping, params: dict, n_sessions: int, log=prin
     return report.to_dict()
 
 
+def _num(v) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
 def _fmt(d: dict | None) -> str:
     if not d or d.get("srocc") is None:
         return "-"
@@ -199,7 +243,7 @@ def _fmt(d: dict | None) -> str:
 def markdown(res: dict) -> str:
     lines = ["### Leave one dataset out (SROCC / PLCC on the held-out dataset)", "",
              "| held out | n | ours | best single input | " + " | ".join(SINGLE_INPUTS)
-             + " | P.1203 O46 | previous shipped model |", "|---|---:|---:|---:|" + "---:|" * len(SINGLE_INPUTS) + "---:|---:|"]
+             + " | P.1203 O46 | previous shipped model (its recipe, retrained) |", "|---|---:|---:|---:|" + "---:|" * len(SINGLE_INPUTS) + "---:|---:|"]
     for d, r in res["lodo"].items():
         b = r["best_single_input"]
         lines.append(f"| {d} | {r['n']} | **{_fmt(r['ours'])}** | {_fmt(b)} ({b['name']}) | "
@@ -217,17 +261,22 @@ def markdown(res: dict) -> str:
         lines += ["", f"Mean absolute difference between the two columns: {np.mean(err):.2f} over {len(err)} cells."]
     if res.get("by_kind"):
         lines += ["", "### Kinds of session inside each held-out dataset (SROCC / PLCC; same predictions as above)", "",
-                  "| held out | sessions | n (with stalls) | ours | " + " | ".join(SINGLE_INPUTS) + " |",
-                  "|---|---|---:|---:|" + "---:|" * len(SINGLE_INPUTS)]
+                  "| held out | sessions | n (with stalls) | ours | " + " | ".join(SINGLE_INPUTS)
+                  + " | previous shipped model |", "|---|---|---:|---:|" + "---:|" * (len(SINGLE_INPUTS) + 1)]
         for d, rows in res["by_kind"].items():
             lines += [f"| {d} | {r['kind']} | {r['n']} ({r['with_stalls']}) | **{_fmt(r['ours'])}** | "
-                      + " | ".join(_fmt(r["single_inputs"][k]) for k in SINGLE_INPUTS) + " |" for r in rows]
+                      + " | ".join(_fmt(r["single_inputs"][k]) for k in SINGLE_INPUTS)
+                      + f" | {_fmt(r.get('previous_shipped'))} |" for r in rows]
     if res.get("live_nflx"):
         lines += ["", "### LIVE-NFLX fixed splits (trained on P.1203 open, Waterloo SQoE-IV, LFOVIA and the split's "
-                      "training contents of LIVE-NFLX)", "", "| per-second quality | splits | median SROCC | median PLCC |",
-                  "|---|---|---:|---:|"]
+                      "training contents of LIVE-NFLX)", "", "| per-second quality | splits | median SROCC | median PLCC "
+                      "| previous shipped model (its recipe, same session scores): median SROCC / PLCC |",
+                  "|---|---|---:|---:|---:|"]
         for n in res["live_nflx"]:
-            lines.append(f"| {n['quality']} | {n['splits']} | {n['median_srocc']:.3f} | {n['median_plcc']:.3f} |")
+            prev = n.get("previous_shipped") or {}
+            prev = _fmt({"srocc": prev.get("median_srocc"), "plcc": prev.get("median_plcc")})
+            lines.append(f"| {n['quality']} | {n['splits']} | {_num(n['median_srocc'])} | {_num(n['median_plcc'])} "
+                         f"| {prev} |")
     if res.get("behaviour"):
         lines += ["", "### Behaviour of the model trained on everything", "",
                   "| relation | expected | checked | held | violated |", "|---|---|---:|---:|---:|"]
@@ -271,16 +320,18 @@ def run_experiment(out_dir: Path, quick: bool = False, log=print, nflx_splits: i
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     params = dict(RECIPE, **({"epochs": 60, "n_members": 1} if quick else {}))
+    previous = dict(PREVIOUS_RECIPE, **({"max_epochs": 5} if quick else {}))
     S = {n: load_session_set(n) for n in SESSION_DATASETS}
     C = {n: load_curve_set(n) for n in CURVE_DATASETS}
     mapping = quality_mapping()
-    res = {"recipe": params, "lodo": leave_one_dataset_out(S, C, mapping, params, log, jobs)}
+    res = {"recipe": params, "previous_recipe": previous,
+           "lodo": leave_one_dataset_out(S, C, mapping, params, log, jobs, previous)}
     res["stall_cost"] = stall_cost_by_quality(S, res["lodo"], mapping)
     res["by_kind"] = by_session_kind(S, res["lodo"], mapping)
     n = nflx_splits if nflx_splits is not None else (2 if quick else 20)
     if n:
         res["live_nflx"] = [live_nflx_splits(S, C, mapping, dict(params, n_members=1), range(100, 100 + n), m, log,
-                                             jobs) for m in ("VMAF", "STRRED")]
+                                             jobs, previous) for m in ("VMAF", "STRRED")]
     res["behaviour"] = behaviour(S, C, mapping, params, behaviour_sessions or (100 if quick else 1000), log)
     res["seconds"] = time.perf_counter() - t0
     res["plot"] = plot(res, S, out_dir)
