@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from deepqoe.evaluation.metrics import plcc, srocc
 from deepqoe.evaluation.parallel import run_parallel
-from deepqoe.sessions.qoe_model import quality_steps
 from deepqoe.datasets.scored import load_curve_set, load_session_set, quality_mapping
+from deepqoe.experiments.streaming_subsets import (SINGLE_INPUTS, by_session_kind, correlations,  # noqa: F401
+                                                   single_inputs, stall_cost_by_quality)
 from deepqoe.sessions.training import RECIPE, fit_streaming_model
 
 SESSION_DATASETS = ("p1203-open", "waterloo-sqoe-iv", "live-nflx")
@@ -45,26 +45,15 @@ CURVE_DATASETS = ("live-nflx-continuous", "lfovia-qoe")
 #: per-second ratings); its model card's leave-one-dataset-out SROCC were 0.695 / 0.716 / 0.617.
 PREVIOUS_RECIPE = dict(hidden_layers=(128, 64), dropout=0.2, learning_rate=1e-3, batch_size=64, max_epochs=60,
                        patience=10, validation_fraction=0.1, random_state=0)
-SINGLE_INPUTS = ("mean quality", "log bitrate", "- stalls", "- stall time")
 
 
-def single_inputs(sessions, mapping) -> dict[str, np.ndarray]:
-    """Each single input, oriented so that higher should mean better (signs fixed in advance)."""
-    q = np.array([quality_steps(s, mapping)[0].mean() for s in sessions])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lbr = np.array([np.nansum(np.log2(s.bitrate_kbps) * s.seg_duration) / s.media_duration
-                        if np.isfinite(s.bitrate_kbps).any() else np.nan for s in sessions])
-    reb = [s.stall_start > 1e-6 for s in sessions]
-    return {"mean quality": q, "log bitrate": lbr,
-            "- stalls": -np.array([float(r.sum()) for r in reb]),
-            "- stall time": -np.array([float(s.stall_duration[r].sum()) for s, r in zip(sessions, reb)])}
-
-
-def _scores(y, p) -> dict:
-    ok = np.isfinite(p)
-    if ok.sum() < 3 or np.std(p[ok]) == 0:
-        return {"srocc": None, "plcc": None}
-    return {"srocc": round(srocc(y[ok], p[ok]), 4), "plcc": round(plcc(y[ok], p[ok]), 4)}
+#: The recipe of the shipped model before this one (shipped until 2026-11-27, the model issue 10 measured): a
+#: DeepQoE regressor on the session feature frame (:func:`deepqoe.sessions.frame.session_frame`,
+#: ``STREAMING_INPUTS``), scores on the common scale, one network (``scripts/build_pretrained.py`` at
+#: c147bcc). Retrained here under each protocol, on the same session scores as ours (it cannot use
+#: per-second ratings); its model card's leave-one-dataset-out SROCC were 0.695 / 0.716 / 0.617.
+PREVIOUS_RECIPE = dict(hidden_layers=(128, 64), dropout=0.2, learning_rate=1e-3, batch_size=64, max_epochs=60,
+                       patience=10, validation_fraction=0.1, random_state=0)
 
 
 def previous_recipe_predict(train: list, test_sessions: list, recipe: dict | None = None) -> np.ndarray:
@@ -85,18 +74,18 @@ def _lodo_one(held: str, S: dict, C: dict, mapping, params: dict, previous: dict
     model = fit_streaming_model([S[n] for n in S if n != held], curves, mapping=mapping, **params)
     y = S[held].y
     pred = model.predict_sessions(S[held].sessions)
-    row = {"ours": _scores(y, pred), "n": int(len(y)), "trained_on": [n for n in S if n != held]
+    row = {"ours": correlations(y, pred), "n": int(len(y)), "trained_on": [n for n in S if n != held]
            + [c.name for c in curves], "prediction": [round(float(v), 4) for v in pred]}
-    singles = {k: _scores(y, v) for k, v in single_inputs(S[held].sessions, mapping).items()}
+    singles = {k: correlations(y, v) for k, v in single_inputs(S[held].sessions, mapping).items()}
     row["single_inputs"] = singles
     valid = {k: v for k, v in singles.items() if v["srocc"] is not None}
     best = max(valid, key=lambda k: valid[k]["srocc"])
     row["best_single_input"] = {"name": best, **valid[best]}
     if "O46" in S[held].extra:
-        row["O46"] = _scores(y, S[held].extra["O46"])
+        row["O46"] = correlations(y, S[held].extra["O46"])
     if previous is not None:
         prev = previous_recipe_predict([S[n] for n in S if n != held], S[held].sessions, previous)
-        row["previous_shipped"] = _scores(y, prev)
+        row["previous_shipped"] = correlations(y, prev)
         row["previous_prediction"] = [round(float(v), 4) for v in prev]
     return row
 
@@ -115,66 +104,6 @@ def leave_one_dataset_out(S: dict, C: dict, mapping, params: dict, log=print, jo
     return out
 
 
-def stall_cost_by_quality(S: dict, lodo: dict, mapping, long_stall: float = 4.0) -> dict:
-    """What a stall costs, by the session's quality: per held-out dataset and tercile of mean quality, the mean
-    score of sessions without rebuffering minus that of sessions with more than ``long_stall`` s of it, in
-    the MOS and in our leave-one-dataset-out predictions of the same sessions (sizes, not only ranks)."""
-    out = {}
-    for d, row in lodo.items():
-        inputs = single_inputs(S[d].sessions, mapping)
-        q, reb = inputs["mean quality"], -inputs["- stall time"]   # rebuffering time, startup excluded
-        pred, y = np.asarray(row["prediction"], float), S[d].y
-        edges = np.quantile(q, [0, 1 / 3, 2 / 3, 1])
-        rows = []
-        for k, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
-            band = (q >= lo) & ((q <= hi) if k == 2 else (q < hi))
-            clean, stalled = band & (reb == 0), band & (reb > long_stall)
-            if clean.sum() < 3 or stalled.sum() < 3:
-                continue
-            rows.append({"quality": f"{100 * lo:.0f}-{100 * hi:.0f}", "n_clean": int(clean.sum()),
-                         "n_stalled": int(stalled.sum()),
-                         "observed": round(float(y[clean].mean() - y[stalled].mean()), 3),
-                         "predicted": round(float(pred[clean].mean() - pred[stalled].mean()), 3)})
-        out[d] = rows
-    return out
-
-
-#: the kinds of session the model is also scored on elsewhere (issue 10), found inside each held-out dataset:
-#: one quality throughout (the per-second quality's range under this share of the scale) with or without
-#: stalls, and no rebuffering at all
-ONE_QUALITY_RANGE = 0.03
-MIN_SUBSET = 20
-
-
-def by_session_kind(S: dict, lodo: dict, mapping) -> dict:
-    """Ours (left out) against each single input on subsets of each held-out dataset that stand for the kinds
-    of session the model is scored on elsewhere: **stall-only** (one quality throughout, 0 or more stalls:
-    what counts is how stalls are priced against each other) and **quality-only** (no rebuffering). The
-    predictions are those of :func:`leave_one_dataset_out` (the previous shipped model's too, where they
-    are there); nothing is refitted. A subset under :data:`MIN_SUBSET` sessions is left out."""
-    out = {}
-    for d, row in lodo.items():
-        sessions, y = S[d].sessions, S[d].y
-        pred = np.asarray(row["prediction"], float)
-        prev = np.asarray(row["previous_prediction"], float) if "previous_prediction" in row else None
-        inputs = single_inputs(sessions, mapping)
-        span = np.array([float(np.ptp(quality_steps(s, mapping)[0])) for s in sessions])
-        kinds = {"stall-only (one quality)": span < ONE_QUALITY_RANGE, "quality-only (no rebuffering)":
-                 inputs["- stall time"] == 0}
-        rows = []
-        for kind, m in kinds.items():
-            if m.sum() < MIN_SUBSET:
-                continue
-            singles = {k: _scores(y[m], v[m]) for k, v in inputs.items()}
-            rows.append({"kind": kind, "n": int(m.sum()), "ours": _scores(y[m], pred[m]),
-                         "single_inputs": singles,
-                         "with_stalls": int((m & (inputs["- stalls"] < 0)).sum())})
-            if prev is not None:
-                rows[-1]["previous_shipped"] = _scores(y[m], prev[m])
-        out[d] = rows
-    return out
-
-
 def _split_one(j: int, train_mask, S: dict, C: dict, nflx, mapping, params: dict, previous: dict | None = None
                ) -> dict:
     content = lambda g: re.sub(r"^\D*", "", g.split(":", 1)[1])  # noqa: E731  "content_3" and "3" -> "3"
@@ -185,10 +114,10 @@ def _split_one(j: int, train_mask, S: dict, C: dict, nflx, mapping, params: dict
     model = fit_streaming_model([S["p1203-open"], S["waterloo-sqoe-iv"], nflx.subset(tr)],
                                 [cont.subset(ctr), C["lfovia-qoe"]], mapping=mapping, **params)
     test = [nflx.sessions[i] for i in te]
-    row = {"split": j + 1, **_scores(nflx.y[te], model.predict_sessions(test))}
+    row = {"split": j + 1, **correlations(nflx.y[te], model.predict_sessions(test))}
     if previous is not None:
         prev = previous_recipe_predict([S["p1203-open"], S["waterloo-sqoe-iv"], nflx.subset(tr)], test, previous)
-        row["previous_shipped"] = _scores(nflx.y[te], prev)
+        row["previous_shipped"] = correlations(nflx.y[te], prev)
     return row
 
 
