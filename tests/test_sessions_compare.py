@@ -196,3 +196,21 @@ def test_a_set_too_small_names_its_bad_sessions_and_json_lists_every_failure(tmp
     code = main(["sessions", "compare", str(tmp_path / "b"), str(tmp_path / "b"), "--json"])
     res = json.loads(capsys.readouterr().out)
     assert code == 3 and len(res["failures"]["A"]) == 1 and "broken.json" in res["failures"]["A"][0]
+
+
+def test_an_interval_never_reaches_past_the_differences_possible(streaming):
+    """On 2 sessions a set, Student's t (1 degree of freedom) reaches far past what a difference can be: a share
+    of sessions with a stall cannot differ by more than 100 points, a 1-5 score by more than 4; the interval is
+    clipped there, and stays unclipped where it fits."""
+    a = [_session("a0", [90] * 6, [(8.0, 2.0)]), _session("a1", [90] * 6)]
+    b = [_session("b0", [40] * 6), _session("b1", [95] * 6, [(8.0, 6.0)])]
+    st = {s["statistic"]: s for s in compare_sessions(streaming, a, b, paired="no")["statistics"]}
+    ws = st["with_stalls"]
+    assert (ws["low"], ws["high"]) == (-1.0, 1.0)                     # t alone: about -6.4 to +6.4
+    assert -4.0 <= st["score_mean"]["low"] and st["score_mean"]["high"] <= 4.0
+    assert st["startup_delay"]["low"] == st["startup_delay"]["high"] == 0   # no startup in either set
+    sa = compare_sessions(streaming, a, b, paired="no", scale="0-100")["statistics"]
+    assert all(-100 <= s["low"] <= s["high"] <= 100 for s in sa if s["statistic"].startswith("score"))
+    a30, b30 = _sets()
+    st30 = {s["statistic"]: s for s in compare_sessions(streaming, a30, b30)["statistics"]}
+    assert -1 < st30["with_stalls"]["low"] < st30["with_stalls"]["high"] < 0   # 30 pairs: inside, untouched

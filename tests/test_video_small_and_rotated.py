@@ -185,7 +185,7 @@ def test_display_matrix_fallback_matches_pyav(rotated):
     for key in ("ref_r90", "ref_r270", "ref_r180"):
         with av.open(str(rotated[key])) as c:
             frame = next(c.decode(video=0))
-            sd = [s for s in frame.side_data if "DISPLAYMATRIX" in str(s.type).upper()]
+            sd = [s for s in decode.side_data_items(frame) if "DISPLAYMATRIX" in str(s.type).upper()]
             assert len(sd) == 1
             assert decode.quarter_turns(decode._matrix_rotation(bytes(sd[0]))) == decode.quarter_turns(frame.rotation) \
                 == int(key[5:])

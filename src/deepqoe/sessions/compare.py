@@ -46,6 +46,11 @@ LEVEL = 0.95
 N_BOOT = 2000
 MIN_SESSIONS = 2
 FEW_SESSIONS = 10
+#: the range of each statistic's per-session values (None: unbounded on that side; the scores': the scale's), so
+#: that a difference's interval is clipped to the differences possible: t intervals on 2 or 3 sessions reach far
+#: past them (a share of sessions with a stall cannot differ by 685 percentage points)
+VALUE_RANGES = {"p_pow": (0.0, 1.0), "p_gob": (0.0, 1.0), "with_stalls": (0.0, 1.0), "stall_ratio": (0.0, None),
+                "startup_delay": (0.0, None), "switch_rate": (0.0, None)}
 #: in auto mode the sets are paired when the ids they share are at least this share of the larger set's
 PAIRED_SHARE = 0.8
 _CHUNK = 256  # bootstrap resamples drawn at a time
@@ -162,6 +167,11 @@ def compare_sessions(predictor, a: Sequence, b: Sequence, *, labels: tuple[str, 
         if len(st.ids) < FEW_SESSIONS:
             notes.append(f"set {label} has {len(st.ids)} session(s): with fewer than {FEW_SESSIONS} the intervals "
                          "are rough (they assume the set stands for its population)")
+    from deepqoe.sessions.scales import parse_scale
+
+    sc = parse_scale(scale or "1-5")
+    ranges = {**VALUE_RANGES, **{k: (sc.lo, sc.hi) if sc.kind == "range" else (None, None)
+                                 for k in ("score_mean", "score_median")}}
     rng = np.random.default_rng(seed)
     stats = []
     for key, label, source in STATISTICS:
@@ -176,6 +186,7 @@ def compare_sessions(predictor, a: Sequence, b: Sequence, *, labels: tuple[str, 
             diff = float(vb.mean() - va.mean())
             lo, hi = _t_interval(va, vb, is_paired, level)
             how = "t"
+        lo, hi = _possible(lo, hi, ranges.get(key, (None, None)))
         stats.append({"statistic": key, "label": label, "source": source,
                       "values": {labels[0]: float(_stat(key, va)), labels[1]: float(_stat(key, vb))},
                       "difference": diff, "low": float(lo), "high": float(hi), "interval": how,
@@ -183,6 +194,16 @@ def compare_sessions(predictor, a: Sequence, b: Sequence, *, labels: tuple[str, 
     return {"sets": {labels[0]: len(sa.ids), labels[1]: len(sb.ids)}, "labels": list(labels), "paired": is_paired,
             "level": level, "n_boot": n_boot, "seed": seed, "scale": scale or "1-5",
             "calibration": calibration, "statistics": stats, "notes": notes, "failures": {labels[0]: fa, labels[1]: fb}}
+
+
+def _possible(lo: float, hi: float, values: tuple) -> tuple[float, float]:
+    """The interval ``lo``-``hi`` of a difference B - A clipped to the differences possible when each value lies in
+    ``values`` (low, high; None: unbounded): within high - low of 0 either way."""
+    a, b = values
+    if a is None or b is None:
+        return lo, hi
+    span = float(b - a)
+    return max(lo, -span), min(hi, span)
 
 
 def _stat(key: str, v: np.ndarray) -> float:

@@ -324,11 +324,19 @@ def _matrix_rotation(data: bytes) -> float:
     return -math.degrees(math.atan2(m[1] / sy, m[0] / sx))
 
 
+def side_data_items(frame) -> list:
+    """The side data of a decoded PyAV frame as a list of side-data objects (each with its ``type``): PyAV 18
+    gives a mapping of type -> side data, earlier versions a sequence of them; [] when it has none."""
+    side = getattr(frame, "side_data", None)
+    if side is None:
+        return []
+    return list(side.values()) if hasattr(side, "values") else list(side)
+
+
 def _side_matrix(frame) -> np.ndarray | None:
     """The display matrix of a decoded PyAV frame (its ``DISPLAYMATRIX`` side data), None when it has none."""
     try:
-        side = getattr(frame, "side_data", None) or ()
-        for sd in side:
+        for sd in side_data_items(frame):
             if "DISPLAYMATRIX" in str(getattr(sd, "type", "")).upper():
                 return _matrix(bytes(sd))
     except (TypeError, ValueError, AttributeError):
