@@ -169,9 +169,12 @@ def _ids_used_twice(runs: list, source: str) -> dict:
 def _score_sessions_partition(df: pd.DataFrame, number: int, folder: str, model: str, torch_threads: int | None,
                               scale: str | None, interval: float | None, source: str,
                               calibration: str | None = None, twice: dict | None = None) -> dict:
-    """Score the sessions of one shuffled partition and write its Parquet file: ``{"n", "failures"}``.
-    ``twice`` (:func:`_ids_used_twice`): the later blocks of rows of those ids are left out, each id a failure."""
+    """Score the sessions of one shuffled partition and write its Parquet file: ``{"n", "failures"}`` (+
+    ``"ignored_mos"``: [how many, the first's error] of the sessions whose unusable mos was left out, for the
+    client's one note). ``twice`` (:func:`_ids_used_twice`): the later blocks of rows of those ids are left out,
+    each id a failure."""
     from deepqoe.sessions.readers import sessions_from_frame
+    from deepqoe.sessions.session import IgnoredMos
 
     try:
         predictor = worker_predictor(model, torch_threads)
@@ -193,11 +196,11 @@ def _score_sessions_partition(df: pd.DataFrame, number: int, folder: str, model:
         order = np.argsort(codes, kind="stable")
         df, codes = df.iloc[order].reset_index(drop=True), codes[order]
         bounds = np.searchsorted(codes, np.arange(0, int(codes[-1]) + 1 + SESSION_CHUNK, SESSION_CHUNK))
-        rows = []
+        rows, ignored = [], IgnoredMos()
         for a, b in zip(bounds[:-1], bounds[1:]):
             if a == b:
                 continue
-            sessions, bad = sessions_from_frame(df.iloc[a:b], file=source, first_row=None)
+            sessions, bad = sessions_from_frame(df.iloc[a:b], file=source, first_row=None, ignore_mos=ignored)
             got, bad2 = (predictor.predict_sessions(sessions, scale=scale, curve=False, interval=interval,
                                                     calibration=calibration)
                          if sessions else ([], []))
@@ -207,7 +210,8 @@ def _score_sessions_partition(df: pd.DataFrame, number: int, folder: str, model:
             from deepqoe.sessions.predict import session_table
 
             session_table(rows).to_parquet(Path(folder) / PART_NAME.format(number), index=False)
-        return {"n": len(rows), "failures": failures}
+        return {"n": len(rows), "failures": failures,
+                "ignored_mos": [ignored.n, _error_dict(ignored.first)] if ignored.n else None}
     except DeepQoEError as e:  # the whole partition (a bad model, an unreadable column): stop the run
         return {"n": 0, "failures": [], "error": _error_dict(e)}
 
@@ -455,8 +459,10 @@ def _run(client, tasks: list, kind: str, progress: bool) -> tuple[int, list[Deep
     from distributed import as_completed
     from tqdm.auto import tqdm
 
+    from deepqoe.sessions.session import IgnoredMos
+
     futures = client.compute(tasks)
-    n_ok, failures, notes = 0, [], {}
+    n_ok, failures, notes, ignored = 0, [], {}, IgnoredMos()
     bar = tqdm(total=len(futures), unit="partition", desc="predict", disable=not progress, file=sys.stderr,
                dynamic_ncols=True)
     try:
@@ -473,6 +479,8 @@ def _run(client, tasks: list, kind: str, progress: bool) -> tuple[int, list[Deep
             n_ok += res["n"]
             failures.extend(_error(d) for d in res["failures"])
             notes.update(dict.fromkeys(res.get("notes", ())))
+            if res.get("ignored_mos"):  # the partitions' sessions whose mos was left out: one note for the batch
+                ignored.add(_error(res["ignored_mos"][1]), res["ignored_mos"][0])
             bar.update(1)
             bar.set_postfix_str(f"{n_ok} {kind} scored, {len(failures)} failed", refresh=False)
     finally:
@@ -481,6 +489,7 @@ def _run(client, tasks: list, kind: str, progress: bool) -> tuple[int, list[Deep
             f.cancel()
     for note in notes:  # each distinct note of the workers once (a partition's counts are its own rows)
         warnings.warn(note, DeepQoENote, stacklevel=2)
+    ignored.note()
     return n_ok, failures
 
 

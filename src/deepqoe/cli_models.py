@@ -389,7 +389,7 @@ def _embed_sessions(predictor, args) -> tuple[pd.DataFrame, int]:
     if not hasattr(model, "transform") and not hasattr(model, "transform_sessions"):
         raise DeepQoEError(f"this session model ({type(model).__name__}) has no learned representation to "
                            "embed", file=str(predictor.model_dir))
-    sessions, failures = load_sessions(args.data)
+    sessions, failures = load_sessions(args.data, for_prediction=True)  # the mos plays no part
     code = finish_batch(failures, len(sessions), verb="read", file=args.data)
     if hasattr(model, "transform_sessions"):  # the structured session model
         rep = np.asarray(model.transform_sessions(sessions))

@@ -818,21 +818,24 @@ def with_feature_files(meta: dict, features: dict) -> dict:
 
 def _as_sessions(items) -> tuple[list, list[DeepQoEError]]:
     """Sessions, and session dicts (the session JSON format) read as sessions: (sessions, failures), a bad dict
-    or another type a failure of its own item."""
+    or another type a failure of its own item. Read for prediction: a dict's unusable ``mos`` is left out, with
+    one note for them all (:class:`~deepqoe.sessions.session.IgnoredMos`)."""
     from deepqoe.sessions import Session
+    from deepqoe.sessions.session import IgnoredMos
 
-    out, failures = [], []
+    out, failures, ignored = [], [], IgnoredMos()
     for k, s in enumerate(items):
         if isinstance(s, Session):
             out.append(s)
         elif isinstance(s, dict):
             try:
-                out.append(Session.from_dict(s, index=k))
+                out.append(Session.from_dict(s, index=k, ignore_mos=ignored))
             except DeepQoEError as e:
                 failures.append(e)
         else:
             failures.append(DeepQoEError(f"must be a Session or a session dict (the session JSON format), not "
                                          f"{type(s).__name__}", field=f"sessions[{k}]"))
+    ignored.note()
     return out, failures
 
 

@@ -769,9 +769,15 @@ class ModelService:
     def _read_sessions(self, obj: Any) -> tuple[list, bool | None, list]:
         """(sessions, explain, the sessions as sent): :meth:`parse_sessions`, with what the request sent for
         each session (to name a session that fails later, in the prediction)."""
-        from deepqoe.sessions.frame import parse_sessions
+        from deepqoe.sessions import frame
         from deepqoe.sessions.readers import is_p1203_input
         from deepqoe.sessions.schema import short_value
+        from deepqoe.sessions.session import IgnoredMos
+
+        ignored = IgnoredMos()  # the mos plays no part in a prediction: an unusable one is left out, one note
+
+        def parse_sessions(given: Any) -> list:
+            return frame.parse_sessions(given, ignore_mos=ignored)
 
         items, explain = self._items([obj] if is_p1203_input(obj) else obj, "sessions")
         shape: dict[int, RequestError] = {}  # the sessions that are no session object, or a P.1203 input's bad id
@@ -791,7 +797,7 @@ class ModelService:
             each = _parse_each(items, parse_sessions, skip=shape)
             raise self._every_session_error(shape[k], k, items, each, shape) from None
         try:
-            return parse_sessions(items), explain, items
+            sessions = parse_sessions(items)
         except (DeepQoEError, *_NOT_A_SESSION) as e:
             each = _parse_each(items, parse_sessions)
             k = _first_bad_session(items, parse_sessions, each)  # the session (sessions[k]) the error is about
@@ -805,6 +811,8 @@ class ModelService:
                                                  else str(e)[:200])
                 fname = None
             raise self._every_session_error(session_error(k, items[k], msg, fname), k, items, each, {}) from None
+        ignored.note()
+        return sessions, explain, items
 
     @staticmethod
     def _every_session_error(first: RequestError, k: int, items: list, each: list,

@@ -30,10 +30,10 @@ some failed and 1 when none could be read.
 INPUT_HELP = "a session JSON, P.1203 input JSON, CSV / TSV / Parquet of sessions, or a folder"
 
 
-def _load(path: str, mos_scale: str | None = None):
+def _load(path: str, mos_scale: str | None = None, for_prediction: bool = False):
     from deepqoe.sessions.readers import load_sessions
 
-    return load_sessions(path, mos_scale=mos_scale)
+    return load_sessions(path, mos_scale=mos_scale, for_prediction=for_prediction)
 
 
 def _suffix(path: str, allowed: tuple[str, ...], option: str) -> None:
@@ -136,7 +136,7 @@ def _cmd_compare(args) -> int:
         predictor.check_calibration(args.calibration)
     read = {}
     for label, path in zip(labels, (args.a, args.b)):
-        sessions, failures = _load(path)
+        sessions, failures = _load(path, for_prediction=True)  # scored: the mos plays no part
         if len(sessions) < 2:  # the set's problems are listed before saying it is too small
             finish_batch(failures, len(sessions), verb=f"read in set {label}", file=path)  # lists them; raises at 0
             raise DeepQoEError(f"set {label} holds {len(sessions)} readable session(s) ({len(failures)} failed, "

@@ -166,10 +166,11 @@ FRAME_ALIASES = {"deepqoe.sessions.frame.session_frame": "session-frame-v1",
                  "deepqoe.pretrained.session_input.session_frame": "session-frame-v1"}
 
 
-def parse_sessions(obj: Any, source: str = "request") -> list:
+def parse_sessions(obj: Any, source: str = "request", ignore_mos=None) -> list:
     """Sessions from parsed JSON: one session object, a list of them, ``{"sessions": [...]}``, or a
     P.1203 input (``I13`` / ``I23`` / ``IGen``) or a list of P.1203 inputs. The first bad session raises a
-    DeepQoEError naming it and the field."""
+    DeepQoEError naming it and the field. ``ignore_mos`` (an :class:`~deepqoe.sessions.session.IgnoredMos`,
+    reading for prediction): an unusable ``mos`` is left out and counted there."""
     mod = _sessions_module()
     from deepqoe.sessions.readers import is_p1203_input, session_from_p1203
 
@@ -188,7 +189,8 @@ def parse_sessions(obj: Any, source: str = "request") -> list:
             body = {k: v for k, v in d.items() if k != "id"}
             s = session_from_p1203(body, sid, file=source)
         else:
-            s = mod.Session.from_dict(d, file=source, index=i if isinstance(obj, list) else None)
+            s = mod.Session.from_dict(d, file=source, index=i if isinstance(obj, list) else None,
+                                      ignore_mos=ignore_mos)
         if s.id in seen:
             raise DeepQoEError(f"session '{s.id}': the id is used twice", file=source, field="id")
         seen.add(s.id)

@@ -184,7 +184,7 @@ def predict_sessions(model: Any, args) -> int:
         from deepqoe.cli_models import check_output_path
 
         check_output_path(plots, "--plots", folder=True)  # before any work
-    sessions, failures = load_sessions(args.data)
+    sessions, failures = load_sessions(args.data, for_prediction=True)  # the mos plays no part
     out = getattr(args, "out", None)
     # tables keep no curve; the charts need them
     curve = bool(plots) or not (out and Path(out).suffix.lower() in (".csv", ".parquet", ".pq"))

@@ -26,7 +26,7 @@ import pandas as pd
 
 from deepqoe.errors import DeepQoEError, DeepQoENote
 from deepqoe.sessions.schema import short_value
-from deepqoe.sessions.session import DISPLAY_HEIGHT_RANGE, Session, warn_note
+from deepqoe.sessions.session import DISPLAY_HEIGHT_RANGE, IgnoredMos, Session, warn_note
 
 # ------------------------------------------------------------------------------------ user input
 
@@ -181,7 +181,8 @@ def _with_mos_scale(d: Any, mos_scale: str | None, file: str | None = None) -> A
     return {**d, "mos_scale": mos_scale}
 
 
-def _sessions_from_json(path: Path, mos_scale: str | None = None) -> tuple[list[Session], list[DeepQoEError]]:
+def _sessions_from_json(path: Path, mos_scale: str | None = None, ignore_mos: IgnoredMos | None = None
+                        ) -> tuple[list[Session], list[DeepQoEError]]:
     obj = read_json(path)
     if is_p1203_input(obj):
         sid = path.stem.removesuffix("-input")
@@ -198,7 +199,7 @@ def _sessions_from_json(path: Path, mos_scale: str | None = None) -> tuple[list[
     for i, d in enumerate(items):
         try:
             s = Session.from_dict(_with_mos_scale(d, mos_scale, str(path)), file=str(path),
-                                  index=i if isinstance(obj, list) else None)
+                                  index=i if isinstance(obj, list) else None, ignore_mos=ignore_mos)
             if s.id in seen:
                 raise DeepQoEError(f"session '{s.id}': the id is used twice", file=str(path), field="id")
             seen.add(s.id)
@@ -244,7 +245,8 @@ def _text_dtypes(path: Path) -> dict:
     return dtype
 
 
-def _sessions_from_csv(path: Path, mos_scale: str | None = None) -> tuple[list[Session], list[DeepQoEError]]:
+def _sessions_from_csv(path: Path, mos_scale: str | None = None, ignore_mos: IgnoredMos | None = None
+                       ) -> tuple[list[Session], list[DeepQoEError]]:
     """Flat CSV, one row per segment: ``session_id``, segment columns, ``stall_before`` (seconds of
     stalling just before the segment; on the first segment it is the initial loading), and session
     columns repeated on every row (``device``, ``content``, ``mos``, ``mos_scale``, ``dataset``,
@@ -258,7 +260,8 @@ def _sessions_from_csv(path: Path, mos_scale: str | None = None) -> tuple[list[S
     # ids stay text ('001' is not 1); only an empty cell is missing ('NaN' in a number column is refused)
     df = read_table(path, dtype=_text_dtypes(path), only_empty_is_missing=True)
     check_csv_columns(list(df.columns), str(path))
-    return sessions_from_frame(df.reset_index(drop=True), file=str(path), mos_scale=mos_scale, strip_ids=True)
+    return sessions_from_frame(df.reset_index(drop=True), file=str(path), mos_scale=mos_scale, strip_ids=True,
+                               ignore_mos=ignore_mos)
 
 
 def _column_key(name: Any) -> str:
@@ -379,8 +382,8 @@ def ids_used_twice(session_ids: Any, strip_ids: bool = False) -> list[tuple[Any,
 
 
 def sessions_from_frame(df: pd.DataFrame, file: str | None = None, first_row: int | None = 1,
-                        mos_scale: str | None = None, strip_ids: bool = False
-                        ) -> tuple[list[Session], list[DeepQoEError]]:
+                        mos_scale: str | None = None, strip_ids: bool = False,
+                        ignore_mos: IgnoredMos | None = None) -> tuple[list[Session], list[DeepQoEError]]:
     """Sessions from a table in the CSV-of-sessions layout (columns checked by the caller), grouped by
     ``session_id`` in order of first appearance; the parser of :func:`load_sessions` for CSV files and of
     batch scoring (:mod:`deepqoe.batch_scoring`) for each partition.
@@ -393,6 +396,8 @@ def sessions_from_frame(df: pd.DataFrame, file: str | None = None, first_row: in
     second block of rows with an id already read (the rows of a session follow each other: the first block is
     the session, the later one is named as the id used twice).
     ``mos_scale``: the scale of every ``mos``, whatever the ``mos_scale`` column says (:func:`load_sessions`).
+    ``ignore_mos`` (reading for prediction): an unusable ``mos`` is left out and counted there
+    (:class:`~deepqoe.sessions.session.IgnoredMos`).
 
     A ``session_id`` of spaces alone is no id. ``strip_ids``: spaces around an id are dropped (``" s000"`` is
     ``s000``; what :func:`load_sessions` does, with the whole file in hand); otherwise such an id is refused
@@ -455,7 +460,7 @@ def sessions_from_frame(df: pd.DataFrame, file: str | None = None, first_row: in
                         d.setdefault("context", {})[c] = int(v) if whole else v
                     else:
                         d[c] = v
-            out.append(Session.from_dict(_with_mos_scale(d, mos_scale, file), file=file))
+            out.append(Session.from_dict(_with_mos_scale(d, mos_scale, file), file=file, ignore_mos=ignore_mos))
         except DeepQoEError as e:
             m = _ITEM.fullmatch(e.field or "")
             if m and m.group(1) == "segments":
@@ -502,14 +507,15 @@ def _broken_link_error(path: Path) -> DeepQoEError:
                         file=str(path))
 
 
-def _sessions_from_file(f: Path, mos_scale: str | None) -> tuple[list[Session], list[DeepQoEError]]:
+def _sessions_from_file(f: Path, mos_scale: str | None, ignore_mos: IgnoredMos | None = None
+                        ) -> tuple[list[Session], list[DeepQoEError]]:
     """The sessions of one file: by its suffix a table of sessions, else JSON (session or P.1203)."""
     if _broken_link(f):
         raise _broken_link_error(f)
     if f.suffix.lower() in SESSION_TABLE_SUFFIXES:
-        return _sessions_from_csv(f, mos_scale)
+        return _sessions_from_csv(f, mos_scale, ignore_mos)
     try:
-        return _sessions_from_json(f, mos_scale)
+        return _sessions_from_json(f, mos_scale, ignore_mos)
     except DeepQoEError as e:
         not_json = e.message.startswith(("not valid JSON", "not a text", "the file is empty"))
         if f.suffix.lower() == ".json" or not not_json:  # a .txt or .xlsx that is not JSON: say what is read
@@ -518,7 +524,7 @@ def _sessions_from_file(f: Path, mos_scale: str | None) -> tuple[list[Session], 
                            column=e.column, row=e.row) from None
 
 
-def load_sessions(path: str | os.PathLike, mos_scale: str | None = None
+def load_sessions(path: str | os.PathLike, mos_scale: str | None = None, for_prediction: bool = False
                   ) -> tuple[list[Session], list[DeepQoEError]]:
     """Sessions from a session JSON, a P.1203 input JSON, a CSV of sessions (``.csv``; ``.tsv`` separated by
     tabs; ``.parquet`` / ``.pq``), a folder of those (:func:`session_files`: its files of those suffixes, not
@@ -528,9 +534,11 @@ def load_sessions(path: str | os.PathLike, mos_scale: str | None = None
     JSON (when it is not JSON, the error names the suffixes read).
 
     ``mos_scale``: the scale of every ``mos`` read, in place of each session's own ``mos_scale`` (a training
-    entry's ``scale:``), so a ``mos`` is checked against it. Returns ``(sessions, failures)``; each failure
-    is a DeepQoEError naming the file, the session and the field. Raises only when nothing can be read at
-    all (missing path, empty folder).
+    entry's ``scale:``), so a ``mos`` is checked against it. ``for_prediction`` (``deepqoe predict``, ``sessions
+    compare``: the mos plays no part): a session's unusable ``mos`` / ``mos_scale`` is left out instead of failing
+    it, with one note per file (:class:`~deepqoe.sessions.session.IgnoredMos`). Returns ``(sessions,
+    failures)``; each failure is a DeepQoEError naming the file, the session and the field. Raises only when
+    nothing can be read at all (missing path, empty folder).
     """
     p = Path(path)
     if _broken_link(p):
@@ -546,11 +554,14 @@ def load_sessions(path: str | os.PathLike, mos_scale: str | None = None
     sessions, failures = [], []
     seen: dict[str, str] = {}
     for f in files:
+        ignored = IgnoredMos() if for_prediction else None
         try:
-            got, bad = _sessions_from_file(f, mos_scale)
+            got, bad = _sessions_from_file(f, mos_scale, ignored)
         except DeepQoEError as e:
             failures.append(e)
             continue
+        if ignored is not None:
+            ignored.note()
         failures.extend(bad)
         for s in got:
             if s.id in seen:

@@ -190,9 +190,12 @@ class Session:
         return out
 
     @classmethod
-    def from_dict(cls, d: Any, *, file: str | None = None, index: int | None = None) -> "Session":
-        """Validate a JSON object (already parsed) and build the session."""
-        return _parse_session(d, file=file, index=index)
+    def from_dict(cls, d: Any, *, file: str | None = None, index: int | None = None,
+                  ignore_mos: "IgnoredMos | None" = None) -> "Session":
+        """Validate a JSON object (already parsed) and build the session. ``ignore_mos`` (reading for
+        prediction): an unusable ``mos`` / ``mos_scale`` is left out and counted there instead of failing the
+        session (:class:`IgnoredMos`)."""
+        return _parse_session(d, file=file, index=index, ignore_mos=ignore_mos)
 
     @classmethod
     def from_arrays(cls, id: str, seg_start, seg_duration, *, bitrate_kbps=None, width=None, height=None,
@@ -243,6 +246,28 @@ def warn_note(note: DeepQoEError, stacklevel: int = 2) -> None:
     warnings.warn(warning, stacklevel=stacklevel + 1)
 
 
+class IgnoredMos:
+    """Reading sessions for prediction, which never uses the ``mos``: a session whose ``mos`` / ``mos_scale`` is
+    unusable (a ``mos`` outside its scale, a scale that does not parse) is scored without them instead of
+    failing (training, ``sessions validate`` and ``convert`` refuse it). Give one to :meth:`Session.from_dict`
+    (and the readers) for a file, a request or a batch; it counts those sessions and keeps the first one's
+    error, and :meth:`note` says them in one note."""
+
+    def __init__(self) -> None:
+        self.n, self.first = 0, None
+
+    def add(self, e: DeepQoEError, n: int = 1) -> None:
+        self.n, self.first = self.n + n, self.first if self.first is not None else e
+
+    def note(self) -> None:
+        """One note for the sessions counted (none when none was)."""
+        if self.n:
+            e = self.first
+            warn_note(DeepQoEError(f"{e.message} — ignored for prediction (prediction does not use the mos; {self.n} "
+                                   f"session{'s' if self.n != 1 else ''}); give mos_scale to keep it", file=e.file,
+                                   field=e.field, column=e.column, row=e.row))
+
+
 def _device_key(dev: str) -> str:
     """A device name as the alias tables spell it (case ignored, '-' and ' ' read as '_')."""
     return dev.strip().lower().replace("-", "_").replace(" ", "_")
@@ -262,7 +287,7 @@ def normalise_device(dev: Any, sid: str = "?", file: str | None = None, fname: s
                     f"(aliases: phone, smartphone, desktop, laptop, hdtv, uhdtv)", file, fname)
 
 
-def _parse_session(d: Any, *, file=None, index=None) -> Session:
+def _parse_session(d: Any, *, file=None, index=None, ignore_mos: IgnoredMos | None = None) -> Session:
     """Check ``d`` against the format (:class:`~deepqoe.sessions.schema.SessionModel`), then build and
     check the session as a whole (:func:`_validate`)."""
     where = f"#{index}" if index is not None else "?"
@@ -300,7 +325,7 @@ def _parse_session(d: Any, *, file=None, index=None) -> Session:
                 device=m.device, context=context, content=m.content,
                 quality_per_second=None if m.quality_per_second is None else np.array(m.quality_per_second, float),
                 mos=m.mos, mos_scale=m.mos_scale, dataset=m.dataset, extra=dict(m.extra or {}))
-    _validate(s, m.stall_time_base, file)
+    _validate(s, m.stall_time_base, file, ignore_mos)
     return s
 
 
@@ -361,8 +386,9 @@ def _note_implausible_bitrate(s: Session, file: str | None) -> None:
     warn_note(note, stacklevel=5)
 
 
-def _validate(s: Session, time_base: str, file: str | None) -> None:
-    """Check a session in place (and convert wall-time stalls to media time)."""
+def _validate(s: Session, time_base: str, file: str | None, ignore_mos: IgnoredMos | None = None) -> None:
+    """Check a session in place (and convert wall-time stalls to media time); ``ignore_mos``: an unusable
+    ``mos`` / ``mos_scale`` (checked last) is left out and counted there (:class:`IgnoredMos`)."""
     sid = s.id
     if not sid:
         raise _err("?", "missing 'id' (a non-empty text)", file, "id")
@@ -499,6 +525,18 @@ def _validate(s: Session, time_base: str, file: str | None) -> None:
                 raise _err(sid, f"has {q.size} values for {dur:g} s of media (one per media second expected)",
                            file, "quality_per_second")
     _note_implausible_bitrate(s, file)
+    try:
+        _check_mos(s, file)
+    except DeepQoEError as e:
+        if ignore_mos is None:
+            raise
+        s.mos = s.mos_scale = None  # prediction does not use them
+        ignore_mos.add(e)
+
+
+def _check_mos(s: Session, file: str | None) -> None:
+    """The session's ``mos`` within its ``mos_scale`` (1-5 by default), the scale a scale (named as parsed)."""
+    sid = s.id
     if s.mos is not None:
         from deepqoe.sessions.scales import parse_scale
         try:
