@@ -173,23 +173,13 @@ class Predictor:
     def check_calibration(self, name: str | None) -> str | None:
         """``name`` (None: the average calibration) checked against the model: a DeepQoEError naming the
         model's calibrations otherwise (with a "did you mean" for a name close to one of them)."""
-        import difflib
-
         if name is None:
             return None
         if not self.calibrations:
             raise DeepQoEError("this model has no per-dataset calibrations (only a session model trained on "
                                "named datasets has them); drop the calibration", field="calibration",
                                file=None if self.model_dir is None else str(self.model_dir))
-        try:
-            self.model.calibration_index(name)  # the model's own check of the name
-        except DeepQoEError as e:
-            close = difflib.get_close_matches(str(name), self.calibrations, n=1)
-            if not close:
-                raise
-            hint = f"{name!r} (did you mean '{close[0]}'?)"
-            raise DeepQoEError(e.message.replace(repr(name), hint, 1), file=e.file, field=e.field, column=e.column,
-                               row=e.row) from None
+        self.model.calibration_index(name)  # the model's own check of the name (with its "did you mean")
         return name
 
     def intervals_for(self, calibration: str | None = None) -> dict | None:

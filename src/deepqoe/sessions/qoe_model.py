@@ -967,7 +967,11 @@ class SessionQoEModel:
         if calibration is None:
             return None
         if calibration not in self.calibrations_:
-            raise DeepQoEError(f"unknown calibration {calibration!r}: the model was trained on "
+            import difflib
+
+            close = difflib.get_close_matches(str(calibration), self.calibrations_, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise DeepQoEError(f"unknown calibration {calibration!r}{hint}: the model was trained on "
                                f"{', '.join(self.calibrations_)}", field="calibration")
         return self.calibrations_.index(calibration)
 
