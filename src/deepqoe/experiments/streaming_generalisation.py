@@ -47,15 +47,6 @@ PREVIOUS_RECIPE = dict(hidden_layers=(128, 64), dropout=0.2, learning_rate=1e-3,
                        patience=10, validation_fraction=0.1, random_state=0)
 
 
-#: The recipe of the shipped model before this one (shipped until 2026-11-27, the model issue 10 measured): a
-#: DeepQoE regressor on the session feature frame (:func:`deepqoe.sessions.frame.session_frame`,
-#: ``STREAMING_INPUTS``), scores on the common scale, one network (``scripts/build_pretrained.py`` at
-#: c147bcc). Retrained here under each protocol, on the same session scores as ours (it cannot use
-#: per-second ratings); its model card's leave-one-dataset-out SROCC were 0.695 / 0.716 / 0.617.
-PREVIOUS_RECIPE = dict(hidden_layers=(128, 64), dropout=0.2, learning_rate=1e-3, batch_size=64, max_epochs=60,
-                       patience=10, validation_fraction=0.1, random_state=0)
-
-
 def previous_recipe_predict(train: list, test_sessions: list, recipe: dict | None = None) -> np.ndarray:
     """The previous shipped model's recipe (:data:`PREVIOUS_RECIPE`, or ``recipe``) trained on the session
     sets ``train`` together (early stopping on held-out groups), its predictions for ``test_sessions``."""
