@@ -45,6 +45,28 @@ def test_a_table_training_keeps_its_notes(tmp_path, capsys):
     assert _kept(tmp_path / "m") == shown
 
 
+def test_the_notes_a_config_gives_when_loaded_are_kept_first(tmp_path, capsys):
+    """The config's own note (an input reads the group column: given when the CLI loads it, before training
+    runs) is in metrics.json too, first, and still shown once; a Python caller gets it the same way."""
+    from deepqoe.config import load_config
+    from deepqoe.workflow import train_config
+
+    inputs = [{"column": "bitrate", "modality": "continuous", "log": True}, {"column": "g", "modality": "categorical"}]
+    cfg = _table_config(tmp_path, _table(40), group="g", inputs=inputs)
+    code, err = _run(capsys, "train", cfg, "--out", tmp_path / "m")
+    assert code == 0, err
+    shown = _shown(err)
+    leak = [n for n in shown if "group column 'g'" in n]
+    assert len(leak) == 1 and "dataset.inputs.1" in leak[0], err
+    kept = _kept(tmp_path / "m")
+    assert kept[0] == leak[0] and kept == shown
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = load_config(cfg)
+        train_config(loaded, tmp_path / "py", progress=False)
+    assert _kept(tmp_path / "py")[0] == leak[0]
+
+
 def test_a_sessions_training_keeps_its_notes_reading_included(tmp_path, capsys):
     _folder(tmp_path / "s", _sessions(6))  # 1-5 scores under a 0-100 entry scale: a note while reading
     cfg = _config(tmp_path, sessions={"datasets": [{"path": "s", "scale": "0-100"}]})

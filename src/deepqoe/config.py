@@ -912,12 +912,22 @@ def config_from_dict(raw: dict, base_dir: str | None = None, file: str | None = 
         raise format_validation_error(e, ExperimentConfig, file) from None
     cfg.dataset.base_dir = base_dir
     cfg.path = file
-    if cfg.dataset.leakage_notes():
+    if config_notes(cfg):
         import warnings
 
         from deepqoe.errors import DeepQoENote
 
-        where = f"file '{file}', " if file else ""
-        for field, message in cfg.dataset.leakage_notes():
-            warnings.warn(f"{where}field 'dataset.{field}': {message}", DeepQoENote, stacklevel=2)
+        for note in config_notes(cfg):
+            warnings.warn(note, DeepQoENote, stacklevel=2)
     return cfg
+
+
+def config_notes(cfg) -> list[str]:
+    """The notes a config gives when it is loaded, as the user reads them (an input that reads the dataset's
+    group or id column: :meth:`DatasetConfig.leakage_notes`); training puts them in ``metrics.json`` too. A
+    sessions config gives none."""
+    dataset = getattr(cfg, "dataset", None)
+    if not isinstance(dataset, DatasetConfig):
+        return []
+    where = f"file '{cfg.path}', " if cfg.path else ""
+    return [f"{where}field 'dataset.{field}': {message}" for field, message in dataset.leakage_notes()]

@@ -101,10 +101,13 @@ def _keeps_notes(train):
     return run
 
 
-def _with_notes(metrics: dict) -> None:
-    """Put in ``metrics``, just before they are saved as ``metrics.json``, its ``notes``: the distinct notes
+def _with_notes(metrics: dict, cfg) -> None:
+    """Put in ``metrics``, just before they are saved as ``metrics.json``, its ``notes``: the notes ``cfg`` gave
+    when it was loaded (:func:`deepqoe.config.config_notes`: before training ran), then the distinct notes
     given so far by the training that runs (:func:`_keeps_notes`; none outside one)."""
-    metrics["notes"] = list(_TRAINING_NOTES.get() or [])
+    from deepqoe.config import config_notes
+
+    metrics["notes"] = list(dict.fromkeys(config_notes(cfg) + list(_TRAINING_NOTES.get() or [])))
 
 
 def check_classes(cfg, data, idx: np.ndarray | None = None) -> None:
@@ -341,7 +344,8 @@ def _fit_and_save(est, cfg, data, out_dir, *, full: bool, metrics: dict | None =
     score for every training row gets a note (:func:`_note_collapsed`).
     ``after_fit(est)`` runs after the fit, before anything is written, and returns more metrics.
     ``extra_meta(est, train_idx)`` returns more entries for model.json.
-    ``metrics.json``'s ``notes``: the notes given while training (:func:`_keeps_notes`).
+    ``metrics.json``'s ``notes``: the config's own (:func:`deepqoe.config.config_notes`), then those given while
+    training (:func:`_keeps_notes`).
     The model directory, metrics.json included, appears whole or not at all; training that diverges is a
     DeepQoEError naming the config file and ``training.learning_rate``, and writes nothing."""
     from deepqoe.conformal import interval_files
@@ -386,7 +390,7 @@ def _fit_and_save(est, cfg, data, out_dir, *, full: bool, metrics: dict | None =
     # how each feature file was made (deepqoe extract's metadata), checked again at prediction
     features = {"feature_files": data.feature_files} if getattr(data, "feature_files", None) else {}
     meta = extra_meta(est, train_idx) if extra_meta else {}
-    _with_notes(metrics)  # the notes given so far (reading, fit, scoring)
+    _with_notes(metrics, cfg)  # the config's notes, then those given so far (reading, fit, scoring)
     save_model(est, out_dir, dataset_config=dataset, extra={"metrics": metrics, **features, **meta}, metrics=metrics,
                files={**interval_files(intervals), **heads})
     return metrics
@@ -890,7 +894,7 @@ def train_sessions_config(cfg, out_dir: str | Path, *, full: bool = False, progr
     if heads:
         metrics["distribution"] = heads["distribution.json"]["info"]
     metrics["total_seconds"] = time.perf_counter() - t_start  # reading, k-fold, final fit, scoring (not the save)
-    _with_notes(metrics)  # the notes given so far (reading, k-fold, final fit, scoring)
+    _with_notes(metrics, cfg)  # the notes given so far (reading, k-fold, final fit, scoring)
     model.save(out_dir, extra={"name": name, "metrics": metrics}, metrics=metrics,  # atomic, metrics.json inside
                files={**interval_files(intervals), **heads})
     return metrics
