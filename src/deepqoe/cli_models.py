@@ -276,6 +276,9 @@ def check_model_options(args, predictor) -> None:
         raise UsageError("--scale is for session models; this model predicts from table rows")
     if getattr(args, "plots", None):
         raise UsageError("--plots is for session models (per-second QoE charts); this model predicts from table rows")
+    if getattr(args, "metrics", None):
+        raise UsageError("--metrics is for session models (scored against the sessions' own mos); this model "
+                         "predicts from table rows: score it with deepqoe evaluate")
     if args.calibration:
         raise UsageError("--calibration is for session models trained on several datasets; this model predicts "
                          "from table rows")
@@ -348,6 +351,9 @@ def _cmd_predict(args) -> int:
     if args.scheduler and getattr(args, "plots", None):
         raise UsageError("--plots is not available with --scheduler (a chart per session of a table larger than "
                          "memory); plot a sample with plain predict")
+    if args.scheduler and getattr(args, "metrics", None):
+        raise UsageError("--metrics is not available with --scheduler; score a sample against its mos with plain "
+                         "predict")
     if args.scheduler and args.explain:
         raise UsageError("--explain is not available with --scheduler; explain a sample with plain predict")
     if args.scheduler and args.rating_head:
@@ -590,6 +596,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plots", metavar="DIR",
                    help="for session models: a folder of per-second QoE charts, one PNG per session (its curve, "
                         "stalls shaded; the first 200 sessions)")
+    p.add_argument("--metrics", metavar="FILE.json",
+                   help="for session models: score the predictions against the sessions' own mos (each converted "
+                        "from its mos_scale to the output scale): PLCC (also after a logistic fit), SROCC, KROCC "
+                        "and RMSE, with every session's mos and score, written to FILE.json; 3 or more sessions "
+                        "with a mos are needed. The one-line summary is on standard error whenever 3 or more "
+                        "predicted sessions carry a mos, and --plots adds predicted-vs-mos.png")
     p.add_argument("--rating-head", metavar="DATASET",
                    help="the rating-distribution head to serve (sos, p_gob, p_pow), by the dataset it was fitted "
                         "on; default: the model's own default (streaming: waterloo-sqoe-iv; also p1203-open, ACR)")

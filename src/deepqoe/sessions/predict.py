@@ -116,6 +116,45 @@ def write_predictions(rows: list[dict], out: str | None, stream=None, *, as_json
 
 #: the most per-second charts ``deepqoe predict --plots`` draws (one PNG each; about 0.1 s per chart)
 MAX_PLOTS = 200
+#: the fewest sessions with a ``mos`` that ``deepqoe predict`` scores its predictions against
+MIN_AGAINST_MOS = 3
+
+
+def against_mos(rows: list[dict], sessions: list, scale) -> dict | None:
+    """The predictions ``rows`` scored against the sessions' own ``mos`` (each converted from its ``mos_scale`` to
+    the predictions' ``scale``): ``n`` (sessions with a mos), ``n_predicted``, ``scale``, ``mos_scales``, MSE, RMSE
+    (on ``scale``), PLCC, ``plcc_logistic`` (after the 4-parameter logistic fit), SROCC and KROCC (None where
+    undefined: every mos or every score the same), and ``pairs`` ``(id, mos, score)``; None when fewer than
+    :data:`MIN_AGAINST_MOS` predicted sessions carry a mos. Prediction never reads the mos; this only compares."""
+    import numpy as np
+
+    from deepqoe.evaluation.metrics import regression_metrics
+    from deepqoe.sessions.scales import convert
+
+    by_id = {s.id: s for s in sessions}
+    pairs, scales = [], []
+    for r in rows:
+        s = by_id.get(r["id"])
+        if s is None or s.mos is None:
+            continue
+        src = s.mos_scale or "1-5"
+        pairs.append((r["id"], float(convert(np.array([s.mos]), src, scale)[0]), float(r["score"])))
+        scales.append(src)
+    if len(pairs) < MIN_AGAINST_MOS:
+        return None
+    mos, score = np.array([p[1] for p in pairs]), np.array([p[2] for p in pairs])
+    return {"n": len(pairs), "n_predicted": len(rows), "scale": scale.name, "mos_scales": sorted(set(scales)),
+            **regression_metrics(mos, score, logistic=True, undefined=None), "pairs": pairs}
+
+
+def against_mos_line(m: dict) -> str:
+    """The one-line summary of :func:`against_mos` for standard error."""
+    def num(key):
+        return "undefined" if m[key] is None else f"{m[key]:.3f}"
+    mixed = f"; mos on {len(m['mos_scales'])} scales: {', '.join(m['mos_scales'])}" if len(m["mos_scales"]) > 1 else ""
+    return (f"against the sessions' own mos ({m['n']} of {m['n_predicted']} sessions, on the scale {m['scale']}"
+            f"{mixed}): PLCC {num('plcc')} ({num('plcc_logistic')} after a logistic fit), SROCC {num('srocc')}, "
+            f"KROCC {num('krocc')}, RMSE {m['rmse']:.3f}")
 
 
 def curve_plots(rows: list[dict], sessions: list, folder: str | Path, limit: int = MAX_PLOTS) -> list[Path]:
@@ -184,6 +223,12 @@ def predict_sessions(model: Any, args) -> int:
         from deepqoe.cli_models import check_output_path
 
         check_output_path(plots, "--plots", folder=True)  # before any work
+    if getattr(args, "metrics", None):
+        from deepqoe.cli_models import check_output_path
+
+        if Path(args.metrics).suffix.lower() != ".json":
+            raise UsageError(f"--metrics must end in .json, not {args.metrics!r}")
+        check_output_path(args.metrics, "--metrics")
     sessions, failures = load_sessions(args.data, for_prediction=True)  # the mos plays no part
     out = getattr(args, "out", None)
     # tables keep no curve; the charts need them
@@ -192,11 +237,44 @@ def predict_sessions(model: Any, args) -> int:
                                             calibration=getattr(args, "calibration", None),
                                             explain=bool(getattr(args, "explain", False))) if sessions
                  else ([], []))
+    metrics_file = getattr(args, "metrics", None)
+    scored = against_mos(rows, sessions, scale) if rows else None
+    if metrics_file and rows and scored is None:  # said before anything is written
+        n_mos = sum(1 for s in sessions if s.mos is not None)
+        raise DeepQoEError(f"--metrics: {n_mos} of the {len(sessions)} session(s) read carry a usable mos; "
+                           f"{MIN_AGAINST_MOS} or more are needed to score the predictions against", file=args.data)
     if rows:
         if plots:
             written = curve_plots(rows, sessions, plots)
             more = f" (the first {len(written)} of {len(rows)})" if len(written) < len(rows) else ""
             status(args, f"{len(written)} per-second QoE chart(s) written to {plots}{more}")
+            if scored is not None:
+                mos_scatter(scored, Path(plots) / "predicted-vs-mos.png")
+                status(args, f"predicted against the sessions' mos: {Path(plots) / 'predicted-vs-mos.png'}")
         write_predictions(rows, getattr(args, "out", None), as_json=bool(getattr(args, "json", False)),
                           say=lambda m: status(args, m))
+        if scored is not None:
+            status(args, against_mos_line(scored))
+            if metrics_file:
+                from deepqoe.io import atomic_write_json
+
+                calibration = getattr(args, "calibration", None)
+                atomic_write_json(metrics_file, {"model": str(getattr(args, "model_dir", "")), "data": str(args.data),
+                                                 "calibration": calibration,
+                                                 **{k: v for k, v in scored.items() if k != "pairs"},
+                                                 "sessions": [{"id": i, "mos": m, "score": p}
+                                                              for i, m, p in scored["pairs"]]})
+                status(args, f"metrics written to {metrics_file}")
     return finish_batch(list(failures) + list(bad), len(rows), verb="predicted", file=args.data)
+
+
+def mos_scatter(scored: dict, path: Path) -> Path:
+    """Predicted score against each session's mos (:func:`against_mos`), the identity line, the metrics in the title."""
+    from deepqoe.report import scatter_plot
+
+    srocc = "undefined" if scored["srocc"] is None else f"{scored['srocc']:.3f}"
+    plcc = "undefined" if scored["plcc"] is None else f"{scored['plcc']:.3f}"
+    scatter_plot(path, [p[1] for p in scored["pairs"]], [p[2] for p in scored["pairs"]],
+                 f"{scored['n']} sessions: SROCC {srocc}, PLCC {plcc}, RMSE {scored['rmse']:.3f}",
+                 xlabel=f"the sessions' mos ({scored['scale']})", ylabel=f"predicted ({scored['scale']})")
+    return path

@@ -1,0 +1,97 @@
+"""``deepqoe predict`` of a session model scores its predictions against the sessions' own ``mos``: a line on
+standard error whenever 3 or more predicted sessions carry one, ``--metrics FILE.json`` writes PLCC (also after a
+logistic fit), SROCC, KROCC and RMSE with every session's mos and score, and ``--plots`` adds a scatter. Each mos
+is put on the output scale from its own ``mos_scale``; the predictions themselves never read it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deepqoe.evaluation.metrics import regression_metrics
+from deepqoe.sessions.readers import save_sessions
+from deepqoe.sessions.session import Session
+
+from test_predict_explain_cli import _run  # (code, stdout, stderr) of a deepqoe command
+
+
+def _session(sid: str, vmaf: float, stalls: int, mos=None, mos_scale=None) -> Session:
+    return Session.from_arrays(sid, np.arange(10) * 2.0, np.full(10, 2.0), quality=np.full(10, vmaf),
+                               stall_start=np.linspace(4.0, 12.0, stalls), stall_duration=np.full(stalls, 2.0),
+                               mos=mos, mos_scale=mos_scale)
+
+
+def _sessions(n_mos: int = 8, n_plain: int = 2) -> list[Session]:
+    """``n_mos`` sessions with a mos (half of them on 0-100, half on 1-5), then ``n_plain`` without one."""
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n_mos):
+        vmaf, stalls = float(rng.uniform(30, 95)), i % 3
+        mos = float(np.clip(1 + 4 * vmaf / 100 - 0.5 * stalls + rng.normal(0, 0.2), 1, 5))
+        out.append(_session(f"m{i}", vmaf, stalls, *((25 * (mos - 1), "0-100") if i % 2 else (mos, "1-5"))))
+    out += [_session(f"p{i}", 70.0, 1) for i in range(n_plain)]
+    return out
+
+
+def test_the_predictions_are_scored_against_each_sessions_own_mos(tmp_path, capsys):
+    sessions = _sessions()
+    save_sessions(sessions, tmp_path / "s.json")
+    code, out, err = _run(capsys, "predict", "streaming", tmp_path / "s.json", "--out", tmp_path / "scores.csv",
+                          "--metrics", tmp_path / "m.json", "--scale", "0-100", "--plots", tmp_path / "plots")
+    assert code == 0, err
+    assert out == ""                                           # stdout stays the predictions' (here: a file)
+    scores = pd.read_csv(tmp_path / "scores.csv").set_index("id")["score"]
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["n"] == 8 and m["n_predicted"] == 10 and m["scale"] == "0-100" and m["mos_scales"] == ["0-100", "1-5"]
+    # every mos on the output scale 0-100, whatever scale the session wrote it on
+    expect_mos = [s.mos if s.mos_scale == "0-100" else 25 * (s.mos - 1) for s in sessions[:8]]
+    assert [r["id"] for r in m["sessions"]] == [s.id for s in sessions[:8]]
+    assert np.allclose([r["mos"] for r in m["sessions"]], expect_mos)
+    assert np.allclose([r["score"] for r in m["sessions"]], scores.loc[[s.id for s in sessions[:8]]], atol=1e-5)
+    ref = regression_metrics(expect_mos, scores.loc[[s.id for s in sessions[:8]]].to_numpy(), logistic=True)
+    for k in ("plcc", "srocc", "krocc", "rmse", "plcc_logistic"):
+        assert m[k] == pytest.approx(ref[k], abs=1e-4), k
+    assert m["srocc"] > 0.5                                    # the model follows these sessions' quality and stalls
+    line = next(ln for ln in err.splitlines() if ln.startswith("against the sessions' own mos"))
+    assert "(8 of 10 sessions, on the scale 0-100; mos on 2 scales: 0-100, 1-5)" in line and f"SROCC {m['srocc']:.3f}" in line
+    assert (tmp_path / "plots" / "predicted-vs-mos.png").stat().st_size > 0
+
+
+def test_the_line_is_said_without_metrics_and_not_with_too_few_mos(tmp_path, capsys):
+    save_sessions(_sessions(), tmp_path / "s.json")
+    code, out, err = _run(capsys, "predict", "streaming", tmp_path / "s.json", "--json")
+    assert code == 0 and "against the sessions' own mos (8 of 10 sessions, on the scale 1-5" in err
+    assert len(json.loads(out)) == 10
+    save_sessions(_sessions(n_mos=2), tmp_path / "few.json")
+    code, out, err = _run(capsys, "predict", "streaming", tmp_path / "few.json", "--json")
+    assert code == 0 and "against the sessions' own mos" not in err
+    code, out, err = _run(capsys, "predict", "streaming", tmp_path / "s.json", "--json", "-q")
+    assert code == 0 and "against" not in err                  # --quiet: no status lines
+
+
+def test_metrics_without_enough_mos_is_one_error_and_writes_nothing(tmp_path, capsys):
+    save_sessions(_sessions(n_mos=2), tmp_path / "few.json")
+    code, out, err = _run(capsys, "predict", "streaming", tmp_path / "few.json", "--out", tmp_path / "scores.csv",
+                          "--metrics", tmp_path / "m.json")
+    assert code == 1, err
+    assert "--metrics: 2 of the 4 session(s) read carry a usable mos; 3 or more are needed" in err
+    assert "few.json" in err and "Traceback" not in err
+    assert not (tmp_path / "scores.csv").exists() and not (tmp_path / "m.json").exists()
+
+
+@pytest.mark.parametrize("argv,expect", [
+    (["streaming", "{s}", "--metrics", "{t}/m.csv"], "--metrics must end in .json"),
+    (["upec-qoe-lab", "{t}/rows.csv", "--metrics", "{t}/m.json"], "--metrics is for session models"),
+    (["streaming", "{s}", "--metrics", "{t}/m.json", "--scheduler", "local", "--out", "{t}/parts"],
+     "--metrics is not available with --scheduler"),
+])
+def test_metrics_misuse_is_a_usage_error(tmp_path, capsys, argv, expect):
+    save_sessions(_sessions(), tmp_path / "s.json")
+    pd.DataFrame({"content": ["News"], "resolution": [720]}).to_csv(tmp_path / "rows.csv", index=False)
+    args = [a.format(s=tmp_path / "s.json", t=tmp_path) for a in argv]
+    code, out, err = _run(capsys, "predict", *args)
+    assert code == 2 and expect in err, err
+    assert not (tmp_path / "m.json").exists()
