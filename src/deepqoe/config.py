@@ -631,6 +631,9 @@ class SessionModelOverrides(_Strict):
     hidden: int | None = Field(default=None, ge=1, le=256)
     n_members: int | None = Field(default=None, ge=1, le=100)
     device_offsets: bool | None = None
+    #: learn an offset of z for sessions whose quality comes from the mapping, not a metric (recipe: true; it is
+    #: identified only where one training dataset has sessions both with and without a quality metric)
+    mapped_offset: bool | None = None
     fusion: SessionFusion | None = None   # SessionFusion above
     stall_penalty: SessionStallPenalty | None = None   # SessionStallPenalty above
     #: the rebuffering guard: the stall share of the wall time beyond which rebuffering takes at least its

@@ -22,7 +22,7 @@ from deepqoe.sessions.qoe_model import QualityMapping, SessionQoEModel, Training
 #: The recipe of the shipped model and of every experiment (chosen before the leave-one-dataset-out runs
 #: except where docs/results.md says otherwise).
 RECIPE = dict(width=4, hidden=8, epochs=400, learning_rate=0.03, curve_weight=1.0, weight_decay=1e-2,
-              device_offsets=False, n_members=5, fusion="hybrid", stall_penalty="share")
+              device_offsets=False, mapped_offset=True, n_members=5, fusion="hybrid", stall_penalty="share")
 
 
 def training_data(session_sets: Sequence, curve_sets: Sequence = ()) -> TrainingData:
