@@ -44,8 +44,8 @@ One readable file, top to bottom (the DeepQoE design with the streaming parts as
    without a metric all come from one dataset (P.1203's), that offset trades off exactly against the
    dataset's own calibration, so the data cannot say how much of that lab's level is "no metric" and how
    much is the lab; the split still matters, as prediction averages the calibrations. The shipped model
-   puts -0.64 in z there, so a flawless 1080p session scores 4.12 from its bitrates against 4.6 with its
-   VMAF; without the offset (``mapped_offset=False``: the session without a metric scores as with the
+   puts -0.64 in z there, so a flawless 1080p session scores 4.1 from its bitrates against 4.8 with the
+   mapping's quality as its VMAF (2.6 against 4.1 at 360p, 400 kbps); without the offset (``mapped_offset=False``: the session without a metric scores as with the
    mapping's quality for a metric) Waterloo SQoE-IV left out falls from 0.710 to 0.689 (three seeds) and
    the stall costs by quality fit worse (docs/results.md).
 4. **Rebuffering guard.** The g_i are bounded (tanh), so a stall penalty learned from the training data
