@@ -214,3 +214,18 @@ def test_an_interval_never_reaches_past_the_differences_possible(streaming):
     a30, b30 = _sets()
     st30 = {s["statistic"]: s for s in compare_sessions(streaming, a30, b30)["statistics"]}
     assert -1 < st30["with_stalls"]["low"] < st30["with_stalls"]["high"] < 0   # 30 pairs: inside, untouched
+
+
+def test_sets_that_differ_in_kind_of_input_get_a_note(streaming):
+    """One set with a quality metric, the other with bitrates only: the streaming model scores the second kind
+    lower (its learned offset for sessions without a metric), so the difference mixes the players with the kind
+    of input; a note says so. Sets of one kind get none."""
+    a, _ = _sets(12)
+    bitrates = [{**s, "segments": [{"start": g["start"], "duration": g["duration"], "bitrate_kbps": 3000, "height": 1080,
+                                     "width": 1920, "fps": 30} for g in s["segments"]]} for s in a]
+    res = compare_sessions(streaming, a, bitrates)
+    mixed = [n for n in res["notes"] if "quality metric" in n]
+    assert len(mixed) == 1 and "set A gives a quality metric (quality, quality_per_second) for 12 of 12" in mixed[0]
+    assert "set B for 0 of 12" in mixed[0]
+    assert not any("quality metric" in n for n in compare_sessions(streaming, a, a)["notes"])
+    assert not any("quality metric" in n for n in compare_sessions(streaming, bitrates, bitrates)["notes"])

@@ -18,7 +18,9 @@ switches: :func:`deepqoe.sessions.features.session_features`):
 What the interval covers: which sessions happened to be in each set, not the model's error. One model scores
 both sets, so its error is shared and partly cancels in a difference, but not where the two sets differ in
 kind (e.g. one player stalls, the other drops quality); docs/results.md says how the model ranks each kind
-on data it never saw.
+on data it never saw. Where one set gives a quality metric (VMAF) far more often than the other, a note says
+that the difference mixes the sets with their kind of input: the streaming model scores a session without a
+metric lower than the same session with one (:data:`MIXED_METRIC`).
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ VALUE_RANGES = {"p_pow": (0.0, 1.0), "p_gob": (0.0, 1.0), "with_stalls": (0.0, 1
                 "startup_delay": (0.0, None), "switch_rate": (0.0, None)}
 #: in auto mode the sets are paired when the ids they share are at least this share of the larger set's
 PAIRED_SHARE = 0.8
+#: a note when the shares of sessions with a quality metric in the two sets differ by more than this
+MIXED_METRIC = 0.1
 _CHUNK = 256  # bootstrap resamples drawn at a time
 
 
@@ -87,6 +91,9 @@ def _per_session(predictor, sessions: Sequence, label: str, **predict) -> tuple[
               "with_stalls": (F["n_stalls"].to_numpy(float) > 0).astype(float),
               "startup_delay": F["startup_delay"].to_numpy(float),
               "switch_rate": F["switch_rate"].to_numpy(float)}
+    from deepqoe.sessions.qoe_model import has_metric, sampled_steps
+
+    values["with_metric"] = np.array([has_metric(sampled_steps(s)) for s in kept], float)
     if rows and "distribution" in rows[0]:
         values["p_pow"] = np.array([r["distribution"]["p_pow"] for r in rows], float)
         values["p_gob"] = np.array([r["distribution"]["p_gob"] for r in rows], float)
@@ -163,6 +170,14 @@ def compare_sessions(predictor, a: Sequence, b: Sequence, *, labels: tuple[str, 
                          f"{only_b} of {labels[1]} have no partner and are left out")
         sb = sb.take([where[sa.ids[k]] for k in common])   # B in A's order
         sa = sa.take(common)
+    metric = [st.values["with_metric"] for st in (sa, sb)]
+    if abs(metric[0].mean() - metric[1].mean()) > MIXED_METRIC:
+        notes.append(f"set {labels[0]} gives a quality metric (quality, quality_per_second) for {int(metric[0].sum())} "
+                     f"of {len(metric[0])} session(s), set {labels[1]} for {int(metric[1].sum())} of {len(metric[1])}: "
+                     "the others are scored from their bitrates, and the streaming model scores such a session lower "
+                     "than the same session with a VMAF (docs/results.md, 'The offset of sessions without a quality "
+                     "metric'), so the score difference mixes the sets with their kind of input; compare sessions "
+                     "of one kind")
     for label, st in zip(labels, (sa, sb)):
         if len(st.ids) < FEW_SESSIONS:
             notes.append(f"set {label} has {len(st.ids)} session(s): with fewer than {FEW_SESSIONS} the intervals "
