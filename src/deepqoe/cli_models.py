@@ -278,7 +278,7 @@ def check_model_options(args, predictor) -> None:
         raise UsageError("--plots is for session models (per-second QoE charts); this model predicts from table rows")
     if getattr(args, "metrics", None):
         raise UsageError("--metrics is for session models (scored against the sessions' own mos); this model "
-                         "predicts from table rows: score it with deepqoe evaluate")
+                         "predicts from table rows")
     if args.calibration:
         raise UsageError("--calibration is for session models trained on several datasets; this model predicts "
                          "from table rows")
