@@ -95,3 +95,54 @@ def test_metrics_misuse_is_a_usage_error(tmp_path, capsys, argv, expect):
     code, out, err = _run(capsys, "predict", *args)
     assert code == 2 and expect in err, err
     assert not (tmp_path / "m.json").exists()
+
+
+def test_the_metrics_file_is_neither_the_output_nor_the_input(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    save_sessions(_sessions(), tmp_path / "in" / "s.json")
+    for argv, expect in (
+            (["--out", tmp_path / "same.json", "--metrics", tmp_path / "same.json"], "--metrics and --out name the same file"),
+            (["--metrics", tmp_path / "in" / "m.json"], "is inside the input folder"),
+            (["--metrics", ""], "--metrics: give a file name ending in .json")):
+        code, out, err = _run(capsys, "predict", "streaming", tmp_path / "in", *argv)
+        assert code == 2 and expect in err, err
+    code, out, err = _run(capsys, "predict", "streaming", tmp_path / "in" / "s.json", "--metrics",
+                          tmp_path / "in" / "s.json")
+    assert code == 2 and "is the input file" in err, err
+    assert not (tmp_path / "same.json").exists() and not (tmp_path / "in" / "m.json").exists()
+    assert len(list((tmp_path / "in").iterdir())) == 1           # the input is untouched
+    code, out, err = _run(capsys, "predict", "streaming", tmp_path / "in", "--metrics", tmp_path / "in" / "sub" / "m.json")
+    assert code == 0, err                                        # a subfolder is not read: allowed
+
+
+def test_too_few_with_a_failed_session_says_why(tmp_path, capsys):
+    sessions = _sessions(n_mos=3, n_plain=1)
+    save_sessions(sessions, tmp_path / "s.json")
+    data = json.loads((tmp_path / "s.json").read_text())
+    data["sessions"][0]["segments"][1]["duration"] = 0.0       # a bad session that carried a mos
+    (tmp_path / "s.json").write_text(json.dumps(data))
+    code, out, err = _run(capsys, "predict", "streaming", tmp_path / "s.json", "--metrics", tmp_path / "m.json")
+    assert code == 1, err
+    assert "2 of the 3 session(s) read carry a usable mos" in err
+    assert "(1 session(s) or file(s) could not be read or predicted; the first: " in err and "segments[1].duration" in err
+
+
+def test_z_scored_mos_go_through_their_own_mean_and_sd(tmp_path, capsys):
+    """As training reads a z-scored dataset: the same ranking whatever mean and SD the lab's z-scores have, and the
+    same RMSE as the same scores given on 1-5 with that mean and SD; fewer than 5 sessions: no logistic fit."""
+    from deepqoe.sessions.predict import against_mos
+    from deepqoe.sessions.scales import parse_scale
+
+    base = _sessions(n_mos=8, n_plain=0)
+    common = np.array([s.mos if s.mos_scale == "1-5" else 1 + s.mos / 25 for s in base])
+    rows = [{"id": s.id, "score": float(3.0 + 0.1 * k)} for k, s in enumerate(base)]
+    for mean, sd in ((0.0, 1.0), (-0.5, 0.4)):
+        zs = [_session(s.id, 70.0, 0, mos=mean + sd * (c - common.mean()) / common.std(ddof=1), mos_scale="z")
+              for s, c in zip(base, common)]
+        m = against_mos(rows, zs, parse_scale("1-5"))
+        assert np.allclose([p[1] for p in m["pairs"]], 3 + 0.8 * (common - common.mean()) / common.std(ddof=1), atol=1e-5)
+        assert m["mos_scales"] == ["z"]
+    few = against_mos(rows[:4], base[:4], parse_scale("1-5"))
+    assert few["plcc_logistic"] is None and few["plcc"] is not None
+    flat = against_mos(rows, [_session(s.id, 70.0, 0, mos=3.0) for s in base], parse_scale("1-5"))
+    assert flat["plcc"] is None and flat["undefined"] == "every mos is the same"

@@ -16,7 +16,8 @@ from deepqoe.errors import DeepQoEError, DeepQoENote
 from deepqoe.sessions.readers import load_sessions
 from deepqoe.sessions.session import Session
 
-SUFFIX = "ignored for prediction (prediction does not use the mos; 2 sessions); give mos_scale to keep it"
+SUFFIX = ("ignored for prediction (prediction does not use the mos; 2 sessions; nor are they compared with the "
+          "scores); give the mos_scale the mos is on to keep it")
 
 
 def _session(sid: str, i: int = 0, **kw) -> dict:
@@ -158,6 +159,6 @@ def test_batch_scoring_scores_them_with_one_note_for_the_batch(tmp_path):
     assert res.n_scored == 6 and res.failures == [] and res.n_partitions == 2
     notes = [str(w.message) for w in caught if issubclass(w.category, DeepQoENote)]
     assert len(notes) == 1, notes  # one for the batch, counting the sessions of every partition
-    assert notes[0].endswith("— ignored for prediction (prediction does not use the mos; 4 sessions); give "
-                             "mos_scale to keep it")
+    assert notes[0].endswith("— ignored for prediction (prediction does not use the mos; 4 sessions; nor are they "
+                             "compared with the scores); give the mos_scale the mos is on to keep it")
     assert f"file '{parts}'" in notes[0] and "session 'c" in notes[0]

@@ -79,7 +79,8 @@ def logistic_4_fit(pred: np.ndarray, mos: np.ndarray) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             popt, _ = optimize.curve_fit(_logistic_4, pred, mos, p0=beta0, maxfev=20000)
-        out = _logistic_4(pred, *popt)
+        with np.errstate(over="ignore"):  # a steep fit: exp overflows to inf, and the curve is at its end there
+            out = _logistic_4(pred, *popt)
         if np.all(np.isfinite(out)):
             return out
     except (RuntimeError, ValueError, optimize.OptimizeWarning):

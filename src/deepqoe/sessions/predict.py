@@ -118,6 +118,8 @@ def write_predictions(rows: list[dict], out: str | None, stream=None, *, as_json
 MAX_PLOTS = 200
 #: the fewest sessions with a ``mos`` that ``deepqoe predict`` scores its predictions against
 MIN_AGAINST_MOS = 3
+#: the fewest for the PLCC after the 4-parameter logistic fit (``plcc_logistic``; None below)
+MIN_LOGISTIC = 5
 
 
 def against_mos(rows: list[dict], sessions: list, scale) -> dict | None:
@@ -125,26 +127,34 @@ def against_mos(rows: list[dict], sessions: list, scale) -> dict | None:
     the predictions' ``scale``): ``n`` (sessions with a mos), ``n_predicted``, ``scale``, ``mos_scales``, MSE, RMSE
     (on ``scale``), PLCC, ``plcc_logistic`` (after the 4-parameter logistic fit), SROCC and KROCC (None where
     undefined: every mos or every score the same), and ``pairs`` ``(id, mos, score)``; None when fewer than
-    :data:`MIN_AGAINST_MOS` predicted sessions carry a mos. Prediction never reads the mos; this only compares."""
+    :data:`MIN_AGAINST_MOS` predicted sessions carry a mos. A ``z`` mos goes through the z-scored sessions' own mean
+    and SD (as training reads a z-scored dataset); the logistic PLCC needs :data:`MIN_LOGISTIC` sessions; ``undefined``
+    says why the correlations are undefined, where they are. Prediction never reads the mos; this only compares."""
     import numpy as np
 
     from deepqoe.evaluation.metrics import regression_metrics
     from deepqoe.sessions.scales import convert
 
+    from deepqoe.evaluation.metrics import constant
+    from deepqoe.sessions.scales import fit_z_reference
+
     by_id = {s.id: s for s in sessions}
-    pairs, scales = [], []
-    for r in rows:
-        s = by_id.get(r["id"])
-        if s is None or s.mos is None:
-            continue
-        src = s.mos_scale or "1-5"
-        pairs.append((r["id"], float(convert(np.array([s.mos]), src, scale)[0]), float(r["score"])))
-        scales.append(src)
-    if len(pairs) < MIN_AGAINST_MOS:
+    rated = [(r, by_id[r["id"]]) for r in rows if r["id"] in by_id and by_id[r["id"]].mos is not None]
+    if len(rated) < MIN_AGAINST_MOS:
         return None
-    mos, score = np.array([p[1] for p in pairs]), np.array([p[2] for p in pairs])
-    return {"n": len(pairs), "n_predicted": len(rows), "scale": scale.name, "mos_scales": sorted(set(scales)),
-            **regression_metrics(mos, score, logistic=True, undefined=None), "pairs": pairs}
+    # z-scored mos go through their own mean and SD, as in training (deepqoe.datasets.scored.session_set)
+    z = [s.mos for _, s in rated if (s.mos_scale or "1-5") == "z"]
+    z_ref = fit_z_reference(z) if len(z) >= 2 and np.std(z) > 0 else "z"
+    scales = [s.mos_scale or "1-5" for _, s in rated]
+    mos = np.array([float(convert(np.array([s.mos]), z_ref if src == "z" else src, scale)[0])
+                    for (_, s), src in zip(rated, scales)])
+    score = np.array([float(r["score"]) for r, _ in rated])
+    m = regression_metrics(mos, score, logistic=len(rated) >= MIN_LOGISTIC, undefined=None)
+    m.setdefault("plcc_logistic", None)
+    undefined = ("every mos is the same" if constant(mos) else "every score is the same" if constant(score) else None)
+    return {"n": len(rated), "n_predicted": len(rows), "scale": scale.name, "mos_scales": sorted(set(scales)), **m,
+            "undefined": undefined if m["plcc"] is None else None,
+            "pairs": [(r["id"], round(float(v), 6), p) for (r, _), v, p in zip(rated, mos, score)]}
 
 
 def against_mos_line(m: dict) -> str:
@@ -152,9 +162,11 @@ def against_mos_line(m: dict) -> str:
     def num(key):
         return "undefined" if m[key] is None else f"{m[key]:.3f}"
     mixed = f"; mos on {len(m['mos_scales'])} scales: {', '.join(m['mos_scales'])}" if len(m["mos_scales"]) > 1 else ""
+    fitted = f" ({num('plcc_logistic')} after a logistic fit)" if m.get("plcc_logistic") is not None else ""
+    why = f" (correlations undefined: {m['undefined']})" if m.get("undefined") else ""
     return (f"against the sessions' own mos ({m['n']} of {m['n_predicted']} sessions, on the scale {m['scale']}"
-            f"{mixed}): PLCC {num('plcc')} ({num('plcc_logistic')} after a logistic fit), SROCC {num('srocc')}, "
-            f"KROCC {num('krocc')}, RMSE {m['rmse']:.3f}")
+            f"{mixed}): PLCC {num('plcc')}{fitted}, SROCC {num('srocc')}, KROCC {num('krocc')}, RMSE {m['rmse']:.3f}"
+            f"{why}")
 
 
 def curve_plots(rows: list[dict], sessions: list, folder: str | Path, limit: int = MAX_PLOTS) -> list[Path]:
@@ -223,12 +235,9 @@ def predict_sessions(model: Any, args) -> int:
         from deepqoe.cli_models import check_output_path
 
         check_output_path(plots, "--plots", folder=True)  # before any work
-    if getattr(args, "metrics", None):
-        from deepqoe.cli_models import check_output_path
-
-        if Path(args.metrics).suffix.lower() != ".json":
-            raise UsageError(f"--metrics must end in .json, not {args.metrics!r}")
-        check_output_path(args.metrics, "--metrics")
+    metrics_file = getattr(args, "metrics", None)
+    if metrics_file is not None:
+        _check_metrics_path(metrics_file, args)
     sessions, failures = load_sessions(args.data, for_prediction=True)  # the mos plays no part
     out = getattr(args, "out", None)
     # tables keep no curve; the charts need them
@@ -237,12 +246,14 @@ def predict_sessions(model: Any, args) -> int:
                                             calibration=getattr(args, "calibration", None),
                                             explain=bool(getattr(args, "explain", False))) if sessions
                  else ([], []))
-    metrics_file = getattr(args, "metrics", None)
     scored = against_mos(rows, sessions, scale) if rows else None
     if metrics_file and rows and scored is None:  # said before anything is written
         n_mos = sum(1 for s in sessions if s.mos is not None)
+        lost = list(failures) + list(bad)
+        why = (f" ({len(lost)} session(s) or file(s) could not be read or predicted; the first: {lost[0]})"
+               if lost else "")
         raise DeepQoEError(f"--metrics: {n_mos} of the {len(sessions)} session(s) read carry a usable mos; "
-                           f"{MIN_AGAINST_MOS} or more are needed to score the predictions against", file=args.data)
+                           f"{MIN_AGAINST_MOS} or more are needed to score the predictions against{why}", file=args.data)
     if rows:
         if plots:
             written = curve_plots(rows, sessions, plots)
@@ -266,6 +277,27 @@ def predict_sessions(model: Any, args) -> int:
                                                               for i, m, p in scored["pairs"]]})
                 status(args, f"metrics written to {metrics_file}")
     return finish_batch(list(failures) + list(bad), len(rows), verb="predicted", file=args.data)
+
+
+def _check_metrics_path(metrics_file: str, args) -> None:
+    """``--metrics FILE.json``, before any work: a usage error for an empty name, another suffix, the ``--out``
+    file, the input file or a file directly inside the input folder (the next run would read it as sessions);
+    a DeepQoEError where it cannot be written."""
+    from deepqoe.cli import UsageError
+    from deepqoe.cli_models import check_output_path
+
+    if not str(metrics_file).strip():
+        raise UsageError("--metrics: give a file name ending in .json")
+    if Path(metrics_file).suffix.lower() != ".json":
+        raise UsageError(f"--metrics must end in .json, not {metrics_file!r}")
+    target, data = Path(metrics_file).resolve(), Path(args.data).resolve()
+    out = getattr(args, "out", None)
+    if out and Path(out).resolve() == target:
+        raise UsageError("--metrics and --out name the same file: give each its own")
+    if target == data or (data.is_dir() and target.parent == data):
+        where = "is the input file" if target == data else "is inside the input folder, whose next read would take it as sessions"
+        raise UsageError(f"--metrics: {metrics_file} {where}; write it elsewhere")
+    check_output_path(metrics_file, "--metrics")
 
 
 def mos_scatter(scored: dict, path: Path) -> Path:

@@ -264,7 +264,8 @@ class IgnoredMos:
         if self.n:
             e = self.first
             warn_note(DeepQoEError(f"{e.message} — ignored for prediction (prediction does not use the mos; {self.n} "
-                                   f"session{'s' if self.n != 1 else ''}); give mos_scale to keep it", file=e.file,
+                                   f"session{'s' if self.n != 1 else ''}; nor are they compared with the scores); "
+                                   "give the mos_scale the mos is on to keep it", file=e.file,
                                    field=e.field, column=e.column, row=e.row))
 
 
