@@ -146,3 +146,26 @@ def test_z_scored_mos_go_through_their_own_mean_and_sd(tmp_path, capsys):
     assert few["plcc_logistic"] is None and few["plcc"] is not None
     flat = against_mos(rows, [_session(s.id, 70.0, 0, mos=3.0) for s in base], parse_scale("1-5"))
     assert flat["plcc"] is None and flat["undefined"] == "every mos is the same"
+
+
+def test_a_mos_that_is_not_a_number_is_left_out_with_a_note(tmp_path, capsys):
+    """JSON text, a CSV cell of text: prediction does without the mos (as for a mos outside its scale); training
+    and validation still refuse such a session."""
+    save_sessions(_sessions(n_mos=5, n_plain=0), tmp_path / "s.json")
+    data = json.loads((tmp_path / "s.json").read_text())
+    data["sessions"][0]["mos"] = "3.5"
+    (tmp_path / "s.json").write_text(json.dumps(data))
+    code, out, err = _run(capsys, "predict", "streaming", tmp_path / "s.json", "--json")
+    assert code == 0, err
+    assert len(json.loads(out)) == 5 and "against the sessions' own mos (4 of 5 sessions" in err
+    note = next(ln for ln in err.splitlines() if "ignored for prediction" in ln)
+    assert "session 'm0'" in note and "field 'mos'" in note
+    code, out, err = _run(capsys, "sessions", "validate", tmp_path / "s.json")
+    assert code != 0 and "'mos'" in err
+    save_sessions(_sessions(n_mos=4, n_plain=0), tmp_path / "t.csv")
+    table = pd.read_csv(tmp_path / "t.csv", dtype=str)
+    table.loc[table["session_id"] == "m1", "mos"] = "N/A"
+    table.to_csv(tmp_path / "t.csv", index=False)
+    code, out, err = _run(capsys, "predict", "streaming", tmp_path / "t.csv", "--json")
+    assert code == 0 and len(json.loads(out)) == 4, err
+    assert "against the sessions' own mos (3 of 4 sessions" in err

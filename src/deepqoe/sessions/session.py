@@ -248,10 +248,10 @@ def warn_note(note: DeepQoEError, stacklevel: int = 2) -> None:
 
 class IgnoredMos:
     """Reading sessions for prediction, which never uses the ``mos``: a session whose ``mos`` / ``mos_scale`` is
-    unusable (a ``mos`` outside its scale, a scale that does not parse) is scored without them instead of
-    failing (training, ``sessions validate`` and ``convert`` refuse it). Give one to :meth:`Session.from_dict`
-    (and the readers) for a file, a request or a batch; it counts those sessions and keeps the first one's
-    error, and :meth:`note` says them in one note."""
+    unusable (a ``mos`` that is not a number or lies outside its scale, a scale that does not parse) is scored
+    without them instead of failing (training, ``sessions validate`` and ``convert`` refuse it). Give one to
+    :meth:`Session.from_dict` (and the readers) for a file, a request or a batch; it counts those sessions and
+    keeps the first one's error, and :meth:`note` says them in one note."""
 
     def __init__(self) -> None:
         self.n, self.first = 0, None
@@ -301,6 +301,10 @@ def _parse_session(d: Any, *, file=None, index=None, ignore_mos: IgnoredMos | No
         m = SessionModel.model_validate(d)
     except ValidationError as e:
         msg, fname = validation_error(e)
+        if ignore_mos is not None and all((err.get("loc") or ("",))[0] in ("mos", "mos_scale") for err in e.errors()):
+            ignore_mos.add(_err(sid, msg, file, fname))  # a mos that is not a number: prediction does without it
+            return _parse_session({k: v for k, v in d.items() if k not in ("mos", "mos_scale")}, file=file,
+                                  index=index, ignore_mos=ignore_mos)
         raise _err(sid, msg, file, fname) from None
     except RecursionError:
         raise _err(sid, "nested too deeply", file, None) from None
