@@ -86,7 +86,9 @@ def test_metrics_without_enough_mos_is_one_error_and_writes_nothing(tmp_path, ca
     (["streaming", "{s}", "--metrics", "{t}/m.csv"], "--metrics must end in .json"),
     (["upec-qoe-lab", "{t}/rows.csv", "--metrics", "{t}/m.json"], "--metrics is for session models"),
     (["streaming", "{s}", "--metrics", "{t}/m.json", "--scheduler", "local", "--out", "{t}/parts"],
-     "--metrics is not available with --scheduler"),
+     "--metrics and --mos-scale are not available with --scheduler"),
+    (["upec-qoe-lab", "{t}/rows.csv", "--mos-scale", "1-5"], "--mos-scale is for session models"),
+    (["streaming", "{s}", "--mos-scale", "stars"], "--mos-scale: unknown rating scale 'stars'"),
 ])
 def test_metrics_misuse_is_a_usage_error(tmp_path, capsys, argv, expect):
     save_sessions(_sessions(), tmp_path / "s.json")
@@ -169,3 +171,29 @@ def test_a_mos_that_is_not_a_number_is_left_out_with_a_note(tmp_path, capsys):
     code, out, err = _run(capsys, "predict", "streaming", tmp_path / "t.csv", "--json")
     assert code == 0 and len(json.loads(out)) == 4, err
     assert "against the sessions' own mos (3 of 4 sessions" in err
+
+
+def test_a_waterloo_folder_rated_1_to_5_with_mos_scale_and_a_bad_mos_cell(tmp_path, capsys):
+    """--mos-scale reads every mos on the given scale (the Waterloo layout's own is 0-100); a data.csv mos that
+    is not a number is left out of the comparison with one note, not a failed run."""
+    import shutil
+
+    from conftest import real_data
+
+    src = real_data("waterloo-sqoe-iv")
+    data = pd.read_csv(src / "data.csv", dtype=str).head(8)
+    (tmp_path / "wl" / "streaming_logs").mkdir(parents=True)
+    for log in data["streaming_log"]:
+        shutil.copy(src / "streaming_logs" / log, tmp_path / "wl" / "streaming_logs" / log)
+    data["mos"] = [f"{1 + 4 * float(v) / 100:.3f}" for v in data["mos"]]     # the same scores, on 1-5
+    data.loc[2, "mos"] = "abc"
+    data.to_csv(tmp_path / "wl" / "data.csv", index=False)
+    code, out, err = _run(capsys, "predict", "streaming", tmp_path / "wl", "--json", "--mos-scale", "1-5",
+                          "--metrics", tmp_path / "m.json")
+    assert code == 0, err
+    assert "column 'mos', row 3: expected a finite number, got \"abc\" — ignored for prediction" in err
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["n"] == 7 and m["mos_scales"] == ["1-5"]
+    assert np.allclose([r["mos"] for r in m["sessions"]], [float(v) for k, v in enumerate(data["mos"]) if k != 2])
+    code, out, err = _run(capsys, "predict", "streaming", tmp_path / "wl", "--json")   # read on 0-100: a note
+    assert code == 0 and "--mos-scale 1-5" in err, err

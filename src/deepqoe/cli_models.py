@@ -276,8 +276,9 @@ def check_model_options(args, predictor) -> None:
         raise UsageError("--scale is for session models; this model predicts from table rows")
     if getattr(args, "plots", None):
         raise UsageError("--plots is for session models (per-second QoE charts); this model predicts from table rows")
-    if getattr(args, "metrics", None):
-        raise UsageError("--metrics is for session models (scored against the sessions' own mos); this model "
+    if getattr(args, "metrics", None) is not None or getattr(args, "mos_scale", None) is not None:
+        option = "--metrics" if getattr(args, "metrics", None) is not None else "--mos-scale"
+        raise UsageError(f"{option} is for session models (scored against the sessions' own mos); this model "
                          "predicts from table rows")
     if args.calibration:
         raise UsageError("--calibration is for session models trained on several datasets; this model predicts "
@@ -351,9 +352,9 @@ def _cmd_predict(args) -> int:
     if args.scheduler and getattr(args, "plots", None):
         raise UsageError("--plots is not available with --scheduler (a chart per session of a table larger than "
                          "memory); plot a sample with plain predict")
-    if args.scheduler and getattr(args, "metrics", None):
-        raise UsageError("--metrics is not available with --scheduler; score a sample against its mos with plain "
-                         "predict")
+    if args.scheduler and (getattr(args, "metrics", None) is not None or getattr(args, "mos_scale", None) is not None):
+        raise UsageError("--metrics and --mos-scale are not available with --scheduler; score a sample against its "
+                         "mos with plain predict")
     if args.scheduler and args.explain:
         raise UsageError("--explain is not available with --scheduler; explain a sample with plain predict")
     if args.scheduler and args.rating_head:
@@ -602,6 +603,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "and RMSE, with every session's mos and score, written to FILE.json; 3 or more sessions "
                         "with a mos are needed. The one-line summary is on standard error whenever 3 or more "
                         "predicted sessions carry a mos, and --plots adds predicted-vs-mos.png")
+    p.add_argument("--mos-scale", metavar="SCALE",
+                   help="for session models: the scale of every session's mos, in place of its own mos_scale (as "
+                        "sessions validate --mos-scale; '1-5', '0-100', any 'lo-hi', 'z'), e.g. a Waterloo-layout "
+                        "folder rated 1-5; only for comparing the scores with the mos")
     p.add_argument("--rating-head", metavar="DATASET",
                    help="the rating-distribution head to serve (sos, p_gob, p_pow), by the dataset it was fitted "
                         "on; default: the model's own default (streaming: waterloo-sqoe-iv; also p1203-open, ACR)")

@@ -109,9 +109,11 @@ def waterloo_layout(path: str | os.PathLike) -> Path | None:
     return p if p.is_dir() and (p / "data.csv").is_file() and (p / "streaming_logs").is_dir() else None
 
 
-def _read_data_csv(base: Path, *, mos_required: bool = True) -> tuple[pd.DataFrame, Path, np.ndarray]:
+def _read_data_csv(base: Path, *, mos_required: bool = True, for_prediction: bool = False
+                   ) -> tuple[pd.DataFrame, Path, np.ndarray]:
     """``data.csv`` (text columns kept as text) and its ``mos`` (NaN without the column; an empty cell is NaN
-    too unless ``mos_required``)."""
+    too unless ``mos_required``). ``for_prediction`` (the mos plays no part): a cell that is not a number is NaN,
+    with one note naming the first, instead of an error."""
     from deepqoe.io import read_table
 
     data_file = need(base / "data.csv")
@@ -121,6 +123,14 @@ def _read_data_csv(base: Path, *, mos_required: bool = True) -> tuple[pd.DataFra
                            file=str(data_file), column="streaming_log")
     if "mos" not in data.columns:
         return data, data_file, np.full(len(data), np.nan)
+    if for_prediction:
+        mos, bad = _bad_numbers(data["mos"], "mos", missing_ok=True)
+        if bad:
+            k, _, problem = bad[0]
+            warnings.warn(f"{data_file}: column 'mos', row {k + 1}: {problem} — ignored for prediction (prediction "
+                          f"does not use the mos; {len(bad)} session(s); nor are they compared with the scores)",
+                          DeepQoENote, stacklevel=3)
+        return data, data_file, mos
     return data, data_file, _numbers(data["mos"], data_file, "mos", missing_ok=not mos_required)
 
 
@@ -238,7 +248,8 @@ def load_waterloo_folder(folder: str | os.PathLike, *, name: str | None = None, 
 
 
 def waterloo_layout_sessions(folder: str | os.PathLike, *, chunk_duration: float | None = None,
-                             mos_scale: str | None = None) -> tuple[list[Session], list[DeepQoEError]]:
+                             mos_scale: str | None = None, for_prediction: bool = False
+                             ) -> tuple[list[Session], list[DeepQoEError]]:
     """The sessions of a Waterloo-layout folder for :func:`deepqoe.sessions.readers.load_sessions`: a bad
     log is a failure of its session (one error naming every bad cell of the log; the others are read), a bad
     ``data.csv`` raises.
@@ -248,9 +259,10 @@ def waterloo_layout_sessions(folder: str | os.PathLike, *, chunk_duration: float
     that all lie within 0-5 get a note too (1-5 ratings read as 0-100 would all be "bad"). ``mos_scale`` (a
     training entry's ``scale:``) is the scale instead, checked on every ``mos`` (one off it fails its session,
     naming ``data.csv``'s row), and no note is given on the scale. Logs with a per-chunk ``mos`` get one note
-    for the folder (:func:`_note_log_mos`)."""
+    for the folder (:func:`_note_log_mos`). ``for_prediction`` (the mos plays no part): a ``mos`` that is not a
+    number is left out with one note (:func:`_read_data_csv`)."""
     base = Path(folder)
-    data, data_file, mos = _read_data_csv(base, mos_required=False)
+    data, data_file, mos = _read_data_csv(base, mos_required=False, for_prediction=for_prediction)
     known = mos[np.isfinite(mos)]
     scale = mos_scale
     if scale is None:
@@ -261,11 +273,11 @@ def waterloo_layout_sessions(folder: str | os.PathLike, *, chunk_duration: float
             warnings.warn(f"{data_file}: column 'mos', row {k + 1}: {mos[k]:g} is outside 0-100, so every mos of "
                           f"this folder is read as a z-score (through their own mean and SD; {int(outside.sum())} "
                           "outside 0-100); if that is a typo, fix it, or give the dataset's scale (a training "
-                          "entry's scale:)", DeepQoENote, stacklevel=2)
+                          "entry's scale:, --mos-scale)", DeepQoENote, stacklevel=2)
         elif len(known) >= 2 and known.max() <= 5:
             warnings.warn(f"{data_file}: every mos is within 0-5 ({known.min():g}-{known.max():g}), but is read on "
                           "this layout's 0-100 scale; if these are 1-5 ratings, give the dataset's scale "
-                          "(a training entry's scale: 1-5)", DeepQoENote, stacklevel=2)
+                          "(a training entry's scale: 1-5, --mos-scale 1-5)", DeepQoENote, stacklevel=2)
     sessions, failures, seen, logs = [], [], {}, {}
     for i, r in enumerate(data.to_dict("records")):
         try:

@@ -85,16 +85,22 @@ def _cmd_features(args) -> int:
     return finish_batch(failures, len(sessions), file=args.input)
 
 
-def _cmd_validate(args) -> int:
-    mos_scale = None
-    if args.mos_scale is not None:
-        from deepqoe.errors import DeepQoEError
-        from deepqoe.sessions.scales import parse_scale
+def mos_scale_option(value: str | None) -> str | None:
+    """``--mos-scale SCALE`` (``sessions validate``, ``predict``): the scale's name, None when not given; a usage
+    error naming the option when it is not a scale."""
+    if value is None:
+        return None
+    from deepqoe.errors import DeepQoEError
+    from deepqoe.sessions.scales import parse_scale
 
-        try:
-            mos_scale = parse_scale(args.mos_scale).name
-        except DeepQoEError as e:
-            raise UsageError(f"--mos-scale: {e.message}") from None
+    try:
+        return parse_scale(value).name
+    except DeepQoEError as e:
+        raise UsageError(f"--mos-scale: {e.message}") from None
+
+
+def _cmd_validate(args) -> int:
+    mos_scale = mos_scale_option(args.mos_scale)
     sessions, failures = _load(args.input, mos_scale)
     if args.json:  # the whole report on standard output; the exit status says the same
         print_json({"input": str(args.input), "valid": len(sessions), "invalid": len(failures),

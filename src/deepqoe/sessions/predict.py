@@ -238,7 +238,10 @@ def predict_sessions(model: Any, args) -> int:
     metrics_file = getattr(args, "metrics", None)
     if metrics_file is not None:
         _check_metrics_path(metrics_file, args)
-    sessions, failures = load_sessions(args.data, for_prediction=True)  # the mos plays no part
+    from deepqoe.sessions.cli import mos_scale_option
+
+    mos_scale = mos_scale_option(getattr(args, "mos_scale", None))  # only for comparing with the mos
+    sessions, failures = load_sessions(args.data, mos_scale=mos_scale, for_prediction=True)  # the mos plays no part
     out = getattr(args, "out", None)
     # tables keep no curve; the charts need them
     curve = bool(plots) or not (out and Path(out).suffix.lower() in (".csv", ".parquet", ".pq"))

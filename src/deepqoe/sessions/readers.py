@@ -549,7 +549,7 @@ def load_sessions(path: str | os.PathLike, mos_scale: str | None = None, for_pre
 
     layout = waterloo_layout(p)
     if layout is not None:
-        return waterloo_layout_sessions(layout, mos_scale=mos_scale)
+        return waterloo_layout_sessions(layout, mos_scale=mos_scale, for_prediction=for_prediction)
     files = session_files(p)
     sessions, failures = [], []
     seen: dict[str, str] = {}
