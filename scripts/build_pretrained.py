@@ -319,8 +319,8 @@ def what_if_tables(model) -> tuple[str, dict]:
     return "\n".join([
         "Single 10-s H.264 clips at 30 fps on a 2160p display (`device: uhdtv`), no quality metric (the "
         "quality mapping decides; a session without a metric also takes the model's learned offset for such "
-        "sessions, so these sit below the same clips given the mapping's quality as a VMAF, by about 0.7 at the top of the scale and up to 1.5 in its middle: "
-        "docs/results.md, \"The offset of sessions without a quality metric\"):", "",
+        "sessions, so these sit below the same clips given the mapping's quality as a VMAF, by about 0.7 at the "
+        "top of the scale and up to 1.5 in its middle: docs/results.md, \"The offset of sessions without a quality metric\"):", "",
         md_table(["height"] + [f"{kb} kbps" for kb in kbps],
                  [[f"{h}p"] + [f"{v:.2f}" for v in row] for h, row in zip(heights, clips)]),
         "Single 10-s 1080p H.264 clips on a 1080p display by frame rate (below 24 fps: the frame-rate "

@@ -915,12 +915,13 @@ def config_from_dict(raw: dict, base_dir: str | None = None, file: str | None = 
         raise format_validation_error(e, ExperimentConfig, file) from None
     cfg.dataset.base_dir = base_dir
     cfg.path = file
-    if config_notes(cfg):
+    notes = config_notes(cfg)
+    if notes:
         import warnings
 
         from deepqoe.errors import DeepQoENote
 
-        for note in config_notes(cfg):
+        for note in notes:
             warnings.warn(note, DeepQoENote, stacklevel=2)
     return cfg
 

@@ -14,7 +14,7 @@ from deepqoe.datasets.files import data_root, need
 from deepqoe.errors import DeepQoEError, DeepQoENote
 from deepqoe.sessions.readers import StreamingDataset
 from deepqoe.sessions.schema import short_value
-from deepqoe.sessions.session import Session
+from deepqoe.sessions.session import IgnoredMos, Session
 
 _DISPLAY = {"phone": 1080, "hdtv": 1080, "uhdtv": 2160}
 #: data.csv columns copied into ``meta`` where the folder has them.
@@ -125,11 +125,11 @@ def _read_data_csv(base: Path, *, mos_required: bool = True, for_prediction: boo
         return data, data_file, np.full(len(data), np.nan)
     if for_prediction:
         mos, bad = _bad_numbers(data["mos"], "mos", missing_ok=True)
-        if bad:
+        if bad:  # said as every mos prediction does without (IgnoredMos): one note
             k, _, problem = bad[0]
-            warnings.warn(f"{data_file}: column 'mos', row {k + 1}: {problem} — ignored for prediction (prediction "
-                          f"does not use the mos; {len(bad)} session(s); nor are they compared with the scores)",
-                          DeepQoENote, stacklevel=3)
+            ignored = IgnoredMos()
+            ignored.add(DeepQoEError(problem, file=str(data_file), column="mos", row=k + 1), n=len(bad))
+            ignored.note()
         return data, data_file, mos
     return data, data_file, _numbers(data["mos"], data_file, "mos", missing_ok=not mos_required)
 

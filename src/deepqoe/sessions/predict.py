@@ -127,16 +127,14 @@ def against_mos(rows: list[dict], sessions: list, scale) -> dict | None:
     the predictions' ``scale``): ``n`` (sessions with a mos), ``n_predicted``, ``scale``, ``mos_scales``, MSE, RMSE
     (on ``scale``), PLCC, ``plcc_logistic`` (after the 4-parameter logistic fit), SROCC and KROCC (None where
     undefined: every mos or every score the same), and ``pairs`` ``(id, mos, score)``; None when fewer than
-    :data:`MIN_AGAINST_MOS` predicted sessions carry a mos. A ``z`` mos goes through the z-scored sessions' own mean
-    and SD (as training reads a z-scored dataset); the logistic PLCC needs :data:`MIN_LOGISTIC` sessions; ``undefined``
-    says why the correlations are undefined, where they are. Prediction never reads the mos; this only compares."""
+    :data:`MIN_AGAINST_MOS` predicted sessions carry a mos. A ``z`` mos goes through the z-scored sessions' own
+    mean and SD (as training reads a z-scored dataset); the logistic PLCC needs :data:`MIN_LOGISTIC` sessions;
+    ``undefined`` says why the correlations are undefined, where they are. Prediction never reads the mos; this
+    only compares."""
     import numpy as np
 
-    from deepqoe.evaluation.metrics import regression_metrics
-    from deepqoe.sessions.scales import convert
-
-    from deepqoe.evaluation.metrics import constant
-    from deepqoe.sessions.scales import fit_z_reference
+    from deepqoe.evaluation.metrics import constant, regression_metrics
+    from deepqoe.sessions.scales import convert, fit_z_reference
 
     by_id = {s.id: s for s in sessions}
     rated = [(r, by_id[r["id"]]) for r in rows if r["id"] in by_id and by_id[r["id"]].mos is not None]
@@ -157,10 +155,15 @@ def against_mos(rows: list[dict], sessions: list, scale) -> dict | None:
             "pairs": [(r["id"], round(float(v), 6), p) for (r, _), v, p in zip(rated, mos, score)]}
 
 
+def _num(v: float | None) -> str:
+    """A metric for people: three decimals, or "undefined" (None)."""
+    return "undefined" if v is None else f"{v:.3f}"
+
+
 def against_mos_line(m: dict) -> str:
     """The one-line summary of :func:`against_mos` for standard error."""
     def num(key):
-        return "undefined" if m[key] is None else f"{m[key]:.3f}"
+        return _num(m[key])
     mixed = f"; mos on {len(m['mos_scales'])} scales: {', '.join(m['mos_scales'])}" if len(m["mos_scales"]) > 1 else ""
     fitted = f" ({num('plcc_logistic')} after a logistic fit)" if m.get("plcc_logistic") is not None else ""
     why = f" (correlations undefined: {m['undefined']})" if m.get("undefined") else ""
@@ -256,7 +259,8 @@ def predict_sessions(model: Any, args) -> int:
         why = (f" ({len(lost)} session(s) or file(s) could not be read or predicted; the first: {lost[0]})"
                if lost else "")
         raise DeepQoEError(f"--metrics: {n_mos} of the {len(sessions)} session(s) read carry a usable mos; "
-                           f"{MIN_AGAINST_MOS} or more are needed to score the predictions against{why}", file=args.data)
+                           f"{MIN_AGAINST_MOS} or more are needed to score the predictions against{why}",
+                           file=args.data)
     if rows:
         if plots:
             written = curve_plots(rows, sessions, plots)
@@ -298,7 +302,8 @@ def _check_metrics_path(metrics_file: str, args) -> None:
     if out and Path(out).resolve() == target:
         raise UsageError("--metrics and --out name the same file: give each its own")
     if target == data or (data.is_dir() and target.parent == data):
-        where = "is the input file" if target == data else "is inside the input folder, whose next read would take it as sessions"
+        where = ("is the input file" if target == data
+                 else "is inside the input folder, whose next read would take it as sessions")
         raise UsageError(f"--metrics: {metrics_file} {where}; write it elsewhere")
     check_output_path(metrics_file, "--metrics")
 
@@ -307,9 +312,8 @@ def mos_scatter(scored: dict, path: Path) -> Path:
     """Predicted score against each session's mos (:func:`against_mos`), the identity line, the metrics in the title."""
     from deepqoe.report import scatter_plot
 
-    srocc = "undefined" if scored["srocc"] is None else f"{scored['srocc']:.3f}"
-    plcc = "undefined" if scored["plcc"] is None else f"{scored['plcc']:.3f}"
     scatter_plot(path, [p[1] for p in scored["pairs"]], [p[2] for p in scored["pairs"]],
-                 f"{scored['n']} sessions: SROCC {srocc}, PLCC {plcc}, RMSE {scored['rmse']:.3f}",
+                 f"{scored['n']} sessions: SROCC {_num(scored['srocc'])}, PLCC {_num(scored['plcc'])}, "
+                 f"RMSE {scored['rmse']:.3f}",
                  xlabel=f"the sessions' mos ({scored['scale']})", ylabel=f"predicted ({scored['scale']})")
     return path

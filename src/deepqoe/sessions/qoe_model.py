@@ -45,9 +45,10 @@ One readable file, top to bottom (the DeepQoE design with the streaming parts as
    dataset's own calibration, so the data cannot say how much of that lab's level is "no metric" and how
    much is the lab; the split still matters, as prediction averages the calibrations. The shipped model
    puts -0.64 in z there, so a flawless 1080p session scores 4.1 from its bitrates against 4.8 with the
-   mapping's quality as its VMAF (2.6 against 4.1 at 360p, 400 kbps); without the offset (``mapped_offset=False``: the session without a metric scores as with the
-   mapping's quality for a metric) Waterloo SQoE-IV left out falls from 0.710 to 0.689 (three seeds) and
-   the stall costs by quality fit worse (docs/results.md).
+   mapping's quality as its VMAF (2.6 against 4.1 at 360p, 400 kbps). Without the offset
+   (``mapped_offset=False``: a session without a metric scores as with the mapping's quality for a metric)
+   Waterloo SQoE-IV left out falls from 0.710 to 0.689 (three seeds) and the stall costs by quality fit
+   worse (docs/results.md).
 4. **Rebuffering guard.** The g_i are bounded (tanh), so a stall penalty learned from the training data
    stops growing where the data stop (a stall share of at most 0.29 of a session's wall time). Beyond a
    stall share of ``stall_guard`` (0.3), the stalls' M also gets ``max(0, r - r0)``, r = log(1 + stall
@@ -861,7 +862,8 @@ class SessionQoEModel:
 
     def __init__(self, width: int = 4, hidden: int = 8, epochs: int = 400, learning_rate: float = 0.03,
                  curve_weight: float = 1.0, weight_decay: float = 1e-2, device_offsets: bool = False,
-                 mapped_offset: bool = True, n_members: int = 1, fusion: str = "hybrid", stall_guard: float | None = STALL_GUARD,
+                 mapped_offset: bool = True, n_members: int = 1, fusion: str = "hybrid",
+                 stall_guard: float | None = STALL_GUARD,
                  startup_weight: float | None = STARTUP_WEIGHT, stall_penalty: str = "share",
                  stall_dip: bool = True, random_state: int = 0):
         self.width, self.hidden, self.epochs, self.n_members = width, hidden, epochs, n_members
@@ -886,8 +888,8 @@ class SessionQoEModel:
     def get_params(self) -> dict:
         return {k: getattr(self, k) for k in ("width", "hidden", "epochs", "learning_rate", "curve_weight",
                                               "weight_decay", "device_offsets", "mapped_offset", "n_members",
-                                              "fusion", "stall_guard",
-                                              "startup_weight", "stall_penalty", "stall_dip", "random_state")}
+                                              "fusion", "stall_guard", "startup_weight", "stall_penalty",
+                                              "stall_dip", "random_state")}
 
     # ------------------------------------------------------------------ fit
     def fit(self, data: TrainingData, mapping: QualityMapping, progress=None) -> "SessionQoEModel":
